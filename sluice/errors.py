@@ -1,0 +1,54 @@
+"""Errors sluice reports to people. Each names the file, the place, what was found and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SluiceError(Exception):
+    """Base class: an error with a message meant for the person running sluice."""
+
+    exit_code = 2
+
+
+class ConfigError(SluiceError):
+    """A dataset spec, suite or parameter that cannot be understood. Raised before data moves."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: Path | str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        found: object = None,
+        allowed: str | None = None,
+    ) -> None:
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.key = key
+        self.found = found
+        self.allowed = allowed
+        self.problem = problem
+        where = self.file or "<config>"
+        if line is not None:
+            where += f":{line}"
+        parts = [f"{where}: "]
+        if key:
+            parts.append(f"{key}: ")
+        parts.append(problem)
+        if found is not None:
+            parts.append(f"; found {found!r}")
+        if allowed:
+            parts.append(f"; allowed: {allowed}")
+        super().__init__("".join(parts))
+
+
+class InputError(SluiceError):
+    """A source partition that cannot be read at all (missing, unreadable, not the declared format)."""
+
+
+class CriticalCheckFailed(SluiceError):
+    """A critical expectation failed: the partition is quarantined whole and the run fails."""
+
+    exit_code = 1
