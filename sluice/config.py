@@ -201,7 +201,9 @@ class Partition:
         return f"{self.key}={self}"
 
 
-def partition_range(spec: PartitionSpec, start: str | dt.date, end: str | dt.date) -> list[Partition]:
+def partition_range(
+    spec: PartitionSpec, start: str | dt.date, end: str | dt.date
+) -> list[Partition]:
     """All partitions from ``start`` to ``end``, both included."""
     first, last = spec.parse(start), spec.parse(end)
     if last.start < first.start:
@@ -240,7 +242,7 @@ class LoadedSpec:
         return self.spec.name
 
     def resolve(self, text: str, *, key: str) -> str:
-        """A path of the spec, with the environment expanded, made absolute from the spec's folder."""
+        """A path of the spec, environment expanded, made absolute from the spec's folder."""
         try:
             expanded = expand_env(text)
         except ValueError as exc:
@@ -269,28 +271,29 @@ class LoadedSpec:
 
 
 def _node_line(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
-    """The 1-based line of the deepest node of ``loc`` found in a composed YAML tree."""
-    node, line = root, None
+    """The 1-based line of the deepest key or item of ``loc`` found in a composed YAML tree."""
+    node, line = root, (root.start_mark.line + 1 if root is not None else None)
     for part in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
         nxt: yaml.Node | None = None
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 if k.value == str(part):
                     nxt, line = v, k.start_mark.line + 1
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                nxt = node.value[part]
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            nxt = node.value[part]
+            line = nxt.start_mark.line + 1
+        if nxt is None:
+            break
         node = nxt
-    if node is not None:
-        line = node.start_mark.line + 1
     return line
 
 
-def _allowed_for(err: dict[str, Any]) -> str | None:
+def _allowed_for(err: Any) -> str | None:
     ctx = err.get("ctx") or {}
     if "expected" in ctx:
         return str(ctx["expected"])
@@ -328,7 +331,7 @@ def _model_in(ann: Any) -> Any:
 
 
 def load_spec(path: str | Path) -> LoadedSpec:
-    """Load and validate a dataset spec; every problem is a :class:`ConfigError` with file and line."""
+    """Load and validate a dataset spec; each problem is a ConfigError with file and line."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -341,7 +344,9 @@ def load_spec(path: str | Path) -> LoadedSpec:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=p, line=line) from None
+        raise ConfigError(
+            f"not valid YAML: {getattr(exc, 'problem', exc)}", file=p, line=line
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError("a dataset spec is a mapping", file=p, found=type(data).__name__)
     try:
@@ -371,10 +376,12 @@ def load_spec(path: str | Path) -> LoadedSpec:
 
 def find_spec(dataset: str, datasets_dir: Path | None = None) -> LoadedSpec:
     """Load ``datasets/<dataset>.yaml`` (or a path to a spec file)."""
-    if dataset.endswith((".yaml", ".yml")) or os.sep in dataset:
+    if dataset.endswith((".yaml", ".yml")):
         return load_spec(dataset)
     if not NAME_RE.fullmatch(dataset):
-        raise ConfigError("not a dataset name", key="dataset", found=dataset, allowed=NAME_RE.pattern)
+        raise ConfigError(
+            "not a dataset name", key="dataset", found=dataset, allowed=NAME_RE.pattern
+        )
     base = datasets_dir or default_datasets_dir()
     candidate = base / f"{dataset}.yaml"
     if not candidate.exists():

@@ -1,4 +1,4 @@
-"""Errors sluice reports to people. Each names the file, the place, what was found and what is allowed."""
+"""Errors for people: each names the file, the place, what was found and what is allowed."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class ConfigError(SluiceError):
 
 
 class InputError(SluiceError):
-    """A source partition that cannot be read at all (missing, unreadable, not the declared format)."""
+    """A source partition that cannot be read at all (missing, unreadable, wrong format)."""
 
 
 class CriticalCheckFailed(SluiceError):

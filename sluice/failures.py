@@ -17,15 +17,17 @@ Severity = Literal["warn", "error", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("warn", "error", "critical")
 TABLE_COLUMN = "_table"
 
-FAILURE_SCHEMA: dict[str, pl.DataType] = {
-    "_row_id": pl.UInt64(),
-    "column": pl.String(),
-    "rule": pl.String(),
-    "reason": pl.String(),
-    "severity": pl.String(),
-    "value": pl.String(),
-    "details": pl.String(),
-}
+FAILURE_SCHEMA: pl.Schema = pl.Schema(
+    {
+        "_row_id": pl.UInt64(),
+        "column": pl.String(),
+        "rule": pl.String(),
+        "reason": pl.String(),
+        "severity": pl.String(),
+        "value": pl.String(),
+        "details": pl.String(),
+    }
+)
 
 
 def reason(column: str, rule: str) -> str:

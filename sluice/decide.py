@@ -1,0 +1,137 @@
+"""Combine the failures of every stage into the split: which rows are clean, which quarantined.
+
+Pure functions on frames: no I/O. The write stage stores what these return.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from sluice.failures import concat_failures, make_failures
+from sluice.ingest import MALFORMED, PROVENANCE, ROW_ID
+
+QUARANTINING = ("error", "critical")
+
+
+def checksum(ids: pl.Series) -> str:
+    """Order-independent checksum of row ids: their sum modulo 2**64, as 16 hex digits.
+
+    Sums add up, so ``checksum(in) == checksum(clean) + checksum(quarantine)`` (mod 2**64)
+    can be checked from a manifest alone.
+    """
+    total = int(ids.cast(pl.UInt64).to_numpy().sum(dtype=np.uint64)) if len(ids) else 0
+    return f"{total:016x}"
+
+
+def add_checksums(*sums: str) -> str:
+    """Add checksums modulo 2**64."""
+    return f"{sum(int(s, 16) for s in sums) % (1 << 64):016x}"
+
+
+def drop_shadowed(validation: pl.DataFrame, ingest_failures: pl.DataFrame) -> pl.DataFrame:
+    """Drop rule failures on cells that did not parse, and on malformed records.
+
+    A cell that failed to parse is null in the typed frame; every rule on it would fail for that
+    reason alone. Such a cell is judged by its ``column|type`` failure only.
+    """
+    if validation.is_empty() or ingest_failures.is_empty():
+        return validation
+    malformed = ingest_failures.filter(pl.col("column") == MALFORMED).select(ROW_ID)
+    unparsed = (
+        ingest_failures.filter(pl.col("column") != MALFORMED)
+        .select(ROW_ID, pl.col("column").alias("_col"))
+        .unique()
+        .with_columns(pl.lit(True).alias("_hit"))
+    )
+    indexed = validation.with_row_index("_i")
+    hits = (
+        indexed.select("_i", ROW_ID, pl.col("column").str.split(",").alias("_col"))
+        .explode("_col")
+        .join(unparsed, on=[ROW_ID, "_col"], how="inner")
+        .select("_i")
+        .unique()
+    )
+    kept = indexed.join(hits, on="_i", how="anti").join(malformed, on=ROW_ID, how="anti")
+    return kept.sort("_i").drop("_i")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Every row of the partition, on exactly one side, with the failures that put it there."""
+
+    clean: pl.DataFrame
+    quarantine: pl.DataFrame
+    failures: pl.DataFrame
+    critical: tuple[str, ...]
+
+
+def partition_failures(
+    row_ids: pl.Series, critical: Sequence[tuple[str, str, str]]
+) -> pl.DataFrame:
+    """Failures marking every row for each failed critical batch-level check.
+
+    ``critical`` holds ``(column, rule, detail)`` triples, e.g. ``("_table",
+    "expect_table_columns_to_match_set", "...")`` or ``("fare_amount", "missing_column", ...)``.
+    """
+    return concat_failures(
+        make_failures(
+            row_ids,
+            column=column,
+            rule=rule,
+            severity="critical",
+            details=json.dumps({"partition": detail}, separators=(",", ":")),
+        )
+        for column, rule, detail in critical
+    )
+
+
+def split(
+    frame: pl.DataFrame,
+    raw: pl.DataFrame,
+    failures: pl.DataFrame,
+    declared: Mapping[str, pl.DataType],
+    critical: Sequence[tuple[str, str, str]] = (),
+) -> Split:
+    """Split rows into clean and quarantine.
+
+    A row is quarantined when it has a failure of severity error or critical, or when any
+    critical check failed (then every row is, each carrying the partition-level reasons).
+    Clean rows keep ``_row_id`` and the declared columns, typed. Quarantined rows keep
+    provenance, every column as raw text, and ``_reasons`` (sorted, unique) and ``_failures``.
+    """
+    all_failures = concat_failures([failures, partition_failures(frame[ROW_ID], critical)])
+    bad = all_failures.filter(pl.col("severity").is_in(QUARANTINING)).select(ROW_ID).unique()
+    reasons = (
+        all_failures.sort(ROW_ID, "reason")
+        .group_by(ROW_ID, maintain_order=True)
+        .agg(
+            pl.col("reason").unique(maintain_order=True).alias("_reasons"),
+            pl.struct("reason", "column", "rule", "severity", "value", "details").alias(
+                "_failures"
+            ),
+        )
+    )
+    present = [c for c in declared if c in frame.columns]
+    clean = (
+        frame.join(bad, on=ROW_ID, how="anti", maintain_order="left")
+        .select(ROW_ID, *present)
+        .with_columns(
+            pl.lit(None, dtype=t).alias(c) for c, t in declared.items() if c not in present
+        )
+        .select(pl.col(ROW_ID), *(pl.col(c).cast(t) for c, t in declared.items()))
+    )
+    raw_cols = [c for c in raw.columns if c != ROW_ID]
+    quarantine = (
+        frame.select(PROVENANCE)
+        .join(bad, on=ROW_ID, how="semi", maintain_order="left")
+        .join(raw, on=ROW_ID, how="left", maintain_order="left")
+        .join(reasons, on=ROW_ID, how="left", maintain_order="left")
+        .select(*PROVENANCE, *raw_cols, "_reasons", "_failures")
+    )
+    crit = tuple(sorted({f"{c}|{r}" for c, r, _ in critical}))
+    return Split(clean=clean, quarantine=quarantine, failures=all_failures, critical=crit)

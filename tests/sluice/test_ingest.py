@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sluice.config import load_spec
+from sluice.errors import InputError
+from sluice.ingest import Ingested, ingest, row_ids
+from tests.conftest import SpecFactory
+
+HEADER = "id,amount,count,when,kind\n"
+
+
+def _ingest(make_dataset: SpecFactory, content: str | bytes, fmt: str = "csv") -> Ingested:
+    loaded = load_spec(make_dataset({"2024-01-01": content}, fmt=fmt))
+    return ingest(loaded, loaded.spec.partition.parse("2024-01-01"))
+
+
+def test_typed_frame_provenance_and_parse_failures(make_dataset: SpecFactory) -> None:
+    got = _ingest(
+        make_dataset,
+        HEADER
+        + "a,1.5,2,2024-01-01 10:00:00,a\n"
+        + "b,12.5O,x,2024-13-01 10:00:00,b\n"
+        + "c,,3,2024-01-01 11:00:00,\n",
+    )
+    f = got.frame
+    assert f.columns[:3] == ["_row_id", "_source_file", "_source_row"]
+    assert f["_source_row"].to_list() == [0, 1, 2]
+    assert f.schema["amount"] == pl.Float64
+    assert f.schema["count"] == pl.Int64
+    assert f.schema["when"] == pl.Datetime("us")
+    assert f["amount"].to_list() == [1.5, None, None]
+    fails = got.failures.sort("column")
+    assert fails["reason"].to_list() == ["amount|type", "count|type", "when|type"]
+    assert fails["value"].to_list() == ["12.5O", "x", "2024-13-01 10:00:00"]
+    assert set(fails["_row_id"].to_list()) == {f["_row_id"][1]}
+    # an empty cell is missing, not a parse failure
+    assert got.raw["amount"].to_list() == ["1.5", "12.5O", None]
+
+
+def test_ragged_rows_become_malformed_rows_never_lost(make_dataset: SpecFactory) -> None:
+    got = _ingest(
+        make_dataset,
+        HEADER + "a,1,1,2024-01-01 10:00:00,a\nb,2\nc,3,3,2024-01-01 10:00:00,a,extra\nd,4,4,,b\n",
+    )
+    f = got.frame
+    assert f.height == 4
+    assert f["id"].to_list() == ["a", None, None, "d"]
+    mal = got.failures.filter(pl.col("column") == "_row")
+    assert mal["reason"].to_list() == ["_row|malformed", "_row|malformed"]
+    assert mal["value"].to_list() == ["b,2", "c,3,3,2024-01-01 10:00:00,a,extra"]
+    by_id = dict(zip(f["_row_id"].to_list(), f["_source_row"].to_list(), strict=True))
+    assert sorted(by_id[i] for i in mal["_row_id"].to_list()) == [1, 2]
+    assert json.loads(mal["details"][0]) == {"expected": "5 fields"}
+
+
+def test_quoted_newlines_bom_and_crlf(make_dataset: SpecFactory) -> None:
+    content = ("\ufeff" + HEADER + 'a,1,1,2024-01-01 10:00:00,"x\ny"\r\nb,2,2,,b\r\n').encode()
+    got = _ingest(make_dataset, content)
+    f = got.frame
+    assert f.columns[3] == "id"
+    assert f["kind"].to_list() == ["x\ny", "b"]
+    assert got.failures.is_empty()
+
+
+def test_invalid_encoding_is_a_clear_error(make_dataset: SpecFactory) -> None:
+    content = (HEADER + "a,1,1,,a\n").encode() + b"b,\xff,1,,a\n"
+    with pytest.raises(InputError, match=r"data\.csv:3: byte \d+ is not valid utf8"):
+        _ingest(make_dataset, content)
+
+
+def test_empty_file_and_missing_partition(make_dataset: SpecFactory) -> None:
+    with pytest.raises(InputError, match="no header row"):
+        _ingest(make_dataset, "")
+    loaded = load_spec(make_dataset({"2024-01-01": HEADER}))
+    with pytest.raises(InputError, match="no source files for tiny date=2024-01-02"):
+        ingest(loaded, loaded.spec.partition.parse("2024-01-02"))
+    header_only = ingest(loaded, loaded.spec.partition.parse("2024-01-01"))
+    assert header_only.frame.height == 0
+
+
+def test_schema_drift_is_reported(make_dataset: SpecFactory) -> None:
+    got = _ingest(make_dataset, "id,amount,bonus\na,1,z\n")
+    assert got.missing_columns == ("count", "when", "kind")
+    assert got.extra_columns == ("bonus",)
+
+
+def test_parquet_native_types_are_coerced(make_dataset: SpecFactory) -> None:
+    buf = io.BytesIO()
+    pl.DataFrame(
+        {
+            "id": ["a", "b"],
+            "amount": [1, 2],
+            "count": [1.0, 2.5],
+            "when": ["2024-01-01 00:00:00", "x"],
+            "kind": ["a", "b"],
+        }
+    ).write_parquet(buf)
+    got = _ingest(make_dataset, buf.getvalue(), fmt="parquet")
+    f = got.frame
+    assert f["amount"].to_list() == [1.0, 2.0]
+    assert f["count"].to_list() == [1, None]
+    assert sorted(got.failures["reason"].to_list()) == ["count|type", "when|type"]
+
+
+def test_ndjson_broken_lines_are_malformed_rows(make_dataset: SpecFactory) -> None:
+    content = (
+        '{"id": "a", "amount": 1.5, "count": 2}\n{"id": "b", "amount": \n'
+        '{"id": "c", "amount": "oops"}\n'
+    )
+    got = _ingest(make_dataset, content, fmt="ndjson")
+    f = got.frame
+    assert f.height == 3
+    assert sorted(got.failures["reason"].to_list()) == ["_row|malformed", "amount|type"]
+
+
+def test_row_ids_are_stable_and_distinct() -> None:
+    a = row_ids("ab" * 32, 100_000)
+    assert a.dtype == np.uint64
+    assert len(np.unique(a)) == 100_000
+    assert np.array_equal(a, row_ids("ab" * 32, 100_000))
+    assert not np.intersect1d(a, row_ids("cd" * 32, 100_000)).size
