@@ -52,7 +52,7 @@ def test_critical_quarantines_everything_with_reason() -> None:
         frame, raw, concat_failures([]), DECLARED, [("_table", "expect_table_row_count", "x")]
     )
     assert result.clean.height == 0
-    assert result.clean.schema == pl.Schema({"_row_id": pl.UInt64, **DECLARED})
+    assert result.clean.schema == pl.Schema({"_row_id": pl.UInt64(), **DECLARED})
     assert result.quarantine["_reasons"].to_list() == [["_table|expect_table_row_count"]] * 3
     assert result.critical == ("_table|expect_table_row_count",)
 

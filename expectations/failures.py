@@ -1,0 +1,231 @@
+"""Turn expectation outcomes (from either engine) into the failures table and per-entry verdicts.
+
+Row-level outcomes name failing rows by position; each becomes one failure row with the reason
+``column|rule``, the entry's severity and the failing value as text. Uniqueness rules apply the
+entry's duplicate policy (``keep_first``: the first occurrence by position passes and every later
+one fails with ``duplicate_of``; ``keep_none``: every occurrence fails). Batch-level outcomes and
+checks that could not run mark no rows; they live in the verdicts, and a failed ``critical`` entry
+sets ``critical_failed``.
+
+Every row an engine names becomes a failure row, also when ``mostly`` lets the entry's verdict
+pass: ``mostly`` decides the verdict, severity decides whether the row is quarantined
+(``warn`` only annotates).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from expectations.results import ExpectationEntry, ExpectationOutcome
+from expectations.suite import UNIQUENESS_TYPES
+from sluice.failures import concat_failures, details_json, make_failures, reason
+
+ROW_ID = "_row_id"
+QUARANTINING_SEVERITIES: tuple[str, ...] = ("error", "critical")
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """What validating one frame gave: failing rows, one verdict per entry, and the stop flag.
+
+    ``failures`` has the schema ``sluice.failures.FAILURE_SCHEMA``.
+    """
+
+    failures: pl.DataFrame
+    verdicts: list[dict[str, Any]]
+    critical_failed: bool
+
+
+def failures_from_outcomes(
+    frame: pl.DataFrame, outcomes: Sequence[ExpectationOutcome]
+) -> ValidationResult:
+    """Build the failures table and verdicts from outcomes on ``frame``.
+
+    ``frame`` holds ``_row_id`` and the data columns, rows in the order the engines saw them, so
+    an outcome's row positions index it directly. Verdicts come in suite order (by entry index).
+    """
+    if ROW_ID not in frame.columns:
+        raise ValueError(f"the frame has no {ROW_ID} column")
+    ordered = sorted(outcomes, key=lambda o: o.entry.index)
+    indices = [o.entry.index for o in ordered]
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"more than one outcome for the same entry: {indices}")
+    parts: list[pl.DataFrame] = []
+    verdicts: list[dict[str, Any]] = []
+    critical_failed = False
+    for outcome in ordered:
+        entry = outcome.entry
+        success = outcome.success and outcome.exception is None
+        note: str | None = None
+        marked = 0
+        if outcome.exception is not None:
+            note = "the check could not run, so it fails and marks no rows"
+        elif outcome.unexpected_rows is not None and len(outcome.unexpected_rows):
+            part = _row_failures(frame, outcome)
+            marked = part.height
+            parts.append(part)
+        elif outcome.unexpected_rows is None and not success:
+            note = "batch-level check: it marks no rows"
+        if entry.severity == "critical" and not success:
+            critical_failed = True
+        verdicts.append(
+            {
+                "index": entry.index,
+                "type": entry.type,
+                "kwargs": json_safe(entry.kwargs),
+                "severity": entry.severity,
+                "success": success,
+                "unexpected_count": outcome.unexpected_count,
+                "observed_value": json_safe(outcome.observed_value),
+                "engine": outcome.engine,
+                "exception": outcome.exception,
+                "reason": reason(entry.failure_column, entry.type),
+                "failing_rows": marked,
+                "note": note,
+            }
+        )
+    return ValidationResult(
+        failures=concat_failures(parts), verdicts=verdicts, critical_failed=critical_failed
+    )
+
+
+def quarantining(failures: pl.DataFrame) -> pl.DataFrame:
+    """The failures that send their row to quarantine (severity error or critical)."""
+    return failures.filter(pl.col("severity").is_in(QUARANTINING_SEVERITIES))
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON types: numpy and temporal values converted, NaN as a string."""
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else str(value)
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | dt.timedelta):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    return str(value)
+
+
+def _row_failures(frame: pl.DataFrame, outcome: ExpectationOutcome) -> pl.DataFrame:
+    entry = outcome.entry
+    rows = outcome.unexpected_rows
+    assert rows is not None
+    positions = np.unique(np.asarray(rows, dtype=np.int64))
+    if positions[0] < 0 or positions[-1] >= frame.height:
+        raise ValueError(
+            f"{entry.type} (expectation {entry.index}) names row positions outside the frame "
+            f"of {frame.height} rows"
+        )
+    cols = [c for c in entry.columns if c in frame.columns]
+    sub = frame.select(ROW_ID, *cols)[pl.Series(positions)]
+    values = _values(sub, cols) if cols else None
+    if entry.type in UNIQUENESS_TYPES and values is not None:
+        return _duplicate_failures(sub, cols, entry, values)
+    return make_failures(
+        sub.get_column(ROW_ID),
+        column=entry.failure_column,
+        rule=entry.type,
+        severity=entry.severity,
+        values=values,
+        details=details_json({"expectation_index": entry.index}),
+    )
+
+
+def _duplicate_failures(
+    sub: pl.DataFrame, cols: list[str], entry: ExpectationEntry, values: pl.Series
+) -> pl.DataFrame:
+    groups = sub.with_columns(
+        pl.col(ROW_ID).first().over(cols).alias("_first"),
+        pl.len().over(cols).alias("_size"),
+        values,
+    )
+    later = pl.col(ROW_ID) != pl.col("_first")
+    index = pl.lit(str(entry.index))
+    size = pl.col("_size").cast(pl.String)
+    groups = groups.with_columns(
+        pl.when(later)
+        .then(
+            pl.concat_str(
+                pl.lit('{"duplicate_of":'),
+                pl.col("_first").cast(pl.String),
+                pl.lit(',"expectation_index":'),
+                index,
+                pl.lit(',"group_size":'),
+                size,
+                pl.lit("}"),
+            )
+        )
+        .otherwise(
+            pl.concat_str(
+                pl.lit('{"expectation_index":'), index, pl.lit(',"group_size":'), size, pl.lit("}")
+            )
+        )
+        .alias("details")
+    )
+    if entry.duplicates == "keep_first":
+        # A group of one is a row the engine called a duplicate whose twin polars did not find
+        # among the failing rows: it stays a failure rather than being dropped.
+        groups = groups.filter(later | (pl.col("_size") == 1))
+    return make_failures(
+        groups.get_column(ROW_ID),
+        column=entry.failure_column,
+        rule=entry.type,
+        severity=entry.severity,
+        values=groups.get_column("value"),
+        details=groups.get_column("details"),
+    )
+
+
+def _values(sub: pl.DataFrame, cols: list[str]) -> pl.Series:
+    if len(cols) == 1:
+        return _text(sub.get_column(cols[0])).alias("value")
+    encoded = sub.select(
+        pl.struct([_json_ready(c, sub.schema[c]) for c in cols]).struct.json_encode()
+    )
+    return encoded.to_series().alias("value")
+
+
+def _text(series: pl.Series) -> pl.Series:
+    dtype = series.dtype
+    if isinstance(dtype, pl.Datetime):
+        fmt = "%Y-%m-%d %H:%M:%S%.f" + ("%:z" if dtype.time_zone else "")
+        return series.dt.to_string(fmt)
+    if dtype.is_nested() or dtype == pl.Object:
+        return pl.Series(
+            series.name,
+            [None if v is None else json.dumps(json_safe(v)) for v in series.to_list()],
+            dtype=pl.String,
+        )
+    return series.cast(pl.String)
+
+
+def _json_ready(name: str, dtype: pl.DataType) -> pl.Expr:
+    if isinstance(dtype, pl.Datetime):
+        fmt = "%Y-%m-%d %H:%M:%S%.f" + ("%:z" if dtype.time_zone else "")
+        return pl.col(name).dt.to_string(fmt)
+    if dtype.is_temporal() or dtype == pl.Decimal or isinstance(dtype, pl.Decimal):
+        return pl.col(name).cast(pl.String)
+    return pl.col(name)

@@ -1,0 +1,236 @@
+"""The GX reference runner: validate a polars frame with Great Expectations itself, on pandas.
+
+This is the fallback for expectation types the polars engine does not compile and the oracle the
+differential tests compare that engine against. One ephemeral GX context (in-memory stores, no
+progress bars, no analytics) with a pandas data source, a dataframe asset and a whole-dataframe
+batch definition is built on first use and reused for the life of the process; calls are
+serialised by a lock because GX's validator state is not meant to be shared between threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import polars as pl
+
+from expectations.results import ExpectationEntry, ExpectationOutcome
+
+PROVENANCE_COLUMNS: tuple[str, ...] = ("_row_id", "_source_file", "_source_row")
+"""Columns sluice adds to every frame; they are never shown to GX."""
+
+ROW_COUNT_TYPES: frozenset[str] = frozenset(
+    {"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"}
+)
+_INDEX_TAG = "_sluice_entry"
+_lock = threading.Lock()
+
+
+def run_gx(frame: pl.DataFrame, entries: Sequence[ExpectationEntry]) -> list[ExpectationOutcome]:
+    """Validate ``frame`` with GX and return one outcome per entry, in entry order.
+
+    ``frame`` holds the data columns (provenance columns such as ``_row_id`` are dropped here).
+    Only the columns the entries read go to pandas, unless an entry needs the whole column set
+    (a table-level check other than the row count, a ``row_condition``, ``column_index``). Row
+    positions in the outcomes are 0-based positions in ``frame``. A check GX could not compute
+    (GX reports it in ``exception_info`` rather than raising) comes back with ``success=False``
+    and ``exception`` set.
+    """
+    if not entries:
+        return []
+    data = frame.drop([c for c in PROVENANCE_COLUMNS if c in frame.columns])
+    needed = _columns_needed(data, entries)
+    pdf = (
+        to_pandas_for_gx(data.select(needed))
+        if needed
+        else pd.DataFrame(index=pd.RangeIndex(data.height))
+    )
+    built: list[Any] = []
+    outcomes: dict[int, ExpectationOutcome] = {}
+    for pos, entry in enumerate(entries):
+        try:
+            built.append(_expectation(entry, pos))
+        except Exception as exc:
+            outcomes[pos] = _failed(entry, f"GX cannot build the expectation: {exc}")
+
+    with _lock, _quiet():
+        results = _validate(pdf, built) if built else []
+
+    for result in results:
+        config = result.expectation_config
+        tag = (config.meta or {}).get(_INDEX_TAG)
+        if not isinstance(tag, int) or not 0 <= tag < len(entries) or tag in outcomes:
+            raise RuntimeError(f"GX returned a result that matches no single entry: {config}")
+        outcomes[tag] = _outcome(entries[tag], result)
+    return [
+        outcomes.get(pos) or _failed(entry, "GX returned no result for this expectation")
+        for pos, entry in enumerate(entries)
+    ]
+
+
+def to_pandas_for_gx(frame: pl.DataFrame) -> pd.DataFrame:
+    """Convert a polars frame to the pandas frame GX sees, with a 0-based ``RangeIndex``.
+
+    The conversion keeps to the dtypes GX's pandas metrics were written for (what ``read_csv``
+    gave before pandas 3):
+
+    - strings, categoricals and enums become ``object`` columns of ``str`` with ``None`` for
+      null. pandas 3 would give its ``str`` dtype, which
+      ``expect_column_values_to_be_in_type_list`` does not recognise; on ``object`` GX checks
+      each value's Python type instead, so ``type_list: ["str"]`` holds;
+    - integers without nulls stay ``int64`` (and friends); integers with nulls become
+      ``float64`` with ``NaN``, so ``1`` is compared as ``1.0``;
+    - floats stay ``float64``; a polars ``NaN`` and a null are both ``NaN``, which GX counts as
+      missing (the polars engine can tell them apart: a documented difference);
+    - datetimes become ``datetime64`` (time zone kept) with ``NaT``; dates become
+      ``datetime64[ms]`` at midnight; booleans with nulls become ``object`` with ``None``.
+    """
+    text = [
+        name
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
+    ]
+    other = [c for c in frame.columns if c not in text]
+    pdf = frame.select(other).to_pandas() if other else pd.DataFrame(index=range(frame.height))
+    for name in text:
+        values = frame.get_column(name).cast(pl.String).to_numpy()
+        pdf[name] = pd.Series(values, dtype=object, index=pdf.index)
+    pdf = pdf[frame.columns]
+    pdf.index = pd.RangeIndex(frame.height)
+    return pdf
+
+
+def unexpected_positions(raw: Sequence[Any]) -> npt.NDArray[np.int64]:
+    """Turn GX's ``unexpected_index_list`` into sorted 0-based row positions.
+
+    GX gives a list of index labels (``int``) for an unnamed index, and a list of dicts when
+    index columns are named; a dict is read through its ``_sluice_pos`` or ``index`` key.
+    """
+    out: list[int] = []
+    for item in raw:
+        value = item
+        if isinstance(item, dict):
+            key = next((k for k in ("_sluice_pos", "index") if k in item), None)
+            if key is None:
+                raise ValueError(f"unexpected_index_list entry has no position: {item!r}")
+            value = item[key]
+        out.append(int(value))
+    return np.sort(np.asarray(out, dtype=np.int64))
+
+
+def _columns_needed(frame: pl.DataFrame, entries: Sequence[ExpectationEntry]) -> list[str]:
+    wanted: set[str] = set()
+    for entry in entries:
+        kw = entry.kwargs
+        if kw.get("row_condition") or "column_index" in kw:
+            return frame.columns
+        if not entry.columns and entry.type not in ROW_COUNT_TYPES:
+            return frame.columns
+        wanted.update(entry.columns)
+    return [c for c in frame.columns if c in wanted]
+
+
+def _expectation(entry: ExpectationEntry, pos: int) -> Any:
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    impl = get_expectation_impl(entry.type)
+    return impl(**entry.kwargs, meta={**entry.meta, _INDEX_TAG: pos})
+
+
+@functools.cache
+def _context_batch_definition() -> Any:
+    """The process-wide GX batch definition (built once, under the caller's lock)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+        analytics_enabled=False,
+    )
+    context = gx.get_context(project_config=config, mode="ephemeral")
+    asset = context.data_sources.add_pandas("sluice").add_dataframe_asset("frame")
+    return asset.add_batch_definition_whole_dataframe("whole")
+
+
+def _validate(pdf: pd.DataFrame, built: list[Any]) -> list[Any]:
+    import great_expectations as gx
+
+    suite = gx.ExpectationSuite(name="sluice", expectations=built)
+    if len(suite.expectations) != len(built):
+        raise RuntimeError(f"GX kept {len(suite.expectations)} of {len(built)} expectations")
+    batch = _context_batch_definition().get_batch(batch_parameters={"dataframe": pdf})
+    return list(batch.validate(suite, result_format="COMPLETE").results)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    logger = logging.getLogger("great_expectations")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _exception_message(info: Any) -> str | None:
+    if not isinstance(info, dict):
+        return None
+    if info.get("raised_exception"):
+        return str(info.get("exception_message") or "exception without a message")
+    messages = [
+        str(v.get("exception_message") or "exception without a message")
+        for v in info.values()
+        if isinstance(v, dict) and v.get("raised_exception")
+    ]
+    return "; ".join(dict.fromkeys(messages)) or None
+
+
+def _where(entry: ExpectationEntry) -> str:
+    cols = entry.columns
+    on = f" on {', '.join(cols)}" if cols else ""
+    return f"{entry.type}{on} (expectation {entry.index})"
+
+
+def _failed(entry: ExpectationEntry, message: str) -> ExpectationOutcome:
+    return ExpectationOutcome(
+        entry=entry, success=False, engine="gx", exception=f"{_where(entry)}: {message}"
+    )
+
+
+def _outcome(entry: ExpectationEntry, result: Any) -> ExpectationOutcome:
+    message = _exception_message(result.exception_info)
+    if message is not None:
+        return _failed(entry, message)
+    res: dict[str, Any] = dict(result.result or {})
+    count = res.get("unexpected_count")
+    rows: npt.NDArray[np.int64] | None = None
+    if "unexpected_index_list" in res:
+        rows = unexpected_positions(res["unexpected_index_list"] or [])
+        if count is not None and len(rows) != int(count):
+            return _failed(
+                entry,
+                f"GX counted {count} unexpected values but listed {len(rows)} positions",
+            )
+    elif count:
+        return _failed(entry, "GX counted unexpected values but listed no positions")
+    return ExpectationOutcome(
+        entry=entry,
+        success=bool(result.success),
+        engine="gx",
+        unexpected_count=int(count) if count is not None else None,
+        unexpected_rows=rows,
+        observed_value=res.get("observed_value"),
+    )

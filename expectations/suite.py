@@ -1,0 +1,509 @@
+"""Load a GX suite file strictly: every entry is understood or the load stops with its place.
+
+GX's own ``ExpectationSuite`` logs and drops an expectation of unknown type; this loader refuses
+it instead, naming the file, the line, the key (``expectations[3].type``), what was found and what
+is allowed. Each entry is built as the GX expectation it names (GX expectations are pydantic
+models that forbid unknown fields), so misspelt, missing and mistyped kwargs are caught here too.
+
+Severity: sluice reads ``meta.severity`` (``warn``, ``error`` or ``critical``; default
+``error``). GX 1.24 also has its own top-level ``severity`` field (``critical``, ``warning`` or
+``info``, default ``critical``, written by GX on every entry it saves). sluice does not act on it:
+it is accepted when it holds a GX value, and when it says something other than GX's default while
+``meta.severity`` is absent the load stops and asks for ``meta.severity``, so an intent written in
+GX's vocabulary is never silently replaced by sluice's default.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, cast
+
+from expectations.results import DuplicatePolicy, ExpectationEntry, Suite
+from sluice.errors import ConfigError
+from sluice.failures import SEVERITIES, Severity
+
+UNIQUENESS_TYPES: frozenset[str] = frozenset(
+    {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
+)
+DUPLICATE_POLICIES: tuple[DuplicatePolicy, ...] = ("keep_first", "keep_none")
+DEFAULT_SEVERITY: Severity = "error"
+GX_SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
+
+_SUITE_KEYS = frozenset(
+    {"name", "expectation_suite_name", "expectations", "meta", "id", "notes", "suite_parameters"}
+)
+_LEGACY_SUITE_KEYS = frozenset({"data_asset_type", "ge_cloud_id"})
+_ENTRY_KEYS = frozenset(
+    {
+        "type",
+        "expectation_type",
+        "kwargs",
+        "meta",
+        "id",
+        "notes",
+        "description",
+        "severity",
+        "rendered_content",
+        "expectation_context",
+    }
+)
+_NOT_KWARGS: dict[str, str] = {
+    "id": "put it beside `type`, not in kwargs",
+    "meta": "put it beside `type`, not in kwargs",
+    "notes": "put it beside `type`, not in kwargs",
+    "description": "put it beside `type`, not in kwargs",
+    "severity": "set `meta.severity` (warn, error or critical)",
+    "rendered_content": "remove it: it is rendering output",
+    "result_format": "remove it: the runner sets result_format (GX ignores it on an expectation)",
+    "catch_exceptions": "remove it: the runner always reports a failing check as an exception",
+    "windows": "remove it: windows are a GX Cloud feature sluice does not run",
+    "batch_id": "remove it: GX sets it when validating",
+}
+
+Path_ = tuple[str | int, ...]
+LineOf = Callable[[Path_], int | None]
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read a GX 1.x suite JSON file and return every entry of it, or raise ``ConfigError``."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the suite file ({exc.strerror or exc})", file=p, allowed="a readable file"
+        ) from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"the suite file is not UTF-8 text (byte {exc.start})", file=p, allowed="UTF-8 JSON"
+        ) from exc
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                duplicates.append(key)
+            out[key] = value
+        return out
+
+    try:
+        data = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"the suite file is not valid JSON: {exc.msg} (column {exc.colno})",
+            file=p,
+            line=exc.lineno,
+            allowed="a GX suite as JSON",
+        ) from exc
+    places = _locate(text)
+    if duplicates:
+        where, pos = places.dup_keys[0] if places.dup_keys else ((duplicates[0],), None)
+        raise ConfigError(
+            "a key appears twice in one JSON object (JSON keeps only the last)",
+            file=p,
+            line=_line(text, pos) if pos is not None else None,
+            key=_key_text(where),
+            found=where[-1],
+            allowed="each key once per object",
+        )
+    return _build(
+        data,
+        path=p,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        line_of=lambda key: _nearest_line(text, places.positions, key),
+    )
+
+
+def suite_from_dict(data: Mapping[str, Any], path: str | Path | None = None) -> Suite:
+    """Build a suite from already-parsed JSON, with the same checks as :func:`load_suite`.
+
+    Lines are not known; the sha256 is that of the canonical JSON (sorted keys, no spaces).
+    """
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return _build(
+        copy.deepcopy(data),
+        path=Path(path) if path is not None else None,
+        sha256=hashlib.sha256(canonical.encode()).hexdigest(),
+        line_of=lambda key: None,
+    )
+
+
+def registered_types() -> list[str]:
+    """Every expectation type GX has registered, sorted."""
+    from great_expectations.expectations.registry import (
+        list_registered_expectation_implementations,
+    )
+
+    return sorted(list_registered_expectation_implementations())
+
+
+class _Builder:
+    def __init__(self, path: Path | None, line_of: LineOf) -> None:
+        self.path = path
+        self.line_of = line_of
+
+    def error(
+        self, problem: str, key: Path_, *, found: object = None, allowed: str | None = None
+    ) -> ConfigError:
+        return ConfigError(
+            problem,
+            file=self.path if self.path is not None else "<suite>",
+            line=self.line_of(key),
+            key=_key_text(key) or None,
+            found=found,
+            allowed=allowed,
+        )
+
+
+def _build(data: Any, *, path: Path | None, sha256: str, line_of: LineOf) -> Suite:
+    b = _Builder(path, line_of)
+    if not isinstance(data, dict):
+        raise b.error(
+            "a suite is a JSON object", (), found=type(data).__name__, allowed="an object"
+        )
+    for key in data:
+        if key not in _SUITE_KEYS | _LEGACY_SUITE_KEYS:
+            raise b.error(
+                "unknown suite key",
+                (key,),
+                found=key,
+                allowed=", ".join(sorted(_SUITE_KEYS)),
+            )
+    name_key = "name" if "name" in data else "expectation_suite_name"
+    name = data.get(name_key)
+    if not isinstance(name, str) or not name:
+        raise b.error(
+            "the suite needs a name", (name_key,), found=name, allowed="a non-empty string"
+        )
+    if data.get("suite_parameters"):
+        raise b.error(
+            "suite parameters are not supported",
+            ("suite_parameters",),
+            found=sorted(data["suite_parameters"]),
+            allowed="literal values in each expectation's kwargs",
+        )
+    meta = data.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise b.error("meta must be an object", ("meta",), found=meta, allowed="an object")
+    if "expectations" not in data:
+        raise b.error("the suite has no expectations list", (), allowed="an `expectations` list")
+    items = data["expectations"]
+    if not isinstance(items, list):
+        raise b.error(
+            "expectations must be a list",
+            ("expectations",),
+            found=type(items).__name__,
+            allowed="a JSON array of expectation objects",
+        )
+    entries = tuple(_entry(b, i, item) for i, item in enumerate(items))
+    if len(entries) != len(items):
+        raise b.error(
+            f"{len(items)} expectations in the file but {len(entries)} built",
+            ("expectations",),
+        )
+    return Suite(name=name, path=path, sha256=sha256, entries=entries, meta=dict(meta))
+
+
+def _entry(b: _Builder, i: int, item: Any) -> ExpectationEntry:
+    at: Path_ = ("expectations", i)
+    if not isinstance(item, dict):
+        raise b.error(
+            "an expectation is a JSON object",
+            at,
+            found=type(item).__name__,
+            allowed='{"type": ..., "kwargs": {...}, "meta": {...}}',
+        )
+    for key in item:
+        if key not in _ENTRY_KEYS:
+            raise b.error(
+                "unknown expectation key",
+                (*at, key),
+                found=key,
+                allowed=", ".join(sorted(_ENTRY_KEYS)),
+            )
+    type_name = _type_name(b, at, item)
+    impl = _impl(b, at, type_name)
+    kwargs = item.get("kwargs", {})
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, dict):
+        raise b.error(
+            "kwargs must be an object", (*at, "kwargs"), found=kwargs, allowed="a JSON object"
+        )
+    _check_kwargs(b, at, type_name, impl, kwargs)
+    meta = item.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise b.error("meta must be an object", (*at, "meta"), found=meta, allowed="an object")
+    severity = _severity(b, at, item, meta)
+    duplicates = _duplicates(b, at, type_name, meta)
+    return ExpectationEntry(
+        index=i,
+        type=type_name,
+        kwargs=dict(kwargs),
+        meta=dict(meta),
+        severity=severity,
+        line=b.line_of(at),
+        duplicates=duplicates,
+    )
+
+
+def _type_name(b: _Builder, at: Path_, item: dict[str, Any]) -> str:
+    new, old = item.get("type"), item.get("expectation_type")
+    if new is not None and old is not None and new != old:
+        raise b.error(
+            "`type` and the older `expectation_type` disagree",
+            (*at, "expectation_type"),
+            found=old,
+            allowed=f"the same value as type ({new!r}), or only one of the two",
+        )
+    key = "type" if new is not None else "expectation_type"
+    value = new if new is not None else old
+    if value is None:
+        raise b.error(
+            "the expectation has no type", at, allowed="a `type` key naming a GX expectation"
+        )
+    if not isinstance(value, str):
+        raise b.error(
+            "the expectation type must be a string",
+            (*at, key),
+            found=value,
+            allowed="a GX expectation name",
+        )
+    return value
+
+
+def _impl(b: _Builder, at: Path_, type_name: str) -> type[Any]:
+    from great_expectations.exceptions.exceptions import ExpectationNotFoundError
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    key = (*at, "type")
+    try:
+        return cast(type[Any], get_expectation_impl(type_name))
+    except ExpectationNotFoundError:
+        names = registered_types()
+        close = difflib.get_close_matches(type_name, names, n=3, cutoff=0.6)
+        allowed = (
+            "did you mean " + " or ".join(repr(c) for c in close) + "?"
+            if close
+            else f"one of GX's {len(names)} registered expectation types, e.g. {names[0]!r}"
+        )
+        raise b.error("unknown expectation type", key, found=type_name, allowed=allowed) from None
+
+
+def _check_kwargs(
+    b: _Builder, at: Path_, type_name: str, impl: type[Any], kwargs: dict[str, Any]
+) -> None:
+    from great_expectations.expectations.expectation import Expectation
+
+    base = set(Expectation.__fields__)
+    fields = cast(dict[str, Any], impl.__fields__)
+    allowed_names = sorted(n for n in fields if n not in base and n not in _NOT_KWARGS)
+    for key, value in kwargs.items():
+        if key in _NOT_KWARGS:
+            raise b.error(
+                f"`{key}` is not an argument of the check",
+                (*at, "kwargs", key),
+                found=key,
+                allowed=_NOT_KWARGS[key],
+            )
+        if key not in allowed_names:
+            close = difflib.get_close_matches(key, allowed_names, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise b.error(
+                f"unknown argument of {type_name}",
+                (*at, "kwargs", key),
+                found=key,
+                allowed=", ".join(allowed_names) + hint,
+            )
+        if isinstance(value, dict) and "$PARAMETER" in value:
+            raise b.error(
+                "suite parameters are not supported",
+                (*at, "kwargs", key),
+                found=value,
+                allowed="a literal value",
+            )
+    try:
+        impl(**kwargs)
+    except Exception as exc:
+        raise _kwargs_error(b, at, type_name, kwargs, exc) from None
+
+
+def _kwargs_error(
+    b: _Builder, at: Path_, type_name: str, kwargs: dict[str, Any], exc: Exception
+) -> ConfigError:
+    errors = getattr(exc, "errors", None)
+    details: list[dict[str, Any]] = errors() if callable(errors) else []
+    if not details:
+        return b.error(
+            f"GX rejects the arguments of {type_name}: {exc}", (*at, "kwargs"), found=kwargs
+        )
+    loc = tuple(details[0].get("loc", ()))
+    field = str(loc[0]) if loc and loc[0] != "__root__" else None
+    msgs = list(dict.fromkeys(str(d.get("msg")) for d in details if tuple(d.get("loc", ())) == loc))
+    if field is None:
+        return b.error(
+            f"GX rejects the arguments of {type_name}: {'; '.join(msgs)}",
+            (*at, "kwargs"),
+            found=kwargs,
+        )
+    if field not in kwargs:
+        return b.error(
+            f"{type_name} needs the argument `{field}`",
+            (*at, "kwargs"),
+            found=sorted(kwargs),
+            allowed=f"kwargs with `{field}`",
+        )
+    return b.error(
+        f"GX rejects this value for {type_name}",
+        (*at, "kwargs", field),
+        found=kwargs[field],
+        allowed=" or ".join(msgs),
+    )
+
+
+def _severity(b: _Builder, at: Path_, item: dict[str, Any], meta: dict[str, Any]) -> Severity:
+    gx_severity = item.get("severity")
+    if gx_severity is not None and gx_severity not in GX_SEVERITIES:
+        raise b.error(
+            "GX's own severity field holds a value GX does not know",
+            (*at, "severity"),
+            found=gx_severity,
+            allowed=f"{', '.join(GX_SEVERITIES)} (sluice reads meta.severity: "
+            f"{', '.join(SEVERITIES)})",
+        )
+    if "severity" not in meta:
+        if gx_severity not in (None, "critical"):
+            raise b.error(
+                "GX severity is set but sluice reads meta.severity, which is missing",
+                (*at, "severity"),
+                found=gx_severity,
+                allowed=f"meta.severity set to one of {', '.join(SEVERITIES)}",
+            )
+        return DEFAULT_SEVERITY
+    value = meta["severity"]
+    if value not in SEVERITIES:
+        raise b.error(
+            "unknown severity",
+            (*at, "meta", "severity"),
+            found=value,
+            allowed=", ".join(SEVERITIES),
+        )
+    return cast(Severity, value)
+
+
+def _duplicates(b: _Builder, at: Path_, type_name: str, meta: dict[str, Any]) -> DuplicatePolicy:
+    if "duplicates" not in meta:
+        return "keep_first"
+    value = meta["duplicates"]
+    if type_name not in UNIQUENESS_TYPES:
+        raise b.error(
+            "meta.duplicates applies only to uniqueness expectations",
+            (*at, "meta", "duplicates"),
+            found=type_name,
+            allowed=", ".join(sorted(UNIQUENESS_TYPES)),
+        )
+    if value not in DUPLICATE_POLICIES:
+        raise b.error(
+            "unknown duplicate policy",
+            (*at, "meta", "duplicates"),
+            found=value,
+            allowed=", ".join(DUPLICATE_POLICIES),
+        )
+    return cast(DuplicatePolicy, value)
+
+
+def _key_text(key: Path_) -> str:
+    out = ""
+    for part in key:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def _skip(s: str, i: int) -> int:
+    m = _WS.match(s, i)
+    return m.end() if m else i
+
+
+class _Places:
+    def __init__(self) -> None:
+        self.positions: dict[Path_, int] = {}
+        self.dup_keys: list[tuple[Path_, int]] = []
+
+
+def _locate(text: str) -> _Places:
+    """Character offsets of every key and array element of a JSON text (empty if it fails)."""
+    places = _Places()
+    try:
+        _scan(text, 0, (), places)
+    except (ValueError, IndexError, RecursionError):
+        return _Places()
+    return places
+
+
+def _scan(s: str, i: int, path: Path_, places: _Places) -> int:
+    i = _skip(s, i)
+    places.positions.setdefault(path, i)
+    if s[i] == "{":
+        i = _skip(s, i + 1)
+        if s[i] == "}":
+            return i + 1
+        while True:
+            i = _skip(s, i)
+            key, j = _DECODER.raw_decode(s, i)
+            member = (*path, key)
+            if member in places.positions:
+                places.dup_keys.append(((*path, key), i))
+            places.positions[member] = i
+            j = _skip(s, j)
+            if s[j] != ":":
+                raise ValueError("expected ':'")
+            i = _skip(s, _scan(s, j + 1, member, places))
+            if s[i] == ",":
+                i += 1
+            elif s[i] == "}":
+                return i + 1
+            else:
+                raise ValueError("expected ',' or '}'")
+    if s[i] == "[":
+        i = _skip(s, i + 1)
+        if s[i] == "]":
+            return i + 1
+        n = 0
+        while True:
+            i = _skip(s, _scan(s, i, (*path, n), places))
+            n += 1
+            if s[i] == ",":
+                i += 1
+            elif s[i] == "]":
+                return i + 1
+            else:
+                raise ValueError("expected ',' or ']'")
+    return _DECODER.raw_decode(s, i)[1]
+
+
+def _line(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def _nearest_line(text: str, positions: dict[Path_, int], key: Path_) -> int | None:
+    for n in range(len(key), -1, -1):
+        pos = positions.get(key[:n])
+        if pos is not None:
+            return _line(text, pos)
+    return None

@@ -1,0 +1,351 @@
+"""Strict suite loading: nothing dropped, every error names file, line, key, found and allowed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from expectations.suite import (
+    UNIQUENESS_TYPES,
+    load_suite,
+    registered_types,
+    suite_from_dict,
+)
+from sluice.errors import ConfigError
+
+SUITES = sorted((Path(__file__).parents[2] / "expectations" / "suites").glob("*.json"))
+
+# Line numbers below are counted by hand from this text.
+GOOD = """{
+  "name": "small",
+  "expectations": [
+    {
+      "type": "expect_column_values_to_not_be_null",
+      "kwargs": {"column": "a"},
+      "meta": {"severity": "warn"}
+    },
+    {
+      "type": "expect_column_values_to_be_between",
+      "kwargs": {
+        "column": "b",
+        "min_value": 0
+      }
+    },
+    {
+      "expectation_type": "expect_column_values_to_be_unique",
+      "kwargs": {"column": "c"},
+      "meta": {"severity": "critical", "duplicates": "keep_none"}
+    }
+  ],
+  "meta": {"owner": "qa"}
+}
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "suite.json"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _error(tmp_path: Path, text: str) -> ConfigError:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_suite(path)
+    assert info.value.file == str(path)
+    return info.value
+
+
+def _suite(*entries: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "t", "expectations": list(entries)}
+
+
+def _dict_error(*entries: dict[str, Any]) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        suite_from_dict(_suite(*entries))
+    return info.value
+
+
+def test_good_suite_loads_every_entry_with_lines_and_defaults(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD)
+    suite = load_suite(path)
+    assert suite.name == "small"
+    assert suite.path == path
+    assert suite.meta == {"owner": "qa"}
+    assert suite.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert [e.index for e in suite.entries] == [0, 1, 2]
+    assert [e.line for e in suite.entries] == [4, 9, 16]
+    assert [e.severity for e in suite.entries] == ["warn", "error", "critical"]
+    assert [e.duplicates for e in suite.entries] == ["keep_first", "keep_first", "keep_none"]
+    assert suite.entries[2].type == "expect_column_values_to_be_unique"
+    assert suite.entries[1].kwargs == {"column": "b", "min_value": 0}
+
+
+def test_misspelt_type_names_file_line_key_and_suggestion(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        '"type": "expect_column_values_to_be_between"', '"type": "expect_column_value_to_be_betwen"'
+    )
+    err = _error(tmp_path, text)
+    assert err.line == 10
+    assert err.key == "expectations[1].type"
+    assert err.found == "expect_column_value_to_be_betwen"
+    assert err.allowed is not None
+    assert "'expect_column_values_to_be_between'" in err.allowed
+    assert "suite.json:10: expectations[1].type: unknown expectation type" in str(err)
+
+
+def test_unknown_type_far_from_any_name_lists_the_registry_size(tmp_path: Path) -> None:
+    err = _error(tmp_path, GOOD.replace("expect_column_values_to_not_be_null", "zzz"))
+    assert err.key == "expectations[0].type"
+    assert err.line == 5
+    assert f"{len(registered_types())} registered" in (err.allowed or "")
+
+
+def test_unknown_kwarg_points_at_the_kwarg_line(tmp_path: Path) -> None:
+    err = _error(tmp_path, GOOD.replace('"min_value": 0', '"min_value": 0, "colour": 1'))
+    assert err.key == "expectations[1].kwargs.colour"
+    assert err.line == 13
+    assert err.found == "colour"
+    assert "max_value" in (err.allowed or "")
+
+
+def test_misspelt_kwarg_suggests_the_right_one() -> None:
+    err = _dict_error({"type": "expect_column_values_to_not_be_null", "kwargs": {"colum": "a"}})
+    assert err.key == "expectations[0].kwargs.colum"
+    assert "did you mean 'column'" in (err.allowed or "")
+
+
+def test_missing_required_kwarg(tmp_path: Path) -> None:
+    err = _error(tmp_path, GOOD.replace('"kwargs": {"column": "c"}', '"kwargs": {}'))
+    assert err.key == "expectations[2].kwargs"
+    assert err.line == 18
+    assert "needs the argument `column`" in err.problem
+
+
+def test_mistyped_kwarg_reports_gx_reason() -> None:
+    err = _dict_error(
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "a", "min_value": 0, "mostly": 3},
+        }
+    )
+    assert err.key == "expectations[0].kwargs.mostly"
+    assert err.found == 3
+    assert "less than or equal to 1" in (err.allowed or "")
+
+
+def test_cross_field_rule_of_gx_is_enforced() -> None:
+    err = _dict_error({"type": "expect_column_values_to_be_between", "kwargs": {"column": "a"}})
+    assert err.key == "expectations[0].kwargs"
+    assert "min_value and max_value cannot both be None" in err.problem
+
+
+@pytest.mark.parametrize("key", ["result_format", "severity", "meta", "catch_exceptions"])
+def test_envelope_fields_inside_kwargs_are_refused(key: str) -> None:
+    entry = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a", key: None}}
+    err = _dict_error(entry)
+    assert err.key == f"expectations[0].kwargs.{key}"
+
+
+def test_suite_parameter_reference_is_refused() -> None:
+    err = _dict_error(
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "a", "min_value": {"$PARAMETER": "low"}},
+        }
+    )
+    assert err.key == "expectations[0].kwargs.min_value"
+    assert "suite parameters" in err.problem
+
+
+def test_bad_severity(tmp_path: Path) -> None:
+    err = _error(tmp_path, GOOD.replace('"severity": "warn"', '"severity": "fatal"'))
+    assert err.key == "expectations[0].meta.severity"
+    assert err.line == 7
+    assert err.found == "fatal"
+    assert err.allowed == "warn, error, critical"
+
+
+@pytest.mark.parametrize(
+    "type_",
+    [
+        "expect_column_values_to_not_be_null",
+        "expect_select_column_values_to_be_unique_within_record",
+    ],
+)
+def test_duplicates_only_on_uniqueness_types(type_: str) -> None:
+    kwargs: dict[str, Any] = (
+        {"column": "a"} if "select" not in type_ else {"column_list": ["a", "b"]}
+    )
+    err = _dict_error({"type": type_, "kwargs": kwargs, "meta": {"duplicates": "keep_first"}})
+    assert err.key == "expectations[0].meta.duplicates"
+    assert "expect_column_values_to_be_unique" in (err.allowed or "")
+
+
+def test_duplicates_policy_values() -> None:
+    err = _dict_error(
+        {
+            "type": "expect_column_values_to_be_unique",
+            "kwargs": {"column": "a"},
+            "meta": {"duplicates": "keep_last"},
+        }
+    )
+    assert err.allowed == "keep_first, keep_none"
+    suite = suite_from_dict(
+        _suite(
+            {
+                "type": "expect_compound_columns_to_be_unique",
+                "kwargs": {"column_list": ["a", "b"]},
+                "meta": {"duplicates": "keep_none"},
+            }
+        )
+    )
+    assert suite.entries[0].duplicates == "keep_none"
+    assert sorted(UNIQUENESS_TYPES) == [
+        "expect_column_values_to_be_unique",
+        "expect_compound_columns_to_be_unique",
+    ]
+
+
+def test_gx_severity_field_is_reconciled() -> None:
+    base = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}}
+    assert suite_from_dict(_suite({**base, "severity": "critical"})).entries[0].severity == "error"
+    kept = suite_from_dict(_suite({**base, "severity": "warning", "meta": {"severity": "warn"}}))
+    assert kept.entries[0].severity == "warn"
+    err = _dict_error({**base, "severity": "warning"})
+    assert err.key == "expectations[0].severity"
+    assert "meta.severity" in (err.allowed or "")
+    err = _dict_error({**base, "severity": "warn"})
+    assert "critical, warning, info" in (err.allowed or "")
+
+
+def test_not_json(tmp_path: Path) -> None:
+    err = _error(tmp_path, '{\n  "name": "x",\n  "expectations": [,]\n}\n')
+    assert err.line == 3
+    assert "not valid JSON" in err.problem
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "suite.json"
+    path.write_bytes(b'{"name": "\xff"}')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_suite(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_suite(tmp_path / "nope.json")
+
+
+def test_expectations_not_a_list(tmp_path: Path) -> None:
+    err = _error(tmp_path, '{\n  "name": "x",\n  "expectations": {"a": 1}\n}\n')
+    assert err.key == "expectations"
+    assert err.line == 3
+    assert err.found == "dict"
+
+
+def test_suite_not_an_object_and_missing_pieces() -> None:
+    with pytest.raises(ConfigError, match="a suite is a JSON object"):
+        suite_from_dict([])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="needs a name"):
+        suite_from_dict({"expectations": []})
+    with pytest.raises(ConfigError, match="no expectations list"):
+        suite_from_dict({"name": "x"})
+    with pytest.raises(ConfigError, match="suite parameters are not supported"):
+        suite_from_dict({"name": "x", "expectations": [], "suite_parameters": {"p": 1}})
+
+
+def test_unknown_keys_are_refused(tmp_path: Path) -> None:
+    err = _error(tmp_path, GOOD.replace('"meta": {"owner": "qa"}', '"metta": {"owner": "qa"}'))
+    assert err.key == "metta"
+    assert err.line == 22
+    err = _dict_error({"type": "expect_column_values_to_not_be_null", "kwarg": {"column": "a"}})
+    assert err.key == "expectations[0].kwarg"
+
+
+def test_duplicate_json_key_is_refused(tmp_path: Path) -> None:
+    err = _error(tmp_path, GOOD.replace('"column": "b",', '"column": "b", "column": "a",'))
+    assert err.key == "expectations[1].kwargs.column"
+    assert err.line == 12
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "problem"),
+    [
+        ({"kwargs": {"column": "a"}}, "expectations[0]", "has no type"),
+        ({"type": 3, "kwargs": {}}, "expectations[0].type", "must be a string"),
+        (
+            {
+                "type": "expect_column_values_to_be_null",
+                "expectation_type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "a"},
+            },
+            "expectations[0].expectation_type",
+            "disagree",
+        ),
+        (
+            {"type": "expect_column_values_to_be_null", "kwargs": ["a"]},
+            "expectations[0].kwargs",
+            "must be an object",
+        ),
+        (
+            {"type": "expect_column_values_to_be_null", "kwargs": {"column": "a"}, "meta": 1},
+            "expectations[0].meta",
+            "must be an object",
+        ),
+        ("expect_column_values_to_be_null", "expectations[0]", "is a JSON object"),
+    ],
+)
+def test_malformed_entries(entry: Any, key: str, problem: str) -> None:
+    err = _dict_error(entry)
+    assert err.key == key
+    assert problem in err.problem
+    assert err.line is None
+
+
+def test_suite_from_dict_detaches_from_the_callers_dict() -> None:
+    data = _suite({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}})
+    suite = suite_from_dict(data, path="x.json")
+    data["expectations"][0]["kwargs"]["column"] = "changed"
+    assert suite.entries[0].kwargs == {"column": "a"}
+    assert suite.path == Path("x.json")
+    assert suite.sha256 != suite_from_dict(data).sha256
+
+
+@pytest.mark.parametrize("type_", registered_types())
+def test_every_registered_type_loads_or_names_its_kwargs(type_: str) -> None:
+    """Contract over GX's registry: no type crashes the loader; bare kwargs either build or
+    are refused with a ConfigError that points into kwargs."""
+    error: ConfigError | None = None
+    try:
+        suite = suite_from_dict(_suite({"type": type_, "kwargs": {}}))
+    except ConfigError as exc:
+        error = exc
+    if error is not None:
+        assert (error.key or "").startswith("expectations[0].kwargs"), str(error)
+    else:
+        assert suite.entries[0].type == type_
+
+
+@pytest.mark.parametrize("path", SUITES, ids=[p.name for p in SUITES])
+def test_every_repository_suite_loads_with_nothing_dropped(path: Path) -> None:
+    """Every suite in expectations/suites/ must load whole. If this fails, the message names the
+    file, line and key: fix the entry there (a misspelt type or kwarg, a severity other than
+    warn|error|critical, meta.duplicates on a non-uniqueness rule)."""
+    try:
+        suite = load_suite(path)
+    except ConfigError as err:
+        pytest.fail(f"{err}\nFix this entry in {path} so the suite loads.")
+    written = json.loads(path.read_text(encoding="utf-8"))["expectations"]
+    assert len(suite.entries) == len(written), f"{path}: entries were dropped while loading"
+    assert [e.type for e in suite.entries] == [
+        w.get("type", w.get("expectation_type")) for w in written
+    ]
+
+
+def test_demo_suite_is_in_the_repository() -> None:
+    assert "trips.json" in [p.name for p in SUITES]
