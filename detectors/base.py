@@ -1,0 +1,206 @@
+"""The detector contract every registered detector follows.
+
+Scores are float64 and **higher means more abnormal**. ``__init__`` stores parameters only; ``fit``
+draws a bounded, seeded sample of the rows, fits on it, keeps the sample's own scores in
+``fit_scores_`` and sets ``threshold_`` from them; ``score`` works in chunks and changes nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from sluice.errors import ConfigError
+
+FloatArray = npt.NDArray[np.float64]
+
+COMMON_PARAMS: dict[str, str] = {
+    "contamination": "share of the fit rows above the threshold, in (0, 0.5]",
+    "max_fit_rows": "fit on at most this many rows (a seeded sample); 'auto' or null for all",
+    "random_state": "seed of the sample and of the detector",
+    "chunk_rows": "score at most this many rows at a time",
+}
+
+
+class NotFittedError(RuntimeError):
+    """``score`` was called before ``fit``."""
+
+
+def as_matrix(X: Any, *, what: str = "X") -> FloatArray:
+    """``X`` as a finite 2-D float64 array (no copy when it already is one)."""
+    arr = np.asarray(X, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"{what} must be 2-D (rows x features), got shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{what} has no features")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what} holds NaN or infinite values; prepare features first")
+    return arr
+
+
+def sample_rows(X: FloatArray, max_rows: int | None, seed: int) -> FloatArray:
+    """At most ``max_rows`` rows of ``X``, drawn without replacement, kept in their order."""
+    if max_rows is None or len(X) <= max_rows:
+        return X
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(X), size=max_rows, replace=False))
+    return X[idx]
+
+
+def threshold_from(scores: FloatArray, contamination: float) -> float:
+    """The score above which a ``contamination`` share of ``scores`` lies (linear percentile)."""
+    return float(np.percentile(scores, 100.0 * (1.0 - contamination)))
+
+
+class Detector(ABC):
+    """An outlier detector on a numeric matrix; higher scores are more abnormal."""
+
+    default_max_fit_rows: ClassVar[int | None] = 200_000
+    min_fit_rows: ClassVar[int] = 10
+    extra_params: ClassVar[Mapping[str, str]] = {}
+
+    n_features_in_: int
+    n_fit_: int
+    fit_scores_: FloatArray
+    threshold_: float
+
+    def __init__(
+        self,
+        *,
+        contamination: float = 0.01,
+        max_fit_rows: int | Literal["auto"] | None = "auto",
+        random_state: int = 0,
+        chunk_rows: int = 65_536,
+    ) -> None:
+        self.contamination = contamination
+        self.max_fit_rows = max_fit_rows
+        self.random_state = random_state
+        self.chunk_rows = chunk_rows
+
+    @classmethod
+    def allowed_params(cls) -> dict[str, str]:
+        """Parameter names this detector accepts, each with a short description."""
+        return {**COMMON_PARAMS, **cls.extra_params}
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any], *, detector: str) -> None:
+        """Raise :class:`ConfigError` for an unknown parameter name or a bad common value."""
+        allowed = cls.allowed_params()
+        for key in params:
+            if key not in allowed:
+                raise ConfigError(
+                    f"unknown parameter for detector {detector!r}",
+                    key=f"params.{key}",
+                    found=key,
+                    allowed=", ".join(sorted(allowed)),
+                )
+        c = params.get("contamination", 0.01)
+        if isinstance(c, bool) or not isinstance(c, int | float) or not 0.0 < c <= 0.5:
+            raise ConfigError(
+                f"bad contamination for detector {detector!r}",
+                key="params.contamination",
+                found=c,
+                allowed="a number in (0, 0.5]",
+            )
+        m = params.get("max_fit_rows", "auto")
+        if m not in (None, "auto") and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
+            raise ConfigError(
+                f"bad max_fit_rows for detector {detector!r}",
+                key="params.max_fit_rows",
+                found=m,
+                allowed="a positive integer, 'auto' or null",
+            )
+        for name in ("random_state", "chunk_rows"):
+            v = params.get(name, 1)
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, int)
+                or v < (0 if name == "random_state" else 1)
+            ):
+                raise ConfigError(
+                    f"bad {name} for detector {detector!r}",
+                    key=f"params.{name}",
+                    found=v,
+                    allowed="a non-negative integer"
+                    if name == "random_state"
+                    else "a positive integer",
+                )
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, as given."""
+        sig = inspect.signature(type(self).__init__)
+        out = {
+            p: getattr(self, p)
+            for p in sig.parameters
+            if p != "self" and sig.parameters[p].kind is not inspect.Parameter.VAR_KEYWORD
+        }
+        out.update(getattr(self, "params", {}))
+        return out
+
+    @property
+    def effective_max_fit_rows(self) -> int | None:
+        """``max_fit_rows`` with ``'auto'`` resolved to the detector's own default."""
+        m = self.max_fit_rows
+        return self.default_max_fit_rows if m == "auto" else m
+
+    def fit(self, X: Any) -> Self:
+        """Fit on (a seeded sample of) ``X``; sets ``fit_scores_``, ``threshold_``, ``n_fit_``."""
+        type(self).check_params(self.get_params(), detector=type(self).__name__)
+        arr = as_matrix(X)
+        if len(arr) < self.min_rows():
+            need = self.min_rows()
+            raise ValueError(
+                f"{type(self).__name__} needs at least {need} rows to fit, got {len(arr)}"
+            )
+        fit_x = sample_rows(arr, self.effective_max_fit_rows, self.random_state)
+        self.n_features_in_ = arr.shape[1]
+        self.n_fit_ = len(fit_x)
+        scores = np.asarray(self._fit(fit_x), dtype=np.float64)
+        self.fit_scores_ = scores
+        self.threshold_ = threshold_from(scores, self.contamination)
+        return self
+
+    def min_rows(self) -> int:
+        """The fewest rows this detector can fit on."""
+        return self.min_fit_rows
+
+    def score(self, X: Any) -> FloatArray:
+        """Outlier scores of the rows of ``X`` (float64, higher is more abnormal)."""
+        arr = self._check_input(X)
+        out = np.empty(len(arr), dtype=np.float64)
+        step = max(1, int(self.chunk_rows))
+        for start in range(0, len(arr), step):
+            out[start : start + step] = self._score(arr[start : start + step])
+        return out
+
+    def _check_input(self, X: Any) -> FloatArray:
+        if not hasattr(self, "threshold_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit first")
+        arr = as_matrix(X)
+        if arr.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"{type(self).__name__} was fitted on {self.n_features_in_} features, "
+                f"got {arr.shape[1]}"
+            )
+        return arr
+
+    def predict(self, X: Any) -> npt.NDArray[np.bool_]:
+        """True where a row's score is above the fitted threshold."""
+        return self.score(X) > self.threshold_
+
+    def feature_scores(self, X: FloatArray) -> FloatArray | None:
+        """Per-feature additive parts of the score, if the detector has them (else ``None``)."""
+        return None
+
+    @abstractmethod
+    def _fit(self, X: FloatArray) -> FloatArray:
+        """Fit on ``X`` and return the scores of the fit rows themselves."""
+
+    @abstractmethod
+    def _score(self, X: FloatArray) -> FloatArray:
+        """Scores of new rows; must not change ``self``."""

@@ -1,0 +1,217 @@
+"""Adapters that run PyOD models under the detector contract.
+
+Each adapter names its PyOD class by import path; the PyOD constructor's own parameters are accepted
+by name (checked against its signature) next to the common ones. Adapters that measure distances
+standardise the features with the fit sample's mean and standard deviation first.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import warnings
+from collections.abc import Mapping
+from functools import cache
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from detectors.base import COMMON_PARAMS, Detector, FloatArray
+from sluice.errors import ConfigError
+
+_HIDDEN = frozenset({"self", "contamination", "random_state", "verbose", "novelty"})
+
+
+@cache
+def import_path(path: str) -> Any:
+    """The object named by ``"package.module:Name"``."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+class PyODDetector(Detector):
+    """A PyOD model behind the detector contract (set ``estimator_path`` in a subclass)."""
+
+    estimator_path: ClassVar[str] = ""
+    fixed_params: ClassVar[Mapping[str, Any]] = {}
+    needs_scaling: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        contamination: float = 0.01,
+        max_fit_rows: int | Literal["auto"] | None = "auto",
+        random_state: int = 0,
+        chunk_rows: int = 65_536,
+        scale: bool | None = None,
+        **params: Any,
+    ) -> None:
+        super().__init__(
+            contamination=contamination,
+            max_fit_rows=max_fit_rows,
+            random_state=random_state,
+            chunk_rows=chunk_rows,
+        )
+        self.scale = scale
+        self.params = params
+
+    @classmethod
+    def estimator_params(cls) -> list[str]:
+        """The PyOD constructor's parameters a user may set."""
+        sig = inspect.signature(import_path(cls.estimator_path).__init__)
+        return [
+            p
+            for p, v in sig.parameters.items()
+            if p not in _HIDDEN and p not in cls.fixed_params and v.kind is v.POSITIONAL_OR_KEYWORD
+        ]
+
+    @classmethod
+    def allowed_params(cls) -> dict[str, str]:
+        """Common parameters, ``scale``, and the PyOD constructor's own."""
+        own = {
+            p: f"{cls.estimator_path.rpartition(':')[2]} parameter" for p in cls.estimator_params()
+        }
+        return {
+            **COMMON_PARAMS,
+            "scale": "standardise features first (default per detector)",
+            **own,
+        }
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any], *, detector: str) -> None:
+        """Common checks plus ``scale`` must be a boolean or null."""
+        super().check_params(params, detector=detector)
+        s = params.get("scale")
+        if s is not None and not isinstance(s, bool):
+            raise ConfigError(
+                f"bad scale for detector {detector!r}",
+                key="params.scale",
+                found=s,
+                allowed="true, false or null",
+            )
+
+    def _scales(self) -> bool:
+        return self.needs_scaling if self.scale is None else bool(self.scale)
+
+    def _make(self) -> Any:
+        est_cls = import_path(self.estimator_path)
+        sig = inspect.signature(est_cls.__init__).parameters
+        kwargs: dict[str, Any] = {**self.fixed_params, **self.params}
+        if "random_state" in sig:
+            kwargs["random_state"] = self.random_state
+        if "contamination" in sig:
+            kwargs["contamination"] = self.contamination
+        return est_cls(**kwargs)
+
+    def _prepare(self, X: FloatArray) -> FloatArray:
+        if not self._scales():
+            return X
+        out: FloatArray = (X - self.center_) / self.spread_
+        return out
+
+    def _fit(self, X: FloatArray) -> FloatArray:
+        if self._scales():
+            self.center_ = X.mean(axis=0)
+            sd = X.std(axis=0)
+            self.spread_ = np.where(sd > 0, sd, 1.0)
+        est = self._make()
+        est.fit(self._prepare(X))
+        self.estimator_ = est
+        return np.asarray(est.decision_scores_, dtype=np.float64)
+
+    def _score(self, X: FloatArray) -> FloatArray:
+        return np.asarray(self.estimator_.decision_function(self._prepare(X)), dtype=np.float64)
+
+
+class IForest(PyODDetector):
+    """Isolation forest (PyOD ``IForest``)."""
+
+    estimator_path = "pyod.models.iforest:IForest"
+
+
+class HBOS(PyODDetector):
+    """Histogram-based outlier score (PyOD ``HBOS``)."""
+
+    estimator_path = "pyod.models.hbos:HBOS"
+
+
+class PCA(PyODDetector):
+    """Weighted distance in principal-component space (PyOD ``PCA``, which standardises itself).
+
+    Components with no variance (constant or collinear columns) would divide scores by zero: unless
+    ``n_components`` is given, the model is refitted without them.
+    """
+
+    estimator_path = "pyod.models.pca:PCA"
+
+    def _fit(self, X: FloatArray) -> FloatArray:
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            scores = super()._fit(X)
+        ratio = np.asarray(self.estimator_.detector_.explained_variance_ratio_)
+        keep = int((ratio > 1e-9).sum())
+        if keep < len(ratio) and "n_components" not in self.params:
+            est = self._make()
+            est.n_components = max(1, keep)
+            est.fit(self._prepare(X))
+            self.estimator_ = est
+            scores = np.asarray(est.decision_scores_, dtype=np.float64)
+        return scores
+
+
+class LODA(PyODDetector):
+    """Lightweight on-line detector of anomalies: random projections and histograms."""
+
+    estimator_path = "pyod.models.loda:LODA"
+    needs_scaling = True
+
+
+class _Neighbours(PyODDetector):
+    default_max_fit_rows = 10_000
+
+    def min_rows(self) -> int:
+        """One more row than the number of neighbours."""
+        k = self.params.get("n_neighbors")
+        if k is None:
+            k = (
+                inspect.signature(import_path(self.estimator_path).__init__)
+                .parameters["n_neighbors"]
+                .default
+            )
+        return max(self.min_fit_rows, int(k) + 1)
+
+    def _trees(self) -> list[Any]:
+        from sklearn.neighbors import BallTree, KDTree
+
+        found: dict[int, Any] = {}
+        objs = [self.estimator_, *vars(self.estimator_).values()]
+        for obj in objs:
+            for v in [obj, *getattr(obj, "__dict__", {}).values()]:
+                if isinstance(v, KDTree | BallTree):
+                    found[id(v)] = v
+        return list(found.values())
+
+    def _score(self, X: FloatArray) -> FloatArray:
+        """Scores of new rows; the trees' query counters are put back, so nothing changes."""
+        trees = self._trees()
+        saved = [t.__getstate__() for t in trees]
+        try:
+            return super()._score(X)
+        finally:
+            for t, state in zip(trees, saved, strict=True):
+                t.__setstate__(state)
+
+
+class KNN(_Neighbours):
+    """Distance to the k-th nearest neighbour in a bounded fit sample (PyOD ``KNN``)."""
+
+    estimator_path = "pyod.models.knn:KNN"
+    needs_scaling = True
+
+
+class LOF(_Neighbours):
+    """Local outlier factor against a bounded fit sample (PyOD ``LOF`` in novelty mode)."""
+
+    estimator_path = "pyod.models.lof:LOF"
+    fixed_params: ClassVar[Mapping[str, Any]] = {"novelty": True}
+    needs_scaling = True

@@ -1,0 +1,292 @@
+"""The screen stage: fit each declared detector, score every row, flag and explain outliers.
+
+``screen`` is a plain function on frames. For each detector spec it picks the fit rows (the
+``reference`` frame when one is given and the spec allows it, else the batch), draws a seeded sample
+of at most the detector's ``max_fit_rows``, fits the feature preparation and the detector on it,
+sets the threshold from the sample's own scores (``contamination``, default 0.01), then prepares and
+scores the batch in chunks. Rows above the threshold become failures ``outlier|<spec name>`` with
+their score, the threshold and the top contributing source columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from detectors.base import Detector
+from detectors.explain import contributions, explanation_method, top_features
+from detectors.features import FeaturePreparer, check_features
+from detectors.persist import FittedModel, load_model, spec_features
+from detectors.registry import get_detector
+from detectors.spec import DetectorSpec
+from sluice.errors import ConfigError, SluiceError
+from sluice.failures import concat_failures, details_json, make_failures
+
+OUTLIER_COLUMN = "outlier"
+SCORE_CHUNK_ROWS = 262_144
+SCORES_SCHEMA: dict[str, pl.DataType] = {
+    "_row_id": pl.UInt64(),
+    "detector": pl.String(),
+    "score": pl.Float64(),
+    "threshold": pl.Float64(),
+    "is_outlier": pl.Boolean(),
+}
+
+
+@dataclass(frozen=True)
+class ScreenResult:
+    """What the screen stage gives: failures for flagged rows, all scores, and model records."""
+
+    failures: pl.DataFrame
+    scores: pl.DataFrame
+    models: list[dict[str, Any]]
+
+
+def _params(spec: DetectorSpec, index: int) -> dict[str, Any]:
+    if "random_state" in spec.params:
+        raise ConfigError(
+            "set the seed with 'seed', not params.random_state",
+            key="params.random_state",
+            found=spec.params["random_state"],
+        )
+    return {**spec.params, "random_state": spec.seed}
+
+
+def build_detector(spec: DetectorSpec, index: int = 0) -> Detector:
+    """The unfitted detector of a spec; :class:`ConfigError` names the spec on any problem."""
+    try:
+        return get_detector(spec.detector_name, **_params(spec, index))
+    except ConfigError as exc:
+        raise ConfigError(
+            f"detector {spec.name!r}: {exc.problem}",
+            key=f"detectors[{index}].{exc.key}" if exc.key else f"detectors[{index}]",
+            found=exc.found,
+            allowed=exc.allowed,
+        ) from None
+
+
+def check_specs(
+    specs: Sequence[DetectorSpec], schema: dict[str, pl.DataType] | None = None
+) -> None:
+    """Raise :class:`ConfigError` for any spec that cannot run, before any data moves.
+
+    Checks detector names, parameter names and values, duplicate spec names and, when ``schema``
+    is given, that every feature column exists with a type its kind can read.
+    """
+    names: set[str] = set()
+    for i, spec in enumerate(specs):
+        if spec.name in names:
+            raise ConfigError(
+                "two detectors share a name (it is their rule name)",
+                key=f"detectors[{i}].name",
+                found=spec.name,
+            )
+        names.add(spec.name)
+        build_detector(spec, i)
+        if schema is not None:
+            try:
+                check_features(spec.feature_specs(), schema, detector=spec.name)
+            except ConfigError as exc:
+                raise ConfigError(
+                    exc.problem,
+                    key=f"detectors[{i}].{exc.key}",
+                    found=exc.found,
+                    allowed=exc.allowed,
+                ) from None
+
+
+def _sample_frame(frame: pl.DataFrame, max_rows: int | None, seed: int) -> pl.DataFrame:
+    if max_rows is None or frame.height <= max_rows:
+        return frame
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(frame.height, size=max_rows, replace=False))
+    return frame[idx]
+
+
+def _class_path(det: Detector) -> str:
+    return f"{type(det).__module__}.{type(det).__qualname__}"
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
+
+
+def fit_model(frame: pl.DataFrame, spec: DetectorSpec, *, index: int = 0) -> FittedModel:
+    """Fit a spec's feature preparation and detector on (a seeded sample of) ``frame``.
+
+    Raises :class:`SluiceError` when ``frame`` has fewer rows than the detector needs.
+    """
+    check_specs([spec], dict(frame.schema))
+    det = build_detector(spec, index)
+    need = det.min_rows()
+    if frame.height < need:
+        raise SluiceError(
+            f"detector {spec.name!r}: {frame.height} rows to fit on; "
+            f"{spec.detector_name} needs at least {need}"
+        )
+    sample = _sample_frame(
+        frame.select([f.column for f in spec.feature_specs()]),
+        det.effective_max_fit_rows,
+        spec.seed,
+    )
+    prep = FeaturePreparer(spec.feature_specs())
+    X = prep.fit_transform(sample)
+    det.fit(X)
+    return FittedModel(spec.detector_name, spec_features(spec), prep, det, np.median(X, axis=0))
+
+
+def _fit(
+    spec: DetectorSpec, index: int, frame: pl.DataFrame, reference: pl.DataFrame | None
+) -> tuple[FittedModel | None, dict[str, Any]]:
+    det = build_detector(spec, index)
+    record: dict[str, Any] = {
+        "name": spec.name,
+        "detector": spec.detector_name,
+        "class": _class_path(det),
+        "params": _json_safe(det.get_params()),
+        "features": spec_features(spec),
+        "seed": spec.seed,
+        "contamination": det.contamination,
+    }
+    if spec.fit == "model" and spec.model is not None:
+        model = load_model(spec.model, spec, expected_sha256=spec.model_sha256)
+        record.update(
+            fit_mode="model",
+            model_path=str(spec.model),
+            model_sha256=spec.model_sha256,
+            params=_json_safe(model.detector.get_params()),
+            contamination=model.detector.contamination,
+        )
+        return model, _fitted_record(record, model)
+    use_reference = spec.fit in ("auto", "reference") and reference is not None
+    fit_frame = reference if use_reference and reference is not None else frame
+    mode = "reference" if use_reference else "batch"
+    if spec.fit == "reference" and reference is None:
+        record["note"] = "fit: reference was asked for but no reference rows were given"
+    record["fit_mode"] = mode
+    need = det.min_rows()
+    if fit_frame.height < need:
+        record.update(
+            skipped=True,
+            reason=f"{fit_frame.height} {mode} rows to fit on; {spec.detector_name} needs {need}",
+            n_fit=fit_frame.height,
+            threshold=None,
+        )
+        return None, record
+    model = fit_model(fit_frame, spec, index=index)
+    record["model_sha256"] = None
+    return model, _fitted_record(record, model)
+
+
+def _fitted_record(record: dict[str, Any], model: FittedModel) -> dict[str, Any]:
+    det = model.detector
+    record.update(
+        skipped=False,
+        n_fit=det.n_fit_,
+        threshold=det.threshold_,
+        feature_preparation=model.preparer.summary(),
+        explanation=explanation_method(det),
+    )
+    return record
+
+
+def _score_spec(
+    spec: DetectorSpec, fitted: FittedModel, frame: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    det, prep = fitted.detector, fitted.preparer
+    threshold = float(det.threshold_)
+    score_parts: list[pl.DataFrame] = []
+    failure_parts: list[pl.DataFrame] = []
+    flagged_total = 0
+    cols = ["_row_id", *(f.column for f in spec.feature_specs())]
+    for chunk in frame.select(cols).iter_slices(SCORE_CHUNK_ROWS):
+        X = prep.transform(chunk)
+        s = det.score(X)
+        flag = s > threshold
+        ids = chunk.get_column("_row_id")
+        score_parts.append(
+            pl.DataFrame(
+                {
+                    "_row_id": ids,
+                    "detector": pl.Series([spec.name] * len(s), dtype=pl.String),
+                    "score": s,
+                    "threshold": np.full(len(s), threshold),
+                    "is_outlier": flag,
+                },
+                schema=SCORES_SCHEMA,
+            )
+        )
+        if not flag.any():
+            continue
+        idx = np.flatnonzero(flag)
+        flagged_total += len(idx)
+        names, contrib = contributions(det, X[idx], s[idx], prep.sources_, fitted.typical)
+        tops = top_features(names, contrib)
+        details = [
+            details_json({"score": float(s[i]), "threshold": threshold, "top_features": top})
+            for i, top in zip(idx, tops, strict=True)
+        ]
+        failure_parts.append(
+            make_failures(
+                ids.gather(idx),
+                column=OUTLIER_COLUMN,
+                rule=spec.name,
+                severity="error",
+                values=[repr(float(s[i])) for i in idx],
+                details=details,
+            )
+        )
+    scores = pl.concat(score_parts) if score_parts else pl.DataFrame(schema=SCORES_SCHEMA)
+    return scores, concat_failures(failure_parts), flagged_total
+
+
+def screen(
+    frame: pl.DataFrame,
+    specs: Sequence[DetectorSpec],
+    *,
+    reference: pl.DataFrame | None = None,
+) -> ScreenResult:
+    """Screen the rows that passed validation with every detector spec.
+
+    ``frame`` holds ``_row_id`` and the typed declared columns. ``reference``, when given, holds the
+    same columns for rows known to be clean; specs with ``fit: auto`` or ``fit: reference`` fit on
+    it. A spec with fewer fit rows than its detector needs is skipped (recorded in ``models``).
+    """
+    if "_row_id" not in frame.columns:
+        raise ValueError("screen needs a frame with a _row_id column")
+    check_specs(specs, dict(frame.schema))
+    if reference is not None:
+        try:
+            check_specs(specs, dict(reference.schema))
+        except ConfigError as exc:
+            raise ConfigError(
+                f"reference rows: {exc.problem}", key=exc.key, found=exc.found, allowed=exc.allowed
+            ) from None
+    scores: list[pl.DataFrame] = []
+    failures: list[pl.DataFrame] = []
+    models: list[dict[str, Any]] = []
+    for i, spec in enumerate(specs):
+        fitted, record = _fit(spec, i, frame, reference)
+        if fitted is not None:
+            s, f, n_flagged = _score_spec(spec, fitted, frame)
+            scores.append(s)
+            failures.append(f)
+            record.update(n_scored=frame.height, n_flagged=n_flagged)
+        models.append(record)
+    return ScreenResult(
+        failures=concat_failures(failures),
+        scores=pl.concat(scores) if scores else pl.DataFrame(schema=SCORES_SCHEMA),
+        models=models,
+    )

@@ -1,0 +1,327 @@
+"""Batch-level expectations: scalar aggregates computed in the suite's one pass, then judged.
+
+Each compiler returns the aggregates it needs (over the rows ``row_condition`` keeps) and a
+``finish`` function that turns their collected values into GX's verdict and observed value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import polars as pl
+
+from expectations.polars_engine import dtypes, row
+from expectations.polars_engine.plan import BatchPlan, BatchResult, CheckError, Ctx, Unsupported
+
+Compiler = Callable[[Ctx], BatchPlan]
+
+
+def metric_between(value: Any, lo: Any, hi: Any, strict_min: bool, strict_max: bool) -> BatchResult:
+    """GX's ``_validate_metric_value_between``: a missing or NaN value fails."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return BatchResult(False, None)
+    try:
+        above = lo is None or (value > lo if strict_min else value >= lo)
+        below = hi is None or (value < hi if strict_max else value <= hi)
+    except TypeError as exc:
+        raise CheckError(str(exc)) from None
+    return BatchResult(bool(above and below), value)
+
+
+def _bounds_kwargs(ctx: Ctx) -> tuple[Any, Any, bool, bool]:
+    return (
+        ctx.kw("min_value"),
+        ctx.kw("max_value"),
+        bool(ctx.kw("strict_min")),
+        bool(ctx.kw("strict_max")),
+    )
+
+
+def _between_plan(ctx: Ctx, aggregate: pl.Expr, *, datetime_bounds: bool = False) -> BatchPlan:
+    lo, hi, smin, smax = _bounds_kwargs(ctx)
+    if datetime_bounds:
+        lo, hi = row.parse_datetime_bound(lo), row.parse_datetime_bound(hi)
+    else:
+        for b in (lo, hi):
+            if b is not None and not isinstance(b, int | float | str):
+                raise ctx.config_error("bounds are numbers", "min_value", b, "numbers")
+
+    def finish(values: Mapping[str, Any]) -> BatchResult:
+        return metric_between(values["v"], lo, hi, smin, smax)
+
+    return BatchPlan(finish, {"v": aggregate})
+
+
+def row_count_between(ctx: Ctx) -> BatchPlan:
+    """``expect_table_row_count_to_be_between``."""
+    return _between_plan(ctx, ctx.domain_count)
+
+
+def row_count_equal(ctx: Ctx) -> BatchPlan:
+    """``expect_table_row_count_to_equal``."""
+    expected = ctx.required("value")
+
+    def finish(values: Mapping[str, Any]) -> BatchResult:
+        return BatchResult(values["n"] == expected, values["n"])
+
+    return BatchPlan(finish, {"n": ctx.domain_count})
+
+
+def column_count_between(ctx: Ctx) -> BatchPlan:
+    """``expect_table_column_count_to_be_between``."""
+    lo, hi, smin, smax = _bounds_kwargs(ctx)
+    n = len(ctx.schema)
+    return BatchPlan(lambda _: metric_between(n, lo, hi, smin, smax))
+
+
+def column_count_equal(ctx: Ctx) -> BatchPlan:
+    """``expect_table_column_count_to_equal``."""
+    expected = ctx.required("value")
+    n = len(ctx.schema)
+    return BatchPlan(lambda _: BatchResult(n == expected, n))
+
+
+def columns_match_set(ctx: Ctx) -> BatchPlan:
+    """``expect_table_columns_to_match_set`` (``exact_match`` defaults to true)."""
+    raw = ctx.kwargs.get("column_set")
+    expected = set(raw) if raw is not None else set()
+    exact = ctx.kwargs.get("exact_match", True)
+    actual = set(ctx.schema.names())
+    observed = sorted(actual)
+    extra, missing = actual - expected, expected - actual
+    if not extra and not missing:
+        success = True
+    elif exact:
+        success = False
+    else:
+        success = not missing
+    return BatchPlan(lambda _: BatchResult(success, observed))
+
+
+def columns_match_ordered_list(ctx: Ctx) -> BatchPlan:
+    """``expect_table_columns_to_match_ordered_list``."""
+    expected = ctx.kwargs.get("column_list")
+    actual = ctx.schema.names()
+    success = expected is None or list(actual) == list(expected)
+    return BatchPlan(lambda _: BatchResult(success, list(actual)))
+
+
+def column_to_exist(ctx: Ctx) -> BatchPlan:
+    """``expect_column_to_exist``; ``column_index`` 0 means the first column (GX ignores 0)."""
+    name = ctx.required("column")
+    index = ctx.kwargs.get("column_index")
+    actual = ctx.schema.names()
+    if index is None:
+        success = name in actual
+    else:
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise ctx.config_error("column_index is an integer", "column_index", index, "an int")
+        try:
+            success = actual[index] == name
+        except IndexError:
+            success = False
+    return BatchPlan(lambda _: BatchResult(success))
+
+
+def _domain_values(ctx: Ctx, column: str) -> pl.Expr:
+    return ctx.value(column).filter(ctx.domain)
+
+
+def _numeric(ctx: Ctx, column: str, what: str) -> pl.Expr:
+    k = dtypes.kind(ctx.dtype(column))
+    if k == "string":
+        raise CheckError(f"could not compute the {what} of a string column")
+    if k not in ("int", "float", "bool"):
+        raise Unsupported(f"the {what} of a {ctx.dtype(column)} column")
+    expr = _domain_values(ctx, column)
+    return expr.cast(pl.Int8) if k == "bool" else expr
+
+
+def _extreme(ctx: Ctx, *, largest: bool) -> BatchPlan:
+    col = ctx.column()
+    k = dtypes.kind(ctx.dtype(col))
+    if k == "other":
+        raise Unsupported(f"min/max of a {ctx.dtype(col)} column")
+    values = _domain_values(ctx, col)
+    if k == "bool":
+        values = values.cast(pl.Int8)
+    if k == "string":
+        values = values.cast(pl.String)
+    if k == "datetime":
+        values = values.cast(pl.Datetime("us"))
+    agg = values.max() if largest else values.min()
+    return _between_plan(ctx, agg, datetime_bounds=k == "datetime")
+
+
+def column_min(ctx: Ctx) -> BatchPlan:
+    """``expect_column_min_to_be_between``."""
+    return _extreme(ctx, largest=False)
+
+
+def column_max(ctx: Ctx) -> BatchPlan:
+    """``expect_column_max_to_be_between``."""
+    return _extreme(ctx, largest=True)
+
+
+def column_mean(ctx: Ctx) -> BatchPlan:
+    """``expect_column_mean_to_be_between``."""
+    return _between_plan(ctx, _numeric(ctx, ctx.column(), "mean").cast(pl.Float64).mean())
+
+
+def column_median(ctx: Ctx) -> BatchPlan:
+    """``expect_column_median_to_be_between``."""
+    return _between_plan(ctx, _numeric(ctx, ctx.column(), "median").cast(pl.Float64).median())
+
+
+def column_stdev(ctx: Ctx) -> BatchPlan:
+    """``expect_column_stdev_to_be_between`` (sample standard deviation, ddof 1)."""
+    return _between_plan(ctx, _numeric(ctx, ctx.column(), "stdev").cast(pl.Float64).std())
+
+
+def column_sum(ctx: Ctx) -> BatchPlan:
+    """``expect_column_sum_to_be_between``."""
+    col = ctx.column()
+    values = _numeric(ctx, col, "sum")
+    k = dtypes.kind(ctx.dtype(col))
+    total = values.cast(pl.Float64).sum() if k == "float" else values.cast(pl.Int64).sum()
+    return _between_plan(ctx, total)
+
+
+def _isclose(a: float, b: float) -> bool:
+    return abs(a - b) <= 1.0e-8 + 1.0e-4 * abs(b)
+
+
+def quantile_values(ctx: Ctx) -> BatchPlan:
+    """``expect_column_quantile_values_to_be_between`` (numpy's quantile, as pandas uses)."""
+    import numpy as np
+
+    col = ctx.column()
+    values = _numeric(ctx, col, "quantiles").drop_nulls().cast(pl.Float64)
+    ranges = ctx.required("quantile_ranges")
+    if not isinstance(ranges, Mapping) or "quantiles" not in ranges or "value_ranges" not in ranges:
+        raise ctx.config_error(
+            "quantile_ranges needs quantiles and value_ranges", "quantile_ranges", ranges, "{...}"
+        )
+    quantiles = list(ranges["quantiles"])
+    value_ranges = [
+        (-math.inf if lo is None else lo, math.inf if hi is None else hi)
+        for lo, hi in ranges["value_ranges"]
+    ]
+    method: Any = ctx.kwargs.get("allow_relative_error") or "nearest"
+    if method not in ("linear", "lower", "higher", "midpoint", "nearest"):
+        raise CheckError(
+            "If specified for pandas, allow_relative_error must be one an allowed value for the "
+            "'interpolation' parameter of .quantile()"
+        )
+
+    def finish(collected: Mapping[str, Any]) -> BatchResult:
+        arr = np.asarray(collected["values"], dtype=np.float64)
+        observed: list[float | None] = [None] * len(quantiles)
+        if arr.size:
+            qs = np.asarray(quantiles, dtype=np.float64) * 100.0
+            observed = [float(v) for v in np.percentile(arr, qs, method=method)]
+        ok = [
+            v is not None
+            and not math.isnan(v)
+            and (_isclose(v, lo) or _isclose(v, hi) or lo <= v <= hi)
+            for v, (lo, hi) in zip(observed, value_ranges, strict=False)
+        ]
+        return BatchResult(bool(all(ok)), {"quantiles": quantiles, "values": observed})
+
+    return BatchPlan(finish, {"values": values.implode()})
+
+
+def _distinct(ctx: Ctx, col: str) -> pl.Expr:
+    k = dtypes.kind(ctx.dtype(col))
+    if k not in ("int", "float", "bool", "string"):
+        raise Unsupported(f"distinct values of a {ctx.dtype(col)} column")
+    values = _domain_values(ctx, col)
+    if k == "string":
+        values = values.cast(pl.String)
+    return values.drop_nulls().unique()
+
+
+def unique_value_count(ctx: Ctx) -> BatchPlan:
+    """``expect_column_unique_value_count_to_be_between``."""
+    col = ctx.column()
+    return _between_plan(ctx, _distinct(ctx, col).len())
+
+
+def proportion_unique(ctx: Ctx) -> BatchPlan:
+    """``expect_column_proportion_of_unique_values_to_be_between``."""
+    col = ctx.column()
+    lo, hi, smin, smax = _bounds_kwargs(ctx)
+    aggregates = {
+        "distinct": _distinct(ctx, col).len(),
+        "total": ctx.domain_count,
+        "nonnull": (ctx.domain & ~ctx.missing(col)).sum(),
+    }
+
+    def finish(v: Mapping[str, Any]) -> BatchResult:
+        proportion = v["distinct"] / v["nonnull"] if v["total"] > 0 and v["nonnull"] > 0 else 0
+        return metric_between(proportion, lo, hi, smin, smax)
+
+    return BatchPlan(finish, aggregates)
+
+
+def _set_of(ctx: Ctx, key: str) -> set[Any]:
+    raw = ctx.kwargs.get(key)
+    if raw is None:
+        return set()
+    if not isinstance(raw, list | tuple | set):
+        raise ctx.config_error("expects a list", key, raw, "a list of values")
+    try:
+        return set(raw)
+    except TypeError as exc:
+        raise CheckError(str(exc)) from None
+
+
+def _distinct_plan(ctx: Ctx, judge: Callable[[set[Any], set[Any]], bool]) -> BatchPlan:
+    col = ctx.column()
+    expected = _set_of(ctx, "value_set")
+    agg = _distinct(ctx, col).implode()
+
+    def finish(v: Mapping[str, Any]) -> BatchResult:
+        return BatchResult(judge(set(v["values"]), expected), None)
+
+    return BatchPlan(finish, {"values": agg})
+
+
+def distinct_in_set(ctx: Ctx) -> BatchPlan:
+    """``expect_column_distinct_values_to_be_in_set``."""
+    return _distinct_plan(ctx, lambda seen, expected: not (seen - expected))
+
+
+def distinct_contain_set(ctx: Ctx) -> BatchPlan:
+    """``expect_column_distinct_values_to_contain_set``."""
+    return _distinct_plan(ctx, lambda seen, expected: not (expected - seen))
+
+
+def distinct_equal_set(ctx: Ctx) -> BatchPlan:
+    """``expect_column_distinct_values_to_equal_set``."""
+    return _distinct_plan(
+        ctx, lambda seen, expected: not (seen - expected) and not (expected - seen)
+    )
+
+
+def most_common_value(ctx: Ctx) -> BatchPlan:
+    """``expect_column_most_common_value_to_be_in_set`` (``ties_okay`` optional)."""
+    col = ctx.column()
+    k = dtypes.kind(ctx.dtype(col))
+    if k not in ("int", "float", "bool", "string"):
+        raise Unsupported(f"the mode of a {ctx.dtype(col)} column")
+    values = _domain_values(ctx, col)
+    if k == "string":
+        values = values.cast(pl.String)
+    expected = _set_of(ctx, "value_set")
+    ties_okay = bool(ctx.kwargs.get("ties_okay"))
+
+    def finish(v: Mapping[str, Any]) -> BatchResult:
+        modes = sorted(v["modes"])
+        hits = len(expected.intersection(modes))
+        success = hits > 0 if ties_okay else (len(modes) == 1 and hits == 1)
+        return BatchResult(success, modes)
+
+    return BatchPlan(finish, {"modes": values.drop_nulls().mode().implode()})

@@ -1,0 +1,154 @@
+"""What compiling one expectation gives: a row plan, a batch plan, or a reason it cannot run.
+
+A row plan names the rows an expectation looks at and the rows that fail it; a batch plan names
+scalar aggregates and a function that judges their collected values. Both are polars expressions
+over the validated frame, so a whole suite is evaluated in one ``select``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import polars as pl
+
+from expectations.results import ExpectationEntry
+from sluice.errors import ConfigError
+
+
+class Unsupported(Exception):
+    """The polars engine does not compile this entry (on this frame); ``auto`` sends it to GX."""
+
+
+class CheckError(Exception):
+    """GX raises while running this check: the outcome is an exception, as in GX."""
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """A row-level expectation.
+
+    ``domain`` is the rows left by ``row_condition``; ``considered`` the rows checked (the domain
+    without missing values for column-map expectations, without ``ignore_row_if`` rows for pair
+    and multicolumn ones). ``failing`` is boolean over the whole frame, or, when ``sequence`` is
+    set, over the considered rows only (for checks that look at neighbours or duplicates).
+    ``denominator`` says what ``mostly`` divides by.
+    """
+
+    domain: pl.Expr
+    considered: pl.Expr
+    failing: pl.Expr
+    sequence: bool = False
+    denominator: Literal["considered", "domain"] = "considered"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The verdict of a batch-level expectation."""
+
+    success: bool
+    observed_value: Any = None
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """A batch-level expectation: scalar aggregates, collected once, then judged."""
+
+    finish: Callable[[Mapping[str, Any]], BatchResult]
+    aggregates: Mapping[str, pl.Expr] = field(default_factory=dict)
+
+
+Plan = RowPlan | BatchPlan
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What a compiler sees: the entry, the frame's schema and the row-condition mask."""
+
+    entry: ExpectationEntry
+    schema: pl.Schema
+    domain: pl.Expr
+    domain_count: pl.Expr = field(default_factory=pl.len)
+    null_counts: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def kwargs(self) -> Mapping[str, Any]:
+        """The entry's kwargs as written."""
+        return self.entry.kwargs
+
+    def kw(self, name: str, default: Any = None) -> Any:
+        """One kwarg, or ``default`` when absent or null."""
+        value = self.entry.kwargs.get(name)
+        return default if value is None else value
+
+    def config_error(self, problem: str, key: str, found: object, allowed: str) -> ConfigError:
+        """A ConfigError naming this entry and one of its kwargs."""
+        return ConfigError(
+            f"{self.entry.type}: {problem}",
+            file=None if self.entry.line is None else "<suite>",
+            line=self.entry.line,
+            key=f"expectations[{self.entry.index}].kwargs.{key}",
+            found=found,
+            allowed=allowed,
+        )
+
+    def required(self, name: str) -> Any:
+        """A kwarg the expectation cannot run without."""
+        if self.entry.kwargs.get(name) is None:
+            raise self.config_error(
+                f"needs the argument `{name}`", name, sorted(self.entry.kwargs), f"`{name}`"
+            )
+        return self.entry.kwargs[name]
+
+    def column(self, key: str = "column") -> str:
+        """The column a kwarg names; GX fails the check when it is not in the frame."""
+        name = self.required(key)
+        if not isinstance(name, str):
+            raise self.config_error("a column name is a string", key, name, "a string")
+        if name not in self.schema:
+            raise CheckError(f'The column "{name}" in BatchData does not exist.')
+        return name
+
+    def column_list(self, key: str = "column_list") -> list[str]:
+        """The columns a list kwarg names."""
+        names = self.required(key)
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+            raise self.config_error("expects a list of column names", key, names, "a list")
+        missing = [n for n in names if n not in self.schema]
+        if missing:
+            raise CheckError(f"Error: The column {missing[0]!r} in BatchData does not exist.")
+        return list(names)
+
+    def dtype(self, name: str) -> pl.DataType:
+        """The polars dtype of a column."""
+        return self.schema[name]
+
+    def has_nulls(self, name: str) -> bool:
+        """Whether a column holds a null anywhere in the frame (it changes GX's pandas dtype)."""
+        return self.null_counts.get(name, 0) > 0
+
+    def value(self, name: str) -> pl.Expr:
+        """A column as GX sees it after pandas conversion: float NaN is missing."""
+        if self.dtype(name).is_float():
+            return pl.col(name).fill_nan(None)
+        return pl.col(name)
+
+    def missing(self, name: str) -> pl.Expr:
+        """Rows where a column is missing (null, or NaN in a float column)."""
+        if self.dtype(name).is_float():
+            return pl.col(name).is_null() | pl.col(name).is_nan()
+        return pl.col(name).is_null()
+
+    def mostly(self) -> float:
+        """The ``mostly`` kwarg (default 1)."""
+        value = self.kw("mostly", 1.0)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 <= value <= 1
+            or math.isnan(value)
+        ):
+            raise self.config_error("mostly is a number from 0 to 1", "mostly", value, "0 to 1")
+        return float(value)

@@ -1,0 +1,325 @@
+"""Pandas-syntax ``row_condition`` strings, compiled to polars masks with pandas' answers.
+
+GX filters rows with ``DataFrame.query(row_condition, parser="pandas")``. The subset compiled here
+is what suite authors write: comparisons between a column and a literal or another column
+(chained comparisons too), ``in`` / ``not in`` / ``== [...]`` lists, ``.isin([...])``,
+``.isnull()`` / ``.notnull()`` / ``.isna()`` / ``.notna()``, boolean columns, ``&``, ``|``,
+``and``, ``or``, ``not``, ``~``, parentheses and backtick-quoted names. The string is parsed with
+Python's ``ast`` module, never evaluated.
+
+Pandas semantics kept: ``&`` and ``|`` bind looser than comparisons (pandas rewrites them to
+``and``/``or``); a comparison with a missing value is false except ``!=``, which is true; a
+string and a number are never equal, and ordering them raises (GX then reports an exception);
+``isin`` matches numbers by value (``True == 1``) and a missing string value only when the list
+holds ``None``.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import io
+import tokenize
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from expectations.polars_engine.plan import CheckError, Unsupported
+
+_OPS: dict[type[ast.cmpop], str] = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+_NULL_TESTS = {"isnull": True, "isna": True, "notnull": False, "notna": False}
+_BACKTICK = "__sluice_bt_"
+
+
+class RowConditionError(Unsupported):
+    """The row_condition uses pandas syntax the polars engine does not compile."""
+
+
+@dataclass(frozen=True)
+class _Col:
+    name: str
+
+
+@dataclass(frozen=True)
+class _Lit:
+    value: Any
+
+
+def compile_row_condition(text: str, schema: pl.Schema) -> pl.Expr:
+    """A boolean, never-null mask of the rows ``DataFrame.query(text)`` keeps."""
+    source, names = _preparse(text)
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise RowConditionError(f"not a pandas query expression: {exc.msg}") from None
+    return _Compiler(schema, names).mask(tree.body)
+
+
+def condition_columns(condition: object) -> set[str] | None:
+    """The column names a pandas-syntax row condition reads, or ``None`` if unknown."""
+    if not isinstance(condition, str):
+        return None
+    try:
+        source, backticks = _preparse(condition)
+        tree = ast.parse(source.strip(), mode="eval")
+    except (Unsupported, SyntaxError):
+        return None
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id not in ("True", "False", "None"):
+            out.add(backticks.get(node.id, node.id))
+    return out
+
+
+def _preparse(text: str) -> tuple[str, dict[str, str]]:
+    """Replace backtick names by identifiers, and ``&``/``|`` by ``and``/``or`` like pandas."""
+    names: dict[str, str] = {}
+    out: list[str] = []
+    i, quote = 0, ""
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            out.append(ch)
+            if ch == "\\" and i + 1 < len(text):
+                out.append(text[i + 1])
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+            out.append(ch)
+        elif ch == "`":
+            end = text.find("`", i + 1)
+            if end < 0:
+                raise RowConditionError("unclosed backtick")
+            ident = f"{_BACKTICK}{len(names)}"
+            names[ident] = text[i + 1 : end]
+            out.append(ident)
+            i = end
+        else:
+            out.append(ch)
+        i += 1
+    source = "".join(out)
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, IndentationError) as exc:
+        raise RowConditionError(f"not a pandas query expression: {exc}") from None
+    rebuilt = []
+    for tok in tokens:
+        if tok.type == tokenize.OP and tok.string in ("&", "|"):
+            rebuilt.append((tokenize.NAME, "and" if tok.string == "&" else "or"))
+        elif tok.type == tokenize.OP and tok.string == "@":
+            raise Unsupported("row_condition uses a local variable (@name)")
+        else:
+            rebuilt.append((tok.type, tok.string))
+    return tokenize.untokenize(rebuilt), names
+
+
+class _Compiler:
+    def __init__(self, schema: pl.Schema, names: dict[str, str]) -> None:
+        self.schema = schema
+        self.names = names
+
+    def mask(self, node: ast.expr) -> pl.Expr:
+        if isinstance(node, ast.BoolOp):
+            parts = [self.mask(v) for v in node.values]
+            out = parts[0]
+            for p in parts[1:]:
+                out = (out & p) if isinstance(node.op, ast.And) else (out | p)
+            return out
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not | ast.Invert):
+            return ~self.mask(node.operand)
+        if isinstance(node, ast.Compare):
+            return self.compare(node)
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        if isinstance(node, ast.Name | ast.Attribute):
+            col = self.operand(node)
+            if isinstance(col, _Col) and self.schema[col.name] == pl.Boolean:
+                return pl.col(col.name).fill_null(False)
+            raise Unsupported("row_condition uses a non-boolean value as a condition")
+        raise RowConditionError(f"unsupported expression {ast.unparse(node)!r}")
+
+    def column(self, ident: str) -> _Col:
+        name = self.names.get(ident, ident)
+        if name not in self.schema:
+            raise CheckError(f"name '{name}' is not defined")
+        return _Col(name)
+
+    def operand(self, node: ast.expr) -> _Col | _Lit:
+        if isinstance(node, ast.Name):
+            if node.id in ("True", "False", "None"):
+                return _Lit({"True": True, "False": False, "None": None}[node.id])
+            return self.column(node.id)
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool | int | float | str) or node.value is None:
+                return _Lit(node.value)
+            raise RowConditionError(f"unsupported literal {node.value!r}")
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            inner = self.operand(node.operand)
+            if isinstance(inner, _Lit) and isinstance(inner.value, int | float):
+                sign = -1 if isinstance(node.op, ast.USub) else 1
+                return _Lit(sign * inner.value)
+        if isinstance(node, ast.List | ast.Tuple | ast.Set):
+            values = []
+            for elt in node.elts:
+                item = self.operand(elt)
+                if not isinstance(item, _Lit) or isinstance(item.value, list):
+                    raise Unsupported("row_condition list holds something other than literals")
+                values.append(item.value)
+            return _Lit(values)
+        raise RowConditionError(f"unsupported operand {ast.unparse(node)!r}")
+
+    def call(self, node: ast.Call) -> pl.Expr:
+        func = node.func
+        if not isinstance(func, ast.Attribute) or node.keywords:
+            raise RowConditionError(f"unsupported call {ast.unparse(node)!r}")
+        target = self.operand(func.value)
+        if not isinstance(target, _Col):
+            raise RowConditionError(f"unsupported call {ast.unparse(node)!r}")
+        if func.attr in _NULL_TESTS and not node.args:
+            isnull = self.missing(target.name)
+            return isnull if _NULL_TESTS[func.attr] else ~isnull
+        if func.attr == "isin" and len(node.args) == 1:
+            values = self.operand(node.args[0])
+            if not isinstance(values, _Lit) or not isinstance(values.value, list):
+                raise RowConditionError("isin takes a list of literals")
+            return self.isin(target.name, values.value)
+        raise RowConditionError(f"unsupported method {func.attr!r}")
+
+    def compare(self, node: ast.Compare) -> pl.Expr:
+        left = self.operand(node.left)
+        out: pl.Expr | None = None
+        for op_node, right_node in zip(node.ops, node.comparators, strict=True):
+            right = self.operand(right_node)
+            part = self.compare_pair(left, _OPS[type(op_node)], right)
+            out = part if out is None else out & part
+            left = right
+        assert out is not None
+        return out
+
+    def compare_pair(self, left: _Col | _Lit, op: str, right: _Col | _Lit) -> pl.Expr:
+        if op in ("in", "not in"):
+            if not isinstance(left, _Col) or not isinstance(right, _Lit):
+                raise RowConditionError("`in` needs a column on the left and a list on the right")
+            values = right.value if isinstance(right.value, list) else [right.value]
+            hit = self.isin(left.name, values)
+            return hit if op == "in" else ~hit
+        if isinstance(left, _Lit) and isinstance(right, _Col):
+            left, right, op = right, left, _FLIP[op]
+        if isinstance(left, _Lit):
+            raise Unsupported("row_condition compares two literals")
+        if isinstance(right, _Lit) and isinstance(right.value, list):
+            if op not in ("==", "!="):
+                raise CheckError("lists can only be compared with == or !=")
+            hit = self.isin(left.name, right.value)
+            return hit if op == "==" else ~hit
+        if isinstance(right, _Col):
+            return self.compare_columns(left.name, op, right.name)
+        return self.compare_literal(left.name, op, right.value)
+
+    def kind(self, name: str) -> str:
+        dtype = self.schema[name]
+        if dtype.is_numeric() or dtype == pl.Boolean:
+            return "number"
+        if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
+            return "string"
+        if dtype == pl.Date or (isinstance(dtype, pl.Datetime) and dtype.time_zone is None):
+            return "datetime"
+        raise Unsupported(f"row_condition on a {dtype} column")
+
+    def value(self, name: str) -> pl.Expr:
+        dtype = self.schema[name]
+        if dtype.is_float():
+            return pl.col(name).fill_nan(None)
+        if dtype == pl.Boolean:
+            return pl.col(name).cast(pl.Int8)
+        if dtype == pl.Date:
+            return pl.col(name).cast(pl.Datetime("us"))
+        if dtype == pl.Categorical or isinstance(dtype, pl.Enum):
+            return pl.col(name).cast(pl.String)
+        return pl.col(name)
+
+    def missing(self, name: str) -> pl.Expr:
+        if self.schema[name].is_float():
+            return pl.col(name).is_null() | pl.col(name).is_nan()
+        return pl.col(name).is_null()
+
+    def compare_literal(self, name: str, op: str, value: Any) -> pl.Expr:
+        kind = self.kind(name)
+        lit = _literal_for(kind, value)
+        if lit is None:
+            if op in ("==", "!="):
+                return pl.lit(op == "!=")
+            raise CheckError(f"Invalid comparison between column {name!r} and {value!r}")
+        return _apply(self.value(name), op, pl.lit(lit)).fill_null(op == "!=")
+
+    def compare_columns(self, a: str, op: str, b: str) -> pl.Expr:
+        ka, kb = self.kind(a), self.kind(b)
+        if ka != kb:
+            if op in ("==", "!="):
+                return pl.lit(op == "!=")
+            raise CheckError(f"Invalid comparison between columns {a!r} and {b!r}")
+        return _apply(self.value(a), op, self.value(b)).fill_null(op == "!=")
+
+    def isin(self, name: str, values: Sequence[Any]) -> pl.Expr:
+        kind = self.kind(name)
+        kept = [v for v in (_literal_for(kind, v) for v in values) if v is not None]
+        if kind == "datetime" and any(isinstance(v, str) for v in values):
+            raise Unsupported("row_condition isin with date strings on a datetime column")
+        col = self.value(name)
+        hit = col.is_in(pl.lit(pl.Series(kept, dtype=_dtype_for(kind, self.schema[name], kept))))
+        null_hit = kind == "string" and None in values
+        return hit.fill_null(null_hit)
+
+
+def _literal_for(kind: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind == "number":
+        if isinstance(value, bool):
+            return int(value)
+        return value if isinstance(value, int | float) else None
+    if kind == "string":
+        return value if isinstance(value, str) else None
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise Unsupported(f"row_condition date literal {value!r}") from None
+    raise CheckError(f"Invalid comparison between a datetime column and {value!r}")
+
+
+def _dtype_for(kind: str, dtype: pl.DataType, values: Sequence[Any]) -> pl.DataType:
+    if kind == "string":
+        return pl.String()
+    if kind == "datetime":
+        return pl.Datetime("us")
+    ints = all(isinstance(v, int) and -(2**63) <= v < 2**63 for v in values)
+    return pl.Int64() if dtype.is_integer() and ints else pl.Float64()
+
+
+def _apply(left: pl.Expr, op: str, right: pl.Expr) -> pl.Expr:
+    if op == "==":
+        return left == right
+    if op == "!=":
+        return left != right
+    if op == "<":
+        return left < right
+    if op == "<=":
+        return left <= right
+    if op == ">":
+        return left > right
+    return left >= right

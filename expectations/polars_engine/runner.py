@@ -1,0 +1,256 @@
+"""Run a whole suite on a polars frame in one pass.
+
+Every entry compiles to polars expressions; one ``select`` computes, for each row-level entry,
+the positions of its failing rows and its counts, and for each batch-level entry its aggregates.
+That select is collected once; verdicts are then judged from the collected values with GX's
+rules (``mostly``, vacuous truth on empty domains, ``_validate_metric_value_between``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from expectations.gx_runner import PROVENANCE_COLUMNS
+from expectations.polars_engine.plan import (
+    BatchPlan,
+    CheckError,
+    Ctx,
+    Plan,
+    Unsupported,
+)
+from expectations.polars_engine.registry import COMPILERS, SUPPORTED_TYPES
+from expectations.polars_engine.row_condition import compile_row_condition
+from expectations.results import ExpectationEntry, ExpectationOutcome
+from sluice.errors import ConfigError, SluiceError
+
+
+class ExpectationRaised(SluiceError):
+    """A check raised and its entry sets ``catch_exceptions: false``."""
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    entry: ExpectationEntry
+    plan: Plan
+    ctx: Ctx
+    mostly: float
+
+
+def data_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame without sluice's provenance columns (GX never sees them either)."""
+    return frame.drop([c for c in PROVENANCE_COLUMNS if c in frame.columns])
+
+
+def compile_entry(entry: ExpectationEntry, frame: pl.DataFrame) -> tuple[Plan, Ctx]:
+    """Compile one entry against a frame's columns.
+
+    Raises :class:`Unsupported` when the polars engine does not compile it,
+    :class:`CheckError` when GX would raise running it, ``ConfigError`` when its kwargs are
+    malformed.
+    """
+    compiler = COMPILERS.get(entry.type)
+    if compiler is None:
+        raise Unsupported(f"{entry.type} is not compiled")
+    schema = frame.schema
+    condition = entry.kwargs.get("row_condition")
+    domain: pl.Expr = pl.lit(True)
+    domain_count: pl.Expr = pl.len()
+    if condition:
+        if not isinstance(condition, str):
+            raise Unsupported("a row_condition given as an object")
+        parser = entry.kwargs.get("condition_parser")
+        if parser not in (None, "pandas"):
+            raise Unsupported(f"condition_parser {parser!r}")
+        domain = compile_row_condition(condition, schema)
+        domain_count = domain.sum()
+    nulls = frame.null_count().row(0, named=True) if frame.width else {}
+    ctx = Ctx(entry, schema, domain, domain_count, nulls)
+    return compiler(ctx), ctx
+
+
+def supports(entry: ExpectationEntry, frame: pl.DataFrame | None = None) -> bool:
+    """Whether the polars engine compiles ``entry`` (on ``frame``'s columns, when given).
+
+    Without a frame only the type and the ``row_condition`` syntax are checked; some entries
+    compile only for some dtypes (a regex on a float column goes to GX).
+    """
+    if entry.type not in COMPILERS:
+        return False
+    if frame is None:
+        condition = entry.kwargs.get("row_condition")
+        if not condition:
+            return True
+        if not isinstance(condition, str):
+            return False
+        if entry.kwargs.get("condition_parser") not in (None, "pandas"):
+            return False
+        try:
+            compile_row_condition(condition, pl.Schema())
+        except Unsupported:
+            return False
+        except CheckError:
+            return True
+        return True
+    try:
+        compile_entry(entry, data_columns(frame))
+    except Unsupported:
+        return False
+    except (CheckError, ConfigError):
+        return True
+    return True
+
+
+def unsupported_error(
+    entry: ExpectationEntry, reason: str, path: Path | str | None = None
+) -> ConfigError:
+    """The error the polars engine gives for an entry it cannot compile."""
+    what = (
+        f"the polars engine compiles {entry.type} but not here: {reason}"
+        if entry.type in COMPILERS
+        else f"the polars engine does not compile {entry.type}"
+    )
+    return ConfigError(
+        f"{what} (run it with engine auto or gx)",
+        file=path if path is not None else "<suite>",
+        line=entry.line,
+        key=f"expectations[{entry.index}]",
+        found=entry.type,
+        allowed="these types: " + ", ".join(SUPPORTED_TYPES),
+    )
+
+
+def run_polars(
+    frame: pl.DataFrame,
+    entries: Sequence[ExpectationEntry],
+    *,
+    path: Path | str | None = None,
+) -> list[ExpectationOutcome]:
+    """Validate ``frame`` with the polars engine: one outcome per entry, in entry order.
+
+    Every entry must compile (``ConfigError`` names the first that does not, with the list of
+    supported types). Row positions are 0-based positions in ``frame``.
+    """
+    data = data_columns(frame)
+    compiled: dict[int, _Compiled] = {}
+    outcomes: dict[int, ExpectationOutcome] = {}
+    for pos, entry in enumerate(entries):
+        try:
+            plan, ctx = compile_entry(entry, data)
+            compiled[pos] = _Compiled(entry, plan, ctx, ctx.mostly())
+        except Unsupported as exc:
+            raise unsupported_error(entry, str(exc), path) from None
+        except CheckError as exc:
+            outcomes[pos] = _raised(entry, str(exc))
+
+    values = _evaluate(data, compiled, outcomes)
+    for pos, item in compiled.items():
+        if pos in outcomes:
+            continue
+        try:
+            outcomes[pos] = _judge(item, pos, values)
+        except CheckError as exc:
+            outcomes[pos] = _raised(item.entry, str(exc))
+    return [outcomes[pos] for pos in range(len(entries))]
+
+
+def _exprs(pos: int, item: _Compiled) -> list[pl.Expr]:
+    plan = item.plan
+    if isinstance(plan, BatchPlan):
+        return [expr.alias(f"b{pos}_{key}") for key, expr in plan.aggregates.items()]
+    index = pl.int_range(pl.len(), dtype=pl.Int64)
+    if plan.sequence:
+        rows = index.filter(plan.considered).filter(plan.failing)
+    else:
+        rows = index.filter(plan.considered & plan.failing)
+    considered = (
+        item.ctx.domain_count if plan.considered is item.ctx.domain else plan.considered.sum()
+    )
+    return [
+        rows.implode().alias(f"r{pos}"),
+        item.ctx.domain_count.alias(f"d{pos}"),
+        considered.alias(f"c{pos}"),
+    ]
+
+
+def _evaluate(
+    data: pl.DataFrame, compiled: Mapping[int, _Compiled], outcomes: dict[int, ExpectationOutcome]
+) -> dict[str, pl.Series]:
+    exprs = [e for pos, item in compiled.items() for e in _exprs(pos, item)]
+    if not exprs:
+        return {}
+    try:
+        out = data.lazy().select(exprs).collect()
+        return {name: out.get_column(name) for name in out.columns}
+    except pl.exceptions.PolarsError:
+        pass
+    values: dict[str, pl.Series] = {}
+    for pos, item in compiled.items():
+        one = _exprs(pos, item)
+        if not one:
+            continue
+        try:
+            out = data.lazy().select(one).collect()
+        except pl.exceptions.PolarsError as exc:
+            outcomes[pos] = _raised(item.entry, str(exc).splitlines()[0])
+            continue
+        values.update({name: out.get_column(name) for name in out.columns})
+    return values
+
+
+def _scalar(series: pl.Series) -> Any:
+    value = series[0]
+    if isinstance(value, pl.Series):
+        return value.to_list()
+    return value
+
+
+def _judge(item: _Compiled, pos: int, values: Mapping[str, pl.Series]) -> ExpectationOutcome:
+    plan = item.plan
+    entry = item.entry
+    if isinstance(plan, BatchPlan):
+        collected = {key: _scalar(values[f"b{pos}_{key}"]) for key in plan.aggregates}
+        result = plan.finish(collected)
+        return ExpectationOutcome(
+            entry=entry,
+            success=bool(result.success),
+            engine="polars",
+            observed_value=result.observed_value,
+        )
+    rows_value = values[f"r{pos}"][0]
+    assert isinstance(rows_value, pl.Series)
+    rows = rows_value.to_numpy().astype(np.int64, copy=False)
+    n_domain = int(values[f"d{pos}"][0])
+    n_considered = int(values[f"c{pos}"][0])
+    unexpected = len(rows)
+    denominator = n_domain if plan.denominator == "domain" else n_considered
+    if n_domain == 0 or denominator == 0:
+        success = True
+    else:
+        success = (float(denominator) - float(unexpected)) / float(denominator) >= item.mostly
+    return ExpectationOutcome(
+        entry=entry,
+        success=success,
+        engine="polars",
+        unexpected_count=unexpected,
+        unexpected_rows=rows,
+    )
+
+
+def _where(entry: ExpectationEntry) -> str:
+    cols = entry.columns
+    on = f" on {', '.join(cols)}" if cols else ""
+    return f"{entry.type}{on} (expectation {entry.index})"
+
+
+def _raised(entry: ExpectationEntry, message: str) -> ExpectationOutcome:
+    if entry.kwargs.get("catch_exceptions") is False:
+        raise ExpectationRaised(f"{_where(entry)}: {message}")
+    return ExpectationOutcome(
+        entry=entry, success=False, engine="polars", exception=f"{_where(entry)}: {message}"
+    )

@@ -1,0 +1,213 @@
+"""``sluice validate DATA --suite SUITE.json``: validate one file, so engines can be compared.
+
+DATA is Parquet, CSV or NDJSON, read with polars' own type inference. The result JSON lists, in
+suite order, each expectation's type, kwargs, success, unexpected count, failing row positions
+(0-based; null for batch-level checks), observed value and engine. The failures Parquet has one
+row per failing (row, rule): ``_row`` (position), ``rule``, ``column``, ``value``.
+
+Exit codes: 0 every expectation passed, 1 one failed (or could not run), 2 usage or
+configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import polars as pl
+
+from expectations.engine import ENGINES, EngineChoice, validate
+from expectations.failures import json_safe
+from expectations.results import ExpectationOutcome
+from expectations.suite import load_suite
+from sluice.errors import InputError, SluiceError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+FORMATS: dict[str, str] = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
+FAILURES_SCHEMA: dict[str, pl.DataType] = {
+    "_row": pl.Int64(),
+    "rule": pl.String(),
+    "column": pl.String(),
+    "value": pl.String(),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``validate`` command's arguments on ``parser``."""
+    parser.add_argument("data", type=Path, help="data file: .parquet, .csv, .ndjson or .jsonl")
+    parser.add_argument("--suite", type=Path, required=True, help="GX suite JSON file")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="auto: polars where it compiles, GX for the rest (default); polars; gx",
+    )
+    parser.add_argument("--result", type=Path, help="write the result JSON here")
+    parser.add_argument("--failures", type=Path, help="write failing rows here (Parquet)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the ``validate`` command from parsed arguments; return the exit code."""
+    try:
+        return validate_file(
+            args.data,
+            args.suite,
+            engine=cast(EngineChoice, args.engine),
+            result=args.result,
+            failures=args.failures,
+        )
+    except SluiceError as exc:
+        print(f"sluice validate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"sluice validate: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def read_data(path: Path) -> pl.DataFrame:
+    """Read a data file with its own types; ``InputError`` if it cannot be read."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            f"{path}: unknown data format {path.suffix!r}; allowed: " + ", ".join(sorted(FORMATS))
+        )
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        if fmt == "parquet":
+            return pl.read_parquet(path)
+        if fmt == "csv":
+            return pl.read_csv(path, infer_schema_length=10_000)
+        return pl.read_ndjson(path, infer_schema_length=10_000)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot read it as {fmt}: {first}") from None
+
+
+def validate_file(
+    data: Path,
+    suite: Path,
+    engine: EngineChoice = "auto",
+    result: Path | None = None,
+    failures: Path | None = None,
+) -> int:
+    """Validate ``data`` against ``suite``; write the result and failures; return the exit code.
+
+    Raises ``ConfigError`` for a bad suite or engine and ``InputError`` for unreadable data.
+    """
+    loaded = load_suite(suite)
+    frame = read_data(Path(data))
+    started = time.perf_counter()
+    outcomes = validate(frame, loaded, engine)
+    seconds = time.perf_counter() - started
+    passed = all(o.success and o.exception is None for o in outcomes)
+    if result is not None:
+        doc = {
+            "data": str(data),
+            "suite": str(suite),
+            "engine": engine,
+            "rows": frame.height,
+            "success": passed,
+            "seconds": round(seconds, 6),
+            "results": [result_record(o) for o in outcomes],
+        }
+        _write_atomic(Path(result), json.dumps(doc, indent=2, allow_nan=False).encode() + b"\n")
+    if failures is not None:
+        table = failures_table(frame, outcomes)
+        tmp = Path(failures).with_name(Path(failures).name + ".tmp")
+        table.write_parquet(tmp)
+        tmp.replace(failures)
+    _print_summary(outcomes, frame.height, seconds)
+    return EXIT_OK if passed else EXIT_FAILED
+
+
+def result_record(outcome: ExpectationOutcome) -> dict[str, Any]:
+    """One expectation's entry in the result JSON."""
+    entry = outcome.entry
+    rows = outcome.unexpected_rows
+    return {
+        "type": entry.type,
+        "kwargs": json_safe(entry.kwargs),
+        "success": bool(outcome.success and outcome.exception is None),
+        "unexpected_count": outcome.unexpected_count,
+        "unexpected_rows": None if rows is None else [int(r) for r in rows],
+        "observed_value": json_safe(outcome.observed_value),
+        "engine": outcome.engine,
+        "exception": outcome.exception,
+    }
+
+
+def failures_table(frame: pl.DataFrame, outcomes: Sequence[ExpectationOutcome]) -> pl.DataFrame:
+    """One row per failing (row, rule): position, rule, column(s) and the value as text."""
+    parts = []
+    for outcome in outcomes:
+        rows = outcome.unexpected_rows
+        if rows is None or not len(rows):
+            continue
+        entry = outcome.entry
+        cols = [c for c in entry.columns if c in frame.columns]
+        positions = pl.Series("_row", rows, dtype=pl.Int64)
+        sub = frame.select(cols)[positions] if cols else None
+        values = _values(sub, cols) if sub is not None else pl.repeat(None, len(rows), eager=True)
+        parts.append(
+            pl.DataFrame(
+                {
+                    "_row": positions,
+                    "rule": pl.Series([entry.type] * len(rows), dtype=pl.String),
+                    "column": pl.Series([entry.failure_column] * len(rows), dtype=pl.String),
+                    "value": values.cast(pl.String),
+                },
+                schema=FAILURES_SCHEMA,
+            )
+        )
+    if not parts:
+        return pl.DataFrame(schema=FAILURES_SCHEMA)
+    return pl.concat(parts, how="vertical")
+
+
+def _values(sub: pl.DataFrame, cols: list[str]) -> pl.Series:
+    def text(name: str) -> pl.Expr:
+        dtype = sub.schema[name]
+        if dtype.is_nested() or dtype == pl.Object:
+            return pl.col(name).map_elements(
+                lambda v: json.dumps(json_safe(v)), return_dtype=pl.String
+            )
+        return pl.col(name).cast(pl.String)
+
+    if len(cols) == 1:
+        return sub.select(text(cols[0])).to_series()
+    return sub.select(pl.struct([text(c) for c in cols]).struct.json_encode()).to_series()
+
+
+def _write_atomic(path: Path, payload: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(payload)
+    tmp.replace(path)
+
+
+def _print_summary(outcomes: Sequence[ExpectationOutcome], rows: int, seconds: float) -> None:
+    failed = [o for o in outcomes if not o.success or o.exception is not None]
+    engines = sorted({o.engine for o in outcomes})
+    print(
+        f"{len(outcomes) - len(failed)}/{len(outcomes)} expectations passed on {rows} rows "
+        f"in {seconds:.2f}s (engine: {', '.join(engines) or 'none'})"
+    )
+    for o in failed:
+        entry = o.entry
+        what = o.exception or (
+            f"{o.unexpected_count} unexpected rows"
+            if o.unexpected_count is not None
+            else f"observed {json.dumps(json_safe(o.observed_value))}"
+        )
+        print(f"  FAIL [{o.engine}] {entry.index}: {entry.type} {entry.failure_column}: {what}")

@@ -1,0 +1,165 @@
+"""The ``sluice`` command.
+
+Exit codes: 0 the data passed; 1 a critical check failed (or, for a backfill, any partition
+failed); 2 a usage, configuration or input error; 3 an internal error (a bug: please report it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def _date(text: str) -> dt.date:
+    try:
+        if len(text) == 7:
+            return dt.date.fromisoformat(text + "-01")
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date of the form YYYY-MM-DD (or YYYY-MM for monthly datasets)"
+        ) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sluice",
+        description="Screen tabular data partitions: GX suites, PyOD detectors, Prefect flows.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="screen one partition of a dataset")
+    run.add_argument("dataset", help="dataset name (datasets/<name>.yaml) or a spec file")
+    run.add_argument("--partition", required=True, type=_date, help="YYYY-MM-DD or YYYY-MM")
+    run.add_argument("--engine", choices=("auto", "polars", "gx"), default=None)
+
+    bf = sub.add_parser("backfill", help="screen every partition of a date range")
+    bf.add_argument("dataset", help="dataset name (datasets/<name>.yaml) or a spec file")
+    bf.add_argument("--start", required=True, type=_date, help="first partition, included")
+    bf.add_argument("--end", required=True, type=_date, help="last partition, included")
+    bf.add_argument("--engine", choices=("auto", "polars", "gx"), default="auto")
+
+    demo = sub.add_parser("demo", help="generate sample data with planted errors and screen it")
+    demo.add_argument("--dir", default="var/demo", help="where data and outputs go")
+    demo.add_argument("--days", type=int, default=3, help="partitions to generate")
+    demo.add_argument("--rows", type=int, default=100_000, help="rows per partition")
+    demo.add_argument("--seed", type=int, default=2024)
+
+    val = sub.add_parser("validate", help="validate one data file against a GX suite")
+    from expectations.validate_file import add_arguments
+
+    add_arguments(val)
+    return p
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    c = summary["counts"]
+    print(
+        f"{summary['dataset']} {summary['partition']}: {summary['status']}: "
+        f"{c['in']} rows in, {c['clean']} clean, {c['quarantine']} quarantined"
+    )
+    for reason, rows in sorted(c["quarantined_by_reason"].items(), key=lambda kv: -kv[1]):
+        print(f"  {rows:>8}  {reason}")
+    print(f"  manifest: {summary['manifest']}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from flows.screen import screen_partition
+    from sluice.pipeline import Run
+
+    Run.prepare(args.dataset, args.partition, engine=args.engine)
+
+    summary = screen_partition(args.dataset, args.partition, args.engine or "auto")
+    _print_summary(summary)
+    return EXIT_OK
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from flows.screen import backfill
+    from sluice.pipeline import Run
+
+    if args.end < args.start:
+        raise_usage(f"--end {args.end} is before --start {args.start}")
+    Run.prepare(args.dataset, args.start, engine=args.engine)
+
+    summary = backfill(args.dataset, args.start, args.end, args.engine)
+    for s in summary["screened"]:
+        _print_summary(s)
+    for f in summary["failed"]:
+        print(f"{args.dataset} {f['partition']}: FAILED: {f['error']}")
+    print(f"backfill: {len(summary['screened'])} screened, {len(summary['failed'])} failed")
+    return EXIT_FAILED if summary["failed"] else EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from sluice.demo import run_demo
+
+    return run_demo(args.dir, days=args.days, rows=args.rows, seed=args.seed)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from expectations.validate_file import main as validate_main
+
+    return validate_main(args)
+
+
+def raise_usage(message: str) -> None:
+    """Stop with a usage error (exit code 2)."""
+    from sluice.errors import SluiceError
+
+    raise SluiceError(message)
+
+
+COMMANDS = {"run": _run, "backfill": _backfill, "demo": _demo, "validate": _validate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sluice`` console script."""
+    args = _parser().parse_args(argv)
+    if args.command in ("run", "backfill", "demo"):
+        _quiet_prefect(args.verbose)
+    from sluice.errors import SluiceError
+    from sluice.progress import done
+
+    try:
+        return COMMANDS[args.command](args)
+    except SluiceError as exc:
+        done()
+        print(f"sluice: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        done()
+        print("sluice: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        done()
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"sluice: internal error: {type(exc).__name__}: {exc} "
+            "(run again with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+    finally:
+        done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,368 @@
+"""The path of one partition: ingest, validate, screen, write.
+
+Each stage is a plain function that reads its inputs from, and leaves its results in, the run's
+work folder, so an orchestrator passes paths between stages, never frames. :func:`run_partition`
+calls them in order without Prefect; ``flows/`` wraps the same functions as Prefect tasks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import platform
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from detectors.screen import check_specs, screen
+from expectations.engine import validate
+from expectations.failures import failures_from_outcomes
+from expectations.results import Suite
+from expectations.suite import load_suite
+from sluice.config import LoadedSpec, Partition, find_spec
+from sluice.decide import add_checksums, checksum, drop_shadowed, split
+from sluice.errors import ConfigError
+from sluice.failures import concat_failures
+from sluice.ingest import ROW_ID, ingest, polars_dtype
+from sluice.write import (
+    MANIFEST_NAME,
+    PARQUET_NAME,
+    PartitionWriter,
+    describe,
+    write_json,
+    write_parquet,
+)
+
+EngineChoice = Literal["auto", "polars", "gx"]
+STAGES = ("ingest", "validate", "screen", "write")
+MANIFEST_VERSION = 1
+VERSIONED = (
+    "sluice",
+    "polars",
+    "pyarrow",
+    "pandas",
+    "numpy",
+    "great-expectations",
+    "pyod",
+    "scikit-learn",
+    "prefect",
+)
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, sluice and its main dependencies."""
+    out = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of one partition: what it reads and where its work folder is."""
+
+    loaded: LoadedSpec
+    suite: Suite
+    partition: Partition
+    run_id: str
+    work: Path
+    engine: EngineChoice
+
+    @classmethod
+    def prepare(
+        cls,
+        dataset: str,
+        partition: str | dt.date,
+        *,
+        engine: EngineChoice | None = None,
+        run_id: str | None = None,
+    ) -> Run:
+        """Load and check every piece of configuration before any data moves."""
+        loaded = find_spec(dataset)
+        try:
+            part = loaded.spec.partition.parse(partition)
+        except ValueError as exc:
+            raise ConfigError(
+                str(exc), file=loaded.path, key="partition", found=str(partition)
+            ) from None
+        suite = load_suite(loaded.suite_path)
+        _check_detectors(loaded)
+        rid = run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        work = loaded.output_root("reports") / ".work" / f"{part.dirname}-{rid}"
+        return cls(loaded, suite, part, rid, work, engine or loaded.spec.validation.engine)
+
+    @classmethod
+    def resume(cls, spec_path: str, partition: str, run_id: str, engine: EngineChoice) -> Run:
+        """Rebuild a prepared run from the plain values an orchestrator passes between tasks."""
+        return cls.prepare(spec_path, partition, engine=engine, run_id=run_id)
+
+    def discard(self) -> None:
+        """Remove the work folder, and its parent when no other run uses it."""
+        shutil.rmtree(self.work, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.work.parent.rmdir()
+
+    def file(self, name: str) -> Path:
+        """A file in the work folder."""
+        return self.work / name
+
+    def record(self, stage: str, seconds: float, **facts: Any) -> None:
+        """Keep a stage's timing and facts for the manifest."""
+        path = self.file(f"{stage}.json")
+        write_json({"seconds": round(seconds, 4), **facts}, path)
+
+    def facts(self, stage: str) -> dict[str, Any]:
+        """What a finished stage recorded."""
+        data: dict[str, Any] = json.loads(self.file(f"{stage}.json").read_text())
+        return data
+
+
+def _check_detectors(loaded: LoadedSpec) -> None:
+    schema = {c: polars_dtype(s) for c, s in loaded.spec.columns.items()}
+    try:
+        check_specs(loaded.spec.detectors, schema)
+    except ConfigError as exc:
+        raise ConfigError(
+            exc.problem, file=loaded.path, key=exc.key, found=exc.found, allowed=exc.allowed
+        ) from None
+
+
+def _timed(fn: Callable[[Run], dict[str, Any]], stage: str) -> Callable[[Run], None]:
+    def wrapper(run: Run) -> None:
+        t0 = time.perf_counter()
+        facts = fn(run)
+        run.record(stage, time.perf_counter() - t0, **facts)
+
+    wrapper.__name__ = f"stage_{stage}"
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def _ingest(run: Run) -> dict[str, Any]:
+    """Read the partition's files; keep typed rows, raw text and parse failures."""
+    run.work.mkdir(parents=True, exist_ok=True)
+    got = ingest(run.loaded, run.partition)
+    write_parquet(got.frame, run.file("frame.parquet"))
+    write_parquet(got.raw, run.file("raw.parquet"))
+    write_parquet(got.failures, run.file("ingest_failures.parquet"))
+    return {
+        "rows": got.frame.height,
+        "inputs": [f.as_dict() for f in got.files],
+        "missing_columns": list(got.missing_columns),
+        "extra_columns": list(got.extra_columns),
+        "failures": got.failures.height,
+    }
+
+
+def _validate(run: Run) -> dict[str, Any]:
+    """Run the suite; keep the per-row failures and the verdict of every expectation."""
+    frame = pl.read_parquet(run.file("frame.parquet"))
+    data = frame.drop("_source_file", "_source_row")
+    outcomes = validate(data.drop(ROW_ID), run.suite, run.engine)
+    result = failures_from_outcomes(data, outcomes)
+    ingest_failures = pl.read_parquet(run.file("ingest_failures.parquet"))
+    failures = drop_shadowed(result.failures, ingest_failures)
+    write_parquet(failures, run.file("validation_failures.parquet"))
+    return {
+        "engine": run.engine,
+        "verdicts": result.verdicts,
+        "critical_failed": result.critical_failed,
+        "failures": failures.height,
+    }
+
+
+def _screen(run: Run) -> dict[str, Any]:
+    """Score the rows that passed validation with the dataset's detectors."""
+    frame = pl.read_parquet(run.file("frame.parquet"))
+    earlier = concat_failures(
+        pl.read_parquet(run.file(f))
+        for f in ("ingest_failures.parquet", "validation_failures.parquet")
+    )
+    bad = earlier.filter(pl.col("severity").is_in(["error", "critical"])).select(ROW_ID).unique()
+    declared = [c for c in run.loaded.spec.columns if c in frame.columns]
+    passed = frame.join(bad, on=ROW_ID, how="anti", maintain_order="left").select(ROW_ID, *declared)
+    vfacts = run.facts("validate")
+    ifacts = run.facts("ingest")
+    if vfacts["critical_failed"] or ifacts["missing_columns"] or not run.loaded.spec.detectors:
+        why = "a critical check failed" if run.loaded.spec.detectors else "no detectors declared"
+        write_parquet(concat_failures([]), run.file("screen_failures.parquet"))
+        return {"skipped": why, "rows": passed.height, "models": []}
+    result = screen(passed, run.loaded.spec.detectors)
+    write_parquet(result.failures, run.file("screen_failures.parquet"))
+    write_parquet(result.scores, run.file("scores.parquet"))
+    return {"rows": passed.height, "models": result.models, "failures": result.failures.height}
+
+
+def _critical_checks(run: Run) -> list[tuple[str, str, str]]:
+    checks = [
+        (c, "missing_column", f"declared column {c!r} is not in the source")
+        for c in run.facts("ingest")["missing_columns"]
+    ]
+    for v in run.facts("validate")["verdicts"]:
+        if v["severity"] == "critical" and not v["success"]:
+            column, rule = v["reason"].split("|", 1)
+            observed = v.get("observed_value")
+            checks.append(
+                (column, rule, f"observed {observed!r}" if observed is not None else rule)
+            )
+    return checks
+
+
+def _write(run: Run) -> dict[str, Any]:
+    """Split rows into clean and quarantine and write them with the failures and the manifest."""
+    frame = pl.read_parquet(run.file("frame.parquet"))
+    raw = pl.read_parquet(run.file("raw.parquet"))
+    failures = concat_failures(
+        pl.read_parquet(run.file(f"{s}_failures.parquet"))
+        for s in ("ingest", "validation", "screen")
+    )
+    declared = {c: polars_dtype(s) for c, s in run.loaded.spec.columns.items()}
+    result = split(frame, raw, failures, declared, _critical_checks(run))
+    part = run.partition
+    meta = {
+        "sluice.dataset": run.loaded.name,
+        "sluice.partition": f"{part.key}={part}",
+        "sluice.suite_sha256": run.suite.sha256,
+        "sluice.spec_sha256": run.loaded.sha256,
+    }
+    reasons = sorted(result.failures["reason"].unique().to_list())
+    outputs: dict[str, Any] = {}
+    with PartitionWriter(run.loaded.output_root("clean"), part.dirname) as w:
+        write_parquet(result.clean, w.path(PARQUET_NAME), meta)
+        outputs["clean"] = describe(w.path(PARQUET_NAME), result.clean.height)
+        final = w.commit()
+        outputs["clean"]["path"] = str(final / PARQUET_NAME)
+    with PartitionWriter(run.loaded.output_root("quarantine"), part.dirname) as w:
+        qmeta = {**meta, "sluice.rules": json.dumps(reasons)}
+        write_parquet(result.quarantine, w.path(PARQUET_NAME), qmeta)
+        outputs["quarantine"] = describe(w.path(PARQUET_NAME), result.quarantine.height)
+        final = w.commit()
+        outputs["quarantine"]["path"] = str(final / PARQUET_NAME)
+    return {
+        "clean": result.clean.height,
+        "quarantine": result.quarantine.height,
+        "critical": list(result.critical),
+        "reasons": reasons,
+        "outputs": outputs,
+        "_split": result,
+    }
+
+
+stage_ingest = _timed(_ingest, "ingest")
+stage_validate = _timed(_validate, "validate")
+stage_screen = _timed(_screen, "screen")
+
+
+def stage_write(run: Run, started: dt.datetime | None = None) -> dict[str, Any]:
+    """Write clean and quarantine data, then the failures table and the manifest (last)."""
+    t0 = time.perf_counter()
+    facts = _write(run)
+    result = facts.pop("_split")
+    part = run.partition
+    ids_in = pl.read_parquet(run.file("frame.parquet"), columns=[ROW_ID])[ROW_ID]
+    sums = {
+        "in": checksum(ids_in),
+        "clean": checksum(result.clean[ROW_ID]),
+        "quarantine": checksum(result.quarantine[ROW_ID]),
+    }
+    counts = _counts(result.failures, len(ids_in), facts["clean"], facts["quarantine"])
+    holds = counts["in"] == counts["clean"] + counts["quarantine"] and sums["in"] == add_checksums(
+        sums["clean"], sums["quarantine"]
+    )
+    ingest_facts, val, scr = run.facts("ingest"), run.facts("validate"), run.facts("screen")
+    manifest: dict[str, Any] = {
+        "manifest_version": MANIFEST_VERSION,
+        "run_id": run.run_id,
+        "dataset": run.loaded.name,
+        "partition": {"key": part.key, "value": str(part), "kind": part.kind},
+        "status": "failed" if result.critical else "passed",
+        "critical": list(result.critical),
+        "started_at": (started or dt.datetime.now(dt.UTC)).isoformat(),
+        "counts": counts,
+        "checksums": {**sums, "algorithm": "sum of _row_id mod 2^64, hex"},
+        "conservation": {"holds": holds},
+        "inputs": ingest_facts["inputs"],
+        "schema": {
+            "missing_columns": ingest_facts["missing_columns"],
+            "extra_columns": ingest_facts["extra_columns"],
+        },
+        "spec": {"path": str(run.loaded.path), "sha256": run.loaded.sha256},
+        "suite": {
+            "name": run.suite.name,
+            "path": str(run.suite.path),
+            "sha256": run.suite.sha256,
+            "entries": len(run.suite.entries),
+        },
+        "validation": {"engine": val["engine"], "verdicts": val["verdicts"]},
+        "detectors": scr.get("models", []),
+        "screen": {k: v for k, v in scr.items() if k in ("skipped", "rows", "seconds")},
+        "reasons": facts["reasons"],
+        "versions": versions(),
+    }
+    with PartitionWriter(run.loaded.output_root("reports"), part.dirname) as w:
+        write_parquet(result.failures, w.path("failures.parquet"))
+        outputs = {**facts["outputs"], "failures": describe(w.path("failures.parquet"))}
+        outputs["failures"]["path"] = str(w.final / "failures.parquet")
+        manifest["outputs"] = outputs
+        timings = {s: run.facts(s)["seconds"] for s in ("ingest", "validate", "screen")}
+        timings["write"] = round(time.perf_counter() - t0, 4)
+        manifest["timings_s"] = timings
+        manifest["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
+        write_json(manifest, w.path(MANIFEST_NAME))
+        final = w.commit()
+    run.discard()
+    return {
+        "dataset": run.loaded.name,
+        "partition": str(part),
+        "status": manifest["status"],
+        "critical": manifest["critical"],
+        "counts": counts,
+        "manifest": str(final / MANIFEST_NAME),
+        "conservation": holds,
+    }
+
+
+def _counts(failures: pl.DataFrame, n_in: int, n_clean: int, n_quarantine: int) -> dict[str, Any]:
+    quarantining = failures.filter(pl.col("severity").is_in(["error", "critical"]))
+    by_reason = (
+        quarantining.group_by("reason").agg(pl.col(ROW_ID).n_unique().alias("rows")).sort("reason")
+    )
+    warned = failures.filter(pl.col("severity") == "warn")
+    by_warning = (
+        warned.group_by("reason").agg(pl.col(ROW_ID).n_unique().alias("rows")).sort("reason")
+    )
+    return {
+        "in": n_in,
+        "clean": n_clean,
+        "quarantine": n_quarantine,
+        "warned_rows": warned[ROW_ID].n_unique(),
+        "quarantined_by_reason": dict(by_reason.iter_rows()),
+        "warnings_by_reason": dict(by_warning.iter_rows()),
+    }
+
+
+def run_partition(
+    dataset: str, partition: str | dt.date, *, engine: EngineChoice | None = None
+) -> dict[str, Any]:
+    """Screen one partition without Prefect (for notebooks and tests); returns the run summary."""
+    started = dt.datetime.now(dt.UTC)
+    run = Run.prepare(dataset, partition, engine=engine)
+    try:
+        stage_ingest(run)
+        stage_validate(run)
+        stage_screen(run)
+        return stage_write(run, started)
+    except BaseException:
+        run.discard()
+        raise
