@@ -8,7 +8,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: demo test test-slow lint typecheck bench clean browser
+.PHONY: demo serve test test-slow lint typecheck bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ browser:
 
 demo: $(STAMP)
 	$(BIN)/sluice demo
+
+serve: $(STAMP)
+	$(BIN)/sluice serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

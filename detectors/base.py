@@ -43,13 +43,18 @@ def as_matrix(X: Any, *, what: str = "X") -> FloatArray:
     return arr
 
 
+def sample_indices(n: int, max_rows: int | None, seed: int) -> npt.NDArray[np.intp] | None:
+    """Sorted indices of at most ``max_rows`` of ``n`` rows (seeded), or None for all rows."""
+    if max_rows is None or n <= max_rows:
+        return None
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=max_rows, replace=False))
+
+
 def sample_rows(X: FloatArray, max_rows: int | None, seed: int) -> FloatArray:
     """At most ``max_rows`` rows of ``X``, drawn without replacement, kept in their order."""
-    if max_rows is None or len(X) <= max_rows:
-        return X
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(len(X), size=max_rows, replace=False))
-    return X[idx]
+    idx = sample_indices(len(X), max_rows, seed)
+    return X if idx is None else X[idx]
 
 
 def threshold_from(scores: FloatArray, contamination: float) -> float:

@@ -11,6 +11,9 @@ Fitted on the detector's fit rows and kept with the detector:
   imputed like numerics.
 
 Each output column remembers its source column, so contributions can be reported per source column.
+Scaling is left to the detectors that need it: KNN, LOF and LODA standardise with the fit sample's
+mean and standard deviation, PyOD's PCA standardises itself, and IForest, HBOS, ECOD and COPOD do
+not depend on the scale of a feature.
 """
 
 from __future__ import annotations
@@ -59,10 +62,26 @@ def _kind_accepts(kind: str, dtype: pl.DataType) -> bool:
     return isinstance(dtype, (pl.String, pl.Categorical, pl.Enum, pl.Boolean, *_NUMERIC))
 
 
+SPEC_TYPES: dict[str, pl.DataType] = {
+    "string": pl.String(),
+    "int": pl.Int64(),
+    "float": pl.Float64(),
+    "bool": pl.Boolean(),
+    "date": pl.Date(),
+    "datetime": pl.Datetime(),
+}
+
+
 def check_features(
-    features: Sequence[FeatureSpec], schema: Mapping[str, pl.DataType], *, detector: str
+    features: Sequence[FeatureSpec],
+    schema: Mapping[str, pl.DataType | str],
+    *,
+    detector: str,
 ) -> None:
-    """Raise :class:`ConfigError` for a missing column or a type the feature's kind cannot read."""
+    """Raise :class:`ConfigError` for a missing column or a type the feature's kind cannot read.
+
+    ``schema`` maps column names to polars types or to dataset-spec type names (``"float"``, ...).
+    """
     seen: set[str] = set()
     for i, f in enumerate(features):
         key = f"features[{i}]"
@@ -78,7 +97,8 @@ def check_features(
                 found=f.column,
                 allowed=", ".join(c for c in schema if not c.startswith("_")),
             )
-        dtype = schema[f.column]
+        declared = schema[f.column]
+        dtype = SPEC_TYPES.get(declared, pl.Null()) if isinstance(declared, str) else declared
         if not _kind_accepts(f.kind, dtype):
             raise ConfigError(
                 f"detector {detector!r}: column {f.column!r} is {dtype}, "

@@ -98,6 +98,19 @@ def save_model(model: FittedModel, path: Path | str) -> str:
     return hashlib.sha256(buf.getvalue()).hexdigest()
 
 
+def check_model_file(path: Path | str, expected_sha256: str | None, *, key: str) -> None:
+    """Raise :class:`ConfigError` unless the file exists and its sha256 is ``expected_sha256``."""
+    p = Path(path)
+    try:
+        actual = file_sha256(p)
+    except OSError as exc:
+        raise ConfigError(f"cannot read saved model: {exc.strerror}", file=p, key=key) from None
+    if expected_sha256 is None or actual != expected_sha256.lower():
+        raise _refuse(
+            "file hash does not match", p, key=key, found=actual, allowed=str(expected_sha256)
+        )
+
+
 def _refuse(problem: str, path: Path, *, key: str, found: object, allowed: str) -> ConfigError:
     return ConfigError(
         f"refusing saved model: {problem}", file=path, key=key, found=found, allowed=allowed

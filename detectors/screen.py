@@ -10,17 +10,17 @@ their score, the threshold and the top contributing source columns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from detectors.base import Detector
+from detectors.base import Detector, sample_indices
 from detectors.explain import contributions, explanation_method, top_features
 from detectors.features import FeaturePreparer, check_features
-from detectors.persist import FittedModel, load_model, spec_features
+from detectors.persist import FittedModel, check_model_file, load_model, spec_features
 from detectors.registry import get_detector
 from detectors.spec import DetectorSpec
 from sluice.errors import ConfigError, SluiceError
@@ -46,7 +46,7 @@ class ScreenResult:
     models: list[dict[str, Any]]
 
 
-def _params(spec: DetectorSpec, index: int) -> dict[str, Any]:
+def _params(spec: DetectorSpec) -> dict[str, Any]:
     if "random_state" in spec.params:
         raise ConfigError(
             "set the seed with 'seed', not params.random_state",
@@ -59,10 +59,11 @@ def _params(spec: DetectorSpec, index: int) -> dict[str, Any]:
 def build_detector(spec: DetectorSpec, index: int = 0) -> Detector:
     """The unfitted detector of a spec; :class:`ConfigError` names the spec on any problem."""
     try:
-        return get_detector(spec.detector_name, **_params(spec, index))
+        return get_detector(spec.detector_name, **_params(spec))
     except ConfigError as exc:
+        same = spec.name == spec.detector_name
         raise ConfigError(
-            f"detector {spec.name!r}: {exc.problem}",
+            exc.problem if same else f"detector {spec.name!r}: {exc.problem}",
             key=f"detectors[{index}].{exc.key}" if exc.key else f"detectors[{index}]",
             found=exc.found,
             allowed=exc.allowed,
@@ -70,12 +71,14 @@ def build_detector(spec: DetectorSpec, index: int = 0) -> Detector:
 
 
 def check_specs(
-    specs: Sequence[DetectorSpec], schema: dict[str, pl.DataType] | None = None
+    specs: Sequence[DetectorSpec], schema: Mapping[str, pl.DataType | str] | None = None
 ) -> None:
     """Raise :class:`ConfigError` for any spec that cannot run, before any data moves.
 
     Checks detector names, parameter names and values, duplicate spec names and, when ``schema``
-    is given, that every feature column exists with a type its kind can read.
+    is given (polars types, or dataset-spec type names such as ``"float"``), that every feature
+    column exists with a type its kind can read. A saved model's file must exist and match its
+    ``model_sha256`` (its contents are checked when it is loaded).
     """
     names: set[str] = set()
     for i, spec in enumerate(specs):
@@ -87,6 +90,8 @@ def check_specs(
             )
         names.add(spec.name)
         build_detector(spec, i)
+        if spec.model is not None:
+            check_model_file(spec.model, spec.model_sha256, key=f"detectors[{i}].model_sha256")
         if schema is not None:
             try:
                 check_features(spec.feature_specs(), schema, detector=spec.name)
@@ -100,11 +105,8 @@ def check_specs(
 
 
 def _sample_frame(frame: pl.DataFrame, max_rows: int | None, seed: int) -> pl.DataFrame:
-    if max_rows is None or frame.height <= max_rows:
-        return frame
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(frame.height, size=max_rows, replace=False))
-    return frame[idx]
+    idx = sample_indices(frame.height, max_rows, seed)
+    return frame if idx is None else frame[idx]
 
 
 def _class_path(det: Detector) -> str:

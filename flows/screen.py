@@ -1,47 +1,85 @@
 """Prefect flows: screen one partition, and backfill a range of partitions.
 
 The flows only sequence the stage functions of :mod:`sluice.pipeline`; each task rebuilds its
-run from plain values and passes on the work folder's path.
+run from plain values and passes on the work folder's path. Around the stages, a flow skips a
+partition that is already done (:mod:`flows.idempotence`), emits alert events
+(:mod:`flows.alerts`), and a backfill running as a deployment fans out one flow run per
+partition (:mod:`flows.fanout`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
+from prefect.tasks import exponential_backoff
 
-from sluice.config import find_spec, partition_range
+from flows import alerts, fanout
+from flows.idempotence import (
+    check_done,
+    manifest_path,
+    read_manifest,
+    skipped_summary,
+    summary_from_manifest,
+)
+from flows.parameters import (
+    DEFAULT_MAX_QUARANTINE_RATE,
+    DatasetName,
+    EngineChoice,
+    QuarantineRate,
+)
+from sluice.config import LoadedSpec, Partition, find_spec, partition_range
 from sluice.errors import CriticalCheckFailed, SluiceError
 from sluice.pipeline import Run, stage_ingest, stage_screen, stage_validate, stage_write
 from sluice.progress import progress
+from sluice.report.artifacts import artifact_key, publish_artifacts
 
-EngineChoice = Literal["auto", "polars", "gx"]
-IO_RETRIES = 2
-IO_RETRY_DELAYS: list[float] = [5.0, 30.0]
+IO_RETRIES = 3
+IO_BACKOFF_SECONDS = 5.0
+IO_RETRY_JITTER = 0.5
+
+
+class BackfillFailed(SluiceError):
+    """Some partitions of a backfill failed (raised only by a backfill run from a deployment)."""
+
+    exit_code = 1
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Whether an error, or the error it was raised from, is an I/O error that may pass."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, TimeoutError | ConnectionError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry only I/O errors that may pass (timeouts, connection resets), not bad data."""
     try:
         state.result()
-    except (TimeoutError, ConnectionError):
-        return True
-    except Exception:
-        return False
+    except Exception as exc:
+        return is_transient(exc)
     return False
 
 
-@task(
-    name="ingest",
-    cache_policy=NONE,
-    retries=IO_RETRIES,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=_transient,
-)
+_io_retries: dict[str, Any] = {
+    "retries": IO_RETRIES,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=IO_BACKOFF_SECONDS),
+    "retry_jitter_factor": IO_RETRY_JITTER,
+    "retry_condition_fn": _transient,
+}
+
+
+@task(name="ingest", cache_policy=NONE, **_io_retries)
 def ingest_task(spec: str, partition: str, run_id: str, engine: EngineChoice) -> str:
     """Read the partition into the run's work folder."""
     run = Run.resume(spec, partition, run_id, engine)
@@ -68,13 +106,7 @@ def screen_task(spec: str, partition: str, run_id: str, engine: EngineChoice, wo
     return work
 
 
-@task(
-    name="write",
-    cache_policy=NONE,
-    retries=IO_RETRIES,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=_transient,
-)
+@task(name="write", cache_policy=NONE, **_io_retries)
 def write_task(
     spec: str, partition: str, run_id: str, engine: EngineChoice, work: str
 ) -> dict[str, Any]:
@@ -84,11 +116,15 @@ def write_task(
     return stage_write(run)
 
 
+def local_day(when: dt.datetime, timezone: str) -> dt.date:
+    """The calendar day of an instant in a time zone."""
+    return dt.datetime.fromtimestamp(when.timestamp(), ZoneInfo(timezone)).date()
+
+
 def scheduled_partition(dataset: str) -> dt.date:
     """The partition a scheduled run screens: its scheduled local day, less the lag."""
     spec = find_spec(dataset).spec.partition
-    when = flow_run.get_scheduled_start_time()
-    local = dt.datetime.fromtimestamp(when.timestamp(), ZoneInfo(spec.timezone)).date()
+    local = local_day(flow_run.get_scheduled_start_time(), spec.timezone)
     if spec.kind == "day":
         return local - dt.timedelta(days=spec.lag)
     month = local.replace(day=1)
@@ -97,16 +133,64 @@ def scheduled_partition(dataset: str) -> dt.date:
     return month
 
 
-@flow(name="screen-partition", flow_run_name="{dataset} {partition}")
+def _dataset_label(dataset: str) -> str:
+    return Path(dataset).stem if dataset.endswith((".yaml", ".yml")) else dataset
+
+
+def _screen_run_name() -> str:
+    """``<dataset> <partition>``, the partition worked out from the schedule when not given."""
+    params = flow_run.get_parameters()
+    dataset = str(params.get("dataset", "?"))
+    partition = params.get("partition")
+    if partition is None:
+        try:
+            partition = scheduled_partition(dataset)
+        except Exception:
+            partition = "scheduled"
+    return f"{_dataset_label(dataset)} {partition}"
+
+
+@flow(name="screen-partition", flow_run_name=_screen_run_name)
 def screen_partition(
-    dataset: str, partition: dt.date | None = None, engine: EngineChoice = "auto"
+    dataset: DatasetName,
+    partition: dt.date | None = None,
+    engine: EngineChoice = "auto",
+    *,
+    force: bool = False,
+    max_quarantine_rate: QuarantineRate = DEFAULT_MAX_QUARANTINE_RATE,
 ) -> dict[str, Any]:
-    """Screen one partition of one dataset; without a partition, the one the schedule implies.
+    """Screen one partition of one dataset.
 
     Fails (exit code 1 from the CLI) when a critical check failed; the outputs are written first.
+    A partition already screened from the same inputs, suite and spec is skipped (the summary
+    then says why under ``skipped``) unless ``force``.
+
+    Args:
+        dataset: The dataset to screen: one of the specs in datasets/.
+        partition: The partition to screen; empty for the one the schedule implies (the run's
+            scheduled local day, less the dataset's lag).
+        engine: Which engine validates the suite: polars where it can (auto), or GX itself.
+        force: Screen again even when the partition is already done.
+        max_quarantine_rate: Alert when a larger share of the rows is quarantined.
     """
     day = partition or scheduled_partition(dataset)
     run = Run.prepare(dataset, day, engine=engine)
+    logger = get_run_logger()
+    name = f"{run.loaded.name} {run.partition}"
+    if force:
+        logger.info("%s: screening (forced)", name)
+    else:
+        verdict = check_done(run.loaded, run.partition, suite_sha256=run.suite.sha256)
+        done = skipped_summary(verdict)
+        if done is not None:
+            logger.info(
+                "%s: skipped: %s (%s); force=True screens it again",
+                name,
+                verdict.reason,
+                verdict.manifest,
+            )
+            return done
+        logger.info("%s: screening: %s", name, verdict.reason)
     args = (str(run.loaded.path), str(run.partition), run.run_id, run.engine)
     try:
         work = ingest_task(*args)
@@ -117,15 +201,19 @@ def screen_partition(
         run.discard()
         raise
     counts = summary["counts"]
-    get_run_logger().info(
-        "%s %s: %d in, %d clean, %d quarantined (%s)",
-        summary["dataset"],
-        summary["partition"],
+    logger.info(
+        "%s: %d in, %d clean, %d quarantined (%s)",
+        name,
         counts["in"],
         counts["clean"],
         counts["quarantine"],
         summary["status"],
     )
+    raised = alerts.judge(summary, max_quarantine_rate)
+    for alert in raised:
+        logger.warning("alert %s: %s", alert.event, alert.message)
+    alerts.emit(summary, raised)
+    publish_artifacts(summary, read_manifest(Path(summary["manifest"])) or {})
     if summary["status"] == "failed":
         raise CriticalCheckFailed(
             f"{summary['dataset']} {summary['partition']}: critical checks failed "
@@ -135,36 +223,169 @@ def screen_partition(
     return summary
 
 
-@flow(name="backfill", flow_run_name="{dataset} {start}..{end}")
-def backfill(
-    dataset: str, start: dt.date, end: dt.date, engine: EngineChoice = "auto"
-) -> dict[str, Any]:
-    """Screen every partition from start to end (both included); one failure stops no other."""
-    loaded = find_spec(dataset)
+def _backfill_partitions(loaded: LoadedSpec, start: dt.date, end: dt.date) -> list[Partition]:
     try:
-        parts = partition_range(loaded.spec.partition, start, end)
+        return partition_range(loaded.spec.partition, start, end)
     except ValueError as exc:
-        raise SluiceError(f"backfill {dataset}: {exc}") from None
+        raise SluiceError(f"backfill {loaded.name}: {exc}") from None
+
+
+def _in_process(
+    loaded: LoadedSpec,
+    dataset: str,
+    parts: list[Partition],
+    options: dict[str, Any],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     screened: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     for part in parts:
-        state = screen_partition(dataset, part.start, engine, return_state=True)
+        state = screen_partition(dataset, part.start, return_state=True, **options)
         if state.is_completed():
-            screened.append(state.result())
-        else:
-            try:
-                state.result()
-                message = state.message or "failed"
-            except Exception as exc:
-                message = str(exc)
-            failed.append({"partition": str(part), "error": message})
-    summary = {
-        "dataset": dataset,
+            result: dict[str, Any] = state.result()
+            (skipped if result.get("skipped") else screened).append(result)
+            continue
+        try:
+            state.result()
+            message = state.message or "failed"
+        except Exception as exc:
+            message = str(exc)
+        failed.append({"partition": str(part), "error": message})
+    return screened, skipped, failed
+
+
+def _fan_out(
+    loaded: LoadedSpec,
+    dataset: str,
+    parts: list[Partition],
+    options: dict[str, Any],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    label = _dataset_label(dataset)
+    ids = fanout.launch(
+        {str(p): p.start for p in parts},
+        {"dataset": dataset, **options},
+        run_name=f"{label} {{partition}}",
+    )
+    screened: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    by_name = {str(p): p for p in parts}
+    for child in fanout.wait(ids):
+        if not child.ok:
+            failed.append({"partition": child.partition, "error": child.message})
+            continue
+        path = manifest_path(loaded, by_name[child.partition])
+        manifest = read_manifest(path)
+        if manifest is None:
+            failed.append({"partition": child.partition, "error": f"no manifest at {path}"})
+            continue
+        screened.append(summary_from_manifest(manifest, path))
+    return screened, skipped, failed
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """A backfill summary as a Markdown table, for the run's artifact."""
+    lines = [
+        f"# Backfill {summary['dataset']} {summary['start']}..{summary['end']}",
+        "",
+        f"{len(summary['screened'])} screened, {len(summary['skipped'])} skipped, "
+        f"{len(summary['failed'])} failed",
+        "",
+        "| partition | outcome | rows in | clean | quarantined | note |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    rows: list[tuple[str, str]] = []
+    for kind in ("screened", "skipped"):
+        for s in summary[kind]:
+            c = s["counts"]
+            note = s.get("skipped") or s["manifest"]
+            rows.append(
+                (
+                    s["partition"],
+                    f"| {s['partition']} | {kind} ({s['status']}) | {c['in']} | {c['clean']} "
+                    f"| {c['quarantine']} | {note} |",
+                )
+            )
+    for f in summary["failed"]:
+        error = str(f["error"]).replace("|", "\\|").replace("\n", " ")
+        rows.append((f["partition"], f"| {f['partition']} | failed | | | | {error} |"))
+    lines.extend(row for _, row in sorted(rows))
+    return "\n".join(lines) + "\n"
+
+
+@flow(name="backfill", flow_run_name="{dataset} {start}..{end}")
+def backfill(
+    dataset: DatasetName,
+    start: dt.date,
+    end: dt.date,
+    engine: EngineChoice = "auto",
+    *,
+    force: bool = False,
+    max_quarantine_rate: QuarantineRate = DEFAULT_MAX_QUARANTINE_RATE,
+) -> dict[str, Any]:
+    """Screen every partition from start to end (both included); one failure stops no other.
+
+    Partitions already done are skipped unless ``force``. Run from a deployment, each partition
+    is its own run of the ``screen-partition/on-demand`` deployment, and this run fails when any
+    partition failed; called in-process, partitions run as subflows and the caller reads the
+    summary (``screened``, ``skipped``, ``failed``).
+
+    Args:
+        dataset: The dataset to screen: one of the specs in datasets/.
+        start: The first partition (for a monthly dataset, any day of the month).
+        end: The last partition, included.
+        engine: Which engine validates the suite: polars where it can (auto), or GX itself.
+        force: Screen again the partitions that are already done.
+        max_quarantine_rate: Alert when a larger share of a partition's rows is quarantined.
+    """
+    logger = get_run_logger()
+    loaded = find_spec(dataset)
+    parts = _backfill_partitions(loaded, start, end)
+    todo: list[Partition] = []
+    skipped: list[dict[str, Any]] = []
+    for part in parts:
+        done = None if force else skipped_summary(check_done(loaded, part))
+        if done is None:
+            todo.append(part)
+            continue
+        logger.info("%s %s: skipped: %s", loaded.name, part, done["skipped"])
+        skipped.append(done)
+    options = {"engine": engine, "force": force, "max_quarantine_rate": max_quarantine_rate}
+    fan_out = bool(todo) and fanout.in_deployment() and fanout.deployment_exists()
+    if todo and fanout.in_deployment() and not fan_out:
+        logger.warning(
+            "deployment %s not found: screening the partitions in this run instead",
+            fanout.SCREEN_DEPLOYMENT,
+        )
+    runner = _fan_out if fan_out else _in_process
+    screened, also_skipped, failed = (
+        runner(loaded, dataset, todo, options) if todo else ([], [], [])
+    )
+    summary: dict[str, Any] = {
+        "dataset": loaded.name,
         "start": str(parts[0]),
         "end": str(parts[-1]),
         "screened": screened,
+        "skipped": sorted(skipped + also_skipped, key=lambda s: str(s["partition"])),
         "failed": failed,
     }
-    logger = get_run_logger()
-    logger.info("backfill %s: %d screened, %d failed", dataset, len(screened), len(failed))
+    logger.info(
+        "backfill %s %s..%s: %d screened, %d skipped, %d failed",
+        loaded.name,
+        summary["start"],
+        summary["end"],
+        len(screened),
+        len(summary["skipped"]),
+        len(failed),
+    )
+    create_markdown_artifact(
+        summary_markdown(summary),
+        key=artifact_key(loaded.name, "backfill"),
+        description=f"Backfill of {loaded.name} {summary['start']}..{summary['end']}",
+    )
+    if failed and fan_out:
+        raise BackfillFailed(
+            f"backfill {loaded.name}: {len(failed)} of {len(parts)} partitions failed: "
+            + "; ".join(f"{f['partition']}: {f['error']}" for f in failed)
+        )
     return summary

@@ -41,18 +41,32 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("dataset", help="dataset name (datasets/<name>.yaml) or a spec file")
     run.add_argument("--partition", required=True, type=_date, help="YYYY-MM-DD or YYYY-MM")
     run.add_argument("--engine", choices=("auto", "polars", "gx"), default=None)
+    run.add_argument(
+        "--force", action="store_true", help="screen again even if already done with same inputs"
+    )
 
     bf = sub.add_parser("backfill", help="screen every partition of a date range")
     bf.add_argument("dataset", help="dataset name (datasets/<name>.yaml) or a spec file")
     bf.add_argument("--start", required=True, type=_date, help="first partition, included")
     bf.add_argument("--end", required=True, type=_date, help="last partition, included")
     bf.add_argument("--engine", choices=("auto", "polars", "gx"), default="auto")
+    bf.add_argument("--force", action="store_true", help="screen again partitions already done")
 
     demo = sub.add_parser("demo", help="generate sample data with planted errors and screen it")
     demo.add_argument("--dir", default="var/demo", help="where data and outputs go")
     demo.add_argument("--days", type=int, default=3, help="partitions to generate")
     demo.add_argument("--rows", type=int, default=100_000, help="rows per partition")
     demo.add_argument("--seed", type=int, default=2024)
+
+    srv = sub.add_parser("serve", help="start a local Prefect server and worker, and deploy")
+    from sluice.serve import add_arguments as serve_arguments
+
+    serve_arguments(srv)
+
+    rep = sub.add_parser("report", help="rebuild (and open) the report of a past run")
+    from sluice.report.command import add_arguments as report_arguments
+
+    report_arguments(rep)
 
     val = sub.add_parser("validate", help="validate one data file against a GX suite")
     from expectations.validate_file import add_arguments
@@ -69,6 +83,10 @@ def _quiet_prefect(verbose: bool) -> None:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
+    if summary.get("skipped"):
+        print(f"{summary['dataset']} {summary['partition']}: skipped: {summary['skipped']}")
+        print(f"  manifest: {summary['manifest']} (--force screens it again)")
+        return
     c = summary["counts"]
     print(
         f"{summary['dataset']} {summary['partition']}: {summary['status']}: "
@@ -85,7 +103,9 @@ def _run(args: argparse.Namespace) -> int:
 
     Run.prepare(args.dataset, args.partition, engine=args.engine)
 
-    summary = screen_partition(args.dataset, args.partition, args.engine or "auto")
+    summary = screen_partition(
+        args.dataset, args.partition, args.engine or "auto", force=args.force
+    )
     _print_summary(summary)
     return EXIT_OK
 
@@ -98,12 +118,15 @@ def _backfill(args: argparse.Namespace) -> int:
         raise_usage(f"--end {args.end} is before --start {args.start}")
     Run.prepare(args.dataset, args.start, engine=args.engine)
 
-    summary = backfill(args.dataset, args.start, args.end, args.engine)
-    for s in summary["screened"]:
+    summary = backfill(args.dataset, args.start, args.end, args.engine, force=args.force)
+    for s in [*summary["screened"], *summary["skipped"]]:
         _print_summary(s)
     for f in summary["failed"]:
         print(f"{args.dataset} {f['partition']}: FAILED: {f['error']}")
-    print(f"backfill: {len(summary['screened'])} screened, {len(summary['failed'])} failed")
+    print(
+        f"backfill: {len(summary['screened'])} screened, {len(summary['skipped'])} skipped, "
+        f"{len(summary['failed'])} failed"
+    )
     return EXIT_FAILED if summary["failed"] else EXIT_OK
 
 
@@ -126,7 +149,26 @@ def raise_usage(message: str) -> None:
     raise SluiceError(message)
 
 
-COMMANDS = {"run": _run, "backfill": _backfill, "demo": _demo, "validate": _validate}
+def _serve(args: argparse.Namespace) -> int:
+    from sluice.serve import main as serve_main
+
+    return serve_main(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from sluice.report.command import main as report_main
+
+    return report_main(args)
+
+
+COMMANDS = {
+    "run": _run,
+    "backfill": _backfill,
+    "demo": _demo,
+    "validate": _validate,
+    "report": _report,
+    "serve": _serve,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -75,7 +75,7 @@ def run_demo(directory: str | Path, *, days: int = 3, rows: int = 100_000, seed:
     print(f"generating {days} partitions of {rows:,} trips in {root / 'raw'} ...")
     truth = generate(root, parts, rows_per_partition=rows, seed=seed)
     print(f"planted {truth.height:,} errors; screening under Prefect ...")
-    summary = backfill(DEMO_DATASET, parts[0], parts[-1], "auto")
+    summary = backfill(DEMO_DATASET, parts[0], parts[-1], "auto", force=True)
     for s in summary["screened"]:
         c = s["counts"]
         print(
@@ -92,5 +92,8 @@ def run_demo(directory: str | Path, *, days: int = 3, rows: int = 100_000, seed:
     print()
     print(f"clean data:   {loaded.output_root('clean')}")
     print(f"quarantine:   {loaded.output_root('quarantine')}")
-    print(f"reports:      {loaded.output_root('reports')} (manifest.json, failures.parquet)")
+    print(
+        f"reports:      {loaded.output_root('reports')} "
+        "(report.html, manifest.json, failures.parquet per partition)"
+    )
     return 1 if summary["failed"] else 0

@@ -3,8 +3,11 @@
 Every record of every source file becomes exactly one row. A cell that does not parse as its
 declared type becomes null in the typed frame and a failure ``column|type`` carrying its raw text;
 a record that cannot be split into the header's columns (a ragged CSV row, a broken NDJSON line)
-becomes a row of nulls with a failure ``_row|malformed`` carrying the raw record. Nothing here
-judges quality beyond "did it parse".
+becomes a row of nulls with a failure ``_row|malformed`` carrying the raw record; a record holding
+bytes that are not valid in the declared encoding becomes a row of nulls with a failure
+``_row|encoding`` whose value is the record's bytes decoded as latin-1 (so
+``value.encode("latin-1")`` gives the bytes back). Nothing here judges quality beyond "did it
+parse".
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import fsspec
 import numpy as np
@@ -33,10 +37,23 @@ ROW_ID = "_row_id"
 SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"
 PROVENANCE = (ROW_ID, SOURCE_FILE, SOURCE_ROW)
+RESERVED_COLUMNS = (*PROVENANCE, "_reasons", "_failures")
 MALFORMED = "_row"
 TRUE_TEXT = ("true", "t", "yes", "y", "1")
 FALSE_TEXT = ("false", "f", "no", "n", "0")
 _HASH_CHUNK = 1 << 20
+_HEAD_BYTES = 1 << 16
+_BAD_BYTE = re.compile("[\udc80-\udcff]")
+_EOF = "\ue000sluice-end-of-file\ue001"
+_FIELD_LIMIT = 2**31 - 1
+
+
+class BadRecord(NamedTuple):
+    """A record kept as a row of nulls: its row number, raw text and rule (malformed, encoding)."""
+
+    row: int
+    text: str
+    rule: str
 
 
 @dataclass(frozen=True)
@@ -121,8 +138,15 @@ def _read_bytes(path: str) -> bytes:
 
 
 def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
-    """pyarrow's multi-threaded reader, all columns as text; None when any record is malformed."""
+    """pyarrow's multi-threaded reader, all columns as text; None when any record is malformed.
+
+    Also None when the file holds an odd number of quote characters (a quoted field may run to
+    the end of the file, which pyarrow accepts silently) or bytes invalid in its encoding: the
+    exact reader decides those.
+    """
     header = _csv_header(data, opts, path)
+    if data.count(opts.quote_char.encode(_codec(opts))) % 2 or not _valid(data, opts):
+        return None
     malformed: list[int] = []
 
     def on_invalid(_row: Any) -> str:
@@ -150,128 +174,211 @@ def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
         return None
     if malformed or table.column_names != header:
         return None
-    return pl.from_arrow(table)  # type: ignore[return-value]
+    return _from_arrow(table)
+
+
+def _from_arrow(table: pa.Table) -> pl.DataFrame:
+    """A polars frame of an Arrow table, keeping column names polars would replace (``""``)."""
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    if frame.columns != table.column_names:
+        frame.columns = table.column_names
+    return frame
+
+
+def _valid(data: bytes, opts: CsvOptions) -> bool:
+    """Whether every byte is valid in the encoding (pyarrow's handler of ragged rows would fail
+    decoding one that is not, and print the error)."""
+    try:
+        data.decode(_codec(opts))
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _codec(opts: CsvOptions) -> str:
     return {"utf8": "utf8", "utf-8": "utf8", "latin1": "latin1", "cp1252": "cp1252"}[opts.encoding]
 
 
-def _decode(data: bytes, opts: CsvOptions, path: str) -> str:
-    codec = "utf-8-sig" if _codec(opts) == "utf8" else _codec(opts)
+def _decode(data: bytes, codec: str) -> tuple[str, bool]:
+    """Text and whether some bytes were not valid; those are kept as lone surrogates."""
+    codec = "utf-8-sig" if codec == "utf8" else codec
     try:
-        return data.decode(codec)
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(
-            f"{path}:{line}: byte {exc.start} is not valid {opts.encoding} "
-            f"(found {data[exc.start : exc.start + 1]!r}); set source.csv.encoding "
-            "to the file's encoding (utf8, latin1, cp1252)"
-        ) from None
+        return data.decode(codec), False
+    except UnicodeDecodeError:
+        return data.decode(codec, "surrogateescape"), True
 
 
-def _csv_header(data: bytes, opts: CsvOptions, path: str) -> list[str]:
-    text = (
-        _decode(data[: 1 << 16], opts, path) if len(data) > 1 << 16 else _decode(data, opts, path)
-    )
-    reader = csv.reader(io.StringIO(text), delimiter=opts.delimiter, quotechar=opts.quote_char)
-    header = next(reader, None)
-    if not header or all(not h.strip() for h in header):
-        raise InputError(f"{path}:1: no header row (the file is empty)")
+def _as_latin1(text: str, codec: str) -> str:
+    """Text holding undecodable bytes (as surrogates) as the latin-1 reading of its bytes."""
+    return text.encode(codec, "surrogateescape").decode("latin-1")
+
+
+def _check_header(header: list[str], opts: CsvOptions, path: str, line: int) -> list[str]:
+    for name in header:
+        hit = _BAD_BYTE.search(name)
+        if hit is not None:
+            byte = hit.group().encode(_codec(opts), "surrogateescape")
+            raise InputError(
+                f"{path}:{line}: the header holds bytes that are not valid {opts.encoding} "
+                f"(found {byte!r} in {_as_latin1(name, _codec(opts))!r}); set "
+                "source.csv.encoding to the file's encoding (utf8, latin1, cp1252)"
+            )
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
-        raise InputError(f"{path}:1: duplicate column names in the header: {', '.join(dupes)}")
+        raise InputError(f"{path}:{line}: duplicate column names in the header: {', '.join(dupes)}")
     return header
 
 
-def _csv_exact(
-    data: bytes, opts: CsvOptions, path: str
-) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
-    """The standard library's reader: exact record numbers, malformed records kept as text."""
-    text = _decode(data, opts, path).replace("\x00", "\ufffd")
-    reader = csv.reader(io.StringIO(text), delimiter=opts.delimiter, quotechar=opts.quote_char)
-    header = next(reader, None)
-    if not header:
-        raise InputError(f"{path}:1: no header row (the file is empty)")
-    width = len(header)
-    nulls = set(opts.null_values)
-    columns: list[list[str | None]] = [[] for _ in header]
-    malformed: list[tuple[int, str]] = []
+def _first_record(reader: Any) -> tuple[list[str], int]:
+    for record in reader:
+        if record:
+            return record, reader.line_num
+    return [], reader.line_num
+
+
+def _csv_header(data: bytes, opts: CsvOptions, path: str) -> list[str]:
+    text, _ = _decode(data[:_HEAD_BYTES], _codec(opts))
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=opts.delimiter, quotechar=opts.quote_char
+    )
     try:
-        for i, record in enumerate(reader):
-            if len(record) != width:
-                malformed.append((i, opts.delimiter.join(record)))
-                for col in columns:
-                    col.append(None)
+        header, line = _first_record(reader)
+    except csv.Error as exc:
+        raise InputError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+    if not header or all(not h.strip() for h in header):
+        raise InputError(f"{path}:1: no header row (the file is empty)")
+    return _check_header(header, opts, path, line)
+
+
+def _csv_exact(data: bytes, opts: CsvOptions, path: str) -> tuple[pl.DataFrame, list[BadRecord]]:
+    """The standard library's reader: exact record numbers, bad records kept with their raw text.
+
+    A marker appended after the last line tells whether the file ends inside a quoted field: the
+    standard library then silently returns the rest of the file as one field.
+    """
+    codec = _codec(opts)
+    text, lossy = _decode(data, codec)
+    end = "" if not text or text.endswith(("\n", "\r")) else "\n"
+    lines = io.StringIO(text + end + _EOF, newline="").readlines()
+    csv.field_size_limit(_FIELD_LIMIT)
+    reader = csv.reader(iter(lines), delimiter=opts.delimiter, quotechar=opts.quote_char)
+    try:
+        header, start = _first_record(reader)
+        if header == [_EOF] or not header or all(not h.strip() for h in header):
+            raise InputError(f"{path}:1: no header row (the file is empty)")
+        if header[-1].endswith(_EOF):
+            raise InputError(f"{path}:1: the header opens a quoted field that is never closed")
+        _check_header(header, opts, path, start)
+        width = len(header)
+        nulls = set(opts.null_values)
+        columns: list[list[str | None]] = [[] for _ in header]
+        bad: list[BadRecord] = []
+        for record in reader:
+            first, start = start + 1, reader.line_num
+            if record == [_EOF]:
+                break
+            if not record:
                 continue
-            for col, value in zip(columns, record, strict=True):
-                col.append(None if value in nulls else value)
+            if record[-1].endswith(_EOF):
+                raise InputError(
+                    f"{path}:{first}: a quoted field opened on this record is never closed "
+                    "(it would swallow every line after it)"
+                )
+            raw = "".join(lines[first - 1 : start]).rstrip("\r\n")
+            if lossy and _BAD_BYTE.search(raw):
+                bad.append(BadRecord(len(columns[0]), _as_latin1(raw, codec), "encoding"))
+            elif len(record) != width:
+                bad.append(BadRecord(len(columns[0]), raw, "malformed"))
+            else:
+                for col, value in zip(columns, record, strict=True):
+                    col.append(None if value in nulls else value)
+                continue
+            for col in columns:
+                col.append(None)
     except csv.Error as exc:
         raise InputError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
     frame = pl.DataFrame(
         {h: pl.Series(h, c, dtype=pl.String) for h, c in zip(header, columns, strict=True)}
     )
-    return frame, malformed
+    return frame, bad
 
 
-def _read_csv(
-    data: bytes, opts: CsvOptions, path: str
-) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
+def _read_csv(data: bytes, opts: CsvOptions, path: str) -> tuple[pl.DataFrame, list[BadRecord]]:
     fast = _csv_fast(data, opts, path)
     if fast is not None:
         return fast, []
     return _csv_exact(data, opts, path)
 
 
-def _read_ndjson(data: bytes, path: str) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
-    """One JSON object a line; values become text (objects and arrays as compact JSON)."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        lineno = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"{path}:{lineno}: byte {exc.start} is not valid UTF-8") from None
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("a key appears twice in one object")
+    return out
+
+
+def _read_ndjson(data: bytes, path: str) -> tuple[pl.DataFrame, list[BadRecord]]:
+    """One JSON object a line; values become text (objects and arrays as compact JSON).
+
+    Lines end at ``\\n`` only (JSON strings may hold U+2028 and other separators). A line that is
+    not one JSON object with distinct keys is malformed; a line with bytes that are not UTF-8 is
+    an encoding failure.
+    """
+    text, lossy = _decode(data, "utf8")
     records: list[dict[str, Any] | None] = []
-    malformed: list[tuple[int, str]] = []
+    bad: list[BadRecord] = []
+    first_bad: tuple[int, str] | None = None
     keys: dict[str, None] = {}
-    for line in text.splitlines():
+    for lineno, ended in enumerate(text.split("\n"), start=1):
+        line = ended.removesuffix("\r")
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError):
-            obj = None
-        if not isinstance(obj, dict):
-            malformed.append((len(records), line))
+        if lossy and _BAD_BYTE.search(line):
+            bad.append(BadRecord(len(records), _as_latin1(line, "utf8"), "encoding"))
             records.append(None)
+            first_bad = first_bad or (lineno, "holds bytes that are not valid UTF-8")
+            continue
+        obj: Any = None
+        why = "is not a JSON object"
+        try:
+            obj = json.loads(line, object_pairs_hook=_unique_keys)
+        except (ValueError, RecursionError) as exc:
+            why = str(exc).split("\n", 1)[0]
+        if not isinstance(obj, dict):
+            bad.append(BadRecord(len(records), line, "malformed"))
+            records.append(None)
+            first_bad = first_bad or (lineno, why)
             continue
         keys.update(dict.fromkeys(obj))
         records.append(obj)
     if not keys:
+        if first_bad is not None:
+            raise InputError(
+                f"{path}:{first_bad[0]}: no line holds a JSON object (line {first_bad[0]}: "
+                f"{first_bad[1][:200]})"
+            )
         raise InputError(f"{path}: no JSON object lines (the file is empty or holds no records)")
     cols: dict[str, list[str | None]] = {k: [] for k in keys}
     for rec in records:
         for k, out in cols.items():
             v = None if rec is None else rec.get(k)
-            out.append(
-                None
-                if v is None
-                else v
-                if isinstance(v, str)
-                else json.dumps(v, separators=(",", ":"))
-            )
-    return pl.DataFrame({k: pl.Series(k, v, dtype=pl.String) for k, v in cols.items()}), malformed
+            out.append(None if v is None else v if isinstance(v, str) else _json_text(v))
+    return pl.DataFrame({k: pl.Series(k, v, dtype=pl.String) for k, v in cols.items()}), bad
 
 
 def _read_parquet(data: bytes, path: str) -> pl.DataFrame:
     try:
-        table = pq.read_table(io.BytesIO(data))
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
-    names = table.column_names
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise InputError(f"{path}: duplicate column names: {', '.join(dupes)}")
-    return pl.from_arrow(table)  # type: ignore[return-value]
+        source = pq.ParquetFile(io.BytesIO(data))
+        names = source.schema_arrow.names
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise InputError(f"{path}: duplicate column names: {', '.join(dupes)}")
+        table = source.read()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        first = str(exc).strip().split("\n", 1)[0] or type(exc).__name__
+        raise InputError(f"{path}: not a readable Parquet file: {first}") from None
+    return _from_arrow(table)
 
 
 def _text(expr: pl.Expr) -> pl.Expr:
@@ -320,8 +427,23 @@ def polars_dtype(spec: ColumnSpec) -> pl.DataType:
     return _TARGET[spec.type]
 
 
-def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec) -> tuple[pl.Expr, pl.Expr]:
-    """The typed value of a column and whether its cell failed to parse."""
+def _native(dtype: pl.DataType, spec: ColumnSpec | None) -> bool:
+    """Whether a column's own type converts to its declared type without going through text."""
+    if spec is None or dtype == pl.String:
+        return True
+    if dtype.is_nested() or dtype in (pl.Binary, pl.Object):
+        return False
+    target = _TARGET[spec.type]
+    return (
+        dtype == target
+        or spec.type == "string"
+        or (spec.type in ("int", "float") and dtype.is_numeric())
+        or (spec.type == "datetime" and dtype in (pl.Date, pl.Datetime))
+    )
+
+
+def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec) -> pl.Expr:
+    """The typed value of a column; a cell that does not parse becomes null."""
     col = pl.col(name)
     target = _TARGET[spec.type]
     if dtype == pl.String:
@@ -340,22 +462,84 @@ def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec) -> tuple[pl.Expr, pl
         value = _parser(spec)(col.cast(pl.String, strict=False))
     if spec.type == "float":
         value = pl.when(value.is_finite()).then(value).otherwise(None)
-    failed = col.is_not_null() & value.is_null()
-    return value.alias(name), failed.alias(name)
+    return value.alias(name)
+
+
+def _parse(
+    read: pl.DataFrame, text: pl.DataFrame, declared: dict[str, ColumnSpec], path: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Typed columns, and masks of the declared cells that are not null but did not parse.
+
+    Columns whose own type does not convert to the declared one go through their text (bytes
+    only when they are UTF-8). Should polars still refuse a conversion, every column is parsed
+    from its text instead.
+    """
+
+    def as_text(c: str) -> pl.Expr | pl.Series:
+        if read[c].dtype == pl.Binary:
+            return pl.col(c).map_elements(_utf8_or_none, return_dtype=pl.String)
+        return text[c]
+
+    native = read.with_columns(
+        as_text(c) for c in read.columns if not _native(read[c].dtype, declared.get(c))
+    )
+    everything = read.with_columns(as_text(c) for c in read.columns if read[c].dtype != pl.String)
+    for attempt in (native, everything):
+        try:
+            parsed = attempt.select(
+                _typed(c, attempt[c].dtype, declared[c]) if c in declared else pl.col(c)
+                for c in attempt.columns
+            )
+        except pl.exceptions.PolarsError:
+            continue
+        masks = pl.DataFrame(
+            [
+                (read[c].is_not_null() & parsed[c].is_null()).alias(c)
+                for c in read.columns
+                if c in declared
+            ]
+        )
+        return parsed, masks
+    raise InputError(f"{path}: cannot convert the columns to their declared types")
+
+
+def _text_of(dtype: pl.DataType, name: str) -> pl.Expr:
+    if dtype.is_nested() or dtype == pl.Object:
+        return pl.col(name).map_elements(_json_text, return_dtype=pl.String)
+    if dtype == pl.Binary:
+        return pl.col(name).map_elements(_bytes_text, return_dtype=pl.String)
+    return pl.col(name).cast(pl.String)
 
 
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(
-        pl.col(c).cast(pl.String)
-        if not frame[c].dtype.is_nested()
-        else pl.col(c).map_elements(_json_text, return_dtype=pl.String)
-        for c in frame.columns
-        if frame[c].dtype != pl.String
-    )
+    """Every column as text: nested values as compact JSON, bytes as UTF-8 or else latin-1."""
+    exprs = [_text_of(frame[c].dtype, c) for c in frame.columns if frame[c].dtype != pl.String]
+    try:
+        return frame.with_columns(exprs)
+    except pl.exceptions.PolarsError:
+        return frame.with_columns(
+            pl.col(c).map_elements(str, return_dtype=pl.String)
+            for c in frame.columns
+            if frame[c].dtype != pl.String
+        )
 
 
 def _json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _utf8_or_none(value: bytes) -> str | None:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _bytes_text(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 def ingest_file(
@@ -366,13 +550,20 @@ def ingest_file(
     data = _read_bytes(path) if data is None else data
     sha = hashlib.sha256(data).hexdigest()
     fmt = spec.source.format
-    malformed: list[tuple[int, str]] = []
+    bad: list[BadRecord] = []
     if fmt == "csv":
-        read, malformed = _read_csv(data, spec.source.csv, path)
+        read, bad = _read_csv(data, spec.source.csv, path)
     elif fmt == "ndjson":
-        read, malformed = _read_ndjson(data, path)
+        read, bad = _read_ndjson(data, path)
     else:
         read = _read_parquet(data, path)
+    clash = [c for c in read.columns if c in RESERVED_COLUMNS]
+    if clash:
+        where = f"{path}:1" if fmt == "csv" else path
+        raise InputError(
+            f"{where}: the source has a column named {clash[0]!r}, a name sluice reserves for "
+            f"its own columns ({', '.join(RESERVED_COLUMNS)}); rename it in the source"
+        )
     n = read.height
     ids = pl.Series(ROW_ID, row_ids(sha, n), dtype=pl.UInt64)
     prov = pl.DataFrame(
@@ -383,52 +574,39 @@ def ingest_file(
         }
     )
     declared = spec.columns
-    values: list[pl.Expr] = []
-    failed: list[pl.Expr] = []
-    for name in read.columns:
-        if name in declared:
-            v, f = _typed(name, read[name].dtype, declared[name])
-            values.append(v)
-            failed.append(f)
-        else:
-            values.append(
-                pl.col(name).cast(pl.String)
-                if read[name].dtype.is_nested() is False
-                else pl.col(name)
-            )
-    raw = pl.concat([ids.to_frame(), _as_text(read)], how="horizontal")
-    parsed = read.select(values)
+    text = _as_text(read)
+    raw = pl.concat([ids.to_frame(), text], how="horizontal")
+    parsed, masks = _parse(read, text, declared, path)
     frame = pl.concat([prov, parsed], how="horizontal")
     parts: list[pl.DataFrame] = []
-    if failed:
-        masks = read.select(failed)
-        for name in masks.columns:
-            hit = masks[name]
-            if hit.any():
-                parts.append(
-                    make_failures(
-                        ids.filter(hit),
-                        column=name,
-                        rule="type",
-                        severity="error",
-                        values=raw[name].filter(hit),
-                        details=json.dumps(
-                            {"expected": _expected(declared[name])}, separators=(",", ":")
-                        ),
-                    )
+    for name in masks.columns:
+        hit = masks[name]
+        if hit.any():
+            parts.append(
+                make_failures(
+                    ids.filter(hit),
+                    column=name,
+                    rule="type",
+                    severity="error",
+                    values=raw[name].filter(hit),
+                    details=json.dumps(
+                        {"expected": _expected(declared[name])}, separators=(",", ":")
+                    ),
                 )
-    if malformed:
-        rows = [r for r, _ in malformed]
-        parts.append(
-            make_failures(
-                ids.gather(rows),
-                column=MALFORMED,
-                rule="malformed",
-                severity="error",
-                values=[t for _, t in malformed],
-                details=json.dumps({"expected": _shape(fmt, read.width)}, separators=(",", ":")),
             )
-        )
+    for rule in ("malformed", "encoding"):
+        records = [b for b in bad if b.rule == rule]
+        if records:
+            parts.append(
+                make_failures(
+                    ids.gather([b.row for b in records]),
+                    column=MALFORMED,
+                    rule=rule,
+                    severity="error",
+                    values=[b.text for b in records],
+                    details=json.dumps(_bad_details(rule, fmt, read.width, spec.source.csv)),
+                )
+            )
     failures = concat_failures(parts) if parts else empty_failures()
     return frame, raw, failures, SourceFile(path, sha, len(data), n)
 
@@ -437,8 +615,11 @@ def _expected(spec: ColumnSpec) -> str:
     return spec.type + (f" ({spec.format})" if spec.format else "")
 
 
-def _shape(fmt: str, width: int) -> str:
-    return f"{width} fields" if fmt == "csv" else "one JSON object on the line"
+def _bad_details(rule: str, fmt: str, width: int, opts: CsvOptions) -> dict[str, str]:
+    if rule == "encoding":
+        encoding = opts.encoding if fmt == "csv" else "utf8"
+        return {"expected": f"{encoding} text", "value": "the record's bytes read as latin1"}
+    return {"expected": f"{width} fields" if fmt == "csv" else "one JSON object on the line"}
 
 
 def ingest(

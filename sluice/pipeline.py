@@ -10,8 +10,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
+import os
 import platform
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -32,17 +35,26 @@ from sluice.decide import add_checksums, checksum, drop_shadowed, split
 from sluice.errors import ConfigError
 from sluice.failures import concat_failures
 from sluice.ingest import ROW_ID, ingest, polars_dtype
+from sluice.report import append_history, stage_report
+from sluice.report.history import history_dir
 from sluice.write import (
     MANIFEST_NAME,
     PARQUET_NAME,
-    PartitionWriter,
+    PartitionCommit,
     describe,
+    partition_lock,
+    recover,
+    recover_pending,
     write_json,
     write_parquet,
 )
 
 EngineChoice = Literal["auto", "polars", "gx"]
 STAGES = ("ingest", "validate", "screen", "write")
+Side = Literal["clean", "quarantine", "reports"]
+SIDES: tuple[Side, ...] = ("clean", "quarantine", "reports")
+OWNER_NAME = "owner.json"
+log = logging.getLogger("sluice")
 MANIFEST_VERSION = 1
 VERSIONED = (
     "sluice",
@@ -149,9 +161,60 @@ def _timed(fn: Callable[[Run], dict[str, Any]], stage: str) -> Callable[[Run], N
     return wrapper
 
 
+def output_roots(loaded: LoadedSpec) -> dict[str, Path]:
+    """The output roots of a dataset, the reports root (which holds the manifest) last."""
+    return {side: loaded.output_root(side) for side in SIDES}
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _recover(run: Run, roots: dict[str, Path]) -> None:
+    """Undo or finish what a dead run of this partition left (call with its lock held).
+
+    A work folder is made and its ``owner.json`` written with the lock held, so one without a
+    readable owner was left by a run that died in between.
+    """
+    dirname = run.partition.dirname
+    done = recover(roots, dirname)
+    for folder in sorted(run.work.parent.glob(f"{dirname}-*")):
+        try:
+            owner = json.loads((folder / OWNER_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            owner = {"partition": dirname, "host": socket.gethostname(), "pid": 0}
+        if (
+            folder != run.work
+            and folder.is_dir()
+            and owner.get("partition") == dirname
+            and owner.get("host") == socket.gethostname()
+            and not _alive(int(owner.get("pid", 0)))
+        ):
+            shutil.rmtree(folder, ignore_errors=True)
+            done.append(f"removed the work folder of a dead run ({folder})")
+    for tmp in sorted(history_dir(roots["reports"]).glob(f".{dirname}.*.tmp")):
+        tmp.unlink(missing_ok=True)
+        done.append(f"removed a metric history file a dead run left ({tmp})")
+    for line in done:
+        log.warning("%s %s: %s", run.loaded.name, dirname, line)
+
+
 def _ingest(run: Run) -> dict[str, Any]:
     """Read the partition's files; keep typed rows, raw text and parse failures."""
-    run.work.mkdir(parents=True, exist_ok=True)
+    roots = output_roots(run.loaded)
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "partition": run.partition.dirname}
+    with partition_lock(roots["reports"], run.partition.dirname):
+        _recover(run, roots)
+        run.work.mkdir(parents=True, exist_ok=True)
+        write_json(owner, run.file(OWNER_NAME))
     got = ingest(run.loaded, run.partition)
     write_parquet(got.frame, run.file("frame.parquet"))
     write_parquet(got.raw, run.file("raw.parquet"))
@@ -219,8 +282,8 @@ def _critical_checks(run: Run) -> list[tuple[str, str, str]]:
     return checks
 
 
-def _write(run: Run) -> dict[str, Any]:
-    """Split rows into clean and quarantine and write them with the failures and the manifest."""
+def _write(run: Run, commit: PartitionCommit) -> dict[str, Any]:
+    """Split rows into clean and quarantine and stage them."""
     frame = pl.read_parquet(run.file("frame.parquet"))
     raw = pl.read_parquet(run.file("raw.parquet"))
     failures = concat_failures(
@@ -238,17 +301,15 @@ def _write(run: Run) -> dict[str, Any]:
     }
     reasons = sorted(result.failures["reason"].unique().to_list())
     outputs: dict[str, Any] = {}
-    with PartitionWriter(run.loaded.output_root("clean"), part.dirname) as w:
-        write_parquet(result.clean, w.path(PARQUET_NAME), meta)
-        outputs["clean"] = describe(w.path(PARQUET_NAME), result.clean.height)
-        final = w.commit()
-        outputs["clean"]["path"] = str(final / PARQUET_NAME)
-    with PartitionWriter(run.loaded.output_root("quarantine"), part.dirname) as w:
-        qmeta = {**meta, "sluice.rules": json.dumps(reasons)}
-        write_parquet(result.quarantine, w.path(PARQUET_NAME), qmeta)
-        outputs["quarantine"] = describe(w.path(PARQUET_NAME), result.quarantine.height)
-        final = w.commit()
-        outputs["quarantine"]["path"] = str(final / PARQUET_NAME)
+    w = commit.writer("clean")
+    write_parquet(result.clean, w.path(PARQUET_NAME), meta)
+    outputs["clean"] = describe(w.path(PARQUET_NAME), result.clean.height)
+    outputs["clean"]["path"] = str(w.final / PARQUET_NAME)
+    w = commit.writer("quarantine")
+    qmeta = {**meta, "sluice.rules": json.dumps(reasons)}
+    write_parquet(result.quarantine, w.path(PARQUET_NAME), qmeta)
+    outputs["quarantine"] = describe(w.path(PARQUET_NAME), result.quarantine.height)
+    outputs["quarantine"]["path"] = str(w.final / PARQUET_NAME)
     return {
         "clean": result.clean.height,
         "quarantine": result.quarantine.height,
@@ -265,9 +326,28 @@ stage_screen = _timed(_screen, "screen")
 
 
 def stage_write(run: Run, started: dt.datetime | None = None) -> dict[str, Any]:
-    """Write clean and quarantine data, then the failures table and the manifest (last)."""
+    """Write clean, quarantine and reports as one commit, the manifest's folder last.
+
+    Holds the partition's lock throughout, first finishing or undoing what a dead run left
+    (docs/robustness.md has the commit and read protocol).
+    """
+    roots = output_roots(run.loaded)
+    dirname = run.partition.dirname
+    with partition_lock(roots["reports"], dirname):
+        _recover(run, roots)
+        for line in recover_pending(roots["reports"], skip=dirname):
+            log.warning("%s: %s", run.loaded.name, line)
+        with PartitionCommit(roots, dirname, run.run_id) as commit:
+            summary = _write_committed(run, commit, started)
+    run.discard()
+    return summary
+
+
+def _write_committed(
+    run: Run, commit: PartitionCommit, started: dt.datetime | None
+) -> dict[str, Any]:
     t0 = time.perf_counter()
-    facts = _write(run)
+    facts = _write(run, commit)
     result = facts.pop("_split")
     part = run.partition
     ids_in = pl.read_parquet(run.file("frame.parquet"), columns=[ROW_ID])[ROW_ID]
@@ -310,18 +390,24 @@ def stage_write(run: Run, started: dt.datetime | None = None) -> dict[str, Any]:
         "reasons": facts["reasons"],
         "versions": versions(),
     }
-    with PartitionWriter(run.loaded.output_root("reports"), part.dirname) as w:
-        write_parquet(result.failures, w.path("failures.parquet"))
-        outputs = {**facts["outputs"], "failures": describe(w.path("failures.parquet"))}
-        outputs["failures"]["path"] = str(w.final / "failures.parquet")
-        manifest["outputs"] = outputs
-        timings = {s: run.facts(s)["seconds"] for s in ("ingest", "validate", "screen")}
-        timings["write"] = round(time.perf_counter() - t0, 4)
-        manifest["timings_s"] = timings
-        manifest["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
-        write_json(manifest, w.path(MANIFEST_NAME))
-        final = w.commit()
-    run.discard()
+    commit.swap("clean", "quarantine")
+    w = commit.writer("reports")
+    write_parquet(result.failures, w.path("failures.parquet"))
+    outputs = {**facts["outputs"], "failures": describe(w.path("failures.parquet"))}
+    outputs["failures"]["path"] = str(w.final / "failures.parquet")
+    manifest["outputs"] = outputs
+    timings = {s: run.facts(s)["seconds"] for s in ("ingest", "validate", "screen")}
+    timings["write"] = round(time.perf_counter() - t0, 4)
+    manifest["timings_s"] = timings
+    manifest["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
+    # report: scores, metrics.parquet and report.html, committed with the manifest
+    report = stage_report(run, w, manifest)
+    outputs.update(report.outputs)
+    manifest["findings"] = report.findings
+    timings["report"] = report.seconds
+    write_json(manifest, w.path(MANIFEST_NAME))
+    final = commit.commit()["reports"]
+    append_history(final)
     return {
         "dataset": run.loaded.name,
         "partition": str(part),

@@ -1,19 +1,38 @@
-"""Write: the only stage that knows where outputs go.
+"""Write: the only stage that knows where outputs go, and how they become visible.
 
-Each output root holds one folder per partition (``<key>=<value>``). A partition folder is built
-under a temporary name beside its final place and renamed into place, so readers never see half a
-folder and screening a partition again replaces its outputs instead of adding to them. The
-manifest is written last: a partition without a manifest is not finished.
+Each output root holds one folder per partition (``<key>=<value>``). A run stages the folders of
+a partition under temporary names beside their final places (``.staging-<dirname>-<id>``), then
+commits them with :class:`PartitionCommit`:
+
+1. with the partition's lock held (``<reports>/.locks/<dirname>.lock``, ``flock``), it writes a
+   journal ``<reports>/.commit-<dirname>.json`` naming every staged, final and replaced folder;
+2. it renames each final folder aside (``.replaced-<dirname>-<id>``) and the staged one into place,
+   the reports folder (which holds the manifest) last: that rename is the commit point;
+3. it removes the replaced folders and the journal.
+
+A run that dies before the commit point is rolled back by the next run (the replaced folders are
+renamed back); one that dies after it is completed (the replaced folders are removed).
+:func:`recover` does both, and removes staging folders a dead run left.
+
+Readers trust a partition only when every file its ``manifest.json`` names has the sha256 the
+manifest gives (:func:`load_partition`); between the first rename and the commit point the
+files and the manifest disagree, and a reader reads again later.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import io
 import json
 import os
+import re
 import shutil
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +44,22 @@ PARQUET_NAME = "part-00000.parquet"
 MANIFEST_NAME = "manifest.json"
 STAGING_PREFIX = ".staging-"
 TRASH_PREFIX = ".replaced-"
+JOURNAL_PREFIX = ".commit-"
+LOCK_DIR = ".locks"
+LOCK_TIMEOUT_ENV = "SLUICE_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT_S = 600.0
 
 
 class OutputError(SluiceError):
     """An output root cannot be written (read-only, full, not a folder)."""
+
+
+class PartitionBusy(OutputError):
+    """Another run holds the partition's lock and did not release it in time."""
+
+
+class NotCommitted(SluiceError):
+    """A partition's files are not the ones its manifest names (being replaced, or none yet)."""
 
 
 def file_sha256(path: Path) -> str:
@@ -44,13 +75,30 @@ def write_parquet(
     frame: pl.DataFrame, path: Path, metadata: Mapping[str, str] | None = None
 ) -> None:
     """Write a Parquet file deterministically: same frame, same bytes."""
-    frame.write_parquet(
-        path,
-        compression="zstd",
-        compression_level=3,
-        statistics=True,
-        metadata=dict(metadata) if metadata else None,
-    )
+    try:
+        frame.write_parquet(
+            path,
+            compression="zstd",
+            compression_level=3,
+            statistics=True,
+            metadata=dict(metadata) if metadata else None,
+        )
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise OutputError(f"cannot write {path}: {_why(exc)}") from None
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder, or a file or symbolic link (never following it); ignore errors."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -71,7 +119,9 @@ class PartitionWriter:
     def __init__(self, root: Path, dirname: str) -> None:
         self.root = root
         self.final = root / dirname
-        self.staging = root / f"{STAGING_PREFIX}{dirname}-{uuid.uuid4().hex[:12]}"
+        token = uuid.uuid4().hex[:12]
+        self.staging = root / f"{STAGING_PREFIX}{dirname}-{token}"
+        self.trash = root / f"{TRASH_PREFIX}{dirname}-{token}"
 
     def __enter__(self) -> PartitionWriter:
         try:
@@ -89,23 +139,310 @@ class PartitionWriter:
         """Where to stage a file of this partition."""
         return self.staging / name
 
-    def commit(self) -> Path:
-        """Move the staged folder into place, replacing what was there."""
+    def sync(self) -> None:
+        """Flush the staged files to disk."""
         try:
             for f in self.staging.iterdir():
                 with f.open("rb") as fh:
                     os.fsync(fh.fileno())
-            trash = None
-            if self.final.exists():
-                trash = self.root / f"{TRASH_PREFIX}{self.final.name}-{uuid.uuid4().hex[:12]}"
-                self.final.rename(trash)
-            self.staging.rename(self.final)
+            _fsync_dir(self.staging)
+        except OSError as exc:
+            raise OutputError(f"cannot flush {self.staging}: {exc.strerror}") from None
+
+    def swap(self) -> bool:
+        """Rename the final folder aside (to ``trash``) and the staged one into place.
+
+        Returns whether there was a final folder to replace; it stays in ``trash``.
+        """
+        try:
+            had_old = self.final.exists()
+            if had_old:
+                self.final.rename(self.trash)
+            try:
+                self.staging.rename(self.final)
+            except OSError:
+                if had_old:
+                    self.trash.rename(self.final)
+                raise
             _fsync_dir(self.root)
         except OSError as exc:
             raise OutputError(f"cannot move outputs into {self.final}: {exc.strerror}") from None
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
+        return had_old
+
+    def commit(self) -> Path:
+        """Move the staged folder into place, replacing what was there."""
+        self.sync()
+        if self.swap():
+            _remove(self.trash)
         return self.final
+
+
+def lock_timeout() -> float:
+    """How long a run waits for a partition's lock: ``$SLUICE_LOCK_TIMEOUT`` seconds or 600."""
+    text = os.environ.get(LOCK_TIMEOUT_ENV, "")
+    try:
+        return max(0.0, float(text)) if text.strip() else DEFAULT_LOCK_TIMEOUT_S
+    except ValueError:
+        raise OutputError(
+            f"{LOCK_TIMEOUT_ENV} must be a number of seconds; found {text!r}"
+        ) from None
+
+
+@contextlib.contextmanager
+def partition_lock(root: Path, dirname: str, *, timeout: float | None = None) -> Iterator[Path]:
+    """Hold the lock of one partition (``flock`` on ``<root>/.locks/<dirname>.lock``).
+
+    Waits up to ``timeout`` seconds (default :func:`lock_timeout`), then raises
+    :class:`PartitionBusy`. The operating system releases the lock when the process dies.
+    """
+    wait = lock_timeout() if timeout is None else timeout
+    path = root / LOCK_DIR / f"{dirname}.lock"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise OutputError(f"cannot write under {root}: {exc.strerror}") from None
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise PartitionBusy(
+                        f"{dirname}: another run is writing this partition (it holds {path}); "
+                        f"waited {wait:g} s. Run again when it has finished, or set "
+                        f"{LOCK_TIMEOUT_ENV} to wait longer"
+                    ) from None
+                time.sleep(0.05)
+        yield path
+    finally:
+        os.close(fd)
+
+
+def journal_path(root: Path, dirname: str) -> Path:
+    """Where the commit journal of a partition is while its folders are being swapped."""
+    return root / f"{JOURNAL_PREFIX}{dirname}.json"
+
+
+class PartitionCommit:
+    """Stage one partition's folders under several roots and make them visible as one.
+
+    ``roots`` maps a side (``clean``, ``quarantine``, ``reports``) to its root; the last side
+    holds the manifest and its swap is the commit point. Call with the partition's lock held
+    (:func:`partition_lock`). :meth:`swap` may move some sides into place early (the report reads
+    the new clean and quarantine data from their final places); :meth:`commit` moves the rest.
+    An error before the commit point puts every replaced folder back.
+    """
+
+    def __init__(self, roots: Mapping[str, Path], dirname: str, run_id: str) -> None:
+        self.sides = list(roots)
+        self.roots = dict(roots)
+        self.dirname = dirname
+        self.run_id = run_id
+        self.writers = {side: PartitionWriter(root, dirname) for side, root in roots.items()}
+        self.journal = journal_path(roots[self.sides[-1]], dirname)
+        self.swapped: dict[str, bool] = {}
+        self.committed = False
+
+    def __enter__(self) -> PartitionCommit:
+        entered: list[PartitionWriter] = []
+        try:
+            for w in self.writers.values():
+                entered.append(w.__enter__())
+        except BaseException:
+            for w in entered:
+                shutil.rmtree(w.staging, ignore_errors=True)
+            raise
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self.committed:
+            self.roll_back()
+
+    def writer(self, side: str) -> PartitionWriter:
+        """The staged folder of one side."""
+        return self.writers[side]
+
+    def _write_journal(self) -> None:
+        entries = [
+            {
+                "side": side,
+                "root": str(w.root),
+                "staging": str(w.staging),
+                "final": str(w.final),
+                "trash": str(w.trash),
+                "had_old": w.final.exists(),
+            }
+            for side, w in self.writers.items()
+        ]
+        doc = {"run_id": self.run_id, "dirname": self.dirname, "sides": entries}
+        tmp = self.journal.with_name(f"{self.journal.name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            with tmp.open("w", encoding="utf-8") as fh:
+                json.dump(doc, fh, indent=2)
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.rename(self.journal)
+            _fsync_dir(self.journal.parent)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {self.journal}: {_why(exc)}") from None
+
+    def swap(self, *sides: str) -> None:
+        """Move these sides into place (the journal is written before the first move)."""
+        if not self.swapped:
+            self._write_journal()
+        for side in sides:
+            if side not in self.swapped:
+                self.writers[side].sync()
+                self.swapped[side] = self.writers[side].swap()
+
+    def commit(self) -> dict[str, Path]:
+        """Move every remaining side into place, the manifest's last; then tidy up."""
+        self.swap(*self.sides)
+        self.committed = True
+        for side, had_old in self.swapped.items():
+            if had_old:
+                _remove(self.writers[side].trash)
+        with contextlib.suppress(OSError):
+            self.journal.unlink()
+            _fsync_dir(self.journal.parent)
+        return {side: w.final for side, w in self.writers.items()}
+
+    def roll_back(self) -> None:
+        """Put back what was replaced and remove what was staged, as :func:`recover` would.
+
+        Should that fail too, the journal stays and the next run of the partition recovers.
+        """
+        if not self.journal.exists():
+            for w in self.writers.values():
+                shutil.rmtree(w.staging, ignore_errors=True)
+            return
+        with contextlib.suppress(OutputError):
+            recover(self.roots, self.dirname)
+
+
+def _leftover(name: str, dirname: str) -> bool:
+    prefixes = f"(?:{re.escape(STAGING_PREFIX)}|{re.escape(TRASH_PREFIX)})"
+    pattern = rf"{prefixes}{re.escape(dirname)}-[0-9a-f]{{12}}"
+    tmp = rf"{re.escape(JOURNAL_PREFIX + dirname)}\.json\.[0-9a-f]{{12}}\.tmp"
+    return re.fullmatch(pattern, name) is not None or re.fullmatch(tmp, name) is not None
+
+
+def recover(roots: Mapping[str, Path], dirname: str) -> list[str]:
+    """Finish or undo the commit a dead run left for one partition; remove its leftovers.
+
+    Call with the partition's lock held. With a journal: when the manifest's folder was moved
+    into place (its staged folder is gone) the commit is completed, otherwise every replaced
+    folder is put back. Then staging, replaced and temporary journal files of this partition
+    are removed from every root. Returns what was done, in words.
+    """
+    done: list[str] = []
+    sides = list(roots)
+    journal = journal_path(roots[sides[-1]], dirname)
+    all_roots = {Path(r) for r in roots.values()}
+    try:
+        doc = json.loads(journal.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        doc = None
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"cannot read the commit journal {journal}: {_why(exc)}") from None
+    if doc is not None:
+        entries = doc["sides"]
+        all_roots |= {Path(e["root"]) for e in entries}
+        committed = not Path(entries[-1]["staging"]).exists()
+        try:
+            if not committed:
+                for e in reversed(entries):
+                    final, trash = Path(e["final"]), Path(e["trash"])
+                    if trash.exists() or trash.is_symlink():
+                        if final.exists():
+                            shutil.rmtree(final)
+                        trash.rename(final)
+                    elif not e["had_old"] and final.exists() and not Path(e["staging"]).exists():
+                        shutil.rmtree(final)
+            journal.unlink()
+            _fsync_dir(journal.parent)
+        except OSError as exc:
+            raise OutputError(f"cannot recover {dirname} from {journal}: {_why(exc)}") from None
+        what = "completed" if committed else "rolled back"
+        done.append(f"{what} the commit of run {doc.get('run_id')} ({journal})")
+    for root in sorted(all_roots):
+        if not root.is_dir():
+            continue
+        for entry in sorted(root.iterdir()):
+            if _leftover(entry.name, dirname):
+                _remove(entry)
+                done.append(f"removed {entry}")
+    return done
+
+
+def recover_pending(journal_root: Path, *, skip: str | None = None) -> list[str]:
+    """Recover every partition under ``journal_root`` whose commit a dead run left unfinished.
+
+    Partitions whose lock another run holds are left alone (that run is alive).
+    """
+    done: list[str] = []
+    if not journal_root.is_dir():
+        return done
+    for journal in sorted(journal_root.glob(f"{JOURNAL_PREFIX}*.json")):
+        dirname = journal.name[len(JOURNAL_PREFIX) : -len(".json")]
+        if dirname == skip:
+            continue
+        try:
+            doc = json.loads(journal.read_text(encoding="utf-8"))
+            roots = {e["side"]: Path(e["root"]) for e in doc["sides"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        try:
+            with partition_lock(journal_root, dirname, timeout=0):
+                done += recover(roots, dirname)
+        except PartitionBusy:
+            continue
+    return done
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A partition as its manifest names it: Parquet outputs as frames, other outputs as bytes."""
+
+    manifest: dict[str, Any]
+    frames: dict[str, pl.DataFrame]
+    files: dict[str, bytes]
+
+
+def load_partition(manifest_path: Path) -> Committed:
+    """Read a partition the way readers should: only files whose sha256 the manifest gives.
+
+    Each file is read once, hashed, and parsed from the same bytes, so what is returned is what
+    was checked. Raises :class:`NotCommitted` when the manifest is missing or a file is missing or
+    differs (a run is replacing the partition, or died while doing so): read again later.
+    """
+    try:
+        manifest = json.loads(manifest_path.read_bytes())
+        outputs = manifest["outputs"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NotCommitted(f"{manifest_path}: no committed manifest ({_why(exc)})") from None
+    frames: dict[str, pl.DataFrame] = {}
+    files: dict[str, bytes] = {}
+    for name, entry in sorted(outputs.items()):
+        path = Path(entry["path"])
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise NotCommitted(f"{path}: named by {manifest_path} but {_why(exc)}") from None
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise NotCommitted(
+                f"{path}: not the file {manifest_path} names (sha256 differs); the partition is "
+                "being replaced or a run died while replacing it: read again later"
+            )
+        if path.suffix == ".parquet":
+            frames[name] = pl.read_parquet(io.BytesIO(data))
+        else:
+            files[name] = data
+    return Committed(manifest, frames, files)
 
 
 def describe(path: Path, rows: int | None = None) -> dict[str, Any]:
@@ -122,4 +459,8 @@ def describe(path: Path, rows: int | None = None) -> dict[str, Any]:
 
 def write_json(obj: Any, path: Path) -> None:
     """Write JSON with sorted keys and a trailing newline."""
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {_why(exc)}") from None

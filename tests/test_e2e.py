@@ -83,11 +83,18 @@ def test_run_conserves_every_row_and_rerun_is_identical(
     assert m["versions"]["great-expectations"].startswith("1.24")
 
     clean_bytes = Path(m["outputs"]["clean"]["path"]).read_bytes()
-    second = sluice("run", "trips", "--partition", str(DAYS[0]), env=env)
+    skipped = sluice("run", "trips", "--partition", str(DAYS[0]), env=env)
+    assert skipped.returncode == 0, skipped.stderr
+    assert "skipped" in skipped.stdout
+    second = sluice("run", "trips", "--partition", str(DAYS[0]), "--force", env=env)
     assert second.returncode == 0, second.stderr
+    assert "skipped" not in second.stdout
+    assert _manifest(root, DAYS[0])["run_id"] != m["run_id"]
     assert Path(m["outputs"]["clean"]["path"]).read_bytes() == clean_bytes
     for side in ("clean", "quarantine", "reports"):
-        entries = sorted(p.name for p in (root / side / "trips").iterdir())
+        entries = sorted(
+            p.name for p in (root / side / "trips").iterdir() if not p.name.startswith(("_", "."))
+        )
         assert entries == [f"pickup_date={DAYS[0]}"], entries
 
 
@@ -95,7 +102,7 @@ def test_backfill_screens_each_partition(demo_env: tuple[Path, dict[str, str]]) 
     root, env = demo_env
     out = sluice("backfill", "trips", "--start", str(DAYS[0]), "--end", str(DAYS[1]), env=env)
     assert out.returncode == 0, out.stderr
-    assert "2 screened, 0 failed" in out.stdout
+    assert "1 screened, 1 skipped, 0 failed" in out.stdout  # the first day is already done
     for day in DAYS:
         assert _manifest(root, day)["conservation"]["holds"] is True
 

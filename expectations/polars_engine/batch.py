@@ -6,6 +6,7 @@ Each compiler returns the aggregates it needs (over the rows ``row_condition`` k
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,21 +14,51 @@ from typing import Any
 import polars as pl
 
 from expectations.polars_engine import dtypes, row
-from expectations.polars_engine.plan import BatchPlan, BatchResult, CheckError, Ctx, Unsupported
+from expectations.polars_engine.plan import (
+    BatchPlan,
+    BatchResult,
+    CheckError,
+    Ctx,
+    Unsupported,
+)
 
 Compiler = Callable[[Ctx], BatchPlan]
 
 
 def metric_between(value: Any, lo: Any, hi: Any, strict_min: bool, strict_max: bool) -> BatchResult:
-    """GX's ``_validate_metric_value_between``: a missing or NaN value fails."""
+    """GX's ``_validate_metric_value_between``.
+
+    A missing or NaN value fails. With a datetime bound the value is parsed as a datetime, with
+    a date bound as a date (dateutil), as GX does; a datetime value meets a date bound at
+    midnight (GX 1.24 raises there, see docs/engines.md).
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return BatchResult(False, None)
+    observed = value
+    bounds = (lo, hi)
+    if any(isinstance(b, dt.datetime) for b in bounds) and not isinstance(value, dt.datetime):
+        value = _parse_metric(value)
+    if any(isinstance(b, dt.date) for b in bounds):
+        if isinstance(value, dt.datetime):
+            lo, hi = row.datetime_bound(lo), row.datetime_bound(hi)
+        elif not isinstance(value, dt.date):
+            value = _parse_metric(value).date()
     try:
         above = lo is None or (value > lo if strict_min else value >= lo)
         below = hi is None or (value < hi if strict_max else value <= hi)
     except TypeError as exc:
         raise CheckError(str(exc)) from None
-    return BatchResult(bool(above and below), value)
+    return BatchResult(bool(above and below), observed)
+
+
+def _parse_metric(value: Any) -> dt.datetime:
+    from dateutil.parser import parse  # type: ignore[import-untyped]
+
+    try:
+        parsed: dt.datetime = parse(value)
+    except (TypeError, ValueError, OverflowError):
+        raise CheckError(f'Could not parse "metric_value" of {value} into datetime') from None
+    return parsed
 
 
 def _bounds_kwargs(ctx: Ctx) -> tuple[Any, Any, bool, bool]:
@@ -39,14 +70,9 @@ def _bounds_kwargs(ctx: Ctx) -> tuple[Any, Any, bool, bool]:
     )
 
 
-def _between_plan(ctx: Ctx, aggregate: pl.Expr, *, datetime_bounds: bool = False) -> BatchPlan:
-    lo, hi, smin, smax = _bounds_kwargs(ctx)
-    if datetime_bounds:
-        lo, hi = row.parse_datetime_bound(lo), row.parse_datetime_bound(hi)
-    else:
-        for b in (lo, hi):
-            if b is not None and not isinstance(b, int | float | str):
-                raise ctx.config_error("bounds are numbers", "min_value", b, "numbers")
+def _between_plan(ctx: Ctx, aggregate: pl.Expr) -> BatchPlan:
+    _, _, smin, smax = _bounds_kwargs(ctx)
+    lo, hi = ctx.comparable("min_value"), ctx.comparable("max_value")
 
     def finish(values: Mapping[str, Any]) -> BatchResult:
         return metric_between(values["v"], lo, hi, smin, smax)
@@ -152,7 +178,20 @@ def _extreme(ctx: Ctx, *, largest: bool) -> BatchPlan:
     if k == "datetime":
         values = values.cast(pl.Datetime("us"))
     agg = values.max() if largest else values.min()
-    return _between_plan(ctx, agg, datetime_bounds=k == "datetime")
+    if k != "datetime":
+        return _between_plan(ctx, agg)
+    _, _, smin, smax = _bounds_kwargs(ctx)
+    lo = row.datetime_bound(ctx.comparable("min_value"))
+    hi = row.datetime_bound(ctx.comparable("max_value"))
+
+    def finish(values: Mapping[str, Any]) -> BatchResult:
+        if values["v"] is None:
+            if any(b is not None and not isinstance(b, dt.datetime) for b in (lo, hi)):
+                raise CheckError("'<' not supported between instances of 'NaTType' and 'float'")
+            return BatchResult(False, None)
+        return metric_between(values["v"], lo, hi, smin, smax)
+
+    return BatchPlan(finish, {"v": agg})
 
 
 def column_min(ctx: Ctx) -> BatchPlan:
@@ -172,7 +211,9 @@ def column_mean(ctx: Ctx) -> BatchPlan:
 
 def column_median(ctx: Ctx) -> BatchPlan:
     """``expect_column_median_to_be_between``."""
-    return _between_plan(ctx, _numeric(ctx, ctx.column(), "median").cast(pl.Float64).median())
+    values = _numeric(ctx, ctx.column(), "median").cast(pl.Float64)
+    middle = (values.quantile(0.5, "lower") + values.quantile(0.5, "higher")) / 2
+    return _between_plan(ctx, middle)
 
 
 def column_stdev(ctx: Ctx) -> BatchPlan:
@@ -190,6 +231,9 @@ def column_sum(ctx: Ctx) -> BatchPlan:
 
 
 def _isclose(a: float, b: float) -> bool:
+    """``numpy.isclose(a, b, rtol=1e-4)``: infinities are close only to themselves."""
+    if math.isinf(a) or math.isinf(b):
+        return a == b
     return abs(a - b) <= 1.0e-8 + 1.0e-4 * abs(b)
 
 
@@ -218,14 +262,12 @@ def quantile_values(ctx: Ctx) -> BatchPlan:
 
     def finish(collected: Mapping[str, Any]) -> BatchResult:
         arr = np.asarray(collected["values"], dtype=np.float64)
-        observed: list[float | None] = [None] * len(quantiles)
+        observed: list[float] = [math.nan] * len(quantiles)
         if arr.size:
             qs = np.asarray(quantiles, dtype=np.float64) * 100.0
             observed = [float(v) for v in np.percentile(arr, qs, method=method)]
         ok = [
-            v is not None
-            and not math.isnan(v)
-            and (_isclose(v, lo) or _isclose(v, hi) or lo <= v <= hi)
+            not math.isnan(v) and (_isclose(v, lo) or _isclose(v, hi) or lo <= v <= hi)
             for v, (lo, hi) in zip(observed, value_ranges, strict=False)
         ]
         return BatchResult(bool(all(ok)), {"quantiles": quantiles, "values": observed})
@@ -278,32 +320,38 @@ def _set_of(ctx: Ctx, key: str) -> set[Any]:
         raise CheckError(str(exc)) from None
 
 
-def _distinct_plan(ctx: Ctx, judge: Callable[[set[Any], set[Any]], bool]) -> BatchPlan:
+def _distinct_plan(ctx: Ctx, *, unexpected: bool, missing: bool) -> BatchPlan:
+    """GX's distinct-value checks: Python set semantics on the non-missing distinct values.
+
+    GX reports the number of distinct values outside the set as ``unexpected_count`` (for
+    ``be_in_set`` and ``equal_set``); the outcome carries it too, with no row positions.
+    """
     col = ctx.column()
     expected = _set_of(ctx, "value_set")
     agg = _distinct(ctx, col).implode()
 
     def finish(v: Mapping[str, Any]) -> BatchResult:
-        return BatchResult(judge(set(v["values"]), expected), None)
+        seen = set(v["values"])
+        extra, absent = len(seen - expected), len(expected - seen)
+        success = not (unexpected and extra) and not (missing and absent)
+        return BatchResult(success, None, extra if unexpected else None)
 
     return BatchPlan(finish, {"values": agg})
 
 
 def distinct_in_set(ctx: Ctx) -> BatchPlan:
     """``expect_column_distinct_values_to_be_in_set``."""
-    return _distinct_plan(ctx, lambda seen, expected: not (seen - expected))
+    return _distinct_plan(ctx, unexpected=True, missing=False)
 
 
 def distinct_contain_set(ctx: Ctx) -> BatchPlan:
     """``expect_column_distinct_values_to_contain_set``."""
-    return _distinct_plan(ctx, lambda seen, expected: not (expected - seen))
+    return _distinct_plan(ctx, unexpected=False, missing=True)
 
 
 def distinct_equal_set(ctx: Ctx) -> BatchPlan:
     """``expect_column_distinct_values_to_equal_set``."""
-    return _distinct_plan(
-        ctx, lambda seen, expected: not (seen - expected) and not (expected - seen)
-    )
+    return _distinct_plan(ctx, unexpected=True, missing=True)
 
 
 def most_common_value(ctx: Ctx) -> BatchPlan:

@@ -7,6 +7,7 @@ over the validated frame, so a whole suite is evaluated in one ``select``.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,33 @@ class CheckError(Exception):
     """GX raises while running this check: the outcome is an exception, as in GX."""
 
 
+def gx_comparable(value: Any) -> Any:
+    """A bound as GX's pydantic field ``float | dict | date | datetime`` turns it into.
+
+    Numbers and booleans become floats, numeric text becomes a float, ``YYYY-MM-DD`` text a
+    date and ISO date-time text a datetime; other text is refused (the suite loader refuses it
+    first).
+    """
+    if value is None or isinstance(value, dt.date | dict):
+        return value
+    if isinstance(value, bool | int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        if value == "":
+            return {}
+        try:
+            if len(value) <= 10:
+                return dt.date.fromisoformat(value)
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ConfigError("GX accepts numbers, dates and datetimes as bounds", found=value)
+
+
 @dataclass(frozen=True)
 class RowPlan:
     """A row-level expectation.
@@ -34,7 +62,9 @@ class RowPlan:
     without missing values for column-map expectations, without ``ignore_row_if`` rows for pair
     and multicolumn ones). ``failing`` is boolean over the whole frame, or, when ``sequence`` is
     set, over the considered rows only (for checks that look at neighbours or duplicates).
-    ``denominator`` says what ``mostly`` divides by.
+    ``denominator`` says what ``mostly`` divides by. ``error`` is an error GX raises only when
+    its per-value function meets at least ``error_min_rows`` considered values (pandas' ``map``
+    over an empty column calls nothing).
     """
 
     domain: pl.Expr
@@ -42,6 +72,8 @@ class RowPlan:
     failing: pl.Expr
     sequence: bool = False
     denominator: Literal["considered", "domain"] = "considered"
+    error: str | None = None
+    error_min_rows: int = 1
 
 
 @dataclass(frozen=True)
@@ -50,6 +82,7 @@ class BatchResult:
 
     success: bool
     observed_value: Any = None
+    unexpected_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +120,7 @@ class Ctx:
         """A ConfigError naming this entry and one of its kwargs."""
         return ConfigError(
             f"{self.entry.type}: {problem}",
-            file=None if self.entry.line is None else "<suite>",
+            file="<suite>",
             line=self.entry.line,
             key=f"expectations[{self.entry.index}].kwargs.{key}",
             found=found,
@@ -121,9 +154,24 @@ class Ctx:
             raise CheckError(f"Error: The column {missing[0]!r} in BatchData does not exist.")
         return list(names)
 
+    def comparable(self, key: str) -> Any:
+        """A bound kwarg as GX's model reads it (see :func:`gx_comparable`)."""
+        value = self.kw(key)
+        try:
+            return gx_comparable(value)
+        except ConfigError:
+            raise self.config_error(
+                "GX reads bounds as numbers, dates or datetimes", key, value, "a number or a date"
+            ) from None
+
     def dtype(self, name: str) -> pl.DataType:
         """The polars dtype of a column."""
         return self.schema[name]
+
+    @property
+    def has_condition(self) -> bool:
+        """Whether a ``row_condition`` restricts the rows."""
+        return bool(self.entry.kwargs.get("row_condition"))
 
     def has_nulls(self, name: str) -> bool:
         """Whether a column holds a null anywhere in the frame (it changes GX's pandas dtype)."""

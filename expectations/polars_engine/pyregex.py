@@ -47,12 +47,46 @@ class _NoTranslation(Exception):
     pass
 
 
-def check_pattern(pattern: object) -> str:
-    """The pattern, if Python can compile it; otherwise the error GX would report."""
-    if not isinstance(pattern, str):
-        raise TypeError(f"a regex is a string, found {pattern!r}")
-    re.compile(pattern)
-    return pattern
+_END_ANCHOR = re.compile(r"(?<!\\)((?:\\\\)*)\\Z")
+
+
+def re2_pattern(pattern: str) -> str:
+    """The pattern as pandas 3 hands it to pyarrow's RE2 (Python's ``\\Z`` spelt ``\\z``)."""
+    return _END_ANCHOR.sub(r"\1\\z", pattern)
+
+
+def pattern_error(pattern: str) -> str | None:
+    """Why GX (pandas 3) cannot use this pattern, or ``None`` when it can.
+
+    A pattern Python's ``re`` rejects goes to pyarrow's RE2 in pandas 3, which may accept it.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        re.compile(pattern)
+    except re.error:
+        try:
+            pc.match_substring_regex(pa.array(["x"], pa.large_string()), re2_pattern(pattern))
+        except pa.ArrowInvalid as exc:
+            return str(exc)
+    return None
+
+
+def re2_contains(expr: pl.Expr, pattern: str) -> pl.Expr:
+    """pyarrow's RE2 ``match_substring_regex``, as pandas 3 runs a pattern Python rejects."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rewritten = re2_pattern(pattern)
+
+    def run(s: pl.Series) -> pl.Series:
+        found = pc.match_substring_regex(s.to_arrow().cast(pa.large_string()), rewritten)
+        out = pl.from_arrow(found)
+        assert isinstance(out, pl.Series)
+        return out
+
+    return expr.map_batches(run, return_dtype=pl.Boolean)
 
 
 def translate(pattern: str) -> str | None:
@@ -69,12 +103,55 @@ def translate(pattern: str) -> str | None:
         return None
 
 
-def contains(expr: pl.Expr, pattern: str) -> pl.Expr:
-    """Whether each string matches ``pattern`` anywhere, with Python's answers."""
+def re2_rejects(pattern: str) -> bool:
+    """Whether pyarrow's RE2 refuses the pattern (as pandas 3 would hand it over)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        pc.match_substring_regex(pa.array(["x"], pa.large_string()), re2_pattern(pattern))
+    except pa.ArrowInvalid:
+        return True
+    return False
+
+
+def pandas_contains(expr: pl.Expr, pattern: str) -> pl.Expr:
+    """``Series.str.contains`` of pandas 3 itself, on the non-null values of ``expr``.
+
+    Used for the rare pattern Python accepts and RE2 refuses: pandas decides from the pattern
+    and the data whether to use RE2 (and raise) or Python's ``re``.
+    """
+
+    def run(s: pl.Series) -> pl.Series:
+        import pandas as pd
+
+        kept = s.drop_nulls()
+        if kept.is_empty():
+            return pl.Series(s.name, [False] * len(s), dtype=pl.Boolean)
+        found = pd.Series(kept.to_list(), dtype="str").str.contains(pattern)
+        hits = pl.Series(s.name, found.fillna(False).astype(bool).to_numpy())
+        out = pl.Series(s.name, [False] * len(s), dtype=pl.Boolean)
+        return out.scatter(s.is_not_null().arg_true(), hits)
+
+    return expr.map_batches(run, return_dtype=pl.Boolean)
+
+
+def contains(expr: pl.Expr, pattern: str, considered: pl.Expr | None = None) -> pl.Expr:
+    """Whether each string matches ``pattern`` anywhere, with Python's answers.
+
+    A pattern Python rejects runs on RE2, as pandas runs it; one Python accepts and RE2 refuses
+    runs through pandas itself on the ``considered`` rows.
+    """
+    try:
+        compiled = re.compile(pattern)
+    except re.error:
+        return re2_contains(expr, pattern)
+    if re2_rejects(pattern):
+        kept = expr if considered is None else pl.when(considered).then(expr)
+        return pandas_contains(kept, pattern)
     rust = translate(pattern)
     if rust is not None:
         return expr.str.contains(rust)
-    compiled = re.compile(pattern)
     return python_predicate(expr, lambda v: compiled.search(v) is not None)
 
 

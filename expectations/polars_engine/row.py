@@ -23,14 +23,9 @@ from expectations.polars_engine.plan import CheckError, Ctx, RowPlan, Unsupporte
 Compiler = Callable[[Ctx], RowPlan]
 
 
-def column_map(ctx: Ctx, column: str, failing: pl.Expr, *, sequence: bool = False) -> RowPlan:
+def column_map(ctx: Ctx, column: str, failing: pl.Expr) -> RowPlan:
     """A column-map plan: missing values are not considered."""
-    return RowPlan(
-        domain=ctx.domain,
-        considered=ctx.domain & ~ctx.missing(column),
-        failing=failing,
-        sequence=sequence,
-    )
+    return RowPlan(domain=ctx.domain, considered=ctx.domain & ~ctx.missing(column), failing=failing)
 
 
 def _kind(ctx: Ctx, column: str) -> Kind:
@@ -100,61 +95,13 @@ def not_be_in_set(ctx: Ctx) -> RowPlan:
     return column_map(ctx, col, _set_member(ctx, col, values))
 
 
-def parse_datetime_bound(value: Any) -> dt.datetime | None:
-    """A date or datetime bound written as text, parsed as GX parses it (dateutil)."""
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value
-    if isinstance(value, dt.date):
+def datetime_bound(value: Any) -> Any:
+    """A date bound as a datetime at midnight (GX 1.24 raises comparing a date to a Timestamp)."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return dt.datetime(value.year, value.month, value.day)
-    if isinstance(value, str):
-        from dateutil.parser import parse  # type: ignore[import-untyped]
-
-        try:
-            parsed: dt.datetime = parse(value)
-        except (ValueError, OverflowError) as exc:
-            raise CheckError(f"Could not parse {value!r} into a datetime: {exc}") from None
-        if parsed.tzinfo is not None:
-            raise Unsupported("a time-zone-aware datetime bound")
-        return parsed
-    raise CheckError(f"Invalid comparison between a datetime column and {value!r}")
-
-
-def _bounds(ctx: Ctx, column: str, lo: Any, hi: Any) -> tuple[pl.Expr, Any, Any]:
-    """The column and bounds in comparable form, or the error GX raises."""
-    k = _kind(ctx, column)
-    if lo is None and hi is None:
-        raise CheckError("min_value and max_value cannot both be None")
-    if k in ("int", "float", "bool"):
-        for b in (lo, hi):
-            if b is not None and not isinstance(b, int | float):
-                raise CheckError(
-                    "Column values, min_value, and max_value must either be None or of the "
-                    "same type."
-                )
-        expr = ctx.value(column)
-        if k == "bool":
-            expr = expr.cast(pl.Int8)
-        if lo is not None and hi is not None and lo > hi:
-            raise CheckError("min_value cannot be greater than max_value")
-        return expr, lo, hi
-    if k == "string":
-        for b in (lo, hi):
-            if b is not None and not isinstance(b, str):
-                raise CheckError(
-                    "Column values, min_value, and max_value must either be None or of the "
-                    "same type."
-                )
-        if lo is not None and hi is not None and lo > hi:
-            raise CheckError("min_value cannot be greater than max_value")
-        return pl.col(column).cast(pl.String), lo, hi
-    if k == "datetime":
-        plo, phi = parse_datetime_bound(lo), parse_datetime_bound(hi)
-        if plo is not None and phi is not None and plo > phi:
-            raise CheckError("min_value cannot be greater than max_value")
-        return pl.col(column).cast(pl.Datetime("us")), plo, phi
-    raise Unsupported(f"be_between on a {ctx.dtype(column)} column")
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        raise Unsupported("a time-zone-aware datetime bound")
+    return value
 
 
 def between_expr(expr: pl.Expr, lo: Any, hi: Any, strict_min: bool, strict_max: bool) -> pl.Expr:
@@ -167,12 +114,55 @@ def between_expr(expr: pl.Expr, lo: Any, hi: Any, strict_min: bool, strict_max: 
     return out
 
 
+_SAME_TYPE = "Column values, min_value, and max_value must either be None or of the same type."
+
+
 def be_between(ctx: Ctx) -> RowPlan:
-    """``expect_column_values_to_be_between`` (with ``strict_min`` / ``strict_max``)."""
+    """``expect_column_values_to_be_between`` (with ``strict_min`` / ``strict_max``).
+
+    Bounds are read as GX's pydantic model reads them (numbers become floats, date text a
+    date). Where GX maps a Python function over the values (every dtype but ``int64`` and
+    ``float64``), a type mismatch raises only when there is a value to compare.
+    """
     col = ctx.column()
-    expr, lo, hi = _bounds(ctx, col, ctx.kw("min_value"), ctx.kw("max_value"))
-    ok = between_expr(expr, lo, hi, bool(ctx.kw("strict_min")), bool(ctx.kw("strict_max")))
-    return column_map(ctx, col, ~ok)
+    lo, hi = ctx.comparable("min_value"), ctx.comparable("max_value")
+    strict_min, strict_max = bool(ctx.kw("strict_min")), bool(ctx.kw("strict_max"))
+    if lo is None and hi is None:
+        raise CheckError("min_value and max_value cannot both be None")
+    if lo is not None and hi is not None:
+        try:
+            reversed_bounds = lo > hi
+        except TypeError as exc:
+            raise CheckError(str(exc)) from None
+        if reversed_bounds:
+            raise CheckError("min_value cannot be greater than max_value")
+    bounds = [b for b in (lo, hi) if b is not None]
+    k = _kind(ctx, col)
+    if k in ("int", "float", "bool"):
+        if all(isinstance(b, float) for b in bounds):
+            expr = ctx.value(col).cast(pl.Float64)
+            ok = between_expr(expr, lo, hi, strict_min, strict_max)
+            return column_map(ctx, col, ~ok)
+        return _deferred(ctx, col, f"'<=' not supported between a number and {bounds[0]!r}")
+    if k == "string":
+        return _deferred(ctx, col, _SAME_TYPE)
+    if k == "datetime":
+        if not all(isinstance(b, dt.date) for b in bounds):
+            message = f"Invalid comparison between a Timestamp and {bounds[0]!r}"
+            dtype = ctx.dtype(col)
+            if isinstance(dtype, pl.Datetime) and dtype.time_unit == "ns":
+                raise CheckError(message)
+            return _deferred(ctx, col, message)
+        expr = pl.col(col).cast(pl.Datetime("us"))
+        ok = between_expr(expr, datetime_bound(lo), datetime_bound(hi), strict_min, strict_max)
+        return column_map(ctx, col, ~ok)
+    raise Unsupported(f"be_between on a {ctx.dtype(col)} column")
+
+
+def _deferred(ctx: Ctx, column: str, error: str, min_rows: int = 1) -> RowPlan:
+    """A check GX runs value by value and that raises on the first value it meets."""
+    plan = column_map(ctx, column, pl.lit(False))
+    return RowPlan(plan.domain, plan.considered, plan.failing, error=error, error_min_rows=min_rows)
 
 
 def _text(ctx: Ctx, column: str) -> pl.Expr:
@@ -187,62 +177,55 @@ def _text(ctx: Ctx, column: str) -> pl.Expr:
     raise Unsupported(f"text checks on a {ctx.dtype(column)} column")
 
 
-def _pattern(ctx: Ctx, key: str) -> str:
-    pattern = ctx.required(key)
-    try:
-        return pyregex.check_pattern(pattern)
-    except (TypeError, ValueError) as exc:
-        raise CheckError(f"invalid regex {pattern!r}: {exc}") from None
-
-
-def _patterns(ctx: Ctx, key: str) -> list[str]:
-    patterns = ctx.required(key)
-    if not isinstance(patterns, list | tuple):
-        raise ctx.config_error("expects a list of patterns", key, patterns, "a list")
-    if not patterns:
+def _patterns(ctx: Ctx, key: str, *, many: bool) -> tuple[list[str], str | None]:
+    """The patterns of a regex kwarg, and the error GX raises on the first value, if any."""
+    raw = ctx.required(key)
+    patterns = raw if many else [raw]
+    if many and not isinstance(raw, list | tuple):
+        raise ctx.config_error("expects a list of patterns", key, raw, "a list")
+    if not all(isinstance(p, str) for p in patterns):
+        raise ctx.config_error("a regex is a string", key, raw, "strings")
+    if many and not patterns:
         raise CheckError("No objects to concatenate")
-    out = []
-    for pattern in patterns:
-        try:
-            out.append(pyregex.check_pattern(pattern))
-        except (TypeError, ValueError) as exc:
-            raise CheckError(f"invalid regex {pattern!r}: {exc}") from None
-    return out
+    errors = [e for e in (pyregex.pattern_error(p) for p in patterns) if e is not None]
+    return list(patterns), (errors[0] if errors else None)
+
+
+def _regex_plan(
+    ctx: Ctx, key: str, *, many: bool, judge: Callable[[list[pl.Expr]], pl.Expr]
+) -> RowPlan:
+    col = ctx.column()
+    patterns, error = _patterns(ctx, key, many=many)
+    text = _text(ctx, col)
+    if error is not None:
+        return _deferred(ctx, col, error)
+    considered = ctx.domain & ~ctx.missing(col)
+    hits = [pyregex.contains(text, p, considered) for p in patterns]
+    return column_map(ctx, col, judge(hits))
 
 
 def match_regex(ctx: Ctx) -> RowPlan:
     """``expect_column_values_to_match_regex``."""
-    col = ctx.column()
-    pattern = _pattern(ctx, "regex")
-    return column_map(ctx, col, ~pyregex.contains(_text(ctx, col), pattern))
+    return _regex_plan(ctx, "regex", many=False, judge=lambda hits: ~hits[0])
 
 
 def not_match_regex(ctx: Ctx) -> RowPlan:
     """``expect_column_values_to_not_match_regex``."""
-    col = ctx.column()
-    pattern = _pattern(ctx, "regex")
-    return column_map(ctx, col, pyregex.contains(_text(ctx, col), pattern))
+    return _regex_plan(ctx, "regex", many=False, judge=lambda hits: hits[0])
 
 
 def match_regex_list(ctx: Ctx) -> RowPlan:
     """``expect_column_values_to_match_regex_list`` (``match_on`` any or all)."""
-    col = ctx.column()
-    patterns = _patterns(ctx, "regex_list")
     match_on = ctx.kw("match_on", "any")
     if match_on not in ("any", "all"):
         raise CheckError("match_on must be either 'any' or 'all'")
-    text = _text(ctx, col)
-    hits = [pyregex.contains(text, p) for p in patterns]
-    ok = pl.any_horizontal(hits) if match_on == "any" else pl.all_horizontal(hits)
-    return column_map(ctx, col, ~ok)
+    combine = pl.any_horizontal if match_on == "any" else pl.all_horizontal
+    return _regex_plan(ctx, "regex_list", many=True, judge=lambda hits: ~combine(hits))
 
 
 def not_match_regex_list(ctx: Ctx) -> RowPlan:
     """``expect_column_values_to_not_match_regex_list``."""
-    col = ctx.column()
-    patterns = _patterns(ctx, "regex_list")
-    text = _text(ctx, col)
-    return column_map(ctx, col, pl.any_horizontal([pyregex.contains(text, p) for p in patterns]))
+    return _regex_plan(ctx, "regex_list", many=True, judge=pl.any_horizontal)
 
 
 def like_to_regex(pattern: str, escape: str | None) -> str:
@@ -348,7 +331,7 @@ def match_strftime_format(ctx: Ctx) -> RowPlan:
 
 def be_dateutil_parseable(ctx: Ctx) -> RowPlan:
     """``expect_column_values_to_be_dateutil_parseable`` (dateutil's parser per value)."""
-    from dateutil.parser import parse
+    from dateutil.parser import parse  # type: ignore[import-untyped]
 
     col = ctx.column()
 
@@ -396,25 +379,32 @@ def _comparable(ctx: Ctx, column: str) -> pl.Expr:
 
 
 def be_unique(ctx: Ctx) -> RowPlan:
-    """``expect_column_values_to_be_unique`` (every occurrence of a repeated value fails)."""
+    """``expect_column_values_to_be_unique`` (every occurrence of a repeated value fails).
+
+    Rows that are not considered become null, and a null never duplicates a value, so the
+    duplicates among the considered rows are found without filtering the column.
+    """
     col = ctx.column()
     considered = ctx.domain & ~ctx.missing(col)
-    failing = _comparable(ctx, col).filter(considered).is_duplicated()
-    return RowPlan(ctx.domain, considered, failing, sequence=True)
+    values: pl.Expr = _comparable(ctx, col)
+    if ctx.has_condition:
+        values = pl.when(considered).then(values)
+    return RowPlan(ctx.domain, considered, values.is_duplicated())
 
 
 def _monotonic(ctx: Ctx, *, increasing: bool) -> RowPlan:
     col = ctx.column()
     k = _kind(ctx, col)
+    if k == "string":
+        return _deferred(ctx, col, "unsupported operand type(s) for -: 'str' and 'str'", 2)
     if k not in ("int", "float", "datetime"):
-        if k == "string":
-            raise CheckError("unsupported operand type(s) for -: 'str' and 'str'")
         raise Unsupported(f"increasing/decreasing on a {ctx.dtype(col)} column")
     considered = ctx.domain & ~ctx.missing(col)
-    values = _comparable(ctx, col).filter(considered)
+    source = _comparable(ctx, col)
     if k == "int":
-        values = values.cast(pl.Float64)
-    diff = values.diff()
+        source = source.cast(pl.Float64)
+    values: pl.Expr = pl.when(considered).then(source)
+    diff = values - values.shift(1).forward_fill()
     zero: Any = dt.timedelta(0) if k == "datetime" else 0
     strictly = bool(ctx.kw("strictly"))
     if increasing:
@@ -424,7 +414,7 @@ def _monotonic(ctx: Ctx, *, increasing: bool) -> RowPlan:
     ok = in_order | diff.is_null()
     if k != "datetime":
         ok = ok | diff.is_nan()
-    return RowPlan(ctx.domain, considered, ~ok.fill_null(True), sequence=True)
+    return RowPlan(ctx.domain, considered, ~ok.fill_null(True))
 
 
 def be_increasing(ctx: Ctx) -> RowPlan:
@@ -469,30 +459,24 @@ def z_scores_less_than(ctx: Ctx) -> RowPlan:
     """``expect_column_value_z_scores_to_be_less_than`` (``double_sided`` optional)."""
     col = ctx.column()
     k = _kind(ctx, col)
-    if k == "string":
-        raise CheckError("Cannot complete Z-score calculations on a non-numerical column.")
-    if k not in ("int", "float", "bool"):
+    if k not in ("int", "float", "bool", "string"):
         raise Unsupported(f"z-scores on a {ctx.dtype(col)} column")
     threshold = ctx.required("threshold")
     if isinstance(threshold, bool) or not isinstance(threshold, int | float):
         raise ctx.config_error("threshold is a number", "threshold", threshold, "a number")
     double_sided = ctx.kw("double_sided", False)
+    if k == "string":
+        return _deferred(
+            ctx, col, "Cannot complete Z-score calculations on a non-numerical column."
+        )
     values = ctx.value(col).cast(pl.Float64)
     considered = ctx.domain & ~ctx.missing(col)
-    kept = values.filter(considered)
+    kept: pl.Expr = pl.when(considered).then(values)
     std = kept.std()
     z = pl.when(std == 0).then(None).otherwise((values - kept.mean()) / std)
     under = (z.abs() < abs(threshold)) if double_sided else (z < threshold)
     ok = under | z.is_null() | z.is_nan()
     return RowPlan(ctx.domain, considered, ~ok.fill_null(True))
-
-
-def _type_names(ctx: Ctx, key: str, many: bool) -> list[str]:
-    raw = ctx.kwargs.get(key)
-    names = raw if many else [raw]
-    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
-        raise ctx.config_error("type names are strings", key, raw, "numpy, pandas or Python names")
-    return list(names)
 
 
 def values_of_types(ctx: Ctx, column: str, names: list[str]) -> RowPlan:
@@ -533,11 +517,18 @@ def _same_family(ka: Kind, kb: Kind) -> bool:
 
 
 def pair_a_greater_than_b(ctx: Ctx) -> RowPlan:
-    """``expect_column_pair_values_a_to_be_greater_than_b`` (``or_equal`` optional)."""
+    """``expect_column_pair_values_a_to_be_greater_than_b`` (``or_equal`` optional).
+
+    Comparing columns of different families raises in pandas: at once when one side is a
+    datetime column and the other a number column, else on the first pair of values.
+    """
     a, b, considered = _pair(ctx)
     ka, kb = _pair_kinds(ctx, a, b)
     if not _same_family(ka, kb):
-        raise CheckError(f"'>' not supported between a {ka} column and a {kb} column")
+        message = f"'>' not supported between a {ka} column and a {kb} column"
+        if "datetime" in (ka, kb) and "string" not in (ka, kb):
+            raise CheckError(message)
+        return RowPlan(ctx.domain, considered, pl.lit(False), error=message)
     ea, eb = _comparable(ctx, a), _comparable(ctx, b)
     ok = (ea >= eb) if ctx.kw("or_equal") else (ea > eb)
     return RowPlan(ctx.domain, considered, ~ok.fill_null(False))
@@ -612,7 +603,11 @@ def compound_columns_unique(ctx: Ctx) -> RowPlan:
         if _kind(ctx, c) == "other":
             raise Unsupported(f"compound uniqueness on a {ctx.dtype(c)} column")
     key = pl.struct([_comparable(ctx, c).alias(f"c{i}") for i, c in enumerate(cols)])
-    return RowPlan(ctx.domain, considered, key.filter(considered).is_duplicated(), sequence=True)
+    if ctx.has_condition:
+        return RowPlan(
+            ctx.domain, considered, key.filter(considered).is_duplicated(), sequence=True
+        )
+    return RowPlan(ctx.domain, considered, key.is_duplicated())
 
 
 def _null_flavour(ctx: Ctx, column: str) -> str:

@@ -20,7 +20,7 @@ import ast
 import datetime as dt
 import io
 import tokenize
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,14 +57,19 @@ class _Lit:
     value: Any
 
 
-def compile_row_condition(text: str, schema: pl.Schema) -> pl.Expr:
-    """A boolean, never-null mask of the rows ``DataFrame.query(text)`` keeps."""
+def compile_row_condition(
+    text: str, schema: pl.Schema, null_counts: Mapping[str, int] | None = None
+) -> pl.Expr:
+    """A boolean, never-null mask of the rows ``DataFrame.query(text)`` keeps.
+
+    ``null_counts`` tells which boolean columns hold nulls (GX sees those as ``object``).
+    """
     source, names = _preparse(text)
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
         raise RowConditionError(f"not a pandas query expression: {exc.msg}") from None
-    return _Compiler(schema, names).mask(tree.body)
+    return _Compiler(schema, names, null_counts or {}).mask(tree.body)
 
 
 def condition_columns(condition: object) -> set[str] | None:
@@ -128,9 +133,12 @@ def _preparse(text: str) -> tuple[str, dict[str, str]]:
 
 
 class _Compiler:
-    def __init__(self, schema: pl.Schema, names: dict[str, str]) -> None:
+    def __init__(
+        self, schema: pl.Schema, names: dict[str, str], null_counts: Mapping[str, int]
+    ) -> None:
         self.schema = schema
         self.names = names
+        self.null_counts = null_counts
 
     def mask(self, node: ast.expr) -> pl.Expr:
         if isinstance(node, ast.BoolOp):
@@ -262,7 +270,7 @@ class _Compiler:
         lit = _literal_for(kind, value)
         if lit is None:
             if op in ("==", "!="):
-                return pl.lit(op == "!=")
+                return pl.repeat(op == "!=", pl.len())
             raise CheckError(f"Invalid comparison between column {name!r} and {value!r}")
         return _apply(self.value(name), op, pl.lit(lit)).fill_null(op == "!=")
 
@@ -270,7 +278,7 @@ class _Compiler:
         ka, kb = self.kind(a), self.kind(b)
         if ka != kb:
             if op in ("==", "!="):
-                return pl.lit(op == "!=")
+                return pl.repeat(op == "!=", pl.len())
             raise CheckError(f"Invalid comparison between columns {a!r} and {b!r}")
         return _apply(self.value(a), op, self.value(b)).fill_null(op == "!=")
 
@@ -279,10 +287,12 @@ class _Compiler:
         kept = [v for v in (_literal_for(kind, v) for v in values) if v is not None]
         if kind == "datetime" and any(isinstance(v, str) for v in values):
             raise Unsupported("row_condition isin with date strings on a datetime column")
-        col = self.value(name)
-        hit = col.is_in(pl.lit(pl.Series(kept, dtype=_dtype_for(kind, self.schema[name], kept))))
-        null_hit = kind == "string" and None in values
-        return hit.fill_null(null_hit)
+        dtype = _dtype_for(kind, self.schema[name], kept)
+        hit = self.value(name).cast(dtype).is_in(pl.lit(pl.Series(kept, dtype=dtype)))
+        on_objects = kind == "string" or (
+            self.schema[name] == pl.Boolean and self.null_counts.get(name, 0) > 0
+        )
+        return hit.fill_null(on_objects and None in values)
 
 
 def _literal_for(kind: str, value: Any) -> Any:

@@ -25,7 +25,7 @@ from expectations.polars_engine.plan import (
     Unsupported,
 )
 from expectations.polars_engine.registry import COMPILERS, SUPPORTED_TYPES
-from expectations.polars_engine.row_condition import compile_row_condition
+from expectations.polars_engine.row_condition import compile_row_condition, condition_columns
 from expectations.results import ExpectationEntry, ExpectationOutcome
 from sluice.errors import ConfigError, SluiceError
 
@@ -47,7 +47,9 @@ def data_columns(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.drop([c for c in PROVENANCE_COLUMNS if c in frame.columns])
 
 
-def compile_entry(entry: ExpectationEntry, frame: pl.DataFrame) -> tuple[Plan, Ctx]:
+def compile_entry(
+    entry: ExpectationEntry, frame: pl.DataFrame, null_counts: Mapping[str, int] | None = None
+) -> tuple[Plan, Ctx]:
     """Compile one entry against a frame's columns.
 
     Raises :class:`Unsupported` when the polars engine does not compile it,
@@ -59,7 +61,7 @@ def compile_entry(entry: ExpectationEntry, frame: pl.DataFrame) -> tuple[Plan, C
         raise Unsupported(f"{entry.type} is not compiled")
     schema = frame.schema
     condition = entry.kwargs.get("row_condition")
-    domain: pl.Expr = pl.lit(True)
+    domain: pl.Expr = pl.repeat(True, pl.len())
     domain_count: pl.Expr = pl.len()
     if condition:
         if not isinstance(condition, str):
@@ -67,11 +69,16 @@ def compile_entry(entry: ExpectationEntry, frame: pl.DataFrame) -> tuple[Plan, C
         parser = entry.kwargs.get("condition_parser")
         if parser not in (None, "pandas"):
             raise Unsupported(f"condition_parser {parser!r}")
-        domain = compile_row_condition(condition, schema)
+    nulls = _null_counts(frame) if null_counts is None else null_counts
+    if condition:
+        domain = compile_row_condition(condition, schema, nulls)
         domain_count = domain.sum()
-    nulls = frame.null_count().row(0, named=True) if frame.width else {}
     ctx = Ctx(entry, schema, domain, domain_count, nulls)
     return compiler(ctx), ctx
+
+
+def _null_counts(frame: pl.DataFrame) -> dict[str, int]:
+    return frame.null_count().row(0, named=True) if frame.width else {}
 
 
 def supports(entry: ExpectationEntry, frame: pl.DataFrame | None = None) -> bool:
@@ -90,8 +97,11 @@ def supports(entry: ExpectationEntry, frame: pl.DataFrame | None = None) -> bool
             return False
         if entry.kwargs.get("condition_parser") not in (None, "pandas"):
             return False
+        names = condition_columns(condition)
+        if names is None:
+            return False
         try:
-            compile_row_condition(condition, pl.Schema())
+            compile_row_condition(condition, pl.Schema(dict.fromkeys(names, pl.String())))
         except Unsupported:
             return False
         except CheckError:
@@ -137,16 +147,28 @@ def run_polars(
     supported types). Row positions are 0-based positions in ``frame``.
     """
     data = data_columns(frame)
+    nulls = _null_counts(data)
     compiled: dict[int, _Compiled] = {}
     outcomes: dict[int, ExpectationOutcome] = {}
     for pos, entry in enumerate(entries):
         try:
-            plan, ctx = compile_entry(entry, data)
+            plan, ctx = compile_entry(entry, data, nulls)
             compiled[pos] = _Compiled(entry, plan, ctx, ctx.mostly())
         except Unsupported as exc:
             raise unsupported_error(entry, str(exc), path) from None
         except CheckError as exc:
             outcomes[pos] = _raised(entry, str(exc))
+        except ConfigError as exc:
+            if path is None or exc.file not in (None, "<suite>"):
+                raise
+            raise ConfigError(
+                exc.problem,
+                file=path,
+                line=exc.line,
+                key=exc.key,
+                found=exc.found,
+                allowed=exc.allowed,
+            ) from None
 
     values = _evaluate(data, compiled, outcomes)
     for pos, item in compiled.items():
@@ -187,7 +209,8 @@ def _evaluate(
     try:
         out = data.lazy().select(exprs).collect()
         return {name: out.get_column(name) for name in out.columns}
-    except pl.exceptions.PolarsError:
+    except Exception:
+        # One entry's check raised (as GX's would): find it by evaluating entries one by one.
         pass
     values: dict[str, pl.Series] = {}
     for pos, item in compiled.items():
@@ -196,7 +219,7 @@ def _evaluate(
             continue
         try:
             out = data.lazy().select(one).collect()
-        except pl.exceptions.PolarsError as exc:
+        except Exception as exc:
             outcomes[pos] = _raised(item.entry, str(exc).splitlines()[0])
             continue
         values.update({name: out.get_column(name) for name in out.columns})
@@ -220,6 +243,7 @@ def _judge(item: _Compiled, pos: int, values: Mapping[str, pl.Series]) -> Expect
             entry=entry,
             success=bool(result.success),
             engine="polars",
+            unexpected_count=result.unexpected_count,
             observed_value=result.observed_value,
         )
     rows_value = values[f"r{pos}"][0]
@@ -227,6 +251,8 @@ def _judge(item: _Compiled, pos: int, values: Mapping[str, pl.Series]) -> Expect
     rows = rows_value.to_numpy().astype(np.int64, copy=False)
     n_domain = int(values[f"d{pos}"][0])
     n_considered = int(values[f"c{pos}"][0])
+    if plan.error is not None and n_considered >= plan.error_min_rows:
+        raise CheckError(plan.error)
     unexpected = len(rows)
     denominator = n_domain if plan.denominator == "domain" else n_considered
     if n_domain == 0 or denominator == 0:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from detectors import screen
 from detectors.persist import file_sha256, library_versions, load_model, save_model
-from detectors.screen import fit_model
+from detectors.screen import check_specs, fit_model
 from detectors.spec import DetectorSpec
 from sluice.errors import ConfigError, SluiceError
 
@@ -160,3 +160,17 @@ def test_spec_needs_path_and_hash_together_with_fit_model() -> None:
 def test_fit_model_with_too_few_rows_is_a_sluice_error() -> None:
     with pytest.raises(SluiceError, match="needs at least"):
         fit_model(frame(n=5), batch_spec())
+
+
+def test_check_specs_refuses_a_changed_model_file_before_any_data(
+    saved: tuple[Path, str],
+) -> None:
+    path, sha = saved
+    check_specs([model_spec(path, sha)])
+    path.write_bytes(path.read_bytes() + b"x")
+    with pytest.raises(ConfigError, match="file hash does not match") as info:
+        check_specs([model_spec(path, sha)])
+    assert info.value.key == "detectors[0].model_sha256"
+    path.unlink()
+    with pytest.raises(ConfigError, match="cannot read"):
+        check_specs([model_spec(path, sha)])

@@ -58,7 +58,7 @@ def test_pyod_parameter_reaches_the_model() -> None:
         ("pca", {"scale": "yes"}, "params.scale"),
         ("ensemble", {"combine": "max"}, "params.combine"),
         ("ensemble", {"members": []}, "params.members"),
-        ("ensemble", {"members": ["default"]}, "params.members[0]"),
+        ("ensemble", {"members": ["ensemble"]}, "params.members[0]"),
         ("ensemble", {"members": [{"detector": "knn", "param": {}}]}, "params.members[0]"),
     ],
 )
@@ -88,3 +88,13 @@ def test_rank_ensemble_scores_in_the_unit_interval() -> None:
     s = det.score(X)
     assert s.min() >= 0.0
     assert s.max() <= 1.0
+
+
+def test_ensemble_member_with_a_smaller_sample_scores_every_fit_row() -> None:
+    X = np.random.default_rng(2).normal(size=(300, 3))
+    knn = {"detector": "knn", "params": {"max_fit_rows": 50}}
+    det = get_detector("ensemble", members=["hbos", knn]).fit(X)
+    assert det.fit_scores_.shape == (300,)
+    member = det.members_[1]  # type: ignore[attr-defined]
+    assert member.n_fit_ == 50
+    assert np.isfinite(det.fit_scores_).all()

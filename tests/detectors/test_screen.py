@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from detectors import screen
-from detectors.screen import SCORES_SCHEMA
+from detectors.screen import SCORES_SCHEMA, check_specs
 from detectors.spec import DetectorSpec, FeatureSpec
 from sluice.errors import ConfigError
 from sluice.failures import FAILURE_SCHEMA
@@ -197,3 +197,29 @@ def test_large_batch_fits_on_a_bounded_sample() -> None:
     assert result.models[0]["n_fit"] == 1000
     assert result.scores.height == 5000
     assert 1005 in result.failures["_row_id"].to_list()
+
+
+def test_check_specs_reads_dataset_spec_type_names() -> None:
+    specs = [
+        DetectorSpec(name="ecod", features=["fare", FeatureSpec(column="at", kind="timestamp")])
+    ]
+    check_specs(specs, {"fare": "float", "at": "datetime"})
+    with pytest.raises(ConfigError) as info:
+        check_specs(specs, {"fare": "string", "at": "datetime"})
+    assert info.value.key == "detectors[0].features[0].kind"
+
+
+def test_occlusion_credits_both_columns_of_a_broken_relation() -> None:
+    frame = trips().with_columns(
+        pl.when(pl.col("_row_id") == 1010)
+        .then(0.3)
+        .otherwise(pl.col("distance"))
+        .alias("distance"),
+        pl.when(pl.col("_row_id") == 1010).then(25.0).otherwise(pl.col("fare")).alias("fare"),
+    )
+    result = screen(frame, [spec("knn")])
+    row = result.failures.filter(pl.col("_row_id") == 1010)
+    assert row.height == 1
+    top = json.loads(row["details"][0])["top_features"]
+    assert {top[0]["column"], top[1]["column"]} == {"fare", "distance"}
+    assert top[1]["contribution"] > 10 * abs(top[2]["contribution"])

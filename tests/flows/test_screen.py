@@ -9,23 +9,76 @@ import pytest
 import yaml
 from prefect.runtime import flow_run
 
-from flows.screen import backfill, scheduled_partition, screen_partition
-from sluice.errors import CriticalCheckFailed
+from flows import alerts, fanout
+from flows.parameters import dataset_names
+from flows.screen import (
+    backfill,
+    is_transient,
+    scheduled_partition,
+    screen_partition,
+    summary_markdown,
+)
+from sluice.config import find_spec
+from sluice.errors import CriticalCheckFailed, InputError
 from tests.conftest import ROOT, SpecFactory
 
 GOOD = "id,amount,count,when,kind\na,1,1,2024-01-01 10:00:00,a\nb,200,2,2024-01-01 11:00:00,c\n"
+Emitted = list[tuple[str, dict[str, Any]]]
+
+
+def _deployments() -> list[dict[str, Any]]:
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    deployments: list[dict[str, Any]] = config["deployments"]
+    return deployments
+
+
+def _flow_of(entrypoint: str) -> Any:
+    module_path, func = entrypoint.split(":")
+    module = importlib.import_module(module_path.removesuffix(".py").replace("/", "."))
+    return getattr(module, func)
 
 
 def test_every_prefect_yaml_entrypoint_imports_and_takes_its_parameters() -> None:
-    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    assert config["deployments"], "prefect.yaml declares no deployment"
-    for dep in config["deployments"]:
-        module_path, func = dep["entrypoint"].split(":")
-        module = importlib.import_module(module_path.removesuffix(".py").replace("/", "."))
-        flow = getattr(module, func)
+    assert _deployments(), "prefect.yaml declares no deployment"
+    for dep in _deployments():
+        flow = _flow_of(dep["entrypoint"])
         accepted = set(flow.parameters.properties)
         unknown = set(dep.get("parameters", {})) - accepted
-        assert not unknown, f"{dep['name']}: parameters {unknown} are not taken by {func}"
+        assert not unknown, f"{dep['name']}: parameters {unknown} are not taken by its flow"
+        assert dep["work_pool"]["name"] == "sluice-process", dep["name"]
+
+
+def test_every_dataset_has_a_nightly_deployment_in_its_own_time_zone() -> None:
+    nightly = {d["parameters"]["dataset"]: d for d in _deployments() if "nightly" in d["name"]}
+    assert sorted(nightly) == dataset_names(ROOT / "datasets"), (
+        "add a <dataset>-nightly deployment to prefect.yaml for each datasets/*.yaml"
+    )
+    for name, dep in nightly.items():
+        assert _flow_of(dep["entrypoint"]).name == "screen-partition"
+        (schedule,) = dep["schedules"]
+        assert schedule["cron"]
+        assert schedule["timezone"] == find_spec(name).spec.partition.timezone
+        assert dep["work_pool"]["work_queue_name"] == "partitions"
+
+
+def test_backfill_fans_out_to_a_declared_deployment_on_another_queue() -> None:
+    flow_name, dep_name = fanout.SCREEN_DEPLOYMENT.split("/")
+    by_name = {d["name"]: d for d in _deployments()}
+    assert _flow_of(by_name[dep_name]["entrypoint"]).name == flow_name
+    queue = by_name[dep_name]["work_pool"]["work_queue_name"]
+    assert by_name["backfill"]["work_pool"]["work_queue_name"] != queue
+
+
+def test_backfill_parameters_render_as_a_typed_form() -> None:
+    props = backfill.parameters.properties
+    assert props["dataset"]["enum"] == dataset_names(ROOT / "datasets")
+    assert props["start"] == {**props["start"], "type": "string", "format": "date"}
+    assert props["end"]["format"] == "date"
+    assert props["engine"]["enum"] == ["auto", "polars", "gx"]
+    assert props["force"]["type"] == "boolean"
+    assert props["max_quarantine_rate"]["maximum"] == 1
+    assert all(p.get("description") for p in props.values()), "document every parameter"
+    assert backfill.parameters.required == ["dataset", "start", "end"]
 
 
 @pytest.mark.parametrize(
@@ -43,26 +96,84 @@ def test_scheduled_partition_uses_local_day_less_lag(
     assert scheduled_partition("trips") == expected
 
 
+def test_only_io_errors_that_may_pass_are_retried() -> None:
+    def wrapped(inner: BaseException) -> BaseException:
+        try:
+            try:
+                raise inner
+            except OSError:
+                raise InputError("cannot read") from None
+        except InputError as exc:
+            return exc
+
+    assert is_transient(TimeoutError())
+    assert is_transient(ConnectionResetError())
+    assert is_transient(wrapped(ConnectionResetError()))
+    assert not is_transient(wrapped(FileNotFoundError()))
+    assert not is_transient(ValueError("bad data"))
+    assert not is_transient(None)
+
+
+@pytest.fixture
+def emitted(monkeypatch: pytest.MonkeyPatch) -> Emitted:
+    """The events the flows emit, recorded instead of sent."""
+    seen: Emitted = []
+
+    def record(event: str, **kwargs: Any) -> None:
+        seen.append((event, kwargs))
+
+    monkeypatch.setattr(alerts, "emit_event", record)
+    return seen
+
+
 @pytest.mark.usefixtures("prefect_api")
-def test_screen_partition_flow_and_backfill_with_a_missing_partition(
-    make_dataset: SpecFactory, tmp_path: Path
+def test_backfill_skips_done_partitions_and_goes_on_past_a_failure(
+    make_dataset: SpecFactory, tmp_path: Path, emitted: Emitted
 ) -> None:
     spec = str(make_dataset({"2024-01-01": GOOD, "2024-01-03": GOOD}))
-    summary: dict[str, Any] = screen_partition(spec, dt.date(2024, 1, 1))
+    summary: dict[str, Any] = screen_partition(spec, dt.date(2024, 1, 1), max_quarantine_rate=0.6)
     assert summary["counts"]["in"] == 2
     assert summary["counts"]["quarantine"] == 1
     assert summary["conservation"] is True
-    assert Path(summary["manifest"]).exists()
+    assert "skipped" not in summary
+    assert [e for e, _ in emitted] == [alerts.SCREENED]
 
     result = backfill(spec, dt.date(2024, 1, 1), dt.date(2024, 1, 3))
-    assert [s["partition"] for s in result["screened"]] == ["2024-01-01", "2024-01-03"]
+    assert [s["partition"] for s in result["screened"]] == ["2024-01-03"]
+    assert [s["partition"] for s in result["skipped"]] == ["2024-01-01"]
+    assert "same inputs, suite and spec" in result["skipped"][0]["skipped"]
+    assert result["skipped"][0]["counts"] == summary["counts"]
     assert [f["partition"] for f in result["failed"]] == ["2024-01-02"]
     assert "no source files" in result["failed"][0]["error"]
+    # 2024-01-03 quarantined 1 row of 2, above the default 5%
+    assert (alerts.QUARANTINE_RATE_HIGH, "sluice.partition.tiny.2024-01-03") in {
+        (e, kw["resource"]["prefect.resource.id"]) for e, kw in emitted
+    }
+    table = summary_markdown(result)
+    assert "1 screened, 1 skipped, 1 failed" in table
+    rows = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| 2024")]
+    assert [[c.strip() for c in r] for r in rows] == [
+        ["2024-01-01", "skipped (passed)"],
+        ["2024-01-02", "failed"],
+        ["2024-01-03", "screened (passed)"],
+    ]
+
+    manifest = Path(summary["manifest"])
+    before = manifest.read_bytes()
+    forced = backfill(spec, dt.date(2024, 1, 1), dt.date(2024, 1, 1), force=True)
+    assert [s["partition"] for s in forced["screened"]] == ["2024-01-01"]
+    assert forced["skipped"] == []
+    assert manifest.read_bytes() != before  # a new run id and times: it was screened again
+
+    (tmp_path / "raw" / "date=2024-01-01" / "data.csv").write_text(GOOD + "c,3,3,,a\n")
+    again: dict[str, Any] = screen_partition(spec, dt.date(2024, 1, 1))
+    assert "skipped" not in again
+    assert again["counts"]["in"] == 3
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_critical_failure_fails_the_flow_after_writing(
-    make_dataset: SpecFactory, tmp_path: Path
+def test_critical_failure_alerts_and_fails_the_flow_after_writing(
+    make_dataset: SpecFactory, tmp_path: Path, emitted: Emitted
 ) -> None:
     suite = {
         "name": "crit",
@@ -79,3 +190,13 @@ def test_critical_failure_fails_the_flow_after_writing(
         screen_partition(spec, dt.date(2024, 1, 1))
     q = tmp_path / "out" / "quarantine" / "date=2024-01-01" / "part-00000.parquet"
     assert q.exists()
+    names = [e for e, _ in emitted]
+    assert names == [alerts.SCREENED, alerts.FAILED]
+    payload = emitted[1][1]["payload"]
+    assert payload["critical"]
+    assert "critical checks failed" in payload["message"]
+
+    emitted.clear()
+    with pytest.raises(CriticalCheckFailed):  # a failed partition is never "done"
+        screen_partition(spec, dt.date(2024, 1, 1))
+    assert [e for e, _ in emitted] == [alerts.SCREENED, alerts.FAILED]

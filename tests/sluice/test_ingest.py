@@ -68,10 +68,16 @@ def test_quoted_newlines_bom_and_crlf(make_dataset: SpecFactory) -> None:
     assert got.failures.is_empty()
 
 
-def test_invalid_encoding_is_a_clear_error(make_dataset: SpecFactory) -> None:
+def test_invalid_encoding_is_a_row_failure_and_in_the_header_a_clear_error(
+    make_dataset: SpecFactory,
+) -> None:
     content = (HEADER + "a,1,1,,a\n").encode() + b"b,\xff,1,,a\n"
-    with pytest.raises(InputError, match=r"data\.csv:3: byte \d+ is not valid utf8"):
-        _ingest(make_dataset, content)
+    got = _ingest(make_dataset, content)
+    assert got.frame["id"].to_list() == ["a", None]
+    assert got.failures["reason"].to_list() == ["_row|encoding"]
+    assert got.failures["value"][0].encode("latin-1") == b"b,\xff,1,,a"
+    with pytest.raises(InputError, match=r"data\.csv:1: the header holds bytes .* not valid utf8"):
+        _ingest(make_dataset, b"id,\xffamount\n" + content)
 
 
 def test_empty_file_and_missing_partition(make_dataset: SpecFactory) -> None:

@@ -1,0 +1,424 @@
+"""Benchmark every registered detector beside PyOD as shipped, in the same run.
+
+    python -m bench.detect                      # ten ADBench sets + synthetic 1M x 20
+    python -m bench.detect --big                # also synthetic 10M x 20
+    python -m bench.detect --no-synthetic       # ADBench sets only
+    python -m bench.detect --candidates --seeds 3 --no-synthetic   # how `default` was chosen
+    python -m bench.detect --json out.json      # keep every measurement
+    python -m bench.detect --ecdf-speed-only    # ECOD/COPOD inductive scoring vs PyOD only
+
+Protocol (ADBench's unsupervised setting): fit on all rows of a set, score all rows, compare the
+scores with the labels (ROC-AUC, average precision). sluice detectors fit on their bounded seeded
+sample and score every row with ``score`` (what the screen stage does). PyOD models use their
+defaults (``random_state`` set to the run's seed where the constructor has one; with ``--seeds N``
+every seeded model runs with seeds 0..N-1 on the ADBench sets and the means average over seeds);
+their quality is measured on
+``decision_scores_``, their scoring speed with ``decision_function`` on the same rows. Peak memory
+is the largest memory traced by ``tracemalloc`` during fit plus score (NumPy and Python
+allocations). The ADBench sets are read from ``--data`` (default: ``$SLUICE_ADBENCH`` or
+../shared/data/adbench_sample next to the repository) and never copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from detectors import available_detectors, get_detector
+from detectors.pyod_adapters import import_path
+
+PYOD_AS_SHIPPED: dict[str, str] = {
+    "iforest": "pyod.models.iforest:IForest",
+    "hbos": "pyod.models.hbos:HBOS",
+    "ecod": "pyod.models.ecod:ECOD",
+    "copod": "pyod.models.copod:COPOD",
+    "pca": "pyod.models.pca:PCA",
+    "loda": "pyod.models.loda:LODA",
+    "knn": "pyod.models.knn:KNN",
+    "lof": "pyod.models.lof:LOF",
+}
+QUADRATIC = {"knn", "lof"}
+PYOD_MAX_QUADRATIC_ROWS = 100_000
+PYOD_MAX_SCORED_ROWS = 2_000_000
+
+_IF300 = {"detector": "iforest", "params": {"n_estimators": 300}}
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "ens:iforest+ecod+hbos": {"members": ["iforest", "ecod", "hbos"]},
+    "ens:iforest+ecod+hbos/rank": {"members": ["iforest", "ecod", "hbos"], "combine": "rank"},
+    "ens:iforest+ecod": {"members": ["iforest", "ecod"]},
+    "ens:iforest+hbos": {"members": ["iforest", "hbos"]},
+    "ens:iforest+copod+hbos": {"members": ["iforest", "copod", "hbos"]},
+    "ens:iforest+ecod+hbos+pca": {"members": ["iforest", "ecod", "hbos", "pca"]},
+    "ens:iforest+ecod+hbos+knn": {"members": ["iforest", "ecod", "hbos", "knn"]},
+    "ens:all-fast": {"members": ["iforest", "ecod", "copod", "hbos", "pca", "loda"]},
+    "ens:iforest300+ecod": {"members": [_IF300, "ecod"]},
+    "ens:iforest300+knn": {"members": [_IF300, "knn"]},
+    "ens:iforest300+ecod+knn": {"members": [_IF300, "ecod", "knn"]},
+}
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class Result:
+    """One detector on one dataset."""
+
+    dataset: str
+    method: str
+    source: str
+    rows: int
+    features: int
+    roc_auc: float | None
+    average_precision: float | None
+    fit_rows_per_s: float | None
+    score_rows_per_s: float | None
+    peak_mib: float | None
+    note: str = ""
+    seed: int = 0
+
+
+def default_data_dir() -> Path:
+    """``$SLUICE_ADBENCH``, else ``../shared/data/adbench_sample`` beside the repository."""
+    env = os.environ.get("SLUICE_ADBENCH")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "adbench_sample"
+
+
+def load_adbench(folder: Path) -> list[tuple[str, FloatArray, npt.NDArray[np.int64]]]:
+    """Every ``*.npz`` (arrays ``X`` and ``y``) in ``folder``, sorted by name."""
+    out = []
+    for path in sorted(folder.glob("*.npz")):
+        with np.load(path, allow_pickle=False) as data:
+            out.append(
+                (
+                    path.stem,
+                    np.asarray(data["X"], dtype=np.float64),
+                    np.asarray(data["y"]).astype(np.int64),
+                )
+            )
+    return out
+
+
+def synthetic(
+    n: int, d: int = 20, contamination: float = 0.01, seed: int = 0
+) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """Correlated, partly skewed inliers with three kinds of planted outliers (labels 1).
+
+    Inliers are 5 latent factors mixed into ``d`` columns plus noise, a quarter of the columns
+    exponentiated. Outliers, in equal shares: noise ten times larger; one column's value swapped
+    with another row's (each value plausible, the combination not); two columns shifted by five
+    standard deviations.
+    """
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(5, d))
+    X = np.empty((n, d), dtype=np.float64)
+    step = 1_000_000
+    for s in range(0, n, step):
+        m = min(step, n - s)
+        X[s : s + m] = rng.normal(size=(m, 5)) @ w + rng.normal(scale=0.5, size=(m, d))
+    y = np.zeros(n, dtype=np.int64)
+    k = int(n * contamination)
+    idx = rng.choice(n, size=k, replace=False)
+    y[idx] = 1
+    a, b, c = np.array_split(idx, 3)
+    X[a] += rng.normal(scale=5.0, size=(len(a), d))
+    cols = rng.integers(0, d, size=len(b))
+    donors = rng.integers(0, n, size=len(b))
+    X[b, cols] = -X[donors, cols]
+    sd = X[:100_000].std(axis=0)
+    for i, r in enumerate(c):
+        j = rng.choice(d, size=2, replace=False)
+        X[r, j] += 5.0 * sd[j] * (1 if i % 2 else -1)
+    skewed = np.arange(0, d, 4)
+    X[:, skewed] = np.exp(X[:, skewed] / (2.0 * sd[skewed]))
+    return X, y
+
+
+def _measure(
+    fit: Callable[[], Any], score: Callable[[], FloatArray], memory: bool
+) -> tuple[FloatArray, float, float, float | None]:
+    if memory:
+        tracemalloc.start()
+    t0 = time.perf_counter()
+    fit()
+    t1 = time.perf_counter()
+    scores = score()
+    t2 = time.perf_counter()
+    peak = None
+    if memory:
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    return scores, t1 - t0, t2 - t1, peak
+
+
+def _quality(y: npt.NDArray[np.int64], s: FloatArray) -> tuple[float | None, float | None]:
+    if y.min() == y.max():
+        return None, None
+    return float(roc_auc_score(y, s)), float(average_precision_score(y, s))
+
+
+def run_ours(
+    dataset: str,
+    method: str,
+    params: dict[str, Any],
+    X: FloatArray,
+    y: Any,
+    *,
+    memory: bool,
+    seed: int = 0,
+) -> Result:
+    """One sluice detector: fit on its bounded sample, score every row."""
+    name = "ensemble" if method.startswith("ens:") else method
+    det = get_detector(name, **{**params, "random_state": seed})
+    scores, tf, ts, peak = _measure(lambda: det.fit(X), lambda: det.score(X), memory)
+    auc, ap = _quality(y, scores)
+    return Result(
+        dataset,
+        method,
+        "sluice",
+        len(X),
+        X.shape[1],
+        auc,
+        ap,
+        len(X) / tf,
+        len(X) / ts,
+        peak,
+        f"fit on {det.n_fit_} rows",
+        seed,
+    )
+
+
+def run_pyod(
+    dataset: str, method: str, X: FloatArray, y: Any, *, memory: bool, seed: int = 0
+) -> Result:
+    """One PyOD model with its defaults: fit on all rows, ``decision_function`` on all rows."""
+    if method in QUADRATIC and len(X) > PYOD_MAX_QUADRATIC_ROWS:
+        return Result(
+            dataset,
+            method,
+            "pyod",
+            len(X),
+            X.shape[1],
+            None,
+            None,
+            None,
+            None,
+            None,
+            f"skipped: quadratic in rows, > {PYOD_MAX_QUADRATIC_ROWS:,} rows",
+        )
+    cls = import_path(PYOD_AS_SHIPPED[method])
+    seeded = "random_state" in cls.__init__.__code__.co_varnames
+    kwargs = {"random_state": seed} if seeded else {}
+    model = cls(**kwargs)
+    Q = X[:PYOD_MAX_SCORED_ROWS]
+    _, tf, ts, peak = _measure(
+        lambda: model.fit(X), lambda: np.asarray(model.decision_function(Q)), memory
+    )
+    auc, ap = _quality(y, np.asarray(model.decision_scores_, dtype=np.float64))
+    note = f"score r/s on the first {len(Q):,} rows" if len(Q) < len(X) else ""
+    return Result(
+        dataset,
+        method,
+        "pyod",
+        len(X),
+        X.shape[1],
+        auc,
+        ap,
+        len(X) / tf,
+        len(Q) / ts,
+        peak,
+        note,
+        seed,
+    )
+
+
+def ecdf_speed(train_rows: Sequence[int], batches: Sequence[int], d: int = 20) -> None:
+    """Inductive scoring speed of sluice ECOD/COPOD against PyOD's ``decision_function``."""
+    rng = np.random.default_rng(0)
+    Q = rng.standard_normal((max(batches), d))
+    print(
+        f"{'method':<6} {'train rows':>10} {'sluice fit on':>14} {'batch':>10} "
+        f"{'sluice r/s':>12} {'PyOD r/s':>10} {'x':>7}"
+    )
+    for n in train_rows:
+        X = rng.standard_normal((n, d))
+        for name in ("ecod", "copod"):
+            theirs = import_path(PYOD_AS_SHIPPED[name])().fit(X)
+            variants = [("all rows", get_detector(name, max_fit_rows=None).fit(X))]
+            sampled = get_detector(name)
+            if (sampled.effective_max_fit_rows or n) < n:
+                variants.append((f"{sampled.effective_max_fit_rows:,} sample", sampled.fit(X)))
+            for m in batches:
+                t = time.perf_counter()
+                theirs.decision_function(Q[:m])
+                slow = m / (time.perf_counter() - t)
+                for label, ours in variants:
+                    t = time.perf_counter()
+                    ours.score(Q[:m])
+                    fast = m / (time.perf_counter() - t)
+                    print(
+                        f"{name:<6} {n:>10,} {label:>14} {m:>10,} "
+                        f"{fast:>12,.0f} {slow:>10,.0f} {fast / slow:>7,.0f}",
+                        flush=True,
+                    )
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def print_header() -> None:
+    """The column titles of the result lines."""
+    head = (
+        f"{'dataset':<16} {'method':<28} {'src':<6} {'seed':>4} {'rows':>10} {'AUC':>6} {'AP':>6} "
+        f"{'fit r/s':>11} {'score r/s':>11} {'peak MiB':>9}  note"
+    )
+    print(head)
+    print("-" * len(head))
+
+
+def print_row(r: Result) -> None:
+    """One measurement as a line."""
+    print(
+        f"{r.dataset:<16} {r.method:<28} {r.source:<6} {r.seed:>4} {r.rows:>10,} "
+        f"{_fmt(r.roc_auc, '.3f'):>6} {_fmt(r.average_precision, '.3f'):>6} "
+        f"{_fmt(r.fit_rows_per_s, ',.0f'):>11} {_fmt(r.score_rows_per_s, ',.0f'):>11} "
+        f"{_fmt(r.peak_mib, ',.1f'):>9}  {r.note}",
+        flush=True,
+    )
+
+
+def summarise(
+    results: Sequence[Result], datasets: Sequence[str]
+) -> list[tuple[str, str, float, float]]:
+    """Mean ROC-AUC and AP over ``datasets`` per (source, method), seeds averaged first."""
+    keys = sorted({(r.source, r.method) for r in results if r.dataset in datasets})
+    out = []
+    for source, method in keys:
+        aucs, aps = [], []
+        for ds in datasets:
+            rs = [
+                r
+                for r in results
+                if (r.source, r.method, r.dataset) == (source, method, ds) and r.roc_auc is not None
+            ]
+            if rs:
+                aucs.append(np.mean([r.roc_auc for r in rs]))
+                aps.append(np.mean([r.average_precision for r in rs]))
+        if len(aucs) == len(datasets):
+            out.append((source, method, float(np.mean(aucs)), float(np.mean(aps))))
+    return sorted(out, key=lambda t: -t[2])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; exit 2 when the ADBench folder is missing."""
+    ap = argparse.ArgumentParser(prog="python -m bench.detect", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=default_data_dir())
+    ap.add_argument("--detectors", help="comma-separated registered names (default: all)")
+    ap.add_argument("--no-synthetic", action="store_true", help="skip the 1M x 20 table")
+    ap.add_argument("--big", action="store_true", help="also run 10M x 20 (slow)")
+    ap.add_argument(
+        "--candidates", action="store_true", help="also the ensembles tried for default"
+    )
+    ap.add_argument("--no-memory", action="store_true", help="do not trace memory")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds per ADBench set (default 1)")
+    ap.add_argument(
+        "--no-ecdf-speed", action="store_true", help="skip the ECOD/COPOD inductive scoring table"
+    )
+    ap.add_argument("--json", type=Path, help="write every result to this file")
+    ap.add_argument(
+        "--ecdf-speed-only", action="store_true", help="only the ECOD/COPOD scoring table"
+    )
+    args = ap.parse_args(argv)
+    if args.ecdf_speed_only:
+        ecdf_speed([100_000, 1_000_000], [65_536, 1_000_000])
+        return 0
+
+    if not args.data.is_dir() or not any(args.data.glob("*.npz")):
+        print(
+            f"bench.detect: no ADBench sets (*.npz with X and y) in {args.data}; "
+            "pass --data or set SLUICE_ADBENCH",
+            file=sys.stderr,
+        )
+        return 2
+    names = args.detectors.split(",") if args.detectors else available_detectors()
+    unknown = sorted(set(names) - set(available_detectors()))
+    if unknown:
+        print(f"bench.detect: unknown detectors {unknown}", file=sys.stderr)
+        return 2
+    methods: list[tuple[str, dict[str, Any]]] = [(n, {}) for n in names]
+    if args.candidates:
+        methods += list(CANDIDATES.items())
+    pyod_methods = [n for n in names if n in PYOD_AS_SHIPPED]
+    memory = not args.no_memory
+
+    results: list[Result] = []
+    sets = load_adbench(args.data)
+    print(f"# ADBench sample: {len(sets)} sets from {args.data}\n")
+    print_header()
+    for ds, X, y in sets:
+        for seed in range(max(1, args.seeds)):
+            for method, params in methods:
+                results.append(run_ours(ds, method, params, X, y, memory=memory, seed=seed))
+                print_row(results[-1])
+            for method in pyod_methods:
+                results.append(run_pyod(ds, method, X, y, memory=memory, seed=seed))
+                print_row(results[-1])
+
+    adbench = [ds for ds, _, _ in sets]
+    print(f"\n# Mean over the {len(adbench)} ADBench sets, {max(1, args.seeds)} seed(s)\n")
+    print(f"{'src':<6} {'method':<28} {'mean AUC':>8} {'mean AP':>8}")
+    summary = summarise(results, adbench)
+    for source, method, auc, mean_ap in summary:
+        print(f"{source:<6} {method:<28} {auc:>8.3f} {mean_ap:>8.3f}")
+    means = {(s, m): a for s, m, a, _ in summary}
+    if ("sluice", "default") in means and ("pyod", "iforest") in means:
+        print(
+            f"\ndefault mean ROC-AUC {means[('sluice', 'default')]:.3f} vs "
+            f"PyOD IForest {means[('pyod', 'iforest')]:.3f} "
+            f"(same run, {len(adbench)} sets, {max(1, args.seeds)} seed(s))"
+        )
+
+    sizes = [] if args.no_synthetic else [1_000_000]
+    if args.big:
+        sizes.append(10_000_000)
+    for n in sizes:
+        X, y = synthetic(n)
+        ds = f"synthetic-{n // 1_000_000}M"
+        print(f"\n# {ds} x {X.shape[1]}\n")
+        print_header()
+        for method, params in methods:
+            results.append(run_ours(ds, method, params, X, y, memory=memory))
+            print_row(results[-1])
+        for method in pyod_methods:
+            results.append(run_pyod(ds, method, X, y, memory=memory))
+            print_row(results[-1])
+        del X, y
+
+    if not args.no_ecdf_speed:
+        print("\n# Inductive scoring, 20 features: sluice ECOD/COPOD vs PyOD decision_function\n")
+        ecdf_speed([100_000, 1_000_000], [65_536, 1_000_000])
+
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nprocess peak RSS {peak_rss:,.0f} MiB")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

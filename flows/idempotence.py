@@ -1,0 +1,114 @@
+"""Skip what is done: a partition already screened from the same inputs, suite and spec.
+
+A partition is done when its manifest says it passed, its input files are the same files with the
+same sha256, the suite and the dataset spec have the sha256 the manifest recorded, and its clean
+and quarantine outputs are still there. A partition whose last run failed a critical check is
+never done: screening it again fails again and alerts again, which is the point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fsspec
+
+from expectations.suite import load_suite
+from sluice.config import LoadedSpec, Partition
+from sluice.errors import InputError
+from sluice.ingest import list_source_files
+from sluice.write import MANIFEST_NAME
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Done:
+    """Whether a partition is done, and why (or why not), in words for the run's log."""
+
+    done: bool
+    reason: str
+    manifest: Path
+
+
+def manifest_path(loaded: LoadedSpec, partition: Partition) -> Path:
+    """Where a partition's manifest is (or will be)."""
+    return loaded.output_root("reports") / partition.dirname / MANIFEST_NAME
+
+
+def file_sha256(path: str) -> str:
+    """The sha256 of a local or remote file, read in chunks."""
+    digest = hashlib.sha256()
+    with fsspec.open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """A manifest's content, or None when it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def check_done(
+    loaded: LoadedSpec, partition: Partition, *, suite_sha256: str | None = None
+) -> Done:
+    """Compare a partition's manifest with its current inputs, suite and spec.
+
+    ``suite_sha256`` saves loading the suite again when the caller has it.
+    """
+    path = manifest_path(loaded, partition)
+    manifest = read_manifest(path)
+    if manifest is None:
+        return Done(False, "not screened yet", path)
+    if manifest.get("status") != "passed":
+        return Done(False, f"its last run ended {manifest.get('status')!r}", path)
+    if manifest.get("spec", {}).get("sha256") != loaded.sha256:
+        return Done(False, "the dataset spec changed", path)
+    suite_sha = suite_sha256 or load_suite(loaded.suite_path).sha256
+    if manifest.get("suite", {}).get("sha256") != suite_sha:
+        return Done(False, "the suite changed", path)
+    outputs = manifest.get("outputs", {})
+    for side in ("clean", "quarantine"):
+        out = outputs.get(side, {}).get("path")
+        if not out or not Path(out).is_file():
+            return Done(False, f"its {side} output is missing", path)
+    try:
+        files = list_source_files(loaded, partition)
+    except InputError:
+        return Done(False, "its input files are gone", path)
+    recorded = {i.get("path"): i.get("sha256") for i in manifest.get("inputs", [])}
+    if set(recorded) != set(files):
+        return Done(False, "its input files changed (added, removed or renamed)", path)
+    for f in files:
+        if file_sha256(f) != recorded[f]:
+            return Done(False, f"input {f} changed", path)
+    return Done(True, "already screened from the same inputs, suite and spec", path)
+
+
+def summary_from_manifest(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The run summary (the shape ``stage_write`` returns) rebuilt from a manifest."""
+    return {
+        "dataset": manifest["dataset"],
+        "partition": manifest["partition"]["value"],
+        "status": manifest["status"],
+        "critical": manifest.get("critical", []),
+        "counts": manifest["counts"],
+        "manifest": str(path),
+        "conservation": manifest.get("conservation", {}).get("holds", False),
+    }
+
+
+def skipped_summary(verdict: Done) -> dict[str, Any] | None:
+    """The summary of a done partition, with the reason it is skipped; None when not done."""
+    manifest = read_manifest(verdict.manifest) if verdict.done else None
+    if manifest is None:
+        return None
+    return {**summary_from_manifest(manifest, verdict.manifest), "skipped": verdict.reason}

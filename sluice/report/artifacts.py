@@ -1,0 +1,223 @@
+"""Prefect artifacts for every screened partition, under stable keys per dataset.
+
+Three artifacts, so the Prefect UI shows each one's history across runs:
+
+- ``sluice-<dataset>-summary`` (markdown): the verdict, the counts, and what needs attention
+  (metric alarms and drifted columns, as the report shows them);
+- ``sluice-<dataset>-failed-rules`` (table): every reason that marked rows, with its row count;
+- ``sluice-<dataset>-report`` (link): the run's ``report.html``.
+
+:func:`artifact_payloads` builds their content from a run summary and its manifest (plain data,
+tested without Prefect); :func:`publish_artifacts` sends them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sluice.report.markup import fmt_num, fmt_pct
+from sluice.report.metrics import stage_of
+
+TOP_RULES = 10
+
+
+def artifact_key(dataset: str, what: str) -> str:
+    """A Prefect artifact key: lowercase letters, digits and dashes only."""
+    slug = re.sub(r"[^a-z0-9]+", "-", dataset.lower()).strip("-") or "dataset"
+    return f"sluice-{slug}-{what}"
+
+
+@dataclass(frozen=True)
+class ArtifactPayloads:
+    """What the three artifacts of one run hold."""
+
+    dataset: str
+    partition: str
+    markdown: str
+    table: list[dict[str, Any]]
+    report_uri: str | None
+
+    @property
+    def keys(self) -> dict[str, str]:
+        """The stable keys of the summary, rules table and report link."""
+        return {w: artifact_key(self.dataset, w) for w in ("summary", "failed-rules", "report")}
+
+
+def _code(text: str) -> str:
+    return "`" + str(text).replace("`", "'").replace("|", "\\|") + "`"
+
+
+def _fmt(kind: str, value: float | None) -> str:
+    if value is None:
+        return "–"
+    if kind == "rate":
+        return fmt_pct(value)
+    if kind == "count":
+        return fmt_num(round(value))
+    return fmt_num(value)
+
+
+def alarm_line(alarm: dict[str, Any]) -> str:
+    """One metric alarm as a markdown list item."""
+    kind = alarm.get("kind", "level")
+    scope = {"run": "", "column": "column ", "rule": "rule ", "detector": "detector "}.get(
+        alarm["scope"], ""
+    )
+    name = f"{_code(alarm['name'])} " if alarm.get("name") else ""
+    return (
+        f"- **alarm**: {scope}{name}{alarm['metric'].replace('_', ' ')} is "
+        f"{_fmt(kind, alarm['value'])}, {alarm.get('direction', '')} the expected "
+        f"{_fmt(kind, alarm.get('low'))} to {_fmt(kind, alarm.get('high'))} "
+        f"(median {_fmt(kind, alarm.get('median'))} of {alarm.get('reference', '')})"
+    )
+
+
+def drift_line(drift: dict[str, Any]) -> str:
+    """One drifted column as a markdown list item."""
+    test = drift.get("test", "")
+    stat = drift.get("statistic")
+    p = drift.get("p_value")
+    what = {"ks": "KS D", "chi2": "Cramér's V", "psi": "PSI"}.get(test, test)
+    text = f"{what} = {stat:.3f}" if stat is not None else what
+    if p is not None:
+        text += f", p = {p:.2g}"
+    return (
+        f"- **drift**: column {_code(drift['column'])}: {text} against "
+        f"{len(drift.get('reference', []))} earlier partitions"
+    )
+
+
+def rules_table(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every reason that marked rows: quarantining ones first, most rows first."""
+    counts = manifest.get("counts", {})
+    n_in = max(int(counts.get("in", 0)), 1)
+    critical = set(manifest.get("critical", []))
+    rows = []
+    for severity, by_reason in (
+        ("error", counts.get("quarantined_by_reason", {})),
+        ("warn", counts.get("warnings_by_reason", {})),
+    ):
+        for reason, n in by_reason.items():
+            column, _, rule = reason.partition("|")
+            sev = "critical" if reason in critical else severity
+            rows.append(
+                {
+                    "reason": reason,
+                    "stage": stage_of(column, rule, sev),
+                    "severity": sev,
+                    "rows": int(n),
+                    "share_of_rows_in": round(int(n) / n_in, 6),
+                }
+            )
+    rows.sort(key=lambda r: (r["severity"] == "warn", -r["rows"], r["reason"]))
+    return rows
+
+
+def artifact_payloads(summary: dict[str, Any], manifest: dict[str, Any]) -> ArtifactPayloads:
+    """The content of a run's artifacts, from its summary and manifest."""
+    dataset = str(summary.get("dataset") or manifest.get("dataset", ""))
+    partition = str(summary.get("partition") or manifest.get("partition", {}).get("value", ""))
+    counts = manifest.get("counts") or summary.get("counts", {})
+    n_in = max(int(counts.get("in", 0)), 1)
+    status = str(manifest.get("status") or summary.get("status", ""))
+    findings = manifest.get("findings") or {}
+    lines = [
+        f"# {dataset} {partition}: {status}",
+        "",
+        f"**{fmt_num(int(counts.get('clean', 0)))} of {fmt_num(int(counts.get('in', 0)))} rows "
+        f"clean ({fmt_pct(counts.get('clean', 0) / n_in)})**, "
+        f"{fmt_num(int(counts.get('quarantine', 0)))} quarantined.",
+    ]
+    stages = findings.get("quarantined_by_stage")
+    if stages:
+        lines.append(
+            "Quarantined by stage: "
+            + ", ".join(f"{s} {fmt_num(int(n))}" for s, n in stages.items())
+        )
+    if manifest.get("critical"):
+        lines.append("Critical checks failed: " + ", ".join(_code(c) for c in manifest["critical"]))
+    alarms = findings.get("alarms", [])
+    drift = findings.get("drift", [])
+    lines.append("")
+    if alarms or drift:
+        lines.append("## Needs attention")
+        lines += [alarm_line(a) for a in alarms]
+        lines += [drift_line(d) for d in drift]
+    elif findings:
+        lines.append(
+            f"Nothing unusual: {findings.get('judged_metrics', 0)} metrics judged against their "
+            f"history ({findings.get('learning_metrics', 0)} still learning), "
+            f"{len(findings.get('drift_tested', []))} columns tested for drift."
+        )
+    table = rules_table(manifest)
+    if table:
+        lines += ["", "## Top failed rules", "", "| reason | stage | rows | of rows in |"]
+        lines.append("|---|---|---:|---:|")
+        for r in table[:TOP_RULES]:
+            lines.append(
+                f"| {_code(r['reason'])} | {r['stage']} | {fmt_num(r['rows'])} | "
+                f"{fmt_pct(r['share_of_rows_in'])} |"
+            )
+    report = manifest.get("outputs", {}).get("report", {}).get("path")
+    uri = Path(report).resolve().as_uri() if report else None
+    if uri:
+        lines += ["", f"Report: [{Path(report).name}]({uri})"]
+    return ArtifactPayloads(dataset, partition, "\n".join(lines) + "\n", table, uri)
+
+
+def load_manifest(path: str | Path) -> dict[str, Any]:
+    """A manifest file's content (empty when it cannot be read)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    try:
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    except Exception:
+        return logging.getLogger("sluice.report")
+
+
+def publish_artifacts(summary: dict[str, Any], manifest: dict[str, Any]) -> None:
+    """Publish the run's summary, failed-rules table and report link as Prefect artifacts.
+
+    The outputs are already written when this runs, so a Prefect API that cannot take the
+    artifacts costs a warning in the flow's log, not the run.
+    """
+    from prefect.artifacts import (
+        create_link_artifact,
+        create_markdown_artifact,
+        create_table_artifact,
+    )
+
+    p = artifact_payloads(summary, manifest)
+    keys = p.keys
+    what = f"{p.dataset} {p.partition}"
+    try:
+        create_markdown_artifact(
+            p.markdown, key=keys["summary"], description=f"Screening summary of {what}"
+        )
+        create_table_artifact(
+            p.table or [{"reason": "(none)", "stage": "", "severity": "", "rows": 0}],
+            key=keys["failed-rules"],
+            description=f"Rules that marked rows in {what}",
+        )
+        if p.report_uri:
+            create_link_artifact(
+                p.report_uri,
+                link_text=f"report of {what}",
+                key=keys["report"],
+                description=f"HTML report of {what} (open on the machine that holds it)",
+            )
+    except Exception as exc:
+        _logger().warning("could not publish the artifacts of %s: %s", what, exc)

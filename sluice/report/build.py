@@ -1,0 +1,288 @@
+"""Build a run's report from its outputs: measure, judge against history, test drift, render.
+
+:func:`stage_report` is called by the write stage while the partition's reports folder is still
+staged, so ``report.html``, ``metrics.parquet`` and ``scores.parquet`` are committed with the
+manifest; :func:`rebuild_report` builds the same report later from the committed outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from sluice.config import LoadedSpec, find_spec
+from sluice.errors import ConfigError, SluiceError
+from sluice.report.anomalies import AnomalyPolicy, Finding, detect
+from sluice.report.drift import DriftPolicy, DriftResult, detect_drift, earlier_partitions
+from sluice.report.drift import load_reference as load_drift_reference
+from sluice.report.history import METRICS_NAME, load_history
+from sluice.report.metrics import (
+    ColumnProfile,
+    DetectorStats,
+    RuleSummary,
+    RunOutputs,
+    detector_stats,
+    load_outputs,
+    metrics_frame,
+    profiles,
+    rule_summaries,
+    stage_counts,
+)
+from sluice.write import MANIFEST_NAME, PARQUET_NAME, describe, write_parquet
+
+if TYPE_CHECKING:
+    from sluice.pipeline import Run
+    from sluice.write import PartitionWriter
+
+REPORT_NAME = "report.html"
+SCORES_NAME = "scores.parquet"
+REBUILT_NAME = "report.rebuilt.html"
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything a report shows about one run."""
+
+    outputs: RunOutputs
+    stages: dict[str, int]
+    rules: list[RuleSummary]
+    columns: list[ColumnProfile]
+    detectors: list[DetectorStats]
+    findings: list[Finding]
+    drift: list[DriftResult]
+    metrics: pl.DataFrame
+    history: pl.DataFrame
+    policy: AnomalyPolicy = field(default_factory=AnomalyPolicy)
+
+    @property
+    def alarms(self) -> list[Finding]:
+        """Metrics outside their band."""
+        return [f for f in self.findings if f.status == "alarm"]
+
+    @property
+    def drifted(self) -> list[DriftResult]:
+        """Columns whose distribution moved."""
+        return [d for d in self.drift if d.drifted]
+
+    def summary(self) -> dict[str, Any]:
+        """What the manifest and the Prefect artifacts record of the findings."""
+        judged = [f for f in self.findings if f.status != "learning"]
+        return {
+            "quarantined_by_stage": dict(self.stages),
+            "alarms": [f.as_dict() for f in self.alarms],
+            "drift": [d.as_dict() for d in self.drifted],
+            "judged_metrics": len(judged),
+            "learning_metrics": len(self.findings) - len(judged),
+            "drift_tested": [d.column for d in self.drift if d.kind != "skipped"],
+            "drift_skipped": {d.column: d.note for d in self.drift if d.kind == "skipped"},
+        }
+
+
+def _drifted_before(history: pl.DataFrame) -> dict[str, set[str]]:
+    rows = history.filter(
+        (pl.col("scope") == "column") & (pl.col("metric") == "drift") & (pl.col("value") >= 1)
+    )
+    out: dict[str, set[str]] = {}
+    for name, part in rows.select("name", "partition").iter_rows():
+        out.setdefault(name, set()).add(part)
+    return out
+
+
+def compose(
+    outputs: RunOutputs,
+    *,
+    reports_root: Path,
+    clean_root: Path,
+    anomaly_policy: AnomalyPolicy | None = None,
+    drift_policy: DriftPolicy | None = None,
+) -> Report:
+    """Measure a run, judge its metrics against the history before it, and test drift."""
+    apol = anomaly_policy or AnomalyPolicy()
+    dpol = drift_policy or DriftPolicy()
+    part = outputs.partition
+    history = load_history(reports_root, before=part.start)
+    cols = profiles(outputs)
+    dets = detector_stats(outputs)
+    tested = [c for c in outputs.columns]
+    files = earlier_partitions(clean_root, part, 2 * dpol.reference_partitions)
+    reference = load_drift_reference(files, tested, dpol)
+    drift = detect_drift(
+        outputs.clean, reference, tested, drifted_before=_drifted_before(history), policy=dpol
+    )
+    extra: list[tuple[str, str, str, float | None, int]] = []
+    for d in drift:
+        if d.kind == "skipped":
+            continue
+        extra.append(("column", d.column, "drift", 1.0 if d.drifted else 0.0, d.n_current))
+        extra.append(("column", d.column, "drift_statistic", d.statistic, d.n_current))
+    metrics = metrics_frame(outputs, cols, dets, extra)
+    findings = detect(metrics, history, partition_kind=part.kind, policy=apol)
+    return Report(
+        outputs=outputs,
+        stages=stage_counts(outputs),
+        rules=rule_summaries(outputs),
+        columns=cols,
+        detectors=dets,
+        findings=findings,
+        drift=drift,
+        metrics=metrics,
+        history=history,
+        policy=apol,
+    )
+
+
+def formats_of(loaded: LoadedSpec) -> dict[str, str]:
+    """The declared text formats of date and time columns."""
+    return {c: s.format for c, s in loaded.spec.columns.items() if s.format}
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    """Write a text file under a temporary name, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class StagedReport:
+    """What :func:`stage_report` added to the staged reports folder, for the manifest."""
+
+    outputs: dict[str, dict[str, Any]]
+    findings: dict[str, Any]
+    seconds: float
+
+
+def stage_report(run: Run, writer: PartitionWriter, manifest: Mapping[str, Any]) -> StagedReport:
+    """Keep the scores, measure the run, and stage ``metrics.parquet`` and ``report.html``.
+
+    Called by the write stage after the clean and quarantine folders are committed and
+    ``failures.parquet`` is staged; the caller adds the returned entries to the manifest.
+    """
+    from sluice.report.html import render
+
+    t0 = time.perf_counter()
+    staged: dict[str, dict[str, Any]] = {}
+
+    def keep(name: str, rows: int | None = None) -> None:
+        entry = describe(writer.path(name), rows)
+        entry["path"] = str(writer.final / name)
+        staged[name.split(".", maxsplit=1)[0]] = entry
+
+    scores = run.file(SCORES_NAME)
+    if scores.exists():
+        frame = pl.read_parquet(scores, columns=["_row_id", "detector", "score"])
+        write_parquet(frame, writer.path(SCORES_NAME))
+        keep(SCORES_NAME, frame.height)
+    try:
+        outputs = load_outputs(dict(manifest), writer.staging, formats_of(run.loaded))
+        report = compose(
+            outputs,
+            reports_root=run.loaded.output_root("reports"),
+            clean_root=run.loaded.output_root("clean"),
+        )
+        text = render(report)
+    except Exception as exc:
+        # The manifest is the record of the run: a report that cannot be built must not stop it.
+        problem = f"{type(exc).__name__}: {exc}"
+        logging.getLogger(__name__).warning(
+            "%s %s: no report (%s); rebuild it later with `sluice report`",
+            run.loaded.name,
+            run.partition,
+            problem,
+        )
+        return StagedReport(staged, {"report_error": problem}, round(time.perf_counter() - t0, 4))
+    write_parquet(report.metrics, writer.path(METRICS_NAME))
+    keep(METRICS_NAME, report.metrics.height)
+    writer.path(REPORT_NAME).write_text(text, encoding="utf-8")
+    keep(REPORT_NAME)
+    return StagedReport(staged, report.summary(), round(time.perf_counter() - t0, 4))
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """Where a rebuilt report went and whether it matches the one the run recorded."""
+
+    path: Path
+    matches_manifest: bool | None
+    report: Report
+
+
+def _resolve_outputs(manifest: dict[str, Any], loaded: LoadedSpec, dirname: str) -> None:
+    for which in ("clean", "quarantine"):
+        entry = manifest.get("outputs", {}).get(which)
+        if entry is None or not Path(entry["path"]).exists():
+            root = loaded.output_root(which)
+            candidate = root / dirname / PARQUET_NAME
+            if not candidate.exists():
+                raise SluiceError(f"the run's {which} data is gone: no {candidate}")
+            manifest.setdefault("outputs", {})[which] = {"path": str(candidate)}
+
+
+def rebuild_report(
+    dataset: str,
+    partition: str,
+    *,
+    anomaly_policy: AnomalyPolicy | None = None,
+    drift_policy: DriftPolicy | None = None,
+) -> Rebuilt:
+    """Build the report of a past run again from its outputs and the history before it.
+
+    The report goes to ``report.html`` in the partition's reports folder when there is none, or
+    when the rebuilt file is byte for byte the one the manifest records; otherwise (the history
+    before the partition or sluice changed since) to ``report.rebuilt.html`` beside it, so the
+    file the manifest vouches for stays as it was.
+    """
+    from sluice.report.html import render
+    from sluice.write import file_sha256
+
+    loaded = find_spec(dataset)
+    try:
+        part = loaded.spec.partition.parse(partition)
+    except ValueError as exc:
+        raise ConfigError(str(exc), file=loaded.path, key="partition", found=partition) from None
+    reports_root = loaded.output_root("reports")
+    folder = reports_root / part.dirname
+    manifest_path = folder / MANIFEST_NAME
+    if not manifest_path.exists():
+        raise SluiceError(
+            f"{loaded.name} {part}: no finished run (no {manifest_path}); "
+            f"run `sluice run {loaded.name} --partition {part}` first"
+        )
+    manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
+    _resolve_outputs(manifest, loaded, part.dirname)
+    outputs = load_outputs(manifest, folder, formats_of(loaded))
+    report = compose(
+        outputs,
+        reports_root=reports_root,
+        clean_root=loaded.output_root("clean"),
+        anomaly_policy=anomaly_policy,
+        drift_policy=drift_policy,
+    )
+    text = render(report)
+    recorded = manifest.get("outputs", {}).get("report")
+    target = folder / REPORT_NAME
+    matches: bool | None = None
+    if recorded is not None:
+        import hashlib
+
+        matches = hashlib.sha256(text.encode("utf-8")).hexdigest() == recorded.get("sha256")
+        if not matches:
+            target = folder / REBUILT_NAME
+        elif target.exists() and file_sha256(target) == recorded.get("sha256"):
+            return Rebuilt(target, True, report)
+    write_text_atomic(text, target)
+    return Rebuilt(target, matches, report)

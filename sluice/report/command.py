@@ -1,0 +1,44 @@
+"""``sluice report DATASET --partition P [--open]``: rebuild (and open) the report of a past run."""
+
+from __future__ import annotations
+
+import argparse
+import webbrowser
+
+from sluice.report.build import rebuild_report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``report`` command's arguments to its sub-parser."""
+    parser.add_argument("dataset", help="dataset name (datasets/<name>.yaml) or a spec file")
+    parser.add_argument(
+        "--partition", required=True, help="the partition of the run, YYYY-MM-DD or YYYY-MM"
+    )
+    parser.add_argument(
+        "--open", action="store_true", help="open the report in the default web browser"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Rebuild the report from the run's outputs; print where it is. Returns the exit code."""
+    rebuilt = rebuild_report(args.dataset, str(args.partition))
+    r = rebuilt.report
+    print(f"report: {rebuilt.path}")
+    if rebuilt.matches_manifest is True:
+        print("  identical to the report the run recorded in its manifest")
+    elif rebuilt.matches_manifest is False:
+        print(
+            "  differs from the report the run recorded (the history before this partition or "
+            "sluice changed since); the recorded report.html is left as it was"
+        )
+    print(
+        f"  {len(r.alarms)} metric alarms, {len(r.drifted)} drifted columns, "
+        f"{len(r.rules)} failed rules"
+    )
+    for f in r.alarms:
+        print(f"  alarm: {f.scope} {f.name} {f.metric} = {f.value:.6g} ({f.reference})".rstrip())
+    for d in r.drifted:
+        print(f"  drift: {d.column} ({d.test} {d.statistic:.3g})")
+    if args.open:
+        webbrowser.open(rebuilt.path.resolve().as_uri())
+    return 0

@@ -1,0 +1,287 @@
+"""Drift: does a column's distribution in this partition differ from recent partitions?
+
+The reference for a column is the clean rows of up to ``reference_partitions`` earlier partitions
+(a week, for a daily dataset, so every weekday weighs the same), leaving out partitions where that
+column had itself drifted, so one bad day does not become the yardstick. The test is chosen by the
+column's type and the sample sizes:
+
+- numeric columns (more than ``categories`` distinct values): with small samples the two-sample
+  Kolmogorov-Smirnov test, drift when ``p < alpha / columns tested`` and ``D >= min_ks``; with
+  large samples, where every difference is significant, the population stability index (PSI) on
+  the reference's deciles, drift when ``PSI >= psi_drift``. The Wasserstein distance in units of
+  the reference's standard deviation is reported alongside.
+- categorical columns (strings, booleans, integers with few values): the reference's top
+  ``categories`` values plus ``(other)``; chi-square test of homogeneity with Cramér's V for small
+  samples, PSI for large ones.
+- dates and times move with the partition by construction and are not tested; identifier-like
+  strings (more than half the values distinct) neither.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from sluice.config import Partition
+from sluice.report.metrics import (
+    HIST_BINS,
+    Categories,
+    FloatArray,
+    Histogram,
+    bin_counts,
+    counts_by_value,
+    hist_edges,
+    kind_of,
+)
+from sluice.write import PARQUET_NAME
+
+Test = Literal["ks", "psi", "chi2", ""]
+PSI_EPS = 1e-4
+REF_PARTITION = "_partition"
+
+
+@dataclass(frozen=True)
+class DriftPolicy:
+    """Which reference, which test, and when a difference is drift."""
+
+    reference_partitions: int = 7
+    min_reference_partitions: int = 2
+    rows_per_partition: int = 20_000
+    large: int = 5_000
+    alpha: float = 0.01
+    min_ks: float = 0.1
+    min_cramers_v: float = 0.1
+    psi_drift: float = 0.2
+    psi_bins: int = 10
+    categories: int = 20
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """The drift verdict for one column."""
+
+    column: str
+    kind: Literal["numeric", "categorical", "skipped"]
+    test: Test
+    statistic: float | None
+    p_value: float | None
+    wasserstein: float | None
+    n_current: int
+    n_reference: int
+    reference: list[str]
+    drifted: bool
+    note: str = ""
+    distribution: Histogram | Categories | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for the manifest and artifacts."""
+        return {
+            "column": self.column,
+            "kind": self.kind,
+            "test": self.test,
+            "statistic": self.statistic,
+            "p_value": self.p_value,
+            "wasserstein": self.wasserstein,
+            "n_current": self.n_current,
+            "n_reference": self.n_reference,
+            "reference": self.reference,
+            "drifted": self.drifted,
+            "note": self.note,
+        }
+
+
+def psi(current: Sequence[float], reference: Sequence[float]) -> float:
+    """Population stability index of two count vectors over the same bins."""
+    c = np.asarray(current, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    c = np.maximum(c / max(c.sum(), 1.0), PSI_EPS)
+    r = np.maximum(r / max(r.sum(), 1.0), PSI_EPS)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def wasserstein(u: FloatArray, v: FloatArray) -> float:
+    """The 1-Wasserstein (earth mover's) distance of two samples: the area between their CDFs."""
+    u, v = np.sort(u), np.sort(v)
+    both = np.sort(np.concatenate([u, v]))
+    cu = np.searchsorted(u, both[:-1], side="right") / u.size
+    cv = np.searchsorted(v, both[:-1], side="right") / v.size
+    return float(np.sum(np.abs(cu - cv) * np.diff(both)))
+
+
+def numeric_drift(
+    current: FloatArray, reference: FloatArray, n_tests: int, policy: DriftPolicy = DriftPolicy()
+) -> tuple[Test, float, float | None, bool, float | None]:
+    """``(test, statistic, p_value, drifted, wasserstein_in_sd)`` for two numeric samples."""
+    sd = float(np.std(reference))
+    w = wasserstein(current, reference) / sd if sd > 0 else None
+    if min(current.size, reference.size) < policy.large:
+        res = stats.ks_2samp(current, reference)
+        d, p = float(res.statistic), float(res.pvalue)
+        return "ks", d, p, p < policy.alpha / max(n_tests, 1) and d >= policy.min_ks, w
+    inner = np.unique(np.quantile(reference, np.linspace(0, 1, policy.psi_bins + 1)[1:-1]))
+    cb = np.bincount(np.searchsorted(inner, current, side="right"), minlength=inner.size + 1)
+    rb = np.bincount(np.searchsorted(inner, reference, side="right"), minlength=inner.size + 1)
+    value = psi(cb.tolist(), rb.tolist())
+    return "psi", value, None, value >= policy.psi_drift, w
+
+
+def _category_counts(
+    current: pl.Series, reference: pl.Series, top: int
+) -> tuple[list[str], FloatArray, FloatArray]:
+    rc = counts_by_value(reference)
+    labels = [str(v) for v in rc[reference.name].head(top).to_list()]
+    cmap = dict(current.value_counts(name="n").iter_rows())
+    rmap = dict(rc.iter_rows())
+    c = [float(cmap.get(v, 0)) for v in labels]
+    r = [float(rmap.get(v, 0)) for v in labels]
+    c.append(len(current) - sum(c))
+    r.append(len(reference) - sum(r))
+    return [*labels, "(other)"], np.array(c), np.array(r)
+
+
+def categorical_drift(
+    current: pl.Series, reference: pl.Series, n_tests: int, policy: DriftPolicy = DriftPolicy()
+) -> tuple[Test, float, float | None, bool, Categories]:
+    """``(test, statistic, p_value, drifted, counts)`` for two categorical samples."""
+    labels, c, r = _category_counts(
+        current.cast(pl.String).rename("v"),
+        reference.cast(pl.String).rename("v"),
+        policy.categories,
+    )
+    counts = Categories(labels, c, r)
+    if min(len(current), len(reference)) < policy.large:
+        keep = (c + r) > 0
+        table = np.vstack([c[keep], r[keep]])
+        if table.shape[1] < 2:
+            return "chi2", 0.0, 1.0, False, counts
+        chi2, p, _, _ = stats.chi2_contingency(table)
+        v = math.sqrt(float(chi2) / table.sum())
+        drifted = float(p) < policy.alpha / max(n_tests, 1) and v >= policy.min_cramers_v
+        return "chi2", v, float(p), drifted, counts
+    value = psi(c.tolist(), r.tolist())
+    return "psi", value, None, value >= policy.psi_drift, counts
+
+
+def earlier_partitions(
+    clean_root: Path, partition: Partition, limit: int
+) -> list[tuple[Partition, Path]]:
+    """Up to ``limit`` partitions before this one with clean data, most recent last."""
+    found = []
+    for f in clean_root.glob(f"{partition.key}=*/{PARQUET_NAME}"):
+        if f.parent.name.startswith("."):
+            continue
+        value = f.parent.name.split("=", 1)[1]
+        try:
+            p = Partition.parse(value, partition.kind, partition.key)
+        except ValueError:
+            continue
+        if p.start < partition.start:
+            found.append((p, f))
+    found.sort(key=lambda pf: pf[0].start)
+    return found[-limit:]
+
+
+def load_reference(
+    files: Sequence[tuple[Partition, Path]], columns: Sequence[str], policy: DriftPolicy
+) -> pl.DataFrame:
+    """Clean rows of earlier partitions (a seeded sample of each), with their partition."""
+    parts = []
+    for p, f in files:
+        frame = pl.read_parquet(f, columns=list(columns))
+        if frame.height > policy.rows_per_partition:
+            frame = frame.sample(policy.rows_per_partition, seed=policy.seed)
+        if frame.height:
+            parts.append(frame.with_columns(pl.lit(str(p)).alias(REF_PARTITION)))
+    if not parts:
+        return pl.DataFrame(schema={REF_PARTITION: pl.String})
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def _is_categorical(values: pl.Series, reference: pl.Series, policy: DriftPolicy) -> bool:
+    kind = kind_of(values.dtype)
+    if kind in ("string", "boolean"):
+        return True
+    return kind == "numeric" and reference.n_unique() <= policy.categories
+
+
+def detect_drift(
+    current: pl.DataFrame,
+    reference: pl.DataFrame,
+    columns: Sequence[str],
+    *,
+    drifted_before: Mapping[str, set[str]] | None = None,
+    policy: DriftPolicy = DriftPolicy(),
+) -> list[DriftResult]:
+    """Test every column of ``current`` against ``reference`` (from :func:`load_reference`).
+
+    ``drifted_before`` maps a column to the partitions where it drifted; they are left out of its
+    reference.
+    """
+    flagged = drifted_before or {}
+    plans: list[tuple[str, pl.Series, pl.Series, list[str]]] = []
+    out: dict[str, DriftResult] = {}
+    for col in columns:
+        cur = current[col].drop_nulls()
+        kind = kind_of(cur.dtype)
+        if kind == "temporal":
+            out[col] = DriftResult(
+                col, "skipped", "", None, None, None, len(cur), 0, [], False,
+                "dates and times move with the partition",
+            )  # fmt: skip
+            continue
+        parts = (
+            [
+                p
+                for p in dict.fromkeys(reference[REF_PARTITION].to_list())
+                if p not in flagged.get(col, set())
+            ][-policy.reference_partitions :]
+            if reference.height
+            else []
+        )
+        if len(parts) < policy.min_reference_partitions:
+            out[col] = DriftResult(
+                col, "skipped", "", None, None, None, len(cur), 0, parts, False,
+                f"{len(parts)} earlier partitions to compare with; needs "
+                f"{policy.min_reference_partitions}",
+            )  # fmt: skip
+            continue
+        ref = reference.filter(pl.col(REF_PARTITION).is_in(parts))[col].drop_nulls()
+        if kind == "string" and ref.n_unique() > 50 and ref.n_unique() > 0.5 * len(ref):
+            out[col] = DriftResult(
+                col, "skipped", "", None, None, None, len(cur), len(ref), parts, False,
+                "identifier-like: most values are distinct",
+            )  # fmt: skip
+            continue
+        if cur.is_empty() or ref.is_empty():
+            out[col] = DriftResult(
+                col, "skipped", "", None, None, None, len(cur), len(ref), parts, False,
+                "no values to compare",
+            )  # fmt: skip
+            continue
+        plans.append((col, cur, ref, parts))
+    n_tests = len(plans)
+    for col, cur, ref, parts in plans:
+        if _is_categorical(cur, ref, policy):
+            test, stat, p, drifted, counts = categorical_drift(cur, ref, n_tests, policy)
+            out[col] = DriftResult(
+                col, "categorical", test, stat, p, None, len(cur), len(ref), parts, drifted,
+                distribution=counts,
+            )  # fmt: skip
+            continue
+        c = cur.cast(pl.Float64).to_numpy()
+        r = ref.cast(pl.Float64).to_numpy()
+        test, stat, p, drifted, w = numeric_drift(c, r, n_tests, policy)
+        edges = hist_edges(np.concatenate([c, r]), HIST_BINS)
+        out[col] = DriftResult(
+            col, "numeric", test, stat, p, w, len(cur), len(ref), parts, drifted,
+            distribution=Histogram(edges, bin_counts(c, edges), bin_counts(r, edges)),
+        )  # fmt: skip
+    return [out[c] for c in columns if c in out]

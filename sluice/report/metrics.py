@@ -1,0 +1,643 @@
+"""Measure one run from its outputs: counts by stage and rule, column profiles, detector scores.
+
+Everything here reads the files a run leaves (clean and quarantine Parquet, ``failures.parquet``,
+``scores.parquet``, the manifest), so a report can be rebuilt long after the run. The numbers end
+up in the report and, as one long table per run, in the metric history (:func:`metrics_frame`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from sluice.config import Partition
+from sluice.ingest import MALFORMED, ROW_ID, SOURCE_FILE, SOURCE_ROW
+
+Kind = Literal["numeric", "temporal", "boolean", "string"]
+Stage = Literal["ingest", "validate", "screen", "partition"]
+STAGES: tuple[Stage, ...] = ("ingest", "validate", "screen", "partition")
+OUTLIER_COLUMN = "outlier"
+QUARANTINING = ("error", "critical")
+CATEGORY_LIMIT = 20
+HIST_BINS = 30
+SCORE_BINS = 40
+EXAMPLES = 5
+METRICS_SCHEMA: dict[str, pl.DataType] = {
+    "dataset": pl.String(),
+    "partition": pl.String(),
+    "partition_start": pl.Date(),
+    "weekday": pl.Int8(),
+    "run_id": pl.String(),
+    "finished_at": pl.String(),
+    "scope": pl.String(),
+    "name": pl.String(),
+    "metric": pl.String(),
+    "value": pl.Float64(),
+    "denominator": pl.Int64(),
+}
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """The files one run left, loaded."""
+
+    manifest: dict[str, Any]
+    partition: Partition
+    clean: pl.DataFrame
+    quarantine: pl.DataFrame
+    failures: pl.DataFrame
+    scores: pl.DataFrame | None
+    formats: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> dict[str, pl.DataType]:
+        """Declared columns and their types (the clean data's schema)."""
+        return {c: t for c, t in self.clean.schema.items() if c != ROW_ID}
+
+    @property
+    def rows_in(self) -> int:
+        """Rows read from the source."""
+        return int(self.manifest["counts"]["in"])
+
+
+def load_outputs(
+    manifest: dict[str, Any], folder: Path, formats: Mapping[str, str] | None = None
+) -> RunOutputs:
+    """Load a run's outputs; ``folder`` holds its ``failures.parquet`` (and ``scores.parquet``)."""
+    outs = manifest["outputs"]
+    part = manifest["partition"]
+    scores_path = folder / "scores.parquet"
+    return RunOutputs(
+        manifest=manifest,
+        partition=Partition.parse(part["value"], part["kind"], part["key"]),
+        clean=pl.read_parquet(outs["clean"]["path"]),
+        quarantine=pl.read_parquet(outs["quarantine"]["path"]),
+        failures=pl.read_parquet(folder / "failures.parquet"),
+        scores=pl.read_parquet(scores_path) if scores_path.exists() else None,
+        formats=dict(formats or {}),
+    )
+
+
+def kind_of(dtype: pl.DataType) -> Kind:
+    """How a column is profiled and tested for drift."""
+    if dtype.is_numeric():
+        return "numeric"
+    if dtype.is_temporal():
+        return "temporal"
+    if dtype == pl.Boolean:
+        return "boolean"
+    return "string"
+
+
+def stage_of(column: str, rule: str, severity: str) -> Stage:
+    """Which stage a failure comes from."""
+    if severity == "critical":
+        return "partition"
+    if column == MALFORMED or rule == "type":
+        return "ingest"
+    if column == OUTLIER_COLUMN:
+        return "screen"
+    return "validate"
+
+
+def _stage_expr() -> pl.Expr:
+    return (
+        pl.when(pl.col("severity") == "critical")
+        .then(pl.lit("partition"))
+        .when((pl.col("column") == MALFORMED) | (pl.col("rule") == "type"))
+        .then(pl.lit("ingest"))
+        .when(pl.col("column") == OUTLIER_COLUMN)
+        .then(pl.lit("screen"))
+        .otherwise(pl.lit("validate"))
+    )
+
+
+@dataclass(frozen=True)
+class Example:
+    """One failing row: where it came from, the value that failed and why."""
+
+    source_file: str | None
+    source_row: int | None
+    value: str | None
+    details: str | None
+    reasons: list[str]
+    raw: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class RuleSummary:
+    """One reason (``column|rule``) and the rows it marked."""
+
+    reason: str
+    column: str
+    rule: str
+    stage: Stage
+    severity: str
+    rows: int
+    share: float
+    verdict: dict[str, Any] | None
+    examples: list[Example]
+
+
+def stage_counts(outputs: RunOutputs) -> dict[str, int]:
+    """Quarantined rows per stage (a row failing in two stages counts in both)."""
+    f = outputs.failures.filter(pl.col("severity").is_in(QUARANTINING))
+    got = (
+        f.with_columns(_stage_expr().alias("stage"))
+        .group_by("stage")
+        .agg(pl.col(ROW_ID).n_unique().alias("rows"))
+    )
+    counts = dict(got.iter_rows())
+    return {s: int(counts.get(s, 0)) for s in STAGES}
+
+
+def rule_summaries(outputs: RunOutputs, examples: int = EXAMPLES) -> list[RuleSummary]:
+    """Every reason that marked rows, most rows first, with example rows and raw values."""
+    f = outputs.failures
+    if f.is_empty():
+        return []
+    n_in = max(outputs.rows_in, 1)
+    verdicts = {v["reason"]: v for v in outputs.manifest.get("validation", {}).get("verdicts", [])}
+    per = (
+        f.group_by("reason", "column", "rule", "severity")
+        .agg(pl.col(ROW_ID).n_unique().alias("rows"))
+        .sort(["rows", "reason"], descending=[True, False])
+    )
+    q = outputs.quarantine
+    raw_cols = [c for c in outputs.columns if c in q.columns]
+    lookup = q.select(ROW_ID, SOURCE_FILE, SOURCE_ROW, "_reasons", *raw_cols)
+    picked = (
+        f.join(lookup, on=ROW_ID, how="left")
+        .sort("reason", SOURCE_ROW, ROW_ID, nulls_last=True)
+        .group_by("reason", maintain_order=True)
+        .head(examples)
+    )
+    by_reason: dict[str, list[Example]] = {}
+    for row in picked.iter_rows(named=True):
+        src = row.get(SOURCE_FILE)
+        by_reason.setdefault(row["reason"], []).append(
+            Example(
+                source_file=Path(src).name if src else None,
+                source_row=row.get(SOURCE_ROW),
+                value=row["value"],
+                details=row["details"],
+                reasons=list(row.get("_reasons") or []),
+                raw={c: row.get(c) for c in raw_cols} if src else {},
+            )
+        )
+    out = []
+    for r in per.iter_rows(named=True):
+        out.append(
+            RuleSummary(
+                reason=r["reason"],
+                column=r["column"],
+                rule=r["rule"],
+                stage=stage_of(r["column"], r["rule"], r["severity"]),
+                severity=r["severity"],
+                rows=int(r["rows"]),
+                share=r["rows"] / n_in,
+                verdict=verdicts.get(r["reason"]),
+                examples=by_reason.get(r["reason"], []),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Counts per bin of clean and quarantined values on shared edges (ends are open)."""
+
+    edges: FloatArray
+    clean: FloatArray
+    quarantine: FloatArray
+    temporal: bool = False
+    lengths: bool = False
+
+
+@dataclass(frozen=True)
+class Categories:
+    """Counts per category of clean and quarantined values (the rest summed as ``(other)``)."""
+
+    labels: list[str]
+    clean: FloatArray
+    quarantine: FloatArray
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    """What one column looks like in this run."""
+
+    name: str
+    dtype: str
+    kind: Kind
+    rows: int
+    missing: int
+    unparsed: int
+    clean_rows: int
+    distinct: int
+    minimum: Any
+    maximum: Any
+    mean: float | None
+    std: float | None
+    p01: float | None
+    p50: float | None
+    p99: float | None
+    distribution: Histogram | Categories | None
+
+    @property
+    def null_rate(self) -> float:
+        """Share of rows with no value in the source."""
+        return self.missing / self.rows if self.rows else 0.0
+
+    @property
+    def identifier_like(self) -> bool:
+        """Nearly every clean value distinct (ids, keys)."""
+        return (
+            self.kind == "string" and self.distinct > 50 and self.distinct > 0.5 * self.clean_rows
+        )
+
+
+def _as_float(s: pl.Series) -> pl.Series:
+    if s.dtype.is_temporal():
+        return s.dt.epoch("s").cast(pl.Float64)
+    if s.dtype == pl.Boolean:
+        return s.cast(pl.Float64)
+    return s.cast(pl.Float64)
+
+
+def _parse_raw(raw: pl.Series, dtype: pl.DataType, fmt: str | None) -> pl.Series:
+    """Quarantined raw text as the declared type; what does not parse becomes null."""
+    text = raw.cast(pl.String).str.strip_chars()
+    if dtype == pl.Boolean:
+        low = text.str.to_lowercase()
+        return (
+            pl.select(
+                pl.when(low.is_in(["true", "t", "yes", "y", "1"]))
+                .then(True)
+                .when(low.is_in(["false", "f", "no", "n", "0"]))
+                .then(False)
+                .otherwise(None)
+            )
+            .to_series()
+            .alias(raw.name)
+        )
+    if dtype.is_temporal():
+        return text.str.strptime(dtype, fmt, strict=False)  # type: ignore[arg-type]
+    if dtype.is_numeric():
+        return text.cast(dtype, strict=False)
+    return text
+
+
+def hist_edges(values: FloatArray, bins: int) -> FloatArray:
+    """Equal-width bin edges over the 0.1 to 99.9 percentiles (the end bins hold the rest)."""
+    if values.size == 0:
+        return np.linspace(0.0, 1.0, bins + 1)
+    lo, hi = (float(x) for x in np.quantile(values, [0.001, 0.999]))
+    if hi <= lo:
+        lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges: FloatArray = np.linspace(lo, hi, bins + 1)
+    return edges
+
+
+def bin_counts(values: FloatArray, edges: FloatArray) -> FloatArray:
+    """Counts per bin; values beyond the ends count in the end bins."""
+    if values.size == 0:
+        return np.zeros(len(edges) - 1)
+    clipped = np.clip(values, edges[0], edges[-1])
+    counts, _ = np.histogram(clipped, bins=edges)
+    return counts.astype(np.float64)
+
+
+def _quantiles(s: pl.Series) -> tuple[float | None, float | None, float | None]:
+    if s.is_empty():
+        return None, None, None
+    q = np.quantile(s.to_numpy(), [0.01, 0.5, 0.99])
+    return float(q[0]), float(q[1]), float(q[2])
+
+
+def profile_column(
+    name: str,
+    dtype: pl.DataType,
+    clean: pl.Series,
+    quarantine_raw: pl.Series | None,
+    *,
+    rows: int,
+    unparsed: int,
+    fmt: str | None = None,
+) -> ColumnProfile:
+    """Profile one column: missing values over every row; statistics over clean rows."""
+    kind = kind_of(dtype)
+    q_missing = int(quarantine_raw.null_count()) if quarantine_raw is not None else 0
+    q_typed = (
+        _parse_raw(quarantine_raw, dtype, fmt).drop_nulls()
+        if quarantine_raw is not None
+        else pl.Series(name, [], dtype=dtype)
+    )
+    values = clean.drop_nulls()
+    distinct = int(values.n_unique())
+    mean = std = p01 = p50 = p99 = None
+    if kind == "numeric" and not values.is_empty():
+        f = values.cast(pl.Float64)
+        mean, std = float(f.mean()), float(f.std() or 0.0)  # type: ignore[arg-type]
+        p01, p50, p99 = _quantiles(f)
+    dist: Histogram | Categories | None = None
+    if kind == "string" and distinct > CATEGORY_LIMIT:
+        cv = values.str.len_chars().cast(pl.Float64).to_numpy()
+        qv = q_typed.cast(pl.String).str.len_chars().cast(pl.Float64).to_numpy()
+        both = np.concatenate([cv, qv])
+        edges = np.arange(both.min() - 0.5, both.max() + 1.5) if both.size else np.array([0.0, 1.0])
+        if len(edges) > 2 * HIST_BINS + 1:
+            edges = hist_edges(both, HIST_BINS)
+        dist = Histogram(edges, bin_counts(cv, edges), bin_counts(qv, edges), lengths=True)
+    elif kind in ("string", "boolean") or (kind == "numeric" and distinct <= CATEGORY_LIMIT):
+        dist = _categories(values, q_typed)
+    elif not values.is_empty():
+        cv = _as_float(values).to_numpy()
+        qv = _as_float(q_typed).to_numpy() if not q_typed.is_empty() else np.array([])
+        edges = hist_edges(cv, HIST_BINS)
+        dist = Histogram(
+            edges, bin_counts(cv, edges), bin_counts(qv, edges), temporal=kind == "temporal"
+        )
+    return ColumnProfile(
+        name=name,
+        dtype=str(dtype.base_type()),
+        kind=kind,
+        rows=rows,
+        missing=int(clean.null_count()) + q_missing,
+        unparsed=unparsed,
+        clean_rows=len(clean),
+        distinct=distinct,
+        minimum=values.min() if not values.is_empty() else None,
+        maximum=values.max() if not values.is_empty() else None,
+        mean=mean,
+        std=std,
+        p01=p01,
+        p50=p50,
+        p99=p99,
+        distribution=dist,
+    )
+
+
+def counts_by_value(values: pl.Series) -> pl.DataFrame:
+    """Rows per value, most frequent first, ties by value (so the order is deterministic)."""
+    return values.value_counts(name="n").sort(
+        ["n", values.name], descending=[True, False], nulls_last=True
+    )
+
+
+def _categories(clean: pl.Series, quarantine: pl.Series) -> Categories:
+    c = counts_by_value(clean.cast(pl.String))
+    q = counts_by_value(quarantine.cast(pl.String).rename(clean.name))
+    name = clean.name
+    labels = c[name].head(8).to_list()
+    for v in q[name].head(4).to_list():
+        if v not in labels:
+            labels.append(v)
+    cmap = dict(c.iter_rows())
+    qmap = dict(q.iter_rows())
+    cc = [float(cmap.get(v, 0)) for v in labels]
+    qc = [float(qmap.get(v, 0)) for v in labels]
+    rest_c = float(len(clean)) - sum(cc)
+    rest_q = float(len(quarantine)) - sum(qc)
+    if rest_c > 0 or rest_q > 0:
+        labels.append("(other)")
+        cc.append(rest_c)
+        qc.append(rest_q)
+    return Categories([str(v) for v in labels], np.array(cc), np.array(qc))
+
+
+def profiles(outputs: RunOutputs) -> list[ColumnProfile]:
+    """A profile of every declared column."""
+    unparsed = dict(
+        outputs.failures.filter(pl.col("rule") == "type")
+        .group_by("column")
+        .agg(pl.col(ROW_ID).n_unique())
+        .iter_rows()
+    )
+    q = outputs.quarantine
+    return [
+        profile_column(
+            c,
+            t,
+            outputs.clean[c],
+            q[c] if c in q.columns else None,
+            rows=outputs.rows_in,
+            unparsed=int(unparsed.get(c, 0)),
+            fmt=outputs.formats.get(c),
+        )
+        for c, t in outputs.columns.items()
+    ]
+
+
+@dataclass(frozen=True)
+class FeatureShare:
+    """How often a feature drove a flag."""
+
+    column: str
+    top1: int
+    top3: int
+    mean_contribution: float
+
+
+@dataclass(frozen=True)
+class DetectorStats:
+    """One detector's scores over the rows it screened."""
+
+    name: str
+    scored: int
+    flagged: int
+    threshold: float | None
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    histogram: Histogram | None
+    features: list[FeatureShare]
+
+    @property
+    def flagged_rate(self) -> float:
+        """Share of screened rows flagged."""
+        return self.flagged / self.scored if self.scored else 0.0
+
+
+_TOP = pl.List(pl.Struct({"column": pl.String(), "contribution": pl.Float64()}))
+
+
+def _feature_shares(failures: pl.DataFrame, detector: str) -> list[FeatureShare]:
+    f = failures.filter((pl.col("column") == OUTLIER_COLUMN) & (pl.col("rule") == detector))
+    if f.is_empty():
+        return []
+    tops = (
+        f.select(
+            pl.col("details")
+            .str.json_decode(pl.Struct({"top_features": _TOP}))
+            .struct.field("top_features")
+            .alias("top")
+        )
+        .with_row_index("_i")
+        .explode("top")
+        .drop_nulls("top")
+        .unnest("top")
+        .with_columns((pl.col("_i").cum_count().over("_i") == 1).alias("first"))
+    )
+    if tops.is_empty():
+        return []
+    agg = (
+        tops.group_by("column")
+        .agg(
+            pl.col("first").sum().alias("top1"),
+            pl.len().alias("top3"),
+            pl.col("contribution").mean().alias("mean"),
+        )
+        .sort(["top1", "top3", "column"], descending=[True, True, False])
+    )
+    return [
+        FeatureShare(r["column"], int(r["top1"]), int(r["top3"]), float(r["mean"]))
+        for r in agg.iter_rows(named=True)
+    ]
+
+
+def detector_stats(outputs: RunOutputs) -> list[DetectorStats]:
+    """Score distribution, threshold, flags and driving features of each detector that ran."""
+    out = []
+    scores = outputs.scores
+    for model in outputs.manifest.get("detectors", []):
+        name = model["name"]
+        threshold = model.get("threshold")
+        s = (
+            scores.filter(pl.col("detector") == name)["score"].drop_nulls().drop_nans()
+            if scores is not None and "detector" in scores.columns
+            else None
+        )
+        hist = None
+        p50 = p90 = p99 = None
+        if s is not None and not s.is_empty():
+            v = s.to_numpy().astype(np.float64)
+            p50, p90, p99 = (float(x) for x in np.quantile(v, [0.5, 0.9, 0.99]))
+            lo, hi = float(v.min()), float(v.max())
+            if threshold is not None:
+                hi = max(hi, float(threshold))
+            if hi <= lo:
+                hi = lo + 1.0
+            edges = np.linspace(lo, hi, SCORE_BINS + 1)
+            hist = Histogram(edges, bin_counts(v, edges), np.zeros(SCORE_BINS))
+        out.append(
+            DetectorStats(
+                name=name,
+                scored=int(model.get("n_scored") or (len(s) if s is not None else 0)),
+                flagged=int(model.get("n_flagged") or 0),
+                threshold=float(threshold) if threshold is not None else None,
+                p50=p50,
+                p90=p90,
+                p99=p99,
+                histogram=hist,
+                features=_feature_shares(outputs.failures, name),
+            )
+        )
+    return out
+
+
+def _value(v: Any) -> float | None:
+    if v is None:
+        return None
+    if hasattr(v, "timestamp"):
+        return float(v.timestamp())
+    if hasattr(v, "toordinal"):
+        return float(v.toordinal())
+    if isinstance(v, bool | int | float):
+        return float(v)
+    return None
+
+
+def metrics_frame(
+    outputs: RunOutputs,
+    cols: list[ColumnProfile],
+    detectors: list[DetectorStats],
+    extra: Sequence[tuple[str, str, str, float | None, int]] = (),
+) -> pl.DataFrame:
+    """This run's metrics as a long table: one row per (scope, name, metric).
+
+    Scopes: ``run`` (name empty), ``column`` (a declared column), ``rule`` (a reason
+    ``column|rule``), ``detector``. ``denominator`` is the row count a rate is over.
+    """
+    m = outputs.manifest
+    counts = m["counts"]
+    n_in = int(counts["in"])
+    rows: list[tuple[str, str, str, float | None, int]] = [
+        ("run", "", "rows_in", float(n_in), n_in),
+        ("run", "", "rows_clean", float(counts["clean"]), n_in),
+        ("run", "", "rows_quarantined", float(counts["quarantine"]), n_in),
+        ("run", "", "quarantine_rate", counts["quarantine"] / n_in if n_in else 0.0, n_in),
+        ("run", "", "warned_rate", counts.get("warned_rows", 0) / n_in if n_in else 0.0, n_in),
+        ("run", "", "failed", 1.0 if m.get("status") == "failed" else 0.0, n_in),
+    ]
+    for stage, n in stage_counts(outputs).items():
+        rows.append(("stage", stage, "rate", n / n_in if n_in else 0.0, n_in))
+    for c in cols:
+        rows += [
+            ("column", c.name, "null_rate", c.null_rate, c.rows),
+            ("column", c.name, "unparsed_rate", c.unparsed / c.rows if c.rows else 0.0, c.rows),
+            ("column", c.name, "distinct", float(c.distinct), c.clean_rows),
+            ("column", c.name, "min", _value(c.minimum), c.clean_rows),
+            ("column", c.name, "max", _value(c.maximum), c.clean_rows),
+        ]
+        if c.kind == "numeric":
+            rows += [
+                ("column", c.name, "mean", c.mean, c.clean_rows),
+                ("column", c.name, "std", c.std, c.clean_rows),
+                ("column", c.name, "p01", c.p01, c.clean_rows),
+                ("column", c.name, "p50", c.p50, c.clean_rows),
+                ("column", c.name, "p99", c.p99, c.clean_rows),
+            ]
+    per_reason = (
+        outputs.failures.group_by("reason").agg(pl.col(ROW_ID).n_unique().alias("n")).sort("reason")
+    )
+    for reason, n in per_reason.iter_rows():
+        rows.append(("rule", reason, "rate", n / n_in if n_in else 0.0, n_in))
+        rows.append(("rule", reason, "rows", float(n), n_in))
+    for d in detectors:
+        rows += [
+            ("detector", d.name, "flagged_rate", d.flagged_rate, d.scored),
+            ("detector", d.name, "threshold", d.threshold, d.scored),
+            ("detector", d.name, "score_p50", d.p50, d.scored),
+            ("detector", d.name, "score_p90", d.p90, d.scored),
+            ("detector", d.name, "score_p99", d.p99, d.scored),
+        ]
+    rows += list(extra)
+    part = outputs.partition
+    base = {
+        "dataset": m["dataset"],
+        "partition": str(part),
+        "partition_start": part.start,
+        "weekday": part.start.weekday(),
+        "run_id": m.get("run_id", ""),
+        "finished_at": m.get("finished_at", ""),
+    }
+    return pl.DataFrame(
+        [
+            {**base, "scope": s, "name": n, "metric": k, "value": v, "denominator": d}
+            for s, n, k, v, d in rows
+        ],
+        schema=METRICS_SCHEMA,
+    )
+
+
+def details_dict(details: str | None) -> dict[str, Any]:
+    """A failure's details as a dict (empty when there are none or they are not JSON)."""
+    if not details:
+        return {}
+    try:
+        got = json.loads(details)
+    except ValueError:
+        return {}
+    return got if isinstance(got, dict) else {}

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flows.idempotence import check_done, file_sha256, read_manifest, summary_from_manifest
+from sluice.config import LoadedSpec, find_spec
+from sluice.pipeline import run_partition
+from tests.conftest import SpecFactory, tiny_suite
+
+GOOD = "id,amount,count,when,kind\na,1,1,2024-01-01 10:00:00,a\nb,200,2,2024-01-01 11:00:00,c\n"
+
+
+@pytest.fixture
+def screened(make_dataset: SpecFactory) -> LoadedSpec:
+    spec = make_dataset({"2024-01-01": GOOD})
+    run_partition(str(spec), "2024-01-01")
+    return find_spec(str(spec))
+
+
+def test_a_partition_screened_from_the_same_inputs_suite_and_spec_is_done(
+    screened: LoadedSpec,
+) -> None:
+    part = screened.spec.partition.parse("2024-01-01")
+    verdict = check_done(screened, part)
+    assert verdict.done, verdict.reason
+    manifest = read_manifest(verdict.manifest)
+    assert manifest is not None
+    summary = summary_from_manifest(manifest, verdict.manifest)
+    assert summary["counts"]["in"] == 2
+    assert summary["status"] == "passed"
+    assert summary["manifest"] == str(verdict.manifest)
+
+
+def test_a_partition_never_screened_is_not_done(screened: LoadedSpec) -> None:
+    verdict = check_done(screened, screened.spec.partition.parse("2024-01-02"))
+    assert not verdict.done
+    assert verdict.reason == "not screened yet"
+
+
+def test_changed_input_bytes_undo_it(screened: LoadedSpec, tmp_path: Path) -> None:
+    source = tmp_path / "raw" / "date=2024-01-01" / "data.csv"
+    source.write_text(GOOD.replace("a,1,1", "a,2,1"))
+    verdict = check_done(screened, screened.spec.partition.parse("2024-01-01"))
+    assert not verdict.done
+    assert "changed" in verdict.reason
+    assert "data.csv" in verdict.reason
+
+
+def test_an_added_input_file_undoes_it(screened: LoadedSpec, tmp_path: Path) -> None:
+    (tmp_path / "raw" / "date=2024-01-01" / "more.csv").write_text(GOOD.replace("a,", "z,"))
+    verdict = check_done(screened, screened.spec.partition.parse("2024-01-01"))
+    assert not verdict.done
+    assert "added, removed or renamed" in verdict.reason
+
+
+def test_a_changed_suite_undoes_it(screened: LoadedSpec, tmp_path: Path) -> None:
+    suite = tiny_suite()
+    suite["expectations"].pop()
+    (tmp_path / "suite.json").write_text(json.dumps(suite))
+    verdict = check_done(screened, screened.spec.partition.parse("2024-01-01"))
+    assert (verdict.done, verdict.reason) == (False, "the suite changed")
+
+
+def test_a_changed_spec_undoes_it(screened: LoadedSpec) -> None:
+    screened.path.write_text(screened.path.read_text() + "description: edited\n")
+    loaded = find_spec(str(screened.path))
+    verdict = check_done(loaded, loaded.spec.partition.parse("2024-01-01"))
+    assert (verdict.done, verdict.reason) == (False, "the dataset spec changed")
+
+
+def test_a_missing_output_undoes_it(screened: LoadedSpec, tmp_path: Path) -> None:
+    (tmp_path / "out" / "clean" / "date=2024-01-01" / "part-00000.parquet").unlink()
+    verdict = check_done(screened, screened.spec.partition.parse("2024-01-01"))
+    assert (verdict.done, verdict.reason) == (False, "its clean output is missing")
+
+
+def test_a_failed_run_is_never_done(screened: LoadedSpec) -> None:
+    part = screened.spec.partition.parse("2024-01-01")
+    path = check_done(screened, part).manifest
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "status": "failed"}))
+    verdict = check_done(screened, part)
+    assert not verdict.done
+    assert "failed" in verdict.reason
+
+
+def test_an_unreadable_manifest_is_not_done(screened: LoadedSpec) -> None:
+    part = screened.spec.partition.parse("2024-01-01")
+    check_done(screened, part).manifest.write_text("{not json")
+    assert check_done(screened, part).reason == "not screened yet"
+
+
+def test_file_sha256_matches_the_manifest(screened: LoadedSpec, tmp_path: Path) -> None:
+    manifest = read_manifest(
+        check_done(screened, screened.spec.partition.parse("2024-01-01")).manifest
+    )
+    assert manifest is not None
+    (source,) = manifest["inputs"]
+    assert file_sha256(source["path"]) == source["sha256"]

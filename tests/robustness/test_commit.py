@@ -1,0 +1,249 @@
+"""The commit protocol of ``sluice.write``: every state a dead run can leave, and the reader."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from sluice.pipeline import run_partition
+from sluice.write import (
+    NotCommitted,
+    OutputError,
+    PartitionCommit,
+    PartitionWriter,
+    journal_path,
+    load_partition,
+    recover,
+    write_parquet,
+)
+from tests.robustness.corpus import csv_text, good
+from tests.robustness.support import check_conserved, leftovers, manifest_path, write_dataset
+
+DIRNAME = "date=2024-01-01"
+SIDES = ("clean", "quarantine", "reports")
+
+
+def _roots(tmp_path: Path) -> dict[str, Path]:
+    return {side: tmp_path / side for side in SIDES}
+
+
+def _publish(roots: dict[str, Path], value: int) -> None:
+    """Commit one version: a file per side holding ``value``."""
+    with PartitionCommit(roots, DIRNAME, f"run-{value}") as commit:
+        for side in SIDES:
+            write_parquet(pl.DataFrame({"v": [value]}), commit.writer(side).path("x.parquet"))
+        commit.commit()
+
+
+def _versions(roots: dict[str, Path]) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for side, root in roots.items():
+        path = root / DIRNAME / "x.parquet"
+        out[side] = pl.read_parquet(path)["v"][0] if path.exists() else None
+    return out
+
+
+def _dead_commit(roots: dict[str, Path], value: int, swapped: tuple[str, ...]) -> PartitionCommit:
+    """A commit whose process 'died' after swapping ``swapped`` (its exit never runs)."""
+    commit = PartitionCommit(roots, DIRNAME, f"run-{value}").__enter__()
+    for side in SIDES:
+        write_parquet(pl.DataFrame({"v": [value]}), commit.writer(side).path("x.parquet"))
+    if swapped:
+        commit.swap(*swapped)
+    return commit
+
+
+def _names(roots: dict[str, Path]) -> list[str]:
+    return sorted(p.name for root in roots.values() if root.exists() for p in root.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("swapped", "expected"),
+    [
+        ((), 1),
+        (("clean",), 1),
+        (("clean", "quarantine"), 1),
+        (("clean", "quarantine", "reports"), 2),
+    ],
+)
+def test_recover_rolls_back_before_the_commit_point_and_completes_after(
+    tmp_path: Path, swapped: tuple[str, ...], expected: int
+) -> None:
+    roots = _roots(tmp_path)
+    _publish(roots, 1)
+    _dead_commit(roots, 2, swapped)
+    assert journal_path(roots["reports"], DIRNAME).exists() == bool(swapped)
+    done = recover(roots, DIRNAME)
+    assert done
+    assert _versions(roots) == dict.fromkeys(SIDES, expected)
+    assert _names(roots) == [DIRNAME] * 3
+
+
+def test_recover_a_first_commit_that_died_leaves_nothing(tmp_path: Path) -> None:
+    roots = _roots(tmp_path)
+    _dead_commit(roots, 1, ("clean",))
+    recover(roots, DIRNAME)
+    assert _versions(roots) == dict.fromkeys(SIDES)
+    assert _names(roots) == []
+
+
+def test_recover_finishes_a_half_done_rename(tmp_path: Path) -> None:
+    roots = _roots(tmp_path)
+    _publish(roots, 1)
+    commit = _dead_commit(roots, 2, ("clean",))
+    w = commit.writer("quarantine")
+    w.final.rename(w.trash)  # died between the two renames of a swap
+    recover(roots, DIRNAME)
+    assert _versions(roots) == dict.fromkeys(SIDES, 1)
+    assert _names(roots) == [DIRNAME] * 3
+
+
+def test_recover_is_idempotent_and_leaves_other_partitions_alone(tmp_path: Path) -> None:
+    roots = _roots(tmp_path)
+    _publish(roots, 1)
+    other = PartitionCommit(roots, "date=2024-01", "month").__enter__()
+    longer = PartitionCommit(roots, "date=2024-01-011", "odd").__enter__()
+    _dead_commit(roots, 2, ("clean",))
+    (roots["reports"] / f".commit-{DIRNAME}.json.0123456789ab.tmp").write_text("{")
+    recover(roots, DIRNAME)
+    assert recover(roots, DIRNAME) == []
+    assert other.writer("clean").staging.exists()
+    assert longer.writer("clean").staging.exists()
+    assert _versions(roots) == dict.fromkeys(SIDES, 1)
+
+
+def test_rollback_in_process_on_error(tmp_path: Path) -> None:
+    roots = _roots(tmp_path)
+    _publish(roots, 1)
+    seen: list[int | None] = []
+
+    def fail_after_two_swaps() -> None:
+        with PartitionCommit(roots, DIRNAME, "run-2") as commit:
+            for side in SIDES:
+                write_parquet(pl.DataFrame({"v": [2]}), commit.writer(side).path("x.parquet"))
+            commit.swap("clean", "quarantine")
+            seen.append(_versions(roots)["clean"])
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        fail_after_two_swaps()
+    assert seen == [2]
+    assert _versions(roots) == dict.fromkeys(SIDES, 1)
+    assert _names(roots) == [DIRNAME] * 3
+
+
+def test_a_symlinked_partition_folder_is_replaced_without_following_it(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not sluice's")
+    roots = _roots(tmp_path / "roots")
+    roots["clean"].mkdir(parents=True)
+    (roots["clean"] / DIRNAME).symlink_to(outside, target_is_directory=True)
+    _publish(roots, 1)
+    assert (outside / "keep.txt").read_text() == "not sluice's"
+    assert not (roots["clean"] / DIRNAME).is_symlink()
+    assert _names(roots) == [DIRNAME] * 3
+
+
+@pytest.fixture
+def committed(tmp_path: Path) -> Path:
+    spec = write_dataset(tmp_path, {"2024-01-01": csv_text(good(0), good(1), "r9,2")})
+    run_partition(str(spec), "2024-01-01")
+    return manifest_path(tmp_path, "2024-01-01")
+
+
+def test_reader_accepts_a_committed_partition(committed: Path) -> None:
+    part = load_partition(committed)
+    assert set(part.frames) >= {"clean", "quarantine", "failures"}
+    assert part.frames["clean"].height + part.frames["quarantine"].height == 3
+    check_conserved(committed, rows_in=3)
+
+
+@pytest.mark.parametrize("side", ["clean", "quarantine", "failures"])
+def test_reader_refuses_a_file_the_manifest_does_not_name(committed: Path, side: str) -> None:
+    path = Path(json.loads(committed.read_text())["outputs"][side]["path"])
+    frame = pl.read_parquet(path)
+    frame.head(0).write_parquet(path)
+    with pytest.raises(NotCommitted, match="sha256 differs"):
+        load_partition(committed)
+    path.unlink()
+    with pytest.raises(NotCommitted, match="named by"):
+        load_partition(committed)
+
+
+def test_reader_refuses_a_missing_or_torn_manifest(committed: Path) -> None:
+    text = committed.read_text()
+    committed.write_text(text[: len(text) // 2])
+    with pytest.raises(NotCommitted, match="no committed manifest"):
+        load_partition(committed)
+    committed.unlink()
+    with pytest.raises(NotCommitted, match="no committed manifest"):
+        load_partition(committed)
+
+
+def test_a_run_of_another_partition_recovers_a_dead_commit(tmp_path: Path) -> None:
+    spec = write_dataset(
+        tmp_path, {"2024-01-01": csv_text(good(0)), "2024-01-02": csv_text(good(1))}
+    )
+    run_partition(str(spec), "2024-01-01")
+    roots = {side: tmp_path / "out" / side for side in SIDES}
+    commit = PartitionCommit(roots, DIRNAME, "dead").__enter__()
+    for side in SIDES:
+        (commit.writer(side).path("junk")).write_text("half a run")
+    commit.swap("clean")
+    with pytest.raises(NotCommitted):
+        load_partition(manifest_path(tmp_path, "2024-01-01"))
+    run_partition(str(spec), "2024-01-02")
+    assert leftovers(tmp_path / "out") == []
+    check_conserved(manifest_path(tmp_path, "2024-01-01"), rows_in=1)
+    check_conserved(manifest_path(tmp_path, "2024-01-02"), rows_in=1)
+
+
+def test_a_failing_rename_at_the_commit_point_puts_everything_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    roots = _roots(tmp_path)
+    _publish(roots, 1)
+    rename = Path.rename
+
+    def flaky(self: Path, target: str | Path) -> Path:
+        if self.name.startswith(".staging-") and self.parent == roots["reports"]:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(self))
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", flaky)
+    with pytest.raises(OutputError, match=r"cannot move outputs into .*reports/date=2024-01-01"):
+        _publish(roots, 2)
+    monkeypatch.undo()
+    assert _versions(roots) == dict.fromkeys(SIDES, 1)
+    assert _names(roots) == [DIRNAME] * 3
+
+
+def test_a_single_writer_puts_the_old_folder_back_when_its_swap_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with PartitionWriter(tmp_path, DIRNAME) as w:
+        write_parquet(pl.DataFrame({"v": [1]}), w.path("x.parquet"))
+        w.commit()
+    rename = Path.rename
+
+    def flaky(self: Path, target: str | Path) -> Path:
+        if self.name.startswith(".staging-"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return rename(self, target)
+
+    def publish_2() -> None:
+        with PartitionWriter(tmp_path, DIRNAME) as w:
+            write_parquet(pl.DataFrame({"v": [2]}), w.path("x.parquet"))
+            w.commit()
+
+    monkeypatch.setattr(Path, "rename", flaky)
+    with pytest.raises(OutputError, match="No space left"):
+        publish_2()
+    assert pl.read_parquet(tmp_path / DIRNAME / "x.parquet")["v"].to_list() == [1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DIRNAME]

@@ -1,0 +1,229 @@
+"""Configuration is data, names cannot leave the output roots, models load only by hash, and
+report values are escaped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors.persist import file_sha256, save_model
+from detectors.screen import fit_model
+from detectors.spec import DetectorSpec
+from expectations.suite import load_suite
+from sluice.cli import main
+from sluice.config import Partition, find_spec, load_spec
+from sluice.errors import ConfigError
+from sluice.pipeline import Run, run_partition
+from tests.robustness.corpus import csv_text, good
+from tests.robustness.support import check_conserved, manifest_path, write_dataset
+
+DAY = "2024-01-01"
+DIRNAME_RE = r"[A-Za-z_][A-Za-z0-9_]*=\d{1,4}-\d{2}(-\d{2})?"
+
+
+class Marker:
+    """Unpickling or constructing this creates a file: proof that code ran."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "!!python/object/apply:os.system ['touch {marker}']",
+        "!!python/object/apply:builtins.open ['{marker}', 'w']",
+        "!!python/name:os.system",
+        "!!python/object/new:builtins.open ['{marker}', 'w']",
+    ],
+)
+def test_yaml_tags_in_a_spec_construct_nothing(tmp_path: Path, tag: str) -> None:
+    marker = tmp_path / "ran"
+    spec = write_dataset(tmp_path, {DAY: csv_text(good(0))})
+    text = spec.read_text().replace("name: tiny", f"name: {tag.format(marker=marker)}")
+    spec.write_text(text)
+    with pytest.raises(ConfigError, match=r"tiny\.yaml:\d+: not valid YAML"):
+        load_spec(spec)
+    assert main(["run", str(spec), "--partition", DAY]) == 2
+    assert not marker.exists()
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    spec = write_dataset(tmp_path, {DAY: csv_text(good(0))})
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    text = spec.read_text().replace("name: tiny", "name: tiny\ndescription: *a8")
+    spec.write_text("\n".join(lines) + "\n" + text)
+    with pytest.raises(ConfigError, match=r"description"):
+        load_spec(spec)
+
+
+def test_a_suite_is_json_data_never_code(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    suite = {
+        "name": "evil",
+        "expectations": [
+            {
+                "type": f"__import__('os').system('touch {marker}')",
+                "kwargs": {"column": "id"},
+            }
+        ],
+    }
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps(suite))
+    with pytest.raises(ConfigError, match=r"suite\.json.*expectations\[0\]\.type"):
+        load_suite(path)
+    pickled = tmp_path / "pickled.json"
+    pickled.write_bytes(pickle.dumps(Marker(str(marker))))
+    with pytest.raises(ConfigError, match=r"pickled\.json"):
+        load_suite(pickled)
+    assert not marker.exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RecursionError,
+    reason="expectations/suite.py catches JSONDecodeError only; json raises RecursionError",
+)
+def test_a_deeply_nested_suite_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "suite.json"
+    path.write_text('{"name": "deep", "expectations": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ConfigError, match=r"suite\.json"):
+        load_suite(path)
+
+
+@pytest.mark.parametrize("name", ["../etc/passwd", "a/b", "..", "/abs", "x\x00y", "a b"])
+def test_dataset_names_cannot_name_a_path(name: str) -> None:
+    with pytest.raises(ConfigError, match="not a dataset name"):
+        find_spec(name)
+    assert main(["run", name, "--partition", DAY]) == 2
+
+
+@pytest.mark.parametrize("value", ["../../etc", "2024-01-01/../../x", "2024-01-01\x00", "*"])
+def test_partition_values_cannot_name_a_path(tmp_path: Path, value: str) -> None:
+    spec = write_dataset(tmp_path, {DAY: csv_text(good(0))})
+    with pytest.raises(ConfigError, match="YYYY-MM-DD"):
+        Run.prepare(str(spec), value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("name", "../../x"), ("name", "a/b"), ("partition", {"key": "../x", "kind": "day"})],
+)
+def test_spec_names_that_would_be_paths_are_refused(
+    tmp_path: Path, key: str, value: object
+) -> None:
+    spec = write_dataset(tmp_path, {DAY: csv_text(good(0))})
+    data = yaml.safe_load(spec.read_text())
+    data[key] = value
+    spec.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=rf"tiny\.yaml:\d+: {key}"):
+        load_spec(spec)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    day=st.dates(min_value=dt.date(1, 1, 1), max_value=dt.date(9999, 12, 31)),
+    kind=st.sampled_from(["day", "month"]),
+    key=st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True),
+)
+def test_every_partition_folder_is_one_plain_name(day: dt.date, kind: str, key: str) -> None:
+    dirname = Partition.parse(day, kind, key).dirname  # type: ignore[arg-type]
+    assert "/" not in dirname
+    assert ".." not in dirname
+    assert re.fullmatch(DIRNAME_RE, dirname)
+
+
+def test_values_in_the_data_never_become_paths(tmp_path: Path) -> None:
+    hostile = ["../../../../tmp/x", "/etc/passwd", "..", "date=2024-01-02", "$(touch ran)"]
+    rows = [f"{v},1,1,,{v}" for v in hostile]
+    spec = write_dataset(tmp_path, {DAY: csv_text(*rows)})
+    before = {p for p in tmp_path.rglob("*")}
+    run_partition(str(spec), DAY)
+    created = {p for p in tmp_path.rglob("*")} - before
+    assert created
+    out = tmp_path / "out"
+    assert all(p == out or out in p.parents for p in created)
+    assert not (tmp_path / "ran").exists()
+    check_conserved(manifest_path(tmp_path, DAY), rows_in=len(hostile))
+
+
+def _model_dataset(tmp_path: Path, model: Path, sha: str) -> Path:
+    rng = np.random.default_rng(0)
+    rows = [f"r{i},{rng.uniform(1, 90):.3f},{rng.integers(0, 50)},,a" for i in range(300)]
+    detectors = [
+        {
+            "name": "saved",
+            "detector": "iforest",
+            "features": ["amount", "count"],
+            "fit": "model",
+            "model": str(model),
+            "model_sha256": sha,
+        }
+    ]
+    return write_dataset(tmp_path, {DAY: csv_text(*rows)}, detectors=detectors)
+
+
+def _saved_model(path: Path) -> str:
+    rng = np.random.default_rng(1)
+    frame = pl.DataFrame(
+        {"_row_id": np.arange(400, dtype=np.uint64), "amount": rng.uniform(1, 90, 400)}
+    ).with_columns(pl.Series("count", rng.integers(0, 50, 400)))
+    spec = DetectorSpec.model_validate(
+        {"name": "saved", "detector": "iforest", "features": ["amount", "count"]}
+    )
+    return save_model(fit_model(frame, spec), path)
+
+
+def test_a_saved_model_runs_only_when_its_hash_matches(tmp_path: Path) -> None:
+    model = tmp_path / "model.sluice-model"
+    sha = _saved_model(model)
+    spec = _model_dataset(tmp_path / "good", model, sha)
+    summary = run_partition(str(spec), DAY)
+    m = check_conserved(Path(summary["manifest"]), rows_in=300)
+    assert m["detectors"][0]["model_sha256"] == sha
+    assert m["detectors"][0]["fit_mode"] == "model"
+
+    marker = tmp_path / "unpickled"
+    evil = tmp_path / "evil.sluice-model"
+    with zipfile.ZipFile(model) as zf:
+        meta = zf.read("meta.json")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("meta.json", meta)
+        zf.writestr("model.pkl", pickle.dumps(Marker(str(marker))))
+    evil.write_bytes(buf.getvalue())
+    for expected in (sha, file_sha256(evil)):
+        spec = _model_dataset(tmp_path / f"evil-{expected[:6]}", evil, expected)
+        with pytest.raises(ConfigError, match="refusing saved model"):
+            run_partition(str(spec), DAY)
+        assert not (spec.parent / "out" / "clean" / f"date={DAY}").exists()
+    assert not marker.exists()
+
+
+def test_report_values_are_escaped(tmp_path: Path) -> None:
+    script = "<script>alert(1)</script>"
+    rows = [good(i) for i in range(8)] + [f"{script},500,1,,{script}", f"r1,{script},1,,a"]
+    spec = write_dataset(tmp_path, {DAY: csv_text(*rows)})
+    summary = run_partition(str(spec), DAY)
+    report = Path(summary["manifest"]).with_name("report.html")
+    html = report.read_text(encoding="utf-8")
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert os.path.getsize(report) > 0
