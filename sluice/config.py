@@ -100,6 +100,20 @@ class ValidationSpec(_Strict):
     engine: Literal["auto", "polars", "gx"] = "auto"
 
 
+class ReferenceSpec(_Strict):
+    """Where detectors learn what normal looks like."""
+
+    partitions: int = Field(
+        default=0,
+        ge=0,
+        le=400,
+        description=(
+            "Fit detectors with fit auto or reference on the clean rows of up to this many "
+            "earlier committed partitions; 0 fits them on the batch itself."
+        ),
+    )
+
+
 class DatasetSpec(_Strict):
     """One dataset: its source, schema, keys, suite, detectors and outputs."""
 
@@ -112,6 +126,7 @@ class DatasetSpec(_Strict):
     suite: str
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     detectors: list[DetectorSpec] = Field(default_factory=list)
+    reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
     outputs: OutputSpec
 
     @field_validator("name")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
+import io
 import json
 import logging
 import os
@@ -26,6 +28,7 @@ from typing import Any, Literal
 import polars as pl
 
 from detectors.screen import check_specs, screen
+from detectors.spec import DetectorSpec
 from expectations.engine import validate
 from expectations.failures import failures_from_outcomes
 from expectations.results import Suite
@@ -143,7 +146,9 @@ class Run:
 def _check_detectors(loaded: LoadedSpec) -> None:
     schema = {c: polars_dtype(s) for c, s in loaded.spec.columns.items()}
     try:
-        check_specs(loaded.spec.detectors, schema)
+        check_specs(
+            [_with_model_path(loaded, i, d) for i, d in enumerate(loaded.spec.detectors)], schema
+        )
     except ConfigError as exc:
         raise ConfigError(
             exc.problem, file=loaded.path, key=exc.key, found=exc.found, allowed=exc.allowed
@@ -261,10 +266,68 @@ def _screen(run: Run) -> dict[str, Any]:
         why = "a critical check failed" if run.loaded.spec.detectors else "no detectors declared"
         write_parquet(concat_failures([]), run.file("screen_failures.parquet"))
         return {"skipped": why, "rows": passed.height, "models": []}
-    result = screen(passed, run.loaded.spec.detectors)
+    reference, used = reference_rows(run.loaded, run.partition, declared)
+    specs = [_with_model_path(run.loaded, i, s) for i, s in enumerate(run.loaded.spec.detectors)]
+    result = screen(passed, specs, reference=reference)
     write_parquet(result.failures, run.file("screen_failures.parquet"))
     write_parquet(result.scores, run.file("scores.parquet"))
-    return {"rows": passed.height, "models": result.models, "failures": result.failures.height}
+    return {
+        "rows": passed.height,
+        "models": result.models,
+        "failures": result.failures.height,
+        "reference": used,
+    }
+
+
+def _with_model_path(loaded: LoadedSpec, index: int, spec: DetectorSpec) -> DetectorSpec:
+    """The spec with its saved model's path made absolute from the spec file's folder."""
+    if spec.model is None:
+        return spec
+    path = loaded.resolve(spec.model, key=f"detectors[{index}].model")
+    return spec.model_copy(update={"model": path})
+
+
+def reference_rows(
+    loaded: LoadedSpec, partition: Partition, columns: list[str]
+) -> tuple[pl.DataFrame | None, list[dict[str, Any]]]:
+    """The clean rows of up to ``reference.partitions`` committed partitions before this one.
+
+    Only clean output is read, so no quarantined row teaches the detectors, and only files
+    whose sha256 their manifest gives. Returns the rows (None when there are none) and, for the
+    manifest, which partitions they came from.
+    """
+    wanted = loaded.spec.reference.partitions
+    if wanted == 0:
+        return None, []
+    reports = loaded.output_root("reports")
+    earlier: list[tuple[Partition, Path]] = []
+    for manifest in reports.glob(f"{partition.key}=*/manifest.json"):
+        try:
+            part = loaded.spec.partition.parse(manifest.parent.name.split("=", 1)[1])
+        except ValueError:
+            continue
+        if part.start < partition.start:
+            earlier.append((part, manifest))
+    frames: list[pl.DataFrame] = []
+    used: list[dict[str, Any]] = []
+    for part, manifest in sorted(earlier, key=lambda pm: pm[0].start, reverse=True):
+        if len(used) == wanted:
+            break
+        try:
+            entry = json.loads(manifest.read_text(encoding="utf-8"))["outputs"]["clean"]
+            data = Path(entry["path"]).read_bytes()
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            continue
+        frame = pl.read_parquet(io.BytesIO(data))
+        if not set(columns) <= set(frame.columns):
+            continue
+        frames.append(frame.select(ROW_ID, *columns))
+        used.append({"partition": str(part), "sha256": entry["sha256"], "rows": frame.height})
+    if not frames:
+        return None, []
+    return pl.concat(frames, how="vertical_relaxed"), used
 
 
 def _critical_checks(run: Run) -> list[tuple[str, str, str]]:
@@ -386,7 +449,9 @@ def _write_committed(
         },
         "validation": {"engine": val["engine"], "verdicts": val["verdicts"]},
         "detectors": scr.get("models", []),
-        "screen": {k: v for k, v in scr.items() if k in ("skipped", "rows", "seconds")},
+        "screen": {
+            k: v for k, v in scr.items() if k in ("skipped", "rows", "seconds", "reference")
+        },
         "reasons": facts["reasons"],
         "versions": versions(),
     }
