@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from expectations.gx_runner import _columns_needed, run_gx, to_pandas_for_gx, unexpected_positions
-from expectations.results import ExpectationOutcome
+from expectations.results import ExpectationEntry, ExpectationOutcome
 from tests.expectations.conftest import make_entry
 
 
@@ -222,3 +222,40 @@ def test_provenance_columns_are_not_shown_to_gx(small: pl.DataFrame) -> None:
 
 def test_no_entries_gives_no_outcomes(small: pl.DataFrame) -> None:
     assert run_gx(small, []) == []
+
+
+def test_distinct_value_checks_are_batch_level_failures_not_errors() -> None:
+    frame = pl.DataFrame({"k": ["a", "b", "z", "z"]})
+    entry = make_entry(
+        "expect_column_distinct_values_to_be_in_set", 0, column="k", value_set=["a", "b"]
+    )
+    (out,) = run_gx(frame, [entry])
+    assert out.exception is None
+    assert out.success is False
+    assert out.unexpected_rows is None
+
+
+def test_a_check_that_raises_fails_alone() -> None:
+    frame = pl.DataFrame({"v": [1, 2, 3]})
+    raising, fine = run_gx(
+        frame,
+        [
+            ExpectationEntry(
+                index=0,
+                type="expect_column_values_to_be_of_type",
+                kwargs={
+                    "column": "v",
+                    "type_": "int64",
+                    "row_condition": "nope > 1",
+                    "condition_parser": "pandas",
+                },
+                meta={},
+                severity="error",
+            ),
+            make_entry("expect_column_values_to_be_between", 1, column="v", max_value=2),
+        ],
+    )
+    assert raising.exception is not None
+    assert "expect_column_values_to_be_of_type" in raising.exception
+    assert fine.exception is None
+    assert _rows(fine) == [2]
