@@ -62,6 +62,9 @@ class RowPlan:
     without missing values for column-map expectations, without ``ignore_row_if`` rows for pair
     and multicolumn ones). ``failing`` is boolean over the whole frame, or, when ``sequence`` is
     set, over the considered rows only (for checks that look at neighbours or duplicates).
+    ``subset``, when set with ``sequence``, narrows the rows ``failing`` is evaluated on (a cheap
+    necessary condition for failing, such as a repeated hash). ``columns`` are helper masks the
+    runner adds to the frame before selecting, so expressions can share them by name.
     ``denominator`` says what ``mostly`` divides by. ``error`` is an error GX raises only when
     its per-value function meets at least ``error_min_rows`` considered values (pandas' ``map``
     over an empty column calls nothing).
@@ -71,6 +74,8 @@ class RowPlan:
     considered: pl.Expr
     failing: pl.Expr
     sequence: bool = False
+    subset: pl.Expr | None = None
+    columns: Mapping[str, pl.Expr] = field(default_factory=dict)
     denominator: Literal["considered", "domain"] = "considered"
     error: str | None = None
     error_min_rows: int = 1
@@ -105,6 +110,7 @@ class Ctx:
     domain: pl.Expr
     domain_count: pl.Expr = field(default_factory=pl.len)
     null_counts: Mapping[str, int] = field(default_factory=dict)
+    prefix: str = "__sluice_"
 
     @property
     def kwargs(self) -> Mapping[str, Any]:
@@ -167,6 +173,10 @@ class Ctx:
     def dtype(self, name: str) -> pl.DataType:
         """The polars dtype of a column."""
         return self.schema[name]
+
+    def helper(self, name: str) -> str:
+        """A column name for a helper mask of this entry, unique within the suite."""
+        return f"{self.prefix}{name}"
 
     @property
     def has_condition(self) -> bool:

@@ -382,11 +382,24 @@ def be_unique(ctx: Ctx) -> RowPlan:
     """``expect_column_values_to_be_unique`` (every occurrence of a repeated value fails).
 
     Rows that are not considered become null, and a null never duplicates a value, so the
-    duplicates among the considered rows are found without filtering the column.
+    duplicates among the considered rows are found without filtering the column. Strings are
+    compared exactly only among the rows whose hash repeats.
     """
     col = ctx.column()
     considered = ctx.domain & ~ctx.missing(col)
     values: pl.Expr = _comparable(ctx, col)
+    if _kind(ctx, col) == "string":
+        name = ctx.helper("repeated_hash")
+        subset = pl.col(name)
+        failing = values.filter(subset).is_duplicated()
+        return RowPlan(
+            ctx.domain,
+            considered,
+            failing,
+            sequence=True,
+            subset=subset,
+            columns={name: considered & values.hash().is_duplicated()},
+        )
     if ctx.has_condition:
         values = pl.when(considered).then(values)
     return RowPlan(ctx.domain, considered, values.is_duplicated())

@@ -48,7 +48,10 @@ def data_columns(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def compile_entry(
-    entry: ExpectationEntry, frame: pl.DataFrame, null_counts: Mapping[str, int] | None = None
+    entry: ExpectationEntry,
+    frame: pl.DataFrame,
+    null_counts: Mapping[str, int] | None = None,
+    prefix: str = "__sluice_",
 ) -> tuple[Plan, Ctx]:
     """Compile one entry against a frame's columns.
 
@@ -73,7 +76,7 @@ def compile_entry(
     if condition:
         domain = compile_row_condition(condition, schema, nulls)
         domain_count = domain.sum()
-    ctx = Ctx(entry, schema, domain, domain_count, nulls)
+    ctx = Ctx(entry, schema, domain, domain_count, nulls, prefix)
     return compiler(ctx), ctx
 
 
@@ -152,7 +155,7 @@ def run_polars(
     outcomes: dict[int, ExpectationOutcome] = {}
     for pos, entry in enumerate(entries):
         try:
-            plan, ctx = compile_entry(entry, data, nulls)
+            plan, ctx = compile_entry(entry, data, nulls, prefix=f"__sluice_{pos}_")
             compiled[pos] = _Compiled(entry, plan, ctx, ctx.mostly())
         except Unsupported as exc:
             raise unsupported_error(entry, str(exc), path) from None
@@ -181,44 +184,62 @@ def run_polars(
     return [outcomes[pos] for pos in range(len(entries))]
 
 
-def _exprs(pos: int, item: _Compiled) -> list[pl.Expr]:
+INDEX = "__sluice_row"
+
+
+def _stage(pos: int, item: _Compiled) -> tuple[dict[str, pl.Expr], list[pl.Expr]]:
+    """The masks one entry adds to the frame, and the scalars it selects from it."""
     plan = item.plan
     if isinstance(plan, BatchPlan):
-        return [expr.alias(f"b{pos}_{key}") for key, expr in plan.aggregates.items()]
-    index = pl.int_range(pl.len(), dtype=pl.Int64)
+        return {}, [expr.alias(f"b{pos}_{key}") for key, expr in plan.aggregates.items()]
+    masks = dict(plan.columns)
+    considered_name = f"__sluice_c{pos}"
+    masks[considered_name] = plan.considered
+    considered = pl.col(considered_name)
+    index = pl.col(INDEX)
     if plan.sequence:
-        rows = index.filter(plan.considered).filter(plan.failing)
+        subset = considered if plan.subset is None else plan.subset
+        rows = index.filter(subset).filter(plan.failing)
     else:
-        rows = index.filter(plan.considered & plan.failing)
-    considered = (
-        item.ctx.domain_count if plan.considered is item.ctx.domain else plan.considered.sum()
-    )
-    return [
+        rows = index.filter(considered & plan.failing)
+    count = item.ctx.domain_count if plan.considered is item.ctx.domain else considered.sum()
+    return masks, [
         rows.implode().alias(f"r{pos}"),
         item.ctx.domain_count.alias(f"d{pos}"),
-        considered.alias(f"c{pos}"),
+        count.alias(f"c{pos}"),
     ]
+
+
+def _collect(
+    data: pl.DataFrame, stages: list[tuple[dict[str, pl.Expr], list[pl.Expr]]]
+) -> pl.DataFrame:
+    """One lazy query: add the row index and every mask, then select every result."""
+    masks = {name: expr for m, _ in stages for name, expr in m.items()}
+    selected = [e for _, s in stages for e in s]
+    lazy = data.lazy()
+    if masks:
+        lazy = lazy.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(INDEX), **masks)
+    return lazy.select(selected).collect()
 
 
 def _evaluate(
     data: pl.DataFrame, compiled: Mapping[int, _Compiled], outcomes: dict[int, ExpectationOutcome]
 ) -> dict[str, pl.Series]:
-    exprs = [e for pos, item in compiled.items() for e in _exprs(pos, item)]
-    if not exprs:
+    stages = {pos: _stage(pos, item) for pos, item in compiled.items()}
+    if not any(selected for _, selected in stages.values()):
         return {}
     try:
-        out = data.lazy().select(exprs).collect()
+        out = _collect(data, list(stages.values()))
         return {name: out.get_column(name) for name in out.columns}
     except Exception:
         # One entry's check raised (as GX's would): find it by evaluating entries one by one.
         pass
     values: dict[str, pl.Series] = {}
     for pos, item in compiled.items():
-        one = _exprs(pos, item)
-        if not one:
+        if not stages[pos][1]:
             continue
         try:
-            out = data.lazy().select(one).collect()
+            out = _collect(data, [stages[pos]])
         except Exception as exc:
             outcomes[pos] = _raised(item.entry, str(exc).splitlines()[0])
             continue
