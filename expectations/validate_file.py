@@ -90,7 +90,8 @@ def read_data(path: Path) -> pl.DataFrame:
         if fmt == "csv":
             return pl.read_csv(path, infer_schema_length=10_000)
         return pl.read_ndjson(path, infer_schema_length=10_000)
-    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+    except (pl.exceptions.PolarsError, OSError, ValueError, pl.exceptions.PanicException) as exc:
+        # polars' reader panics (a BaseException) on some corrupt files: that is bad input too
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: cannot read it as {fmt}: {first}") from None
 
