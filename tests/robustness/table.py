@@ -63,7 +63,8 @@ def rows() -> list[str]:
             pipeline = _pipeline(case, Path(a))
             write_dataset(Path(b), {})
             validate = _validate(case, Path(b))
-        out.append(f"| `{case.name}` | {pipeline} | {validate} |")
+        cells = (f"`{case.name}`", pipeline, validate)
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return out
 
 
