@@ -76,10 +76,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _quiet_prefect(verbose: bool) -> None:
+    """Keep Prefect's console quiet (its run logs still reach the API, hence the UI).
+
+    A failed flow run's exception would otherwise be printed with its traceback before sluice's
+    own one-line message.
+    """
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

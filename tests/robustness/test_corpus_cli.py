@@ -34,10 +34,6 @@ SUBSET = {
     "ndjson": ("ndjson_broken_lines", "ndjson_invalid_utf8_line", "ndjson_reserved_key"),
     "parquet": ("parquet_truncated", "parquet_nested_for_scalars", "parquet_corrupt_0"),
 }
-PREFECT_TRACEBACK = (
-    "Prefect logs a failed flow run's exception with its traceback on stderr (flows/screen.py "
-    "raises; returning a Failed state, or a CLI log filter, would keep stderr to sluice's line)"
-)
 
 
 @dataclass(frozen=True)
@@ -127,7 +123,6 @@ def test_backfill_outcomes(subset: dict[str, Batch], fmt: str) -> None:
     assert len(outcomes) == len(SUBSET[fmt])
 
 
-@pytest.mark.xfail(strict=True, reason=PREFECT_TRACEBACK)
 @pytest.mark.parametrize("fmt", sorted(SUBSET))
 def test_backfill_stderr_has_no_traceback(subset: dict[str, Batch], fmt: str) -> None:
     assert "Traceback" not in subset[fmt].err
