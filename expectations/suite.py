@@ -104,6 +104,10 @@ def load_suite(path: str | Path) -> Suite:
             line=exc.lineno,
             allowed="a GX suite as JSON",
         ) from exc
+    except RecursionError:
+        raise ConfigError(
+            "the suite file nests too deeply to read", file=p, allowed="a GX suite as JSON"
+        ) from None
     places = _locate(text)
     if duplicates:
         where, pos = places.dup_keys[0] if places.dup_keys else ((duplicates[0],), None)
