@@ -25,6 +25,7 @@ from detectors.base import Detector, FloatArray
 from detectors.features import FeaturePreparer
 from detectors.spec import DetectorSpec
 from sluice.errors import ConfigError
+from sluice.write import file_sha256
 
 FORMAT = "sluice-model/1"
 VERSIONED = ("numpy", "scipy", "scikit-learn", "pyod", "polars")
@@ -51,15 +52,6 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[dist] = "absent"
     return out
-
-
-def file_sha256(path: Path | str) -> str:
-    """The sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def spec_features(spec: DetectorSpec) -> list[dict[str, Any]]:

@@ -62,10 +62,10 @@ class NotCommitted(SluiceError):
     """A partition's files are not the ones its manifest names (being replaced, or none yet)."""
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path | str) -> str:
     """sha256 of a file's bytes."""
     h = hashlib.sha256()
-    with path.open("rb") as fh:
+    with Path(path).open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

@@ -9,23 +9,10 @@ import polars as pl
 import pytest
 
 from expectations.results import DuplicatePolicy, ExpectationEntry
+from sluice.demo_data import COLUMNS
 from sluice.failures import Severity
 
-TRIPS_COLUMNS = [
-    "trip_id",
-    "vendor_id",
-    "medallion",
-    "pickup_at",
-    "dropoff_at",
-    "passenger_count",
-    "trip_distance",
-    "pickup_zone",
-    "dropoff_zone",
-    "payment_type",
-    "fare_amount",
-    "tip_amount",
-    "total_amount",
-]
+TRIPS_COLUMNS = list(COLUMNS)
 
 
 def make_entry(
