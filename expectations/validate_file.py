@@ -1,9 +1,11 @@
 """``sluice validate DATA --suite SUITE.json``: validate one file, so engines can be compared.
 
-DATA is Parquet, CSV or NDJSON, read with polars' own type inference. The result JSON lists, in
-suite order, each expectation's type, kwargs, success, unexpected count, failing row positions
-(0-based; null for batch-level checks), observed value and engine. The failures Parquet has one
-row per failing (row, rule): ``_row`` (position), ``rule``, ``column``, ``value``.
+DATA is Parquet, CSV or NDJSON, read with polars' own type inference once sluice's own reader
+found every CSV or NDJSON record well formed (a broken file is an input error naming the file
+and the line or record: nothing is padded, renamed, dropped or decoded lossily). The result JSON
+lists, in suite order, each expectation's type, kwargs, success, unexpected count, failing row
+positions (0-based; null for batch-level checks), observed value and engine. The failures Parquet
+has one row per failing (row, rule): ``_row`` (position), ``rule``, ``column``, ``value``.
 
 Exit codes: 0 every expectation passed, 1 one failed (or could not run), 2 usage or
 configuration error.
@@ -12,6 +14,7 @@ configuration error.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
@@ -26,8 +29,11 @@ from expectations.failures import json_safe
 from expectations.results import ExpectationOutcome
 from expectations.suite import load_suite
 from sluice.errors import InputError, SluiceError
+from sluice.ingest import BadRecord, read_text_records
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MAX_NESTING = 60  # pyarrow, which GX goes through, stops at 64 levels
+INFER_ROWS = 10_000
 FORMATS: dict[str, str] = {
     ".parquet": "parquet",
     ".pq": "parquet",
@@ -76,7 +82,14 @@ def main(args: argparse.Namespace) -> int:
 
 
 def read_data(path: Path) -> pl.DataFrame:
-    """Read a data file with its own types; ``InputError`` if it cannot be read."""
+    """Read a data file with its own types; ``InputError`` if it cannot be read.
+
+    CSV and NDJSON go through ``sluice.ingest``'s reader first: a malformed record, bytes that
+    are not UTF-8, a duplicate header or JSON key or an unclosed quote stop here, naming the file
+    and the line or record. A well-formed file is then read with polars' type inference; a CSV
+    file polars reads otherwise (other records or columns, or not at all) has its types inferred
+    by polars from the records sluice read.
+    """
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InputError(
@@ -84,16 +97,112 @@ def read_data(path: Path) -> pl.DataFrame:
         )
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    if fmt == "parquet":
+        return _polars_read(path, fmt, path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    text, bad = read_text_records(data, fmt, str(path))
+    if bad:
+        raise InputError(bad_records_message(path, fmt, text.width, bad))
+    if fmt == "ndjson":
+        frame = _polars_read(io.BytesIO(data), fmt, path)
+        if frame.height != text.height or set(frame.columns) != set(text.columns):
+            frame = _polars_read(io.BytesIO(data), fmt, path, infer=None)
+        if frame.height != text.height or set(frame.columns) != set(text.columns):
+            raise InputError(
+                f"{path}: polars reads {frame.height} records with keys {sorted(frame.columns)}, "
+                f"sluice {text.height} with keys {sorted(text.columns)}"
+            )
+    else:
+        frame = _csv_frame(data, text, path)
+    _check_nesting(frame, path)
+    return frame
+
+
+def _csv_frame(data: bytes, text: pl.DataFrame, path: Path) -> pl.DataFrame:
+    """polars' reading of the bytes when it has sluice's records and columns; else polars' types
+    inferred from sluice's text (lines ending in a lone CR, a quote inside an unquoted field)."""
+    try:
+        frame = _polars_read(io.BytesIO(data), "csv", path)
+    except InputError:
+        pass
+    else:
+        if frame.shape == text.shape and frame.columns == text.columns:
+            return frame
+    return _polars_read(io.BytesIO(text.write_csv().encode()), "csv", path, infer=None)
+
+
+def _polars_read(
+    source: Path | io.BytesIO, fmt: str, path: Path, infer: int | None = INFER_ROWS
+) -> pl.DataFrame:
     try:
         if fmt == "parquet":
-            return pl.read_parquet(path)
+            return pl.read_parquet(source)
         if fmt == "csv":
-            return pl.read_csv(path, infer_schema_length=10_000)
-        return pl.read_ndjson(path, infer_schema_length=10_000)
+            return pl.read_csv(source, infer_schema_length=infer)
+        return pl.read_ndjson(source, infer_schema_length=infer)
     except (pl.exceptions.PolarsError, OSError, ValueError, pl.exceptions.PanicException) as exc:
         # polars' reader panics (a BaseException) on some corrupt files: that is bad input too
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: cannot read it as {fmt}: {first}") from None
+
+
+def bad_records_message(path: Path, fmt: str, width: int, bad: Sequence[BadRecord]) -> str:
+    """What is wrong with the first bad record of a file, for a person (records count from 1)."""
+    first = bad[0]
+    where = f"{path}: record {first.row + 1}"
+    if fmt == "csv":
+        where += " after the header"
+    snippet = first.text if len(first.text) <= 120 else first.text[:120] + "..."
+    if first.rule == "encoding":
+        what = f"holds bytes that are not valid UTF-8 (read as latin-1: {snippet!r})"
+    elif fmt == "csv":
+        what = f"does not have the header's {width} fields: {snippet!r}"
+    else:
+        what = f"is not one JSON object with distinct keys ({_json_problem(first.text)}): "
+        what += repr(snippet)
+    more = f"; {len(bad)} bad records in all" if len(bad) > 1 else ""
+    return f"{where} {what}{more} (records count from 1, blank lines not counted)"
+
+
+def _json_problem(text: str) -> str:
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"duplicate key {twice[0]!r}")
+        return dict(pairs)
+
+    try:
+        value = json.loads(text, object_pairs_hook=unique)
+    except (ValueError, RecursionError) as exc:
+        return str(exc).split("\n", 1)[0] or type(exc).__name__
+    return f"a JSON {type(value).__name__}, not an object"
+
+
+def _nesting(dtype: pl.DataType) -> int:
+    depth = 0
+    todo: list[tuple[object, int]] = [(dtype, 0)]
+    while todo:
+        current, level = todo.pop()
+        depth = max(depth, level)
+        if isinstance(current, (pl.List, pl.Array)):
+            todo.append((current.inner, level + 1))
+        elif isinstance(current, pl.Struct):
+            todo.extend((f.dtype, level + 1) for f in current.fields)
+    return depth
+
+
+def _check_nesting(frame: pl.DataFrame, path: Path) -> None:
+    for name, dtype in frame.schema.items():
+        depth = _nesting(dtype)
+        if depth > MAX_NESTING:
+            raise InputError(
+                f"{path}: column {name!r} holds values nested {depth} levels deep; "
+                f"sluice validate checks values nested at most {MAX_NESTING} levels"
+            )
 
 
 def validate_file(
@@ -110,7 +219,10 @@ def validate_file(
     loaded = load_suite(suite)
     frame = read_data(Path(data))
     started = time.perf_counter()
-    outcomes = validate(frame, loaded, engine)
+    try:
+        outcomes = validate(frame, loaded, engine)
+    except RecursionError:
+        raise InputError(f"{data}: a value is nested too deeply to be checked") from None
     seconds = time.perf_counter() - started
     passed = all(o.success and o.exception is None for o in outcomes)
     if result is not None:

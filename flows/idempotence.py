@@ -1,8 +1,10 @@
 """Skip what is done: a partition already screened from the same inputs, suite and spec.
 
 A partition is done when its manifest says it passed, its input files are the same files with the
-same sha256, the suite and the dataset spec have the sha256 the manifest recorded, and its clean
-and quarantine outputs are still there. A partition whose last run failed a critical check is
+same sha256, the suite and the dataset spec have the sha256 the manifest recorded, and every
+output file the manifest names is there with the sha256 it gives (the read protocol of
+``sluice.write.load_partition``, hashing only: a partition whose commit died half way, or whose
+outputs were changed, is screened again). A partition whose last run failed a critical check is
 never done: screening it again fails again and alerts again, which is the point.
 """
 
@@ -57,6 +59,28 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def unverified_output(outputs: Any) -> str | None:
+    """Why the output files a manifest names are not the ones it hashed; None when all are.
+
+    Every entry needs a ``path`` to a file whose sha256 is the entry's ``sha256``: a missing or
+    different file means a run died while replacing the partition, or someone changed it.
+    """
+    if not isinstance(outputs, dict) or not outputs:
+        return "its manifest names no outputs"
+    for name, entry in sorted(outputs.items()):
+        out = entry.get("path") if isinstance(entry, dict) else None
+        sha = entry.get("sha256") if isinstance(entry, dict) else None
+        if not isinstance(out, str) or not isinstance(sha, str):
+            return f"its manifest gives no path and sha256 for its {name} output"
+        try:
+            actual = file_sha256(out)
+        except OSError:
+            return f"its {name} output {out} is missing"
+        if actual != sha:
+            return f"its {name} output {out} is not the file its manifest names (sha256 differs)"
+    return None
+
+
 def check_done(
     loaded: LoadedSpec, partition: Partition, *, suite_sha256: str | None = None
 ) -> Done:
@@ -80,6 +104,9 @@ def check_done(
         out = outputs.get(side, {}).get("path")
         if not out or not Path(out).is_file():
             return Done(False, f"its {side} output is missing", path)
+    mismatch = unverified_output(outputs)
+    if mismatch is not None:
+        return Done(False, mismatch, path)
     try:
         files = list_source_files(loaded, partition)
     except InputError:

@@ -367,6 +367,22 @@ def _read_ndjson(data: bytes, path: str) -> tuple[pl.DataFrame, list[BadRecord]]
     return pl.DataFrame({k: pl.Series(k, v, dtype=pl.String) for k, v in cols.items()}), bad
 
 
+def read_text_records(
+    data: bytes, fmt: str, path: str, csv_options: CsvOptions | None = None
+) -> tuple[pl.DataFrame, list[BadRecord]]:
+    """CSV or NDJSON bytes as ingest reads them: every column as text, and the bad records.
+
+    The frame has one row per record (a bad record is a row of nulls at ``BadRecord.row``, a
+    0-based position). Raises ``InputError`` naming ``path`` and the line for what stops a run
+    (no header, a duplicate or undecodable header, an unclosed quote, no JSON object at all).
+    """
+    if fmt == "csv":
+        return _read_csv(data, csv_options or CsvOptions(), path)
+    if fmt == "ndjson":
+        return _read_ndjson(data, path)
+    raise ValueError(f"read_text_records reads csv or ndjson, not {fmt!r}")
+
+
 def _read_parquet(data: bytes, path: str) -> pl.DataFrame:
     try:
         source = pq.ParquetFile(io.BytesIO(data))

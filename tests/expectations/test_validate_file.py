@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
+import expectations.validate_file as validate_file_module
 from expectations.validate_file import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    MAX_NESTING,
     add_arguments,
     main,
+    read_data,
     validate_file,
 )
+from sluice.errors import InputError
 
 FRAME = pl.DataFrame(
     {
@@ -163,3 +169,111 @@ def test_main_reports_bad_suites_and_polars_refusals(
     assert "expectations[0]" in err
     assert "Traceback" not in err
     assert main(parse([str(data), "--suite", str(suite)])) in (EXIT_OK, EXIT_FAILED)
+
+
+BROKEN: dict[str, tuple[str, bytes, str]] = {
+    "short_row": ("csv", b"a,b,c\n1,2,3\n4,5\n", r"data\.csv: record 2 after the header does not"),
+    "long_row": ("csv", b"a,b\n1,2,3\n", r"data\.csv: record 1 after the header does not have"),
+    "blank_and_short": ("csv", b"a,b\n1,2\n\n\n3\n", r"data\.csv: record 2 after the header"),
+    "duplicate_header": ("csv", b"a,b,a\n1,2,3\n", r"data\.csv:1: duplicate column names.*: a"),
+    "invalid_utf8": ("csv", b"a,b\n1,caf\xe9\n2,x\n", r"data\.csv: record 1 .*not valid UTF-8"),
+    "invalid_header": ("csv", b"a,\xe9\n1,2\n", r"data\.csv:1: the header holds bytes"),
+    "unclosed_quote": ("csv", b'a,b\n1,2\n3,"x\n4,5\n', r"data\.csv:3: a quoted field .* never"),
+    "quote_in_header": ("csv", b'a,"b\n1,2\n', r"data\.csv:1: the header opens a quoted field"),
+    "duplicate_keys": (
+        "ndjson",
+        b'{"a": 1}\n\n{"a": 2, "a": 3}\n',
+        r"data\.ndjson: record 2 is not one JSON object .*duplicate key 'a'",
+    ),
+    "not_an_object": ("ndjson", b'{"a": 1}\n[1]\n', r"data\.ndjson: record 2 .*a JSON list"),
+    "ndjson_invalid_utf8": (
+        "ndjson",
+        b'{"a": 1}\n{"a": "\xff"}\n',
+        r"data\.ndjson: record 2 holds bytes that are not valid UTF-8",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_a_broken_file_is_an_input_error_naming_the_place(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fmt, content, expected = BROKEN[name]
+    data = tmp_path / f"data.{fmt}"
+    data.write_bytes(content)
+    suite = write_suite(tmp_path, {"name": "n", "expectations": []})
+    result = tmp_path / "out.json"
+    assert main(parse([str(data), "--suite", str(suite), "--result", str(result)])) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert re.search(expected, err), err
+    assert str(data) in err
+    assert "Traceback" not in err
+    assert not result.exists()
+
+
+def test_the_message_counts_every_bad_record(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_bytes(b"a,b\n1\n2,3\n4\n5,6,7\n")
+    with pytest.raises(InputError, match=r"record 1 after .*'1'; 3 bad records in all"):
+        read_data(data)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+def test_a_well_formed_file_is_read_as_polars_reads_it(tmp_path: Path, fmt: str) -> None:
+    data = tmp_path / f"data.{fmt}"
+    getattr(FRAME, f"write_{fmt}")(data)
+    reader = pl.read_csv if fmt == "csv" else pl.read_ndjson
+    assert_frame_equal(read_data(data), reader(data, infer_schema_length=10_000))
+
+
+def test_lines_ending_in_a_lone_cr_are_read_record_by_record(tmp_path: Path) -> None:
+    lf, cr = tmp_path / "lf.csv", tmp_path / "cr.csv"
+    FRAME.write_csv(lf)
+    cr.write_bytes(lf.read_bytes().replace(b"\n", b"\r"))
+    frame = read_data(cr)
+    assert frame.height == FRAME.height
+    assert_frame_equal(frame, read_data(lf))
+
+
+def test_a_stray_quote_polars_refuses_is_read_as_sluice_reads_it(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_bytes(b'a,b\n1,x"y\n2,z\n')
+    frame = read_data(data)
+    assert frame.to_dict(as_series=False) == {"a": [1, 2], "b": ['x"y', "z"]}
+
+
+def test_an_ndjson_key_first_seen_late_is_kept(tmp_path: Path) -> None:
+    data = tmp_path / "data.ndjson"
+    lines = [json.dumps({"a": i}) for i in range(10_001)] + [json.dumps({"a": 0, "late": "x"})]
+    data.write_text("\n".join(lines) + "\n")
+    frame = read_data(data)
+    assert frame.columns == ["a", "late"]
+    assert frame["late"].drop_nulls().to_list() == ["x"]
+
+
+def test_values_nested_deeper_than_the_limit_are_an_input_error(tmp_path: Path) -> None:
+    data = tmp_path / "data.ndjson"
+    suite = write_suite(tmp_path, {"name": "n", "expectations": []})
+    for depth, ok in ((MAX_NESTING, True), (MAX_NESTING + 1, False)):
+        value = json.loads("[" * depth + "]" * depth)
+        data.write_text(json.dumps({"id": "a", "deep": value}) + "\n")
+        if ok:
+            assert validate_file(data, suite, "polars") == EXIT_OK
+        else:
+            with pytest.raises(InputError, match=rf"column 'deep' .* nested {depth} levels"):
+                validate_file(data, suite, "polars")
+
+
+def test_a_recursion_error_while_checking_is_an_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def recurse(*_: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(validate_file_module, "validate", recurse)
+    data = tmp_path / "data.parquet"
+    FRAME.write_parquet(data)
+    assert main(parse([str(data), "--suite", str(write_suite(tmp_path))])) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"{data}: a value is nested too deeply" in err
+    assert "Traceback" not in err

@@ -5,7 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from flows.idempotence import check_done, file_sha256, read_manifest, summary_from_manifest
+from flows.idempotence import (
+    check_done,
+    file_sha256,
+    read_manifest,
+    summary_from_manifest,
+    unverified_output,
+)
 from sluice.config import LoadedSpec, find_spec
 from sluice.pipeline import run_partition
 from tests.conftest import SpecFactory, tiny_suite
@@ -100,3 +106,61 @@ def test_file_sha256_matches_the_manifest(screened: LoadedSpec, tmp_path: Path) 
     assert manifest is not None
     (source,) = manifest["inputs"]
     assert file_sha256(source["path"]) == source["sha256"]
+
+
+def _outputs(screened: LoadedSpec) -> dict[str, dict[str, str]]:
+    manifest = read_manifest(
+        check_done(screened, screened.spec.partition.parse("2024-01-01")).manifest
+    )
+    assert manifest is not None
+    outputs: dict[str, dict[str, str]] = manifest["outputs"]
+    return outputs
+
+
+def test_a_corrupted_clean_file_undoes_it_until_screened_again(screened: LoadedSpec) -> None:
+    part = screened.spec.partition.parse("2024-01-01")
+    clean = Path(_outputs(screened)["clean"]["path"])
+    original = clean.read_bytes()
+    clean.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    verdict = check_done(screened, part)
+    assert not verdict.done
+    assert verdict.reason == (
+        f"its clean output {clean} is not the file its manifest names (sha256 differs)"
+    )
+    run_partition(str(screened.path), "2024-01-01")
+    assert check_done(screened, part).done
+
+
+@pytest.mark.parametrize("name", ["failures", "report"])
+def test_any_output_the_manifest_names_must_be_there(screened: LoadedSpec, name: str) -> None:
+    outputs = _outputs(screened)
+    assert {"clean", "quarantine", name} <= set(outputs)
+    Path(outputs[name]["path"]).unlink()
+    verdict = check_done(screened, screened.spec.partition.parse("2024-01-01"))
+    assert (verdict.done, verdict.reason) == (
+        False,
+        f"its {name} output {outputs[name]['path']} is missing",
+    )
+
+
+def test_a_manifest_whose_hash_is_edited_is_not_done(screened: LoadedSpec) -> None:
+    part = screened.spec.partition.parse("2024-01-01")
+    path = check_done(screened, part).manifest
+    manifest = json.loads(path.read_text())
+    manifest["outputs"]["quarantine"]["sha256"] = "0" * 64
+    path.write_text(json.dumps(manifest))
+    verdict = check_done(screened, part)
+    assert not verdict.done
+    assert verdict.reason.startswith("its quarantine output ")
+    assert verdict.reason.endswith("(sha256 differs)")
+
+
+def test_unverified_output_names_what_is_wrong(tmp_path: Path) -> None:
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"abc")
+    good = {"x": {"path": str(f), "sha256": file_sha256(str(f))}}
+    assert unverified_output(good) is None
+    assert unverified_output({}) == "its manifest names no outputs"
+    assert unverified_output({"x": {"path": str(f)}}) == (
+        "its manifest gives no path and sha256 for its x output"
+    )

@@ -7,6 +7,7 @@ protocol), quarantined rows carrying their reasons: never a traceback, never a s
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from tests.robustness.support import check_conserved, leftovers, reasons, write_
 DAY = "2024-01-01"
 SLOW_IN_VALIDATE = ("ndjson_nested_900_levels",)
 SUITE_ARGS: tuple[str, ...] = ()
+BAD_RECORD = FILE + r": record \d+ (after the header )?(does not have|is not one|holds bytes)"
 
 
 def _check_values(case: Case, manifest: Path) -> None:
@@ -103,7 +105,9 @@ def test_sluice_validate(
 ) -> None:
     data = tmp_path / f"data.{case.fmt}"
     data.write_bytes(case.data)
-    code = main(["validate", str(data), "--suite", str(suite_file), *SUITE_ARGS])
+    result = tmp_path / "result.json"
+    argv = ["validate", str(data), "--suite", str(suite_file), "--result", str(result)]
+    code = main([*argv, *SUITE_ARGS])
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert code in (0, 1, 2), err
@@ -111,6 +115,10 @@ def test_sluice_validate(
         assert str(data) in err
     if case.refuse_in_validate:
         assert code == 2, f"{case.name}: exit {code}: a broken file read as if it were whole"
+        if case.fmt != "parquet":
+            assert re.search(case.error or BAD_RECORD, err), err
+    elif code != 2 and case.rows is not None:
+        assert json.loads(result.read_text())["rows"] == case.rows, "records lost or invented"
 
 
 @pytest.fixture
