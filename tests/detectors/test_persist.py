@@ -14,10 +14,11 @@ import pytest
 from pydantic import ValidationError
 
 from detectors import screen
-from detectors.persist import file_sha256, library_versions, load_model, save_model
+from detectors.persist import library_versions, load_model, save_model
 from detectors.screen import check_specs, fit_model
 from detectors.spec import DetectorSpec
 from sluice.errors import ConfigError, SluiceError
+from sluice.write import file_sha256
 
 
 def frame(n: int = 800, seed: int = 0) -> pl.DataFrame:

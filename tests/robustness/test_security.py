@@ -19,7 +19,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.persist import file_sha256, save_model
+from detectors.persist import save_model
 from detectors.screen import fit_model
 from detectors.spec import DetectorSpec
 from expectations.suite import load_suite
@@ -27,6 +27,7 @@ from sluice.cli import main
 from sluice.config import Partition, find_spec, load_spec
 from sluice.errors import ConfigError
 from sluice.pipeline import Run, run_partition
+from sluice.write import file_sha256
 from tests.robustness.corpus import csv_text, good
 from tests.robustness.support import check_conserved, manifest_path, write_dataset
 
