@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from expectations.engine import ENGINES, EngineChoice, validate
 from expectations.failures import json_safe
@@ -139,12 +141,13 @@ def _polars_read(
 ) -> pl.DataFrame:
     try:
         if fmt == "parquet":
-            return pl.read_parquet(source)
+            # pyarrow fails cleanly on corrupt files where polars' reader panics
+            table = pq.read_table(source)
+            return cast(pl.DataFrame, pl.from_arrow(table))
         if fmt == "csv":
             return pl.read_csv(source, infer_schema_length=infer)
         return pl.read_ndjson(source, infer_schema_length=infer)
-    except (pl.exceptions.PolarsError, OSError, ValueError, pl.exceptions.PanicException) as exc:
-        # polars' reader panics (a BaseException) on some corrupt files: that is bad input too
+    except (pl.exceptions.PolarsError, pa.ArrowException, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: cannot read it as {fmt}: {first}") from None
 
