@@ -102,6 +102,7 @@ class Run:
         *,
         engine: EngineChoice | None = None,
         run_id: str | None = None,
+        check_detectors: bool = True,
     ) -> Run:
         """Load and check every piece of configuration before any data moves."""
         loaded = find_spec(dataset)
@@ -112,15 +113,21 @@ class Run:
                 str(exc), file=loaded.path, key="partition", found=str(partition)
             ) from None
         suite = load_suite(loaded.suite_path)
-        _check_detectors(loaded)
+        if check_detectors:
+            _check_detectors(loaded)
         rid = run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         work = loaded.output_root("reports") / ".work" / f"{part.dirname}-{rid}"
         return cls(loaded, suite, part, rid, work, engine or loaded.spec.validation.engine)
 
     @classmethod
     def resume(cls, spec_path: str, partition: str, run_id: str, engine: EngineChoice) -> Run:
-        """Rebuild a prepared run from the plain values an orchestrator passes between tasks."""
-        return cls.prepare(spec_path, partition, engine=engine, run_id=run_id)
+        """Rebuild a prepared run from the plain values an orchestrator passes between tasks.
+
+        The run was checked when it was prepared; the detectors are not checked again.
+        """
+        return cls.prepare(
+            spec_path, partition, engine=engine, run_id=run_id, check_detectors=False
+        )
 
     def discard(self) -> None:
         """Remove the work folder, and its parent when no other run uses it."""
