@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -152,7 +154,8 @@ def screenshot(
     """Open the deployment's run form, fill it, save a PNG; returns the form's controls."""
     dep_id = deployment_id(api_url, deployment)
     ui = api_url.removesuffix("/api")
-    with tempfile.TemporaryDirectory(prefix="sluice-chromium-") as tmp:
+    # Chromium's helper processes may still write to the profile after the browser exits
+    with tempfile.TemporaryDirectory(prefix="sluice-chromium-", ignore_cleanup_errors=True) as tmp:
         profile = Path(tmp)
         cmd = [
             find_chromium(),
@@ -161,7 +164,9 @@ def screenshot(
             f"--window-size={width},{height}",
             "about:blank",
         ]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             with connect(devtools_url(profile, proc), max_size=None) as ws:
                 page = Page(ws)
@@ -182,15 +187,22 @@ def screenshot(
                     time.sleep(0.5)
                 shot = page.call("Page.captureScreenshot", format="png")
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(base64.b64decode(shot["data"]))
     return controls
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End Chromium and every helper process it started (its own session)."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def main(argv: list[str] | None = None) -> int:
