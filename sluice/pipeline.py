@@ -34,7 +34,7 @@ from expectations.failures import failures_from_outcomes
 from expectations.results import Suite
 from expectations.suite import load_suite
 from sluice.config import LoadedSpec, Partition, find_spec
-from sluice.decide import add_checksums, checksum, drop_shadowed, split
+from sluice.decide import Split, add_checksums, checksum, drop_shadowed, split
 from sluice.errors import ConfigError
 from sluice.failures import concat_failures
 from sluice.ingest import ROW_ID, ingest, polars_dtype
@@ -352,7 +352,17 @@ def _critical_checks(run: Run) -> list[tuple[str, str, str]]:
     return checks
 
 
-def _write(run: Run, commit: PartitionCommit) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Staged:
+    """What the write stage staged: the split, the ids that came in, the reasons and files."""
+
+    split: Split
+    ids_in: pl.Series
+    reasons: list[str]
+    outputs: dict[str, Any]
+
+
+def _write(run: Run, commit: PartitionCommit) -> _Staged:
     """Split rows into clean and quarantine and stage them."""
     frame = pl.read_parquet(run.file("frame.parquet"))
     raw = pl.read_parquet(run.file("raw.parquet"))
@@ -380,14 +390,7 @@ def _write(run: Run, commit: PartitionCommit) -> dict[str, Any]:
     write_parquet(result.quarantine, w.path(PARQUET_NAME), qmeta)
     outputs["quarantine"] = describe(w.path(PARQUET_NAME), result.quarantine.height)
     outputs["quarantine"]["path"] = str(w.final / PARQUET_NAME)
-    return {
-        "clean": result.clean.height,
-        "quarantine": result.quarantine.height,
-        "critical": list(result.critical),
-        "reasons": reasons,
-        "outputs": outputs,
-        "_split": result,
-    }
+    return _Staged(result, frame[ROW_ID], reasons, outputs)
 
 
 stage_ingest = _timed(_ingest, "ingest")
@@ -417,16 +420,15 @@ def _write_committed(
     run: Run, commit: PartitionCommit, started: dt.datetime | None
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
-    facts = _write(run, commit)
-    result = facts.pop("_split")
+    staged = _write(run, commit)
+    result, ids_in = staged.split, staged.ids_in
     part = run.partition
-    ids_in = pl.read_parquet(run.file("frame.parquet"), columns=[ROW_ID])[ROW_ID]
     sums = {
         "in": checksum(ids_in),
         "clean": checksum(result.clean[ROW_ID]),
         "quarantine": checksum(result.quarantine[ROW_ID]),
     }
-    counts = _counts(result.failures, len(ids_in), facts["clean"], facts["quarantine"])
+    counts = _counts(result.failures, len(ids_in), result.clean.height, result.quarantine.height)
     holds = counts["in"] == counts["clean"] + counts["quarantine"] and sums["in"] == add_checksums(
         sums["clean"], sums["quarantine"]
     )
@@ -459,13 +461,13 @@ def _write_committed(
         "screen": {
             k: v for k, v in scr.items() if k in ("skipped", "rows", "seconds", "reference")
         },
-        "reasons": facts["reasons"],
+        "reasons": staged.reasons,
         "versions": versions(),
     }
     commit.swap("clean", "quarantine")
     w = commit.writer("reports")
     write_parquet(result.failures, w.path("failures.parquet"))
-    outputs = {**facts["outputs"], "failures": describe(w.path("failures.parquet"))}
+    outputs = {**staged.outputs, "failures": describe(w.path("failures.parquet"))}
     outputs["failures"]["path"] = str(w.final / "failures.parquet")
     manifest["outputs"] = outputs
     timings = {s: run.facts(s)["seconds"] for s in ("ingest", "validate", "screen")}
