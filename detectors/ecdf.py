@@ -2,9 +2,9 @@
 
 PyOD scores new rows by sorting them together with every training row. Here ``fit`` keeps, per
 feature, the sorted distinct values of the fit sample and one table of the per-feature outlier score
-of a value equal to each of them (odd slots) or falling just below it (even slots); scoring a chunk
-is one argsort of the chunk per feature, a binary search of the sorted chunk (``np.searchsorted``,
-cache-friendly because the keys are sorted) and one table look-up, features in parallel threads.
+of a value equal to each of them or falling between two of them, plus a bucket index over the
+values; scoring is a compiled look-up per value (``detectors/_ecdf_kernel.py``): a bucket, a few
+branch-free halving steps, one table read; row blocks run in parallel threads without the GIL.
 
 A new row's tail probabilities are those PyOD gives when that row alone is appended to the fit
 sample: ``(count + 1) / (n + 1)``. The scores of the fit rows themselves (``fit_scores_``) are
@@ -15,14 +15,22 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+import numpy.typing as npt
 from scipy.stats import skew
 
+from detectors import _ecdf_kernel as kernel
 from detectors.base import Detector, FloatArray
 from sluice.errors import ConfigError
+
+BUCKETS_PER_VALUE = 1
+MAX_BUCKETS = 1 << 21
+MIN_PARALLEL_ROWS = 2048
+LOG_LIKE_MIN_SAVING = 1  # halving steps the log-like map must save over the linear one
 
 
 class _ECDFDetector(Detector):
@@ -30,6 +38,7 @@ class _ECDFDetector(Detector):
     extra_params: ClassVar[dict[str, str]] = {
         "n_jobs": "threads used to score features in parallel; null for one per core",
     }
+    _INDEX = ("buckets_", "bucket_offsets_", "steps_", "maps_", "map_params_")
 
     def __init__(
         self,
@@ -37,7 +46,7 @@ class _ECDFDetector(Detector):
         contamination: float = 0.01,
         max_fit_rows: int | Literal["auto"] | None = "auto",
         random_state: int = 0,
-        chunk_rows: int = 65_536,
+        chunk_rows: int = 262_144,
         n_jobs: int | None = None,
     ) -> None:
         super().__init__(
@@ -92,62 +101,154 @@ class _ECDFDetector(Detector):
             table = np.empty(2 * len(btw), dtype=np.float64)
             table[0::2] = btw
             table[1::2] = np.concatenate((btw[:1], eq))
-            values.append(np.concatenate(([np.nan], u)))
+            values.append(u)
             tables.append(table)
-        self.values_ = values
-        self.tables_ = tables
+        self.value_offsets_ = np.concatenate(([0], np.cumsum([len(u) for u in values]))).astype(
+            np.int64
+        )
+        self.values_ = np.concatenate(values)
+        self.tables_ = np.concatenate(tables)
+        self._build_index()
         total: FloatArray = fit_parts.sum(axis=1)
         return total
 
-    def _feature_part(self, j: int, q: FloatArray) -> FloatArray:
-        order = np.argsort(q)
-        qs = q[order]
-        vals = self.values_[j]
-        k = np.searchsorted(vals[1:], qs, side="right")
-        part = self.tables_[j][2 * k + (vals[k] == qs)]
-        out = np.empty(len(q), dtype=np.float64)
-        out[order] = part
-        return out
+    def _build_index(self) -> None:
+        """Bucket index per feature: a linear or log-like map, whichever leaves shorter runs."""
+        d = len(self.value_offsets_) - 1
+        buckets: list[npt.NDArray[np.int32]] = []
+        steps = np.empty(d, dtype=np.int64)
+        maps = np.empty(d, dtype=np.int64)
+        params = np.empty((d, 3), dtype=np.float64)
+        for j in range(d):
+            u = self.values_[self.value_offsets_[j] : self.value_offsets_[j + 1]]
+            k = int(min(max(BUCKETS_PER_VALUE * len(u), 1), MAX_BUCKETS))
+            best: tuple[int, int, npt.NDArray[np.int32], list[float]] | None = None
+            for kind, center in _candidate_maps(u):
+                with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                    g = u if kind == kernel.LINEAR else _ordered_bits(u - center)
+                    lo, hi = float(g[0]), float(g[-1])
+                    w = k / (hi - lo) if hi > lo else 0.0
+                if not np.isfinite(w):
+                    w = 0.0
+                s = np.empty(k + 1, dtype=np.int32)
+                longest = kernel.fill_buckets(u, kind, center, lo, w, s)
+                n_steps = int(longest).bit_length()
+                if best is None or n_steps + LOG_LIKE_MIN_SAVING <= best[0]:
+                    best = (n_steps, kind, s, [center, lo, w])
+            assert best is not None
+            steps[j], maps[j], s_best, params[j] = best[0], best[1], best[2], best[3]
+            buckets.append(s_best)
+        self.bucket_offsets_ = np.concatenate(([0], np.cumsum([len(s) for s in buckets]))).astype(
+            np.int64
+        )
+        self.buckets_ = np.concatenate(buckets)
+        self.steps_ = steps
+        self.maps_ = maps
+        self.map_params_ = params
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the bucket index (derived; rebuilt on load)."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._INDEX}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if hasattr(self, "values_"):
+            self._build_index()
 
     def _threads(self) -> int:
         n = self.n_jobs if self.n_jobs is not None else (os.cpu_count() or 1)
         return max(1, min(int(n), self.n_features_in_))
 
+    def _feature(self, j: int, col: FloatArray, out: FloatArray) -> None:
+        u0, u1 = self.value_offsets_[j], self.value_offsets_[j + 1]
+        s0, s1 = self.bucket_offsets_[j], self.bucket_offsets_[j + 1]
+        t0 = 2 * (u0 + j)
+        center, lo, w = self.map_params_[j]
+        kernel.lookup(
+            col,
+            self.values_[u0:u1],
+            self.buckets_[s0:s1],
+            self.tables_[t0 : t0 + 2 * (u1 - u0) + 2],
+            int(self.maps_[j]),
+            center,
+            lo,
+            w,
+            int(self.steps_[j]),
+            out,
+        )
+
+    def _parts(self, arr: FloatArray) -> Iterator[tuple[int, FloatArray]]:
+        """``(start, parts)`` per chunk of rows of a checked ``arr``: ``parts`` is features x
+        rows."""
+        d = arr.shape[1]
+        step = max(1, int(self.chunk_rows))
+        workers = self._threads()
+        parallel = workers > 1 and len(arr) >= MIN_PARALLEL_ROWS
+        pool = ThreadPoolExecutor(workers) if parallel else None
+        try:
+            width = min(step, len(arr))
+            # reused across chunks: every fresh page costs a fault
+            col_buf = np.empty((d, width), dtype=np.float64)
+            part_buf = np.empty((d, width), dtype=np.float64)
+            for start in range(0, len(arr), step):
+                stop = min(len(arr), start + step)
+                cols, parts = col_buf[:, : stop - start], part_buf[:, : stop - start]
+                kernel.columns(arr, start, stop, cols)
+                if pool is None:
+                    for j in range(d):
+                        self._feature(j, cols[j], parts[j])
+                else:
+                    list(pool.map(self._feature, range(d), cols, parts))
+                yield start, parts
+        finally:
+            if pool is not None:
+                pool.shutdown()
+
     def feature_scores(self, X: FloatArray) -> FloatArray:
         """Per-feature outlyingness of new rows (``-log`` tail probabilities); sums to ``score``."""
         arr = self._check_input(X)
         out = np.empty(arr.shape, dtype=np.float64)
-        cols = np.ascontiguousarray(arr.T)
-        for j in range(arr.shape[1]):
-            out[:, j] = self._feature_part(j, cols[j])
+        for start, parts in self._parts(arr):
+            out[start : start + parts.shape[1]] = parts.T
         return out
 
     def score(self, X: Any) -> FloatArray:
-        """Scores of new rows, in chunks, features in parallel threads."""
+        """Scores of new rows, in chunks, features in parallel threads (features summed in
+        order, so the result does not depend on the number of threads)."""
         arr = self._check_input(X)
         out = np.empty(len(arr), dtype=np.float64)
-        step = max(1, int(self.chunk_rows))
-        d = arr.shape[1]
-        workers = self._threads()
-        pool = ThreadPoolExecutor(workers) if workers > 1 else None
-        try:
-            for start in range(0, len(arr), step):
-                cols = np.ascontiguousarray(arr[start : start + step].T)
-                if pool is None:
-                    parts = [self._feature_part(j, cols[j]) for j in range(d)]
-                else:
-                    parts = list(pool.map(self._feature_part, range(d), cols))
-                acc = parts[0].copy()
-                for p in parts[1:]:
-                    acc += p
-                out[start : start + step] = acc
-        finally:
-            if pool is not None:
-                pool.shutdown()
+        for start, parts in self._parts(arr):
+            acc = parts[0].copy()
+            for p in parts[1:]:
+                acc += p
+            out[start : start + len(acc)] = acc
         return out
 
     def _score(self, X: FloatArray) -> FloatArray:
         return self.score(X)
+
+
+def _candidate_maps(u: FloatArray) -> list[tuple[int, float]]:
+    """Linear, then log-like maps anchored below the smallest (a long right tail) or above the
+    largest value (a long left tail), at a few distances so the dense part is not squeezed."""
+    out: list[tuple[int, float]] = [(kernel.LINEAR, 0.0)]
+    lo, hi = u[0], u[-1]
+    with np.errstate(over="ignore", invalid="ignore"):
+        for q in (0.5, 0.1, 0.01):
+            v = u[int(q * (len(u) - 1))]
+            w = u[int((1 - q) * (len(u) - 1))]
+            for center in (lo - (v - lo), hi + (hi - w)):
+                if np.isfinite(center) and (center < lo or center > hi):
+                    out.append((kernel.LOG_LIKE, float(center)))
+    return out
+
+
+def _ordered_bits(x: FloatArray) -> FloatArray:
+    """numpy twin of the kernel's ``_ordered_bits``."""
+    i = x.view(np.int64).copy()
+    neg = i < 0
+    i[neg] ^= np.int64(0x7FFFFFFFFFFFFFFF)
+    return i.astype(np.float64)
 
 
 def _skewed(u_l: FloatArray, u_r: FloatArray, sign: float) -> FloatArray:
