@@ -1,11 +1,12 @@
 """Saved models: a fitted feature preparation and detector in one versioned, hashed file.
 
 A model file is a zip archive with ``meta.json`` (format version, detector, features, prepared
-feature names, threshold, library versions, and the sha256 of the payload) and ``model.pkl`` (the
-pickled preparation and detector). A dataset spec that uses it (``fit: model``) gives the file's
-sha256 in ``model_sha256``; loading refuses the file unless that hash matches before anything is
-unpickled, then refuses a payload whose own hash, feature list, detector or library versions differ
-from what the spec and this installation have.
+feature names, threshold, library versions, the sha256 of the payload, and the model's provenance:
+for models made by ``sluice model``, the dataset, spec and the partitions and clean files it was
+fitted on) and ``model.pkl`` (the pickled preparation and detector). A dataset spec that uses it
+(``fit: model``) gives the file's sha256 in ``model_sha256``; loading refuses the file unless that
+hash matches before anything is unpickled, then refuses a payload whose own hash, feature list,
+detector or library versions differ from what the spec and this installation have.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import pickle
 import platform
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from detectors.spec import DetectorSpec
 from sluice.errors import ConfigError
 from sluice.write import file_sha256
 
-FORMAT = "sluice-model/1"
+FORMAT = "sluice-model/2"  # 2: ECOD/COPOD keep their reference as flat arrays
 VERSIONED = ("numpy", "scipy", "scikit-learn", "pyod", "polars")
 _FIXED_TIME = (2000, 1, 1, 0, 0, 0)
 
@@ -41,6 +42,7 @@ class FittedModel:
     preparer: FeaturePreparer
     detector: Detector
     typical: FloatArray
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def library_versions() -> dict[str, str]:
@@ -72,6 +74,7 @@ def save_model(model: FittedModel, path: Path | str) -> str:
         "n_fit": int(model.detector.n_fit_),
         "versions": library_versions(),
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        "provenance": model.provenance,
     }
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -140,7 +143,13 @@ def load_model(path: Path | str, spec: DetectorSpec, *, expected_sha256: str | N
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
         raise _refuse("not a model file", p, key="model", found=str(exc), allowed=FORMAT) from None
     if meta.get("format") != FORMAT:
-        raise _refuse("unknown format", p, key="format", found=meta.get("format"), allowed=FORMAT)
+        raise _refuse(
+            "unknown format (saved by another sluice version: refit and save it again)",
+            p,
+            key="format",
+            found=meta.get("format"),
+            allowed=FORMAT,
+        )
     if hashlib.sha256(payload).hexdigest() != meta.get("payload_sha256"):
         raise _refuse(
             "payload hash does not match its header",
@@ -189,4 +198,12 @@ def load_model(path: Path | str, spec: DetectorSpec, *, expected_sha256: str | N
             found=type(detector).__name__,
             allowed="FeaturePreparer, Detector",
         )
-    return FittedModel(spec.detector_name, want, preparer, detector, typical)
+    provenance = meta.get("provenance")
+    return FittedModel(
+        spec.detector_name,
+        want,
+        preparer,
+        detector,
+        typical,
+        provenance if isinstance(provenance, dict) else {},
+    )

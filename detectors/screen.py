@@ -170,6 +170,7 @@ def _fit(
             model_sha256=spec.model_sha256,
             params=_json_safe(model.detector.get_params()),
             contamination=model.detector.contamination,
+            model_provenance=_json_safe(model.provenance),
         )
         return model, _fitted_record(record, model)
     use_reference = spec.fit in ("auto", "reference") and reference is not None

@@ -68,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
 
     report_arguments(rep)
 
+    mdl = sub.add_parser(
+        "model", help="fit a dataset's detector on screened partitions and save it (fit: model)"
+    )
+    from sluice.model_command import add_arguments as model_arguments
+
+    model_arguments(mdl, _date)
+
     val = sub.add_parser("validate", help="validate one data file against a GX suite")
     from expectations.validate_file import add_arguments
 
@@ -154,6 +161,12 @@ def raise_usage(message: str) -> None:
     raise SluiceError(message)
 
 
+def _model(args: argparse.Namespace) -> int:
+    from sluice.model_command import main as model_main
+
+    return model_main(args)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from sluice.serve import main as serve_main
 
@@ -172,6 +185,7 @@ COMMANDS = {
     "demo": _demo,
     "validate": _validate,
     "report": _report,
+    "model": _model,
     "serve": _serve,
 }
 

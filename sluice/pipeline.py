@@ -320,21 +320,31 @@ def reference_rows(
     for part, manifest in sorted(earlier, key=lambda pm: pm[0].start, reverse=True):
         if len(used) == wanted:
             break
-        try:
-            entry = json.loads(manifest.read_text(encoding="utf-8"))["outputs"]["clean"]
-            data = Path(entry["path"]).read_bytes()
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            continue
-        frame = pl.read_parquet(io.BytesIO(data))
-        if not set(columns) <= set(frame.columns):
-            continue
-        frames.append(frame.select(ROW_ID, *columns))
-        used.append({"partition": str(part), "sha256": entry["sha256"], "rows": frame.height})
+        got = verified_clean(manifest, columns)
+        if got is not None:
+            frames.append(got[0])
+            used.append({"partition": str(part), **got[1]})
     if not frames:
         return None, []
     return pl.concat(frames, how="vertical_relaxed"), used
+
+
+def verified_clean(
+    manifest: Path, columns: list[str]
+) -> tuple[pl.DataFrame, dict[str, Any]] | None:
+    """The ``_row_id`` and ``columns`` of a committed partition's clean output, read only if the
+    file's sha256 is the one its manifest gives, with ``{"sha256", "rows"}``; else None."""
+    try:
+        entry = json.loads(manifest.read_text(encoding="utf-8"))["outputs"]["clean"]
+        data = Path(entry["path"]).read_bytes()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        return None
+    frame = pl.read_parquet(io.BytesIO(data))
+    if not set(columns) <= set(frame.columns):
+        return None
+    return frame.select(ROW_ID, *columns), {"sha256": entry["sha256"], "rows": frame.height}
 
 
 def _critical_checks(run: Run) -> list[tuple[str, str, str]]:
