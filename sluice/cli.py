@@ -28,7 +28,19 @@ def _date(text: str) -> dt.date:
         ) from None
 
 
-def _parser() -> argparse.ArgumentParser:
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is one), if any."""
+    return next((a for a in argv if a in COMMANDS), None)
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser. The options of serve, report, model and validate live with their
+    code and are imported only when ``command`` is that subcommand (or None: all of them), so
+    ``sluice --help`` and ``sluice run`` do not import Prefect's server or the report builder."""
+
+    def wants(name: str) -> bool:
+        return command is None or command == name
+
     p = argparse.ArgumentParser(
         prog="sluice",
         description="Screen tabular data partitions: GX suites, PyOD detectors, Prefect flows.",
@@ -59,26 +71,30 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=2024)
 
     srv = sub.add_parser("serve", help="start a local Prefect server and worker, and deploy")
-    from sluice.serve import add_arguments as serve_arguments
+    if wants("serve"):
+        from sluice.serve import add_arguments as serve_arguments
 
-    serve_arguments(srv)
+        serve_arguments(srv)
 
     rep = sub.add_parser("report", help="rebuild (and open) the report of a past run")
-    from sluice.report.command import add_arguments as report_arguments
+    if wants("report"):
+        from sluice.report.command import add_arguments as report_arguments
 
-    report_arguments(rep)
+        report_arguments(rep)
 
     mdl = sub.add_parser(
         "model", help="fit a dataset's detector on screened partitions and save it (fit: model)"
     )
-    from sluice.model_command import add_arguments as model_arguments
+    if wants("model"):
+        from sluice.model_command import add_arguments as model_arguments
 
-    model_arguments(mdl, _date)
+        model_arguments(mdl, _date)
 
     val = sub.add_parser("validate", help="validate one data file against a GX suite")
-    from expectations.validate_file import add_arguments
+    if wants("validate"):
+        from expectations.validate_file import add_arguments
 
-    add_arguments(val)
+        add_arguments(val)
     return p
 
 
@@ -192,7 +208,8 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sluice`` console script."""
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(_chosen(words) or "").parse_args(words)
     if args.command in ("run", "backfill", "demo"):
         _quiet_prefect(args.verbose)
     from sluice.errors import SluiceError
