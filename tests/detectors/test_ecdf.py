@@ -13,7 +13,10 @@ The skewness sign of each feature is the fit sample's (PyOD recomputes it with t
 
 from __future__ import annotations
 
+import json
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -178,3 +181,21 @@ def test_non_contiguous_input_scores_like_contiguous() -> None:
     Q = np.asfortranarray(_skewed(300, 14))
     np.testing.assert_array_equal(det.score(Q), det.score(np.ascontiguousarray(Q)))
     np.testing.assert_array_equal(det.score(Q[::2]), det.score(np.ascontiguousarray(Q[::2])))
+
+
+def test_scores_without_a_writable_compile_cache() -> None:
+    """A read-only install with no home folder: numba finds nowhere to cache compiled code."""
+    code = (
+        "import numba.core.caching as c\n"
+        "c.CacheImpl._locator_classes = []\n"
+        "import numpy as np\n"
+        "from detectors import get_detector\n"
+        "X = np.arange(200.0).reshape(100, 2)\n"
+        "print(get_detector('ecod').fit(X).score(X[:3] + 0.5).tolist())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    X = np.arange(200.0).reshape(100, 2)
+    assert json.loads(out.stdout) == get_detector("ecod").fit(X).score(X[:3] + 0.5).tolist()
