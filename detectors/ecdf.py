@@ -4,7 +4,8 @@ PyOD scores new rows by sorting them together with every training row. Here ``fi
 feature, the sorted distinct values of the fit sample and one table of the per-feature outlier score
 of a value equal to each of them or falling between two of them, plus a bucket index over the
 values; scoring is a compiled look-up per value (``detectors/_ecdf_kernel.py``): a bucket, a few
-branch-free halving steps, one table read; row blocks run in parallel threads without the GIL.
+branch-free halving steps, one table read; features run in parallel threads without the GIL. The
+bucket index is derived from the values: it is not pickled and is rebuilt on load.
 
 A new row's tail probabilities are those PyOD gives when that row alone is appended to the fit
 sample: ``(count + 1) / (n + 1)``. The scores of the fit rows themselves (``fit_scores_``) are
