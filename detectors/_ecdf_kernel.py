@@ -42,7 +42,7 @@ def _compiled(fn: Callable[..., Any]) -> Any:
 
 
 @_compiled
-def _ordered_bits(x: float) -> float:
+def ordered_bits(x: float) -> float:
     """The float64's bits as an integer that orders like the float (a piecewise-linear log2)."""
     i = np.int64(np.float64(x).view(np.int64))
     if i < 0:
@@ -52,7 +52,7 @@ def _ordered_bits(x: float) -> float:
 
 @_compiled
 def _bucket(x: float, kind: int, center: float, lo: float, w: float, k: int) -> int:  # noqa: PLR0917
-    g = x if kind == LINEAR else _ordered_bits(x - center)
+    g = x if kind == LINEAR else ordered_bits(x - center)
     f = (g - lo) * w
     if not f > 0.0:  # also NaN (an infinite span): bucket 0
         return 0

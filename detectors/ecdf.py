@@ -126,8 +126,11 @@ class _ECDFDetector(Detector):
             best: tuple[int, int, npt.NDArray[np.int32], list[float]] | None = None
             for kind, center in _candidate_maps(u):
                 with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-                    g = u if kind == kernel.LINEAR else _ordered_bits(u - center)
-                    lo, hi = float(g[0]), float(g[-1])
+                    if kind == kernel.LINEAR:
+                        lo, hi = float(u[0]), float(u[-1])
+                    else:  # through the kernel's own map, so the ends are what it computes
+                        lo = kernel.ordered_bits(float(u[0] - center))
+                        hi = kernel.ordered_bits(float(u[-1] - center))
                     w = k / (hi - lo) if hi > lo else 0.0
                 if not np.isfinite(w):
                     w = 0.0
@@ -242,14 +245,6 @@ def _candidate_maps(u: FloatArray) -> list[tuple[int, float]]:
                 if np.isfinite(center) and (center < lo or center > hi):
                     out.append((kernel.LOG_LIKE, float(center)))
     return out
-
-
-def _ordered_bits(x: FloatArray) -> FloatArray:
-    """numpy twin of the kernel's ``_ordered_bits``."""
-    i = x.view(np.int64).copy()
-    neg = i < 0
-    i[neg] ^= np.int64(0x7FFFFFFFFFFFFFFF)
-    return i.astype(np.float64)
 
 
 def _skewed(u_l: FloatArray, u_r: FloatArray, sign: float) -> FloatArray:

@@ -56,6 +56,7 @@ def main(args: argparse.Namespace) -> int:
 
     from detectors.persist import save_model
     from detectors.screen import fit_model
+    from flows.idempotence import manifest_path
     from sluice.config import find_spec, partition_range
     from sluice.pipeline import verified_clean
 
@@ -67,12 +68,11 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SluiceError(str(exc)) from None
     columns = [f.column for f in spec.feature_specs()]
-    reports = loaded.output_root("reports")
     frames: list[pl.DataFrame] = []
     used: list[dict[str, Any]] = []
     missing: list[str] = []
     for part in parts:
-        got = verified_clean(reports / part.dirname / "manifest.json", columns)
+        got = verified_clean(manifest_path(loaded, part), columns)
         if got is None:
             missing.append(str(part))
             continue
