@@ -109,9 +109,14 @@ def read_data(path: Path) -> pl.DataFrame:
     if bad:
         raise InputError(bad_records_message(path, fmt, text.width, bad))
     if fmt == "ndjson":
-        frame = _polars_read(io.BytesIO(data), fmt, path)
-        if frame.height != text.height or set(frame.columns) != set(text.columns):
-            frame = _polars_read(io.BytesIO(data), fmt, path, infer=None)
+        try:
+            frame = _polars_read(io.BytesIO(data), fmt, path)
+            if frame.height != text.height or set(frame.columns) != set(text.columns):
+                frame = _polars_read(io.BytesIO(data), fmt, path, infer=None)
+        except InputError:
+            # NaN or Infinity (JSON has neither; Python's json and the pipeline read them), or a
+            # key whose values change JSON type between records: polars refuses both
+            frame = _ndjson_by_python(data, path)
         if frame.height != text.height or set(frame.columns) != set(text.columns):
             raise InputError(
                 f"{path}: polars reads {frame.height} records with keys {sorted(frame.columns)}, "
@@ -134,6 +139,65 @@ def _csv_frame(data: bytes, text: pl.DataFrame, path: Path) -> pl.DataFrame:
         if frame.shape == text.shape and frame.columns == text.columns:
             return frame
     return _polars_read(io.BytesIO(text.write_csv().encode()), "csv", path, infer=None)
+
+
+def _ndjson_by_python(data: bytes, path: Path) -> pl.DataFrame:
+    """NDJSON records parsed by Python's json (already checked: one object a line, UTF-8).
+
+    A key whose non-null values are all of one JSON type gets that type (integers and numbers
+    together are floats); a key whose values mix types is read as text (strings as they are,
+    other values as their JSON), said on stderr.
+    """
+    lines = data.decode("utf-8").split("\n")
+    records: list[dict[str, Any]] = [json.loads(line) for line in lines if line.strip()]
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    columns: list[pl.Series] = []
+    mixed: list[str] = []
+    for key in keys:
+        values = [r.get(key) for r in records]
+        series = _one_json_type(key, values)
+        if series is None:
+            mixed.append(key)
+            texts = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]
+            series = pl.Series(key, texts, dtype=pl.String)
+        columns.append(series)
+    if mixed:
+        print(
+            f"sluice validate: {path}: values of {', '.join(map(repr, mixed))} change JSON type "
+            "between records; read as text",
+            file=sys.stderr,
+        )
+    return pl.DataFrame(columns)
+
+
+_SCALARS: dict[frozenset[type], pl.DataType] = {
+    frozenset({bool}): pl.Boolean(),
+    frozenset({int}): pl.Int64(),
+    frozenset({float}): pl.Float64(),
+    frozenset({int, float}): pl.Float64(),
+    frozenset({str}): pl.String(),
+}
+
+
+def _one_json_type(key: str, values: list[Any]) -> pl.Series | None:
+    """``values`` as one typed column, or None when they do not share a JSON type."""
+    kinds = frozenset(type(v) for v in values if v is not None)
+    if not kinds:
+        return pl.Series(key, values, dtype=pl.Null)
+    dtype = _SCALARS.get(kinds)
+    try:
+        if dtype is not None:
+            if dtype == pl.Float64:
+                values = [None if v is None else float(v) for v in values]
+            return pl.Series(key, values, dtype=dtype)
+        if kinds in (frozenset({dict}), frozenset({list})):
+            series = pl.Series(key, values, strict=False)
+            # polars fills a field some objects lack with null and casts mixed inner types:
+            # keep the column only if every value comes back as it was
+            return series if series.to_list() == values else None
+    except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+        return None  # an integer beyond 64 bits, an unbuildable nesting
+    return None
 
 
 def _polars_read(

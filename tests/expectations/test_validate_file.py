@@ -251,6 +251,36 @@ def test_an_ndjson_key_first_seen_late_is_kept(tmp_path: Path) -> None:
     assert frame["late"].drop_nulls().to_list() == ["x"]
 
 
+def test_ndjson_nan_and_infinity_are_read_as_floats(tmp_path: Path) -> None:
+    data = tmp_path / "data.ndjson"
+    data.write_text('{"a": NaN, "n": 1}\n{"a": Infinity, "n": 2}\n{"a": -Infinity, "n": 3}\n')
+    frame = read_data(data)  # polars refuses these tokens; Python's json and the pipeline read them
+    assert frame.schema == {"a": pl.Float64, "n": pl.Int64}
+    a = frame["a"].to_list()
+    assert a[0] != a[0]  # NaN
+    assert a[1:] == [float("inf"), float("-inf")]
+
+
+def test_ndjson_keys_that_change_type_are_read_as_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data.ndjson"
+    rows = [  # an object before a number in one key: polars refuses the file
+        {"a": {"k": 1}, "b": 1, "c": {"k": 1}, "d": [1, 2]},
+        {"a": 0.5, "b": 2.5, "c": {"j": 2}, "d": [1.5]},
+        {"a": None, "b": None, "c": None, "d": None},
+    ]
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    frame = read_data(data)
+    assert frame.to_dict(as_series=False) == {
+        "a": ['{"k": 1}', "0.5", None],  # mixed: text, every record kept
+        "b": [1.0, 2.5, None],  # integers and numbers: floats
+        "c": ['{"k": 1}', '{"j": 2}', None],  # as a struct each would gain the other's field
+        "d": [[1.0, 2.0], [1.5], None],
+    }
+    assert "'a', 'c' change JSON type between records; read as text" in capsys.readouterr().err
+
+
 def test_values_nested_deeper_than_the_limit_are_an_input_error(tmp_path: Path) -> None:
     data = tmp_path / "data.ndjson"
     suite = write_suite(tmp_path, {"name": "n", "expectations": []})
