@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,17 +82,12 @@ class PartitionSpec(_Strict):
 
 
 class OutputSpec(_Strict):
-    """Output roots. Clean and quarantine must not be the same place."""
+    """Output roots: three local folders, none equal to, inside or containing another or the
+    source's fixed prefix (checked on the resolved paths when the spec is loaded)."""
 
     clean: str
     quarantine: str
     reports: str
-
-    @model_validator(mode="after")
-    def _distinct(self) -> OutputSpec:
-        if len({self.clean, self.quarantine, self.reports}) < 3:
-            raise ValueError("clean, quarantine and reports must be three different places")
-        return self
 
 
 class ValidationSpec(_Strict):
@@ -243,25 +239,174 @@ def expand_env(text: str) -> str:
     return _ENV_RE.sub(sub, text)
 
 
+DATE_CODES = "aAbBdjmUwWyYGuV%"
+_TEMPLATE_TOKEN = re.compile(
+    r"(?P<env>\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\})"
+    r"|(?P<open>\{\{)|(?P<close>\}\})"
+    r"|\{(?P<field>[^{}]*)\}"
+    r"|(?P<stray>[{}])"
+    r"|(?P<text>[^${}]+|\$)"
+)
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """``{key}`` (the partition's canonical text) or ``{key:FORMAT}`` (strftime codes)."""
+
+    format: str | None
+
+
+@dataclass(frozen=True)
+class PathTemplate:
+    """A parsed ``source.path``: literal text (environment expanded) and partition placeholders.
+
+    Parsed by sluice, never by ``str.format``: a placeholder is ``{<key>}`` or
+    ``{<key>:<format>}`` whose format holds only literal text and the strftime codes of a date
+    (``%Y``, ``%m``, ``%d``, ...); ``{{`` and ``}}`` are literal braces.
+    """
+
+    text: str
+    parts: tuple[str | Placeholder, ...]
+
+    @classmethod
+    def parse(cls, text: str, key: str) -> PathTemplate:
+        """Parse a template; ValueError names the placeholder and what is allowed."""
+        parts: list[str | Placeholder] = []
+        for m in _TEMPLATE_TOKEN.finditer(text):
+            if m.group("env") is not None:
+                parts.append(expand_env(m.group("env")))
+            elif m.group("open") is not None:
+                parts.append("{")
+            elif m.group("close") is not None:
+                parts.append("}")
+            elif m.group("field") is not None:
+                parts.append(_placeholder(m.group("field"), key))
+            elif m.group("stray") is not None:
+                raise ValueError(
+                    f"a lone {m.group('stray')!r} at character {m.start() + 1} (write "
+                    f"{m.group('stray') * 2!r} for a literal brace)"
+                )
+            else:
+                parts.append(m.group("text"))
+        merged: list[str | Placeholder] = []
+        for part in parts:
+            if isinstance(part, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += part
+            else:
+                merged.append(part)
+        return cls(text, tuple(merged))
+
+    def render(self, partition: Partition) -> str:
+        """The template with each placeholder replaced by the partition's text."""
+        out: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+            elif part.format is None:
+                out.append(str(partition))
+            else:
+                out.append(partition.start.strftime(part.format))
+        return "".join(out)
+
+    @property
+    def fixed_prefix(self) -> str:
+        """The folder every match lies under: the text before the first placeholder or glob
+        character, up to its last ``/`` (the whole path when there is neither)."""
+        head = self.parts[0] if self.parts and isinstance(self.parts[0], str) else ""
+        cut = _GLOB_CHARS.search(head)
+        if cut is None and len(self.parts) <= 1:
+            return head
+        head = head[: cut.start()] if cut is not None else head
+        return head[: head.rfind("/") + 1] if "/" in head else ""
+
+
+def _placeholder(field: str, key: str) -> Placeholder:
+    name, colon, fmt = field.partition(":")
+    allowed = f"{{{key}}} or {{{key}:<strftime codes of a date: %{', %'.join(DATE_CODES)}>}}"
+    if name != key:
+        raise ValueError(f"placeholder {{{field}}} is not the partition key; allowed: {allowed}")
+    if not colon:
+        return Placeholder(None)
+    if not fmt:
+        raise ValueError(f"placeholder {{{field}}} has an empty format; allowed: {allowed}")
+    if "%" not in fmt:
+        raise ValueError(f"placeholder {{{field}}} holds no strftime code; allowed: {allowed}")
+    for m in re.finditer(r"%(.?)", fmt):
+        if m.group(1) == "" or m.group(1) not in DATE_CODES:
+            raise ValueError(
+                f"placeholder {{{field}}}: {m.group(0)!r} is not a strftime code of a date; "
+                f"allowed: {allowed}"
+            )
+    return Placeholder(fmt)
+
+
+def is_remote(text: str) -> bool:
+    """Whether a path is a URL of a remote file system (``s3://``, ``gs://``, ...)."""
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    return scheme is not None and scheme.group(1).lower() not in ("file", "local")
+
+
+def _local(text: str) -> str:
+    return re.sub(r"^(?:file|local)://", "", text, flags=re.IGNORECASE)
+
+
+def resolve_root(path: str | Path, base: Path) -> Path:
+    """A local path made absolute from ``base``, normalised, with every symbolic link resolved.
+
+    For a path that does not exist yet, its longest existing ancestor is resolved and the rest
+    appended (``os.path.realpath``), so two spellings of one place give one path.
+    """
+    p = Path(_local(str(path)))
+    return Path(os.path.realpath(p if p.is_absolute() else base / p))
+
+
+def _overlap(a: Path, b: Path) -> str | None:
+    if a == b:
+        return "is the same folder as"
+    if b in a.parents:
+        return "is inside"
+    if a in b.parents:
+        return "contains"
+    return None
+
+
+OutputSide = Literal["clean", "quarantine", "reports"]
+OUTPUT_SIDES: tuple[OutputSide, ...] = ("clean", "quarantine", "reports")
+PATH_KEYS = ("source.path", "outputs.clean", "outputs.quarantine", "outputs.reports")
+
+
 class LoadedSpec:
     """A validated spec together with the file it came from and its hash."""
 
-    def __init__(self, spec: DatasetSpec, path: Path, sha256: str) -> None:
+    def __init__(
+        self, spec: DatasetSpec, path: Path, sha256: str, lines: dict[str, int | None] | None = None
+    ) -> None:
         self.spec = spec
         self.path = path
         self.sha256 = sha256
+        self.lines = dict(lines or {})
+        self._template: PathTemplate | None = None
+        self._roots: dict[str, Path] = {}
 
     @property
     def name(self) -> str:
         """The dataset's name."""
         return self.spec.name
 
+    def _error(
+        self, problem: str, key: str, found: object = None, allowed: str | None = None
+    ) -> ConfigError:
+        return ConfigError(
+            problem, file=self.path, line=self.lines.get(key), key=key, found=found, allowed=allowed
+        )
+
     def resolve(self, text: str, *, key: str) -> str:
         """A path of the spec, environment expanded, made absolute from the spec's folder."""
         try:
             expanded = expand_env(text)
         except ValueError as exc:
-            raise ConfigError(str(exc), file=self.path, key=key, found=text) from None
+            raise self._error(str(exc), key, found=text) from None
         if "://" in expanded:
             return expanded
         p = Path(expanded)
@@ -272,17 +417,73 @@ class LoadedSpec:
         """The suite file."""
         return Path(self.resolve(self.spec.suite, key="suite"))
 
-    def output_root(self, which: Literal["clean", "quarantine", "reports"]) -> Path:
-        """One of the three output roots."""
-        value = self.resolve(getattr(self.spec.outputs, which), key=f"outputs.{which}")
-        if "://" in value:
-            raise ConfigError(
-                "outputs must be local paths for now (atomic rename)",
-                file=self.path,
-                key=f"outputs.{which}",
-                found=value,
-            )
-        return Path(value)
+    @property
+    def source_template(self) -> PathTemplate:
+        """``source.path`` parsed (placeholders checked, environment expanded)."""
+        if self._template is None:
+            try:
+                self._template = PathTemplate.parse(self.spec.source.path, self.spec.partition.key)
+            except ValueError as exc:
+                raise self._error(str(exc), "source.path", found=self.spec.source.path) from None
+        return self._template
+
+    def source_pattern(self, partition: Partition) -> str:
+        """The glob of one partition's files: the template filled, made absolute."""
+        text = self.source_template.render(partition)
+        if "://" in text:
+            return text
+        p = Path(text)
+        return str(p if p.is_absolute() else (self.path.parent / p).resolve())
+
+    def source_prefix(self) -> str | Path:
+        """The folder every source file lies under: resolved when local, the URL text when
+        remote (see :attr:`PathTemplate.fixed_prefix`)."""
+        prefix = self.source_template.fixed_prefix
+        if is_remote(prefix):
+            return prefix
+        return resolve_root(prefix or ".", self.path.parent)
+
+    def output_root(self, which: OutputSide) -> Path:
+        """One of the three output roots, resolved (absolute, normalised, links followed)."""
+        if which not in self._roots:
+            key = f"outputs.{which}"
+            value = self.resolve(getattr(self.spec.outputs, which), key=key)
+            if is_remote(value):
+                raise self._error(
+                    "outputs must be local paths for now (atomic rename)", key, found=value
+                )
+            self._roots[which] = resolve_root(value, self.path.parent)
+        return self._roots[which]
+
+    def check_paths(self) -> None:
+        """Refuse, before any data moves, a source template sluice cannot parse and output roots
+        that are equal, nested, or overlap the source's fixed prefix (on resolved paths)."""
+        roots = {f"outputs.{side}": self.output_root(side) for side in OUTPUT_SIDES}
+        prefix = self.source_prefix()
+        for key, root in roots.items():
+            how = _overlap(root, prefix) if isinstance(prefix, Path) else None
+            if how is not None:
+                raise self._error(
+                    f"{root} {how} {prefix}, the folder the source files are read from "
+                    f"(source.path{self._at('source.path')}): outputs must never touch the source",
+                    key,
+                    found=getattr(self.spec.outputs, key.split(".")[1]),
+                )
+        named = list(roots.items())
+        for i, (key_a, a) in enumerate(named):
+            for key_b, b in named[i + 1 :]:
+                how = _overlap(a, b)
+                if how is not None:
+                    raise self._error(
+                        f"{a} {how} {b} ({key_b}{self._at(key_b)}): each output root must be "
+                        "its own folder, none inside another",
+                        key_a,
+                        found=getattr(self.spec.outputs, key_a.split(".")[1]),
+                    )
+
+    def _at(self, key: str) -> str:
+        line = self.lines.get(key)
+        return f" at line {line}" if line is not None else ""
 
 
 def _node_line(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
@@ -386,7 +587,10 @@ def load_spec(path: str | Path) -> LoadedSpec:
         raise ConfigError(
             err["msg"], file=p, line=line, key=key, found=found, allowed=_allowed_for(err)
         ) from None
-    return LoadedSpec(spec, p.resolve(), hashlib.sha256(raw).hexdigest())
+    lines = {k: _node_line(tree, tuple(k.split("."))) for k in PATH_KEYS}
+    loaded = LoadedSpec(spec, p.resolve(), hashlib.sha256(raw).hexdigest(), lines)
+    loaded.check_paths()
+    return loaded
 
 
 def find_spec(dataset: str, datasets_dir: Path | None = None) -> LoadedSpec:

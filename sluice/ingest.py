@@ -30,7 +30,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, Partition
-from sluice.errors import ConfigError, InputError
+from sluice.errors import InputError
 from sluice.failures import concat_failures, empty_failures, make_failures
 
 ROW_ID = "_row_id"
@@ -104,20 +104,13 @@ def row_ids(file_sha256: str, n: int) -> npt.NDArray[np.uint64]:
 
 
 def list_source_files(loaded: LoadedSpec, partition: Partition) -> list[str]:
-    """The files of one partition, sorted, from the spec's path template."""
+    """The files of one partition, sorted, from the spec's path template.
+
+    The template was parsed when the spec was loaded (:class:`sluice.config.PathTemplate`);
+    filling it never runs ``str.format`` on the spec's text.
+    """
     spec = loaded.spec
-    template = loaded.resolve(spec.source.path, key="source.path")
-    key = spec.partition.key
-    try:
-        pattern = template.format_map({key: partition})
-    except (KeyError, ValueError, IndexError) as exc:
-        raise ConfigError(
-            f"cannot fill the path template: {exc}",
-            file=loaded.path,
-            key="source.path",
-            found=spec.source.path,
-            allowed=f"placeholders {{{key}}} or {{{key}:<strftime format>}}",
-        ) from None
+    pattern = loaded.source_pattern(partition)
     fs, _, paths = fsspec.get_fs_token_paths(pattern)
     files = sorted(p for p in paths if fs.isfile(p))
     if not files:

@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from sluice.config import Partition, PartitionSpec, find_spec, load_spec, partition_range
+from sluice.config import (
+    Partition,
+    PartitionSpec,
+    PathTemplate,
+    find_spec,
+    load_spec,
+    partition_range,
+)
 from sluice.errors import ConfigError
 from tests.conftest import ROOT, SpecFactory
 
@@ -106,3 +114,193 @@ def test_partitions_parse_format_and_range() -> None:
     with pytest.raises(ValueError, match="before"):
         partition_range(day, "2024-03-02", "2024-03-01")
     assert Partition.parse("2024-03-17", "month", "m") == month.parse("2024-03")
+
+
+def _spec_with(make_dataset: SpecFactory, source: str, **outputs: str) -> Path:
+    roots = {"clean": "out/clean", "quarantine": "out/quarantine", "reports": "out/reports"}
+    return make_dataset({}, extra={"source": {"path": source}, "outputs": {**roots, **outputs}})
+
+
+def _line_of(path: Path, prefix: str) -> int:
+    text = path.read_text().splitlines()
+    return next(i for i, t in enumerate(text, 1) if t.strip().startswith(prefix))
+
+
+@pytest.mark.parametrize(
+    ("template", "rendered"),
+    [
+        ("raw/date={date}/*.csv", "raw/date=2024-02-09/*.csv"),
+        ("raw/{date:%Y/%m/%d}/x.csv", "raw/2024/02/09/x.csv"),
+        ("raw/{date:%Y}-{date:%j}_{date:%b}%.csv", "raw/2024-040_Feb%.csv"),
+        ("raw/{{literal}}/{date}", "raw/{literal}/2024-02-09"),
+    ],
+)
+def test_source_placeholders_render_without_format_map(
+    make_dataset: SpecFactory, tmp_path: Path, template: str, rendered: str
+) -> None:
+    loaded = load_spec(_spec_with(make_dataset, template))
+    part = loaded.spec.partition.parse("2024-02-09")
+    assert loaded.source_pattern(part) == str(tmp_path / rendered)
+
+
+@pytest.mark.parametrize(
+    ("template", "complaint"),
+    [
+        ("raw/{date.__init__.__globals__[os]}/*.csv", "is not the partition key"),
+        ("raw/{date.year}/*.csv", "is not the partition key"),
+        ("raw/{date!r}/*.csv", "is not the partition key"),
+        ("raw/{0}/*.csv", "is not the partition key"),
+        ("raw/{}/*.csv", "is not the partition key"),
+        ("raw/{day}/*.csv", "is not the partition key"),
+        ("raw/{date:%H}/*.csv", "'%H' is not a strftime code of a date"),
+        ("raw/{date:%Y%}/*.csv", "'%' is not a strftime code of a date"),
+        ("raw/{date:>30}/*.csv", "holds no strftime code"),
+        ("raw/{date:}/*.csv", "empty format"),
+        ("raw/{date/*.csv", "a lone '{'"),
+        ("raw/date}/*.csv", "a lone '}'"),
+    ],
+)
+def test_source_placeholders_are_parsed_at_load(
+    make_dataset: SpecFactory, template: str, complaint: str | None
+) -> None:
+    path = _spec_with(make_dataset, template)
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}:{_line_of(path, 'path: raw')}: source.path: ")
+    assert "{date} or {date:<strftime codes" in msg or "brace" in msg
+    if complaint is not None:
+        assert complaint in msg
+    assert "function" not in msg
+    assert "module" not in msg
+
+
+def test_a_format_of_plain_text_is_allowed_but_only_date_codes(make_dataset: SpecFactory) -> None:
+    loaded = load_spec(_spec_with(make_dataset, "raw/{date:day-%d}/*.csv"))
+    part = loaded.spec.partition.parse("2024-02-09")
+    assert loaded.source_pattern(part).endswith("raw/day-09/*.csv")
+
+
+@pytest.mark.parametrize(
+    ("template", "prefix"),
+    [
+        ("raw/date={date}/*.csv", "raw/"),
+        ("raw/sub/{date}.csv", "raw/sub/"),
+        ("raw/*/{date}.csv", "raw/"),
+        ("raw/data[0-9].csv", "raw/"),
+        ("{date}/x.csv", ""),
+        ("raw/x.csv", "raw/x.csv"),
+        ("/abs/raw/day={date:%d}", "/abs/raw/"),
+    ],
+)
+def test_fixed_prefix_is_the_folder_before_any_placeholder_or_glob(
+    template: str, prefix: str
+) -> None:
+    assert PathTemplate.parse(template, "date").fixed_prefix == prefix
+
+
+def test_environment_values_never_become_placeholders(
+    make_dataset: SpecFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LAKE", str(tmp_path / "lake{date}"))
+    loaded = load_spec(_spec_with(make_dataset, "${LAKE}/{date}/*.csv"))
+    part = loaded.spec.partition.parse("2024-02-09")
+    assert loaded.source_pattern(part) == f"{tmp_path}/lake{{date}}/2024-02-09/*.csv"
+    assert loaded.source_prefix() == tmp_path / "lake{date}"
+
+
+def _symlink(tmp_path: Path, name: str, target: str) -> str:
+    (tmp_path / target).mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).symlink_to(tmp_path / target, target_is_directory=True)
+    return name
+
+
+SOURCE_OVERLAPS: dict[str, Callable[[Path], str]] = {
+    "equal": lambda t: "raw",
+    "inside": lambda t: "raw/clean",
+    "containing": lambda t: ".",
+    "dot_slash": lambda t: "./raw",
+    "trailing_slash": lambda t: "raw/",
+    "dot_dot": lambda t: "out/../raw",
+    "symlink": lambda t: _symlink(t, "lake", "raw"),
+    "symlink_inside": lambda t: _symlink(t, "lake", "raw") + "/not-yet/clean",
+    "absolute": lambda t: str(t / "raw"),
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(SOURCE_OVERLAPS))
+def test_an_output_root_overlapping_the_source_is_refused_at_load(
+    make_dataset: SpecFactory, tmp_path: Path, spelling: str
+) -> None:
+    root = SOURCE_OVERLAPS[spelling](tmp_path)
+    path = _spec_with(make_dataset, "raw/date={date}/*.csv", clean=root)
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}:{_line_of(path, 'clean:')}: outputs.clean: ")
+    assert "the folder the source files are read from (source.path at line " in msg
+    assert str(tmp_path / "raw") in msg
+    assert "outputs must never touch the source" in msg
+    assert not (tmp_path / "out").exists()
+
+
+PAIR_OVERLAPS = {
+    "equal": ("out/clean", "out/clean"),
+    "dot_inside": ("out/clean", "out/./clean"),
+    "trailing_slash": ("out/clean", "out/clean/"),
+    "dot_slash": ("out/clean", "./out/clean"),
+    "dot_dot": ("out/clean", "out/x/../clean"),
+    "nested": ("out/clean", "out/clean/quarantine"),
+    "containing": ("out/clean/sub", "out/clean"),
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(PAIR_OVERLAPS))
+def test_output_roots_that_are_one_place_or_nested_are_refused(
+    make_dataset: SpecFactory, tmp_path: Path, spelling: str
+) -> None:
+    clean, quarantine = PAIR_OVERLAPS[spelling]
+    path = _spec_with(make_dataset, "raw/{date}/*.csv", clean=clean, quarantine=quarantine)
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    msg = str(err.value)
+    assert f"{path}:{_line_of(path, 'clean:')}: outputs.clean: " in msg
+    assert f"(outputs.quarantine at line {_line_of(path, 'quarantine:')})" in msg
+    assert str((tmp_path / clean).resolve()) in msg
+    assert str((tmp_path / quarantine).resolve()) in msg
+
+
+def test_a_symlink_to_another_output_root_is_refused(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    link = _symlink(tmp_path, "alias", "out/clean")
+    path = _spec_with(make_dataset, "raw/{date}/*.csv", reports=f"{link}/")
+    with pytest.raises(ConfigError, match=r"outputs\.clean: .* is the same folder as .*reports"):
+        load_spec(path)
+
+
+def test_roots_are_resolved_once_and_used_resolved(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    link = _symlink(tmp_path, "lake", "real")
+    loaded = load_spec(_spec_with(make_dataset, "raw/{date}/*.csv", clean=f"./{link}/clean/"))
+    assert loaded.output_root("clean") == tmp_path / "real" / "clean"
+    assert not (tmp_path / "real" / "clean").exists()
+
+
+def test_remote_outputs_are_refused_and_remote_sources_compared_as_text(
+    make_dataset: SpecFactory,
+) -> None:
+    path = _spec_with(make_dataset, "raw/{date}/*.csv", clean="s3://bucket/clean")
+    with pytest.raises(ConfigError, match=r"outputs\.clean: outputs must be local paths"):
+        load_spec(path)
+    loaded = load_spec(_spec_with(make_dataset, "s3://bucket/raw/{date}/*.csv"))
+    assert loaded.source_prefix() == "s3://bucket/raw/"
+    part = loaded.spec.partition.parse("2024-02-09")
+    assert loaded.source_pattern(part) == "s3://bucket/raw/2024-02-09/*.csv"
+
+
+def test_an_unset_variable_in_a_root_is_refused_at_load(make_dataset: SpecFactory) -> None:
+    path = _spec_with(make_dataset, "raw/{date}/*.csv", clean="${SLUICE_TEST_UNSET_ROOT}/c")
+    with pytest.raises(ConfigError, match="SLUICE_TEST_UNSET_ROOT is not set"):
+        load_spec(path)
