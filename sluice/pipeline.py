@@ -46,8 +46,10 @@ from sluice.write import (
     PartitionCommit,
     describe,
     partition_lock,
+    prove_conservation,
     recover,
     recover_pending,
+    refuse_foreign,
     write_json,
     write_parquet,
 )
@@ -191,7 +193,8 @@ def _alive(pid: int) -> bool:
 
 
 def _recover(run: Run, roots: dict[str, Path]) -> None:
-    """Undo or finish what a dead run of this partition left (call with its lock held).
+    """Undo or finish what a dead run of this partition left (call with its lock held), then
+    refuse partition folders sluice did not make (:func:`sluice.write.refuse_foreign`).
 
     A work folder is made and its ``owner.json`` written with the lock held, so one without a
     readable owner was left by a run that died in between.
@@ -217,6 +220,9 @@ def _recover(run: Run, roots: dict[str, Path]) -> None:
         done.append(f"removed a metric history file a dead run left ({tmp})")
     for line in done:
         log.warning("%s %s: %s", run.loaded.name, dirname, line)
+    manifest = roots["reports"] / dirname / MANIFEST_NAME
+    for root in roots.values():
+        refuse_foreign(root / dirname, dataset=run.loaded.name, manifest=manifest)
 
 
 def _ingest(run: Run) -> dict[str, Any]:
@@ -420,7 +426,7 @@ def stage_write(run: Run, started: dt.datetime | None = None) -> dict[str, Any]:
         _recover(run, roots)
         for line in recover_pending(roots["reports"], skip=dirname):
             log.warning("%s: %s", run.loaded.name, line)
-        with PartitionCommit(roots, dirname, run.run_id) as commit:
+        with PartitionCommit(roots, dirname, run.run_id, dataset=run.loaded.name) as commit:
             summary = _write_committed(run, commit, started)
     run.discard()
     return summary
@@ -439,6 +445,15 @@ def _write_committed(
         "quarantine": checksum(result.quarantine[ROW_ID]),
     }
     counts = _counts(result.failures, len(ids_in), result.clean.height, result.quarantine.height)
+    read_back = prove_conservation(
+        {
+            side: (commit.writer(side).path(PARQUET_NAME), staged.outputs[side]["sha256"])
+            for side in ("clean", "quarantine")
+        },
+        ids_in,
+        ROW_ID,
+        {side: {"rows": counts[side], "checksum": sums[side]} for side in ("clean", "quarantine")},
+    )
     holds = counts["in"] == counts["clean"] + counts["quarantine"] and sums["in"] == add_checksums(
         sums["clean"], sums["quarantine"]
     )
@@ -453,7 +468,7 @@ def _write_committed(
         "started_at": (started or dt.datetime.now(dt.UTC)).isoformat(),
         "counts": counts,
         "checksums": {**sums, "algorithm": "sum of _row_id mod 2^64, hex"},
-        "conservation": {"holds": holds},
+        "conservation": {"holds": holds, "read_back": read_back},
         "inputs": ingest_facts["inputs"],
         "schema": {
             "missing_columns": ingest_facts["missing_columns"],

@@ -46,6 +46,7 @@ STAGING_PREFIX = ".staging-"
 TRASH_PREFIX = ".replaced-"
 JOURNAL_PREFIX = ".commit-"
 LOCK_DIR = ".locks"
+MARKER_NAME = ".sluice-partition.json"
 LOCK_TIMEOUT_ENV = "SLUICE_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT_S = 600.0
 
@@ -56,6 +57,12 @@ class OutputError(SluiceError):
 
 class PartitionBusy(OutputError):
     """Another run holds the partition's lock and did not release it in time."""
+
+
+class ConservationError(SluiceError):
+    """The files staged for a commit do not hold every input row exactly once: nothing moves."""
+
+    exit_code = 3
 
 
 class NotCommitted(SluiceError):
@@ -109,6 +116,79 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def foreign_reason(
+    final: Path, *, dataset: str | None = None, manifest: Path | None = None
+) -> str | None:
+    """Why an existing partition folder is not one sluice made (None when it is, or is absent).
+
+    sluice made it when it holds :data:`MARKER_NAME` naming this partition (and ``dataset``,
+    when given). A folder without a marker, as older versions wrote them, counts as sluice's
+    when ``manifest`` (the partition's ``manifest.json``, of this dataset and partition) names
+    every file in it with its sha256, and it holds nothing else (the manifest itself aside).
+    """
+    if final.is_symlink():
+        return "it is a symbolic link"
+    if not final.exists():
+        return None
+    if not final.is_dir():
+        return "it is not a folder"
+    try:
+        doc = json.loads((final / MARKER_NAME).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return _legacy_reason(final, dataset, manifest)
+    except (OSError, ValueError) as exc:
+        return f"its {MARKER_NAME} cannot be read ({_why(exc)})"
+    if not isinstance(doc, dict) or doc.get("made_by") != "sluice":
+        return f"its {MARKER_NAME} is not sluice's"
+    if doc.get("partition") != final.name:
+        return f"its {MARKER_NAME} names partition {doc.get('partition')!r}"
+    if dataset is not None and doc.get("dataset") not in (None, dataset):
+        return f"it holds dataset {doc.get('dataset')!r}, not {dataset!r}"
+    return None
+
+
+def _legacy_reason(final: Path, dataset: str | None, manifest: Path | None) -> str | None:
+    no = f"it holds no {MARKER_NAME}"
+    if manifest is None:
+        return no
+    try:
+        doc = json.loads(manifest.read_text(encoding="utf-8"))
+        partition = f"{doc['partition']['key']}={doc['partition']['value']}"
+        named = {
+            os.path.realpath(e["path"]): e["sha256"]
+            for e in doc["outputs"].values()
+            if isinstance(e, dict)
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{no} and no readable manifest {manifest} names its files"
+    if partition != final.name or (dataset is not None and doc.get("dataset") != dataset):
+        return f"{no} and {manifest} is of another dataset or partition"
+    for entry in sorted(final.iterdir()):
+        real = os.path.realpath(entry)
+        if entry.is_symlink() or not entry.is_file():
+            return f"{no} and holds {entry.name}, which is not a plain file"
+        if entry.name == MANIFEST_NAME and entry.parent == manifest.parent:
+            continue
+        if real not in named:
+            return f"{no} and holds {entry.name}, which {manifest} does not name"
+        if file_sha256(entry) != named[real]:
+            return f"{no} and {entry.name} is not the file {manifest} names (sha256 differs)"
+    return None
+
+
+def refuse_foreign(
+    final: Path, *, dataset: str | None = None, manifest: Path | None = None
+) -> None:
+    """Raise :class:`OutputError` when ``final`` exists and sluice did not make it."""
+    why = foreign_reason(final, dataset=dataset, manifest=manifest)
+    if why is not None:
+        raise OutputError(
+            f"{final}: refusing to replace a folder sluice did not make ({why}); sluice "
+            f"replaces only partition folders it wrote (they hold {MARKER_NAME}). Move it "
+            "away or point the output root elsewhere; nothing was changed"
+        )
+
+
 class PartitionWriter:
     """Stage a partition's files under one root, then swap them into place.
 
@@ -116,12 +196,31 @@ class PartitionWriter:
     stay as they were.
     """
 
-    def __init__(self, root: Path, dirname: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        dirname: str,
+        *,
+        dataset: str | None = None,
+        side: str | None = None,
+        run_id: str | None = None,
+        manifest: Path | None = None,
+    ) -> None:
         self.root = root
+        self.dirname = dirname
         self.final = root / dirname
         token = uuid.uuid4().hex[:12]
         self.staging = root / f"{STAGING_PREFIX}{dirname}-{token}"
         self.trash = root / f"{TRASH_PREFIX}{dirname}-{token}"
+        self.dataset = dataset
+        self.manifest = manifest
+        self.marker = {
+            "made_by": "sluice",
+            "dataset": dataset,
+            "partition": dirname,
+            "side": side,
+            "run_id": run_id,
+        }
 
     def __enter__(self) -> PartitionWriter:
         try:
@@ -129,7 +228,17 @@ class PartitionWriter:
             self.staging.mkdir()
         except OSError as exc:
             raise OutputError(f"cannot write under {self.root}: {exc.strerror}") from None
+        marker = self.staging / MARKER_NAME
+        try:
+            marker.write_text(json.dumps(self.marker, sort_keys=True) + "\n", encoding="utf-8")
+        except OSError as exc:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            raise OutputError(f"cannot write {marker}: {_why(exc)}") from None
         return self
+
+    def check_owned(self) -> None:
+        """Raise :class:`OutputError` when the final folder exists and sluice did not make it."""
+        refuse_foreign(self.final, dataset=self.dataset, manifest=self.manifest)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None:
@@ -154,8 +263,9 @@ class PartitionWriter:
 
         Returns whether there was a final folder to replace; it stays in ``trash``.
         """
+        self.check_owned()
         try:
-            had_old = self.final.exists()
+            had_old = self.final.exists() or self.final.is_symlink()
             if had_old:
                 self.final.rename(self.trash)
             try:
@@ -236,17 +346,27 @@ class PartitionCommit:
     An error before the commit point puts every replaced folder back.
     """
 
-    def __init__(self, roots: Mapping[str, Path], dirname: str, run_id: str) -> None:
+    def __init__(
+        self, roots: Mapping[str, Path], dirname: str, run_id: str, *, dataset: str | None = None
+    ) -> None:
         self.sides = list(roots)
         self.roots = dict(roots)
         self.dirname = dirname
         self.run_id = run_id
-        self.writers = {side: PartitionWriter(root, dirname) for side, root in roots.items()}
+        manifest = roots[self.sides[-1]] / dirname / MANIFEST_NAME
+        self.writers = {
+            side: PartitionWriter(
+                root, dirname, dataset=dataset, side=side, run_id=run_id, manifest=manifest
+            )
+            for side, root in roots.items()
+        }
         self.journal = journal_path(roots[self.sides[-1]], dirname)
         self.swapped: dict[str, bool] = {}
         self.committed = False
 
     def __enter__(self) -> PartitionCommit:
+        for w in self.writers.values():
+            w.check_owned()
         entered: list[PartitionWriter] = []
         try:
             for w in self.writers.values():
@@ -273,7 +393,7 @@ class PartitionCommit:
                 "staging": str(w.staging),
                 "final": str(w.final),
                 "trash": str(w.trash),
-                "had_old": w.final.exists(),
+                "had_old": w.final.exists() or w.final.is_symlink(),
             }
             for side, w in self.writers.items()
         ]
@@ -331,6 +451,20 @@ def _leftover(name: str, dirname: str) -> bool:
     return re.fullmatch(pattern, name) is not None or re.fullmatch(tmp, name) is not None
 
 
+def _made_by_run(folder: Path, run_id: object) -> bool:
+    """Whether ``folder`` is the staged folder of run ``run_id`` (a folder with no marker was
+    staged by an older version, which wrote none)."""
+    if folder.is_symlink():
+        return False
+    try:
+        doc = json.loads((folder / MARKER_NAME).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("run_id") in (None, run_id)
+
+
 def recover(roots: Mapping[str, Path], dirname: str) -> list[str]:
     """Finish or undo the commit a dead run left for one partition; remove its leftovers.
 
@@ -357,11 +491,17 @@ def recover(roots: Mapping[str, Path], dirname: str) -> list[str]:
             if not committed:
                 for e in reversed(entries):
                     final, trash = Path(e["final"]), Path(e["trash"])
+                    run_made_final = _made_by_run(final, doc.get("run_id"))
                     if trash.exists() or trash.is_symlink():
-                        if final.exists():
+                        if final.exists() and run_made_final:
                             shutil.rmtree(final)
                         trash.rename(final)
-                    elif not e["had_old"] and final.exists() and not Path(e["staging"]).exists():
+                    elif (
+                        not e["had_old"]
+                        and run_made_final
+                        and final.exists()
+                        and not Path(e["staging"]).exists()
+                    ):
                         shutil.rmtree(final)
             journal.unlink()
             _fsync_dir(journal.parent)
@@ -402,6 +542,76 @@ def recover_pending(journal_root: Path, *, skip: str | None = None) -> list[str]
         except PartitionBusy:
             continue
     return done
+
+
+def read_back_ids(path: Path, sha256: str, column: str) -> pl.Series:
+    """The ``column`` of a Parquet file, parsed from the very bytes whose hash is ``sha256``.
+
+    Raises :class:`ConservationError` when the file cannot be read or is not those bytes.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConservationError(f"cannot read back {path}: {_why(exc)}") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ConservationError(f"{path} changed after it was written (sha256 differs)")
+    try:
+        return pl.read_parquet(io.BytesIO(data), columns=[column])[column]
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise ConservationError(f"cannot read back {path}: {_why(exc)}") from None
+
+
+def prove_conservation(
+    files: Mapping[str, tuple[Path, str]],
+    ids_in: pl.Series,
+    column: str,
+    expected: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Check from the files themselves that every input id is in exactly one of them.
+
+    ``files`` maps a side (``clean``, ``quarantine``) to its staged file and the sha256 the
+    manifest will give. Each file's ``column`` is read back from the hashed bytes; together the
+    files must hold each id of ``ids_in`` once and nothing else, and agree with ``expected``
+    (``{side: {rows, checksum}}``, what the manifest will say). Returns what was read,
+    ``{side: {rows, checksum}}``; raises :class:`ConservationError` naming every difference.
+    """
+    from sluice.decide import add_checksums, checksum  # detectors -> write: import late
+
+    read = {side: read_back_ids(path, sha, column) for side, (path, sha) in files.items()}
+    back: dict[str, dict[str, Any]] = {
+        side: {"rows": len(ids), "checksum": checksum(ids)} for side, ids in read.items()
+    }
+    both = pl.concat(list(read.values())) if read else pl.Series(column, [], pl.UInt64)
+    problems: list[str] = []
+    if len(both) != len(ids_in):
+        held = " + ".join(f"{v['rows']} {k}" for k, v in back.items())
+        problems.append(f"{len(ids_in)} rows came in, the files hold {held}")
+    if add_checksums(*(str(v["checksum"]) for v in back.values())) != checksum(ids_in):
+        problems.append("the checksums of the files' ids do not add up to the input's")
+    twice = len(both) - both.n_unique()
+    if twice:
+        problems.append(f"{twice} row ids are written twice (in both files, or twice in one)")
+    lost = int((~ids_in.is_in(both.cast(ids_in.dtype, strict=False))).sum())
+    if lost:
+        problems.append(f"{lost} input rows are in no file")
+    extra = int((~both.is_in(ids_in.cast(both.dtype, strict=False))).sum())
+    if extra:
+        problems.append(f"{extra} rows in the files did not come in")
+    for side, want in (expected or {}).items():
+        got = back.get(side)
+        if got is not None and (got["rows"], got["checksum"]) != (want["rows"], want["checksum"]):
+            problems.append(
+                f"the {side} file holds {got['rows']} rows (checksum {got['checksum']}), "
+                f"the manifest would say {want['rows']} ({want['checksum']})"
+            )
+    if problems:
+        names = ", ".join(str(path) for path, _ in files.values())
+        raise ConservationError(
+            f"conservation does not hold in the files staged for the commit ({names}): "
+            f"{'; '.join(problems)}. Nothing was committed and the previous outputs are "
+            "untouched; this is a bug or a failing disk: please report it"
+        )
+    return back
 
 
 @dataclass(frozen=True)

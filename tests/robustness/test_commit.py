@@ -5,17 +5,21 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from sluice.errors import SluiceError
 from sluice.pipeline import run_partition
 from sluice.write import (
+    MARKER_NAME,
     NotCommitted,
     OutputError,
     PartitionCommit,
     PartitionWriter,
+    foreign_reason,
     journal_path,
     load_partition,
     recover,
@@ -137,17 +141,133 @@ def test_rollback_in_process_on_error(tmp_path: Path) -> None:
     assert _names(roots) == [DIRNAME] * 3
 
 
-def test_a_symlinked_partition_folder_is_replaced_without_following_it(tmp_path: Path) -> None:
+def test_a_symlinked_partition_folder_is_refused_and_not_followed(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep.txt").write_text("not sluice's")
     roots = _roots(tmp_path / "roots")
     roots["clean"].mkdir(parents=True)
     (roots["clean"] / DIRNAME).symlink_to(outside, target_is_directory=True)
-    _publish(roots, 1)
+    with pytest.raises(OutputError, match=r"clean/date=2024-01-01: refusing .* symbolic link"):
+        _publish(roots, 1)
     assert (outside / "keep.txt").read_text() == "not sluice's"
-    assert not (roots["clean"] / DIRNAME).is_symlink()
+    assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]
+    assert (roots["clean"] / DIRNAME).is_symlink()
+    assert _names(roots) == [DIRNAME]
+
+
+def test_every_staged_folder_carries_a_marker_naming_its_run(tmp_path: Path) -> None:
+    roots = _roots(tmp_path)
+    with PartitionCommit(roots, DIRNAME, "run-7", dataset="tiny") as commit:
+        for side in SIDES:
+            write_parquet(pl.DataFrame({"v": [7]}), commit.writer(side).path("x.parquet"))
+        commit.commit()
+    for side in SIDES:
+        marker = json.loads((roots[side] / DIRNAME / MARKER_NAME).read_text())
+        assert marker == {
+            "made_by": "sluice",
+            "dataset": "tiny",
+            "partition": DIRNAME,
+            "side": side,
+            "run_id": "run-7",
+        }
+
+
+def _foreign(folder: Path) -> dict[str, bytes]:
+    folder.mkdir(parents=True)
+    (folder / "data.csv").write_bytes(b"id\n1\n")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "more.csv").write_bytes(b"id\n2\n")
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_a_folder_without_a_marker_is_never_replaced(tmp_path: Path, side: str) -> None:
+    roots = _roots(tmp_path)
+    _publish(roots, 1)
+    shutil.rmtree(roots[side] / DIRNAME)
+    before = _foreign(roots[side] / DIRNAME)
+    with pytest.raises(OutputError) as err:
+        _publish(roots, 2)
+    assert f"{roots[side] / DIRNAME}: refusing to replace a folder sluice did not make" in str(
+        err.value
+    )
+    assert "nothing was changed" in str(err.value)
+    folder = roots[side] / DIRNAME
+    after = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert after == before
+    others = [s for s in SIDES if s != side]
+    assert {s: _versions(roots)[s] for s in others} == dict.fromkeys(others, 1)
     assert _names(roots) == [DIRNAME] * 3
+
+
+@pytest.mark.parametrize(
+    ("marker", "why"),
+    [
+        ("{torn", "cannot be read"),
+        ('{"made_by": "someone"}', "is not sluice's"),
+        ('{"made_by": "sluice", "partition": "date=1999-01-01"}', "names partition"),
+        (
+            '{"made_by": "sluice", "partition": "date=2024-01-01", "dataset": "other"}',
+            "holds dataset 'other', not 'tiny'",
+        ),
+    ],
+)
+def test_a_marker_of_another_partition_or_dataset_is_refused(
+    tmp_path: Path, marker: str, why: str
+) -> None:
+    folder = tmp_path / "clean" / DIRNAME
+    folder.mkdir(parents=True)
+    (folder / MARKER_NAME).write_text(marker)
+    assert why in (foreign_reason(folder, dataset="tiny") or "")
+    with pytest.raises(OutputError, match="refusing to replace"):
+        PartitionCommit(_roots(tmp_path), DIRNAME, "r", dataset="tiny").__enter__()
+    assert sorted(p.name for p in folder.iterdir()) == [MARKER_NAME]
+
+
+def _legacy(committed: Path) -> dict[str, Path]:
+    """Make a committed partition look written by an older sluice: no markers."""
+    manifest = json.loads(committed.read_text())
+    folders = {k: Path(v["path"]).parent for k, v in manifest["outputs"].items()}
+    for folder in set(folders.values()):
+        (folder / MARKER_NAME).unlink()
+    return folders
+
+
+def test_an_older_versions_folder_is_adopted_when_its_manifest_names_every_file(
+    committed: Path,
+) -> None:
+    spec = committed.parents[3] / "tiny.yaml"
+    folders = _legacy(committed)
+    for folder in set(folders.values()):
+        assert foreign_reason(folder, dataset="tiny", manifest=committed) is None
+    run_partition(str(spec), "2024-01-01")
+    check_conserved(committed, rows_in=3)
+    for folder in set(folders.values()):
+        assert (folder / MARKER_NAME).is_file()
+
+
+@pytest.mark.parametrize("change", ["extra_file", "edited_file", "other_dataset", "no_manifest"])
+def test_an_older_versions_folder_that_differs_from_its_manifest_is_refused(
+    committed: Path, change: str
+) -> None:
+    spec = committed.parents[3] / "tiny.yaml"
+    folders = _legacy(committed)
+    clean = folders["clean"]
+    if change == "extra_file":
+        (clean / "notes.txt").write_text("mine")
+    elif change == "edited_file":
+        (clean / "part-00000.parquet").write_bytes(b"PAR1 edited")
+    elif change == "other_dataset":
+        doc = json.loads(committed.read_text())
+        committed.write_text(json.dumps({**doc, "dataset": "other"}))
+    else:
+        committed.unlink()
+    before = {p.name: p.read_bytes() for p in clean.iterdir()}
+    with pytest.raises(SluiceError, match=r"clean/date=2024-01-01: refusing to replace"):
+        run_partition(str(spec), "2024-01-01")
+    assert {p.name: p.read_bytes() for p in clean.iterdir()} == before
+    assert leftovers(committed.parents[2]) == []
 
 
 @pytest.fixture
