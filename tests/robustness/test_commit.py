@@ -7,26 +7,39 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
+import sluice.pipeline
+from sluice.decide import checksum
 from sluice.errors import SluiceError
 from sluice.pipeline import run_partition
 from sluice.write import (
     MARKER_NAME,
+    PARQUET_NAME,
+    ConservationError,
     NotCommitted,
     OutputError,
     PartitionCommit,
     PartitionWriter,
+    file_sha256,
     foreign_reason,
     journal_path,
     load_partition,
+    prove_conservation,
     recover,
     write_parquet,
 )
 from tests.robustness.corpus import csv_text, good
-from tests.robustness.support import check_conserved, leftovers, manifest_path, write_dataset
+from tests.robustness.support import (
+    check_conserved,
+    leftovers,
+    manifest_path,
+    snapshot,
+    write_dataset,
+)
 
 DIRNAME = "date=2024-01-01"
 SIDES = ("clean", "quarantine", "reports")
@@ -367,3 +380,106 @@ def test_a_single_writer_puts_the_old_folder_back_when_its_swap_fails(
         publish_2()
     assert pl.read_parquet(tmp_path / DIRNAME / "x.parquet")["v"].to_list() == [1]
     assert sorted(p.name for p in tmp_path.iterdir()) == [DIRNAME]
+
+
+def _stage_ids(
+    commit: PartitionCommit, clean: list[int], quarantine: list[int]
+) -> dict[str, tuple[Path, str]]:
+    files: dict[str, tuple[Path, str]] = {}
+    for side, ids in (("clean", clean), ("quarantine", quarantine)):
+        path = commit.writer(side).path(PARQUET_NAME)
+        write_parquet(pl.DataFrame({"_row_id": pl.Series(ids, dtype=pl.UInt64)}), path)
+        files[side] = (path, file_sha256(path))
+    return files
+
+
+IDS_IN = pl.Series("_row_id", [11, 12, 13, 2**64 - 1], dtype=pl.UInt64)
+
+
+def test_conservation_is_read_back_from_the_staged_files(tmp_path: Path) -> None:
+    with PartitionCommit(_roots(tmp_path), DIRNAME, "r") as commit:
+        files = _stage_ids(commit, [13, 11], [2**64 - 1, 12])
+        back = prove_conservation(files, IDS_IN, "_row_id")
+    assert back == {
+        "clean": {"rows": 2, "checksum": f"{24:016x}"},
+        "quarantine": {"rows": 2, "checksum": f"{11:016x}"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("clean", "quarantine", "complaints"),
+    [
+        ([11, 12], [13], ["4 rows came in, the files hold 2 clean + 1 quarantine", "1 input"]),
+        ([11, 12, 13], [13, 2**64 - 1], ["1 row ids are written twice"]),
+        ([11, 12, 13], [99], ["1 rows in the files did not come in", "1 input rows are in no"]),
+        ([11, 11, 12, 13], [], ["1 row ids are written twice", "1 input rows are in no file"]),
+    ],
+)
+def test_a_staged_file_that_loses_or_doubles_rows_aborts_the_commit(
+    tmp_path: Path, clean: list[int], quarantine: list[int], complaints: list[str]
+) -> None:
+    roots = _roots(tmp_path)
+    _publish(roots, 1)
+
+    def publish() -> None:
+        with PartitionCommit(roots, DIRNAME, "r") as commit:
+            prove_conservation(_stage_ids(commit, clean, quarantine), IDS_IN, "_row_id")
+            commit.commit()
+
+    with pytest.raises(ConservationError) as err:
+        publish()
+    for complaint in complaints:
+        assert complaint in str(err.value)
+    assert "Nothing was committed" in str(err.value)
+    assert err.value.exit_code == 3
+    assert _versions(roots) == dict.fromkeys(SIDES, 1)
+    assert _names(roots) == [DIRNAME] * 3
+
+
+def test_a_staged_file_changed_after_hashing_or_unreadable_aborts(tmp_path: Path) -> None:
+    with PartitionCommit(_roots(tmp_path), DIRNAME, "r") as commit:
+        files = _stage_ids(commit, [11, 12], [13, 2**64 - 1])
+        path = files["clean"][0]
+        good_bytes = path.read_bytes()
+        _stage_ids(commit, [11, 12, 13], [2**64 - 1])
+        with pytest.raises(ConservationError, match="changed after it was written"):
+            prove_conservation(files, IDS_IN, "_row_id")
+        path.write_bytes(good_bytes[:-9])
+        torn = {**files, "clean": (path, file_sha256(path))}
+        with pytest.raises(ConservationError, match=r"cannot read back .*part-00000\.parquet"):
+            prove_conservation(torn, IDS_IN, "_row_id")
+        with pytest.raises(ConservationError, match=r"the clean file holds 2 rows .* would say 3"):
+            prove_conservation(
+                _stage_ids(commit, [11, 12], [13, 2**64 - 1]),
+                IDS_IN,
+                "_row_id",
+                {"clean": {"rows": 3, "checksum": f"{36:016x}"}},
+            )
+
+
+def test_a_corrupted_staged_clean_file_aborts_the_run_and_keeps_the_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = write_dataset(tmp_path, {"2024-01-01": csv_text(good(0), good(1), "r9,2")})
+    run_partition(str(spec), "2024-01-01")
+    before = snapshot(tmp_path / "out")
+    write_dataset(tmp_path, {"2024-01-01": csv_text(*(good(i) for i in range(5)))})
+
+    def drop_a_clean_row(frame: pl.DataFrame, path: Path, metadata: Any = None) -> None:
+        if path.parent.name.startswith(".staging-") and path.parent.parent.name == "clean":
+            frame = frame.head(frame.height - 1)
+        write_parquet(frame, path, metadata)
+
+    monkeypatch.setattr(sluice.pipeline, "write_parquet", drop_a_clean_row)
+    with pytest.raises(ConservationError, match="5 rows came in, the files hold 4 clean"):
+        run_partition(str(spec), "2024-01-01")
+    assert snapshot(tmp_path / "out") == before
+    assert leftovers(tmp_path / "out") == []
+    monkeypatch.undo()
+    run_partition(str(spec), "2024-01-01")
+    manifest = check_conserved(manifest_path(tmp_path, "2024-01-01"), rows_in=5)
+    part = load_partition(manifest_path(tmp_path, "2024-01-01"))
+    assert manifest["conservation"]["read_back"] == {
+        side: {"rows": part.frames[side].height, "checksum": checksum(part.frames[side]["_row_id"])}
+        for side in ("clean", "quarantine")
+    }
