@@ -3,9 +3,11 @@
 A partition is done when its manifest says it passed, its input files are the same files with the
 same sha256, the suite and the dataset spec have the sha256 the manifest recorded, and every
 output file the manifest names is there with the sha256 it gives (the read protocol of
-``sluice.write.load_partition``, hashing only: a partition whose commit died half way, or whose
-outputs were changed, is screened again). A partition whose last run failed a critical check is
-never done: screening it again fails again and alerts again, which is the point.
+``sluice.write.load_partition``, hashing only: a partition whose outputs were changed is screened
+again). The judgement is made with the partition's lock held, after recovering what dead runs left
+(a commit that died half way is finished or rolled back first). A partition whose last run failed
+a critical check is never done: screening it again fails again and alerts again, which is the
+point.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from expectations.suite import load_suite
 from sluice.config import LoadedSpec, Partition
 from sluice.errors import InputError
 from sluice.ingest import list_source_files
-from sluice.write import MANIFEST_NAME
+from sluice.pipeline import recover_partition
+from sluice.write import MANIFEST_NAME, PartitionBusy, partition_lock
 
 _CHUNK = 1 << 20
 
@@ -84,10 +87,25 @@ def unverified_output(outputs: Any) -> str | None:
 def check_done(
     loaded: LoadedSpec, partition: Partition, *, suite_sha256: str | None = None
 ) -> Done:
-    """Compare a partition's manifest with its current inputs, suite and spec.
+    """Take the partition's lock, recover what dead runs left, then judge whether it is done.
 
-    ``suite_sha256`` saves loading the suite again when the caller has it.
+    Recovery (:func:`sluice.pipeline.recover_partition`) finishes or rolls back a commit that
+    died and removes dead runs' work folders even when the partition is then skipped. A
+    partition whose lock another run holds past ``SLUICE_LOCK_TIMEOUT`` is not done (its run
+    waits for the lock in turn). ``suite_sha256`` saves loading the suite again.
     """
+    reports = loaded.output_root("reports")
+    if not reports.exists():
+        return Done(False, "not screened yet", manifest_path(loaded, partition))
+    try:
+        with partition_lock(reports, partition.dirname):
+            recover_partition(loaded, partition)
+            return _judge(loaded, partition, suite_sha256)
+    except PartitionBusy as exc:
+        return Done(False, str(exc), manifest_path(loaded, partition))
+
+
+def _judge(loaded: LoadedSpec, partition: Partition, suite_sha256: str | None) -> Done:
     path = manifest_path(loaded, partition)
     manifest = read_manifest(path)
     if manifest is None:

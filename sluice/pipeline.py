@@ -192,34 +192,61 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _recover(run: Run, roots: dict[str, Path]) -> None:
-    """Undo or finish what a dead run of this partition left (call with its lock held), then
-    refuse partition folders sluice did not make (:func:`sluice.write.refuse_foreign`).
+def recover_partition(
+    loaded: LoadedSpec, partition: Partition, *, keep: Path | None = None
+) -> list[str]:
+    """Undo or finish what dead runs of one partition left; returns what was done, in words.
 
-    A work folder is made and its ``owner.json`` written with the lock held, so one without a
-    readable owner was left by a run that died in between.
+    Call with the partition's lock held: finishes or rolls back a dead commit
+    (:func:`sluice.write.recover`), removes work folders of dead runs on this host (all but
+    ``keep``) and temporary metric history files. A work folder is made and its ``owner.json``
+    written with the lock held, so one without a readable owner was left by a run that died in
+    between.
     """
-    dirname = run.partition.dirname
+    roots = output_roots(loaded)
+    dirname = partition.dirname
     done = recover(roots, dirname)
-    for folder in sorted(run.work.parent.glob(f"{dirname}-*")):
+    work_root = roots["reports"] / ".work"
+    for folder in sorted(work_root.glob(f"{dirname}-*")):
         try:
             owner = json.loads((folder / OWNER_NAME).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             owner = {"partition": dirname, "host": socket.gethostname(), "pid": 0}
         if (
-            folder != run.work
+            folder != keep
             and folder.is_dir()
+            and isinstance(owner, dict)
             and owner.get("partition") == dirname
             and owner.get("host") == socket.gethostname()
-            and not _alive(int(owner.get("pid", 0)))
+            and not _alive(_pid(owner.get("pid")))
         ):
             shutil.rmtree(folder, ignore_errors=True)
             done.append(f"removed the work folder of a dead run ({folder})")
+    with contextlib.suppress(OSError):
+        work_root.rmdir()
     for tmp in sorted(history_dir(roots["reports"]).glob(f".{dirname}.*.tmp")):
         tmp.unlink(missing_ok=True)
         done.append(f"removed a metric history file a dead run left ({tmp})")
     for line in done:
-        log.warning("%s %s: %s", run.loaded.name, dirname, line)
+        log.warning("%s %s: %s", loaded.name, dirname, line)
+    return done
+
+
+def _pid(value: object) -> int:
+    if isinstance(value, int | str):
+        with contextlib.suppress(ValueError):
+            return int(value)
+    return 0
+
+
+def _recover(run: Run, roots: dict[str, Path]) -> None:
+    """Recover the partition (:func:`recover_partition`, keeping this run's work folder), then
+    refuse partition folders sluice did not make (:func:`sluice.write.refuse_foreign`).
+
+    Call with the partition's lock held.
+    """
+    dirname = run.partition.dirname
+    recover_partition(run.loaded, run.partition, keep=run.work)
     manifest = roots["reports"] / dirname / MANIFEST_NAME
     for root in roots.values():
         refuse_foreign(root / dirname, dataset=run.loaded.name, manifest=manifest)

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,9 @@ from flows.idempotence import (
 )
 from sluice.config import LoadedSpec, find_spec
 from sluice.pipeline import run_partition
+from sluice.write import PartitionCommit, journal_path, partition_lock
 from tests.conftest import SpecFactory, tiny_suite
+from tests.robustness.support import check_conserved, leftovers
 
 GOOD = "id,amount,count,when,kind\na,1,1,2024-01-01 10:00:00,a\nb,200,2,2024-01-01 11:00:00,c\n"
 
@@ -164,3 +169,62 @@ def test_unverified_output_names_what_is_wrong(tmp_path: Path) -> None:
     assert unverified_output({"x": {"path": str(f)}}) == (
         "its manifest gives no path and sha256 for its x output"
     )
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def _work_folder(loaded: LoadedSpec, name: str, pid: int) -> Path:
+    folder = loaded.output_root("reports") / ".work" / f"date=2024-01-01-{name}"
+    folder.mkdir(parents=True)
+    (folder / "frame.parquet").write_bytes(b"a copy of the partition's data")
+    owner = {"host": socket.gethostname(), "pid": pid, "partition": "date=2024-01-01"}
+    (folder / "owner.json").write_text(json.dumps(owner))
+    return folder
+
+
+def test_a_skipped_partition_is_recovered_first(screened: LoadedSpec, tmp_path: Path) -> None:
+    part = screened.spec.partition.parse("2024-01-01")
+    dead = _work_folder(screened, "dead", _dead_pid())
+    roots = {s: screened.output_root(s) for s in ("clean", "quarantine", "reports")}
+    commit = PartitionCommit(roots, part.dirname, "killed", dataset="tiny").__enter__()
+    for side in roots:
+        commit.writer(side).path("part-00000.parquet").write_bytes(b"half a run")
+    commit.swap("clean")
+    assert journal_path(roots["reports"], part.dirname).exists()
+    verdict = check_done(screened, part)
+    assert verdict.done, verdict.reason
+    assert not dead.exists()
+    assert leftovers(tmp_path / "out") == []
+    check_conserved(verdict.manifest, rows_in=2)
+
+
+def test_the_work_folder_of_a_live_run_is_kept(screened: LoadedSpec) -> None:
+    part = screened.spec.partition.parse("2024-01-01")
+    alive = _work_folder(screened, "alive", os.getpid())
+    assert check_done(screened, part).done
+    assert (alive / "frame.parquet").exists()
+
+
+def test_a_partition_another_run_is_writing_is_not_judged(
+    screened: LoadedSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    part = screened.spec.partition.parse("2024-01-01")
+    monkeypatch.setenv("SLUICE_LOCK_TIMEOUT", "0.2")
+    with partition_lock(screened.output_root("reports"), part.dirname):
+        verdict = check_done(screened, part)
+    assert not verdict.done
+    assert "another run is writing this partition" in verdict.reason
+    assert check_done(screened, part).done
+
+
+def test_judging_a_never_screened_dataset_creates_nothing(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    loaded = find_spec(str(make_dataset({"2024-01-01": GOOD})))
+    verdict = check_done(loaded, loaded.spec.partition.parse("2024-01-01"))
+    assert (verdict.done, verdict.reason) == (False, "not screened yet")
+    assert not (tmp_path / "out").exists()
