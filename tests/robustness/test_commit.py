@@ -6,11 +6,14 @@ import errno
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+import yaml
 
 import sluice.pipeline
 from sluice.decide import checksum
@@ -483,3 +486,128 @@ def test_a_corrupted_staged_clean_file_aborts_the_run_and_keeps_the_outputs(
         side: {"rows": part.frames[side].height, "checksum": checksum(part.frames[side]["_row_id"])}
         for side in ("clean", "quarantine")
     }
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (lock files aside), by relative path."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".locks" not in p.parts
+    }
+
+
+def _sluice(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("sluice")
+    return subprocess.run(
+        [str(exe), *args], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def _hostile_spec(root: Path, spec: Path, side: str, spelling: str) -> Path:
+    doc = yaml.safe_load(spec.read_text())
+    doc["outputs"][side] = spelling
+    hostile = root / "hostile.yaml"
+    hostile.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return hostile
+
+
+SOURCE_SPELLINGS = {
+    "equal": "raw",
+    "nested": "raw/date=2024-01-01",
+    "dot_slash": "./raw",
+    "trailing_slash": "raw/",
+    "dot_dot": "out/../raw",
+    "symlink": "lake",
+    "containing": ".",
+}
+ROOT_SPELLINGS = {
+    "equal": "out/reports",
+    "dot_inside": "out/./reports",
+    "trailing_slash": "out/reports/",
+    "dot_slash": "./out/reports",
+    "symlink": "alias",
+    "nested": "out/reports/clean",
+}
+
+
+@pytest.fixture(scope="module")
+def screened_by_cli(
+    prefect_api: None, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path, dict[str, str]]:
+    """A partition screened once through ``sluice run``; the spec, its folder and environment."""
+    import prefect.settings
+
+    root = tmp_path_factory.mktemp("cli")
+    spec = write_dataset(root, {"2024-01-01": csv_text(good(0), good(1), "r9,2")})
+    (root / "lake").symlink_to(root / "raw", target_is_directory=True)
+    (root / "alias").symlink_to(root / "out" / "reports", target_is_directory=True)
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(prefect.settings.PREFECT_API_URL.value()),
+        "PREFECT_HOME": str(tmp_path_factory.mktemp("cli-prefect-home")),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    first = _sluice("run", str(spec), "--partition", "2024-01-01", env=env)
+    assert first.returncode == 0, first.stderr
+    check_conserved(manifest_path(root, "2024-01-01"), rows_in=3)
+    return root, spec, env
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("side", "spelling"),
+    [("clean", s) for s in sorted(SOURCE_SPELLINGS)]
+    + [("quarantine", s) for s in sorted(ROOT_SPELLINGS)],
+)
+def test_the_cli_refuses_overlapping_roots_before_any_data_moves(
+    screened_by_cli: tuple[Path, Path, dict[str, str]], side: str, spelling: str
+) -> None:
+    root, spec, env = screened_by_cli
+    table = SOURCE_SPELLINGS if side == "clean" else ROOT_SPELLINGS
+    hostile = _hostile_spec(root, spec, side, table[spelling])
+    source, outputs = _tree(root / "raw"), _tree(root / "out")
+    commands = [("run", str(hostile), "--partition", "2024-01-01", "--force")]
+    if spelling == "equal":
+        commands.append(
+            ("backfill", str(hostile), "--start", "2024-01-01", "--end", "2024-01-01", "--force")
+        )
+    for command in commands:
+        out = _sluice(*command, env=env)
+        assert out.returncode == 2, (command, out.stdout, out.stderr)
+        assert "Traceback" not in out.stderr
+        assert f"hostile.yaml:{_line(hostile, side + ':')}: outputs.{side}: " in out.stderr
+        if side == "clean":
+            assert "outputs must never touch the source" in out.stderr
+            assert f"{root / 'raw'}, the folder the source files are read from" in out.stderr
+        else:
+            assert "outputs.reports at line" in out.stderr
+            assert str(root / "out" / "reports") in out.stderr
+        assert _tree(root / "raw") == source
+        assert _tree(root / "out") == outputs
+        assert leftovers(root / "out") == []
+
+
+def _line(path: Path, key: str) -> int:
+    lines = path.read_text().splitlines()
+    return next(i for i, t in enumerate(lines, 1) if t.strip().startswith(key))
+
+
+@pytest.mark.e2e
+def test_the_cli_refuses_to_replace_a_folder_sluice_did_not_make(
+    screened_by_cli: tuple[Path, Path, dict[str, str]],
+) -> None:
+    root, spec, env = screened_by_cli
+    write_dataset(root, {"2024-01-02": csv_text(good(3))})
+    foreign = root / "out" / "quarantine" / "date=2024-01-02"
+    foreign.mkdir(parents=True)
+    (foreign / "theirs.parquet").write_bytes(b"someone else's data")
+    source, outputs = _tree(root / "raw"), _tree(root / "out")
+    out = _sluice("run", str(spec), "--partition", "2024-01-02", env=env)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    assert f"{foreign}: refusing to replace a folder sluice did not make" in out.stderr
+    assert f"it holds no {MARKER_NAME}" in out.stderr
+    assert _tree(root / "raw") == source
+    assert _tree(root / "out") == outputs
+    assert leftovers(root / "out") == []
