@@ -567,7 +567,9 @@ def test_the_cli_refuses_overlapping_roots_before_any_data_moves(
     table = SOURCE_SPELLINGS if side == "clean" else ROOT_SPELLINGS
     hostile = _hostile_spec(root, spec, side, table[spelling])
     source, outputs = _tree(root / "raw"), _tree(root / "out")
-    commands = [("run", str(hostile), "--partition", "2024-01-01", "--force")]
+    commands: list[tuple[str, ...]] = [
+        ("run", str(hostile), "--partition", "2024-01-01", "--force")
+    ]
     if spelling == "equal":
         commands.append(
             ("backfill", str(hostile), "--start", "2024-01-01", "--end", "2024-01-01", "--force")
