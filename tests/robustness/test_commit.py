@@ -613,3 +613,15 @@ def test_the_cli_refuses_to_replace_a_folder_sluice_did_not_make(
     assert _tree(root / "raw") == source
     assert _tree(root / "out") == outputs
     assert leftovers(root / "out") == []
+
+
+def test_recovery_removes_only_a_folder_the_dead_run_made(tmp_path: Path) -> None:
+    roots = _roots(tmp_path)
+    commit = _dead_commit(roots, 1, ("clean",))
+    final = commit.writer("clean").final
+    (final / MARKER_NAME).write_text(
+        json.dumps({"made_by": "sluice", "partition": DIRNAME, "run_id": "someone-else"})
+    )
+    recover(roots, DIRNAME)
+    assert _versions(roots)["clean"] == 1
+    assert not journal_path(roots["reports"], DIRNAME).exists()

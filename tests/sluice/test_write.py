@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from sluice.write import OutputError, PartitionWriter, write_parquet
+from sluice.write import MARKER_NAME, OutputError, PartitionWriter, foreign_reason, write_parquet
 
 
 def test_commit_replaces_and_leaves_no_staging(tmp_path: Path) -> None:
@@ -52,3 +53,35 @@ def test_read_only_root_is_a_clear_error(tmp_path: Path) -> None:
             pass
     finally:
         tmp_path.chmod(0o700)
+
+
+def test_a_staged_folder_carries_the_marker_and_replaces_only_marked_folders(
+    tmp_path: Path,
+) -> None:
+    with PartitionWriter(tmp_path, "p=1", dataset="d", side="clean", run_id="r1") as w:
+        write_parquet(pl.DataFrame({"v": [1]}), w.path("part.parquet"))
+        assert json.loads(w.path(MARKER_NAME).read_text())["run_id"] == "r1"
+        w.commit()
+    assert foreign_reason(tmp_path / "p=1", dataset="d") is None
+    assert foreign_reason(tmp_path / "p=1", dataset="e") == "it holds dataset 'd', not 'e'"
+    assert foreign_reason(tmp_path / "p=2") is None
+    (tmp_path / "p=1" / MARKER_NAME).unlink()
+    with (
+        pytest.raises(OutputError, match=r"p=1: refusing .*it holds no \.sluice-partition"),
+        PartitionWriter(tmp_path, "p=1") as again,
+    ):
+        again.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p=1"]
+    assert pl.read_parquet(tmp_path / "p=1" / "part.parquet")["v"].to_list() == [1]
+
+
+def test_a_file_where_a_partition_folder_goes_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "p=1").write_text("a file, not a partition")
+    assert foreign_reason(tmp_path / "p=1") == "it is not a folder"
+    with (
+        pytest.raises(OutputError, match="it is not a folder"),
+        PartitionWriter(tmp_path, "p=1") as w,
+    ):
+        w.commit()
+    assert (tmp_path / "p=1").read_text() == "a file, not a partition"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p=1"]
