@@ -1,9 +1,14 @@
 """Write: the only stage that knows where outputs go, and how they become visible.
 
 Each output root holds one folder per partition (``<key>=<value>``). A run stages the folders of
-a partition under temporary names beside their final places (``.staging-<dirname>-<id>``), then
-commits them with :class:`PartitionCommit`:
+a partition under temporary names beside their final places (``.staging-<dirname>-<id>``), each
+with a marker ``.sluice-partition.json`` (dataset, partition, side, run id), then commits them
+with :class:`PartitionCommit`:
 
+0. it refuses, before staging anything, a final folder sluice did not make (no marker, or the
+   marker of another dataset or partition; :func:`foreign_reason` has the rule for folders older
+   versions wrote), and the caller proves conservation from the staged files' bytes
+   (:func:`prove_conservation`) before the first rename;
 1. with the partition's lock held (``<reports>/.locks/<dirname>.lock``, ``flock``), it writes a
    journal ``<reports>/.commit-<dirname>.json`` naming every staged, final and replaced folder;
 2. it renames each final folder aside (``.replaced-<dirname>-<id>``) and the staged one into place,
