@@ -43,6 +43,7 @@ from sluice.report.history import history_dir
 from sluice.write import (
     MANIFEST_NAME,
     PARQUET_NAME,
+    PartitionBusy,
     PartitionCommit,
     describe,
     partition_lock,
@@ -237,6 +238,31 @@ def _pid(value: object) -> int:
         with contextlib.suppress(ValueError):
             return int(value)
     return 0
+
+
+def _recover_dead_work(loaded: LoadedSpec, *, skip: str) -> None:
+    """Recover other partitions of the dataset whose work folder a dead run left, when their
+    lock is free (a partition whose run is alive is left alone)."""
+    partitions: set[str] = set()
+    for folder in (loaded.output_root("reports") / ".work").glob("*=*-*"):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            owner = json.loads((folder / OWNER_NAME).read_text(encoding="utf-8"))
+            name = owner.get("partition")
+            if isinstance(name, str) and name != skip and folder.name.startswith(f"{name}-"):
+                partitions.add(name)
+    for name in sorted(partitions):
+        key, _, value = name.partition("=")
+        try:
+            part = loaded.spec.partition.parse(value)
+        except ValueError:
+            continue
+        if key != part.key or part.dirname != name:
+            continue
+        with (
+            contextlib.suppress(PartitionBusy),
+            partition_lock(loaded.output_root("reports"), name, timeout=0),
+        ):
+            recover_partition(loaded, part)
 
 
 def _recover(run: Run, roots: dict[str, Path]) -> None:
@@ -453,6 +479,7 @@ def stage_write(run: Run, started: dt.datetime | None = None) -> dict[str, Any]:
         _recover(run, roots)
         for line in recover_pending(roots["reports"], skip=dirname):
             log.warning("%s: %s", run.loaded.name, line)
+        _recover_dead_work(run.loaded, skip=dirname)
         with PartitionCommit(roots, dirname, run.run_id, dataset=run.loaded.name) as commit:
             summary = _write_committed(run, commit, started)
     run.discard()

@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -625,3 +626,22 @@ def test_recovery_removes_only_a_folder_the_dead_run_made(tmp_path: Path) -> Non
     recover(roots, DIRNAME)
     assert _versions(roots)["clean"] == 1
     assert not journal_path(roots["reports"], DIRNAME).exists()
+
+
+def test_a_run_removes_dead_work_folders_of_other_partitions(tmp_path: Path) -> None:
+    spec = write_dataset(tmp_path, {"2024-01-01": csv_text(good(0))})
+    run_partition(str(spec), "2024-01-01")
+    child = subprocess.Popen(["true"])
+    child.wait()
+    work = tmp_path / "out" / "reports" / ".work"
+    folders = {}
+    for day, pid in (("2024-01-02", child.pid), ("2024-01-03", os.getpid())):
+        folder = work / f"date={day}-20240101T000000Z-0123abcd"
+        folder.mkdir(parents=True)
+        (folder / "frame.parquet").write_bytes(b"a copy of the data")
+        owner = {"host": socket.gethostname(), "pid": pid, "partition": f"date={day}"}
+        (folder / "owner.json").write_text(json.dumps(owner))
+        folders[day] = folder
+    run_partition(str(spec), "2024-01-01")
+    assert not folders["2024-01-02"].exists()
+    assert (folders["2024-01-03"] / "frame.parquet").exists()
