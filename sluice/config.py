@@ -361,12 +361,21 @@ def resolve_root(path: str | Path, base: Path) -> Path:
     return Path(os.path.realpath(p if p.is_absolute() else base / p))
 
 
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _overlap(a: Path, b: Path) -> str | None:
-    if a == b:
+    """How ``a`` overlaps ``b``: by path, or by identity on disk for folders that exist (a bind
+    mount is one folder under two paths)."""
+    if a == b or _same(a, b):
         return "is the same folder as"
-    if b in a.parents:
+    if b in a.parents or any(_same(p, b) for p in a.parents):
         return "is inside"
-    if a in b.parents:
+    if a in b.parents or any(_same(p, a) for p in b.parents):
         return "contains"
     return None
 

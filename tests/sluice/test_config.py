@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -304,3 +308,43 @@ def test_an_unset_variable_in_a_root_is_refused_at_load(make_dataset: SpecFactor
     path = _spec_with(make_dataset, "raw/{date}/*.csv", clean="${SLUICE_TEST_UNSET_ROOT}/c")
     with pytest.raises(ConfigError, match="SLUICE_TEST_UNSET_ROOT is not set"):
         load_spec(path)
+
+
+def _unshare_works() -> bool:
+    if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = Path(tmp) / "a", Path(tmp) / "b"
+        a.mkdir()
+        b.mkdir()
+        probe = subprocess.run(
+            ["unshare", "-rm", "sh", "-c", f"mount --bind {a} {b}"],
+            capture_output=True,
+            check=False,
+        )
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs user namespaces to bind-mount")
+@pytest.mark.parametrize(("root", "how"), [("lake", "is the same folder as"), ("lake/c", "inside")])
+def test_a_bind_mount_of_the_source_is_refused(
+    make_dataset: SpecFactory, tmp_path: Path, root: str, how: str
+) -> None:
+    path = _spec_with(make_dataset, "raw/date={date}/*.csv", clean=root)
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "lake").mkdir()
+    script = (
+        f"mount --bind {tmp_path / 'raw'} {tmp_path / 'lake'} && exec {sys.executable} -c "
+        f"'from sluice.config import load_spec; load_spec(\"{path}\")'"
+    )
+    proc = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+    )
+    assert proc.returncode != 0
+    assert "outputs.clean: " in proc.stderr
+    assert f"{how} {tmp_path / 'raw'}, the folder the source files are read from" in proc.stderr
