@@ -64,6 +64,7 @@ class SourceFile:
     sha256: str
     size: int
     rows: int
+    aliases: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form for the manifest."""
@@ -86,6 +87,15 @@ class Ingested:
     files: tuple[SourceFile, ...]
     missing_columns: tuple[str, ...]
     extra_columns: tuple[str, ...]
+
+    @property
+    def aliases_used(self) -> list[dict[str, str]]:
+        """For the manifest's schema drift: each file that named a column by an alias."""
+        return [
+            {"file": f.path, "column": column, "alias": alias}
+            for f in self.files
+            for column, alias in f.aliases
+        ]
 
 
 def row_ids(file_sha256: str, n: int) -> npt.NDArray[np.uint64]:
@@ -140,12 +150,13 @@ def _read_bytes(path: str) -> bytes:
 def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
     """pyarrow's multi-threaded reader, all columns as text; None when any record is malformed.
 
-    Also None when the file holds an odd number of quote characters (a quoted field may run to
-    the end of the file, which pyarrow accepts silently) or bytes invalid in its encoding: the
-    exact reader decides those.
+    A sentinel record appended after the last line must come back as the last row: pyarrow
+    silently lets a quoted field opened on the last record run to the end of the file, and that
+    field would swallow the sentinel. Also None for bytes invalid in the file's encoding. In
+    every such case the exact reader decides.
     """
     header = _csv_header(data, opts, path)
-    if data.count(opts.quote_char.encode(_codec(opts))) % 2 or not _valid(data, opts):
+    if not _valid(data, opts):
         return None
     malformed: list[int] = []
 
@@ -153,10 +164,15 @@ def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
         malformed.append(1)
         return "skip"
 
+    codec = _codec(opts)
+    mark = "".join(c for c in "sluiceEndOfFile7319" if c not in (opts.delimiter, opts.quote_char))
+    sentinel = [mark] * len(header)
+    tail = opts.delimiter.join(sentinel).encode(codec)
+    end = b"" if not data or data.endswith((b"\n", b"\r")) else b"\n"
     try:
         table = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(encoding=_codec(opts), block_size=1 << 24),
+            io.BytesIO(data + end + tail + b"\n"),
+            read_options=pacsv.ReadOptions(encoding=codec, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(
                 delimiter=opts.delimiter,
                 quote_char=opts.quote_char,
@@ -167,14 +183,16 @@ def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
                 column_types=dict.fromkeys(header, pa.string()),
                 null_values=opts.null_values,
                 strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
+                quoted_strings_can_be_null=True,
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError):
         return None
-    if malformed or table.column_names != header:
+    if malformed or table.column_names != header or table.num_rows == 0:
         return None
-    return _from_arrow(table)
+    if list(table.slice(table.num_rows - 1).to_pylist()[0].values()) != sentinel:
+        return None
+    return _from_arrow(table.slice(0, table.num_rows - 1))
 
 
 def _from_arrow(table: pa.Table) -> pl.DataFrame:
@@ -425,7 +443,44 @@ def _parser(spec: ColumnSpec) -> Parser:
         fmt = spec.format or "%Y-%m-%d"
         return lambda e: e.str.strptime(pl.Date, fmt, strict=False)
     fmt_dt = spec.format
-    return lambda e: e.str.to_datetime(fmt_dt, time_unit="us", strict=False)
+    if fmt_dt is None:
+        return _iso_datetime
+    if _OFFSET_DIRECTIVE.search(fmt_dt):
+        return lambda e: e.str.to_datetime(
+            fmt_dt, time_unit="us", time_zone="UTC", strict=False
+        ).dt.replace_time_zone(None)
+    return lambda e: e.str.strptime(pl.Datetime("us"), fmt_dt, strict=False)
+
+
+_OFFSET_DIRECTIVE = re.compile(r"%[-_0^#]?[0-9]*:{0,3}z")
+_ISO_DATETIME = (
+    r"^(\d{4}-\d{2}-\d{2})"
+    r"(?:[Tt ](\d{2}:\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
+    r" ?(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?)?$"
+)
+
+
+def _iso_datetime(e: pl.Expr) -> pl.Expr:
+    """ISO-8601 text, parsed value by value: a date alone (midnight), ``T`` or a space before
+    the time, seconds and fractional seconds optional (kept to the microsecond), and an offset
+    (``Z``, ``+01``, ``-0500``, ``-05:00``) converted to UTC. The value is naive: UTC when the
+    text gave an offset, else the wall time as written."""
+    g = _text(e).str.extract_groups(_ISO_DATETIME)
+    f = g.struct.field
+    wall = pl.concat_str(
+        f("1"),
+        pl.lit(" "),
+        f("2").fill_null("00:00"),
+        pl.lit(":"),
+        f("3").fill_null("00"),
+    ).str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
+    micros = f("4").str.pad_end(6, "0").str.slice(0, 6).cast(pl.Int64).fill_null(0)
+    hours = f("7").cast(pl.Int64).fill_null(0)
+    minutes = f("8").cast(pl.Int64).fill_null(0)
+    sign = pl.when(f("6") == "-").then(-1).otherwise(1)
+    offset = sign * (hours * 60 + minutes)
+    value = wall + pl.duration(microseconds=micros) - pl.duration(minutes=offset)
+    return pl.when((hours < 24) & (minutes < 60)).then(value).otherwise(None)
 
 
 _TARGET: dict[str, pl.DataType] = {
@@ -472,6 +527,8 @@ def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec) -> pl.Expr:
         value = col.cast(target, strict=False)
         if spec.type == "int" and dtype.is_float():
             value = pl.when(col == col.round(0)).then(value).otherwise(None)
+    elif spec.type == "datetime" and isinstance(dtype, pl.Datetime) and dtype.time_zone:
+        value = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None).cast(target)
     elif spec.type == "datetime" and dtype in (pl.Date, pl.Datetime):
         value = col.cast(target)
     else:
@@ -580,6 +637,7 @@ def ingest_file(
             f"{where}: the source has a column named {clash[0]!r}, a name sluice reserves for "
             f"its own columns ({', '.join(RESERVED_COLUMNS)}); rename it in the source"
         )
+    read, aliases = _rename(read, loaded, path)
     n = read.height
     ids = pl.Series(ROW_ID, row_ids(sha, n), dtype=pl.UInt64)
     prov = pl.DataFrame(
@@ -592,7 +650,7 @@ def ingest_file(
     declared = spec.columns
     text = _as_text(read)
     raw = pl.concat([ids.to_frame(), text], how="horizontal")
-    parsed, masks = _parse(read, text, declared, path)
+    parsed, masks = _parse(_null_tokens(read, declared), text, declared, path)
     frame = pl.concat([prov, parsed], how="horizontal")
     parts: list[pl.DataFrame] = []
     for name in masks.columns:
@@ -624,7 +682,54 @@ def ingest_file(
                 )
             )
     failures = concat_failures(parts) if parts else empty_failures()
-    return frame, raw, failures, SourceFile(path, sha, len(data), n)
+    return frame, raw, failures, SourceFile(path, sha, len(data), n, aliases)
+
+
+def _check_aliases(loaded: LoadedSpec) -> None:
+    """An alias may name one declared column only, and no declared column."""
+    owner: dict[str, str] = {}
+    for column, spec in loaded.spec.columns.items():
+        for alias in spec.aliases:
+            other = alias if alias in loaded.spec.columns else owner.get(alias)
+            if other is not None:
+                raise ConfigError(
+                    f"alias {alias!r} of column {column!r} already names column {other!r}",
+                    file=loaded.path,
+                    key=f"schema.{column}.aliases",
+                    found=alias,
+                    allowed="a source name that no other declared column or alias uses",
+                )
+            owner[alias] = column
+
+
+def _rename(
+    read: pl.DataFrame, loaded: LoadedSpec, path: str
+) -> tuple[pl.DataFrame, tuple[tuple[str, str], ...]]:
+    """Source columns named by an alias, renamed to their declared name; and which were."""
+    _check_aliases(loaded)
+    names: dict[str, str] = {}
+    for column, spec in loaded.spec.columns.items():
+        present = [n for n in (column, *spec.aliases) if n in read.columns]
+        if len(present) > 1:
+            raise InputError(
+                f"{path}: columns {present[0]!r} and {present[1]!r} are both present and both "
+                f"name the declared column {column!r} (its name and schema.{column}.aliases); "
+                "keep one of them in the file or change the aliases"
+            )
+        if present and present[0] != column:
+            names[present[0]] = column
+    if not names:
+        return read, ()
+    return read.rename(names), tuple((c, a) for a, c in names.items())
+
+
+def _null_tokens(read: pl.DataFrame, declared: dict[str, ColumnSpec]) -> pl.DataFrame:
+    """Text cells equal to one of their declared column's own null tokens, made null."""
+    return read.with_columns(
+        pl.when(pl.col(c).is_in(declared[c].null_values)).then(None).otherwise(pl.col(c)).alias(c)
+        for c in read.columns
+        if c in declared and declared[c].null_values and read[c].dtype == pl.String
+    )
 
 
 def _expected(spec: ColumnSpec) -> str:
