@@ -49,9 +49,12 @@ class ColumnSpec(_Strict):
     def _format_only_for_temporal(self) -> ColumnSpec:
         if self.format is not None and self.type not in ("date", "datetime"):
             raise ValueError(f"'format' applies to date and datetime columns, not {self.type}")
-        if self.format is not None:
-            check_time_format(self.format)
         return self
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str | None) -> str | None:
+        return v if v is None else check_time_format(v)
 
     @field_validator("aliases")
     @classmethod
