@@ -453,34 +453,81 @@ def _parser(spec: ColumnSpec) -> Parser:
 
 
 _OFFSET_DIRECTIVE = re.compile(r"%[-_0^#]?[0-9]*:{0,3}z")
-_ISO_DATETIME = (
-    r"^(\d{4}-\d{2}-\d{2})"
-    r"(?:[Tt ](\d{2}:\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
-    r" ?(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?)?$"
-)
+_ISO_OFFSET = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
+_ISO_SPACED_OFFSET = r"^(\S+ \S+) ([Zz]|[+-]\d)"
+_ISO_NO_SECONDS = r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2})($|[Zz+-])"
 
 
 def _iso_datetime(e: pl.Expr) -> pl.Expr:
     """ISO-8601 text, parsed value by value: a date alone (midnight), ``T`` or a space before
-    the time, seconds and fractional seconds optional (kept to the microsecond), and an offset
-    (``Z``, ``+01``, ``-0500``, ``-05:00``) converted to UTC. The value is naive: UTC when the
-    text gave an offset, else the wall time as written."""
-    g = _text(e).str.extract_groups(_ISO_DATETIME)
-    f = g.struct.field
-    wall = pl.concat_str(
-        f("1"),
-        pl.lit(" "),
-        f("2").fill_null("00:00"),
-        pl.lit(":"),
-        f("3").fill_null("00"),
-    ).str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
-    micros = f("4").str.pad_end(6, "0").str.slice(0, 6).cast(pl.Int64).fill_null(0)
-    hours = f("7").cast(pl.Int64).fill_null(0)
-    minutes = f("8").cast(pl.Int64).fill_null(0)
-    sign = pl.when(f("6") == "-").then(-1).otherwise(1)
-    offset = sign * (hours * 60 + minutes)
-    value = wall + pl.duration(microseconds=micros) - pl.duration(minutes=offset)
-    return pl.when((hours < 24) & (minutes < 60)).then(value).otherwise(None)
+    the time, seconds and fractional seconds optional (``.`` or ``,``; kept to the
+    microsecond), and an offset (``Z``, ``+01``, ``-0500``, ``-05:00``) converted to UTC. The
+    value is naive: UTC when the text gave an offset, else the wall time as written.
+
+    polars' own reading without a format takes its pattern from a column's first value, which
+    would make one value's reading depend on another's; here every value is read alone.
+    """
+    return e.map_batches(_iso_series, return_dtype=pl.Datetime("us"))
+
+
+def _iso_series(s: pl.Series) -> pl.Series:
+    """:func:`_iso_datetime` on a series.
+
+    Values are routed by their shape, so that no parse runs on values it cannot take (polars
+    is several times slower on a value it refuses): ``YYYY-MM-DD HH:MM:SS`` and a date alone
+    by one fixed format each; every other value, and any those refused, brought to
+    ``YYYY-MM-DD HH:MM:SS[.f][offset]`` and parsed with or without an offset.
+    """
+    text = s.str.strip_chars()
+    text = _where(
+        text,
+        text.str.slice(10, 1).is_in(["T", "t"]),
+        lambda t: (
+            pl.select(pl.concat_str(t.str.slice(0, 10), pl.lit(" "), t.str.slice(11)))
+            .to_series()
+            .alias(t.name)
+        ),
+    )
+    size = text.str.len_bytes()
+    out = pl.Series(s.name, [None] * len(s), dtype=pl.Datetime("us"))
+    out = _where(out, size == 19, lambda _: _strptime(text.filter(size == 19), "%Y-%m-%d %H:%M:%S"))
+    out = _where(out, size == 10, lambda _: _strptime(text.filter(size == 10), "%Y-%m-%d"))
+    left = out.is_null() & text.is_not_null()
+    if not left.any():
+        return out
+    t = text.filter(left)
+    t = _where(t, t.str.contains(",", literal=True), lambda x: x.str.replace_all(",", "."))
+    t = _where(
+        t,
+        t.str.slice(11).str.contains(" ", literal=True),
+        lambda x: x.str.replace(_ISO_SPACED_OFFSET, "${1}${2}"),
+    )
+    t = _where(
+        t, t.str.slice(16, 1) != ":", lambda x: x.str.replace(_ISO_NO_SECONDS, "${1}:00${2}")
+    )
+    aware = t.str.contains(_ISO_OFFSET.pattern)
+    got = pl.Series(s.name, [None] * len(t), dtype=pl.Datetime("us"))
+    got = _where(got, ~aware, lambda _: _strptime(t.filter(~aware), "%Y-%m-%d %H:%M:%S%.f"))
+    got = _where(got, aware, lambda _: _strptime(t.filter(aware), "%Y-%m-%d %H:%M:%S%.f%#z"))
+    return out.scatter(left.arg_true(), got)
+
+
+def _where(
+    values: pl.Series, mask: pl.Series, change: Callable[[pl.Series], pl.Series]
+) -> pl.Series:
+    """``values`` with the entries where ``mask`` holds replaced by ``change`` of them."""
+    mask = mask.fill_null(False)
+    if not mask.any():
+        return values
+    return values.scatter(mask.arg_true(), change(values.filter(mask)))
+
+
+def _strptime(text: pl.Series, fmt: str) -> pl.Series:
+    """Text in one fixed format as naive datetimes; an offset (``%#z``) converted to UTC."""
+    if "%#z" not in fmt:
+        return text.str.strptime(pl.Datetime("us"), fmt, strict=False)
+    aware = text.str.to_datetime(fmt, time_unit="us", time_zone="UTC", strict=False)
+    return aware.dt.replace_time_zone(None)
 
 
 _TARGET: dict[str, pl.DataType] = {
