@@ -227,22 +227,29 @@ def _judged(got: Ingested, row: int) -> tuple[Any, ...]:
     ids = got.frame["_row_id"]
     f = got.failures.filter(pl.col("_row_id") == ids[row])
     reasons = sorted(zip(f["reason"].to_list(), f["value"].to_list(), strict=True))
-    return (*got.frame.drop("_row_id", "_source_file").row(row), reasons)
+    return (*got.frame.drop("_row_id", "_source_file", "_source_row").row(row), reasons)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(records=st.lists(record, min_size=1, max_size=5), nl=st.sampled_from(["\n", "\r\n"]))
-@example(records=[(("1", False), ("", True), ("x", False))], nl="\n")
-@example(records=[(("1", False), ("NA", True), ("x", False))], nl="\n")
+@given(
+    records=st.lists(record, min_size=1, max_size=5),
+    nl=st.sampled_from(["\n", "\r\n"]),
+    bad=st.sampled_from(["x,y", "x,y,z,w", "x"]),
+    where=st.integers(0, 5),
+)
+@example(records=[(("1", False), ("", True), ("x", False))], nl="\n", bad="x,y", where=1)
+@example(records=[(("1", False), ("NA", True), ("x", False))], nl="\n", bad="x,y", where=0)
 def test_a_record_is_judged_alike_whether_or_not_another_is_ragged(
-    tmp_path_factory: pytest.TempPathFactory, records: list[Any], nl: str
+    tmp_path_factory: pytest.TempPathFactory, records: list[Any], nl: str, bad: str, where: int
 ) -> None:
     base = tmp_path_factory.mktemp("prop")
     schema = {"a": "string", "b": {"type": "string", "null_values": ["-"]}, "c": "datetime"}
     extra = {"source": {"path": "raw/*.csv", "csv": {"null_values": ["", "NA"]}}}
-    body = nl.join(_line(r) for r in records) + nl
-    whole = _spec_at(base / "whole", "a,b,c" + nl + body, schema, extra)
-    ragged = _spec_at(base / "ragged", "a,b,c" + nl + body + "x,y" + nl, schema, extra)
+    lines = [_line(r) for r in records]
+    where = min(where, len(lines))
+    with_bad = [*lines[:where], bad, *lines[where:]]
+    whole = _spec_at(base / "whole", nl.join(["a,b,c", *lines]) + nl, schema, extra)
+    ragged = _spec_at(base / "ragged", nl.join(["a,b,c", *with_bad]) + nl, schema, extra)
     try:
         one = ingest(whole, whole.spec.partition.parse(DAY))
     except InputError:
@@ -251,9 +258,9 @@ def test_a_record_is_judged_alike_whether_or_not_another_is_ragged(
         return
     two = ingest(ragged, ragged.spec.partition.parse(DAY))
     assert two.frame.height == one.frame.height + 1
-    assert two.failures.filter(pl.col("column") == "_row")["value"].to_list()[-1] == "x,y"
+    assert two.failures.filter(pl.col("column") == "_row")["value"].to_list() == [bad]
     for row in range(one.frame.height):
-        assert _judged(one, row) == _judged(two, row)
+        assert _judged(one, row) == _judged(two, row + (row >= where))
 
 
 def _spec_at(root: Path, text: str, schema: dict[str, Any], extra: dict[str, Any]) -> LoadedSpec:
