@@ -6,8 +6,10 @@ a record that cannot be split into the header's columns (a ragged CSV row, a bro
 becomes a row of nulls with a failure ``_row|malformed`` carrying the raw record; a record holding
 bytes that are not valid in the declared encoding becomes a row of nulls with a failure
 ``_row|encoding`` whose value is the record's bytes decoded as latin-1 (so
-``value.encode("latin-1")`` gives the bytes back). Nothing here judges quality beyond "did it
-parse".
+``value.encode("latin-1")`` gives the bytes back). Before parsing, a column found under one of
+its declared ``aliases`` takes its declared name, and text equal to one of the column's own
+``null_values`` is null (kept as read in the raw text). Nothing here judges quality beyond "did
+it parse".
 """
 
 from __future__ import annotations
@@ -697,7 +699,7 @@ def ingest_file(
     declared = spec.columns
     text = _as_text(read)
     raw = pl.concat([ids.to_frame(), text], how="horizontal")
-    parsed, masks = _parse(_null_tokens(read, declared), text, declared, path)
+    parsed, masks = _parse(*_null_tokens((read, text), declared), declared, path)
     frame = pl.concat([prov, parsed], how="horizontal")
     parts: list[pl.DataFrame] = []
     for name in masks.columns:
@@ -770,13 +772,30 @@ def _rename(
     return read.rename(names), tuple((c, a) for a, c in names.items())
 
 
-def _null_tokens(read: pl.DataFrame, declared: dict[str, ColumnSpec]) -> pl.DataFrame:
-    """Text cells equal to one of their declared column's own null tokens, made null."""
-    return read.with_columns(
-        pl.when(pl.col(c).is_in(declared[c].null_values)).then(None).otherwise(pl.col(c)).alias(c)
+def _null_tokens(
+    frames: tuple[pl.DataFrame, pl.DataFrame], declared: dict[str, ColumnSpec]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The frame as read and its text, with the cells of text columns (CSV fields, NDJSON
+    values, Parquet string and dictionary-encoded string columns) that equal one of their
+    declared column's own null tokens made null."""
+    read, text = frames
+    cols = [
+        c
         for c in read.columns
-        if c in declared and declared[c].null_values and read[c].dtype == pl.String
-    )
+        if c in declared
+        and declared[c].null_values
+        and isinstance(read[c].dtype, pl.String | pl.Categorical | pl.Enum)
+    ]
+    if not cols:
+        return read, text
+    hit = read.select(pl.col(c).cast(pl.String).is_in(declared[c].null_values) for c in cols)
+
+    def nulled(f: pl.DataFrame) -> pl.DataFrame:
+        return f.with_columns(
+            pl.when(hit[c]).then(None).otherwise(pl.col(c)).alias(c) for c in cols
+        )
+
+    return nulled(read), nulled(text)
 
 
 def _expected(spec: ColumnSpec) -> str:

@@ -71,6 +71,10 @@ def test_column_null_tokens_apply_to_ndjson_and_parquet_text(make_dataset: SpecF
     text = pl.DataFrame({"id": ["a", "b"], "n": ["N/A", "4"]})
     got = _ingest(make_dataset, _parquet(text), schema=schema, fmt="parquet")
     assert got.frame["n"].to_list() == [None, 4]
+    coded = text.with_columns(pl.col("n").cast(pl.Categorical))
+    got = _ingest(make_dataset, _parquet(coded), schema=schema, fmt="parquet")
+    assert got.frame["n"].to_list() == [None, 4]
+    assert got.failures.is_empty()
     # a Parquet integer column is not text: its -1 is a number, not a token
     numbers = pl.DataFrame({"id": ["a", "b"], "n": [-1, 4]})
     got = _ingest(make_dataset, _parquet(numbers), schema=schema, fmt="parquet")
