@@ -135,11 +135,13 @@ def test_quarantine_of_partitions_with_different_columns_reads_with_one_glob(
             "2024-01-01": f"{header},bonus\na,500,1,2024-01-01 10:00:00,a,7\nb,1,2,x,b,8\n",
             "2024-01-02": f"{header},tip,note\nc,900,3,2024-01-02 10:00:00,a,1,hi\nd,2,z,,a,2,\n",
             "2024-01-03": "when,id\n2024-01-03 10:00:00,e\n",
+            "2024-01-04": f"{header}\nf,5,1,2024-01-04 10:00:00,a\n",
         }
     )
-    for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
+    for day in ("2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"):
         run_partition(str(spec), day)
     root = spec.parent / "out" / "quarantine"
+    assert pl.read_parquet(root / "date=2024-01-04" / "part-00000.parquet").height == 0
     q = pl.scan_parquet(root / "*" / "*.parquet").sort("_source_file", "_source_row").collect()
     assert q.schema["amount"] == pl.Float64
     assert q.schema["when"] == pl.Datetime("us")
