@@ -219,6 +219,23 @@ class DatasetSpec(_Strict):
             for c, s in self.schema_.items()
         }
 
+    @field_validator("schema_")
+    @classmethod
+    def _aliases_distinct(
+        cls, v: dict[str, ColumnSpec | ColumnType]
+    ) -> dict[str, ColumnSpec | ColumnType]:
+        owner: dict[str, str] = {}
+        for column, spec in v.items():
+            for alias in spec.aliases if isinstance(spec, ColumnSpec) else []:
+                other = alias if alias in v else owner.get(alias)
+                if other is not None:
+                    raise ValueError(
+                        f"alias {alias!r} of column {column!r} already names column {other!r}; "
+                        "an alias must be a source name no other declared column or alias uses"
+                    )
+                owner[alias] = column
+        return v
+
 
 class Partition:
     """A partition value: a day or a month. ``format(p)`` gives its canonical text."""

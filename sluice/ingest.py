@@ -734,28 +734,10 @@ def ingest_file(
     return frame, raw, failures, SourceFile(path, sha, len(data), n, aliases)
 
 
-def _check_aliases(loaded: LoadedSpec) -> None:
-    """An alias may name one declared column only, and no declared column."""
-    owner: dict[str, str] = {}
-    for column, spec in loaded.spec.columns.items():
-        for alias in spec.aliases:
-            other = alias if alias in loaded.spec.columns else owner.get(alias)
-            if other is not None:
-                raise ConfigError(
-                    f"alias {alias!r} of column {column!r} already names column {other!r}",
-                    file=loaded.path,
-                    key=f"schema.{column}.aliases",
-                    found=alias,
-                    allowed="a source name that no other declared column or alias uses",
-                )
-            owner[alias] = column
-
-
 def _rename(
     read: pl.DataFrame, loaded: LoadedSpec, path: str
 ) -> tuple[pl.DataFrame, tuple[tuple[str, str], ...]]:
     """Source columns named by an alias, renamed to their declared name; and which were."""
-    _check_aliases(loaded)
     names: dict[str, str] = {}
     for column, spec in loaded.spec.columns.items():
         present = [n for n in (column, *spec.aliases) if n in read.columns]

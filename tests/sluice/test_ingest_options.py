@@ -133,11 +133,22 @@ def test_two_names_of_one_column_in_a_file_is_an_input_error(make_dataset: SpecF
         ingest(loaded, loaded.spec.partition.parse(DAY))
 
 
-def test_an_alias_naming_another_column_is_refused(make_dataset: SpecFactory) -> None:
-    schema = {"a": {"type": "int", "aliases": ["b"]}, "b": "int"}
-    loaded = load_spec(make_dataset({DAY: "a,b\n1,2\n"}, schema=schema, extra={"keys": []}))
-    with pytest.raises(ConfigError, match=r"alias 'b' of column 'a' already names column 'b'"):
-        ingest(loaded, loaded.spec.partition.parse(DAY))
+@pytest.mark.parametrize(
+    ("schema", "says"),
+    [
+        ({"a": {"type": "int", "aliases": ["b"]}, "b": "int"}, "alias 'b' of column 'a'"),
+        (
+            {"a": {"type": "int", "aliases": ["x"]}, "b": {"type": "int", "aliases": ["x"]}},
+            "alias 'x' of column 'b' already names column 'a'",
+        ),
+    ],
+)
+def test_an_alias_naming_another_column_is_refused_at_load(
+    make_dataset: SpecFactory, schema: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(ConfigError, match=says) as err:
+        load_spec(make_dataset({DAY: "a,b\n1,2\n"}, schema=schema, extra={"keys": []}))
+    assert err.value.line is not None
 
 
 @pytest.mark.parametrize(
