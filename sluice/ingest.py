@@ -173,7 +173,7 @@ def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
     end = b"" if not data or data.endswith((b"\n", b"\r")) else b"\n"
     try:
         table = pacsv.read_csv(
-            io.BytesIO(data + end + tail + b"\n"),
+            io.BufferedReader(_Concat(data, end + tail + b"\n"), 1 << 24),
             read_options=pacsv.ReadOptions(encoding=codec, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(
                 delimiter=opts.delimiter,
@@ -195,6 +195,32 @@ def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
     if list(table.slice(table.num_rows - 1).to_pylist()[0].values()) != sentinel:
         return None
     return _from_arrow(table.slice(0, table.num_rows - 1))
+
+
+class _Concat(io.RawIOBase):
+    """Bytes objects read one after the other, without copying them into one."""
+
+    def __init__(self, *parts: bytes) -> None:
+        super().__init__()
+        self._parts = [memoryview(p) for p in parts]
+        self._at = (0, 0)
+
+    def readable(self) -> bool:
+        """A reader."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` from the current part; 0 at the end of the last one."""
+        part, pos = self._at
+        while part < len(self._parts) and pos >= len(self._parts[part]):
+            part, pos = part + 1, 0
+        if part == len(self._parts):
+            self._at = (part, pos)
+            return 0
+        n = min(len(buffer), len(self._parts[part]) - pos)
+        buffer[:n] = self._parts[part][pos : pos + n]
+        self._at = (part, pos + n)
+        return n
 
 
 def _from_arrow(table: pa.Table) -> pl.DataFrame:
