@@ -15,9 +15,9 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from sluice.config import CsvOptions, LoadedSpec, load_spec
+from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, load_spec
 from sluice.errors import ConfigError, InputError
-from sluice.ingest import Ingested, _csv_exact, _csv_fast, ingest
+from sluice.ingest import Ingested, _csv_exact, _csv_fast, _parser, ingest
 from sluice.pipeline import run_partition
 from tests.conftest import SpecFactory
 
@@ -311,3 +311,44 @@ def test_the_fast_and_exact_csv_readers_agree(records: list[Any], nl: str) -> No
     exact, bad = _csv_exact(data, opts, "f.csv")
     assert bad == []
     assert fast.rows() == exact.rows()
+
+
+@st.composite
+def iso_texts(draw: st.DrawFn) -> tuple[str, dt.datetime]:
+    """ISO-8601 text in one of its forms, and the naive UTC datetime it stands for."""
+    when = draw(st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2200, 1, 1)))
+    if draw(st.booleans()):
+        return when.strftime("%Y-%m-%d"), dt.datetime(when.year, when.month, when.day)
+    sep = draw(st.sampled_from(["T", " ", "t"]))
+    seconds = draw(st.sampled_from(["none", "whole", "fraction"]))
+    text = when.strftime(f"%Y-%m-%d{sep}%H:%M")
+    value = when.replace(second=0, microsecond=0)
+    if seconds != "none":
+        text += when.strftime(":%S")
+        value = value.replace(second=when.second)
+    if seconds == "fraction":
+        digits = draw(st.integers(1, 9))
+        frac = f"{when.microsecond:06d}{draw(st.integers(0, 999)):03d}"[:digits]
+        text += draw(st.sampled_from([".", ","])) + frac
+        value = value.replace(microsecond=int(frac[:6].ljust(6, "0")))
+    minutes = draw(st.none() | st.integers(-(23 * 60 + 59), 23 * 60 + 59))
+    if minutes is None:
+        return text, value
+    sign, (h, m) = "-" if minutes < 0 else "+", divmod(abs(minutes), 60)
+    form = draw(st.sampled_from(["{s}{h:02d}:{m:02d}", "{s}{h:02d}{m:02d}", "Z"]))
+    if form == "Z" or (m == 0 and draw(st.booleans())):
+        form = "Z" if form == "Z" else "{s}{h:02d}"
+    minutes = 0 if form == "Z" else minutes
+    space = draw(st.sampled_from(["", " "]))
+    text += space + form.format(s=sign, h=h, m=m)
+    return text, value - dt.timedelta(minutes=minutes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(cases=st.lists(iso_texts(), min_size=1, max_size=20))
+def test_iso_datetimes_read_as_the_utc_instant_they_name(
+    cases: list[tuple[str, dt.datetime]],
+) -> None:
+    texts = pl.Series("when", [t for t, _ in cases], dtype=pl.String)
+    got = pl.select(_parser(ColumnSpec(type="datetime"))(pl.lit(texts))).to_series()
+    assert got.to_list() == [v for _, v in cases]
