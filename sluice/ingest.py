@@ -481,7 +481,7 @@ def _parser(spec: ColumnSpec) -> Parser:
 
 
 _OFFSET_DIRECTIVE = re.compile(r"%[-_0^#]?[0-9]*:{0,3}z")
-_ISO_OFFSET = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
+_ISO_OFFSET = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
 _ISO_SPACED_OFFSET = r"^(\S+ \S+) ([Zz]|[+-]\d)"
 _ISO_NO_SECONDS = r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2})($|[Zz+-])"
 
@@ -533,7 +533,7 @@ def _iso_series(s: pl.Series) -> pl.Series:
     t = _where(
         t, t.str.slice(16, 1) != ":", lambda x: x.str.replace(_ISO_NO_SECONDS, "${1}:00${2}")
     )
-    aware = t.str.contains(_ISO_OFFSET.pattern)
+    aware = t.str.contains(_ISO_OFFSET)
     got = pl.Series(s.name, [None] * len(t), dtype=pl.Datetime("us"))
     got = _where(got, ~aware, lambda _: _strptime(t.filter(~aware), "%Y-%m-%d %H:%M:%S%.f"))
     got = _where(got, aware, lambda _: _strptime(t.filter(aware), "%Y-%m-%d %H:%M:%S%.f%#z"))
