@@ -32,16 +32,73 @@ class _Strict(BaseModel):
 
 
 class ColumnSpec(_Strict):
-    """The declared type of one column; dates and timestamps may give a strftime format."""
+    """One declared column: its type, a strftime format for dates and timestamps, the column's
+    own null tokens and the other names the column has had in source files."""
 
     type: ColumnType
     format: str | None = None
+    null_values: list[str] = Field(
+        default_factory=list,
+        description="Values of this column read as null (matched on the text as read).",
+    )
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Other names of this column in source files; the first present is used.",
+    )
 
     @model_validator(mode="after")
     def _format_only_for_temporal(self) -> ColumnSpec:
         if self.format is not None and self.type not in ("date", "datetime"):
             raise ValueError(f"'format' applies to date and datetime columns, not {self.type}")
         return self
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str | None) -> str | None:
+        return v if v is None else check_time_format(v)
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not name or name.startswith("_"):
+                raise ValueError(
+                    f"alias {name!r}: an alias is a source column's name, not empty and not "
+                    "starting with '_' (reserved for sluice)"
+                )
+        dupes = sorted({a for a in v if v.count(a) > 1})
+        if dupes:
+            raise ValueError(f"aliases appear twice: {', '.join(dupes)}")
+        return v
+
+
+_DIRECTIVE_RE = re.compile(r"%([-_0^#]?[0-9]*)(:{0,3}z|\.[369]?f|[369]f|[A-Za-z%+])")
+_KNOWN_DIRECTIVES = frozenset("YCyqmbBhdeaAwuUWGgVjDxFvHkIlPpMSRTXrsfz+%nt")
+
+
+def check_time_format(fmt: str) -> str:
+    """Refuse a strftime format with a directive sluice would drop or cannot honour.
+
+    ``%Z`` (a zone name) is refused: polars ignores the name, and abbreviations such as EST or
+    IST stand for several offsets. ``%z`` (an offset such as ``-05:00``) is honoured.
+    """
+    rest = _DIRECTIVE_RE.sub("", fmt)
+    for m in _DIRECTIVE_RE.finditer(fmt):
+        letter = m.group(2)
+        if letter == "Z":
+            raise ValueError(
+                f"format {fmt!r}: %Z (a time zone name) is not supported: polars would drop the "
+                "name, and abbreviations such as EST or IST are ambiguous; use %z for an "
+                "offset such as -05:00, or leave 'format' out to read ISO-8601 with offsets"
+            )
+        if letter[-1] not in _KNOWN_DIRECTIVES and letter[-1] != "z":
+            raise ValueError(
+                f"format {fmt!r}: unknown directive %{letter}; allowed: strftime directives "
+                "such as %Y %m %d %H %M %S %.f %z %b %p"
+            )
+    if "%" in rest:
+        raise ValueError(f"format {fmt!r}: a '%' not followed by a directive")
+    return fmt
 
 
 class CsvOptions(_Strict):
@@ -50,7 +107,10 @@ class CsvOptions(_Strict):
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     quote_char: str = Field(default='"', min_length=1, max_length=1)
     encoding: Literal["utf8", "utf-8", "latin1", "cp1252"] = "utf8"
-    null_values: list[str] = Field(default_factory=lambda: [""])
+    null_values: list[str] = Field(
+        default_factory=lambda: [""],
+        description="Field values read as null in every column, quoted or not.",
+    )
 
 
 class SourceSpec(_Strict):
@@ -154,6 +214,23 @@ class DatasetSpec(_Strict):
             c: s if isinstance(s, ColumnSpec) else ColumnSpec(type=s)
             for c, s in self.schema_.items()
         }
+
+    @field_validator("schema_")
+    @classmethod
+    def _aliases_distinct(
+        cls, v: dict[str, ColumnSpec | ColumnType]
+    ) -> dict[str, ColumnSpec | ColumnType]:
+        owner: dict[str, str] = {}
+        for column, spec in v.items():
+            for alias in spec.aliases if isinstance(spec, ColumnSpec) else []:
+                other = alias if alias in v else owner.get(alias)
+                if other is not None:
+                    raise ValueError(
+                        f"alias {alias!r} of column {column!r} already names column {other!r}; "
+                        "an alias must be a source name no other declared column or alias uses"
+                    )
+                owner[alias] = column
+        return v
 
 
 class Partition:

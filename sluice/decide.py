@@ -16,6 +16,8 @@ from sluice.failures import concat_failures, make_failures
 from sluice.ingest import MALFORMED, PROVENANCE, ROW_ID
 
 QUARANTINING = ("error", "critical")
+RAW = "_raw"
+EXTRA = "_extra"
 
 
 def checksum(ids: pl.Series) -> str:
@@ -102,7 +104,10 @@ def split(
     A row is quarantined when it has a failure of severity error or critical, or when any
     critical check failed (then every row is, each carrying the partition-level reasons).
     Clean rows keep ``_row_id`` and the declared columns, typed. Quarantined rows keep
-    provenance, every column as raw text, and ``_reasons`` (sorted, unique) and ``_failures``.
+    provenance, the declared columns typed as in clean (null where a cell did not parse), and
+    with one schema whatever the partition held (see :func:`quarantine_columns`): ``_raw``, a
+    struct of every declared column's text as read; ``_extra``, a JSON object of the columns
+    the spec does not declare (name to text); ``_reasons`` (sorted, unique) and ``_failures``.
     """
     all_failures = concat_failures([failures, partition_failures(frame[ROW_ID], critical)])
     bad = all_failures.filter(pl.col("severity").is_in(QUARANTINING)).select(ROW_ID).unique()
@@ -116,22 +121,45 @@ def split(
             ),
         )
     )
-    present = [c for c in declared if c in frame.columns]
-    clean = (
-        frame.join(bad, on=ROW_ID, how="anti", maintain_order="left")
-        .select(ROW_ID, *present)
-        .with_columns(
-            pl.lit(None, dtype=t).alias(c) for c, t in declared.items() if c not in present
-        )
-        .select(pl.col(ROW_ID), *(pl.col(c).cast(t) for c, t in declared.items()))
+    clean = _declared(frame.join(bad, on=ROW_ID, how="anti", maintain_order="left"), declared)
+    text = raw.join(bad, on=ROW_ID, how="semi", maintain_order="left")
+    extra = [c for c in text.columns if c != ROW_ID and c not in declared]
+    text = text.select(
+        ROW_ID,
+        pl.struct(
+            (pl.col(c) if c in text.columns else pl.lit(None, pl.String)).cast(pl.String).alias(c)
+            for c in declared
+        ).alias(RAW),
+        (
+            pl.struct(pl.col(c).cast(pl.String) for c in extra).struct.json_encode()
+            if extra
+            else pl.lit("{}")
+        ).alias(EXTRA),
     )
-    raw_cols = [c for c in raw.columns if c != ROW_ID]
+    typed = _declared(frame.join(bad, on=ROW_ID, how="semi", maintain_order="left"), declared)
     quarantine = (
         frame.select(PROVENANCE)
         .join(bad, on=ROW_ID, how="semi", maintain_order="left")
-        .join(raw, on=ROW_ID, how="left", maintain_order="left")
+        .join(typed, on=ROW_ID, how="left", maintain_order="left")
+        .join(text, on=ROW_ID, how="left", maintain_order="left")
         .join(reasons, on=ROW_ID, how="left", maintain_order="left")
-        .select(*PROVENANCE, *raw_cols, "_reasons", "_failures")
+        .select(*quarantine_columns(declared))
     )
     crit = tuple(sorted({f"{c}|{r}" for c, r, _ in critical}))
     return Split(clean=clean, quarantine=quarantine, failures=all_failures, critical=crit)
+
+
+def quarantine_columns(declared: Mapping[str, pl.DataType]) -> list[str]:
+    """The quarantine's columns, in order: the same for every partition of a dataset."""
+    return [*PROVENANCE, *declared, RAW, EXTRA, "_reasons", "_failures"]
+
+
+def _declared(frame: pl.DataFrame, declared: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """``_row_id`` and the declared columns in their declared types; absent ones all null."""
+    return frame.select(
+        ROW_ID,
+        *(
+            (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
+            for c, t in declared.items()
+        ),
+    )

@@ -6,8 +6,10 @@ a record that cannot be split into the header's columns (a ragged CSV row, a bro
 becomes a row of nulls with a failure ``_row|malformed`` carrying the raw record; a record holding
 bytes that are not valid in the declared encoding becomes a row of nulls with a failure
 ``_row|encoding`` whose value is the record's bytes decoded as latin-1 (so
-``value.encode("latin-1")`` gives the bytes back). Nothing here judges quality beyond "did it
-parse".
+``value.encode("latin-1")`` gives the bytes back). Before parsing, a column found under one of
+its declared ``aliases`` takes its declared name, and text equal to one of the column's own
+``null_values`` is null (kept as read in the raw text). Nothing here judges quality beyond "did
+it parse".
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class SourceFile:
     sha256: str
     size: int
     rows: int
+    aliases: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form for the manifest."""
@@ -86,6 +89,15 @@ class Ingested:
     files: tuple[SourceFile, ...]
     missing_columns: tuple[str, ...]
     extra_columns: tuple[str, ...]
+
+    @property
+    def aliases_used(self) -> list[dict[str, str]]:
+        """For the manifest's schema drift: each file that named a column by an alias."""
+        return [
+            {"file": f.path, "column": column, "alias": alias}
+            for f in self.files
+            for column, alias in f.aliases
+        ]
 
 
 def row_ids(file_sha256: str, n: int) -> npt.NDArray[np.uint64]:
@@ -133,12 +145,13 @@ def _read_bytes(path: str) -> bytes:
 def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
     """pyarrow's multi-threaded reader, all columns as text; None when any record is malformed.
 
-    Also None when the file holds an odd number of quote characters (a quoted field may run to
-    the end of the file, which pyarrow accepts silently) or bytes invalid in its encoding: the
-    exact reader decides those.
+    A sentinel record appended after the last line must come back as the last row: pyarrow
+    silently lets a quoted field opened on the last record run to the end of the file, and that
+    field would swallow the sentinel. Also None for bytes invalid in the file's encoding. In
+    every such case the exact reader decides.
     """
     header = _csv_header(data, opts, path)
-    if data.count(opts.quote_char.encode(_codec(opts))) % 2 or not _valid(data, opts):
+    if not _valid(data, opts):
         return None
     malformed: list[int] = []
 
@@ -146,10 +159,15 @@ def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
         malformed.append(1)
         return "skip"
 
+    codec = _codec(opts)
+    mark = "".join(c for c in "sluiceEndOfFile7319" if c not in (opts.delimiter, opts.quote_char))
+    sentinel = [mark] * len(header)
+    tail = opts.delimiter.join(sentinel).encode(codec)
+    end = b"" if not data or data.endswith((b"\n", b"\r")) else b"\n"
     try:
         table = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(encoding=_codec(opts), block_size=1 << 24),
+            io.BufferedReader(_Concat(data, end + tail + b"\n"), 1 << 24),
+            read_options=pacsv.ReadOptions(encoding=codec, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(
                 delimiter=opts.delimiter,
                 quote_char=opts.quote_char,
@@ -160,14 +178,42 @@ def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
                 column_types=dict.fromkeys(header, pa.string()),
                 null_values=opts.null_values,
                 strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
+                quoted_strings_can_be_null=True,
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError):
         return None
-    if malformed or table.column_names != header:
+    if malformed or table.column_names != header or table.num_rows == 0:
         return None
-    return _from_arrow(table)
+    if list(table.slice(table.num_rows - 1).to_pylist()[0].values()) != sentinel:
+        return None
+    return _from_arrow(table.slice(0, table.num_rows - 1))
+
+
+class _Concat(io.RawIOBase):
+    """Bytes objects read one after the other, without copying them into one."""
+
+    def __init__(self, *parts: bytes) -> None:
+        super().__init__()
+        self._parts = [memoryview(p) for p in parts]
+        self._at = (0, 0)
+
+    def readable(self) -> bool:
+        """A reader."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` from the current part; 0 at the end of the last one."""
+        part, pos = self._at
+        while part < len(self._parts) and pos >= len(self._parts[part]):
+            part, pos = part + 1, 0
+        if part == len(self._parts):
+            self._at = (part, pos)
+            return 0
+        n = min(len(buffer), len(self._parts[part]) - pos)
+        buffer[:n] = self._parts[part][pos : pos + n]
+        self._at = (part, pos + n)
+        return n
 
 
 def _from_arrow(table: pa.Table) -> pl.DataFrame:
@@ -418,7 +464,91 @@ def _parser(spec: ColumnSpec) -> Parser:
         fmt = spec.format or "%Y-%m-%d"
         return lambda e: e.str.strptime(pl.Date, fmt, strict=False)
     fmt_dt = spec.format
-    return lambda e: e.str.to_datetime(fmt_dt, time_unit="us", strict=False)
+    if fmt_dt is None:
+        return _iso_datetime
+    if _OFFSET_DIRECTIVE.search(fmt_dt):
+        return lambda e: e.str.to_datetime(
+            fmt_dt, time_unit="us", time_zone="UTC", strict=False
+        ).dt.replace_time_zone(None)
+    return lambda e: e.str.strptime(pl.Datetime("us"), fmt_dt, strict=False)
+
+
+_OFFSET_DIRECTIVE = re.compile(r"%[-_0^#]?[0-9]*:{0,3}z")
+_ISO_OFFSET = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+_ISO_SPACED_OFFSET = r"^(\S+ \S+) ([Zz]|[+-]\d)"
+_ISO_NO_SECONDS = r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2})($|[Zz+-])"
+
+
+def _iso_datetime(e: pl.Expr) -> pl.Expr:
+    """ISO-8601 text, parsed value by value: a date alone (midnight), ``T`` or a space before
+    the time, seconds and fractional seconds optional (``.`` or ``,``; kept to the
+    microsecond), and an offset (``Z``, ``+01``, ``-0500``, ``-05:00``) converted to UTC. The
+    value is naive: UTC when the text gave an offset, else the wall time as written.
+
+    polars' own reading without a format takes its pattern from a column's first value, which
+    would make one value's reading depend on another's; here every value is read alone.
+    """
+    return e.map_batches(_iso_series, return_dtype=pl.Datetime("us"))
+
+
+def _iso_series(s: pl.Series) -> pl.Series:
+    """:func:`_iso_datetime` on a series.
+
+    Values are routed by their shape, so that no parse runs on values it cannot take (polars
+    is several times slower on a value it refuses): ``YYYY-MM-DD HH:MM:SS`` and a date alone
+    by one fixed format each; every other value, and any those refused, brought to
+    ``YYYY-MM-DD HH:MM:SS[.f][offset]`` and parsed with or without an offset.
+    """
+    text = s.str.strip_chars()
+    text = _where(
+        text,
+        text.str.slice(10, 1).is_in(["T", "t"]),
+        lambda t: (
+            pl.select(pl.concat_str(t.str.slice(0, 10), pl.lit(" "), t.str.slice(11)))
+            .to_series()
+            .alias(t.name)
+        ),
+    )
+    size = text.str.len_bytes()
+    out = pl.Series(s.name, [None] * len(s), dtype=pl.Datetime("us"))
+    out = _where(out, size == 19, lambda _: _strptime(text.filter(size == 19), "%Y-%m-%d %H:%M:%S"))
+    out = _where(out, size == 10, lambda _: _strptime(text.filter(size == 10), "%Y-%m-%d"))
+    left = out.is_null() & text.is_not_null()
+    if not left.any():
+        return out
+    t = text.filter(left)
+    t = _where(t, t.str.contains(",", literal=True), lambda x: x.str.replace_all(",", "."))
+    t = _where(
+        t,
+        t.str.slice(11).str.contains(" ", literal=True),
+        lambda x: x.str.replace(_ISO_SPACED_OFFSET, "${1}${2}"),
+    )
+    t = _where(
+        t, t.str.slice(16, 1) != ":", lambda x: x.str.replace(_ISO_NO_SECONDS, "${1}:00${2}")
+    )
+    aware = t.str.contains(_ISO_OFFSET)
+    got = pl.Series(s.name, [None] * len(t), dtype=pl.Datetime("us"))
+    got = _where(got, ~aware, lambda _: _strptime(t.filter(~aware), "%Y-%m-%d %H:%M:%S%.f"))
+    got = _where(got, aware, lambda _: _strptime(t.filter(aware), "%Y-%m-%d %H:%M:%S%.f%#z"))
+    return out.scatter(left.arg_true(), got)
+
+
+def _where(
+    values: pl.Series, mask: pl.Series, change: Callable[[pl.Series], pl.Series]
+) -> pl.Series:
+    """``values`` with the entries where ``mask`` holds replaced by ``change`` of them."""
+    mask = mask.fill_null(False)
+    if not mask.any():
+        return values
+    return values.scatter(mask.arg_true(), change(values.filter(mask)))
+
+
+def _strptime(text: pl.Series, fmt: str) -> pl.Series:
+    """Text in one fixed format as naive datetimes; an offset (``%#z``) converted to UTC."""
+    if "%#z" not in fmt:
+        return text.str.strptime(pl.Datetime("us"), fmt, strict=False)
+    aware = text.str.to_datetime(fmt, time_unit="us", time_zone="UTC", strict=False)
+    return aware.dt.replace_time_zone(None)
 
 
 _TARGET: dict[str, pl.DataType] = {
@@ -465,6 +595,8 @@ def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec) -> pl.Expr:
         value = col.cast(target, strict=False)
         if spec.type == "int" and dtype.is_float():
             value = pl.when(col == col.round(0)).then(value).otherwise(None)
+    elif spec.type == "datetime" and isinstance(dtype, pl.Datetime) and dtype.time_zone:
+        value = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None).cast(target)
     elif spec.type == "datetime" and dtype in (pl.Date, pl.Datetime):
         value = col.cast(target)
     else:
@@ -573,6 +705,7 @@ def ingest_file(
             f"{where}: the source has a column named {clash[0]!r}, a name sluice reserves for "
             f"its own columns ({', '.join(RESERVED_COLUMNS)}); rename it in the source"
         )
+    read, aliases = _rename(read, loaded, path)
     n = read.height
     ids = pl.Series(ROW_ID, row_ids(sha, n), dtype=pl.UInt64)
     prov = pl.DataFrame(
@@ -585,7 +718,7 @@ def ingest_file(
     declared = spec.columns
     text = _as_text(read)
     raw = pl.concat([ids.to_frame(), text], how="horizontal")
-    parsed, masks = _parse(read, text, declared, path)
+    parsed, masks = _parse(*_null_tokens((read, text), declared), declared, path)
     frame = pl.concat([prov, parsed], how="horizontal")
     parts: list[pl.DataFrame] = []
     for name in masks.columns:
@@ -617,7 +750,53 @@ def ingest_file(
                 )
             )
     failures = concat_failures(parts) if parts else empty_failures()
-    return frame, raw, failures, SourceFile(path, sha, len(data), n)
+    return frame, raw, failures, SourceFile(path, sha, len(data), n, aliases)
+
+
+def _rename(
+    read: pl.DataFrame, loaded: LoadedSpec, path: str
+) -> tuple[pl.DataFrame, tuple[tuple[str, str], ...]]:
+    """Source columns named by an alias, renamed to their declared name; and which were."""
+    names: dict[str, str] = {}
+    for column, spec in loaded.spec.columns.items():
+        present = [n for n in (column, *spec.aliases) if n in read.columns]
+        if len(present) > 1:
+            raise InputError(
+                f"{path}: columns {present[0]!r} and {present[1]!r} are both present and both "
+                f"name the declared column {column!r} (its name and schema.{column}.aliases); "
+                "keep one of them in the file or change the aliases"
+            )
+        if present and present[0] != column:
+            names[present[0]] = column
+    if not names:
+        return read, ()
+    return read.rename(names), tuple((c, a) for a, c in names.items())
+
+
+def _null_tokens(
+    frames: tuple[pl.DataFrame, pl.DataFrame], declared: dict[str, ColumnSpec]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The frame as read and its text, with the cells of text columns (CSV fields, NDJSON
+    values, Parquet string and dictionary-encoded string columns) that equal one of their
+    declared column's own null tokens made null."""
+    read, text = frames
+    cols = [
+        c
+        for c in read.columns
+        if c in declared
+        and declared[c].null_values
+        and isinstance(read[c].dtype, pl.String | pl.Categorical | pl.Enum)
+    ]
+    if not cols:
+        return read, text
+    hit = read.select(pl.col(c).cast(pl.String).is_in(declared[c].null_values) for c in cols)
+
+    def nulled(f: pl.DataFrame) -> pl.DataFrame:
+        return f.with_columns(
+            pl.when(hit[c]).then(None).otherwise(pl.col(c)).alias(c) for c in cols
+        )
+
+    return nulled(read), nulled(text)
 
 
 def _expected(spec: ColumnSpec) -> str:

@@ -295,6 +295,7 @@ def _ingest(run: Run) -> dict[str, Any]:
         "inputs": [f.as_dict() for f in got.files],
         "missing_columns": list(got.missing_columns),
         "extra_columns": list(got.extra_columns),
+        "aliases": got.aliases_used,
         "failures": got.failures.height,
     }
 
@@ -527,6 +528,7 @@ def _write_committed(
         "schema": {
             "missing_columns": ingest_facts["missing_columns"],
             "extra_columns": ingest_facts["extra_columns"],
+            "aliases": ingest_facts.get("aliases", []),
         },
         "spec": {"path": str(run.loaded.path), "sha256": run.loaded.sha256},
         "suite": {

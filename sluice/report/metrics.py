@@ -18,6 +18,7 @@ import numpy.typing as npt
 import polars as pl
 
 from sluice.config import Partition
+from sluice.decide import RAW
 from sluice.ingest import MALFORMED, ROW_ID, SOURCE_FILE, SOURCE_ROW
 
 Kind = Literal["numeric", "temporal", "boolean", "string"]
@@ -160,6 +161,19 @@ def stage_counts(outputs: RunOutputs) -> dict[str, int]:
     return {s: int(counts.get(s, 0)) for s in STAGES}
 
 
+def quarantine_text(quarantine: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """``_row_id`` and the raw text of each declared column of the quarantined rows.
+
+    The text is in the ``_raw`` struct; quarantine files written before it existed held the
+    text in the columns themselves.
+    """
+    if RAW in quarantine.columns:
+        fields = quarantine.schema[RAW].to_schema()  # type: ignore[attr-defined]
+        picked = [c for c in columns if c in fields]
+        return quarantine.select(ROW_ID, *(pl.col(RAW).struct.field(c) for c in picked))
+    return quarantine.select(ROW_ID, *(c for c in columns if c in quarantine.columns))
+
+
 def rule_summaries(outputs: RunOutputs, examples: int = EXAMPLES) -> list[RuleSummary]:
     """Every reason that marked rows, most rows first, with example rows and raw values."""
     f = outputs.failures
@@ -173,8 +187,11 @@ def rule_summaries(outputs: RunOutputs, examples: int = EXAMPLES) -> list[RuleSu
         .sort(["rows", "reason"], descending=[True, False])
     )
     q = outputs.quarantine
-    raw_cols = [c for c in outputs.columns if c in q.columns]
-    lookup = q.select(ROW_ID, SOURCE_FILE, SOURCE_ROW, "_reasons", *raw_cols)
+    text = quarantine_text(q, list(outputs.columns))
+    raw_cols = [c for c in text.columns if c != ROW_ID]
+    lookup = q.select(ROW_ID, SOURCE_FILE, SOURCE_ROW, "_reasons").join(
+        text, on=ROW_ID, how="left", maintain_order="left"
+    )
     picked = (
         f.join(lookup, on=ROW_ID, how="left")
         .sort("reason", SOURCE_ROW, ROW_ID, nulls_last=True)
@@ -335,15 +352,24 @@ def profile_column(
     rows: int,
     unparsed: int,
     fmt: str | None = None,
+    quarantine_typed: pl.Series | None = None,
 ) -> ColumnProfile:
-    """Profile one column: missing values over every row; statistics over clean rows."""
+    """Profile one column: missing values over every row; statistics over clean rows.
+
+    Quarantined values come typed (``quarantine_typed``, as the quarantine file holds them:
+    null for a cell that was missing or did not parse) or, from older files, as raw text.
+    """
     kind = kind_of(dtype)
-    q_missing = int(quarantine_raw.null_count()) if quarantine_raw is not None else 0
-    q_typed = (
-        _parse_raw(quarantine_raw, dtype, fmt).drop_nulls()
-        if quarantine_raw is not None
-        else pl.Series(name, [], dtype=dtype)
-    )
+    if quarantine_typed is not None:
+        q_missing = max(int(quarantine_typed.null_count()) - unparsed, 0)
+        q_typed = quarantine_typed.drop_nulls()
+    else:
+        q_missing = int(quarantine_raw.null_count()) if quarantine_raw is not None else 0
+        q_typed = (
+            _parse_raw(quarantine_raw, dtype, fmt).drop_nulls()
+            if quarantine_raw is not None
+            else pl.Series(name, [], dtype=dtype)
+        )
     values = clean.drop_nulls()
     distinct = int(values.n_unique())
     mean = std = p01 = p50 = p99 = None
@@ -426,15 +452,17 @@ def profiles(outputs: RunOutputs) -> list[ColumnProfile]:
         .iter_rows()
     )
     q = outputs.quarantine
+    typed = RAW in q.columns
     return [
         profile_column(
             c,
             t,
             outputs.clean[c],
-            q[c] if c in q.columns else None,
+            None if typed or c not in q.columns else q[c],
             rows=outputs.rows_in,
             unparsed=int(unparsed.get(c, 0)),
             fmt=outputs.formats.get(c),
+            quarantine_typed=q[c] if typed and c in q.columns else None,
         )
         for c, t in outputs.columns.items()
     ]

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import json
+
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice.decide import add_checksums, checksum, drop_shadowed, split
 from sluice.failures import concat_failures, make_failures
+from sluice.pipeline import run_partition
+from tests.conftest import SpecFactory
 
 DECLARED: dict[str, pl.DataType] = {"a": pl.Int64(), "b": pl.String()}
 
@@ -42,7 +46,10 @@ def test_split_routes_by_severity_and_keeps_reasons() -> None:
     assert q["_row_id"].to_list() == [ids[0], ids[2]]
     assert q["_reasons"].to_list() == [["a|r1", "b|r2"], ["outlier|iforest"]]
     assert q["_source_row"].to_list() == [0, 2]
-    assert q["a"].dtype == pl.String  # raw text
+    assert q.schema["a"] == pl.Int64  # typed as in clean
+    assert q["a"].to_list() == [0, 2]
+    assert q.unnest("_raw", separator=".")["_raw.a"].to_list() == ["0", "2"]
+    assert q["_extra"].to_list() == ["{}", "{}"]
     assert result.critical == ()
 
 
@@ -101,3 +108,50 @@ def test_conservation_property(n: int, flags: list[str]) -> None:
     assert checksum(frame["_row_id"]) == add_checksums(
         checksum(result.clean["_row_id"]), checksum(result.quarantine["_row_id"])
     )
+
+
+def test_quarantine_keeps_typed_values_raw_text_and_extra_columns_as_json() -> None:
+    frame, raw = _frame(3)
+    frame = frame.with_columns(pl.Series("a", [0, None, 2]), pl.Series("tip", ["1", None, "x"]))
+    raw = raw.with_columns(pl.Series("a", ["0", "zero", "2"]), pl.Series("tip", ["1", None, "x"]))
+    ids = frame["_row_id"]
+    failures = make_failures([ids[1]], column="a", rule="type", severity="error", values=["zero"])
+    q = split(frame, raw, failures, DECLARED).quarantine
+    assert q.columns == [
+        "_row_id", "_source_file", "_source_row", "a", "b", "_raw", "_extra", "_reasons",
+        "_failures",
+    ]  # fmt: skip
+    assert q["a"].to_list() == [None]
+    assert q["_raw"].to_list() == [{"a": "zero", "b": "x1"}]
+    assert [json.loads(e) for e in q["_extra"]] == [{"tip": None}]
+
+
+def test_quarantine_of_partitions_with_different_columns_reads_with_one_glob(
+    make_dataset: SpecFactory,
+) -> None:
+    header = "id,amount,count,when,kind"
+    spec = make_dataset(
+        {
+            "2024-01-01": f"{header},bonus\na,500,1,2024-01-01 10:00:00,a,7\nb,1,2,x,b,8\n",
+            "2024-01-02": f"{header},tip,note\nc,900,3,2024-01-02 10:00:00,a,1,hi\nd,2,z,,a,2,\n",
+            "2024-01-03": "when,id\n2024-01-03 10:00:00,e\n",
+            "2024-01-04": f"{header}\nf,5,1,2024-01-04 10:00:00,a\n",
+        }
+    )
+    for day in ("2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"):
+        run_partition(str(spec), day)
+    root = spec.parent / "out" / "quarantine"
+    assert pl.read_parquet(root / "date=2024-01-04" / "part-00000.parquet").height == 0
+    q = pl.scan_parquet(root / "*" / "*.parquet").sort("_source_file", "_source_row").collect()
+    assert q.schema["amount"] == pl.Float64
+    assert q.schema["when"] == pl.Datetime("us")
+    assert q["id"].to_list() == ["a", "b", "c", "d", "e"]
+    assert q["amount"].to_list() == [500.0, 1.0, 900.0, 2.0, None]
+    assert q["amount"].max() == 900.0  # numbers, not text ("900" < "1000" as text)
+    assert q.unnest("_raw", separator=".")["_raw.when"].to_list() == [
+        "2024-01-01 10:00:00", "x", "2024-01-02 10:00:00", None, "2024-01-03 10:00:00"
+    ]  # fmt: skip
+    assert [json.loads(e) for e in q["_extra"]] == [
+        {"bonus": "7"}, {"bonus": "8"}, {"tip": "1", "note": "hi"}, {"tip": "2", "note": None}, {}
+    ]  # fmt: skip
+    assert {r for rs in q["_reasons"] for r in rs} >= {"when|type", "count|type"}

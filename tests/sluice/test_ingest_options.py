@@ -1,0 +1,354 @@
+"""Reading real data: per-column null tokens, column aliases, ISO-8601 timestamps, and a record's
+judgement that never depends on the other records of its file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, load_spec
+from sluice.errors import ConfigError, InputError
+from sluice.ingest import Ingested, _csv_exact, _csv_fast, _parser, ingest
+from sluice.pipeline import run_partition
+from tests.conftest import SpecFactory
+
+DAY = "2024-01-01"
+
+
+def _ingest(make_dataset: SpecFactory, content: str | bytes, **kw: Any) -> Ingested:
+    loaded = load_spec(make_dataset({DAY: content}, **kw))
+    return ingest(loaded, loaded.spec.partition.parse(DAY))
+
+
+def _parquet(frame: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.write_parquet(buf)
+    return buf.getvalue()
+
+
+def test_column_null_tokens_apply_to_their_column_only(make_dataset: SpecFactory) -> None:
+    schema = {
+        "id": "string",
+        "abv": {"type": "float", "null_values": ["N/A"]},
+        "ibu": "float",
+        "note": {"type": "string", "null_values": ["empty"]},
+    }
+    got = _ingest(
+        make_dataset,
+        "id,abv,ibu,note\na,N/A,N/A,empty\nb,0.05,30,fine\nc,,1,\n",
+        schema=schema,
+    )
+    f = got.frame
+    assert f["abv"].to_list() == [None, 0.05, None]
+    assert f["note"].to_list() == [None, "fine", None]
+    # "N/A" is a null token of abv only: in ibu it is a value that is not a float
+    assert got.failures["reason"].to_list() == ["ibu|type"]
+    assert got.failures["value"].to_list() == ["N/A"]
+    # the raw text keeps what the file held
+    assert got.raw["abv"].to_list() == ["N/A", "0.05", None]
+
+
+def test_column_null_tokens_apply_to_ndjson_and_parquet_text(make_dataset: SpecFactory) -> None:
+    schema = {"id": "string", "n": {"type": "int", "null_values": ["N/A", "-1"]}}
+    lines = [{"id": "a", "n": "N/A"}, {"id": "b", "n": 3}, {"id": "c", "n": "-1"}]
+    got = _ingest(
+        make_dataset,
+        "\n".join(json.dumps(r) for r in lines) + "\n",
+        schema=schema,
+        fmt="ndjson",
+    )
+    assert got.frame["n"].to_list() == [None, 3, None]
+    assert got.failures.is_empty()
+    text = pl.DataFrame({"id": ["a", "b"], "n": ["N/A", "4"]})
+    got = _ingest(make_dataset, _parquet(text), schema=schema, fmt="parquet")
+    assert got.frame["n"].to_list() == [None, 4]
+    coded = text.with_columns(pl.col("n").cast(pl.Categorical))
+    got = _ingest(make_dataset, _parquet(coded), schema=schema, fmt="parquet")
+    assert got.frame["n"].to_list() == [None, 4]
+    assert got.failures.is_empty()
+    # a Parquet integer column is not text: its -1 is a number, not a token
+    numbers = pl.DataFrame({"id": ["a", "b"], "n": [-1, 4]})
+    got = _ingest(make_dataset, _parquet(numbers), schema=schema, fmt="parquet")
+    assert got.frame["n"].to_list() == [-1, 4]
+
+
+def test_file_null_tokens_match_quoted_and_unquoted_fields(make_dataset: SpecFactory) -> None:
+    extra = {"source": {"path": "raw/date={date}/*.csv", "csv": {"null_values": ["", "NA"]}}}
+    got = _ingest(
+        make_dataset,
+        'id,kind\na,""\nb,"NA"\nc,NA\nd,\ne,x\n',
+        schema={"id": "string", "kind": "string"},
+        extra=extra,
+    )
+    assert got.frame["kind"].to_list() == [None, None, None, None, "x"]
+
+
+def _renamed_taxi(make_dataset: SpecFactory, old: str, new: str) -> Path:
+    spec = make_dataset(
+        {DAY: old},
+        schema={
+            "vendor_id": {"type": "int", "aliases": ["VendorID", "vendorid"]},
+            "fare": "float",
+        },
+        suite={"name": "tiny", "expectations": []},
+        extra={"keys": []},
+    )
+    (spec.parent / "raw" / f"date={DAY}" / "new.csv").write_text(new)
+    return spec
+
+
+def test_aliases_rename_per_file_and_the_manifest_says_which(make_dataset: SpecFactory) -> None:
+    spec = _renamed_taxi(make_dataset, "vendor_id,fare\n1,2.5\n", "VendorID,fare,tip\n2,3.5,1\n")
+    loaded = load_spec(spec)
+    got = ingest(loaded, loaded.spec.partition.parse(DAY))
+    assert got.frame["vendor_id"].to_list() == [1, 2]
+    assert got.missing_columns == ()
+    assert got.extra_columns == ("tip",)
+    assert got.aliases_used == [
+        {"file": str(spec.parent / "raw" / f"date={DAY}" / "new.csv"), "column": "vendor_id",
+         "alias": "VendorID"}
+    ]  # fmt: skip
+    summary = run_partition(str(spec), DAY)
+    manifest = json.loads(Path(summary["manifest"]).read_text())
+    assert manifest["status"] == "passed"
+    assert manifest["schema"]["aliases"] == got.aliases_used
+    assert manifest["counts"]["clean"] == 2
+
+
+def test_two_names_of_one_column_in_a_file_is_an_input_error(make_dataset: SpecFactory) -> None:
+    spec = _renamed_taxi(
+        make_dataset, "vendor_id,fare\n1,2.5\n", "VendorID,vendor_id,fare\n2,2,3\n"
+    )
+    loaded = load_spec(spec)
+    with pytest.raises(InputError, match=r"new\.csv: columns 'vendor_id' and 'VendorID' are both"):
+        ingest(loaded, loaded.spec.partition.parse(DAY))
+
+
+@pytest.mark.parametrize(
+    ("schema", "says"),
+    [
+        ({"a": {"type": "int", "aliases": ["b"]}, "b": "int"}, "alias 'b' of column 'a'"),
+        (
+            {"a": {"type": "int", "aliases": ["x"]}, "b": {"type": "int", "aliases": ["x"]}},
+            "alias 'x' of column 'b' already names column 'a'",
+        ),
+    ],
+)
+def test_an_alias_naming_another_column_is_refused_at_load(
+    make_dataset: SpecFactory, schema: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(ConfigError, match=says) as err:
+        load_spec(make_dataset({DAY: "a,b\n1,2\n"}, schema=schema, extra={"keys": []}))
+    assert err.value.line is not None
+
+
+@pytest.mark.parametrize(
+    ("column", "bad"),
+    [
+        ({"type": "int", "aliases": ["_row_id"]}, "reserved"),
+        ({"type": "int", "aliases": ["x", "x"]}, "twice"),
+    ],
+)
+def test_bad_aliases_are_refused_at_load(
+    make_dataset: SpecFactory, column: dict[str, Any], bad: str
+) -> None:
+    with pytest.raises(ConfigError, match=bad) as err:
+        load_spec(make_dataset({DAY: "a\n1\n"}, schema={"a": column}, extra={"keys": []}))
+    assert str(err.value.key).startswith("schema.a")
+
+
+ISO = [
+    ("2024-03-10T02:30:00-05:00", dt.datetime(2024, 3, 10, 7, 30)),
+    ("2024-03-10 02:30:00", dt.datetime(2024, 3, 10, 2, 30)),
+    ("2024-03-10", dt.datetime(2024, 3, 10)),
+    ("2024-03-10T02:30:00.123456789Z", dt.datetime(2024, 3, 10, 2, 30, 0, 123456)),
+    ("2024-03-10T02:30+0130", dt.datetime(2024, 3, 10, 1, 0)),
+    ("2024-03-09T23:30:00.5-05", dt.datetime(2024, 3, 10, 4, 30, 0, 500000)),
+    ("2024-03-10 02:30:00 +01:00", dt.datetime(2024, 3, 10, 1, 30)),
+]
+NOT_ISO = ["2024-02-30", "2024-03-10T25:00", "2024-03-10T02:30+24:00", "10/03/2024", "2024-3-1"]
+
+
+def test_datetimes_without_format_parse_iso_8601_value_by_value(
+    make_dataset: SpecFactory,
+) -> None:
+    schema = {"id": "string", "when": "datetime"}
+    texts = [t for t, _ in ISO] + NOT_ISO
+    content = "id,when\n" + "".join(f"r{i},{t}\n" for i, t in enumerate(texts))
+    got = _ingest(make_dataset, content, schema=schema)
+    assert got.frame.schema["when"] == pl.Datetime("us")
+    assert got.frame["when"].to_list() == [v for _, v in ISO] + [None] * len(NOT_ISO)
+    assert sorted(got.failures["value"].to_list()) == sorted(NOT_ISO)
+    # the same values in reverse order: no value's reading depends on the first one's form
+    content = "id,when\n" + "".join(f"r{i},{t}\n" for i, t in enumerate(reversed(texts)))
+    again = _ingest(make_dataset, content, schema=schema)
+    assert again.frame["when"].to_list()[::-1] == got.frame["when"].to_list()
+
+
+def test_declared_offset_directive_is_honoured_and_zone_names_refused(
+    make_dataset: SpecFactory,
+) -> None:
+    schema = {"id": "string", "when": {"type": "datetime", "format": "%d/%m/%Y %H:%M %z"}}
+    got = _ingest(
+        make_dataset, "id,when\na,10/03/2024 02:30 -0500\nb,10/03/2024 02:30\n", schema=schema
+    )
+    assert got.frame["when"].to_list() == [dt.datetime(2024, 3, 10, 7, 30), None]
+    assert got.failures["reason"].to_list() == ["when|type"]
+    zone = {"id": "string", "when": {"type": "datetime", "format": "%Y-%m-%d %H:%M %Z"}}
+    with pytest.raises(ConfigError, match="%Z") as err:
+        load_spec(make_dataset({DAY: "id,when\n"}, schema=zone))
+    assert err.value.key == "schema.when.format"
+    assert err.value.line is not None
+
+
+def test_parquet_timestamps_with_a_zone_become_naive_utc(make_dataset: SpecFactory) -> None:
+    frame = pl.DataFrame({"id": ["a"], "when": [dt.datetime(2024, 3, 12, 2, 30)]}).with_columns(
+        pl.col("when").dt.replace_time_zone("America/New_York")
+    )
+    got = _ingest(
+        make_dataset, _parquet(frame), schema={"id": "string", "when": "datetime"}, fmt="parquet"
+    )
+    assert got.frame.schema["when"] == pl.Datetime("us")
+    assert got.frame["when"].to_list() == [dt.datetime(2024, 3, 12, 6, 30)]
+
+
+# A record's judgement must not depend on the other records of its file: CSV files read by
+# pyarrow when every record is well formed, and by the standard library when one is not.
+field = st.text(
+    alphabet=["a", "1", '"', ",", "\n", "\r", " ", "N", "A", "\t", "\x00", "é", "\u2028", "-"],
+    max_size=5,
+) | st.sampled_from(["", "NA", "2024-01-01T00:00:00-05:00", "2024-01-01 10:00:00", "1.5", "7"])
+record = st.tuples(*[st.tuples(field, st.booleans()) for _ in range(3)])
+
+
+def _cell(text: str, quoted: bool) -> str:
+    return '"' + text.replace('"', '""') + '"' if quoted or '"' in text else text
+
+
+def _line(rec: tuple[tuple[str, bool], ...]) -> str:
+    return ",".join(_cell(t, q or any(c in t for c in ',\n\r"')) for t, q in rec)
+
+
+def _judged(got: Ingested, row: int) -> tuple[Any, ...]:
+    ids = got.frame["_row_id"]
+    f = got.failures.filter(pl.col("_row_id") == ids[row])
+    reasons = sorted(zip(f["reason"].to_list(), f["value"].to_list(), strict=True))
+    return (*got.frame.drop("_row_id", "_source_file", "_source_row").row(row), reasons)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    records=st.lists(record, min_size=1, max_size=5),
+    nl=st.sampled_from(["\n", "\r\n"]),
+    bad=st.sampled_from(["x,y", "x,y,z,w", "x"]),
+    where=st.integers(0, 5),
+)
+@example(records=[(("1", False), ("", True), ("x", False))], nl="\n", bad="x,y", where=1)
+@example(records=[(("1", False), ("NA", True), ("x", False))], nl="\n", bad="x,y", where=0)
+def test_a_record_is_judged_alike_whether_or_not_another_is_ragged(
+    tmp_path_factory: pytest.TempPathFactory, records: list[Any], nl: str, bad: str, where: int
+) -> None:
+    base = tmp_path_factory.mktemp("prop")
+    schema = {"a": "string", "b": {"type": "string", "null_values": ["-"]}, "c": "datetime"}
+    extra = {"source": {"path": "raw/*.csv", "csv": {"null_values": ["", "NA"]}}}
+    lines = [_line(r) for r in records]
+    where = min(where, len(lines))
+    with_bad = [*lines[:where], bad, *lines[where:]]
+    whole = _spec_at(base / "whole", nl.join(["a,b,c", *lines]) + nl, schema, extra)
+    ragged = _spec_at(base / "ragged", nl.join(["a,b,c", *with_bad]) + nl, schema, extra)
+    try:
+        one = ingest(whole, whole.spec.partition.parse(DAY))
+    except InputError:
+        with pytest.raises(InputError):
+            ingest(ragged, ragged.spec.partition.parse(DAY))
+        return
+    two = ingest(ragged, ragged.spec.partition.parse(DAY))
+    assert two.frame.height == one.frame.height + 1
+    assert two.failures.filter(pl.col("column") == "_row")["value"].to_list() == [bad]
+    for row in range(one.frame.height):
+        assert _judged(one, row) == _judged(two, row + (row >= where))
+
+
+def _spec_at(root: Path, text: str, schema: dict[str, Any], extra: dict[str, Any]) -> LoadedSpec:
+    (root / "raw").mkdir(parents=True)
+    (root / "raw" / "data.csv").write_bytes(text.encode())
+    (root / "suite.json").write_text(json.dumps({"name": "t", "expectations": []}))
+    spec = {
+        "name": "t",
+        "source": {"path": "raw/*.csv", **extra["source"]},
+        "schema": schema,
+        "suite": "suite.json",
+        "outputs": {"clean": "c", "quarantine": "q", "reports": "r"},
+    }
+    (root / "t.yaml").write_text(yaml.safe_dump(spec))
+    return load_spec(root / "t.yaml")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(records=st.lists(record, min_size=1, max_size=4), nl=st.sampled_from(["\n", "\r\n", "\r"]))
+@example(
+    records=[(("", False), ('A"', False), ("", False)), (("", False), ('"', False), ("", False))],
+    nl="\n",
+)
+def test_the_fast_and_exact_csv_readers_agree(records: list[Any], nl: str) -> None:
+    opts = CsvOptions(null_values=["", "NA"])
+    raw_lines = [
+        ",".join(t if not q else '"' + t.replace('"', '""') + '"' for t, q in r) for r in records
+    ]
+    data = ("a,b,c" + nl + nl.join(raw_lines) + nl).encode()
+    fast = _csv_fast(data, opts, "f.csv")
+    if fast is None:
+        return
+    exact, bad = _csv_exact(data, opts, "f.csv")
+    assert bad == []
+    assert fast.rows() == exact.rows()
+
+
+@st.composite
+def iso_texts(draw: st.DrawFn) -> tuple[str, dt.datetime]:
+    """ISO-8601 text in one of its forms, and the naive UTC datetime it stands for."""
+    when = draw(st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2200, 1, 1)))
+    if draw(st.booleans()):
+        return when.strftime("%Y-%m-%d"), dt.datetime(when.year, when.month, when.day)
+    sep = draw(st.sampled_from(["T", " ", "t"]))
+    seconds = draw(st.sampled_from(["none", "whole", "fraction"]))
+    text = when.strftime(f"%Y-%m-%d{sep}%H:%M")
+    value = when.replace(second=0, microsecond=0)
+    if seconds != "none":
+        text += when.strftime(":%S")
+        value = value.replace(second=when.second)
+    if seconds == "fraction":
+        digits = draw(st.integers(1, 9))
+        frac = f"{when.microsecond:06d}{draw(st.integers(0, 999)):03d}"[:digits]
+        text += draw(st.sampled_from([".", ","])) + frac
+        value = value.replace(microsecond=int(frac[:6].ljust(6, "0")))
+    minutes = draw(st.none() | st.integers(-(23 * 60 + 59), 23 * 60 + 59))
+    if minutes is None:
+        return text, value
+    sign, (h, m) = "-" if minutes < 0 else "+", divmod(abs(minutes), 60)
+    form = draw(st.sampled_from(["{s}{h:02d}:{m:02d}", "{s}{h:02d}{m:02d}", "Z"]))
+    if form == "Z" or (m == 0 and draw(st.booleans())):
+        form = "Z" if form == "Z" else "{s}{h:02d}"
+    minutes = 0 if form == "Z" else minutes
+    space = draw(st.sampled_from(["", " "]))
+    text += space + form.format(s=sign, h=h, m=m)
+    return text, value - dt.timedelta(minutes=minutes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(cases=st.lists(iso_texts(), min_size=1, max_size=20))
+def test_iso_datetimes_read_as_the_utc_instant_they_name(
+    cases: list[tuple[str, dt.datetime]],
+) -> None:
+    texts = pl.Series("when", [t for t, _ in cases], dtype=pl.String)
+    got = pl.select(_parser(ColumnSpec(type="datetime"))(pl.lit(texts))).to_series()
+    assert got.to_list() == [v for _, v in cases]
