@@ -128,6 +128,10 @@ def _run_plain(data: pl.DataFrame, entries: Sequence[ExpectationEntry]) -> list[
     built: list[Any] = []
     outcomes: dict[int, ExpectationOutcome] = {}
     for pos, entry in enumerate(entries):
+        slow = _slow_pattern(pdf, entry)
+        if slow is not None:
+            outcomes[pos] = _failed(entry, slow)
+            continue
         try:
             built.append(_expectation(entry, pos))
         except Exception as exc:
@@ -208,6 +212,37 @@ def _columns_needed(frame: pl.DataFrame, entries: Sequence[ExpectationEntry]) ->
             return frame.columns
         wanted.update(entry.columns)
     return [c for c in frame.columns if c in wanted]
+
+
+PATTERN_KWARGS: tuple[str, ...] = ("regex", "regex_list")
+
+
+def _slow_pattern(pdf: pd.DataFrame, entry: ExpectationEntry) -> str | None:
+    """Why GX must not run this entry's patterns (one exceeds the budget), or ``None``.
+
+    GX searches ``column.astype(str)``; where pandas would use Python's ``re`` for it, the same
+    search runs first under the pattern budget.
+    """
+    from expectations.polars_engine.bounded import PatternTimeout
+    from expectations.polars_engine.pyregex import check_python_budget
+
+    column = entry.kwargs.get("column")
+    if not isinstance(column, str) or column not in pdf.columns:
+        return None
+    patterns: list[str] = []
+    for key in PATTERN_KWARGS:
+        value = entry.kwargs.get(key)
+        items = value if isinstance(value, list) else [value]
+        patterns.extend(p for p in items if isinstance(p, str))
+    if not patterns:
+        return None
+    values = [str(v) for v in pdf[column].dropna().astype(str).unique()]
+    try:
+        for pattern in patterns:
+            check_python_budget(pattern, values)
+    except PatternTimeout as exc:
+        return str(exc)
+    return None
 
 
 def _expectation(entry: ExpectationEntry, pos: int) -> Any:
