@@ -148,7 +148,61 @@ def check_syntax(text: str) -> set[str]:
             if node.id not in names and node.id.startswith("__"):
                 raise RowConditionError(f"name {name!r} is not allowed")
             out.add(name)
+    _check_mask(tree.body)
     return out
+
+
+_LITERAL_NAMES = ("True", "False", "None")
+
+
+def _check_mask(node: ast.expr) -> None:
+    """Check the shape of a condition: boolean parts, comparisons of columns, literal lists."""
+    if isinstance(node, ast.BoolOp):
+        for value in node.values:
+            _check_mask(value)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not | ast.Invert):
+        _check_mask(node.operand)
+    elif isinstance(node, ast.Compare):
+        operands = [node.left, *node.comparators]
+        for operand in operands:
+            _check_operand(operand)
+        if not any(_is_column(o) for o in operands):
+            raise RowConditionError(f"{ast.unparse(node)!r} compares no column")
+    elif isinstance(node, ast.Call):
+        func = node.func
+        assert isinstance(func, ast.Attribute)
+        if func.attr == "isin":
+            if len(node.args) != 1:
+                raise RowConditionError("isin takes one list of literals")
+            _check_operand(node.args[0])
+        elif node.args:
+            raise RowConditionError(f"{func.attr}() takes no arguments")
+    elif not _is_column(node):
+        raise RowConditionError(f"{ast.unparse(node)!r} is not a condition")
+
+
+def _is_column(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id not in _LITERAL_NAMES
+
+
+def _check_operand(node: ast.expr, *, in_list: bool = False) -> None:
+    if isinstance(node, ast.Constant) or (
+        isinstance(node, ast.Name) and (node.id in _LITERAL_NAMES or not in_list)
+    ):
+        return
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub | ast.UAdd)
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, int | float)
+        and not isinstance(node.operand.value, bool)
+    ):
+        return
+    if isinstance(node, ast.List | ast.Tuple | ast.Set) and not in_list:
+        for elt in node.elts:
+            _check_operand(elt, in_list=True)
+        return
+    raise RowConditionError(f"{ast.unparse(node)!r} is not a column or a literal")
 
 
 def _object_text(value: object) -> str:

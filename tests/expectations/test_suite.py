@@ -403,6 +403,13 @@ HOSTILE_CONDITIONS = [
     "a is None",
     "[x for x in a] == 1",
     "a > (" * 200 + "1" + ")" * 200,
+    "a.isin([b])",
+    "a.isin([[1]])",
+    "a > 1 and 5",
+    "'a' > 1",
+    "a.isnull(1)",
+    "a\x00 > 1",
+    "a > 1" + "1" * 5000,
 ]
 
 
