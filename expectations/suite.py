@@ -33,6 +33,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, cast
 
+from expectations.polars_engine.bounded import budget_seconds
 from expectations.polars_engine.pyregex import pattern_error
 from expectations.polars_engine.row_condition import (
     ALLOWED_SYNTAX,
@@ -267,6 +268,7 @@ def _build(
     columns: Collection[str] | None = None,
     parameters: Mapping[str, str] | None = None,
 ) -> Suite:
+    budget_seconds()
     b = _Builder(path, line_of, columns, parameters)
     if not isinstance(data, dict):
         raise b.error(

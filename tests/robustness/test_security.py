@@ -481,3 +481,18 @@ def test_a_catastrophic_pattern_cannot_hang_the_pipeline(
     verdicts = manifest["validation"]["verdicts"]
     assert [v["state"] for v in verdicts] == ["could_not_run", "passed"]
     assert "SLUICE_PATTERN_BUDGET_S" in verdicts[0]["why"]
+
+
+def test_a_bad_pattern_budget_stops_the_command(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("kind\naaa\n")
+    suite = tmp_path / "suite.json"
+    entry = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "kind"}}
+    suite.write_text(json.dumps({"name": "s", "expectations": [entry]}))
+    proc = _sluice(
+        "validate", str(data), "--suite", str(suite), env={"SLUICE_PATTERN_BUDGET_S": "-1"}
+    )
+    code, text = _finish(proc)
+    assert code == 2, text
+    assert "SLUICE_PATTERN_BUDGET_S" in text
+    assert "Traceback" not in text
