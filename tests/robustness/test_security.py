@@ -496,3 +496,31 @@ def test_a_bad_pattern_budget_stops_the_command(tmp_path: Path) -> None:
     assert code == 2, text
     assert "SLUICE_PATTERN_BUDGET_S" in text
     assert "Traceback" not in text
+
+
+def test_partition_parameters_are_the_partitions_bounds_in_a_run(tmp_path: Path) -> None:
+    between = {
+        "type": "expect_column_values_to_be_between",
+        "kwargs": {
+            "column": "when",
+            "min_value": {"$PARAMETER": "partition_start"},
+            "max_value": {"$PARAMETER": "partition_end"},
+            "strict_max": True,
+        },
+    }
+    rows = [
+        good(0),
+        good(1),
+        "late,1.5,2,2024-01-02 00:00:00,a",
+        "early,1.5,2,2023-12-31 23:59:59,a",
+    ]
+    spec = write_dataset(
+        tmp_path, {DAY: csv_text(*rows)}, suite={"name": "p", "expectations": [between]}
+    )
+    (entry,) = Run.prepare(str(spec), DAY).suite.entries
+    assert (entry.kwargs["min_value"], entry.kwargs["max_value"]) == ("2024-01-01", "2024-01-02")
+    summary = run_partition(str(spec), DAY)
+    manifest = check_conserved(Path(str(summary["manifest"])), rows_in=4)
+    assert manifest["counts"]["quarantined_by_reason"] == {
+        "when|expect_column_values_to_be_between": 2
+    }
