@@ -92,11 +92,20 @@ def failures_from_outcomes(
                 "reason": reason(entry.failure_column, entry.type),
                 "failing_rows": marked,
                 "note": note,
+                **verdict_state(outcome),
             }
         )
     return ValidationResult(
         failures=concat_failures(parts), verdicts=verdicts, critical_failed=critical_failed
     )
+
+
+def verdict_state(outcome: ExpectationOutcome) -> dict[str, str]:
+    """``{"state": "passed" | "failed"}``, or ``could_not_run`` with ``why`` (one line)."""
+    if outcome.exception is not None:
+        lines = outcome.exception.strip().splitlines()
+        return {"state": "could_not_run", "why": lines[0] if lines else "the check raised"}
+    return {"state": "passed" if outcome.success else "failed"}
 
 
 def quarantining(failures: pl.DataFrame) -> pl.DataFrame:

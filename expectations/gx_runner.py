@@ -10,6 +10,7 @@ serialised by a lock because GX's validator state is not meant to be shared betw
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import threading
@@ -38,14 +39,86 @@ def run_gx(frame: pl.DataFrame, entries: Sequence[ExpectationEntry]) -> list[Exp
 
     ``frame`` holds the data columns (provenance columns such as ``_row_id`` are dropped here).
     Only the columns the entries read go to pandas, unless an entry needs the whole column set
-    (a table-level check other than the row count, a ``row_condition``, ``column_index``). Row
-    positions in the outcomes are 0-based positions in ``frame``. A check GX could not compute
-    (GX reports it in ``exception_info`` rather than raising) comes back with ``success=False``
-    and ``exception`` set.
+    (a table-level check other than the row count, ``column_index``). Row positions in the
+    outcomes are 0-based positions in ``frame``. A check GX could not compute (GX reports it in
+    ``exception_info`` rather than raising) comes back with ``success=False`` and ``exception``
+    set.
+
+    GX never sees a ``row_condition``: sluice compiles it with its own parser, filters the
+    frame in polars, validates the kept rows with the entry stripped of its condition, and maps
+    the failing positions back. A condition that cannot be applied to this frame makes that
+    entry alone an exception outcome.
     """
+    from expectations.polars_engine.plan import CheckError, Unsupported
+    from expectations.polars_engine.row_condition import compile_row_condition
+
     if not entries:
         return []
     data = frame.drop([c for c in PROVENANCE_COLUMNS if c in frame.columns])
+    groups: dict[str, list[int]] = {}
+    for pos, entry in enumerate(entries):
+        groups.setdefault(_condition(entry), []).append(pos)
+    outcomes: dict[int, ExpectationOutcome] = {}
+    nulls: dict[str, int] | None = None
+    for condition, positions in groups.items():
+        group = [entries[p] for p in positions]
+        if not condition:
+            outcomes.update(zip(positions, _run_plain(data, group), strict=True))
+            continue
+        if nulls is None:
+            nulls = data.null_count().row(0, named=True) if data.width else {}
+        try:
+            mask = data.select(compile_row_condition(condition, data.schema, nulls)).to_series()
+        except (Unsupported, CheckError) as exc:
+            for p, entry in zip(positions, group, strict=True):
+                outcomes[p] = _failed(entry, f"the row_condition cannot be applied: {exc}")
+            continue
+        except Exception as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            for p, entry in zip(positions, group, strict=True):
+                outcomes[p] = _failed(entry, f"the row_condition raised: {message}")
+            continue
+        kept = mask.fill_null(False).arg_true().cast(pl.Int64).to_numpy()
+        stripped = [_without_condition(e) for e in group]
+        done = _run_plain(data.filter(mask.fill_null(False)), stripped)
+        for p, entry, outcome in zip(positions, group, done, strict=True):
+            rows = outcome.unexpected_rows
+            outcomes[p] = dataclasses.replace(
+                outcome,
+                entry=entry,
+                unexpected_rows=None if rows is None else np.sort(kept[rows]),
+                exception=_retag(outcome.exception, entry),
+            )
+    return [outcomes[pos] for pos in range(len(entries))]
+
+
+def _condition(entry: ExpectationEntry) -> str:
+    value = entry.kwargs.get("row_condition")
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"a row_condition reached the GX runner unparsed: {value!r}")
+    return value
+
+
+def _without_condition(entry: ExpectationEntry) -> ExpectationEntry:
+    kwargs = {
+        k: v for k, v in entry.kwargs.items() if k not in ("row_condition", "condition_parser")
+    }
+    return dataclasses.replace(entry, kwargs=kwargs)
+
+
+def _retag(message: str | None, entry: ExpectationEntry) -> str | None:
+    if message is None:
+        return None
+    head, sep, rest = message.partition(": ")
+    return (
+        f"{_where(entry)}: {rest}" if sep and head == _where(_without_condition(entry)) else message
+    )
+
+
+def _run_plain(data: pl.DataFrame, entries: Sequence[ExpectationEntry]) -> list[ExpectationOutcome]:
+    """Validate ``entries`` (none with a row_condition) on ``data`` with GX."""
     needed = _columns_needed(data, entries)
     pdf = (
         to_pandas_for_gx(data.select(needed))
@@ -55,6 +128,10 @@ def run_gx(frame: pl.DataFrame, entries: Sequence[ExpectationEntry]) -> list[Exp
     built: list[Any] = []
     outcomes: dict[int, ExpectationOutcome] = {}
     for pos, entry in enumerate(entries):
+        slow = _slow_pattern(pdf, entry)
+        if slow is not None:
+            outcomes[pos] = _failed(entry, slow)
+            continue
         try:
             built.append(_expectation(entry, pos))
         except Exception as exc:
@@ -129,12 +206,43 @@ def _columns_needed(frame: pl.DataFrame, entries: Sequence[ExpectationEntry]) ->
     wanted: set[str] = set()
     for entry in entries:
         kw = entry.kwargs
-        if kw.get("row_condition") or "column_index" in kw:
+        if "column_index" in kw:
             return frame.columns
         if not entry.columns and entry.type not in ROW_COUNT_TYPES:
             return frame.columns
         wanted.update(entry.columns)
     return [c for c in frame.columns if c in wanted]
+
+
+PATTERN_KWARGS: tuple[str, ...] = ("regex", "regex_list")
+
+
+def _slow_pattern(pdf: pd.DataFrame, entry: ExpectationEntry) -> str | None:
+    """Why GX must not run this entry's patterns (one exceeds the budget), or ``None``.
+
+    GX searches ``column.astype(str)``; where pandas would use Python's ``re`` for it, the same
+    search runs first under the pattern budget.
+    """
+    from expectations.polars_engine.bounded import PatternTimeout
+    from expectations.polars_engine.pyregex import check_python_budget
+
+    column = entry.kwargs.get("column")
+    if not isinstance(column, str) or column not in pdf.columns:
+        return None
+    patterns: list[str] = []
+    for key in PATTERN_KWARGS:
+        value = entry.kwargs.get(key)
+        items = value if isinstance(value, list) else [value]
+        patterns.extend(p for p in items if isinstance(p, str))
+    if not patterns:
+        return None
+    values = [str(v) for v in pdf[column].dropna().astype(str).unique()]
+    try:
+        for pattern in patterns:
+            check_python_budget(pattern, values)
+    except PatternTimeout as exc:
+        return str(exc)
+    return None
 
 
 def _expectation(entry: ExpectationEntry, pos: int) -> Any:

@@ -11,19 +11,37 @@ Severity: sluice reads ``meta.severity`` (``warn``, ``error`` or ``critical``; d
 it is accepted when it holds a GX value, and when it says something other than GX's default while
 ``meta.severity`` is absent the load stops and asks for ``meta.severity``, so an intent written in
 GX's vocabulary is never silently replaced by sluice's default.
+
+Configuration is data: a ``row_condition`` is accepted only when sluice's own grammar parses it
+(:func:`~expectations.polars_engine.row_condition.condition_text`; GX's condition objects are
+turned into that grammar), and is kept as pandas-syntax text that no engine evaluates as code.
+Suite parameters (``{"$PARAMETER": name}``) may name only what sluice provides
+(:data:`PARAMETER_NAMES`) and are substituted here, before any engine sees the entry. Patterns
+that neither Python's ``re`` nor RE2 compiles, JSON schemas that fetch or run patterns, and
+(given the declared columns) every column name an entry reads are checked at load.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import difflib
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, cast
 
+from expectations.polars_engine.bounded import budget_seconds
+from expectations.polars_engine.pyregex import pattern_error
+from expectations.polars_engine.row_condition import (
+    ALLOWED_SYNTAX,
+    PARSERS,
+    RowConditionError,
+    check_syntax,
+    condition_text,
+)
 from expectations.results import DuplicatePolicy, ExpectationEntry, Suite
 from sluice.errors import ConfigError
 from sluice.failures import SEVERITIES, Severity
@@ -66,12 +84,41 @@ _NOT_KWARGS: dict[str, str] = {
     "batch_id": "remove it: GX sets it when validating",
 }
 
+PARAMETER_NAMES: tuple[str, ...] = ("partition_start", "partition_end")
+"""Suite parameters sluice provides: the partition's first day and the first day after it."""
+COLUMN_SET_TYPES: frozenset[str] = frozenset(
+    {
+        "expect_column_to_exist",
+        "expect_table_columns_to_match_ordered_list",
+        "expect_table_columns_to_match_set",
+    }
+)
+"""Types whose purpose is to assert the column set: their names are not checked at load."""
+REGEX_KWARGS: tuple[str, ...] = ("regex", "regex_list")
+_UNSAFE_SCHEMA_KEYS = frozenset({"pattern", "patternProperties"})
+_REF_KEYS = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
+
 Path_ = tuple[str | int, ...]
 LineOf = Callable[[Path_], int | None]
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read a GX 1.x suite JSON file and return every entry of it, or raise ``ConfigError``."""
+def partition_parameters(start: dt.date, end: dt.date) -> dict[str, str]:
+    """The suite parameters of a partition from ``start`` to ``end`` (exclusive), ISO dates."""
+    return {"partition_start": start.isoformat(), "partition_end": end.isoformat()}
+
+
+def load_suite(
+    path: str | Path,
+    *,
+    columns: Collection[str] | None = None,
+    parameters: Mapping[str, str] | None = None,
+) -> Suite:
+    """Read a GX 1.x suite JSON file and return every entry of it, or raise ``ConfigError``.
+
+    ``columns`` is the declared schema's column names: every column an entry reads must be one
+    of them. ``parameters`` holds the values of :data:`PARAMETER_NAMES` (see
+    :func:`partition_parameters`); without them a ``$PARAMETER`` is an error.
+    """
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -124,10 +171,18 @@ def load_suite(path: str | Path) -> Suite:
         path=p,
         sha256=hashlib.sha256(raw).hexdigest(),
         line_of=lambda key: _nearest_line(text, places.positions, key),
+        columns=columns,
+        parameters=parameters,
     )
 
 
-def suite_from_dict(data: Mapping[str, Any], path: str | Path | None = None) -> Suite:
+def suite_from_dict(
+    data: Mapping[str, Any],
+    path: str | Path | None = None,
+    *,
+    columns: Collection[str] | None = None,
+    parameters: Mapping[str, str] | None = None,
+) -> Suite:
     """Build a suite from already-parsed JSON, with the same checks as :func:`load_suite`.
 
     Lines are not known; the sha256 is that of the canonical JSON (sorted keys, no spaces).
@@ -138,7 +193,35 @@ def suite_from_dict(data: Mapping[str, Any], path: str | Path | None = None) -> 
         path=Path(path) if path is not None else None,
         sha256=hashlib.sha256(canonical.encode()).hexdigest(),
         line_of=lambda key: None,
+        columns=columns,
+        parameters=parameters,
     )
+
+
+def entry_columns(entry: ExpectationEntry) -> list[tuple[str, str]]:
+    """``(kwargs key, column name)`` for every column ``entry`` reads, its condition's too.
+
+    Entries whose purpose is to assert the column set (:data:`COLUMN_SET_TYPES`) give none.
+    """
+    return _named_columns(entry.type, entry.kwargs)
+
+
+def check_columns(suite: Suite, columns: Collection[str], source: str) -> None:
+    """Raise ``ConfigError`` for the first column an entry reads that ``columns`` lacks.
+
+    ``source`` says where ``columns`` come from (a data file, a dataset spec).
+    """
+    for entry in suite.entries:
+        for key, name in entry_columns(entry):
+            if name not in columns:
+                raise _missing_column(
+                    suite.path or "<suite>",
+                    entry.line,
+                    f"expectations[{entry.index}].kwargs.{key}",
+                    name,
+                    columns,
+                    source,
+                )
 
 
 def registered_types() -> list[str]:
@@ -151,9 +234,17 @@ def registered_types() -> list[str]:
 
 
 class _Builder:
-    def __init__(self, path: Path | None, line_of: LineOf) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        line_of: LineOf,
+        columns: Collection[str] | None = None,
+        parameters: Mapping[str, str] | None = None,
+    ) -> None:
         self.path = path
         self.line_of = line_of
+        self.columns = columns
+        self.parameters = parameters
 
     def error(
         self, problem: str, key: Path_, *, found: object = None, allowed: str | None = None
@@ -168,8 +259,17 @@ class _Builder:
         )
 
 
-def _build(data: Any, *, path: Path | None, sha256: str, line_of: LineOf) -> Suite:
-    b = _Builder(path, line_of)
+def _build(
+    data: Any,
+    *,
+    path: Path | None,
+    sha256: str,
+    line_of: LineOf,
+    columns: Collection[str] | None = None,
+    parameters: Mapping[str, str] | None = None,
+) -> Suite:
+    budget_seconds()
+    b = _Builder(path, line_of, columns, parameters)
     if not isinstance(data, dict):
         raise b.error(
             "a suite is a JSON object", (), found=type(data).__name__, allowed="an object"
@@ -243,7 +343,21 @@ def _entry(b: _Builder, i: int, item: Any) -> ExpectationEntry:
         raise b.error(
             "kwargs must be an object", (*at, "kwargs"), found=kwargs, allowed="a JSON object"
         )
+    kwargs = _substitute(b, (*at, "kwargs"), kwargs)
+    _check_condition(b, at, kwargs)
     _check_kwargs(b, at, type_name, impl, kwargs)
+    _check_patterns(b, at, type_name, kwargs)
+    if b.columns is not None:
+        for key, name in _named_columns(type_name, kwargs):
+            if name not in b.columns:
+                raise _missing_column(
+                    b.path or "<suite>",
+                    b.line_of((*at, "kwargs", key.split(".")[0])),
+                    _key_text((*at, "kwargs")) + "." + key,
+                    name,
+                    b.columns,
+                    "the declared schema",
+                )
     meta = item.get("meta") or {}
     if not isinstance(meta, dict):
         raise b.error("meta must be an object", (*at, "meta"), found=meta, allowed="an object")
@@ -311,7 +425,7 @@ def _check_kwargs(
     base = set(Expectation.__fields__)
     fields = cast(dict[str, Any], impl.__fields__)
     allowed_names = sorted(n for n in fields if n not in base and n not in _NOT_KWARGS)
-    for key, value in kwargs.items():
+    for key in kwargs:
         if key in _NOT_KWARGS:
             raise b.error(
                 f"`{key}` is not an argument of the check",
@@ -328,17 +442,156 @@ def _check_kwargs(
                 found=key,
                 allowed=", ".join(allowed_names) + hint,
             )
-        if isinstance(value, dict) and "$PARAMETER" in value:
-            raise b.error(
-                "suite parameters are not supported",
-                (*at, "kwargs", key),
-                found=value,
-                allowed="a literal value",
-            )
     try:
         impl(**kwargs)
     except Exception as exc:
         raise _kwargs_error(b, at, type_name, kwargs, exc) from None
+
+
+def _substitute(b: _Builder, key: Path_, value: Any) -> Any:
+    """``value`` with every ``{"$PARAMETER": name}`` replaced by sluice's value for ``name``."""
+    if isinstance(value, list):
+        return [_substitute(b, (*key, i), v) for i, v in enumerate(value)]
+    if not isinstance(value, dict):
+        return value
+    if "$PARAMETER" not in value:
+        return {k: _substitute(b, (*key, k), v) for k, v in value.items()}
+    allowed = ", ".join(f'{{"$PARAMETER": "{n}"}}' for n in PARAMETER_NAMES)
+    name = value["$PARAMETER"]
+    if set(value) != {"$PARAMETER"} or name not in PARAMETER_NAMES:
+        raise b.error(
+            "a suite parameter names one value sluice provides (no expressions)",
+            key,
+            found=value,
+            allowed=allowed,
+        )
+    if b.parameters is None or name not in b.parameters:
+        raise b.error(
+            f"the suite parameter {name!r} has no value here: it is known only when a dataset "
+            "partition is screened (sluice run)",
+            key,
+            found=value,
+            allowed="a literal value",
+        )
+    return b.parameters[name]
+
+
+def _check_condition(b: _Builder, at: Path_, kwargs: dict[str, Any]) -> None:
+    """Turn ``row_condition`` into text sluice's grammar accepts, or refuse the entry."""
+    parser = kwargs.get("condition_parser")
+    if "row_condition" not in kwargs or kwargs["row_condition"] in (None, ""):
+        if parser is not None and parser not in PARSERS:
+            raise b.error(
+                "unknown condition_parser",
+                (*at, "kwargs", "condition_parser"),
+                found=parser,
+                allowed=", ".join(PARSERS),
+            )
+        return
+    if parser is not None and parser not in PARSERS:
+        raise b.error(
+            "sluice parses every row_condition itself, in pandas syntax",
+            (*at, "kwargs", "condition_parser"),
+            found=parser,
+            allowed=f"{', '.join(PARSERS)} or no condition_parser",
+        )
+    try:
+        text = condition_text(kwargs["row_condition"], parser)
+    except RowConditionError as exc:
+        raise b.error(
+            f"the row_condition is outside sluice's grammar: {exc}",
+            (*at, "kwargs", "row_condition"),
+            found=kwargs["row_condition"],
+            allowed=ALLOWED_SYNTAX,
+        ) from None
+    kwargs["row_condition"] = text
+    kwargs["condition_parser"] = "pandas"
+
+
+def _check_patterns(b: _Builder, at: Path_, type_name: str, kwargs: dict[str, Any]) -> None:
+    for key in REGEX_KWARGS:
+        value = kwargs.get(key)
+        patterns = value if isinstance(value, list) else [value]
+        for i, pattern in enumerate(patterns):
+            if not isinstance(pattern, str):
+                continue
+            problem = pattern_error(pattern)
+            if problem is not None:
+                where: Path_ = (*at, "kwargs", key) + ((i,) if isinstance(value, list) else ())
+                raise b.error(
+                    f"neither Python's re nor RE2 compiles this pattern ({problem})",
+                    where,
+                    found=pattern,
+                    allowed="a regular expression",
+                )
+    if type_name == "expect_column_values_to_match_json_schema":
+        _check_json_schema(b, (*at, "kwargs", "json_schema"), kwargs.get("json_schema"))
+
+
+def _check_json_schema(b: _Builder, key: Path_, schema: Any) -> None:
+    """Refuse JSON-schema keywords that fetch documents or run unbounded patterns."""
+    if isinstance(schema, list):
+        for i, item in enumerate(schema):
+            _check_json_schema(b, (*key, i), item)
+        return
+    if not isinstance(schema, dict):
+        return
+    for k, v in schema.items():
+        if k in _UNSAFE_SCHEMA_KEYS:
+            raise b.error(
+                "JSON-schema patterns run Python's re without a time bound",
+                (*key, k),
+                found=v,
+                allowed="expect_column_values_to_match_regex on the field instead",
+            )
+        if k in _REF_KEYS and not (isinstance(v, str) and v.startswith("#")):
+            raise b.error(
+                "a JSON-schema reference outside the schema would be fetched",
+                (*key, k),
+                found=v,
+                allowed="references inside the schema (#/...)",
+            )
+        _check_json_schema(b, (*key, k), v)
+
+
+def _named_columns(type_name: str, kwargs: Mapping[str, Any]) -> list[tuple[str, str]]:
+    if type_name in COLUMN_SET_TYPES:
+        return []
+    out: list[tuple[str, str]] = []
+    for key in ("column", "column_A", "column_B"):
+        if isinstance(kwargs.get(key), str):
+            out.append((key, kwargs[key]))
+    listed = kwargs.get("column_list")
+    if isinstance(listed, list):
+        out.extend((f"column_list[{i}]", c) for i, c in enumerate(listed) if isinstance(c, str))
+    condition = kwargs.get("row_condition")
+    if isinstance(condition, str) and condition:
+        try:
+            names = check_syntax(condition)
+        except RowConditionError:
+            names = set()
+        out.extend(("row_condition", n) for n in sorted(names))
+    return out
+
+
+def _missing_column(  # noqa: PLR0917
+    file: Path | str,
+    line: int | None,
+    key: str,
+    name: str,
+    columns: Collection[str],
+    source: str,
+) -> ConfigError:
+    close = difflib.get_close_matches(name, list(columns), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return ConfigError(
+        f"no column {name!r} in {source}",
+        file=file,
+        line=line,
+        key=key,
+        found=name,
+        allowed=hint + "one of " + ", ".join(sorted(columns)),
+    )
 
 
 def _kwargs_error(

@@ -27,9 +27,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from expectations.engine import ENGINES, EngineChoice, validate
-from expectations.failures import json_safe
+from expectations.failures import json_safe, verdict_state
 from expectations.results import ExpectationOutcome
-from expectations.suite import load_suite
+from expectations.suite import check_columns, load_suite
 from sluice.errors import InputError, SluiceError
 from sluice.ingest import BadRecord, read_text_records
 
@@ -285,6 +285,7 @@ def validate_file(
     """
     loaded = load_suite(suite)
     frame = read_data(Path(data))
+    check_columns(loaded, frame.columns, f"the data file {data}")
     started = time.perf_counter()
     try:
         outcomes = validate(frame, loaded, engine)
@@ -325,6 +326,7 @@ def result_record(outcome: ExpectationOutcome) -> dict[str, Any]:
         "observed_value": json_safe(outcome.observed_value),
         "engine": outcome.engine,
         "exception": outcome.exception,
+        **verdict_state(outcome),
     }
 
 
@@ -390,4 +392,5 @@ def _print_summary(outcomes: Sequence[ExpectationOutcome], rows: int, seconds: f
             if o.unexpected_count is not None
             else f"observed {json.dumps(json_safe(o.observed_value))}"
         )
-        print(f"  FAIL [{o.engine}] {entry.index}: {entry.type} {entry.failure_column}: {what}")
+        label = "COULD NOT RUN" if o.exception is not None else "FAIL"
+        print(f"  {label} [{o.engine}] {entry.index}: {entry.type} {entry.failure_column}: {what}")

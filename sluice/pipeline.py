@@ -32,7 +32,7 @@ from detectors.spec import DetectorSpec
 from expectations.engine import validate
 from expectations.failures import failures_from_outcomes
 from expectations.results import Suite
-from expectations.suite import load_suite
+from expectations.suite import load_suite, partition_parameters
 from sluice.config import LoadedSpec, Partition, find_spec
 from sluice.decide import Split, add_checksums, checksum, drop_shadowed, split
 from sluice.errors import ConfigError
@@ -115,7 +115,11 @@ class Run:
             raise ConfigError(
                 str(exc), file=loaded.path, key="partition", found=str(partition)
             ) from None
-        suite = load_suite(loaded.suite_path)
+        suite = load_suite(
+            loaded.suite_path,
+            columns=list(loaded.spec.columns),
+            parameters=partition_parameters(part.start, part.next().start),
+        )
         if check_detectors:
             _check_detectors(loaded)
         rid = run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"

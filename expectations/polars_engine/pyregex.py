@@ -11,7 +11,7 @@ every string: it parses the pattern with Python's own parser and writes literals
 and classes as explicit code-point ranges computed from Python itself. Patterns it cannot
 rewrite faithfully (look-arounds, back-references, ``\\b``, inline flags, possessive repeats, a
 ``$`` followed by more pattern) return ``None``, and the caller runs Python's ``re`` on each
-distinct value instead.
+distinct value instead, under a time budget (:mod:`expectations.polars_engine.bounded`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from functools import cache
 from typing import Any
 
 import polars as pl
+
+from expectations.polars_engine.bounded import PatternTimeout, budget_seconds, search_all
 
 c: Any = importlib.import_module("re._constants")
 p: Any = importlib.import_module("re._parser")
@@ -115,23 +117,84 @@ def re2_rejects(pattern: str) -> bool:
     return False
 
 
-def pandas_contains(expr: pl.Expr, pattern: str) -> pl.Expr:
-    """``Series.str.contains`` of pandas 3 itself, on the non-null values of ``expr``.
+def pandas_contains(expr: pl.Expr, pattern: str, budget: float | None = None) -> pl.Expr:
+    """``Series.str.contains`` as pandas 3 answers it, on the non-null values of ``expr``.
 
     Used for the rare pattern Python accepts and RE2 refuses: pandas decides from the pattern
-    and the data whether to use RE2 (and raise) or Python's ``re``.
+    and the data whether to use RE2 (and raise) or Python's ``re``. sluice asks pandas for that
+    decision and runs Python's ``re`` itself, under the pattern budget.
     """
+    seconds = budget_seconds() if budget is None else budget
+    timed_out: list[PatternTimeout] = []
 
     def run(s: pl.Series) -> pl.Series:
         import pandas as pd
 
-        kept = s.drop_nulls()
-        if kept.is_empty():
+        if timed_out:
+            raise timed_out[0]
+        distinct = s.drop_nulls().unique()
+        if distinct.is_empty():
             return pl.Series(s.name, [False] * len(s), dtype=pl.Boolean)
-        found = pd.Series(kept.to_list(), dtype="str").str.contains(pattern)
-        hits = pl.Series(s.name, found.fillna(False).astype(bool).to_numpy())
-        out = pl.Series(s.name, [False] * len(s), dtype=pl.Boolean)
-        return out.scatter(s.is_not_null().arg_true(), hits)
+        values = distinct.to_list()
+        array = pd.array(values, dtype="str")
+        needs_python = getattr(array, "_needs_python_regex", None)
+        if needs_python is None or needs_python(pattern):
+            try:
+                found = search_all(pattern, values, seconds)
+            except PatternTimeout as exc:
+                timed_out.append(exc)
+                raise
+            passing = [v for v, hit in zip(values, found, strict=True) if hit]
+        else:
+            hits = pd.Series(array).str.contains(pattern).fillna(False).astype(bool)
+            passing = [v for v, hit in zip(values, hits.to_list(), strict=True) if hit]
+        return s.is_in(pl.Series(passing, dtype=s.dtype)).fill_null(False)
+
+    return expr.map_batches(run, return_dtype=pl.Boolean)
+
+
+def check_python_budget(pattern: str, values: list[str], budget: float | None = None) -> None:
+    """Raise :class:`PatternTimeout` if pandas 3 would search ``values`` with Python's ``re``
+    (its own decision, from the pattern and the data) and that search exceeds the budget.
+
+    The GX runner calls this before GX runs a pattern, so GX never starts a search that cannot
+    finish in time.
+    """
+    import pandas as pd
+
+    if not values:
+        return
+    try:
+        re.compile(pattern)
+    except re.error:
+        return
+    array = pd.array(values, dtype="str")
+    needs_python = getattr(array, "_needs_python_regex", None)
+    if needs_python is None or needs_python(pattern):
+        search_all(pattern, values, budget)
+
+
+def bounded_search(expr: pl.Expr, pattern: str, budget: float | None = None) -> pl.Expr:
+    """Python's ``re.search`` on each distinct non-null string, under the pattern budget.
+
+    A search over the budget raises :class:`PatternTimeout` (and again at once if the same
+    expression is evaluated again), so the check that uses it could not run.
+    """
+    seconds = budget_seconds() if budget is None else budget
+    timed_out: list[PatternTimeout] = []
+
+    def run(s: pl.Series) -> pl.Series:
+        if timed_out:
+            raise timed_out[0]
+        distinct = s.drop_nulls().unique()
+        values = distinct.to_list()
+        try:
+            found = search_all(pattern, values, seconds)
+        except PatternTimeout as exc:
+            timed_out.append(exc)
+            raise
+        passing = [v for v, hit in zip(values, found, strict=True) if hit]
+        return s.is_in(pl.Series(passing, dtype=s.dtype))
 
     return expr.map_batches(run, return_dtype=pl.Boolean)
 
@@ -140,10 +203,11 @@ def contains(expr: pl.Expr, pattern: str, considered: pl.Expr | None = None) -> 
     """Whether each string matches ``pattern`` anywhere, with Python's answers.
 
     A pattern Python rejects runs on RE2, as pandas runs it; one Python accepts and RE2 refuses
-    runs through pandas itself on the ``considered`` rows.
+    runs as pandas would on the ``considered`` rows; one :func:`translate` rewrites runs on the
+    Rust engine (linear time); any other runs Python's ``re`` under the pattern budget.
     """
     try:
-        compiled = re.compile(pattern)
+        re.compile(pattern)
     except re.error:
         return re2_contains(expr, pattern)
     if re2_rejects(pattern):
@@ -152,7 +216,7 @@ def contains(expr: pl.Expr, pattern: str, considered: pl.Expr | None = None) -> 
     rust = translate(pattern)
     if rust is not None:
         return expr.str.contains(rust)
-    return python_predicate(expr, lambda v: compiled.search(v) is not None)
+    return bounded_search(expr, pattern)
 
 
 def python_predicate(expr: pl.Expr, test: Callable[[str], bool]) -> pl.Expr:

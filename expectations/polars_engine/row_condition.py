@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import io
+import math
 import tokenize
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,8 +44,229 @@ _NULL_TESTS = {"isnull": True, "isna": True, "notnull": False, "notna": False}
 _BACKTICK = "__sluice_bt_"
 
 
+PARSERS: tuple[str, ...] = ("pandas",)
+"""The ``condition_parser`` values sluice accepts (or none at all)."""
+MAX_CONDITION_CHARS = 10_000
+ALLOWED_SYNTAX = (
+    "comparisons of a column with a literal or another column (chained too), `in` / `not in` "
+    "a list, .isin([...]), .isnull() / .notnull() / .isna() / .notna(), boolean columns, "
+    "&, |, and, or, not, ~, parentheses and `backtick quoted` column names; or GX's condition "
+    "objects (comparison, nullity, and, or, pass_through)"
+)
+_METHODS = frozenset({*_NULL_TESTS, "isin"})
+_OBJECT_OPS = {
+    "==": "==",
+    "!=": "!=",
+    "<": "<",
+    "<=": "<=",
+    ">": ">",
+    ">=": ">=",
+    "IN": "in",
+    "NOT_IN": "not in",
+}
+_SYNTAX_NODES: tuple[type[ast.AST], ...] = (
+    ast.Expression,
+    ast.BoolOp,
+    ast.And,
+    ast.Or,
+    ast.UnaryOp,
+    ast.Not,
+    ast.Invert,
+    ast.USub,
+    ast.UAdd,
+    ast.Compare,
+    *_OPS,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
+    ast.List,
+    ast.Tuple,
+    ast.Set,
+    ast.Call,
+    ast.Attribute,
+)
+
+
 class RowConditionError(Unsupported):
     """The row_condition uses pandas syntax the polars engine does not compile."""
+
+
+def condition_text(value: object, parser: object = None) -> str:
+    """The pandas-syntax text of a suite's ``row_condition``, checked against sluice's grammar.
+
+    ``value`` is a string or GX's serialised condition object (``comparison``, ``nullity``,
+    ``and``, ``or``, ``pass_through``). Raises :class:`RowConditionError` for an unknown
+    ``condition_parser``, an object GX does not serialise, or text outside the grammar
+    (``@name``, attribute access, calls other than the null tests and ``isin``, arithmetic,
+    subscripts, lambdas, dunder names). Nothing is evaluated.
+    """
+    if parser is not None and parser not in PARSERS:
+        raise RowConditionError(
+            f"condition_parser {parser!r} is not supported (sluice parses conditions itself)"
+        )
+    text = value if isinstance(value, str) else _object_text(value)
+    check_syntax(text)
+    return text
+
+
+def check_syntax(text: str) -> set[str]:
+    """The column names of a condition, after checking every node against the grammar."""
+    if len(text) > MAX_CONDITION_CHARS:
+        raise RowConditionError(f"the condition is longer than {MAX_CONDITION_CHARS} characters")
+    try:
+        source, names = _preparse(text)
+        tree = ast.parse(source.strip(), mode="eval")
+    except Unsupported as exc:
+        raise RowConditionError(str(exc)) from None
+    except SyntaxError as exc:
+        raise RowConditionError(f"not a pandas query expression: {exc.msg}") from None
+    except (RecursionError, MemoryError):
+        raise RowConditionError("the condition nests too deeply") from None
+    out: set[str] = set()
+    calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    for node in ast.walk(tree):
+        if not isinstance(node, _SYNTAX_NODES):
+            raise RowConditionError(f"{type(node).__name__} is not allowed in a row_condition")
+        if isinstance(node, ast.Attribute) and id(node) not in calls:
+            raise RowConditionError(f"attribute access {ast.unparse(node)!r} is not allowed")
+        if isinstance(node, ast.Call):
+            func = node.func
+            if (
+                not isinstance(func, ast.Attribute)
+                or not isinstance(func.value, ast.Name)
+                or func.attr not in _METHODS
+                or node.keywords
+                or not all(isinstance(a, ast.List | ast.Tuple | ast.Set) for a in node.args)
+            ):
+                raise RowConditionError(f"call {ast.unparse(node)!r} is not allowed")
+        if isinstance(node, ast.Constant) and not (
+            node.value is None or isinstance(node.value, bool | int | float | str)
+        ):
+            raise RowConditionError(f"literal {node.value!r} is not allowed")
+        if isinstance(node, ast.Name) and node.id not in ("True", "False", "None"):
+            name = names.get(node.id, node.id)
+            if node.id not in names and node.id.startswith("__"):
+                raise RowConditionError(f"name {name!r} is not allowed")
+            out.add(name)
+    _check_mask(tree.body)
+    return out
+
+
+_LITERAL_NAMES = ("True", "False", "None")
+
+
+def _check_mask(node: ast.expr) -> None:
+    """Check the shape of a condition: boolean parts, comparisons of columns, literal lists."""
+    if isinstance(node, ast.BoolOp):
+        for value in node.values:
+            _check_mask(value)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not | ast.Invert):
+        _check_mask(node.operand)
+    elif isinstance(node, ast.Compare):
+        operands = [node.left, *node.comparators]
+        for operand in operands:
+            _check_operand(operand)
+        if not any(_is_column(o) for o in operands):
+            raise RowConditionError(f"{ast.unparse(node)!r} compares no column")
+    elif isinstance(node, ast.Call):
+        func = node.func
+        assert isinstance(func, ast.Attribute)
+        if func.attr == "isin":
+            if len(node.args) != 1:
+                raise RowConditionError("isin takes one list of literals")
+            _check_operand(node.args[0])
+        elif node.args:
+            raise RowConditionError(f"{func.attr}() takes no arguments")
+    elif not _is_column(node):
+        raise RowConditionError(f"{ast.unparse(node)!r} is not a condition")
+
+
+def _is_column(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id not in _LITERAL_NAMES
+
+
+def _check_operand(node: ast.expr, *, in_list: bool = False) -> None:
+    if isinstance(node, ast.Constant) or (
+        isinstance(node, ast.Name) and (node.id in _LITERAL_NAMES or not in_list)
+    ):
+        return
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub | ast.UAdd)
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, int | float)
+        and not isinstance(node.operand.value, bool)
+    ):
+        return
+    if isinstance(node, ast.List | ast.Tuple | ast.Set) and not in_list:
+        for elt in node.elts:
+            _check_operand(elt, in_list=True)
+        return
+    raise RowConditionError(f"{ast.unparse(node)!r} is not a column or a literal")
+
+
+def _object_text(value: object) -> str:
+    if not isinstance(value, dict):
+        raise RowConditionError(
+            f"a row_condition is a string or a GX condition object, not {type(value).__name__}"
+        )
+    kind = value.get("type")
+    keys = {
+        "pass_through": {"type", "pass_through_filter"},
+        "comparison": {"type", "column", "operator", "parameter"},
+        "nullity": {"type", "column", "is_null"},
+        "and": {"type", "conditions"},
+        "or": {"type", "conditions"},
+    }
+    if kind not in keys:
+        raise RowConditionError(f"unknown condition type {kind!r}")
+    extra = set(value) - keys[kind]
+    if extra:
+        raise RowConditionError(f"unknown keys {sorted(extra)} in a {kind} condition")
+    if kind == "pass_through":
+        text = value.get("pass_through_filter")
+        if not isinstance(text, str):
+            raise RowConditionError("pass_through_filter must be a string")
+        return text
+    if kind in ("and", "or"):
+        parts = value.get("conditions")
+        if not isinstance(parts, list) or not parts:
+            raise RowConditionError(f"an {kind} condition needs a non-empty conditions list")
+        return f" {kind} ".join(f"({_object_text(p)})" for p in parts)
+    column = _object_column(value.get("column"))
+    if kind == "nullity":
+        is_null = value.get("is_null")
+        if not isinstance(is_null, bool):
+            raise RowConditionError("is_null must be true or false")
+        return f"{column}.{'isnull' if is_null else 'notnull'}()"
+    op = value.get("operator")
+    if op not in _OBJECT_OPS:
+        raise RowConditionError(f"unknown operator {op!r}; allowed: {', '.join(_OBJECT_OPS)}")
+    param = value.get("parameter")
+    if op in ("IN", "NOT_IN"):
+        if not isinstance(param, list):
+            raise RowConditionError(f"{op} takes a list parameter")
+        return f"{column} {_OBJECT_OPS[op]} [{', '.join(_literal_text(v) for v in param)}]"
+    if param is None:
+        raise RowConditionError("a comparison needs a parameter (use a nullity condition)")
+    return f"{column} {_OBJECT_OPS[op]} {_literal_text(param)}"
+
+
+def _object_column(value: object) -> str:
+    name = value.get("name") if isinstance(value, dict) and set(value) == {"name"} else None
+    if not isinstance(name, str) or not name or "`" in name:
+        raise RowConditionError(
+            f"a condition column is {{'name': ...}} without backticks: {value!r}"
+        )
+    return f"`{name}`"
+
+
+def _literal_text(value: object) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RowConditionError(f"condition parameters are finite numbers: {value!r}")
+    if value is None or isinstance(value, bool | int | float | str):
+        return repr(value)
+    raise RowConditionError(f"condition parameters are numbers, strings or booleans: {value!r}")
 
 
 @dataclass(frozen=True)

@@ -297,3 +297,19 @@ def test_rows_tolerated_by_mostly_still_fail_but_the_verdict_passes(frame: pl.Da
     result = failures_from_outcomes(frame, [outcome])
     assert result.verdicts[0]["success"] is True
     assert result.failures["_row_id"].to_list() == [53, 56]
+
+
+def test_every_verdict_says_passed_failed_or_could_not_run(frame: pl.DataFrame) -> None:
+    passed = make_entry("expect_column_values_to_not_be_null", 0, column="m")
+    failed = make_entry("expect_column_values_to_not_be_null", 1, column="k")
+    broken = make_entry("expect_column_values_to_match_regex", 2, column="k", regex="a")
+    result = failures_from_outcomes(
+        frame,
+        [
+            _outcome(passed, []),
+            _outcome(failed, [3, 6]),
+            _outcome(broken, None, success=False, exception="x on k: too slow\nmore detail"),
+        ],
+    )
+    states = [(v["state"], v.get("why")) for v in result.verdicts]
+    assert states == [("passed", None), ("failed", None), ("could_not_run", "x on k: too slow")]

@@ -108,7 +108,55 @@ def test_only_needed_columns_go_to_pandas(small: pl.DataFrame) -> None:
     )
     assert _columns_needed(data, [one]) == ["x"]
     assert _columns_needed(data, [one, table]) == ["n", "s", "x"]
-    assert _columns_needed(data, [cond]) == ["n", "s", "x"]
+    assert _columns_needed(data, [cond]) == ["x"]
+
+
+def test_gx_never_sees_a_row_condition(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    from expectations import gx_runner
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a condition string reached pandas")
+
+    monkeypatch.setattr(pd.DataFrame, "query", refuse)
+    monkeypatch.setattr(pd.DataFrame, "eval", refuse)
+    seen: list[dict[str, Any]] = []
+    real = gx_runner._expectation
+
+    def spy(entry: ExpectationEntry, pos: int) -> Any:
+        seen.append(dict(entry.kwargs))
+        return real(entry, pos)
+
+    monkeypatch.setattr(gx_runner, "_expectation", spy)
+    frame = pl.DataFrame({"n": [1, 5, None, 7, 9], "x": [None, None, 1.0, None, 2.0]})
+    entries = [
+        make_entry(
+            "expect_column_values_to_not_be_null",
+            0,
+            column="x",
+            row_condition="n > 4",
+            condition_parser="pandas",
+        ),
+        make_entry(
+            "expect_column_mean_to_be_between",
+            1,
+            column="n",
+            min_value=0,
+            max_value=1,
+            row_condition="x.notnull()",
+            condition_parser="pandas",
+        ),
+        make_entry("expect_column_values_to_not_be_null", 2, column="x"),
+    ]
+    rows, mean, plain = run_gx(frame, entries)
+    assert _rows(rows) == [1, 3]
+    assert rows.entry is entries[0]
+    assert mean.observed_value == 9.0
+    assert mean.success is False
+    assert _rows(plain) == [0, 1, 3]
+    assert seen
+    assert all("row_condition" not in kw and "condition_parser" not in kw for kw in seen)
 
 
 def test_a_column_gx_cannot_convert_is_not_touched_when_unused() -> None:

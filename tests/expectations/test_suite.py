@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -11,7 +12,9 @@ import pytest
 
 from expectations.suite import (
     UNIQUENESS_TYPES,
+    check_columns,
     load_suite,
+    partition_parameters,
     registered_types,
     suite_from_dict,
 )
@@ -151,15 +154,48 @@ def test_envelope_fields_inside_kwargs_are_refused(key: str) -> None:
     assert err.key == f"expectations[0].kwargs.{key}"
 
 
-def test_suite_parameter_reference_is_refused() -> None:
-    err = _dict_error(
-        {
-            "type": "expect_column_values_to_be_between",
-            "kwargs": {"column": "a", "min_value": {"$PARAMETER": "low"}},
-        }
-    )
+PARAMS = partition_parameters(dt.date(2024, 1, 1), dt.date(2024, 2, 1))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"$PARAMETER": "low"},
+        {"$PARAMETER": "partition_start + 1"},
+        {"$PARAMETER": "now()"},
+        {"$PARAMETER": "partition_start", "x": 1},
+    ],
+)
+def test_a_suite_parameter_names_only_what_sluice_provides(value: dict[str, Any]) -> None:
+    entry = {
+        "type": "expect_column_values_to_be_between",
+        "kwargs": {"column": "a", "min_value": value},
+    }
+    with pytest.raises(ConfigError) as info:
+        suite_from_dict(_suite(entry), parameters=PARAMS)
+    err = info.value
     assert err.key == "expectations[0].kwargs.min_value"
-    assert "suite parameters" in err.problem
+    assert err.allowed is not None
+    assert "partition_start" in err.allowed
+    assert "partition_end" in err.allowed
+
+
+def test_partition_parameters_are_substituted_before_any_engine() -> None:
+    entry = {
+        "type": "expect_column_values_to_be_between",
+        "kwargs": {
+            "column": "a",
+            "min_value": {"$PARAMETER": "partition_start"},
+            "max_value": {"$PARAMETER": "partition_end"},
+            "strict_max": True,
+        },
+    }
+    (loaded,) = suite_from_dict(_suite(entry), parameters=PARAMS).entries
+    assert loaded.kwargs["min_value"] == "2024-01-01"
+    assert loaded.kwargs["max_value"] == "2024-02-01"
+    err = _dict_error(entry)
+    assert err.key == "expectations[0].kwargs.min_value"
+    assert "sluice run" in err.problem
 
 
 def test_bad_severity(tmp_path: Path) -> None:
@@ -349,3 +385,209 @@ def test_every_repository_suite_loads_with_nothing_dropped(path: Path) -> None:
 
 def test_demo_suite_is_in_the_repository() -> None:
     assert "trips.json" in [p.name for p in SUITES]
+
+
+HOSTILE_CONDITIONS = [
+    "a > @logging.os.system('touch PWNED')",
+    "a > logging.os.system('touch PWNED')",
+    "a.__class__.__mro__ > 1",
+    "__import__('os').system('id') > 0",
+    "(lambda: 1)() > 0",
+    "`a` > 1 or `__import__`('os')",
+    "a[0] > 1",
+    "a + 1 > 2",
+    "a > 1 if b else c",
+    "a.str.contains('x')",
+    "a.isin(b)",
+    "a.isnull(x=1)",
+    "a is None",
+    "[x for x in a] == 1",
+    "a > (" * 200 + "1" + ")" * 200,
+    "a.isin([b])",
+    "a.isin([[1]])",
+    "a > 1 and 5",
+    "'a' > 1",
+    "a.isnull(1)",
+    "a\x00 > 1",
+    "a > 1" + "1" * 5000,
+]
+
+
+@pytest.mark.parametrize("condition", HOSTILE_CONDITIONS)
+def test_a_condition_outside_sluices_grammar_is_refused_at_load(
+    tmp_path: Path, condition: str
+) -> None:
+    entry = {
+        "type": "expect_column_values_to_not_be_null",
+        "kwargs": {"column": "a", "row_condition": condition, "condition_parser": "pandas"},
+    }
+    err = _error(tmp_path, json.dumps(_suite(entry), indent=1))
+    assert err.key == "expectations[0].kwargs.row_condition"
+    assert err.line is not None
+    assert err.allowed is not None
+    assert "isin" in err.allowed
+
+
+@pytest.mark.parametrize("parser", ["great_expectations", "spark", "python", "sql", 1])
+def test_an_unknown_condition_parser_is_refused(parser: object) -> None:
+    err = _dict_error(
+        {
+            "type": "expect_column_values_to_not_be_null",
+            "kwargs": {"column": "a", "row_condition": 'col("a") > 1', "condition_parser": parser},
+        }
+    )
+    assert err.key == "expectations[0].kwargs.condition_parser"
+    assert err.found == parser
+
+
+@pytest.mark.parametrize(
+    ("condition", "text"),
+    [
+        ({"type": "pass_through", "pass_through_filter": "a > 1"}, "a > 1"),
+        (
+            {"type": "comparison", "column": {"name": "a b"}, "operator": ">=", "parameter": 2},
+            "`a b` >= 2",
+        ),
+        ({"type": "nullity", "column": {"name": "a"}, "is_null": True}, "`a`.isnull()"),
+        (
+            {
+                "type": "or",
+                "conditions": [
+                    {
+                        "type": "comparison",
+                        "column": {"name": "a"},
+                        "operator": "IN",
+                        "parameter": ["x", "y"],
+                    },
+                    {"type": "nullity", "column": {"name": "b"}, "is_null": False},
+                ],
+            },
+            "(`a` in ['x', 'y']) or (`b`.notnull())",
+        ),
+    ],
+)
+def test_gx_condition_objects_become_sluices_grammar(condition: object, text: str) -> None:
+    entry = {
+        "type": "expect_column_values_to_not_be_null",
+        "kwargs": {"column": "a", "row_condition": condition},
+    }
+    (loaded,) = suite_from_dict(_suite(entry)).entries
+    assert loaded.kwargs["row_condition"] == text
+    assert loaded.kwargs["condition_parser"] == "pandas"
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"type": "pass_through", "pass_through_filter": "a > @os.system('id')"},
+        {"type": "pass_through", "pass_through_filter": 1},
+        {
+            "type": "comparison",
+            "column": {"name": "a`) | @x | (`"},
+            "operator": "==",
+            "parameter": 1,
+        },
+        {"type": "comparison", "column": {"name": "a"}, "operator": "~", "parameter": 1},
+        {"type": "comparison", "column": {"name": "a"}, "operator": "==", "parameter": {"a": 1}},
+        {"type": "and", "conditions": []},
+        {"type": "python", "code": "1"},
+        ["a > 1"],
+    ],
+)
+def test_a_hostile_condition_object_is_refused(condition: object) -> None:
+    err = _dict_error(
+        {
+            "type": "expect_column_values_to_not_be_null",
+            "kwargs": {"column": "a", "row_condition": condition},
+        }
+    )
+    assert err.key == "expectations[0].kwargs.row_condition"
+
+
+def test_a_misspelt_column_is_refused_with_a_suggestion(tmp_path: Path) -> None:
+    columns = ["tip_amount", "fare_amount", "zone"]
+    entries = [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "zone"}},
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "tip_amt", "min_value": 0},
+        },
+    ]
+    path = _write(tmp_path, json.dumps(_suite(*entries), indent=1))
+    with pytest.raises(ConfigError) as info:
+        load_suite(path, columns=columns)
+    err = info.value
+    assert (err.file, err.key, err.found) == (str(path), "expectations[1].kwargs.column", "tip_amt")
+    assert err.line is not None
+    assert err.line > 5
+    assert err.allowed is not None
+    assert "did you mean 'tip_amount'" in err.allowed
+    suite = load_suite(path)
+    with pytest.raises(ConfigError, match="did you mean 'tip_amount'"):
+        check_columns(suite, columns, "data.csv")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"column_A": "zone", "column_B": "fare"}, "column_B"),
+        ({"column_list": ["zone", "tips"]}, "column_list[1]"),
+        ({"column": "zone", "row_condition": "zone > 1 and `fare amt` < 2"}, "row_condition"),
+    ],
+)
+def test_every_column_an_entry_reads_is_checked(kwargs: dict[str, Any], key: str) -> None:
+    types = {
+        "column_A": "expect_column_pair_values_to_be_equal",
+        "column_list": "expect_compound_columns_to_be_unique",
+        "column": "expect_column_values_to_not_be_null",
+    }
+    entry = {"type": types[next(iter(kwargs))], "kwargs": kwargs}
+    with pytest.raises(ConfigError) as info:
+        suite_from_dict(_suite(entry), columns=["zone", "fare_amount"])
+    assert info.value.key == f"expectations[0].kwargs.{key}"
+
+
+def test_expectations_about_the_column_set_are_not_refused() -> None:
+    entries = [
+        {"type": "expect_column_to_exist", "kwargs": {"column": "extra"}},
+        {"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": ["extra"]}},
+        {
+            "type": "expect_table_columns_to_match_ordered_list",
+            "kwargs": {"column_list": ["extra"]},
+        },
+    ]
+    assert len(suite_from_dict(_suite(*entries), columns=["zone"]).entries) == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"regex": "(unclosed"}, "regex"),
+        ({"regex_list": ["ok", "[z-a]"]}, "regex_list[1]"),
+    ],
+)
+def test_a_pattern_no_engine_compiles_is_refused(kwargs: dict[str, Any], key: str) -> None:
+    kind = "regex_list" if "regex_list" in kwargs else "regex"
+    entry = {"type": f"expect_column_values_to_match_{kind}", "kwargs": {"column": "a", **kwargs}}
+    err = _dict_error(entry)
+    assert err.key == f"expectations[0].kwargs.{key}"
+
+
+@pytest.mark.parametrize(
+    ("schema", "key"),
+    [
+        ({"type": "string", "pattern": "^(a+)+$"}, "json_schema.pattern"),
+        ({"$ref": "http://example.com/s.json"}, "json_schema.$ref"),
+        ({"properties": {"x": {"$ref": "file:///etc/passwd"}}}, "json_schema.properties.x.$ref"),
+    ],
+)
+def test_json_schemas_that_fetch_or_run_patterns_are_refused(
+    schema: dict[str, Any], key: str
+) -> None:
+    err = _dict_error(
+        {
+            "type": "expect_column_values_to_match_json_schema",
+            "kwargs": {"column": "a", "json_schema": schema},
+        }
+    )
+    assert err.key == f"expectations[0].kwargs.{key}"

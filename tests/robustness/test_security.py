@@ -9,6 +9,10 @@ import json
 import os
 import pickle
 import re
+import subprocess
+import sys
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -223,3 +227,300 @@ def test_report_values_are_escaped(tmp_path: Path) -> None:
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert os.path.getsize(report) > 0
+
+
+# ---- suites: configuration is data, through the real command ----------------------------------
+
+CLI_BOUND_S = 120
+
+
+def _sluice(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start the installed ``sluice`` command (no Prefect API: config errors stop before it)."""
+    exe = Path(sys.executable).with_name("sluice")
+    return subprocess.Popen(
+        [str(exe), *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    out, err = proc.communicate(timeout=CLI_BOUND_S)
+    return proc.returncode, out + err
+
+
+def _hostile_entry(kwargs: dict[str, object]) -> dict[str, object]:
+    return {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "amount", **kwargs}}
+
+
+def _suite_cases(tmp_path: Path, entry: dict[str, object]) -> tuple[Path, Path, Path]:
+    """A dataset whose suite holds ``entry``, and a data file: (spec, suite, data)."""
+    suite = {"name": "evil", "expectations": [entry]}
+    spec = write_dataset(tmp_path / "ds", {DAY: csv_text(good(0), good(1))}, suite=suite)
+    data = tmp_path / "data.csv"
+    data.write_text("amount,count\n1.5,2\n")
+    return spec, spec.parent / "suite.json", data
+
+
+def _both_commands(
+    tmp_path: Path, entry: dict[str, object], capsys: pytest.CaptureFixture[str] | None = None
+) -> list[tuple[str, int, str]]:
+    """Exit code and output of ``sluice validate`` and ``sluice run`` on a suite with ``entry``.
+
+    Without ``capsys`` both run as real commands in subprocesses, started together; with it,
+    in this process through the same ``main``.
+    """
+    spec, suite, data = _suite_cases(tmp_path, entry)
+    commands = {
+        "validate": ["validate", str(data), "--suite", str(suite)],
+        "run": ["run", str(spec), "--partition", DAY],
+    }
+    if capsys is None:
+        procs = {name: _sluice(*args) for name, args in commands.items()}
+        return [(name, *_finish(proc)) for name, proc in procs.items()]
+    out = []
+    for name, args in commands.items():
+        code = main(args)
+        captured = capsys.readouterr()
+        out.append((name, code, captured.out + captured.err))
+    return out
+
+
+def _assert_refused(
+    tmp_path: Path,
+    entry: dict[str, object],
+    key: str,
+    marker: Path | None = None,
+    capsys: pytest.CaptureFixture[str] | None = None,
+) -> None:
+    for command, code, text in _both_commands(tmp_path, entry, capsys):
+        assert code == 2, (command, text)
+        assert "suite.json:" in text
+        assert key in text, (command, text)
+        assert "Traceback" not in text
+    assert not (tmp_path / "ds" / "out").exists()
+    if marker is not None:
+        assert not marker.exists()
+
+
+CODE_CONDITIONS = [
+    "amount > @logging.os.system('touch {m}')",
+    "amount > logging.os.system('touch {m}')",
+    "amount.__class__.__mro__[1].__subclasses__() == 1",
+    "`amount`.__class__ > 1",
+    "__import__('os').system('touch {m}') == 0",
+    "(lambda: __import__('os').system('touch {m}'))() == 0",
+    "amount > `__import__`('os').system('touch {m}')",
+    "amount.isin(open('{m}', 'w'))",
+]
+
+
+def test_the_reported_condition_exploit_is_refused_by_both_real_commands(tmp_path: Path) -> None:
+    marker = tmp_path / "PWNED"
+    entry = _hostile_entry(
+        {"row_condition": CODE_CONDITIONS[0].format(m=marker), "condition_parser": "pandas"}
+    )
+    _assert_refused(tmp_path, entry, "expectations[0].kwargs.row_condition", marker)
+
+
+@pytest.mark.parametrize("condition", CODE_CONDITIONS)
+def test_a_row_condition_that_would_run_code_is_refused_by_both_commands(
+    tmp_path: Path, condition: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "PWNED"
+    entry = _hostile_entry(
+        {"row_condition": condition.format(m=marker), "condition_parser": "pandas"}
+    )
+    _assert_refused(tmp_path, entry, "expectations[0].kwargs.row_condition", marker, capsys)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        (
+            {"row_condition": 'col("amount") > 1', "condition_parser": "great_expectations"},
+            "expectations[0].kwargs.condition_parser",
+        ),
+        (
+            {"row_condition": "amount > 1", "condition_parser": "spark"},
+            "expectations[0].kwargs.condition_parser",
+        ),
+        (
+            {
+                "row_condition": {
+                    "type": "pass_through",
+                    "pass_through_filter": "amount > @logging.os.system('touch {m}')",
+                }
+            },
+            "expectations[0].kwargs.row_condition",
+        ),
+        (
+            {"row_condition": "amuont > 1", "condition_parser": "pandas"},
+            "expectations[0].kwargs.row_condition",
+        ),
+    ],
+)
+def test_condition_parsers_objects_and_columns_are_checked_by_both_commands(
+    tmp_path: Path, kwargs: dict[str, object], key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "PWNED"
+    text = json.dumps(kwargs).replace("{m}", str(marker))
+    real = isinstance(kwargs["row_condition"], dict)
+    _assert_refused(
+        tmp_path, _hostile_entry(json.loads(text)), key, marker, None if real else capsys
+    )
+
+
+@pytest.mark.parametrize(
+    "parameter",
+    [
+        "__import__('os').system('touch {m}')",
+        "upstream_row_count * 0.9",
+        "now()",
+        "partition_start + 1",
+    ],
+)
+def test_a_suite_parameter_expression_is_refused(
+    tmp_path: Path, parameter: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "PWNED"
+    entry: dict[str, object] = {
+        "type": "expect_column_values_to_be_between",
+        "kwargs": {"column": "amount", "min_value": {"$PARAMETER": parameter.format(m=marker)}},
+    }
+    real = parameter.startswith("__import__")
+    key = "expectations[0].kwargs.min_value"
+    _assert_refused(tmp_path, entry, key, marker, None if real else capsys)
+
+
+def test_a_misspelt_column_stops_the_run_before_any_data_moves(tmp_path: Path) -> None:
+    entry: dict[str, object] = {
+        "type": "expect_column_values_to_not_be_null",
+        "kwargs": {"column": "amuont"},
+    }
+    for command, code, text in _both_commands(tmp_path, entry):
+        assert code == 2, (command, text)
+        assert "expectations[0].kwargs.column" in text
+        assert "did you mean 'amount'" in text
+    assert not (tmp_path / "ds" / "out").exists()
+
+
+CATASTROPHIC = r"^(?=a)(a+)+$"
+EVIL_TEXT = "a" * 40 + "!"
+
+
+def test_a_catastrophic_pattern_cannot_hang_sluice_validate(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text(f"kind,amount\n{EVIL_TEXT},1\naaa,2\n")
+    suite = tmp_path / "suite.json"
+    entries = [
+        {
+            "type": "expect_column_values_to_match_regex",
+            "kwargs": {"column": "kind", "regex": CATASTROPHIC},
+        },
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "amount"}},
+    ]
+    suite.write_text(json.dumps({"name": "slow", "expectations": entries}))
+    result = tmp_path / "result.json"
+    for engine in ("auto", "gx"):
+        started = time.monotonic()
+        proc = _sluice(
+            "validate",
+            str(data),
+            "--suite",
+            str(suite),
+            "--engine",
+            engine,
+            "--result",
+            str(result),
+            env={"SLUICE_PATTERN_BUDGET_S": "1"},
+        )
+        code, text = _finish(proc)
+        assert time.monotonic() - started < CLI_BOUND_S
+        assert code == 1, text
+        assert "COULD NOT RUN" in text
+        assert "SLUICE_PATTERN_BUDGET_S" in text
+        doc = json.loads(result.read_text())
+        states = [r["state"] for r in doc["results"]]
+        assert states == ["could_not_run", "passed"]
+        assert "budget" in doc["results"][0]["why"]
+
+
+@pytest.mark.parametrize("where", ["main", "thread"])
+def test_a_catastrophic_pattern_cannot_hang_the_pipeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    monkeypatch.setenv("SLUICE_PATTERN_BUDGET_S", "1")
+    suite = {
+        "name": "slow",
+        "expectations": [
+            {
+                "type": "expect_column_values_to_match_regex",
+                "kwargs": {"column": "kind", "regex": CATASTROPHIC},
+                "meta": {"severity": "warn"},
+            },
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "amount"}},
+        ],
+    }
+    rows = [good(i, kind=EVIL_TEXT if i % 2 else "aaa") for i in range(6)]
+    spec = write_dataset(tmp_path, {DAY: csv_text(*rows)}, suite=suite)
+    summaries: list[dict[str, object]] = []
+    started = time.monotonic()
+    if where == "main":
+        summaries.append(run_partition(str(spec), DAY))
+    else:
+        worker = threading.Thread(target=lambda: summaries.append(run_partition(str(spec), DAY)))
+        worker.start()
+        worker.join(timeout=CLI_BOUND_S)
+        assert not worker.is_alive()
+    assert time.monotonic() - started < CLI_BOUND_S
+    (summary,) = summaries
+    manifest = check_conserved(Path(str(summary["manifest"])), rows_in=6)
+    verdicts = manifest["validation"]["verdicts"]
+    assert [v["state"] for v in verdicts] == ["could_not_run", "passed"]
+    assert "SLUICE_PATTERN_BUDGET_S" in verdicts[0]["why"]
+
+
+def test_a_bad_pattern_budget_stops_the_command(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("kind\naaa\n")
+    suite = tmp_path / "suite.json"
+    entry = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "kind"}}
+    suite.write_text(json.dumps({"name": "s", "expectations": [entry]}))
+    proc = _sluice(
+        "validate", str(data), "--suite", str(suite), env={"SLUICE_PATTERN_BUDGET_S": "-1"}
+    )
+    code, text = _finish(proc)
+    assert code == 2, text
+    assert "SLUICE_PATTERN_BUDGET_S" in text
+    assert "Traceback" not in text
+
+
+def test_partition_parameters_are_the_partitions_bounds_in_a_run(tmp_path: Path) -> None:
+    between = {
+        "type": "expect_column_values_to_be_between",
+        "kwargs": {
+            "column": "when",
+            "min_value": {"$PARAMETER": "partition_start"},
+            "max_value": {"$PARAMETER": "partition_end"},
+            "strict_max": True,
+        },
+    }
+    rows = [
+        good(0),
+        good(1),
+        "late,1.5,2,2024-01-02 00:00:00,a",
+        "early,1.5,2,2023-12-31 23:59:59,a",
+    ]
+    spec = write_dataset(
+        tmp_path, {DAY: csv_text(*rows)}, suite={"name": "p", "expectations": [between]}
+    )
+    (entry,) = Run.prepare(str(spec), DAY).suite.entries
+    assert (entry.kwargs["min_value"], entry.kwargs["max_value"]) == ("2024-01-01", "2024-01-02")
+    summary = run_partition(str(spec), DAY)
+    manifest = check_conserved(Path(str(summary["manifest"])), rows_in=4)
+    assert manifest["counts"]["quarantined_by_reason"] == {
+        "when|expect_column_values_to_be_between": 2
+    }
