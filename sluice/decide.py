@@ -13,9 +13,10 @@ import numpy as np
 import polars as pl
 
 from sluice.failures import concat_failures, make_failures
-from sluice.ingest import MALFORMED, PROVENANCE, ROW_ID
+from sluice.ingest import MALFORMED, PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW
 
 QUARANTINING = ("error", "critical")
+KEY_RULE = "key_duplicate"
 
 
 def checksum(ids: pl.Series) -> str:
@@ -135,3 +136,91 @@ def split(
     )
     crit = tuple(sorted({f"{c}|{r}" for c, r, _ in critical}))
     return Split(clean=clean, quarantine=quarantine, failures=all_failures, critical=crit)
+
+
+def key_duplicates(
+    frame: pl.DataFrame, keys: Sequence[str], policy: str = "keep_first"
+) -> pl.DataFrame:
+    """Failures ``<keys>|key_duplicate`` for rows that share the value of the dataset's keys.
+
+    ``frame`` holds ``_row_id``, the provenance columns and the key columns, in source order.
+    ``keep_first`` fails every occurrence after the first, ``keep_none`` every occurrence; the
+    details name the first occurrence (``duplicate_of``: its ``_row_id``, ``duplicate_of_file``
+    and ``duplicate_of_row``: its source file and 0-based record number) and the group's size.
+    A row with a null in a key column has no key to compare and is left to the suite.
+    """
+    keys = list(keys)
+    if not keys or any(k not in frame.columns for k in keys):
+        return concat_failures([])
+    rows = frame.select(ROW_ID, SOURCE_FILE, SOURCE_ROW, *keys).filter(
+        pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
+    )
+    groups = rows.with_columns(
+        pl.len().over(keys).alias("_size"),
+        pl.col(ROW_ID).first().over(keys).alias("_first"),
+        pl.col(SOURCE_FILE).first().over(keys).alias("_first_file"),
+        pl.col(SOURCE_ROW).first().over(keys).alias("_first_row"),
+    ).filter(pl.col("_size") > 1)
+    if policy == "keep_first":
+        groups = groups.filter(pl.col(ROW_ID) != pl.col("_first"))
+    if groups.is_empty():
+        return concat_failures([])
+    details = [
+        json.dumps(
+            {
+                "duplicate_of": first,
+                "duplicate_of_file": file,
+                "duplicate_of_row": row,
+                "group_size": size,
+                "keys": keys,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        for first, file, row, size in groups.select(
+            "_first", "_first_file", "_first_row", "_size"
+        ).iter_rows()
+    ]
+    if len(keys) == 1:
+        values = groups.get_column(keys[0]).cast(pl.String)
+    else:
+        values = groups.select(
+            pl.struct([pl.col(k).cast(pl.String) for k in keys]).struct.json_encode()
+        ).to_series()
+    return make_failures(
+        groups.get_column(ROW_ID),
+        column=",".join(keys),
+        rule=KEY_RULE,
+        severity="error",
+        values=values,
+        details=details,
+    )
+
+
+def trace_duplicates(failures: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+    """Add the source file and row of ``duplicate_of`` to every failure's details that name one.
+
+    ``frame`` holds ``_row_id`` and the provenance columns of every row of the partition.
+    """
+    if failures.is_empty():
+        return failures
+    hit = pl.col("details").str.contains('"duplicate_of":', literal=True).fill_null(False)
+    marked = failures.with_row_index("_i").filter(hit)
+    if marked.is_empty():
+        return failures
+    firsts = frame.select(pl.col(ROW_ID).alias("_dup"), SOURCE_FILE, SOURCE_ROW)
+    joined = marked.with_columns(
+        pl.col("details")
+        .str.json_path_match("$.duplicate_of")
+        .cast(pl.UInt64, strict=False)
+        .alias("_dup")
+    ).join(firsts, on="_dup", how="left", maintain_order="left")
+    texts: list[str | None] = []
+    for text, file, row in joined.select("details", SOURCE_FILE, SOURCE_ROW).iter_rows():
+        data = json.loads(text)
+        if file is not None:
+            data["duplicate_of_file"], data["duplicate_of_row"] = file, row
+        texts.append(json.dumps(data, sort_keys=True, separators=(",", ":")))
+    fixed = marked.with_columns(pl.Series("details", texts, dtype=pl.String))
+    out = failures.with_row_index("_i").update(fixed.select("_i", "details"), on="_i")
+    return out.drop("_i")
