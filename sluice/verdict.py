@@ -194,7 +194,7 @@ def judge(m: Measurements, policies: PoliciesSpec) -> Verdict:
                 level,
                 "could_not_run",
                 c.reason,
-                f"{c.reason}: expectation {c.index} ({c.type}) could not run: {c.why}; "
+                f"{c.reason}: expectation {c.index} could not run: {c.why}; "
                 f"its rows were not checked (policies.could_not_run: {level})",
                 policy="could_not_run",
             )
