@@ -140,7 +140,8 @@ def test_errors_come_before_warnings() -> None:
     )
     levels = [c.level for c in v.causes]
     assert levels == sorted(levels, key=lambda lv: lv != "error")
-    assert v.warnings and v.errors
+    assert v.warnings
+    assert v.errors
     assert v.as_dict()["status"] == "failed"
 
 
