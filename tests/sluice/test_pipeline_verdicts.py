@@ -64,9 +64,10 @@ class Tables(HTMLParser):
         a = dict(attrs)
         if tag == "div" and a.get("id") == "verdict":
             self.verdict_class = a.get("class") or ""
-        if tag == "table" and a.get("id"):
-            self._table = a["id"]
-            self.tables[self._table] = []
+        table = a.get("id") if tag == "table" else None
+        if table:
+            self._table = table
+            self.tables[table] = []
         elif tag == "tr" and self._table:
             self.tables[self._table].append([])
         elif tag in ("td", "th") and self._table:
