@@ -185,10 +185,10 @@ def _backfill(args: argparse.Namespace) -> int:
         _print_summary(s)
     for f in summary["failed"]:
         print(f"{args.dataset} {f['partition']}: FAILED: {f['error']}")
-    warned = [s for s in summary["screened"] if s.get("status") == "warned"]
+    warned = [s for s in [*summary["screened"], *summary["skipped"]] if s.get("status") == "warned"]
     print(
-        f"backfill: {len(summary['screened'])} screened ({len(warned)} warned), "
-        f"{len(summary['skipped'])} skipped, {len(summary['failed'])} failed"
+        f"backfill: {len(summary['screened'])} screened, {len(summary['skipped'])} skipped, "
+        f"{len(summary['failed'])} failed ({len(warned)} warned)"
     )
     if summary["failed"]:
         return EXIT_FAILED
