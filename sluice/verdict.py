@@ -6,10 +6,12 @@ numbers and names; :func:`judge` compares them with the dataset's policies
 (``sluice.config.PoliciesSpec``) and returns a :class:`Verdict`. The judge does no I/O and is
 unit-tested with hand-fed numbers.
 
-A run **fails** when a critical check failed, or a share of quarantined rows (the run's, a
-stage's or one reason's) is above its ``error`` threshold, or an expectation could not run and
-``could_not_run`` is ``error``. It is **warned** when a share is above its ``warn`` threshold or an
-expectation could not run. Otherwise it **passed**.
+A run **fails** when a critical check failed, an expectation of severity ``error`` that marks no
+rows (a batch-level one: row count, mean, column set) failed, a share of quarantined rows (the
+run's, a stage's or one reason's) is above its ``error`` threshold, or an expectation could not
+run and ``could_not_run`` is ``error``. It is **warned** when such an expectation of severity
+``warn`` failed, a share is above its ``warn`` threshold, or an expectation could not run.
+Otherwise it **passed**.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sluice.failures import TABLE_COLUMN
 
 Status = Literal["passed", "warned", "failed"]
 Level = Literal["warn", "error"]
-CauseKind = Literal["critical", "could_not_run", "rule", "stage", "run"]
+CauseKind = Literal["critical", "check", "could_not_run", "rule", "stage", "run"]
 VerdictState = Literal["passed", "failed", "could_not_run"]
 STATUSES: tuple[Status, ...] = ("passed", "warned", "failed")
 JUDGED_STAGES = ("ingest", "validate", "screen")
@@ -52,6 +54,16 @@ class CouldNotRun:
 
 
 @dataclass(frozen=True)
+class FailedCheck:
+    """An expectation that failed without marking rows (a batch-level one), and what it saw."""
+
+    reason: str
+    index: int
+    severity: str
+    observed: str
+
+
+@dataclass(frozen=True)
 class Measurements:
     """What a run produced, as the judge needs it: counts of rows and names of checks.
 
@@ -65,6 +77,7 @@ class Measurements:
     by_reason: Mapping[str, int] = field(default_factory=dict)
     critical: Sequence[str] = ()
     could_not_run: Sequence[CouldNotRun] = ()
+    failed_checks: Sequence[FailedCheck] = ()
     hints: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -187,8 +200,21 @@ def judge(m: Measurements, policies: PoliciesSpec) -> Verdict:
                 f"{reason}: a critical check failed; every row is quarantined",
             )
         )
+    for f in m.failed_checks:
+        if f.severity not in ("error", "warn"):
+            continue
+        level: Level = "error" if f.severity == "error" else "warn"
+        causes.append(
+            Cause(
+                level,
+                "check",
+                f.reason,
+                f"{f.reason}: expectation {f.index} failed (severity {f.severity}, observed "
+                f"{f.observed}); it marks no rows",
+            )
+        )
     for c in m.could_not_run:
-        level: Level = policies.could_not_run
+        level = policies.could_not_run
         causes.append(
             Cause(
                 level,
@@ -296,6 +322,16 @@ def measure(
         for v in verdicts
         if verdict_state(v) == "could_not_run"
     ]
+    failed_checks = [
+        FailedCheck(
+            str(v.get("reason")),
+            int(v.get("index", -1)),
+            str(v.get("severity")),
+            _observed(v.get("observed_value")),
+        )
+        for v in verdicts
+        if verdict_state(v) == "failed" and not v.get("failing_rows")
+    ]
     return Measurements(
         rows_in=rows_in,
         quarantined=quarantined,
@@ -303,8 +339,14 @@ def measure(
         by_reason={r: int(n) for r, n in by_reason.items()},
         critical=tuple(critical),
         could_not_run=tuple(could_not),
+        failed_checks=tuple(failed_checks),
         hints={},
     )
+
+
+def _observed(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def type_hints(

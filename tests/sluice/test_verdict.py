@@ -10,6 +10,7 @@ from sluice.config import PoliciesSpec, Threshold
 from sluice.failures import concat_failures, make_failures
 from sluice.verdict import (
     CouldNotRun,
+    FailedCheck,
     Measurements,
     judge,
     measure,
@@ -173,7 +174,10 @@ def test_measure_counts_distinct_quarantined_rows_per_stage_and_reason() -> None
         ]
     )
     verdicts = [
-        {"reason": "b|expect_x", "index": 0, "type": "expect_x", "success": False},
+        {"reason": "b|expect_x", "index": 0, "type": "expect_x", "success": False,
+         "failing_rows": 2},
+        {"reason": "_table|expect_n", "index": 2, "type": "expect_n", "success": False,
+         "severity": "error", "failing_rows": 0, "observed_value": 3},
         {"reason": "e|expect_w", "index": 1, "type": "expect_w", "state": "could_not_run",
          "why": "too slow\nsecond line"},
     ]  # fmt: skip
@@ -181,6 +185,7 @@ def test_measure_counts_distinct_quarantined_rows_per_stage_and_reason() -> None
     assert got.by_stage == {"ingest": 2, "validate": 2, "screen": 1}
     assert got.by_reason == {"a|type": 2, "b|expect_x": 2, "c|expect_y": 1, "outlier|iforest": 1}
     assert got.could_not_run == (CouldNotRun("e|expect_w", 1, "expect_w", "too slow"),)
+    assert got.failed_checks == (FailedCheck("_table|expect_n", 2, "error", "3"),)
 
 
 def test_stage_of_reason() -> None:
@@ -188,3 +193,18 @@ def test_stage_of_reason() -> None:
     assert stage_of_reason("_row|malformed") == "ingest"
     assert stage_of_reason("outlier|iforest") == "screen"
     assert stage_of_reason("id|key_duplicate") == "validate"
+
+
+def test_a_failed_check_that_marks_no_rows_fails_or_warns_by_its_severity() -> None:
+    batch = [
+        FailedCheck("_table|expect_table_row_count_to_be_between", 0, "error", "3"),
+        FailedCheck("fare|expect_column_mean_to_be_between", 4, "warn", "81.5"),
+    ]
+    v = judge(m(failed_checks=batch), DEFAULT)
+    assert v.status == "failed"
+    assert [(c.kind, c.level) for c in v.causes] == [("check", "error"), ("check", "warn")]
+    assert v.causes[0].message == (
+        "_table|expect_table_row_count_to_be_between: expectation 0 failed (severity error, "
+        "observed 3); it marks no rows"
+    )
+    assert judge(m(failed_checks=batch[1:]), DEFAULT).status == "warned"
