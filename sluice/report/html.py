@@ -498,8 +498,10 @@ def _rules(r: Report) -> Safe:
     for s in r.rules:
         verdict = ""
         if s.verdict is not None:
-            ok = bool(s.verdict.get("success"))
-            verdict = _badge("passed" if ok else "failed", "ok" if ok else "failed")
+            state = verdict_state(s.verdict)
+            verdict = _badge(
+                STATE_LABELS[state], {"passed": "ok", "failed": "failed"}.get(state, state)
+            )
         sev = _badge(s.severity, "warn" if s.severity == "warn" else "failed")
         body.append(
             el(

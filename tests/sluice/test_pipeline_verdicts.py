@@ -118,6 +118,9 @@ def test_a_partition_none_of_whose_timestamps_parse_fails_naming_the_column_and_
     assert ("stage", "ingest", "error") in kinds
     page = report_of(m)
     assert page.verdict_class == "verdict failed"
+    text = Path(m["outputs"]["report"]["path"]).read_text(encoding="utf-8")
+    assert "Nothing unusual" not in text
+    assert "format &#x27;%d/%m/%Y %H:%M&#x27; parses 200 of 200" in text
 
     again = sluice(cli_env, "run", str(spec), "--partition", DAY)
     assert again.returncode == 1  # a failed partition is never done: it fails again
