@@ -274,12 +274,15 @@ def _in_process(
             result: dict[str, Any] = state.result()
             (skipped if result.get("skipped") else screened).append(result)
             continue
+        entry: dict[str, Any] = {"partition": str(part)}
         try:
             state.result()
-            message = state.message or "failed"
+            entry["error"] = state.message or "failed"
         except Exception as exc:
-            message = str(exc)
-        failed.append({"partition": str(part), "error": message})
+            entry["error"] = str(exc)
+            if isinstance(exc, RunFailed) and exc.summary is not None:
+                entry["summary"] = exc.summary
+        failed.append(entry)
     return screened, skipped, failed
 
 

@@ -184,7 +184,10 @@ def _backfill(args: argparse.Namespace) -> int:
     for s in [*summary["screened"], *summary["skipped"]]:
         _print_summary(s)
     for f in summary["failed"]:
-        print(f"{args.dataset} {f['partition']}: FAILED: {f['error']}")
+        if f.get("summary"):
+            _print_summary(f["summary"])
+        else:
+            print(f"{args.dataset} {f['partition']}: FAILED: {f['error']}")
     warned = [s for s in [*summary["screened"], *summary["skipped"]] if s.get("status") == "warned"]
     print(
         f"backfill: {len(summary['screened'])} screened, {len(summary['skipped'])} skipped, "
