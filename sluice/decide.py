@@ -153,34 +153,24 @@ def key_duplicates(
     if not keys or any(k not in frame.columns for k in keys):
         return concat_failures([])
     rows = frame.select(ROW_ID, SOURCE_FILE, SOURCE_ROW, *keys).filter(
-        pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
+        pl.all_horizontal(pl.col(k).is_not_null() for k in keys) & pl.struct(keys).is_duplicated()
     )
-    groups = rows.with_columns(
-        pl.len().over(keys).alias("_size"),
-        pl.col(ROW_ID).first().over(keys).alias("_first"),
-        pl.col(SOURCE_FILE).first().over(keys).alias("_first_file"),
-        pl.col(SOURCE_ROW).first().over(keys).alias("_first_row"),
-    ).filter(pl.col("_size") > 1)
-    if policy == "keep_first":
-        groups = groups.filter(pl.col(ROW_ID) != pl.col("_first"))
-    if groups.is_empty():
+    if rows.is_empty():
         return concat_failures([])
-    details = [
-        json.dumps(
-            {
-                "duplicate_of": first,
-                "duplicate_of_file": file,
-                "duplicate_of_row": row,
-                "group_size": size,
-                "keys": keys,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        )
-        for first, file, row, size in groups.select(
-            "_first", "_first_file", "_first_row", "_size"
-        ).iter_rows()
-    ]
+    groups = rows.with_columns(
+        pl.len().over(keys).alias("group_size"),
+        pl.col(ROW_ID).first().over(keys).alias("duplicate_of"),
+        pl.col(SOURCE_FILE).first().over(keys).alias("duplicate_of_file"),
+        pl.col(SOURCE_ROW).first().over(keys).alias("duplicate_of_row"),
+        pl.lit(keys, dtype=pl.List(pl.String)).alias("keys"),
+    )
+    if policy == "keep_first":
+        groups = groups.filter(pl.col(ROW_ID) != pl.col("duplicate_of"))
+    details = groups.select(
+        pl.struct(
+            "duplicate_of", "duplicate_of_file", "duplicate_of_row", "group_size", "keys"
+        ).struct.json_encode()
+    ).to_series()
     if len(keys) == 1:
         values = groups.get_column(keys[0]).cast(pl.String)
     else:
@@ -201,26 +191,39 @@ def trace_duplicates(failures: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFram
     """Add the source file and row of ``duplicate_of`` to every failure's details that name one.
 
     ``frame`` holds ``_row_id`` and the provenance columns of every row of the partition.
+    Details that already name the file are left as they are.
     """
     if failures.is_empty():
         return failures
-    hit = pl.col("details").str.contains('"duplicate_of":', literal=True).fill_null(False)
+    hit = (
+        pl.col("details").str.contains('"duplicate_of":', literal=True)
+        & ~pl.col("details").str.contains('"duplicate_of_file":', literal=True)
+    ).fill_null(False)
     marked = failures.with_row_index("_i").filter(hit)
     if marked.is_empty():
         return failures
-    firsts = frame.select(pl.col(ROW_ID).alias("_dup"), SOURCE_FILE, SOURCE_ROW)
-    joined = marked.with_columns(
-        pl.col("details")
-        .str.json_path_match("$.duplicate_of")
-        .cast(pl.UInt64, strict=False)
-        .alias("_dup")
-    ).join(firsts, on="_dup", how="left", maintain_order="left")
-    texts: list[str | None] = []
-    for text, file, row in joined.select("details", SOURCE_FILE, SOURCE_ROW).iter_rows():
-        data = json.loads(text)
-        if file is not None:
-            data["duplicate_of_file"], data["duplicate_of_row"] = file, row
-        texts.append(json.dumps(data, sort_keys=True, separators=(",", ":")))
-    fixed = marked.with_columns(pl.Series("details", texts, dtype=pl.String))
-    out = failures.with_row_index("_i").update(fixed.select("_i", "details"), on="_i")
+    firsts = frame.select(
+        pl.col(ROW_ID).alias("_dup"),
+        pl.col(SOURCE_FILE).alias("duplicate_of_file"),
+        pl.col(SOURCE_ROW).alias("duplicate_of_row"),
+    )
+    joined = (
+        marked.with_columns(
+            pl.col("details")
+            .str.json_path_match("$.duplicate_of")
+            .cast(pl.UInt64, strict=False)
+            .alias("_dup")
+        )
+        .join(firsts, on="_dup", how="inner")
+        .with_columns(
+            pl.concat_str(
+                pl.col("details").str.strip_suffix("}"),
+                pl.lit(","),
+                pl.struct("duplicate_of_file", "duplicate_of_row")
+                .struct.json_encode()
+                .str.strip_prefix("{"),
+            ).alias("details")
+        )
+    )
+    out = failures.with_row_index("_i").update(joined.select("_i", "details"), on="_i")
     return out.drop("_i")
