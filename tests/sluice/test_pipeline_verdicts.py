@@ -208,3 +208,23 @@ def test_rows_that_share_a_key_are_quarantined_with_a_traceable_duplicate_of(
     assert first_id == [details["duplicate_of"]]
     assert details["duplicate_of_file"].endswith("data.csv")
     assert details["duplicate_of_row"] == 3
+
+
+def test_a_backfill_counts_warned_partitions_and_fail_on_warned_makes_them_exit_1(
+    make_dataset: SpecFactory, cli_env: dict[str, str]
+) -> None:
+    header = "id,amount,count,when,kind\n"
+    clean = header + "".join(f"r{i},1,{i},2024-01-01 10:00:00,a\n" for i in range(30))
+    bad = "b1,500,1,2024-01-02 10:00:00,a\nb2,-1,2,2024-01-02 11:00:00,a\n"
+    spec = make_dataset({DAY: clean, "2024-01-02": clean + bad})  # 2 of 32 rows: above 5%
+    args = ("backfill", str(spec), "--start", DAY, "--end", "2024-01-02")
+
+    got = sluice(cli_env, *args)
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert f"tiny {DAY}: passed: 30 rows in, 30 clean, 0 quarantined" in got.stdout
+    assert "tiny 2024-01-02: WARNED: 32 rows in, 30 clean, 2 quarantined" in got.stdout
+    assert "backfill: 2 screened, 0 skipped, 0 failed (1 warned)" in got.stdout
+
+    strict = sluice(cli_env, *args, "--fail-on", "warned")
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    assert "backfill: 0 screened, 2 skipped, 0 failed (1 warned)" in strict.stdout
