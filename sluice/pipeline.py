@@ -48,7 +48,15 @@ from sluice.failures import concat_failures
 from sluice.ingest import ROW_ID, ingest, polars_dtype
 from sluice.report import append_history, stage_report
 from sluice.report.history import history_dir
-from sluice.verdict import Verdict, hinted_reasons, judge, measure, type_hints, verdict_state
+from sluice.verdict import (
+    Verdict,
+    hinted_reasons,
+    judge,
+    measure,
+    type_hints,
+    verdict_state,
+    why_not_run,
+)
 from sluice.write import (
     MANIFEST_NAME,
     PARQUET_NAME,
@@ -255,6 +263,10 @@ def _validate(run: Run) -> dict[str, Any]:
     data = frame.drop("_source_file", "_source_row")
     outcomes = validate(data.drop(ROW_ID), run.suite, run.engine)
     result = failures_from_outcomes(data, outcomes)
+    for v in result.verdicts:
+        v.setdefault("state", verdict_state(v))
+        if v["state"] == "could_not_run":
+            v.setdefault("why", why_not_run(v))
     keys, by_suite = _key_check(run)
     key_failures = (
         key_duplicates(frame, keys, run.loaded.spec.duplicates)
