@@ -1,4 +1,4 @@
-"""Alerts as Prefect events: a partition that failed a critical check or quarantined too much.
+"""Alerts as Prefect events: a partition whose run failed or warned, or quarantined too much.
 
 :func:`judge` decides from a run summary alone (unit-tested with hand-fed numbers);
 :func:`emit` sends the events. An automation (``sluice serve`` creates it) turns the alert events
@@ -15,8 +15,10 @@ from prefect.events import emit_event
 
 SCREENED = "sluice.partition.screened"
 FAILED = "sluice.partition.failed"
+WARNED = "sluice.partition.warned"
 QUARANTINE_RATE_HIGH = "sluice.partition.quarantine_rate_high"
-ALERT_EVENTS = (FAILED, QUARANTINE_RATE_HIGH)
+ALERT_EVENTS = (FAILED, WARNED, QUARANTINE_RATE_HIGH)
+TOP_CAUSES = 5
 TOP_REASONS = 5
 
 
@@ -35,10 +37,18 @@ def quarantine_rate(counts: dict[str, Any]) -> float:
     return int(counts.get("quarantine", 0)) / rows if rows else 0.0
 
 
-def judge(summary: dict[str, Any], max_quarantine_rate: float) -> list[Alert]:
-    """The alerts a run summary calls for: a failed critical check, else a high quarantine rate.
+def _causes(summary: dict[str, Any], level: str) -> list[str]:
+    return [str(c["message"]) for c in summary.get("causes", []) if c.get("level") == level]
 
-    A partition that failed a critical check is quarantined whole, so its rate says nothing more.
+
+def judge(summary: dict[str, Any], max_quarantine_rate: float) -> list[Alert]:
+    """The alerts a run summary calls for.
+
+    A failed run raises ``sluice.partition.failed`` naming its causes (a failed critical check
+    quarantines the partition whole, so its rate says nothing more); a warned run raises
+    ``sluice.partition.warned``; a quarantine rate above ``max_quarantine_rate`` (the spec's
+    ``policies.alerts.max_quarantine_rate`` unless the flow overrides it) raises
+    ``sluice.partition.quarantine_rate_high`` unless the run failed.
     """
     name = f"{summary['dataset']} {summary['partition']}"
     counts = summary["counts"]
@@ -49,21 +59,33 @@ def judge(summary: dict[str, Any], max_quarantine_rate: float) -> list[Alert]:
         "quarantine_rate": round(rate, 6),
         "manifest": summary["manifest"],
     }
-    if summary["status"] == "failed":
+    status = summary["status"]
+    if status == "failed":
         critical = list(summary.get("critical", []))
-        return [
-            Alert(
-                FAILED,
-                f"{name}: critical checks failed ({', '.join(critical)}); "
-                f"all {counts['in']} rows quarantined",
-                {**facts, "critical": critical},
+        errors = _causes(summary, "error")
+        if critical:
+            what = (
+                f"critical checks failed ({', '.join(critical)}); "
+                f"all {counts['in']} rows quarantined"
             )
-        ]
+        else:
+            what = "failed: " + "; ".join(errors[:TOP_CAUSES] or ["(no cause recorded)"])
+        return [Alert(FAILED, f"{name}: {what}", {**facts, "critical": critical, "causes": errors})]
+    out: list[Alert] = []
+    if status == "warned":
+        warnings = _causes(summary, "warn")
+        out.append(
+            Alert(
+                WARNED,
+                f"{name}: warned: " + "; ".join(warnings[:TOP_CAUSES] or ["(no cause recorded)"]),
+                {**facts, "causes": warnings},
+            )
+        )
     if rate > max_quarantine_rate:
         by_reason = sorted(
             counts.get("quarantined_by_reason", {}).items(), key=lambda kv: (-kv[1], kv[0])
         )
-        return [
+        out.append(
             Alert(
                 QUARANTINE_RATE_HIGH,
                 f"{name}: {rate:.2%} of {counts['in']} rows quarantined, "
@@ -74,8 +96,8 @@ def judge(summary: dict[str, Any], max_quarantine_rate: float) -> list[Alert]:
                     "top_reasons": dict(by_reason[:TOP_REASONS]),
                 },
             )
-        ]
-    return []
+        )
+    return out
 
 
 def partition_resource(dataset: str, partition: str) -> dict[str, str]:
@@ -108,6 +130,7 @@ def emit(summary: dict[str, Any], alerts: list[Alert]) -> list[str]:
     counts = summary["counts"]
     screened = {
         "status": summary["status"],
+        "causes": [str(c.get("message")) for c in summary.get("causes", [])],
         "rows": counts["in"],
         "clean": counts["clean"],
         "quarantined": counts["quarantine"],

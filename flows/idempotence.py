@@ -1,13 +1,14 @@
 """Skip what is done: a partition already screened from the same inputs, suite and spec.
 
-A partition is done when its manifest says it passed, its input files are the same files with the
-same sha256, the suite and the dataset spec have the sha256 the manifest recorded, and every
-output file the manifest names is there with the sha256 it gives (the read protocol of
-``sluice.write.load_partition``, hashing only: a partition whose outputs were changed is screened
-again). The judgement is made with the partition's lock held, after recovering what dead runs left
-(a commit that died half way is finished or rolled back first). A partition whose last run failed
-a critical check is never done: screening it again fails again and alerts again, which is the
-point.
+A partition is done when its manifest says it passed or warned, its input files are the same
+files with the same sha256, the suite and the dataset spec have the sha256 the manifest
+recorded, and every output file the manifest names is there with the sha256 it gives (the read
+protocol of ``sluice.write.load_partition``, hashing only: a partition whose outputs were changed
+is screened again). The judgement is made with the partition's lock held, after recovering what
+dead runs left (a commit that died half way is finished or rolled back first). A partition whose
+last run failed is never done: screening it again fails again and alerts again, which is the
+point. A warned run is done: the same inputs, suite and spec would warn the same way, and its
+manifest keeps the causes.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def _judge(loaded: LoadedSpec, partition: Partition, suite_sha256: str | None) -
     manifest = read_manifest(path)
     if manifest is None:
         return Done(False, "not screened yet", path)
-    if manifest.get("status") != "passed":
+    if manifest.get("status") not in ("passed", "warned"):
         return Done(False, f"its last run ended {manifest.get('status')!r}", path)
     if manifest.get("spec", {}).get("sha256") != loaded.sha256:
         return Done(False, "the dataset spec changed", path)
@@ -145,6 +146,7 @@ def summary_from_manifest(manifest: dict[str, Any], path: Path) -> dict[str, Any
         "partition": manifest["partition"]["value"],
         "status": manifest["status"],
         "critical": manifest.get("critical", []),
+        "causes": manifest.get("verdict", {}).get("causes", []),
         "counts": manifest["counts"],
         "manifest": str(path),
         "conservation": manifest.get("conservation", {}).get("holds", False),

@@ -15,7 +15,6 @@ from pydantic import Field, WithJsonSchema
 from sluice.config import NAME_RE, default_datasets_dir
 
 EngineChoice = Literal["auto", "polars", "gx"]
-DEFAULT_MAX_QUARANTINE_RATE = 0.05
 
 
 def dataset_names(directory: Path | None = None) -> list[str]:

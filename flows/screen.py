@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
+from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
 from flows import alerts, fanout
@@ -28,14 +30,9 @@ from flows.idempotence import (
     skipped_summary,
     summary_from_manifest,
 )
-from flows.parameters import (
-    DEFAULT_MAX_QUARANTINE_RATE,
-    DatasetName,
-    EngineChoice,
-    QuarantineRate,
-)
+from flows.parameters import DatasetName, EngineChoice, QuarantineRate
 from sluice.config import LoadedSpec, Partition, find_spec, partition_range
-from sluice.errors import CriticalCheckFailed, SluiceError
+from sluice.errors import CriticalCheckFailed, RunFailed, SluiceError
 from sluice.pipeline import Run, stage_ingest, stage_screen, stage_validate, stage_write
 from sluice.progress import progress
 from sluice.report.artifacts import artifact_key, publish_artifacts
@@ -157,13 +154,15 @@ def screen_partition(
     engine: EngineChoice = "auto",
     *,
     force: bool = False,
-    max_quarantine_rate: QuarantineRate = DEFAULT_MAX_QUARANTINE_RATE,
+    max_quarantine_rate: QuarantineRate | None = None,
 ) -> dict[str, Any]:
     """Screen one partition of one dataset.
 
-    Fails (exit code 1 from the CLI) when a critical check failed; the outputs are written first.
-    A partition already screened from the same inputs, suite and spec is skipped (the summary
-    then says why under ``skipped``) unless ``force``.
+    The run's verdict (``sluice.verdict``) sets the flow run's state: passed is Completed,
+    warned a Completed state named "Warned" whose message names the causes, failed a Failed
+    state (exit code 1 from the CLI) raised after the outputs are written. A partition already
+    screened from the same inputs, suite and spec is skipped (the summary then says why under
+    ``skipped``) unless ``force``.
 
     Args:
         dataset: The dataset to screen: one of the specs in datasets/.
@@ -171,7 +170,8 @@ def screen_partition(
             scheduled local day, less the dataset's lag).
         engine: Which engine validates the suite: polars where it can (auto), or GX itself.
         force: Screen again even when the partition is already done.
-        max_quarantine_rate: Alert when a larger share of the rows is quarantined.
+        max_quarantine_rate: Alert when a larger share of the rows is quarantined; empty for
+            the dataset spec's policies.alerts.max_quarantine_rate.
     """
     day = partition or scheduled_partition(dataset)
     run = Run.prepare(dataset, day, engine=engine)
@@ -209,16 +209,45 @@ def screen_partition(
         counts["quarantine"],
         summary["status"],
     )
-    raised = alerts.judge(summary, max_quarantine_rate)
+    limit = (
+        run.loaded.spec.policies.alerts.max_quarantine_rate
+        if max_quarantine_rate is None
+        else max_quarantine_rate
+    )
+    raised = alerts.judge(summary, limit)
     for alert in raised:
         logger.warning("alert %s: %s", alert.event, alert.message)
     alerts.emit(summary, raised)
     publish_artifacts(summary, read_manifest(Path(summary["manifest"])) or {})
+    # Prefect ends the run in a returned state and hands the caller the state's data.
+    return cast("dict[str, Any]", final_state(summary))
+
+
+def _cause_lines(summary: dict[str, Any], level: str) -> list[str]:
+    return [str(c["message"]) for c in summary.get("causes", []) if c.get("level") == level]
+
+
+def final_state(summary: dict[str, Any]) -> dict[str, Any] | State[dict[str, Any]]:
+    """What a screened partition's flow run ends in: the summary (Completed), a Completed
+    state named "Warned" holding it, or a raised :class:`RunFailed` carrying it."""
+    name = f"{summary['dataset']} {summary['partition']}"
     if summary["status"] == "failed":
-        raise CriticalCheckFailed(
-            f"{summary['dataset']} {summary['partition']}: critical checks failed "
-            f"({', '.join(summary['critical'])}); the partition is quarantined. "
-            f"Manifest: {summary['manifest']}"
+        if summary.get("critical"):
+            raise CriticalCheckFailed(
+                f"{name}: critical checks failed ({', '.join(summary['critical'])}); the "
+                f"partition is quarantined. Manifest: {summary['manifest']}",
+                summary,
+            )
+        raise RunFailed(
+            f"{name}: failed: {'; '.join(_cause_lines(summary, 'error'))}. "
+            f"Manifest: {summary['manifest']}",
+            summary,
+        )
+    if summary["status"] == "warned":
+        return Completed(
+            name="Warned",
+            message=f"{name}: warned: {'; '.join(_cause_lines(summary, 'warn'))}",
+            data=summary,
         )
     return summary
 
@@ -245,12 +274,15 @@ def _in_process(
             result: dict[str, Any] = state.result()
             (skipped if result.get("skipped") else screened).append(result)
             continue
+        entry: dict[str, Any] = {"partition": str(part)}
         try:
             state.result()
-            message = state.message or "failed"
+            entry["error"] = state.message or "failed"
         except Exception as exc:
-            message = str(exc)
-        failed.append({"partition": str(part), "error": message})
+            entry["error"] = str(exc)
+            if isinstance(exc, RunFailed) and exc.summary is not None:
+                entry["summary"] = exc.summary
+        failed.append(entry)
     return screened, skipped, failed
 
 
@@ -321,7 +353,7 @@ def backfill(
     engine: EngineChoice = "auto",
     *,
     force: bool = False,
-    max_quarantine_rate: QuarantineRate = DEFAULT_MAX_QUARANTINE_RATE,
+    max_quarantine_rate: QuarantineRate | None = None,
 ) -> dict[str, Any]:
     """Screen every partition from start to end (both included); one failure stops no other.
 
@@ -336,7 +368,8 @@ def backfill(
         end: The last partition, included.
         engine: Which engine validates the suite: polars where it can (auto), or GX itself.
         force: Screen again the partitions that are already done.
-        max_quarantine_rate: Alert when a larger share of a partition's rows is quarantined.
+        max_quarantine_rate: Alert when a larger share of a partition's rows is quarantined;
+            empty for the dataset spec's policies.alerts.max_quarantine_rate.
     """
     logger = get_run_logger()
     loaded = find_spec(dataset)

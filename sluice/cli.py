@@ -1,7 +1,9 @@
 """The ``sluice`` command.
 
-Exit codes: 0 the data passed; 1 a critical check failed (or, for a backfill, any partition
-failed); 2 a usage, configuration or input error; 3 an internal error (a bug: please report it).
+Exit codes: 0 the run passed, or warned (printed as WARNED with its causes); 1 the run failed
+(a critical check, or a share of quarantined rows above an error threshold of the spec's
+policies; for a backfill, any partition failed), or warned under ``--fail-on warned``; 2 a usage,
+configuration or input error; 3 an internal error (a bug: please report it).
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     run.add_argument(
         "--force", action="store_true", help="screen again even if already done with same inputs"
     )
+    run.add_argument(
+        "--fail-on",
+        choices=("failed", "warned"),
+        default="failed",
+        help="exit 1 when the run ends this badly (default: failed; warned also fails on warnings)",
+    )
 
     bf = sub.add_parser("backfill", help="screen every partition of a date range")
     bf.add_argument("dataset", help="dataset name (datasets/<name>.yaml) or a spec file")
@@ -63,6 +71,12 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     bf.add_argument("--end", required=True, type=_date, help="last partition, included")
     bf.add_argument("--engine", choices=("auto", "polars", "gx"), default="auto")
     bf.add_argument("--force", action="store_true", help="screen again partitions already done")
+    bf.add_argument(
+        "--fail-on",
+        choices=("failed", "warned"),
+        default="failed",
+        help="exit 1 when any partition ends this badly (default: failed)",
+    )
 
     demo = sub.add_parser("demo", help="generate sample data with planted errors and screen it")
     demo.add_argument("--dir", default="var/demo", help="where data and outputs go")
@@ -112,30 +126,50 @@ def _quiet_prefect(verbose: bool) -> None:
 
 def _print_summary(summary: dict[str, Any]) -> None:
     if summary.get("skipped"):
-        print(f"{summary['dataset']} {summary['partition']}: skipped: {summary['skipped']}")
+        print(
+            f"{summary['dataset']} {summary['partition']}: skipped ({summary['status']}): "
+            f"{summary['skipped']}"
+        )
         print(f"  manifest: {summary['manifest']} (--force screens it again)")
         return
     c = summary["counts"]
+    status = str(summary["status"])
+    shown = status if status == "passed" else status.upper()
     print(
-        f"{summary['dataset']} {summary['partition']}: {summary['status']}: "
+        f"{summary['dataset']} {summary['partition']}: {shown}: "
         f"{c['in']} rows in, {c['clean']} clean, {c['quarantine']} quarantined"
     )
+    for cause in summary.get("causes", []):
+        label = "error" if cause.get("level") == "error" else "warning"
+        print(f"  {label}: {cause.get('message')}")
     for reason, rows in sorted(c["quarantined_by_reason"].items(), key=lambda kv: -kv[1]):
         print(f"  {rows:>8}  {reason}")
     print(f"  manifest: {summary['manifest']}")
 
 
+def exit_code(status: str, fail_on: str = "failed") -> int:
+    """The exit code of a run's status: 1 when it failed, or warned under ``--fail-on warned``."""
+    if status == "failed" or (status == "warned" and fail_on == "warned"):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
     from flows.screen import screen_partition
+    from sluice.errors import RunFailed
     from sluice.pipeline import Run
 
     Run.prepare(args.dataset, args.partition, engine=args.engine)
-
-    summary = screen_partition(
-        args.dataset, args.partition, args.engine or "auto", force=args.force
-    )
+    try:
+        summary = screen_partition(
+            args.dataset, args.partition, args.engine or "auto", force=args.force
+        )
+    except RunFailed as exc:
+        if exc.summary is None:
+            raise
+        summary = exc.summary
     _print_summary(summary)
-    return EXIT_OK
+    return exit_code(str(summary["status"]), args.fail_on)
 
 
 def _backfill(args: argparse.Namespace) -> int:
@@ -150,12 +184,18 @@ def _backfill(args: argparse.Namespace) -> int:
     for s in [*summary["screened"], *summary["skipped"]]:
         _print_summary(s)
     for f in summary["failed"]:
-        print(f"{args.dataset} {f['partition']}: FAILED: {f['error']}")
+        if f.get("summary"):
+            _print_summary(f["summary"])
+        else:
+            print(f"{args.dataset} {f['partition']}: FAILED: {f['error']}")
+    warned = [s for s in [*summary["screened"], *summary["skipped"]] if s.get("status") == "warned"]
     print(
         f"backfill: {len(summary['screened'])} screened, {len(summary['skipped'])} skipped, "
-        f"{len(summary['failed'])} failed"
+        f"{len(summary['failed'])} failed ({len(warned)} warned)"
     )
-    return EXIT_FAILED if summary["failed"] else EXIT_OK
+    if summary["failed"]:
+        return EXIT_FAILED
+    return exit_code("warned" if warned else "passed", args.fail_on)
 
 
 def _demo(args: argparse.Namespace) -> int:

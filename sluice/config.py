@@ -24,6 +24,7 @@ ColumnType = Literal["string", "int", "float", "bool", "date", "datetime"]
 COLUMN_TYPES: tuple[str, ...] = ("string", "int", "float", "bool", "date", "datetime")
 SourceFormat = Literal["csv", "parquet", "ndjson"]
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+POLICY_COLUMNS = ("_row", "_table", "outlier")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -170,8 +171,79 @@ class ReferenceSpec(_Strict):
     )
 
 
+class Threshold(_Strict):
+    """Shares of rows (0 to 1) above which a run warns or fails.
+
+    Both levels must be written; ``null`` switches one off, so none is off by omission.
+    """
+
+    warn: float | None = Field(ge=0.0, le=1.0)
+    error: float | None = Field(ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Threshold:
+        if self.warn is not None and self.error is not None and self.warn > self.error:
+            raise ValueError(f"warn ({self.warn}) must not be above error ({self.error})")
+        return self
+
+
+class StagePolicies(_Strict):
+    """Thresholds on the share of rows each stage quarantines."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    ingest: Threshold = Field(
+        default_factory=lambda: Threshold(warn=0.01, error=0.5),
+        description="Rows that did not parse: type, malformed or encoding failures.",
+    )
+    validate_: Threshold = Field(
+        default_factory=lambda: Threshold(warn=0.05, error=0.5), alias="validate"
+    )
+    screen: Threshold = Field(default_factory=lambda: Threshold(warn=0.05, error=0.5))
+
+    def of(self, stage: str) -> Threshold:
+        """The threshold of ``ingest``, ``validate`` or ``screen``."""
+        return {"ingest": self.ingest, "validate": self.validate_, "screen": self.screen}[stage]
+
+
+class AlertPolicy(_Strict):
+    """When a run raises a ``sluice.partition.quarantine_rate_high`` event."""
+
+    max_quarantine_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+
+
+class PoliciesSpec(_Strict):
+    """How a run is judged: passed, warned or failed (docs/design.md, "Severities and verdicts").
+
+    Every share is of the rows that came in. ``per_rule`` applies to each reason
+    (``column|rule``); ``rules`` gives a reason its own threshold instead.
+    """
+
+    quarantine: Threshold = Field(default_factory=lambda: Threshold(warn=0.05, error=0.5))
+    stages: StagePolicies = Field(default_factory=StagePolicies)
+    per_rule: Threshold = Field(default_factory=lambda: Threshold(warn=None, error=0.5))
+    rules: dict[str, Threshold] = Field(default_factory=dict)
+    could_not_run: Literal["warn", "error"] = Field(
+        default="warn", description="What an expectation that could not run does to the run."
+    )
+    alerts: AlertPolicy = Field(default_factory=AlertPolicy)
+
+    @field_validator("rules")
+    @classmethod
+    def _reasons(cls, v: dict[str, Threshold]) -> dict[str, Threshold]:
+        for name in v:
+            column, _, rule = name.partition("|")
+            if not column or not rule:
+                raise ValueError(f"rules are keyed by reason 'column|rule', not {name!r}")
+        return v
+
+    def rule(self, reason: str) -> Threshold:
+        """The threshold of one reason: its own when ``rules`` names it, else ``per_rule``."""
+        return self.rules.get(reason, self.per_rule)
+
+
 class DatasetSpec(_Strict):
-    """One dataset: its source, schema, keys, suite, detectors and outputs."""
+    """One dataset: its source, schema, keys, suite, detectors, policies and outputs."""
 
     name: str
     description: str = ""
@@ -179,10 +251,18 @@ class DatasetSpec(_Strict):
     partition: PartitionSpec = Field(default_factory=PartitionSpec)
     schema_: dict[str, ColumnSpec | ColumnType] = Field(alias="schema", min_length=1)
     keys: list[str] = Field(default_factory=list)
+    duplicates: Literal["keep_first", "keep_none"] = Field(
+        default="keep_first",
+        description=(
+            "Rows sharing a key: keep_first keeps the first by source order and quarantines "
+            "the later ones; keep_none quarantines every one of them."
+        ),
+    )
     suite: str
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     detectors: list[DetectorSpec] = Field(default_factory=list)
     reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
+    policies: PoliciesSpec = Field(default_factory=PoliciesSpec)
     outputs: OutputSpec
 
     @field_validator("name")
@@ -202,6 +282,14 @@ class DatasetSpec(_Strict):
             for f in d.feature_specs():
                 if f.column not in cols:
                     raise ValueError(f"detector {d.name!r} uses {f.column!r}, not in the schema")
+        for r in self.policies.rules:
+            named = r.split("|", 1)[0].split(",")
+            unknown = [c for c in named if c not in cols and c not in POLICY_COLUMNS]
+            if unknown:
+                raise ValueError(
+                    f"policies.rules names {r!r}: {unknown[0]!r} is not a column of the schema "
+                    f"(nor one of {', '.join(POLICY_COLUMNS)})"
+                )
         for c in cols:
             if c.startswith("_"):
                 raise ValueError(f"column {c!r}: names starting with '_' are reserved for sluice")

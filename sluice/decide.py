@@ -13,11 +13,12 @@ import numpy as np
 import polars as pl
 
 from sluice.failures import concat_failures, make_failures
-from sluice.ingest import MALFORMED, PROVENANCE, ROW_ID
+from sluice.ingest import MALFORMED, PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW
 
 QUARANTINING = ("error", "critical")
 RAW = "_raw"
 EXTRA = "_extra"
+KEY_RULE = "key_duplicate"
 
 
 def checksum(ids: pl.Series) -> str:
@@ -163,3 +164,94 @@ def _declared(frame: pl.DataFrame, declared: Mapping[str, pl.DataType]) -> pl.Da
             for c, t in declared.items()
         ),
     )
+
+
+def key_duplicates(
+    frame: pl.DataFrame, keys: Sequence[str], policy: str = "keep_first"
+) -> pl.DataFrame:
+    """Failures ``<keys>|key_duplicate`` for rows that share the value of the dataset's keys.
+
+    ``frame`` holds ``_row_id``, the provenance columns and the key columns, in source order.
+    ``keep_first`` fails every occurrence after the first, ``keep_none`` every occurrence; the
+    details name the first occurrence (``duplicate_of``: its ``_row_id``, ``duplicate_of_file``
+    and ``duplicate_of_row``: its source file and 0-based record number) and the group's size.
+    A row with a null in a key column has no key to compare and is left to the suite.
+    """
+    keys = list(keys)
+    if not keys or any(k not in frame.columns for k in keys):
+        return concat_failures([])
+    rows = frame.select(ROW_ID, SOURCE_FILE, SOURCE_ROW, *keys).filter(
+        pl.all_horizontal(pl.col(k).is_not_null() for k in keys) & pl.struct(keys).is_duplicated()
+    )
+    if rows.is_empty():
+        return concat_failures([])
+    groups = rows.with_columns(
+        pl.len().over(keys).alias("group_size"),
+        pl.col(ROW_ID).first().over(keys).alias("duplicate_of"),
+        pl.col(SOURCE_FILE).first().over(keys).alias("duplicate_of_file"),
+        pl.col(SOURCE_ROW).first().over(keys).alias("duplicate_of_row"),
+        pl.lit(keys, dtype=pl.List(pl.String)).alias("keys"),
+    )
+    if policy == "keep_first":
+        groups = groups.filter(pl.col(ROW_ID) != pl.col("duplicate_of"))
+    details = groups.select(
+        pl.struct(
+            "duplicate_of", "duplicate_of_file", "duplicate_of_row", "group_size", "keys"
+        ).struct.json_encode()
+    ).to_series()
+    if len(keys) == 1:
+        values = groups.get_column(keys[0]).cast(pl.String)
+    else:
+        values = groups.select(
+            pl.struct([pl.col(k).cast(pl.String) for k in keys]).struct.json_encode()
+        ).to_series()
+    return make_failures(
+        groups.get_column(ROW_ID),
+        column=",".join(keys),
+        rule=KEY_RULE,
+        severity="error",
+        values=values,
+        details=details,
+    )
+
+
+def trace_duplicates(failures: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+    """Add the source file and row of ``duplicate_of`` to every failure's details that name one.
+
+    ``frame`` holds ``_row_id`` and the provenance columns of every row of the partition.
+    Details that already name the file are left as they are.
+    """
+    if failures.is_empty():
+        return failures
+    hit = (
+        pl.col("details").str.contains('"duplicate_of":', literal=True)
+        & ~pl.col("details").str.contains('"duplicate_of_file":', literal=True)
+    ).fill_null(False)
+    marked = failures.with_row_index("_i").filter(hit)
+    if marked.is_empty():
+        return failures
+    firsts = frame.select(
+        pl.col(ROW_ID).alias("_dup"),
+        pl.col(SOURCE_FILE).alias("duplicate_of_file"),
+        pl.col(SOURCE_ROW).alias("duplicate_of_row"),
+    )
+    joined = (
+        marked.with_columns(
+            pl.col("details")
+            .str.json_path_match("$.duplicate_of")
+            .cast(pl.UInt64, strict=False)
+            .alias("_dup")
+        )
+        .join(firsts, on="_dup", how="inner")
+        .with_columns(
+            pl.concat_str(
+                pl.col("details").str.strip_suffix("}"),
+                pl.lit(","),
+                pl.struct("duplicate_of_file", "duplicate_of_row")
+                .struct.json_encode()
+                .str.strip_prefix("{"),
+            ).alias("details")
+        )
+    )
+    out = failures.with_row_index("_i").update(joined.select("_i", "details"), on="_i")
+    return out.drop("_i")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class SluiceError(Exception):
@@ -48,7 +49,15 @@ class InputError(SluiceError):
     """A source partition that cannot be read at all (missing, unreadable, wrong format)."""
 
 
-class CriticalCheckFailed(SluiceError):
-    """A critical expectation failed: the partition is quarantined whole and the run fails."""
+class RunFailed(SluiceError):
+    """A run's verdict is ``failed``: its outputs are written, its causes are in ``summary``."""
 
     exit_code = 1
+
+    def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+class CriticalCheckFailed(RunFailed):
+    """A critical expectation failed: the partition is quarantined whole and the run fails."""

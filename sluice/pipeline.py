@@ -20,7 +20,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -32,14 +32,31 @@ from detectors.spec import DetectorSpec
 from expectations.engine import validate
 from expectations.failures import failures_from_outcomes
 from expectations.results import Suite
-from expectations.suite import load_suite, partition_parameters
+from expectations.suite import UNIQUENESS_TYPES, load_suite, partition_parameters
 from sluice.config import LoadedSpec, Partition, find_spec
-from sluice.decide import Split, add_checksums, checksum, drop_shadowed, split
+from sluice.decide import (
+    Split,
+    add_checksums,
+    checksum,
+    drop_shadowed,
+    key_duplicates,
+    split,
+    trace_duplicates,
+)
 from sluice.errors import ConfigError
 from sluice.failures import concat_failures
 from sluice.ingest import ROW_ID, ingest, polars_dtype
 from sluice.report import append_history, stage_report
 from sluice.report.history import history_dir
+from sluice.verdict import (
+    Verdict,
+    hinted_reasons,
+    judge,
+    measure,
+    type_hints,
+    verdict_state,
+    why_not_run,
+)
 from sluice.write import (
     MANIFEST_NAME,
     PARQUET_NAME,
@@ -310,15 +327,58 @@ def _validate(run: Run) -> dict[str, Any]:
     data = frame.drop("_source_file", "_source_row")
     outcomes = validate(data.drop(ROW_ID), run.suite, run.engine)
     result = failures_from_outcomes(data, outcomes)
+    for v in result.verdicts:
+        v.setdefault("state", verdict_state(v))
+        if v["state"] == "could_not_run":
+            v.setdefault("why", why_not_run(v))
+    keys, by_suite = _key_check(run)
+    key_failures = (
+        key_duplicates(frame, keys, run.loaded.spec.duplicates)
+        if keys and by_suite is None
+        else None
+    )
+    found = concat_failures([result.failures, *([] if key_failures is None else [key_failures])])
     ingest_failures = pl.read_parquet(run.file("ingest_failures.parquet"))
-    failures = drop_shadowed(result.failures, ingest_failures)
+    failures = trace_duplicates(drop_shadowed(found, ingest_failures), frame)
     write_parquet(failures, run.file("validation_failures.parquet"))
     return {
         "engine": run.engine,
         "verdicts": result.verdicts,
         "critical_failed": result.critical_failed,
         "failures": failures.height,
+        "keys": {
+            "columns": keys,
+            "duplicates": run.loaded.spec.duplicates,
+            "enforced_by": (
+                "none"
+                if not keys
+                else f"suite entry {by_suite}"
+                if by_suite is not None
+                else "keys check"
+            ),
+            "duplicate_rows": 0 if key_failures is None else key_failures.height,
+        },
     }
+
+
+def _key_check(run: Run) -> tuple[list[str], int | None]:
+    """The dataset's key columns, and the index of a suite entry that already enforces them.
+
+    A uniqueness entry over exactly the key columns, quarantining (severity error or
+    critical), without a row condition and with the spec's duplicate policy does the same job:
+    the keys check then adds nothing, so a duplicate row carries one reason, not two.
+    """
+    keys = list(run.loaded.spec.keys)
+    for e in run.suite.entries:
+        if (
+            e.type in UNIQUENESS_TYPES
+            and set(e.columns) == set(keys)
+            and e.severity in ("error", "critical")
+            and not e.kwargs.get("row_condition")
+            and e.duplicates == run.loaded.spec.duplicates
+        ):
+            return keys, e.index
+    return keys, None
 
 
 def _screen(run: Run) -> dict[str, Any]:
@@ -417,13 +477,38 @@ def _critical_checks(run: Run) -> list[tuple[str, str, str]]:
         for c in run.facts("ingest")["missing_columns"]
     ]
     for v in run.facts("validate")["verdicts"]:
-        if v["severity"] == "critical" and not v["success"]:
+        state = verdict_state(v)
+        if v["severity"] == "critical" and state != "passed":
             column, rule = v["reason"].split("|", 1)
             observed = v.get("observed_value")
-            checks.append(
-                (column, rule, f"observed {observed!r}" if observed is not None else rule)
-            )
+            if state == "could_not_run":
+                detail = f"could not run: {v.get('why') or v.get('exception') or rule}"
+            else:
+                detail = f"observed {observed!r}" if observed is not None else rule
+            checks.append((column, rule, detail))
     return checks
+
+
+def _judge(
+    run: Run, failures: pl.DataFrame, counts: dict[str, Any], critical: list[str]
+) -> Verdict:
+    """Measure the run and judge it against the dataset's policies (sluice.verdict)."""
+    verdicts = run.facts("validate")["verdicts"]
+    critical_names = set(critical)
+    measured = measure(
+        failures,
+        rows_in=counts["in"],
+        quarantined=counts["quarantine"],
+        critical=critical,
+        verdicts=[v for v in verdicts if v.get("reason") not in critical_names],
+    )
+    policies = run.loaded.spec.policies
+    verdict = judge(measured, policies)
+    wanted = hinted_reasons(verdict, measured)
+    if wanted:
+        hints = type_hints(failures, run.loaded.spec.columns, wanted)
+        verdict = judge(replace(measured, hints=hints), policies)
+    return verdict
 
 
 @dataclass(frozen=True)
@@ -517,13 +602,15 @@ def _write_committed(
         sums["clean"], sums["quarantine"]
     )
     ingest_facts, val, scr = run.facts("ingest"), run.facts("validate"), run.facts("screen")
+    verdict = _judge(run, result.failures, counts, list(result.critical))
     manifest: dict[str, Any] = {
         "manifest_version": MANIFEST_VERSION,
         "run_id": run.run_id,
         "dataset": run.loaded.name,
         "partition": {"key": part.key, "value": str(part), "kind": part.kind},
-        "status": "failed" if result.critical else "passed",
+        "status": verdict.status,
         "critical": list(result.critical),
+        "verdict": {**verdict.as_dict(), "policies": _policies(run)},
         "started_at": (started or dt.datetime.now(dt.UTC)).isoformat(),
         "counts": counts,
         "checksums": {**sums, "algorithm": "sum of _row_id mod 2^64, hex"},
@@ -541,7 +628,11 @@ def _write_committed(
             "sha256": run.suite.sha256,
             "entries": len(run.suite.entries),
         },
-        "validation": {"engine": val["engine"], "verdicts": val["verdicts"]},
+        "validation": {
+            "engine": val["engine"],
+            "verdicts": val["verdicts"],
+            "keys": val.get("keys", {}),
+        },
         "detectors": scr.get("models", []),
         "screen": {
             k: v for k, v in scr.items() if k in ("skipped", "rows", "seconds", "reference")
@@ -572,10 +663,16 @@ def _write_committed(
         "partition": str(part),
         "status": manifest["status"],
         "critical": manifest["critical"],
+        "causes": [c.as_dict() for c in verdict.causes],
         "counts": counts,
         "manifest": str(final / MANIFEST_NAME),
         "conservation": holds,
     }
+
+
+def _policies(run: Run) -> dict[str, Any]:
+    data: dict[str, Any] = run.loaded.spec.policies.model_dump(mode="json", by_alias=True)
+    return data
 
 
 def _counts(failures: pl.DataFrame, n_in: int, n_clean: int, n_quarantine: int) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 Three artifacts, so the Prefect UI shows each one's history across runs:
 
-- ``sluice-<dataset>-summary`` (markdown): the verdict, the counts, and what needs attention
-  (metric alarms and drifted columns, as the report shows them);
+- ``sluice-<dataset>-summary`` (markdown): the verdict (passed, WARNED or FAILED) with each of
+  its causes, the counts, and what needs attention (metric alarms and drifted columns, as the
+  report shows them);
 - ``sluice-<dataset>-failed-rules`` (table): every reason that marked rows, with its row count;
 - ``sluice-<dataset>-report`` (link): the run's ``report.html``.
 
@@ -126,9 +127,21 @@ def artifact_payloads(summary: dict[str, Any], manifest: dict[str, Any]) -> Arti
     n_in = max(int(counts.get("in", 0)), 1)
     status = str(manifest.get("status") or summary.get("status", ""))
     findings = manifest.get("findings") or {}
+    causes = (manifest.get("verdict") or {}).get("causes") or summary.get("causes") or []
     lines = [
-        f"# {dataset} {partition}: {status}",
+        f"# {dataset} {partition}: {status if status == 'passed' else status.upper()}",
         "",
+    ]
+    if causes:
+        lines += [
+            *(
+                f"- **{'error' if c.get('level') == 'error' else 'warning'}**: "
+                f"{c.get('message', '')}"
+                for c in causes
+            ),
+            "",
+        ]
+    lines += [
         f"**{fmt_num(int(counts.get('clean', 0)))} of {fmt_num(int(counts.get('in', 0)))} rows "
         f"clean ({fmt_pct(counts.get('clean', 0) / n_in)})**, "
         f"{fmt_num(int(counts.get('quarantine', 0)))} quarantined.",
@@ -150,7 +163,8 @@ def artifact_payloads(summary: dict[str, Any], manifest: dict[str, Any]) -> Arti
         lines += [drift_line(d) for d in drift]
     elif findings:
         lines.append(
-            f"Nothing unusual: {findings.get('judged_metrics', 0)} metrics judged against their "
+            f"{'Nothing unusual' if status == 'passed' else 'No metric alarm, no drift'}: "
+            f"{findings.get('judged_metrics', 0)} metrics judged against their "
             f"history ({findings.get('learning_metrics', 0)} still learning), "
             f"{len(findings.get('drift_tested', []))} columns tested for drift."
         )

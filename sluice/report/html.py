@@ -9,6 +9,7 @@ a report from unchanged outputs gives the same bytes.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from sluice.report.metrics import (
     Example,
     Histogram,
 )
+from sluice.verdict import verdict_state, why_not_run
 
 if TYPE_CHECKING:
     from sluice.report.build import Report
@@ -54,11 +56,14 @@ nav{margin:10px 0 0;font-size:13px}nav a{margin-right:14px;color:var(--accent);t
 margin:14px 0;border:1px solid}
 .verdict.passed{background:var(--okbg);border-color:#9ae6b4}
 .verdict.failed{background:var(--badbg);border-color:#feb2b2}
+.verdict.warned{background:var(--warnbg);border-color:#f6e05e}
+.causes{margin:6px 0 0;padding-left:18px}.causes li{margin:2px 0}
 .badge{display:inline-block;padding:2px 8px;border-radius:10px;font-size:12px;font-weight:600;
 color:#fff}
 .badge.passed,.badge.ok{background:var(--ok)}.badge.failed,.badge.alarm,.badge.drift{
 background:var(--bad)}.badge.learning,.badge.skipped{background:#718096}
-.badge.warn{background:var(--warn)}.badge.big{font-size:16px;padding:4px 12px}
+.badge.warn,.badge.warned,.badge.could_not_run{background:var(--warn)}
+.badge.big{font-size:16px;padding:4px 12px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:10px}
 .card{background:#fff;border:1px solid var(--line);border-radius:8px;padding:10px 12px}
 .card .n{font-size:22px;font-weight:600}.card .l{color:var(--muted);font-size:12px}
@@ -176,6 +181,7 @@ def _header(r: Report) -> Safe:
             [
                 el("a", {"href": f"#{a}"}, t)
                 for a, t in (
+                    ("expectations", "Expectations"),
                     ("rules", "Failed rules"),
                     ("outliers", "Outliers"),
                     ("columns", "Columns"),
@@ -194,11 +200,29 @@ def _verdict(r: Report) -> Safe:
     n = max(int(c["in"]), 1)
     status = str(m.get("status", "passed"))
     crit = m.get("critical") or []
+    causes = (m.get("verdict") or {}).get("causes") or []
     text = (
         f"{fmt_num(int(c['clean']))} of {fmt_num(int(c['in']))} rows clean "
         f"({fmt_pct(c['clean'] / n)}); {fmt_num(int(c['quarantine']))} quarantined"
     )
     attention = len(r.alarms) + len(r.drifted)
+    listed = el(
+        "ul",
+        {"class": "causes", "id": "causes"},
+        [
+            el(
+                "li",
+                {"class": f"cause {cause.get('level', '')}"},
+                _badge(
+                    "error" if cause.get("level") == "error" else "warning",
+                    "failed" if cause.get("level") == "error" else "warn",
+                ),
+                " ",
+                cause.get("message", ""),
+            )
+            for cause in causes
+        ],
+    )
     return el(
         "div",
         {"class": f"verdict {status}", "id": "verdict"},
@@ -221,6 +245,7 @@ def _verdict(r: Report) -> Safe:
                 " · conservation ",
                 "holds" if m.get("conservation", {}).get("holds") else "BROKEN",
             ),
+            listed if causes else "",
         ),
     )
 
@@ -284,10 +309,17 @@ def _attention(r: Report) -> Safe:
         + f"; {tested} columns tested for drift."
     )
     if not items:
+        passed = r.outputs.manifest.get("status", "passed") == "passed"
         return el(
             "div",
-            {"class": "attention quiet", "id": "attention"},
-            el("b", None, "Nothing unusual. "),
+            {"class": f"attention{' quiet' if passed else ''}", "id": "attention"},
+            el(
+                "b",
+                None,
+                "Nothing unusual. "
+                if passed
+                else "No metric alarm and no drift; the verdict above says what is wrong. ",
+            ),
             note,
         )
     return el(
@@ -349,6 +381,104 @@ def _example_rows(ex: Sequence[Example], columns: Sequence[str]) -> Safe:
     return el("table", {"class": "examples"}, head, rows)
 
 
+STATE_LABELS = {"passed": "passed", "failed": "failed", "could_not_run": "could not run"}
+OBSERVED_CHARS = 120
+
+
+def _observed(value: Any) -> str:
+    if value is None:
+        return "–"
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= OBSERVED_CHARS else text[: OBSERVED_CHARS - 1] + "…"
+
+
+def _expectations(r: Report) -> Safe:
+    m = r.outputs.manifest
+    validation = m.get("validation", {})
+    verdicts = validation.get("verdicts", [])
+    n_in = max(int(m["counts"]["in"]), 1)
+    head = el(
+        "tr",
+        None,
+        [
+            el("th", {"class": "num"} if h in ("#", "rows failing", "of rows in") else None, h)
+            for h in ("#", "expectation", "column", "severity", "verdict", "observed",
+                      "rows failing", "of rows in", "note")
+        ],
+    )  # fmt: skip
+    body = []
+    for v in verdicts:
+        state = verdict_state(v)
+        failing = v.get("failing_rows")
+        if failing is None:
+            failing = v.get("unexpected_count")
+        column = str(v.get("reason", "")).split("|", 1)[0]
+        note = why_not_run(v) if state == "could_not_run" else (v.get("note") or "")
+        body.append(
+            el(
+                "tr",
+                {"class": f"expectation {state}" + (" alarm" if state != "passed" else "")},
+                _td_num(v.get("index", "")),
+                el("td", {"class": "mono"}, v.get("type", "")),
+                el("td", {"class": "mono"}, "(table)" if column == "_table" else column),
+                el("td", None, v.get("severity", "")),
+                el(
+                    "td",
+                    {"class": "state"},
+                    _badge(
+                        STATE_LABELS[state],
+                        {"passed": "ok", "failed": "failed"}.get(state, "could_not_run"),
+                    ),
+                ),
+                el("td", {"class": "mono small"}, _observed(v.get("observed_value"))),
+                _td_num("–" if failing is None else fmt_num(int(failing))),
+                _td_num("–" if failing is None else fmt_pct(int(failing) / n_in)),
+                el("td", {"class": "small"}, note),
+            )
+        )
+    keys = validation.get("keys") or {}
+    if keys.get("columns"):
+        rows = int(keys.get("duplicate_rows", 0))
+        by = str(keys.get("enforced_by", ""))
+        own = by == "keys check"
+        body.append(
+            el(
+                "tr",
+                {"class": "expectation keys" + ("" if rows == 0 or not own else " alarm")},
+                _td_num("keys"),
+                el("td", {"class": "mono"}, f"keys unique ({keys.get('duplicates', '')})"),
+                el("td", {"class": "mono"}, ",".join(keys["columns"])),
+                el("td", None, "error"),
+                el(
+                    "td",
+                    {"class": "state"},
+                    _badge("passed", "ok") if rows == 0 or not own else _badge("failed", "failed"),
+                ),
+                el("td", {"class": "mono small"}, "–"),
+                _td_num(fmt_num(rows) if own else "–"),
+                _td_num(fmt_pct(rows / n_in) if own else "–"),
+                el("td", {"class": "small"}, f"enforced by {by}"),
+            )
+        )
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        state = verdict_state(v)
+        counts[state] = counts.get(state, 0) + 1
+    tally = ", ".join(f"{counts[s]} {STATE_LABELS[s]}" for s in STATE_LABELS if counts.get(s))
+    return join(
+        el("h2", {"id": "expectations"}, "Expectations"),
+        el(
+            "p",
+            {"class": "small muted"},
+            f"Every expectation of the suite with its verdict ({tally or 'none'}), batch-level "
+            "ones included. A check that could not run checked no row: its rows are not "
+            "vouched for. Rows failing are the rows the check named, before a cell that did not "
+            "parse is judged by its type failure alone.",
+        ),
+        el("table", {"id": "expectations-table"}, head, body),
+    )
+
+
 def _rules(r: Report) -> Safe:
     if not r.rules:
         return join(el("h2", {"id": "rules"}, "Failed rules"), el("p", None, "No rule failed."))
@@ -368,8 +498,10 @@ def _rules(r: Report) -> Safe:
     for s in r.rules:
         verdict = ""
         if s.verdict is not None:
-            ok = bool(s.verdict.get("success"))
-            verdict = _badge("passed" if ok else "failed", "ok" if ok else "failed")
+            state = verdict_state(s.verdict)
+            verdict = _badge(
+                STATE_LABELS[state], {"passed": "ok", "failed": "failed"}.get(state, state)
+            )
         sev = _badge(s.severity, "warn" if s.severity == "warn" else "failed")
         body.append(
             el(
@@ -849,6 +981,7 @@ def render(r: Report) -> str:
         _verdict(r),
         _attention(r),
         _cards(r),
+        _expectations(r),
         _rules(r),
         _outliers(r),
         _columns(r),

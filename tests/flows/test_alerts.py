@@ -72,3 +72,35 @@ def test_emit_sends_screened_then_each_alert_about_the_partition(
         assert e["related"] == [alerts.dataset_resource("trips")]
     assert sent[0]["payload"]["quarantined"] == 60
     assert sent[1]["payload"]["message"].startswith("trips 2024-03-04: 60.00%")
+
+
+def test_a_warned_run_raises_a_warning_naming_its_causes_and_the_rate_alert_still_applies() -> None:
+    causes = [
+        {"level": "warn", "message": "ingest: 3 of 100 rows (3.0%) did not parse"},
+        {"level": "warn", "message": "x|y: expectation 2 could not run"},
+    ]
+    s = {**summary(100, 6, status="warned"), "causes": causes}
+    warned, high = alerts.judge(s, 0.05)
+    assert warned.event == alerts.WARNED
+    assert warned.message == (
+        "trips 2024-03-04: warned: ingest: 3 of 100 rows (3.0%) did not parse; "
+        "x|y: expectation 2 could not run"
+    )
+    assert warned.payload["causes"] == [c["message"] for c in causes]
+    assert high.event == alerts.QUARANTINE_RATE_HIGH
+    (only,) = alerts.judge(s, 0.5)
+    assert only.event == alerts.WARNED
+
+
+def test_a_run_failed_by_policy_names_its_error_causes_not_the_warnings() -> None:
+    causes = [
+        {"level": "error", "message": "when|type: 100 of 100 rows (100.0%) did not parse"},
+        {"level": "warn", "message": "something minor"},
+    ]
+    s = {**summary(100, 100, status="failed"), "causes": causes}
+    (alert,) = alerts.judge(s, 0.05)
+    assert alert.event == alerts.FAILED
+    assert alert.message == (
+        "trips 2024-03-04: failed: when|type: 100 of 100 rows (100.0%) did not parse"
+    )
+    assert alert.payload["causes"] == [causes[0]["message"]]

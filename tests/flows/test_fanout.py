@@ -91,7 +91,7 @@ def test_a_deployed_backfill_launches_what_is_not_done_and_reads_child_manifests
         "dataset": str(spec),
         "engine": "auto",
         "force": True,
-        "max_quarantine_rate": 0.05,
+        "max_quarantine_rate": None,
     }
     assert launches[0]["run_name"] == "tiny {partition}"
 

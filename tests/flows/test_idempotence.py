@@ -41,7 +41,7 @@ def test_a_partition_screened_from_the_same_inputs_suite_and_spec_is_done(
     assert manifest is not None
     summary = summary_from_manifest(manifest, verdict.manifest)
     assert summary["counts"]["in"] == 2
-    assert summary["status"] == "passed"
+    assert summary["status"] == "warned"  # 1 of 2 rows quarantined: a warned run is done too
     assert summary["manifest"] == str(verdict.manifest)
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from flows.screen import (
     summary_markdown,
 )
 from sluice.config import find_spec
-from sluice.errors import CriticalCheckFailed, InputError
+from sluice.errors import CriticalCheckFailed, InputError, RunFailed
 from tests.conftest import ROOT, SpecFactory
 
 GOOD = "id,amount,count,when,kind\na,1,1,2024-01-01 10:00:00,a\nb,200,2,2024-01-01 11:00:00,c\n"
@@ -76,7 +77,9 @@ def test_backfill_parameters_render_as_a_typed_form() -> None:
     assert props["end"]["format"] == "date"
     assert props["engine"]["enum"] == ["auto", "polars", "gx"]
     assert props["force"]["type"] == "boolean"
-    assert props["max_quarantine_rate"]["maximum"] == 1
+    rate = {k: v for option in props["max_quarantine_rate"]["anyOf"] for k, v in option.items()}
+    assert rate["maximum"] == 1  # or null: the spec's policies.alerts.max_quarantine_rate
+    assert {"type": "null"} in props["max_quarantine_rate"]["anyOf"]
     assert all(p.get("description") for p in props.values()), "document every parameter"
     assert backfill.parameters.required == ["dataset", "start", "end"]
 
@@ -136,7 +139,9 @@ def test_backfill_skips_done_partitions_and_goes_on_past_a_failure(
     assert summary["counts"]["quarantine"] == 1
     assert summary["conservation"] is True
     assert "skipped" not in summary
-    assert [e for e, _ in emitted] == [alerts.SCREENED]
+    assert summary["status"] == "warned"  # half the rows quarantined: above the 5% warn level
+    assert [e for e, _ in emitted] == [alerts.SCREENED, alerts.WARNED]
+    assert "policies.quarantine.warn" in emitted[1][1]["payload"]["message"]
 
     result = backfill(spec, dt.date(2024, 1, 1), dt.date(2024, 1, 3))
     assert [s["partition"] for s in result["screened"]] == ["2024-01-03"]
@@ -153,9 +158,9 @@ def test_backfill_skips_done_partitions_and_goes_on_past_a_failure(
     assert "1 screened, 1 skipped, 1 failed" in table
     rows = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| 2024")]
     assert [[c.strip() for c in r] for r in rows] == [
-        ["2024-01-01", "skipped (passed)"],
+        ["2024-01-01", "skipped (warned)"],
         ["2024-01-02", "failed"],
-        ["2024-01-03", "screened (passed)"],
+        ["2024-01-03", "screened (warned)"],
     ]
 
     manifest = Path(summary["manifest"])
@@ -200,3 +205,49 @@ def test_critical_failure_alerts_and_fails_the_flow_after_writing(
     with pytest.raises(CriticalCheckFailed):  # a failed partition is never "done"
         screen_partition(spec, dt.date(2024, 1, 1))
     assert [e for e, _ in emitted] == [alerts.SCREENED, alerts.FAILED]
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_the_verdict_sets_the_flow_state_warned_completed_or_failed_with_its_summary(
+    make_dataset: SpecFactory, emitted: Emitted
+) -> None:
+    spec = str(make_dataset({"2024-01-01": GOOD}))
+    state = screen_partition(spec, dt.date(2024, 1, 1), return_state=True)
+    assert state.is_completed()
+    assert state.name == "Warned"
+    assert state.message is not None
+    assert "policies.quarantine.warn" in state.message
+    summary: dict[str, Any] = state.result()
+    assert summary["status"] == "warned"
+    assert {c["level"] for c in summary["causes"]} == {"warn"}
+
+    strict = {"quarantine": {"warn": 0.0, "error": 0.25}}
+    spec = str(make_dataset({"2024-01-01": GOOD}, extra={"policies": strict}))
+    emitted.clear()
+    with pytest.raises(RunFailed, match=r"policies\.quarantine\.error") as failed:
+        screen_partition(spec, dt.date(2024, 1, 1), force=True)
+    assert failed.value.summary is not None
+    assert failed.value.summary["status"] == "failed"
+    assert [e for e, _ in emitted] == [alerts.SCREENED, alerts.FAILED]
+    assert "policies.quarantine.error" in emitted[1][1]["payload"]["message"]
+    manifest = json.loads(Path(failed.value.summary["manifest"]).read_text())
+    assert manifest["status"] == "failed"
+    assert manifest["verdict"]["policies"]["quarantine"] == strict["quarantine"]
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_the_alert_threshold_comes_from_the_spec_and_the_flow_parameter_overrides_it(
+    make_dataset: SpecFactory, emitted: Emitted
+) -> None:
+    lenient = {
+        "quarantine": {"warn": None, "error": None},
+        "stages": {"validate": {"warn": None, "error": None}},
+        "alerts": {"max_quarantine_rate": 0.6},
+    }
+    spec = str(make_dataset({"2024-01-01": GOOD}, extra={"policies": lenient}))
+    summary: dict[str, Any] = screen_partition(spec, dt.date(2024, 1, 1))
+    assert summary["status"] == "passed"
+    assert [e for e, _ in emitted] == [alerts.SCREENED]  # 50% is below the spec's 60%
+    emitted.clear()
+    screen_partition(spec, dt.date(2024, 1, 1), force=True, max_quarantine_rate=0.4)
+    assert [e for e, _ in emitted] == [alerts.SCREENED, alerts.QUARANTINE_RATE_HIGH]

@@ -117,7 +117,9 @@ def test_a_flow_run_publishes_the_three_artifacts(make_dataset: SpecFactory) -> 
     by_key = {a.key: a for a in found}
     assert set(by_key) == set(keys)
     assert by_key[keys[0]].type == "markdown"
-    assert "# tiny 2024-01-01: passed" in str(by_key[keys[0]].data)
+    data = str(by_key[keys[0]].data)
+    assert "# tiny 2024-01-01: WARNED" in data  # half the rows quarantined
+    assert "- **warning**: run: 1 of 2 rows (50.0%) quarantined" in data
     assert by_key[keys[1]].type == "table"
     assert "amount|expect_column_values_to_be_between" in str(by_key[keys[1]].data)
     report = Path(summary["manifest"]).parent / "report.html"
