@@ -10,6 +10,8 @@ partition (:mod:`flows.fanout`).
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,6 +42,9 @@ from sluice.pipeline import Run, stage_ingest, stage_screen, stage_validate, sta
 from sluice.progress import progress
 from sluice.report.artifacts import artifact_key, publish_artifacts
 
+PARTITION_LOG = "prefect.flow_runs.partitions"
+"""The logger of a backfill's one line per finished partition: a child of Prefect's flow-run
+logger, so the lines reach the run's logs in the API; the CLI also prints them on stderr."""
 IO_RETRIES = 3
 IO_BACKOFF_SECONDS = 5.0
 IO_RETRY_JITTER = 0.5
@@ -223,6 +228,50 @@ def screen_partition(
     return summary
 
 
+def partition_line(
+    dataset: str, partition: str, outcome: dict[str, Any] | None, error: str | None, seconds: float
+) -> str:
+    """One finished partition of a backfill, in one line: status, rows and seconds.
+
+    ``outcome`` is the partition's summary (screened or skipped); ``error`` why it failed.
+    """
+    head = f"{dataset} {partition}: "
+    if outcome is None:
+        text = " ".join(str(error or "failed").split())
+        return f"{head}FAILED: {text} ({seconds:.1f} s)"
+    c = outcome["counts"]
+    status = str(outcome["status"])
+    if outcome.get("skipped"):
+        status = f"skipped ({status}: {outcome['skipped']})"
+    return (
+        f"{head}{status}: {c['in']} rows in, {c['clean']} clean, {c['quarantine']} quarantined "
+        f"({seconds:.1f} s)"
+    )
+
+
+class _Finished:
+    """Logs each finished partition of a backfill as it finishes, numbered ``[k/n]``."""
+
+    def __init__(self, dataset: str, total: int) -> None:
+        self.dataset = dataset
+        self.total = total
+        self.count = 0
+        self.log = logging.getLogger(PARTITION_LOG)
+        self.extra: dict[str, Any] = dict(getattr(get_run_logger(), "extra", None) or {})
+
+    def __call__(
+        self,
+        partition: str,
+        outcome: dict[str, Any] | None,
+        error: str | None = None,
+        seconds: float = 0.0,
+    ) -> None:
+        self.count += 1
+        line = partition_line(self.dataset, partition, outcome, error, seconds)
+        level = logging.INFO if outcome is not None else logging.ERROR
+        self.log.log(level, "[%d/%d] %s", self.count, self.total, line, extra=self.extra)
+
+
 def _backfill_partitions(loaded: LoadedSpec, start: dt.date, end: dt.date) -> list[Partition]:
     try:
         return partition_range(loaded.spec.partition, start, end)
@@ -235,15 +284,19 @@ def _in_process(
     dataset: str,
     parts: list[Partition],
     options: dict[str, Any],
+    finished: _Finished,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     screened: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     for part in parts:
+        t0 = time.perf_counter()
         state = screen_partition(dataset, part.start, return_state=True, **options)
+        seconds = time.perf_counter() - t0
         if state.is_completed():
             result: dict[str, Any] = state.result()
             (skipped if result.get("skipped") else screened).append(result)
+            finished(str(part), result, seconds=seconds)
             continue
         try:
             state.result()
@@ -251,6 +304,7 @@ def _in_process(
         except Exception as exc:
             message = str(exc)
         failed.append({"partition": str(part), "error": message})
+        finished(str(part), None, message, seconds)
     return screened, skipped, failed
 
 
@@ -259,6 +313,7 @@ def _fan_out(
     dataset: str,
     parts: list[Partition],
     options: dict[str, Any],
+    finished: _Finished,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     label = _dataset_label(dataset)
     ids = fanout.launch(
@@ -270,16 +325,25 @@ def _fan_out(
     skipped: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     by_name = {str(p): p for p in parts}
-    for child in fanout.wait(ids):
-        if not child.ok:
-            failed.append({"partition": child.partition, "error": child.message})
-            continue
-        path = manifest_path(loaded, by_name[child.partition])
-        manifest = read_manifest(path)
-        if manifest is None:
-            failed.append({"partition": child.partition, "error": f"no manifest at {path}"})
-            continue
-        screened.append(summary_from_manifest(manifest, path))
+
+    def collect(child: fanout.ChildRun) -> None:
+        error = child.message
+        if child.ok:
+            path = manifest_path(loaded, by_name[child.partition])
+            manifest = read_manifest(path)
+            if manifest is not None:
+                summary = summary_from_manifest(manifest, path)
+                screened.append(summary)
+                finished(child.partition, summary, seconds=child.seconds)
+                return
+            error = f"no manifest at {path}"
+        failed.append({"partition": child.partition, "error": error})
+        finished(child.partition, None, error, child.seconds)
+
+    fanout.wait(ids, on_final=collect)
+    order = {str(p): i for i, p in enumerate(parts)}
+    screened.sort(key=lambda s: order.get(str(s["partition"]), len(order)))
+    failed.sort(key=lambda f: order.get(str(f["partition"]), len(order)))
     return screened, skipped, failed
 
 
@@ -341,15 +405,17 @@ def backfill(
     logger = get_run_logger()
     loaded = find_spec(dataset)
     parts = _backfill_partitions(loaded, start, end)
+    finished = _Finished(loaded.name, len(parts))
     todo: list[Partition] = []
     skipped: list[dict[str, Any]] = []
     for part in parts:
+        t0 = time.perf_counter()
         done = None if force else skipped_summary(check_done(loaded, part))
         if done is None:
             todo.append(part)
             continue
-        logger.info("%s %s: skipped: %s", loaded.name, part, done["skipped"])
         skipped.append(done)
+        finished(str(part), done, seconds=time.perf_counter() - t0)
     options = {"engine": engine, "force": force, "max_quarantine_rate": max_quarantine_rate}
     fan_out = bool(todo) and fanout.in_deployment() and fanout.deployment_exists()
     if todo and fanout.in_deployment() and not fan_out:
@@ -359,7 +425,7 @@ def backfill(
         )
     runner = _fan_out if fan_out else _in_process
     screened, also_skipped, failed = (
-        runner(loaded, dataset, todo, options) if todo else ([], [], [])
+        runner(loaded, dataset, todo, options, finished) if todo else ([], [], [])
     )
     summary: dict[str, Any] = {
         "dataset": loaded.name,

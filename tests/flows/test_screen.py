@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from prefect.runtime import flow_run
 from flows import alerts, fanout
 from flows.parameters import dataset_names
 from flows.screen import (
+    PARTITION_LOG,
     backfill,
     is_transient,
     scheduled_partition,
@@ -128,7 +130,7 @@ def emitted(monkeypatch: pytest.MonkeyPatch) -> Emitted:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_backfill_skips_done_partitions_and_goes_on_past_a_failure(
-    make_dataset: SpecFactory, tmp_path: Path, emitted: Emitted
+    make_dataset: SpecFactory, tmp_path: Path, emitted: Emitted, caplog: pytest.LogCaptureFixture
 ) -> None:
     spec = str(make_dataset({"2024-01-01": GOOD, "2024-01-03": GOOD}))
     summary: dict[str, Any] = screen_partition(spec, dt.date(2024, 1, 1), max_quarantine_rate=0.6)
@@ -138,7 +140,21 @@ def test_backfill_skips_done_partitions_and_goes_on_past_a_failure(
     assert "skipped" not in summary
     assert [e for e, _ in emitted] == [alerts.SCREENED]
 
+    caplog.set_level(logging.INFO, logger=PARTITION_LOG)
     result = backfill(spec, dt.date(2024, 1, 1), dt.date(2024, 1, 3))
+    lines = [r for r in caplog.records if r.name == PARTITION_LOG]
+    assert [r.getMessage().split(":")[0] for r in lines] == [
+        "[1/3] tiny 2024-01-01",
+        "[2/3] tiny 2024-01-02",
+        "[3/3] tiny 2024-01-03",
+    ]
+    assert [r.levelname for r in lines] == ["INFO", "ERROR", "INFO"]
+    assert "FAILED: " in lines[1].getMessage()
+    assert "2 rows in, 1 clean, 1 quarantined" in lines[2].getMessage()
+    assert len({getattr(r, "flow_run_id", None) for r in lines} - {None}) == 1  # the run's logs
+    api = logging.getLogger("prefect.flow_runs").handlers
+    assert PARTITION_LOG.startswith("prefect.flow_runs.")
+    assert any(type(h).__name__ == "APILogHandler" for h in api)
     assert [s["partition"] for s in result["screened"]] == ["2024-01-03"]
     assert [s["partition"] for s in result["skipped"]] == ["2024-01-01"]
     assert "same inputs, suite and spec" in result["skipped"][0]["skipped"]
