@@ -45,7 +45,7 @@ from flows.alerts import QUARANTINE_RATE_HIGH, SCREENED
 from flows.idempotence import file_sha256
 from sluice.demo_data import generate
 from sluice.serve import descendants
-from tests.conftest import ROOT
+from tests.conftest import ROOT, demo_datasets
 
 pytestmark = pytest.mark.e2e
 DAYS = [dt.date(2024, 3, 4) + dt.timedelta(days=i) for i in range(4)]
@@ -146,6 +146,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_WORKER_QUERY_SECONDS="1",
         SLUICE_DEMO_DIR=str(demo),
+        SLUICE_DATASETS=str(demo_datasets(base / "project")),
         SLUICE_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{hook.server_address[1]}/alerts",
     )
     output = base / "serve.out"
