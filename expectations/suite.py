@@ -66,6 +66,9 @@ _NOT_KWARGS: dict[str, str] = {
     "batch_id": "remove it: GX sets it when validating",
 }
 
+NOT_KWARGS = _NOT_KWARGS
+"""Keys that are never arguments of an expectation, and what to do with each instead."""
+
 Path_ = tuple[str | int, ...]
 LineOf = Callable[[Path_], int | None]
 
@@ -208,6 +211,7 @@ def _build(data: Any, *, path: Path | None, sha256: str, line_of: LineOf) -> Sui
             found=type(items).__name__,
             allowed="a JSON array of expectation objects",
         )
+    _precheck(b, items)
     entries = tuple(_entry(b, i, item) for i, item in enumerate(items))
     if len(entries) != len(items):
         raise b.error(
@@ -289,18 +293,62 @@ def _impl(b: _Builder, at: Path_, type_name: str) -> type[Any]:
     from great_expectations.exceptions.exceptions import ExpectationNotFoundError
     from great_expectations.expectations.registry import get_expectation_impl
 
-    key = (*at, "type")
     try:
         return cast(type[Any], get_expectation_impl(type_name))
     except ExpectationNotFoundError:
-        names = registered_types()
-        close = difflib.get_close_matches(type_name, names, n=3, cutoff=0.6)
-        allowed = (
-            "did you mean " + " or ".join(repr(c) for c in close) + "?"
-            if close
-            else f"one of GX's {len(names)} registered expectation types, e.g. {names[0]!r}"
-        )
-        raise b.error("unknown expectation type", key, found=type_name, allowed=allowed) from None
+        raise _unknown_type(b, at, type_name, registered_types()) from None
+
+
+def _unknown_type(b: _Builder, at: Path_, type_name: str, names: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(type_name, names, n=3, cutoff=0.6)
+    allowed = (
+        "did you mean " + " or ".join(repr(c) for c in close) + "?"
+        if close
+        else f"one of GX's {len(names)} registered expectation types, e.g. {names[0]!r}"
+    )
+    return b.error("unknown expectation type", (*at, "type"), found=type_name, allowed=allowed)
+
+
+def _unknown_argument(
+    b: _Builder, at: Path_, type_name: str, key: str, allowed_names: list[str]
+) -> ConfigError:
+    close = difflib.get_close_matches(key, allowed_names, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return b.error(
+        f"unknown argument of {type_name}",
+        (*at, "kwargs", key),
+        found=key,
+        allowed=", ".join(allowed_names) + hint,
+    )
+
+
+def _precheck(b: _Builder, items: list[Any]) -> None:
+    """Refuse an unknown type or argument name from the committed catalog, before GX loads.
+
+    Only what the catalog of the installed GX knows is judged here; everything else, and every
+    value, is left to the entry-by-entry checks with GX.
+    """
+    from expectations.gx_catalog import arguments
+
+    catalog = arguments()
+    if catalog is None:
+        return
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) - _ENTRY_KEYS:
+            continue
+        at: Path_ = ("expectations", i)
+        type_name = item.get("type", item.get("expectation_type"))
+        if not isinstance(type_name, str):
+            continue
+        if type_name not in catalog:
+            raise _unknown_type(b, at, type_name, sorted(catalog))
+        kwargs = item.get("kwargs")
+        if not isinstance(kwargs, dict):
+            continue
+        allowed_names = list(catalog[type_name])
+        for key in kwargs:
+            if key not in _NOT_KWARGS and key not in allowed_names:
+                raise _unknown_argument(b, at, type_name, key, allowed_names)
 
 
 def _check_kwargs(
@@ -320,14 +368,7 @@ def _check_kwargs(
                 allowed=_NOT_KWARGS[key],
             )
         if key not in allowed_names:
-            close = difflib.get_close_matches(key, allowed_names, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise b.error(
-                f"unknown argument of {type_name}",
-                (*at, "kwargs", key),
-                found=key,
-                allowed=", ".join(allowed_names) + hint,
-            )
+            raise _unknown_argument(b, at, type_name, key, allowed_names)
         if isinstance(value, dict) and "$PARAMETER" in value:
             raise b.error(
                 "suite parameters are not supported",
