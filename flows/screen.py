@@ -39,12 +39,9 @@ from flows.parameters import (
 from sluice.config import LoadedSpec, Partition, find_spec, partition_range
 from sluice.errors import CriticalCheckFailed, SluiceError
 from sluice.pipeline import Run, stage_ingest, stage_screen, stage_validate, stage_write
-from sluice.progress import progress
+from sluice.progress import PARTITION_LOG, progress
 from sluice.report.artifacts import artifact_key, publish_artifacts
 
-PARTITION_LOG = "prefect.flow_runs.partitions"
-"""The logger of a backfill's one line per finished partition: a child of Prefect's flow-run
-logger, so the lines reach the run's logs in the API; the CLI also prints them on stderr."""
 IO_RETRIES = 3
 IO_BACKOFF_SECONDS = 5.0
 IO_RETRY_JITTER = 0.5

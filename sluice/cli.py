@@ -138,15 +138,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def _show_partition_lines(*, verbose: bool) -> None:
     """Print each partition's line of a backfill on stderr as it finishes, terminal or not.
 
-    The lines are the backfill flow's run log lines (:data:`flows.screen.PARTITION_LOG`); with
-    ``--verbose`` Prefect's own console handler prints them already.
+    The lines are the backfill flow's run log lines (:data:`sluice.progress.PARTITION_LOG`);
+    with ``--verbose`` Prefect's own console handler prints them already. Imports no Prefect.
     """
     if verbose:
         return
     import logging
 
-    from flows.screen import PARTITION_LOG
-    from sluice.progress import LineHandler
+    from sluice.progress import PARTITION_LOG, LineHandler
 
     logger = logging.getLogger(PARTITION_LOG)
     logger.setLevel(logging.INFO)

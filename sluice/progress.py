@@ -10,6 +10,10 @@ from __future__ import annotations
 import logging
 import sys
 
+PARTITION_LOG = "prefect.flow_runs.partitions"
+"""The logger of a backfill's one line per finished partition: a child of Prefect's flow-run
+logger, so the lines reach the run's logs in the API; the CLI also prints them on stderr."""
+
 _state = {"active": False}
 
 

@@ -13,7 +13,6 @@ from prefect.runtime import flow_run
 from flows import alerts, fanout
 from flows.parameters import dataset_names
 from flows.screen import (
-    PARTITION_LOG,
     backfill,
     is_transient,
     scheduled_partition,
@@ -22,6 +21,7 @@ from flows.screen import (
 )
 from sluice.config import find_spec
 from sluice.errors import CriticalCheckFailed, InputError
+from sluice.progress import PARTITION_LOG
 from tests.conftest import ROOT, SESSION_DATASETS, SpecFactory
 
 GOOD = "id,amount,count,when,kind\na,1,1,2024-01-01 10:00:00,a\nb,200,2,2024-01-01 11:00:00,c\n"
