@@ -75,6 +75,24 @@ LineOf = Callable[[Path_], int | None]
 
 def load_suite(path: str | Path) -> Suite:
     """Read a GX 1.x suite JSON file and return every entry of it, or raise ``ConfigError``."""
+    p, raw, data, line_of = _read(path)
+    return _build(data, path=p, sha256=hashlib.sha256(raw).hexdigest(), line_of=line_of)
+
+
+def check_names(path: str | Path) -> None:
+    """Refuse a suite file that is not JSON, or names an unknown type or argument, without GX.
+
+    The quick part of :func:`load_suite`, which still has to run: the types and arguments are
+    checked against the committed catalog of the installed GX (:mod:`expectations.gx_catalog`).
+    """
+    p, _, data, line_of = _read(path)
+    items = data.get("expectations") if isinstance(data, dict) else None
+    if isinstance(items, list):
+        _precheck(_Builder(p, line_of), items)
+
+
+def _read(path: str | Path) -> tuple[Path, bytes, Any, LineOf]:
+    """The file's path, bytes, parsed JSON and line finder; ConfigError if it is not JSON."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -122,12 +140,7 @@ def load_suite(path: str | Path) -> Suite:
             found=where[-1],
             allowed="each key once per object",
         )
-    return _build(
-        data,
-        path=p,
-        sha256=hashlib.sha256(raw).hexdigest(),
-        line_of=lambda key: _nearest_line(text, places.positions, key),
-    )
+    return p, raw, data, lambda key: _nearest_line(text, places.positions, key)
 
 
 def suite_from_dict(data: Mapping[str, Any], path: str | Path | None = None) -> Suite:

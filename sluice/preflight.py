@@ -1,9 +1,10 @@
 """Check a run's whole configuration before any data moves, and before Prefect is imported.
 
-The dataset spec, the partition value, the suite, the detectors, the output roots and the
-source's storage protocol are checked here, by :func:`preflight`, which ``Run.prepare`` (and so
-every flow) calls and which the CLI calls first, so a typo answers in about a second. Nothing here
-imports Prefect, GX or the report builder, and nothing here opens a connection: a remote source is
+:func:`preflight` checks, cheapest first, the dataset spec, the partition value, the source's
+storage protocol, the output roots, the suite's expectation types and argument names (from a
+committed catalog, without GX), the detectors, and then the whole suite with GX. ``Run.prepare``
+(and so every flow) calls it, and the CLI calls it before it imports Prefect, so a typo is
+answered in seconds. Nothing here imports Prefect or opens a connection: a remote source is
 checked only for the package its protocol needs.
 """
 
@@ -18,7 +19,7 @@ from fsspec.registry import known_implementations
 
 from detectors.spec import DetectorSpec
 from expectations.results import Suite
-from expectations.suite import load_suite
+from expectations.suite import check_names, load_suite
 from sluice.config import LoadedSpec, Partition, find_spec
 from sluice.errors import ConfigError
 
@@ -150,6 +151,7 @@ def preflight(
         ) from None
     check_source(loaded)
     check_outputs(loaded)
+    check_names(loaded.suite_path)
     if check_detectors_too:
         check_detectors(loaded)
     suite = load_suite(loaded.suite_path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from expectations import gx_catalog
-from expectations.suite import load_suite
+from expectations.suite import check_names, load_suite
 from sluice.errors import ConfigError
 from tests.conftest import ROOT, tiny_suite
 
@@ -20,12 +20,13 @@ class Block:
         if name.split(".")[0] == "great_expectations":
             raise ModuleNotFoundError("blocked", name=name)
 sys.meta_path.insert(0, Block())
-from expectations.suite import load_suite
+from expectations.suite import check_names, load_suite
 from sluice.errors import ConfigError
-try:
-    load_suite(sys.argv[1])
-except ConfigError as exc:
-    print(exc)
+for check in (check_names, load_suite):
+    try:
+        check(sys.argv[1])
+    except ConfigError as exc:
+        print(exc)
 """
 
 
@@ -66,9 +67,15 @@ def test_a_misspelt_type_or_argument_is_answered_without_gx(
         timeout=120,
         check=True,
     )
-    assert out.stdout.strip() == str(with_gx.value)
+    assert out.stdout.splitlines() == [str(with_gx.value)] * 2  # check_names, then load_suite
     assert expected in out.stdout
     assert f"{path}:" in out.stdout
+
+
+def test_check_names_passes_a_valid_suite(tmp_path: Path) -> None:
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps(tiny_suite()))
+    check_names(path)
 
 
 def test_a_catalog_of_another_gx_version_is_not_used(
