@@ -389,7 +389,8 @@ def backfill(
     Partitions already done are skipped unless ``force``. Run from a deployment, each partition
     is its own run of the ``screen-partition/on-demand`` deployment, and this run fails when any
     partition failed; called in-process, partitions run as subflows and the caller reads the
-    summary (``screened``, ``skipped``, ``failed``).
+    summary (``screened``, ``skipped``, ``failed``). Each partition is logged in one line as
+    it finishes (:func:`partition_line`, logger :data:`sluice.progress.PARTITION_LOG`).
 
     Args:
         dataset: The dataset to screen: one of the specs in datasets/.
