@@ -16,8 +16,10 @@ class FeatureSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    column: str
-    kind: FeatureKind = "numeric"
+    column: str = Field(description="A column of the schema.")
+    kind: FeatureKind = Field(
+        default="numeric", description="How the column becomes numbers for the detector."
+    )
     encoding: CategoricalEncoding | None = Field(
         default=None, description="Categorical only: frequency (default) or onehot."
     )
@@ -34,13 +36,21 @@ class DetectorSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = "default"
+    name: str = Field(
+        default="default",
+        description="The spec's name, unique in the dataset: outliers get the rule "
+        "`outlier|<name>`.",
+    )
     detector: str | None = Field(
         default=None, description="The registered detector to run; defaults to `name`."
     )
-    params: dict[str, Any] = Field(default_factory=dict)
-    features: list[FeatureSpec | str] = Field(min_length=1)
-    seed: int = 0
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The detector's parameters (checked against its own)."
+    )
+    features: list[FeatureSpec | str] = Field(
+        min_length=1, description="Input columns: a column name (numeric), or a mapping."
+    )
+    seed: int = Field(default=0, description="Random seed, recorded in the manifest.")
     fit: FitMode = Field(
         default="auto",
         description=(

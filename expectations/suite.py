@@ -97,6 +97,8 @@ COLUMN_SET_TYPES: frozenset[str] = frozenset(
 REGEX_KWARGS: tuple[str, ...] = ("regex", "regex_list")
 _UNSAFE_SCHEMA_KEYS = frozenset({"pattern", "patternProperties"})
 _REF_KEYS = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
+NOT_KWARGS = _NOT_KWARGS
+"""Keys that are never arguments of an expectation, and what to do with each instead."""
 
 Path_ = tuple[str | int, ...]
 LineOf = Callable[[Path_], int | None]
@@ -119,6 +121,31 @@ def load_suite(
     of them. ``parameters`` holds the values of :data:`PARAMETER_NAMES` (see
     :func:`partition_parameters`); without them a ``$PARAMETER`` is an error.
     """
+    p, raw, data, line_of = _read(path)
+    return _build(
+        data,
+        path=p,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        line_of=line_of,
+        columns=columns,
+        parameters=parameters,
+    )
+
+
+def check_names(path: str | Path) -> None:
+    """Refuse a suite file that is not JSON, or names an unknown type or argument, without GX.
+
+    The quick part of :func:`load_suite`, which still has to run: the types and arguments are
+    checked against the committed catalog of the installed GX (:mod:`expectations.gx_catalog`).
+    """
+    p, _, data, line_of = _read(path)
+    items = data.get("expectations") if isinstance(data, dict) else None
+    if isinstance(items, list):
+        _precheck(_Builder(p, line_of), items)
+
+
+def _read(path: str | Path) -> tuple[Path, bytes, Any, LineOf]:
+    """The file's path, bytes, parsed JSON and line finder; ConfigError if it is not JSON."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -166,14 +193,7 @@ def load_suite(
             found=where[-1],
             allowed="each key once per object",
         )
-    return _build(
-        data,
-        path=p,
-        sha256=hashlib.sha256(raw).hexdigest(),
-        line_of=lambda key: _nearest_line(text, places.positions, key),
-        columns=columns,
-        parameters=parameters,
-    )
+    return p, raw, data, lambda key: _nearest_line(text, places.positions, key)
 
 
 def suite_from_dict(
@@ -308,6 +328,7 @@ def _build(
             found=type(items).__name__,
             allowed="a JSON array of expectation objects",
         )
+    _precheck(b, items)
     entries = tuple(_entry(b, i, item) for i, item in enumerate(items))
     if len(entries) != len(items):
         raise b.error(
@@ -403,18 +424,62 @@ def _impl(b: _Builder, at: Path_, type_name: str) -> type[Any]:
     from great_expectations.exceptions.exceptions import ExpectationNotFoundError
     from great_expectations.expectations.registry import get_expectation_impl
 
-    key = (*at, "type")
     try:
         return cast(type[Any], get_expectation_impl(type_name))
     except ExpectationNotFoundError:
-        names = registered_types()
-        close = difflib.get_close_matches(type_name, names, n=3, cutoff=0.6)
-        allowed = (
-            "did you mean " + " or ".join(repr(c) for c in close) + "?"
-            if close
-            else f"one of GX's {len(names)} registered expectation types, e.g. {names[0]!r}"
-        )
-        raise b.error("unknown expectation type", key, found=type_name, allowed=allowed) from None
+        raise _unknown_type(b, at, type_name, registered_types()) from None
+
+
+def _unknown_type(b: _Builder, at: Path_, type_name: str, names: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(type_name, names, n=3, cutoff=0.6)
+    allowed = (
+        "did you mean " + " or ".join(repr(c) for c in close) + "?"
+        if close
+        else f"one of GX's {len(names)} registered expectation types, e.g. {names[0]!r}"
+    )
+    return b.error("unknown expectation type", (*at, "type"), found=type_name, allowed=allowed)
+
+
+def _unknown_argument(
+    b: _Builder, at: Path_, type_name: str, key: str, allowed_names: list[str]
+) -> ConfigError:
+    close = difflib.get_close_matches(key, allowed_names, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return b.error(
+        f"unknown argument of {type_name}",
+        (*at, "kwargs", key),
+        found=key,
+        allowed=", ".join(allowed_names) + hint,
+    )
+
+
+def _precheck(b: _Builder, items: list[Any]) -> None:
+    """Refuse an unknown type or argument name from the committed catalog, before GX loads.
+
+    Only what the catalog of the installed GX knows is judged here; everything else, and every
+    value, is left to the entry-by-entry checks with GX.
+    """
+    from expectations.gx_catalog import arguments
+
+    catalog = arguments()
+    if catalog is None:
+        return
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) - _ENTRY_KEYS:
+            continue
+        at: Path_ = ("expectations", i)
+        type_name = item.get("type", item.get("expectation_type"))
+        if not isinstance(type_name, str):
+            continue
+        if type_name not in catalog:
+            raise _unknown_type(b, at, type_name, sorted(catalog))
+        kwargs = item.get("kwargs")
+        if not isinstance(kwargs, dict):
+            continue
+        allowed_names = list(catalog[type_name])
+        for key in kwargs:
+            if key not in _NOT_KWARGS and key not in allowed_names:
+                raise _unknown_argument(b, at, type_name, key, allowed_names)
 
 
 def _check_kwargs(
@@ -434,14 +499,7 @@ def _check_kwargs(
                 allowed=_NOT_KWARGS[key],
             )
         if key not in allowed_names:
-            close = difflib.get_close_matches(key, allowed_names, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise b.error(
-                f"unknown argument of {type_name}",
-                (*at, "kwargs", key),
-                found=key,
-                allowed=", ".join(allowed_names) + hint,
-            )
+            raise _unknown_argument(b, at, type_name, key, allowed_names)
     try:
         impl(**kwargs)
     except Exception as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -34,6 +34,7 @@ class ChildRun:
     flow_run_id: UUID
     ok: bool
     message: str
+    seconds: float = 0.0
 
 
 def in_deployment() -> bool:
@@ -79,8 +80,16 @@ def launch(
     return ids
 
 
-def wait(ids: Mapping[str, UUID], *, poll_seconds: float = POLL_SECONDS) -> list[ChildRun]:
-    """Wait until every run is final; returns them in the order given."""
+def wait(
+    ids: Mapping[str, UUID],
+    *,
+    poll_seconds: float = POLL_SECONDS,
+    on_final: Callable[[ChildRun], None] | None = None,
+) -> list[ChildRun]:
+    """Wait until every run is final; returns them in the order given.
+
+    ``on_final`` is called with each run as soon as it is seen final, so a caller can log it.
+    """
     pending = dict(ids)
     final: dict[str, ChildRun] = {}
     with get_client(sync_client=True) as client:
@@ -95,8 +104,11 @@ def wait(ids: Mapping[str, UUID], *, poll_seconds: float = POLL_SECONDS) -> list
                 if state is None or not state.is_final():
                     continue
                 message = state.message or state.name or str(state.type.value)
-                final[name] = ChildRun(name, run_id, state.is_completed(), message)
+                seconds = run.total_run_time.total_seconds() if run else 0.0
+                final[name] = ChildRun(name, run_id, state.is_completed(), message, seconds)
                 del pending[name]
+                if on_final is not None:
+                    on_final(final[name])
             if pending:
                 time.sleep(poll_seconds)
     return [final[name] for name in ids]

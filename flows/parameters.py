@@ -1,26 +1,50 @@
 """Typed flow parameters, so the Prefect UI renders a form and the API refuses bad values.
 
-The dataset is a choice among the specs in ``datasets/`` when this module is imported (so when
-a deployment is deployed): the form shows a drop-down and the server refuses any other name. A
-flow called in-process also takes the path of a spec file, which the CLI and tests use.
+The dataset is a choice among the specs that load in the datasets folder (``$SLUICE_DATASETS``,
+else ``./datasets``) when this module is imported (so when a deployment is deployed): the form
+shows a drop-down and the server refuses any other name. A spec that does not load is left out
+and logged with its error. A flow called in-process also takes the path of a spec file, which
+the CLI and tests use.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, WithJsonSchema
 
-from sluice.config import NAME_RE, default_datasets_dir
+from sluice.config import NAME_RE, default_datasets_dir, load_spec
+from sluice.errors import ConfigError
 
 EngineChoice = Literal["auto", "polars", "gx"]
 
 
+log = logging.getLogger("sluice.datasets")
+
+
 def dataset_names(directory: Path | None = None) -> list[str]:
-    """The names of the dataset specs in a folder (``datasets/`` by default), sorted."""
+    """The names of the dataset specs that load in a folder (the datasets folder by default).
+
+    Sorted; a file whose name is not a dataset name is ignored, and a spec that does not load
+    is left out with a warning that gives its error.
+    """
     base = directory or default_datasets_dir()
-    return sorted(p.stem for p in base.glob("*.yaml") if NAME_RE.fullmatch(p.stem))
+    names: list[str] = []
+    for path in sorted(base.glob("*.yaml")):
+        if not NAME_RE.fullmatch(path.stem):
+            continue
+        if not path.is_file():
+            log.warning("dataset %s is not offered: %s is not a regular file", path.stem, path)
+            continue
+        try:
+            load_spec(path)
+        except ConfigError as exc:
+            log.warning("dataset %s is not offered: %s", path.stem, exc)
+            continue
+        names.append(path.stem)
+    return names
 
 
 def dataset_schema(names: list[str]) -> dict[str, Any]:

@@ -10,6 +10,8 @@ partition (:mod:`flows.fanout`).
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -34,7 +36,7 @@ from flows.parameters import DatasetName, EngineChoice, QuarantineRate
 from sluice.config import LoadedSpec, Partition, find_spec, partition_range
 from sluice.errors import CriticalCheckFailed, RunFailed, SluiceError
 from sluice.pipeline import Run, stage_ingest, stage_screen, stage_validate, stage_write
-from sluice.progress import progress
+from sluice.progress import PARTITION_LOG, progress
 from sluice.report.artifacts import artifact_key, publish_artifacts
 
 IO_RETRIES = 3
@@ -252,6 +254,50 @@ def final_state(summary: dict[str, Any]) -> dict[str, Any] | State[dict[str, Any
     return summary
 
 
+def partition_line(
+    dataset: str, partition: str, outcome: dict[str, Any] | None, error: str | None, seconds: float
+) -> str:
+    """One finished partition of a backfill, in one line: status, rows and seconds.
+
+    ``outcome`` is the partition's summary (screened or skipped); ``error`` why it failed.
+    """
+    head = f"{dataset} {partition}: "
+    if outcome is None:
+        text = " ".join(str(error or "failed").split())
+        return f"{head}FAILED: {text} ({seconds:.1f} s)"
+    c = outcome["counts"]
+    status = str(outcome["status"])
+    if outcome.get("skipped"):
+        status = f"skipped ({status}: {outcome['skipped']})"
+    return (
+        f"{head}{status}: {c['in']} rows in, {c['clean']} clean, {c['quarantine']} quarantined "
+        f"({seconds:.1f} s)"
+    )
+
+
+class _Finished:
+    """Logs each finished partition of a backfill as it finishes, numbered ``[k/n]``."""
+
+    def __init__(self, dataset: str, total: int) -> None:
+        self.dataset = dataset
+        self.total = total
+        self.count = 0
+        self.log = logging.getLogger(PARTITION_LOG)
+        self.extra: dict[str, Any] = dict(getattr(get_run_logger(), "extra", None) or {})
+
+    def __call__(
+        self,
+        partition: str,
+        outcome: dict[str, Any] | None,
+        error: str | None = None,
+        seconds: float = 0.0,
+    ) -> None:
+        self.count += 1
+        line = partition_line(self.dataset, partition, outcome, error, seconds)
+        level = logging.INFO if outcome is not None else logging.ERROR
+        self.log.log(level, "[%d/%d] %s", self.count, self.total, line, extra=self.extra)
+
+
 def _backfill_partitions(loaded: LoadedSpec, start: dt.date, end: dt.date) -> list[Partition]:
     try:
         return partition_range(loaded.spec.partition, start, end)
@@ -264,15 +310,19 @@ def _in_process(
     dataset: str,
     parts: list[Partition],
     options: dict[str, Any],
+    finished: _Finished,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     screened: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     for part in parts:
+        t0 = time.perf_counter()
         state = screen_partition(dataset, part.start, return_state=True, **options)
+        seconds = time.perf_counter() - t0
         if state.is_completed():
             result: dict[str, Any] = state.result()
             (skipped if result.get("skipped") else screened).append(result)
+            finished(str(part), result, seconds=seconds)
             continue
         entry: dict[str, Any] = {"partition": str(part)}
         try:
@@ -283,6 +333,7 @@ def _in_process(
             if isinstance(exc, RunFailed) and exc.summary is not None:
                 entry["summary"] = exc.summary
         failed.append(entry)
+        finished(str(part), None, entry["error"], seconds)
     return screened, skipped, failed
 
 
@@ -291,6 +342,7 @@ def _fan_out(
     dataset: str,
     parts: list[Partition],
     options: dict[str, Any],
+    finished: _Finished,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     label = _dataset_label(dataset)
     ids = fanout.launch(
@@ -302,16 +354,25 @@ def _fan_out(
     skipped: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     by_name = {str(p): p for p in parts}
-    for child in fanout.wait(ids):
-        if not child.ok:
-            failed.append({"partition": child.partition, "error": child.message})
-            continue
-        path = manifest_path(loaded, by_name[child.partition])
-        manifest = read_manifest(path)
-        if manifest is None:
-            failed.append({"partition": child.partition, "error": f"no manifest at {path}"})
-            continue
-        screened.append(summary_from_manifest(manifest, path))
+
+    def collect(child: fanout.ChildRun) -> None:
+        error = child.message
+        if child.ok:
+            path = manifest_path(loaded, by_name[child.partition])
+            manifest = read_manifest(path)
+            if manifest is not None:
+                summary = summary_from_manifest(manifest, path)
+                screened.append(summary)
+                finished(child.partition, summary, seconds=child.seconds)
+                return
+            error = f"no manifest at {path}"
+        failed.append({"partition": child.partition, "error": error})
+        finished(child.partition, None, error, child.seconds)
+
+    fanout.wait(ids, on_final=collect)
+    order = {str(p): i for i, p in enumerate(parts)}
+    screened.sort(key=lambda s: order.get(str(s["partition"]), len(order)))
+    failed.sort(key=lambda f: order.get(str(f["partition"]), len(order)))
     return screened, skipped, failed
 
 
@@ -360,7 +421,8 @@ def backfill(
     Partitions already done are skipped unless ``force``. Run from a deployment, each partition
     is its own run of the ``screen-partition/on-demand`` deployment, and this run fails when any
     partition failed; called in-process, partitions run as subflows and the caller reads the
-    summary (``screened``, ``skipped``, ``failed``).
+    summary (``screened``, ``skipped``, ``failed``). Each partition is logged in one line as
+    it finishes (:func:`partition_line`, logger :data:`sluice.progress.PARTITION_LOG`).
 
     Args:
         dataset: The dataset to screen: one of the specs in datasets/.
@@ -374,15 +436,17 @@ def backfill(
     logger = get_run_logger()
     loaded = find_spec(dataset)
     parts = _backfill_partitions(loaded, start, end)
+    finished = _Finished(loaded.name, len(parts))
     todo: list[Partition] = []
     skipped: list[dict[str, Any]] = []
     for part in parts:
+        t0 = time.perf_counter()
         done = None if force else skipped_summary(check_done(loaded, part))
         if done is None:
             todo.append(part)
             continue
-        logger.info("%s %s: skipped: %s", loaded.name, part, done["skipped"])
         skipped.append(done)
+        finished(str(part), done, seconds=time.perf_counter() - t0)
     options = {"engine": engine, "force": force, "max_quarantine_rate": max_quarantine_rate}
     fan_out = bool(todo) and fanout.in_deployment() and fanout.deployment_exists()
     if todo and fanout.in_deployment() and not fan_out:
@@ -392,7 +456,7 @@ def backfill(
         )
     runner = _fan_out if fan_out else _in_process
     screened, also_skipped, failed = (
-        runner(loaded, dataset, todo, options) if todo else ([], [], [])
+        runner(loaded, dataset, todo, options, finished) if todo else ([], [], [])
     )
     summary: dict[str, Any] = {
         "dataset": loaded.name,

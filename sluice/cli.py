@@ -30,6 +30,16 @@ def _date(text: str) -> dt.date:
         ) from None
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
 def _chosen(argv: Sequence[str]) -> str | None:
     """The subcommand named in ``argv`` (the first word that is one), if any."""
     return next((a for a in argv if a in COMMANDS), None)
@@ -80,8 +90,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="generate sample data with planted errors and screen it")
     demo.add_argument("--dir", default="var/demo", help="where data and outputs go")
-    demo.add_argument("--days", type=int, default=3, help="partitions to generate")
-    demo.add_argument("--rows", type=int, default=100_000, help="rows per partition")
+    demo.add_argument("--days", type=_positive, default=3, help="partitions to generate")
+    demo.add_argument("--rows", type=_positive, default=100_000, help="rows per partition")
     demo.add_argument("--seed", type=int, default=2024)
 
     srv = sub.add_parser("serve", help="start a local Prefect server and worker, and deploy")
@@ -154,12 +164,31 @@ def exit_code(status: str, fail_on: str = "failed") -> int:
     return EXIT_OK
 
 
+def _show_partition_lines(*, verbose: bool) -> None:
+    """Print each partition's line of a backfill on stderr as it finishes, terminal or not.
+
+    The lines are the backfill flow's run log lines (:data:`sluice.progress.PARTITION_LOG`);
+    with ``--verbose`` Prefect's own console handler prints them already. Imports no Prefect.
+    """
+    if verbose:
+        return
+    import logging
+
+    from sluice.progress import PARTITION_LOG, LineHandler
+
+    logger = logging.getLogger(PARTITION_LOG)
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, LineHandler) for h in logger.handlers):
+        logger.addHandler(LineHandler())
+
+
 def _run(args: argparse.Namespace) -> int:
+    from sluice.preflight import preflight
+
+    preflight(args.dataset, args.partition)
     from flows.screen import screen_partition
     from sluice.errors import RunFailed
-    from sluice.pipeline import Run
 
-    Run.prepare(args.dataset, args.partition, engine=args.engine)
     try:
         summary = screen_partition(
             args.dataset, args.partition, args.engine or "auto", force=args.force
@@ -173,13 +202,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _backfill(args: argparse.Namespace) -> int:
-    from flows.screen import backfill
-    from sluice.pipeline import Run
+    from sluice.config import partition_range
+    from sluice.preflight import preflight
 
     if args.end < args.start:
         raise_usage(f"--end {args.end} is before --start {args.start}")
-    Run.prepare(args.dataset, args.start, engine=args.engine)
+    checked = preflight(args.dataset, args.start)
+    try:
+        partition_range(checked.loaded.spec.partition, args.start, args.end)
+    except ValueError as exc:
+        raise_usage(f"backfill {checked.loaded.name}: {exc}")
+    from flows.screen import backfill
 
+    _show_partition_lines(verbose=args.verbose)
     summary = backfill(args.dataset, args.start, args.end, args.engine, force=args.force)
     for s in [*summary["screened"], *summary["skipped"]]:
         _print_summary(s)
@@ -201,6 +236,7 @@ def _backfill(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from sluice.demo import run_demo
 
+    _show_partition_lines(verbose=args.verbose)
     return run_demo(args.dir, days=args.days, rows=args.rows, seed=args.seed)
 
 

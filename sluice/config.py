@@ -36,8 +36,14 @@ class ColumnSpec(_Strict):
     """One declared column: its type, a strftime format for dates and timestamps, the column's
     own null tokens and the other names the column has had in source files."""
 
-    type: ColumnType
-    format: str | None = None
+    type: ColumnType = Field(
+        description="The column's type; cells that do not parse are quarantined."
+    )
+    format: str | None = Field(
+        default=None,
+        description="strftime format of a date or datetime column; without it a date is "
+        "YYYY-MM-DD and a datetime is read as ISO-8601 (offsets converted to UTC).",
+    )
     null_values: list[str] = Field(
         default_factory=list,
         description="Values of this column read as null (matched on the text as read).",
@@ -105,9 +111,13 @@ def check_time_format(fmt: str) -> str:
 class CsvOptions(_Strict):
     """Reader options for CSV sources."""
 
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
-    quote_char: str = Field(default='"', min_length=1, max_length=1)
-    encoding: Literal["utf8", "utf-8", "latin1", "cp1252"] = "utf8"
+    delimiter: str = Field(default=",", min_length=1, max_length=1, description="Field separator.")
+    quote_char: str = Field(
+        default='"', min_length=1, max_length=1, description="Quote character of quoted fields."
+    )
+    encoding: Literal["utf8", "utf-8", "latin1", "cp1252"] = Field(
+        default="utf8", description="Text encoding of the files."
+    )
     null_values: list[str] = Field(
         default_factory=lambda: [""],
         description="Field values read as null in every column, quoted or not.",
@@ -117,17 +127,34 @@ class CsvOptions(_Strict):
 class SourceSpec(_Strict):
     """Where a partition's files are and how to read them."""
 
-    path: str = Field(description="Path or glob; {<partition key>} is replaced by the partition.")
-    format: SourceFormat = "csv"
-    csv: CsvOptions = Field(default_factory=CsvOptions)
+    path: str = Field(
+        description=(
+            "Path or glob, relative to the spec's folder, or a URL (`s3://`, `gs://`, "
+            "`abfs://`, `https://`; each needs its extra installed); `{<partition key>}` or "
+            "`{<partition key>:<strftime format>}` is replaced by the partition; `${VAR}` and "
+            "`${VAR:-default}` take environment variables."
+        )
+    )
+    format: SourceFormat = Field(default="csv", description="File format of the source.")
+    csv: CsvOptions = Field(
+        default_factory=CsvOptions, description="Reader options for CSV sources."
+    )
 
 
 class PartitionSpec(_Strict):
     """How partitions are named: a day (YYYY-MM-DD) or a month (YYYY-MM)."""
 
-    key: str = "date"
-    kind: Literal["day", "month"] = "day"
-    timezone: str = "UTC"
+    key: str = Field(
+        default="date",
+        description="Name of the partition placeholder and of the hive-style output folders "
+        "(`<key>=<value>`); an identifier.",
+    )
+    kind: Literal["day", "month"] = Field(
+        default="day", description="A partition is a day (YYYY-MM-DD) or a month (YYYY-MM)."
+    )
+    timezone: str = Field(
+        default="UTC", description="IANA time zone of the nightly schedule's local day."
+    )
     lag: int = Field(default=1, ge=0, description="A nightly run screens the period this far back.")
 
     @field_validator("key")
@@ -146,15 +173,19 @@ class OutputSpec(_Strict):
     """Output roots: three local folders, none equal to, inside or containing another or the
     source's fixed prefix (checked on the resolved paths when the spec is loaded)."""
 
-    clean: str
-    quarantine: str
-    reports: str
+    clean: str = Field(description="Root of the clean rows (one folder per partition).")
+    quarantine: str = Field(description="Root of the quarantined rows and their reasons.")
+    reports: str = Field(description="Root of manifests, reports, failures and metric history.")
 
 
 class ValidationSpec(_Strict):
     """Which engine validates the suite."""
 
-    engine: Literal["auto", "polars", "gx"] = "auto"
+    engine: Literal["auto", "polars", "gx"] = Field(
+        default="auto",
+        description="auto: the polars engine for every expectation it compiles, GX for the "
+        "rest; polars: refuse an expectation it cannot compile; gx: GX for all.",
+    )
 
 
 class ReferenceSpec(_Strict):
@@ -245,12 +276,23 @@ class PoliciesSpec(_Strict):
 class DatasetSpec(_Strict):
     """One dataset: its source, schema, keys, suite, detectors, policies and outputs."""
 
-    name: str
-    description: str = ""
+    name: str = Field(
+        description="The dataset's name: a letter, then up to 63 letters, digits, '_' or '-'."
+    )
+    description: str = Field(default="", description="Free text for people.")
     source: SourceSpec
     partition: PartitionSpec = Field(default_factory=PartitionSpec)
-    schema_: dict[str, ColumnSpec | ColumnType] = Field(alias="schema", min_length=1)
-    keys: list[str] = Field(default_factory=list)
+    schema_: dict[str, ColumnSpec | ColumnType] = Field(
+        alias="schema",
+        min_length=1,
+        json_schema_extra={"key": "column"},
+        description="The declared columns, in order: a type name, or a mapping with type, "
+        "format, null_values and aliases. Names starting with '_' are reserved.",
+    )
+    keys: list[str] = Field(
+        default_factory=list,
+        description="Key columns (each must be in the schema), enforced as a uniqueness check.",
+    )
     duplicates: Literal["keep_first", "keep_none"] = Field(
         default="keep_first",
         description=(
@@ -258,9 +300,11 @@ class DatasetSpec(_Strict):
             "the later ones; keep_none quarantines every one of them."
         ),
     )
-    suite: str
+    suite: str = Field(description="The GX suite (JSON), relative to the spec's folder.")
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
-    detectors: list[DetectorSpec] = Field(default_factory=list)
+    detectors: list[DetectorSpec] = Field(
+        default_factory=list, description="Outlier detectors run on the rows that passed."
+    )
     reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
     policies: PoliciesSpec = Field(default_factory=PoliciesSpec)
     outputs: OutputSpec

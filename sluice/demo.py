@@ -1,8 +1,11 @@
 """``sluice demo``: generate trips with planted errors, screen them under Prefect, score the catch.
 
-The demo dataset is ``datasets/trips.yaml``; its paths follow ``$SLUICE_DEMO_DIR``, which the demo
-sets to its folder. The ground truth says which rows carry which planted error; the demo prints,
-for each kind, how many were planted and how many the screening quarantined.
+The demo dataset is the project's ``datasets/trips.yaml`` (named by its path, so the datasets
+folder in use, ``$SLUICE_DATASETS`` or ``./datasets``, does not matter); its paths follow
+``$SLUICE_DEMO_DIR``, which the demo sets to its folder. The spec, its suite and its detectors are
+checked before any data is generated or Prefect starts. The ground truth says which rows carry
+which planted error; the demo prints, for each kind, how many were planted and how many the
+screening quarantined.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from pathlib import Path
 
 import polars as pl
 
-from sluice.config import find_spec
+from sluice.config import load_spec
 
 DEMO_DATASET = "trips"
+DEMO_SPEC = Path(__file__).resolve().parent.parent / "datasets" / f"{DEMO_DATASET}.yaml"
 DEMO_START = dt.date(2024, 3, 4)
 
 
@@ -66,16 +70,19 @@ def catch_table(truth: pl.DataFrame, quarantine: pl.DataFrame, n_rows: int) -> s
 
 def run_demo(directory: str | Path, *, days: int = 3, rows: int = 100_000, seed: int = 2024) -> int:
     """Generate, screen and score the demo; returns the CLI exit code."""
-    from flows.screen import backfill
     from sluice.demo_data import generate
+    from sluice.preflight import preflight
 
     root = Path(directory).resolve()
     os.environ["SLUICE_DEMO_DIR"] = str(root)
     parts = demo_days(days)
+    preflight(str(DEMO_SPEC), parts[0])
+    from flows.screen import backfill
+
     print(f"generating {days} partitions of {rows:,} trips in {root / 'raw'} ...")
     truth = generate(root, parts, rows_per_partition=rows, seed=seed)
     print(f"planted {truth.height:,} errors; screening under Prefect ...")
-    summary = backfill(DEMO_DATASET, parts[0], parts[-1], "auto", force=True)
+    summary = backfill(str(DEMO_SPEC), parts[0], parts[-1], "auto", force=True)
     for s in summary["screened"]:
         c = s["counts"]
         print(
@@ -84,7 +91,7 @@ def run_demo(directory: str | Path, *, days: int = 3, rows: int = 100_000, seed:
         )
     for f in summary["failed"]:
         print(f"  {f['partition']}: FAILED: {f['error']}")
-    loaded = find_spec(DEMO_DATASET)
+    loaded = load_spec(DEMO_SPEC)
     quarantine = read_outputs(loaded.output_root("quarantine"))
     n_rows = sum(s["counts"]["in"] for s in summary["screened"])
     print()

@@ -27,13 +27,12 @@ from typing import Any, Literal
 
 import polars as pl
 
-from detectors.screen import check_specs, screen
-from detectors.spec import DetectorSpec
+from detectors.screen import screen
 from expectations.engine import validate
 from expectations.failures import failures_from_outcomes
 from expectations.results import Suite
-from expectations.suite import UNIQUENESS_TYPES, load_suite, partition_parameters
-from sluice.config import LoadedSpec, Partition, find_spec
+from expectations.suite import UNIQUENESS_TYPES
+from sluice.config import LoadedSpec, Partition
 from sluice.decide import (
     Split,
     add_checksums,
@@ -43,9 +42,9 @@ from sluice.decide import (
     split,
     trace_duplicates,
 )
-from sluice.errors import ConfigError
 from sluice.failures import concat_failures
 from sluice.ingest import ROW_ID, ingest, polars_dtype
+from sluice.preflight import preflight, with_model_path
 from sluice.report import append_history, stage_report
 from sluice.report.history import history_dir
 from sluice.verdict import (
@@ -125,20 +124,8 @@ class Run:
         check_detectors: bool = True,
     ) -> Run:
         """Load and check every piece of configuration before any data moves."""
-        loaded = find_spec(dataset)
-        try:
-            part = loaded.spec.partition.parse(partition)
-        except ValueError as exc:
-            raise ConfigError(
-                str(exc), file=loaded.path, key="partition", found=str(partition)
-            ) from None
-        suite = load_suite(
-            loaded.suite_path,
-            columns=list(loaded.spec.columns),
-            parameters=partition_parameters(part.start, part.next().start),
-        )
-        if check_detectors:
-            _check_detectors(loaded)
+        checked = preflight(dataset, partition, check_detectors_too=check_detectors)
+        loaded, suite, part = checked.loaded, checked.suite, checked.partition
         rid = run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         work = loaded.output_root("reports") / ".work" / f"{part.dirname}-{rid}"
         return cls(loaded, suite, part, rid, work, engine or loaded.spec.validation.engine)
@@ -172,18 +159,6 @@ class Run:
         """What a finished stage recorded."""
         data: dict[str, Any] = json.loads(self.file(f"{stage}.json").read_text())
         return data
-
-
-def _check_detectors(loaded: LoadedSpec) -> None:
-    schema = {c: polars_dtype(s) for c, s in loaded.spec.columns.items()}
-    try:
-        check_specs(
-            [_with_model_path(loaded, i, d) for i, d in enumerate(loaded.spec.detectors)], schema
-        )
-    except ConfigError as exc:
-        raise ConfigError(
-            exc.problem, file=loaded.path, key=exc.key, found=exc.found, allowed=exc.allowed
-        ) from None
 
 
 def _timed(fn: Callable[[Run], dict[str, Any]], stage: str) -> Callable[[Run], None]:
@@ -398,7 +373,7 @@ def _screen(run: Run) -> dict[str, Any]:
         write_parquet(concat_failures([]), run.file("screen_failures.parquet"))
         return {"skipped": why, "rows": passed.height, "models": []}
     reference, used = reference_rows(run.loaded, run.partition, declared)
-    specs = [_with_model_path(run.loaded, i, s) for i, s in enumerate(run.loaded.spec.detectors)]
+    specs = [with_model_path(run.loaded, i, s) for i, s in enumerate(run.loaded.spec.detectors)]
     result = screen(passed, specs, reference=reference)
     write_parquet(result.failures, run.file("screen_failures.parquet"))
     write_parquet(result.scores, run.file("scores.parquet"))
@@ -408,14 +383,6 @@ def _screen(run: Run) -> dict[str, Any]:
         "failures": result.failures.height,
         "reference": used,
     }
-
-
-def _with_model_path(loaded: LoadedSpec, index: int, spec: DetectorSpec) -> DetectorSpec:
-    """The spec with its saved model's path made absolute from the spec file's folder."""
-    if spec.model is None:
-        return spec
-    path = loaded.resolve(spec.model, key=f"detectors[{index}].model")
-    return spec.model_copy(update={"model": path})
 
 
 def reference_rows(

@@ -1,9 +1,17 @@
-"""Shared fixtures: small datasets on disk and one Prefect test harness per session."""
+"""Shared fixtures: small datasets on disk and one Prefect test harness per session.
+
+No test reads the project's ``datasets/`` folder unless it names a file in it: for the whole
+session ``SLUICE_DATASETS`` points at a folder of the tests' own (:func:`session_datasets`, one
+spec named ``tiny``), so what a user keeps in ``datasets/`` cannot change a test's outcome. Tests
+of the demo use a copy of its spec (:func:`demo_datasets`).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +20,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+DEMO_SPEC = ROOT / "datasets" / "trips.yaml"
+DEMO_SUITE = ROOT / "expectations" / "suites" / "trips.json"
+SESSION_DATASETS = ("tiny",)
 
 SpecFactory = Callable[..., Path]
 
@@ -46,6 +57,71 @@ def tiny_suite() -> dict[str, Any]:
             },
         ],
     }
+
+
+def tiny_spec(name: str = "tiny", root: str = ".") -> dict[str, Any]:
+    """A dataset spec over the tiny schema, with its suite at ``suite.json`` beside it."""
+    return {
+        "name": name,
+        "source": {"path": f"{root}/raw/date={{date}}/*.csv", "format": "csv"},
+        "partition": {"key": "date", "kind": "day"},
+        "schema": TINY_SCHEMA,
+        "keys": ["id"],
+        "suite": "suite.json",
+        "detectors": [],
+        "outputs": {
+            "clean": f"{root}/out/clean",
+            "quarantine": f"{root}/out/quarantine",
+            "reports": f"{root}/out/reports",
+        },
+    }
+
+
+def write_tiny_spec(folder: Path, name: str = "tiny") -> Path:
+    """Write a valid spec ``<name>.yaml`` (and ``suite.json``) into a datasets folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "suite.json").write_text(json.dumps(tiny_suite()))
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(tiny_spec(name, f"../{name}-data"), sort_keys=False))
+    return path
+
+
+def session_datasets() -> Path:
+    """The datasets folder every test sees by default (``SLUICE_DATASETS``)."""
+    return Path(os.environ["SLUICE_DATASETS"])
+
+
+def demo_datasets(base: Path) -> Path:
+    """A copy of the demo's spec and suite under ``base``; returns the datasets folder.
+
+    The spec keeps its relative suite path, so the copy is laid out as in the project:
+    ``base/datasets/trips.yaml`` and ``base/expectations/suites/trips.json``.
+    """
+    folder = base / "datasets"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(DEMO_SPEC, folder / DEMO_SPEC.name)
+    suites = base / "expectations" / "suites"
+    suites.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(DEMO_SUITE, suites / DEMO_SUITE.name)
+    return folder
+
+
+def add_extra_specs(folder: Path) -> tuple[str, str]:
+    """Add a valid spec and an invalid one to a datasets folder; returns their names."""
+    write_tiny_spec(folder, "zones")
+    bad = tiny_spec("taxi")
+    bad["kyes"] = bad.pop("keys")
+    (folder / "taxi.yaml").write_text(yaml.safe_dump(bad, sort_keys=False))
+    return "zones", "taxi"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the session its own datasets folder, before any test module is imported."""
+    folder = Path(tempfile.mkdtemp(prefix="sluice-test-datasets-"))
+    for name in SESSION_DATASETS:
+        write_tiny_spec(folder, name)
+    os.environ["SLUICE_DATASETS"] = str(folder)
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 @pytest.fixture

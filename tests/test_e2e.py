@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from sluice.demo_data import generate
-from tests.conftest import ROOT, SpecFactory, tiny_suite
+from tests.conftest import ROOT, SpecFactory, add_extra_specs, demo_datasets, tiny_suite
 
 pytestmark = pytest.mark.e2e
 DAYS = [dt.date(2024, 3, 4), dt.date(2024, 3, 5)]
@@ -36,10 +36,15 @@ def sluice(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.Comp
 
 @pytest.fixture(scope="module")
 def demo_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The demo's data, and a datasets folder holding a copy of its spec beside another valid
+    spec and an invalid one, which must change nothing for the demo dataset."""
     root = tmp_path_factory.mktemp("demo")
     generate(root, DAYS, rows_per_partition=4000, seed=11)
+    datasets = demo_datasets(tmp_path_factory.mktemp("project"))
+    add_extra_specs(datasets)
     env = {
         **os.environ,
+        "SLUICE_DATASETS": str(datasets),
         "SLUICE_DEMO_DIR": str(root),
         "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect-home")),
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
@@ -103,6 +108,8 @@ def test_backfill_screens_each_partition(demo_env: tuple[Path, dict[str, str]]) 
     out = sluice("backfill", "trips", "--start", str(DAYS[0]), "--end", str(DAYS[1]), env=env)
     assert out.returncode == 0, out.stderr
     assert "1 screened, 1 skipped, 0 failed" in out.stdout  # the first day is already done
+    assert f"[1/2] trips {DAYS[0]}: skipped (passed: " in out.stderr
+    assert f"[2/2] trips {DAYS[1]}: passed: " in out.stderr
     for day in DAYS:
         assert _manifest(root, day)["conservation"]["holds"] is True
 

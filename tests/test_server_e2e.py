@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -45,7 +46,7 @@ from flows.alerts import QUARANTINE_RATE_HIGH, SCREENED
 from flows.idempotence import file_sha256
 from sluice.demo_data import generate
 from sluice.serve import descendants
-from tests.conftest import ROOT
+from tests.conftest import ROOT, demo_datasets
 
 pytestmark = pytest.mark.e2e
 DAYS = [dt.date(2024, 3, 4) + dt.timedelta(days=i) for i in range(4)]
@@ -146,6 +147,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_WORKER_QUERY_SECONDS="1",
         SLUICE_DEMO_DIR=str(demo),
+        SLUICE_DATASETS=str(demo_datasets(base / "project")),
         SLUICE_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{hook.server_address[1]}/alerts",
     )
     output = base / "serve.out"
@@ -251,6 +253,22 @@ def test_a_backfill_from_the_api_screens_each_partition_in_its_own_run(served: S
             (source,) = m["inputs"]
             assert file_sha256(source["path"]) == source["sha256"]
 
+        log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[parent.id]))
+
+        def partition_lines() -> list[str] | None:
+            lines = [g.message for g in client.read_logs(log_filter) if g.message.startswith("[")]
+            return lines if len(lines) >= 3 else None
+
+        lines = _until("the backfill's log of each partition", partition_lines, 30, served)
+        shape = re.compile(
+            rf"\[([123])/3\] trips (\S+): passed: {ROWS} rows in, \d+ clean, \d+ quarantined "
+            r"\(\d+\.\d s\)"
+        )
+        found = [shape.fullmatch(line) for line in lines]
+        assert all(found), lines
+        assert sorted(m.group(1) for m in found if m) == ["1", "2", "3"]
+        assert sorted(m.group(2) for m in found if m) == [str(d) for d in DAYS[:3]]
+
         mine = {parent.id, *(c.id for c in children)}
         artifacts = _artifacts_of(client, mine)
         assert "3 screened, 0 skipped, 0 failed" in artifacts["sluice-trips-backfill"]
@@ -298,11 +316,13 @@ def test_a_second_backfill_skips_the_screened_partitions_and_says_so(served: Ser
         log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[parent.id]))
 
         def skip_lines() -> list[str] | None:
-            lines = [g.message for g in client.read_logs(log_filter) if ": skipped: " in g.message]
+            lines = [g.message for g in client.read_logs(log_filter) if ": skipped (" in g.message]
             return lines if len(lines) >= 3 else None
 
         lines = _until("the run's log to say it skipped", skip_lines, 30, served)
-        assert sorted(line.split(":")[0] for line in lines) == [f"trips {d}" for d in DAYS[:3]]
+        assert sorted(line.split(":")[0] for line in lines) == [
+            f"[{k}/3] trips {d}" for k, d in enumerate(DAYS[:3], 1)
+        ]
         assert all("same inputs, suite and spec" in line for line in lines)
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
@@ -28,7 +28,10 @@ class FakeClient:
     def read_flow_runs(self, **_: Any) -> list[Any]:
         states = self.polls[min(self.calls, len(self.polls) - 1)]
         self.calls += 1
-        return [SimpleNamespace(id=i, state=s) for i, s in states.items()]
+        return [
+            SimpleNamespace(id=i, state=s, total_run_time=dt.timedelta(seconds=1.5))
+            for i, s in states.items()
+        ]
 
 
 def test_wait_polls_until_every_run_is_final(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,8 +49,15 @@ def test_wait_polls_until_every_run_is_final(monkeypatch: pytest.MonkeyPatch) ->
         yield client
 
     monkeypatch.setattr(fanout, "get_client", fake_get_client)
-    runs = fanout.wait({"2024-01-01": a, "2024-01-02": b}, poll_seconds=0)
+    seen: list[tuple[str, int]] = []
+    runs = fanout.wait(
+        {"2024-01-01": a, "2024-01-02": b},
+        poll_seconds=0,
+        on_final=lambda run: seen.append((run.partition, client.calls)),
+    )
     assert client.calls == 3
+    assert seen == [("2024-01-01", 2), ("2024-01-02", 3)]  # each as soon as it is final
+    assert [r.seconds for r in runs] == [1.5, 1.5]
     assert [(r.partition, r.ok, r.message) for r in runs] == [
         ("2024-01-01", True, "Completed"),
         ("2024-01-02", False, "boom"),
@@ -72,10 +82,15 @@ def test_a_deployed_backfill_launches_what_is_not_done_and_reads_child_manifests
             run_partition(str(spec), name)
         return {name: uuid4() for name in parts}
 
-    def wait(ids: Mapping[str, UUID]) -> list[fanout.ChildRun]:
-        return [
+    def wait(
+        ids: Mapping[str, UUID], on_final: Callable[[fanout.ChildRun], None]
+    ) -> list[fanout.ChildRun]:
+        runs = [
             fanout.ChildRun(p, i, outcome[p] == "Completed", outcome[p]) for p, i in ids.items()
         ]
+        for run in runs:
+            on_final(run)
+        return runs
 
     monkeypatch.setattr(fanout, "in_deployment", lambda: True)
     monkeypatch.setattr(fanout, "deployment_exists", lambda name=None: True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from flows.screen import (
 )
 from sluice.config import find_spec
 from sluice.errors import CriticalCheckFailed, InputError, RunFailed
-from tests.conftest import ROOT, SpecFactory
+from sluice.progress import PARTITION_LOG
+from tests.conftest import ROOT, SESSION_DATASETS, SpecFactory
 
 GOOD = "id,amount,count,when,kind\na,1,1,2024-01-01 10:00:00,a\nb,200,2,2024-01-01 11:00:00,c\n"
 Emitted = list[tuple[str, dict[str, Any]]]
@@ -49,16 +51,16 @@ def test_every_prefect_yaml_entrypoint_imports_and_takes_its_parameters() -> Non
         assert dep["work_pool"]["name"] == "sluice-process", dep["name"]
 
 
-def test_every_dataset_has_a_nightly_deployment_in_its_own_time_zone() -> None:
+def test_every_nightly_deployment_screens_a_project_dataset_in_its_own_time_zone() -> None:
     nightly = {d["parameters"]["dataset"]: d for d in _deployments() if "nightly" in d["name"]}
-    assert sorted(nightly) == dataset_names(ROOT / "datasets"), (
-        "add a <dataset>-nightly deployment to prefect.yaml for each datasets/*.yaml"
-    )
+    assert nightly, "prefect.yaml declares no nightly deployment"
     for name, dep in nightly.items():
+        assert dep["name"] == f"{name}-nightly"
         assert _flow_of(dep["entrypoint"]).name == "screen-partition"
         (schedule,) = dep["schedules"]
         assert schedule["cron"]
-        assert schedule["timezone"] == find_spec(name).spec.partition.timezone
+        spec = find_spec(name, ROOT / "datasets").spec
+        assert schedule["timezone"] == spec.partition.timezone
         assert dep["work_pool"]["work_queue_name"] == "partitions"
 
 
@@ -72,7 +74,7 @@ def test_backfill_fans_out_to_a_declared_deployment_on_another_queue() -> None:
 
 def test_backfill_parameters_render_as_a_typed_form() -> None:
     props = backfill.parameters.properties
-    assert props["dataset"]["enum"] == dataset_names(ROOT / "datasets")
+    assert props["dataset"]["enum"] == dataset_names() == list(SESSION_DATASETS)
     assert props["start"] == {**props["start"], "type": "string", "format": "date"}
     assert props["end"]["format"] == "date"
     assert props["engine"]["enum"] == ["auto", "polars", "gx"]
@@ -93,10 +95,12 @@ def test_backfill_parameters_render_as_a_typed_form() -> None:
     ],
 )
 def test_scheduled_partition_uses_local_day_less_lag(
-    monkeypatch: pytest.MonkeyPatch, utc: dt.datetime, expected: dt.date
+    make_dataset: SpecFactory, monkeypatch: pytest.MonkeyPatch, utc: dt.datetime, expected: dt.date
 ) -> None:
+    partition = {"key": "date", "kind": "day", "timezone": "America/New_York", "lag": 1}
+    spec = make_dataset({}, extra={"partition": partition})
     monkeypatch.setattr(flow_run, "get_scheduled_start_time", lambda: utc)
-    assert scheduled_partition("trips") == expected
+    assert scheduled_partition(str(spec)) == expected
 
 
 def test_only_io_errors_that_may_pass_are_retried() -> None:
@@ -131,7 +135,7 @@ def emitted(monkeypatch: pytest.MonkeyPatch) -> Emitted:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_backfill_skips_done_partitions_and_goes_on_past_a_failure(
-    make_dataset: SpecFactory, tmp_path: Path, emitted: Emitted
+    make_dataset: SpecFactory, tmp_path: Path, emitted: Emitted, caplog: pytest.LogCaptureFixture
 ) -> None:
     spec = str(make_dataset({"2024-01-01": GOOD, "2024-01-03": GOOD}))
     summary: dict[str, Any] = screen_partition(spec, dt.date(2024, 1, 1), max_quarantine_rate=0.6)
@@ -143,7 +147,21 @@ def test_backfill_skips_done_partitions_and_goes_on_past_a_failure(
     assert [e for e, _ in emitted] == [alerts.SCREENED, alerts.WARNED]
     assert "policies.quarantine.warn" in emitted[1][1]["payload"]["message"]
 
+    caplog.set_level(logging.INFO, logger=PARTITION_LOG)
     result = backfill(spec, dt.date(2024, 1, 1), dt.date(2024, 1, 3))
+    lines = [r for r in caplog.records if r.name == PARTITION_LOG]
+    assert [r.getMessage().split(":")[0] for r in lines] == [
+        "[1/3] tiny 2024-01-01",
+        "[2/3] tiny 2024-01-02",
+        "[3/3] tiny 2024-01-03",
+    ]
+    assert [r.levelname for r in lines] == ["INFO", "ERROR", "INFO"]
+    assert "FAILED: " in lines[1].getMessage()
+    assert "2 rows in, 1 clean, 1 quarantined" in lines[2].getMessage()
+    assert len({getattr(r, "flow_run_id", None) for r in lines} - {None}) == 1  # the run's logs
+    api = logging.getLogger("prefect.flow_runs").handlers
+    assert PARTITION_LOG.startswith("prefect.flow_runs.")
+    assert any(type(h).__name__ == "APILogHandler" for h in api)
     assert [s["partition"] for s in result["screened"]] == ["2024-01-03"]
     assert [s["partition"] for s in result["skipped"]] == ["2024-01-01"]
     assert "same inputs, suite and spec" in result["skipped"][0]["skipped"]

@@ -1,11 +1,24 @@
-"""The ``sluice`` command's parser: subcommand options load only with their subcommand."""
+"""The ``sluice`` command: its parser, the order of its work, and what it prints as it goes."""
 
 from __future__ import annotations
 
+import os
+import queue
+import re
 import subprocess
 import sys
+import threading
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import pytest
 
 from sluice.cli import _chosen, _parser
+from sluice.preflight import PROTOCOL_EXTRAS
+from tests.conftest import ROOT, SpecFactory, tiny_suite
 
 HEAVY = ("prefect", "sluice.report.build", "great_expectations", "polars")
 
@@ -31,3 +44,236 @@ def test_a_subcommand_gets_its_own_options_only_when_named() -> None:
     assert (args.dataset, args.detector, str(args.start)) == ("trips", "d", "2024-01-01")
     full = _parser().parse_args(["validate", "f.csv", "--suite", "s.json"])
     assert full.command == "validate"
+
+
+SHIM = """
+import os, socket, sys
+
+_blocked = {n for n in os.environ.get("SLUICE_TEST_BLOCK", "").split(",") if n}
+_net_log = os.environ["SLUICE_TEST_NET_LOG"]
+
+
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in _blocked:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name.split(".")[0])
+        return None
+
+
+def _refuse(*args, **kwargs):
+    with open(_net_log, "a") as fh:
+        fh.write(repr(args) + "\\n")
+    raise OSError("the test refuses network access")
+
+
+sys.meta_path.insert(0, _Block())
+socket.socket.connect = _refuse
+socket.socket.connect_ex = _refuse
+socket.create_connection = _refuse
+socket.getaddrinfo = _refuse
+"""
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A finished ``sluice`` command: exit code, output, seconds, network attempts."""
+
+    code: int
+    out: str
+    err: str
+    seconds: float
+    network: str
+
+
+def _sluice_guarded(tmp_path: Path, *args: str, block: tuple[str, ...] = ("prefect",)) -> Ran:
+    """Run the real ``sluice`` with ``block`` made unimportable and every socket refused."""
+    shim = tmp_path / "shim"
+    shim.mkdir(exist_ok=True)
+    (shim / "sitecustomize.py").write_text(SHIM)
+    net_log = tmp_path / "network.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(shim), str(ROOT)]),
+        "SLUICE_TEST_BLOCK": ",".join(block),
+        "SLUICE_TEST_NET_LOG": str(net_log),
+    }
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("sluice")), *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    seconds = time.perf_counter() - t0
+    network = net_log.read_text() if net_log.exists() else ""
+    return Ran(proc.returncode, proc.stdout, proc.stderr, seconds, network)
+
+
+def _broken_spec(make_dataset: SpecFactory, what: str) -> tuple[Path, str]:
+    """A dataset spec broken in one way, and a text its error message must hold."""
+    csv = {"2024-01-01": "id,amount,count,when,kind\na,1,1,2024-01-01 10:00:00,a\n"}
+    if what == "yaml":
+        spec = make_dataset(csv)
+        spec.write_text(spec.read_text() + "keys: [id\n")
+        return spec, "not valid YAML"
+    if what == "unknown key":
+        return make_dataset(csv, extra={"ouputs": {}}), "ouputs: unknown key"
+    if what == "detector":
+        detectors = [{"name": "d", "detector": "nope", "features": ["amount"]}]
+        return make_dataset(csv, detectors=detectors), "unknown detector"
+    suite = tiny_suite()
+    suite["expectations"][1]["type"] = "expect_column_values_to_not_be_nul"
+    return make_dataset(csv, suite=suite), "expect_column_values_to_not_be_null"
+
+
+@pytest.mark.parametrize("command", ["run", "backfill"])
+@pytest.mark.parametrize("what", ["yaml", "unknown key", "detector", "suite"])
+def test_a_broken_configuration_is_refused_before_prefect_is_imported(
+    make_dataset: SpecFactory, tmp_path: Path, command: str, what: str
+) -> None:
+    spec, expected = _broken_spec(make_dataset, what)
+    dates = ["--partition", "2024-01-01"]
+    if command == "backfill":
+        dates = ["--start", "2024-01-01", "--end", "2024-01-02"]
+    ran = _sluice_guarded(tmp_path, command, str(spec), *dates)
+    assert ran.code == 2, ran.err
+    assert expected in ran.err
+    assert "Traceback" not in ran.err
+    assert ran.network == ""
+    assert not (tmp_path / "out").exists()
+    assert ran.seconds < 10, f"a {what} error took {ran.seconds:.1f} s"
+
+
+@pytest.mark.parametrize(
+    ("url", "package", "extra"),
+    [
+        ("s3://bucket/raw/date={date}/*.csv", "s3fs", "s3"),
+        ("gs://bucket/raw/date={date}/*.csv", "gcsfs", "gcs"),
+        ("abfs://container/raw/date={date}/*.csv", "adlfs", "azure"),
+        ("simplecache::https://example.com/raw/date={date}/*.csv", "aiohttp", "http"),
+    ],
+)
+def test_a_remote_source_without_its_package_names_the_extra_to_install(
+    make_dataset: SpecFactory, tmp_path: Path, url: str, package: str, extra: str
+) -> None:
+    spec = make_dataset({}, extra={"source": {"path": url, "format": "csv"}})
+    ran = _sluice_guarded(
+        tmp_path, "run", str(spec), "--partition", "2024-01-01", block=("prefect", package)
+    )
+    assert ran.code == 2, ran.err
+    assert f"needs {package}, which is not installed" in ran.err
+    assert f"pip install 'sluice[{extra}]'" in ran.err
+    assert "tiny.yaml" in ran.err
+    assert "source.path" in ran.err
+    assert "internal error" not in ran.err
+    assert ran.network == ""
+
+
+def test_an_unknown_storage_protocol_is_a_config_error(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    spec = make_dataset({}, extra={"source": {"path": "nope://x/{date}.csv", "format": "csv"}})
+    ran = _sluice_guarded(tmp_path, "backfill", str(spec), "--start", "2024-01", "--end", "2024-01")
+    assert ran.code == 2, ran.err
+    assert "unknown storage protocol 'nope'" in ran.err
+    assert "s3" in ran.err.split("allowed:")[1]
+
+
+def test_every_extra_named_for_a_protocol_is_declared() -> None:
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    for protocol, (extra, package) in PROTOCOL_EXTRAS.items():
+        assert extra in extras, f"{protocol}: add the extra {extra!r} to pyproject.toml"
+        assert any(req.startswith(package) for req in extras[extra]), (protocol, extras[extra])
+
+
+GOOD = "id,amount,count,when,kind\na,1,1,2024-01-01 10:00:00,a\nb,200,2,2024-01-01 11:00:00,c\n"
+LINE_TIMEOUT = 300.0
+
+
+def _lines(stream: IO[str]) -> queue.Queue[str | None]:
+    """The lines of a pipe as they come, then None at its end."""
+    got: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            got.put(line.rstrip("\n"))
+        got.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return got
+
+
+def _until(got: queue.Queue[str | None], prefix: str, seen: list[str]) -> str:
+    deadline = time.monotonic() + LINE_TIMEOUT
+    while time.monotonic() < deadline:
+        line = got.get(timeout=max(deadline - time.monotonic(), 0.1))
+        if line is None:
+            break
+        seen.append(line)
+        if line.startswith(prefix):
+            return line
+    pytest.fail(f"no line starting {prefix!r} on stderr:\n" + "\n".join(seen))
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("prefect_api")
+def test_a_backfill_prints_each_partition_when_it_finishes_into_a_pipe(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    import prefect.settings
+
+    from sluice.pipeline import run_partition
+    from sluice.write import partition_lock
+
+    days = ["2024-01-01", "2024-01-02", "2024-01-03"]
+    spec = make_dataset({d: GOOD for d in days})  # 2024-01-04 has no file
+    run_partition(str(spec), days[0])
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(prefect.settings.PREFECT_API_URL.value()),
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    cmd = [str(Path(sys.executable).with_name("sluice")), "backfill", str(spec)]
+    cmd += ["--start", days[0], "--end", "2024-01-04"]
+    reports = tmp_path / "out" / "reports"
+    seen: list[str] = []
+    with partition_lock(reports, f"date={days[2]}"):  # the third partition waits for it
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        err = _lines(proc.stderr)
+        first = _until(err, "[1/4]", seen)
+        second = _until(err, "[2/4]", seen)
+        assert proc.poll() is None, "the lines came only when the backfill ended"
+        assert not (reports / f"date={days[2]}").exists()
+    third = _until(err, "[3/4]", seen)
+    fourth = _until(err, "[4/4]", seen)
+    out = proc.stdout.read()
+    assert proc.wait(timeout=LINE_TIMEOUT) == 1  # the fourth partition failed
+
+    assert first.startswith(f"[1/4] tiny {days[0]}: skipped (passed: ")
+    assert first.endswith("2 rows in, 1 clean, 1 quarantined (0.0 s)"), first
+    for line, day in ((second, days[1]), (third, days[2])):
+        assert re.fullmatch(
+            rf"\[\d/4\] tiny {day}: passed: 2 rows in, 1 clean, 1 quarantined \(\d+\.\d s\)", line
+        ), line
+    failed = r"\[4/4\] tiny 2024-01-04: FAILED: .*no source files.* \(\d+\.\d s\)"
+    assert re.fullmatch(failed, fourth), fourth
+    assert not re.search(r"^\[\d/4\]", out, re.MULTILINE), "stdout keeps only the summary"
+    assert "backfill: 2 screened, 1 skipped, 1 failed" in out
+
+
+@pytest.mark.parametrize("option", ["--days", "--rows"])
+def test_the_demo_refuses_a_count_below_one(tmp_path: Path, option: str) -> None:
+    ran = _sluice_guarded(tmp_path, "demo", "--dir", str(tmp_path / "demo"), option, "0")
+    assert ran.code == 2, ran.err
+    assert f"argument {option}: '0' is not a whole number of 1 or more" in ran.err
+    assert not (tmp_path / "demo").exists()

@@ -18,15 +18,13 @@ from sluice.config import (
     partition_range,
 )
 from sluice.errors import ConfigError
-from tests.conftest import ROOT, SpecFactory
+from tests.conftest import DEMO_SPEC, DEMO_SUITE, ROOT, SpecFactory
 
 
-def test_every_dataset_in_the_repo_loads() -> None:
-    specs = sorted((ROOT / "datasets").glob("*.yaml"))
-    assert specs, "datasets/ holds no spec"
-    for path in specs:
-        loaded = load_spec(path)
-        assert loaded.suite_path.exists(), f"{path}: suite {loaded.suite_path} is missing"
+def test_the_demo_spec_loads_with_its_suite() -> None:
+    loaded = load_spec(DEMO_SPEC)
+    assert loaded.name == DEMO_SPEC.stem
+    assert loaded.suite_path == DEMO_SUITE
 
 
 def test_unknown_key_names_file_line_key_and_allowed(make_dataset: SpecFactory) -> None:
