@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 FeatureKind = Literal["numeric", "categorical", "timestamp", "boolean"]
 CategoricalEncoding = Literal["frequency", "onehot"]
 FitMode = Literal["auto", "batch", "reference", "model"]
+OutlierSeverity = Literal["warn", "error"]
+DEFAULT_SEVERITY: OutlierSeverity = "warn"
 
 
 class FeatureSpec(BaseModel):
@@ -41,6 +43,13 @@ class DetectorSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     features: list[FeatureSpec | str] = Field(min_length=1)
     seed: int = 0
+    severity: OutlierSeverity = Field(
+        default=DEFAULT_SEVERITY,
+        description=(
+            "warn (default): a flagged row stays clean and the outlier is noted in the failures; "
+            "error: a flagged row is quarantined."
+        ),
+    )
     fit: FitMode = Field(
         default="auto",
         description=(

@@ -1,0 +1,100 @@
+"""Thresholds set by evidence: a tail model of scores of rows the model was not fitted on.
+
+A detector's scores on clean rows have some upper tail; the threshold is the score that a share
+``false_flag_rate`` of clean rows would exceed. It is read off the scores of held-out rows
+(:func:`tail_threshold`) with a peaks-over-threshold model: above a high level ``u`` (the top
+``tail_share`` of the scores) the excesses follow a generalized Pareto distribution (GPD), whose
+shape and scale are fitted by maximum likelihood, then extrapolated to the target rate.
+
+The fit is made robust to outliers among the held-out rows (a batch is not known to be clean):
+scores in the top ``censor_share`` enter the likelihood only as "above this level", never with
+their value, so a few extreme rows cannot stretch the tail and hide themselves. With too few
+rows for a tail fit, or excesses that do not fit (ties, a constant tail), the threshold is the
+empirical quantile, and the record says so.
+
+The shape is taken no lower than 0 (an exponential tail). Many detectors' scores are bounded
+(isolation forest, histograms), and a fitted bounded tail (shape < 0) ends too early when it is
+extrapolated from the top 5% to the top 0.1%: on clean rows it flagged four to five times the
+target rate. An exponential tail can only put the threshold higher, so fewer clean rows are
+flagged; heavy tails (shape > 0, such as distances on skewed data) are kept as fitted.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+
+FloatArray = npt.NDArray[np.float64]
+
+DEFAULT_FALSE_FLAG_RATE = 1e-3
+MIN_EXCESSES = 100
+MIN_TAIL_SHARE = 0.05
+MAX_TAIL_SHARE = 0.2
+CENSOR_FRACTION = 0.2  # of the tail: with a 5% tail, the top 1% of the scores are censored
+MIN_SHAPE = 0.0  # the lightest tail extrapolated: exponential
+
+
+def tail_share_for(n: int) -> float:
+    """The share of the top scores modelled as the tail: 5%, or more (up to 20%) for few rows."""
+    if n <= 0:
+        return MAX_TAIL_SHARE
+    return min(MAX_TAIL_SHARE, max(MIN_TAIL_SHARE, MIN_EXCESSES / n))
+
+
+def _empirical(scores: FloatArray, rate: float, why: str) -> tuple[float, dict[str, Any]]:
+    q = float(np.quantile(scores, 1.0 - rate, method="higher")) if len(scores) else math.inf
+    return q, {"method": "empirical quantile", "note": why}
+
+
+def tail_threshold(scores: FloatArray, false_flag_rate: float) -> tuple[float, dict[str, Any]]:
+    """The score a ``false_flag_rate`` share of rows like ``scores`` would exceed, and a record.
+
+    ``scores`` are held-out scores (higher is more abnormal). The record holds the method and,
+    for the tail model, the level ``u``, the share of rows above it, the GPD ``shape`` (xi) and
+    ``scale`` (sigma), the number of excesses and how many were censored.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    n = len(s)
+    share = tail_share_for(n)
+    if false_flag_rate >= share:
+        return _empirical(s, false_flag_rate, "the target rate is not in the far tail")
+    u = float(np.quantile(s, 1.0 - share)) if n else 0.0
+    excess = s[s > u] - u
+    if len(excess) < MIN_EXCESSES // 4:
+        return _empirical(s, false_flag_rate, f"too few rows for a tail fit ({n})")
+    above_u = len(excess) / n
+    c = float(np.quantile(excess, 1.0 - CENSOR_FRACTION))
+    kept, censored = excess[excess <= c], int((excess > c).sum())
+    if c <= 0 or len(np.unique(kept)) < 10:
+        return _empirical(s, false_flag_rate, "the tail has too few distinct scores to fit")
+    data = stats.CensoredData(uncensored=kept, right=np.full(censored, c))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            fitted, _, scale = stats.genpareto.fit(data, floc=0.0)
+        except (ValueError, RuntimeError, FloatingPointError) as exc:
+            return _empirical(s, false_flag_rate, f"tail fit failed: {exc}")
+        shape = max(float(fitted), MIN_SHAPE)
+        if shape != fitted:  # exponential tail: the censored maximum-likelihood scale
+            scale = (float(kept.sum()) + censored * c) / len(kept)
+        threshold = u + float(
+            stats.genpareto.ppf(1.0 - false_flag_rate / above_u, shape, 0.0, scale)
+        )
+    if not (np.isfinite(threshold) and scale > 0):
+        return _empirical(s, false_flag_rate, "tail fit gave no finite threshold")
+    return threshold, {
+        "method": "generalized Pareto tail (peaks over threshold, top scores censored)",
+        "u": u,
+        "tail_share": above_u,
+        "shape": shape,
+        "shape_fitted": float(fitted),
+        "scale": float(scale),
+        "excesses": len(excess),
+        "censored": censored,
+    }
