@@ -2,21 +2,23 @@
 
 A detector's scores on clean rows have some upper tail; the threshold is the score that a share
 ``false_flag_rate`` of clean rows would exceed. It is read off the scores of held-out rows
-(:func:`tail_threshold`) with a peaks-over-threshold model: above a high level ``u`` (the top
-``tail_share`` of the scores) the excesses follow a generalized Pareto distribution (GPD), whose
-shape and scale are fitted by maximum likelihood, then extrapolated to the target rate.
+(:func:`tail_threshold`) with a peaks-over-threshold model: above a high level ``u`` (the top 5%
+of the scores) the excesses follow a generalized Pareto distribution (GPD), whose shape and scale
+are fitted by maximum likelihood, then extrapolated to the target rate.
 
 The fit is made robust to outliers among the held-out rows (a batch is not known to be clean):
-scores in the top ``censor_share`` enter the likelihood only as "above this level", never with
-their value, so a few extreme rows cannot stretch the tail and hide themselves. With too few
-rows for a tail fit, or excesses that do not fit (ties, a constant tail), the threshold is the
-empirical quantile, and the record says so.
+scores in the top 1% enter the likelihood only as "above this level", never with their value, so
+extreme rows (up to 1% of the batch) cannot stretch the tail and hide themselves. With too few
+rows for a tail fit (under 1,000: fewer than 50 excesses), or excesses that do not fit (ties, a
+constant tail), the threshold is the empirical quantile, and the record says so.
 
 The shape is taken no lower than 0 (an exponential tail). Many detectors' scores are bounded
 (isolation forest, histograms), and a fitted bounded tail (shape < 0) ends too early when it is
 extrapolated from the top 5% to the top 0.1%: on clean rows it flagged four to five times the
 target rate. An exponential tail can only put the threshold higher, so fewer clean rows are
-flagged; heavy tails (shape > 0, such as distances on skewed data) are kept as fitted.
+flagged; heavy tails (shape > 0, such as distances on skewed data) are kept as fitted up to 0.5
+(finite variance). Above that, the fit is noise from a small sample (shapes of 1 to 2 were fitted
+on 500 rows of two normal columns) and would put the threshold out of reach of any row.
 """
 
 from __future__ import annotations
@@ -32,18 +34,11 @@ from scipy import stats
 FloatArray = npt.NDArray[np.float64]
 
 DEFAULT_FALSE_FLAG_RATE = 1e-3
-MIN_EXCESSES = 100
-MIN_TAIL_SHARE = 0.05
-MAX_TAIL_SHARE = 0.2
+MIN_EXCESSES = 50
+TAIL_SHARE = 0.05
 CENSOR_FRACTION = 0.2  # of the tail: with a 5% tail, the top 1% of the scores are censored
 MIN_SHAPE = 0.0  # the lightest tail extrapolated: exponential
-
-
-def tail_share_for(n: int) -> float:
-    """The share of the top scores modelled as the tail: 5%, or more (up to 20%) for few rows."""
-    if n <= 0:
-        return MAX_TAIL_SHARE
-    return min(MAX_TAIL_SHARE, max(MIN_TAIL_SHARE, MIN_EXCESSES / n))
+MAX_SHAPE = 0.5  # the heaviest: a finite variance
 
 
 def _empirical(scores: FloatArray, rate: float, why: str) -> tuple[float, dict[str, Any]]:
@@ -61,12 +56,12 @@ def tail_threshold(scores: FloatArray, false_flag_rate: float) -> tuple[float, d
     s = np.asarray(scores, dtype=np.float64)
     s = s[np.isfinite(s)]
     n = len(s)
-    share = tail_share_for(n)
+    share = TAIL_SHARE
     if false_flag_rate >= share:
         return _empirical(s, false_flag_rate, "the target rate is not in the far tail")
     u = float(np.quantile(s, 1.0 - share)) if n else 0.0
     excess = s[s > u] - u
-    if len(excess) < MIN_EXCESSES // 4:
+    if len(excess) < MIN_EXCESSES:
         return _empirical(s, false_flag_rate, f"too few rows for a tail fit ({n})")
     above_u = len(excess) / n
     c = float(np.quantile(excess, 1.0 - CENSOR_FRACTION))
@@ -80,9 +75,11 @@ def tail_threshold(scores: FloatArray, false_flag_rate: float) -> tuple[float, d
             fitted, _, scale = stats.genpareto.fit(data, floc=0.0)
         except (ValueError, RuntimeError, FloatingPointError) as exc:
             return _empirical(s, false_flag_rate, f"tail fit failed: {exc}")
-        shape = max(float(fitted), MIN_SHAPE)
-        if shape != fitted:  # exponential tail: the censored maximum-likelihood scale
+        shape = min(max(float(fitted), MIN_SHAPE), MAX_SHAPE)
+        if shape == 0.0:  # exponential tail: the censored maximum-likelihood scale
             scale = (float(kept.sum()) + censored * c) / len(kept)
+        elif shape != fitted:
+            _, _, scale = stats.genpareto.fit(data, floc=0.0, fc=shape)
         threshold = u + float(
             stats.genpareto.ppf(1.0 - false_flag_rate / above_u, shape, 0.0, scale)
         )

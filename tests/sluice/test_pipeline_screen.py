@@ -50,7 +50,16 @@ def test_reference_window_fits_on_earlier_clean_rows_only(make_dataset: SpecFact
         "2024-01-02": _day(2, extra=[(99.0, 198.0)]),
         "2024-01-03": _day(3, extra=[(4.5, -9.0)]),  # plausible alone, impossible together
     }
-    detectors = [{"name": "default", "features": ["x", "y"], "seed": 3}]
+    detectors = [
+        {
+            "name": "default",
+            "detector": "knn",  # a broken relation; isolation forest ranks it below the extremes
+            "features": ["x", "y"],
+            "seed": 3,
+            "severity": "error",
+            "params": {"false_flag_rate": 0.01},  # 800 reference rows: too few to see 1 in 1,000
+        }
+    ]
     spec = str(
         make_dataset(
             files,
@@ -94,7 +103,9 @@ def test_saved_model_is_used_and_a_wrong_hash_is_refused(
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, 500)
     train = pl.DataFrame({"x": x, "y": x * 2 + rng.normal(0, 0.1, 500)})
-    base = DetectorSpec(name="default", detector="knn", features=["x", "y"], seed=1)
+    base = DetectorSpec(
+        name="default", detector="knn", features=["x", "y"], seed=1, severity="error"
+    )
     sha = save_model(fit_model(train, base), tmp_path / "models" / "xy.model")
 
     def spec_with(digest: str) -> str:
@@ -104,6 +115,7 @@ def test_saved_model_is_used_and_a_wrong_hash_is_refused(
                 "detector": "knn",
                 "features": ["x", "y"],
                 "seed": 1,
+                "severity": "error",
                 "fit": "model",
                 "model": "models/xy.model",  # relative to the spec file's folder
                 "model_sha256": digest,
