@@ -5,10 +5,14 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import polars as pl
 import pytest
 
 from detectors import available_detectors, get_detector
 from detectors.base import Detector, NotFittedError
+from detectors.screen import screen
+from detectors.spec import DetectorSpec
+from sluice.decide import split
 from sluice.errors import ConfigError
 
 NAMES = available_detectors()
@@ -167,3 +171,31 @@ def test_contamination_is_refused_with_what_replaced_it() -> None:
         get_detector("iforest", contamination=0.01)
     assert info.value.key == "params.contamination"
     assert "false_flag_rate" in str(info.value)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_severity_warn_leaves_flagged_rows_clean_and_error_quarantines_them(name: str) -> None:
+    X = _clean(3000, 9)
+    X[:5] = [[12.0, -12.0, 40.0, 12.0], [-12.0, 12.0, 40.0, -12.0], [12.0, 12.0, 40.0, 12.0],
+             [-12.0, -12.0, 40.0, 12.0], [12.0, -12.0, 40.0, -12.0]]  # fmt: skip
+    cols = ["a", "b", "c", "d"]
+    frame = pl.DataFrame(X, schema=cols).with_columns(
+        pl.int_range(pl.len(), dtype=pl.UInt64).alias("_row_id"),
+        pl.lit("f.csv").alias("_source_file"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_row"),
+    )
+    raw = frame.select("_row_id", *(pl.col(c).cast(pl.String) for c in cols))
+    declared: dict[str, pl.DataType] = {c: pl.Float64() for c in cols}
+    for severity in ("warn", "error"):
+        spec = DetectorSpec(name="s", detector=name, features=list(cols), seed=1, severity=severity)
+        failures = screen(frame.select("_row_id", *cols), [spec]).failures
+        flagged = set(failures["_row_id"].to_list())
+        assert set(range(5)) <= flagged
+        assert set(failures["severity"]) == {severity}
+        result = split(frame, raw, failures, declared)
+        if severity == "warn":
+            assert result.clean.height == frame.height
+            assert result.quarantine.is_empty()
+        else:
+            assert set(result.quarantine["_row_id"].to_list()) == flagged
+            assert result.clean.height == frame.height - len(flagged)
