@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +144,25 @@ def test_saved_model_is_used_and_a_wrong_hash_is_refused(
 
     with pytest.raises(ConfigError, match="sha256"):
         run_partition(spec_with("0" * 64), "2024-01-01")
+
+
+def test_contamination_in_a_spec_is_exit_2_naming_the_file_and_what_replaced_it(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    detectors = [{"name": "default", "features": ["x", "y"], "params": {"contamination": 0.01}}]
+    spec = make_dataset({"2024-01-01": _day(1)}, schema=SCHEMA, suite=SUITE, detectors=detectors)
+    exe = Path(sys.executable).with_name("sluice")
+    done = subprocess.run(
+        [str(exe), "run", str(spec), "--partition", "2024-01-01"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")},
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "tiny.yaml" in done.stderr
+    assert "detectors[0].params.contamination" in done.stderr
+    assert "false_flag_rate" in done.stderr
+    assert not (tmp_path / "out").exists()
