@@ -201,6 +201,8 @@ class Detector(ABC):
 
     def fit_uncalibrated(self, X: Any) -> Self:
         """Fit on a seeded sample of ``X`` without setting a threshold (ensemble members)."""
+        for stale in ("threshold_", "calibration_"):
+            self.__dict__.pop(stale, None)
         self._fit_rows(as_matrix(X))
         return self
 
