@@ -16,7 +16,15 @@ every seeded model runs with seeds 0..N-1 on the ADBench sets and the means aver
 their quality is measured on
 ``decision_scores_``, their scoring speed with ``decision_function`` on the same rows. Peak memory
 is the largest memory traced by ``tracemalloc`` during fit plus score (NumPy and Python
-allocations). The ADBench sets are read from ``--data`` (default: ``$SLUICE_ADBENCH`` or
+allocations).
+
+Flag shares, each as "quota / threshold": the share of rows flagged by the quota the screen used
+before (the top 1% of the fit rows' own scores, whatever the data) and by the detector's fitted
+threshold (held-out scores, tail model, ``false_flag_rate``, default 0.001). "inliers flagged" and
+"outliers flagged" are over the labelled rows of a set the detector was fitted on whole (as a
+batch); "clean flagged" is over the inliers of an ADBench set when the detector is fitted on those
+inliers alone. The synthetic tables run twice: with no outliers planted (every row clean) and with
+1% planted. The ADBench sets are read from ``--data`` (default: ``$SLUICE_ADBENCH`` or
 ../shared/data/adbench_sample next to the repository) and never copied.
 """
 
@@ -39,7 +47,10 @@ import numpy.typing as npt
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from detectors import available_detectors, get_detector
+from detectors.base import threshold_from
 from detectors.pyod_adapters import import_path
+
+QUOTA = 0.01  # the threshold before: the top 1% of the fit rows' own scores, whatever the data
 
 PYOD_AS_SHIPPED: dict[str, str] = {
     "iforest": "pyod.models.iforest:IForest",
@@ -95,6 +106,12 @@ class Result:
     peak_mib: float | None
     note: str = ""
     seed: int = 0
+    inliers_flagged_quota: float | None = None
+    inliers_flagged: float | None = None
+    outliers_flagged_quota: float | None = None
+    outliers_flagged: float | None = None
+    clean_flagged_quota: float | None = None
+    clean_flagged: float | None = None
 
 
 def default_data_dir() -> Path:
@@ -178,6 +195,19 @@ def _quality(y: npt.NDArray[np.int64], s: FloatArray) -> tuple[float | None, flo
     return float(roc_auc_score(y, s)), float(average_precision_score(y, s))
 
 
+def _shares(
+    scores: FloatArray, flags_quota: Any, flags: Any, y: Any
+) -> tuple[float | None, float | None, float | None, float | None]:
+    """Shares of inliers and of outliers flagged by the quota and by the fitted threshold."""
+    labels = np.asarray(y)
+
+    def share(f: Any, m: Any) -> float | None:
+        return float(np.asarray(f)[m].mean()) if m.any() else None
+
+    inl, out = labels == 0, labels == 1
+    return share(flags_quota, inl), share(flags, inl), share(flags_quota, out), share(flags, out)
+
+
 def run_ours(
     dataset: str,
     method: str,
@@ -187,12 +217,27 @@ def run_ours(
     *,
     memory: bool,
     seed: int = 0,
+    clean: FloatArray | None = None,
 ) -> Result:
-    """One sluice detector: fit on its bounded sample, score every row."""
+    """One sluice detector: fit on its bounded sample, score every row.
+
+    Beside the quality, the shares of rows flagged: by the quota the screen used before (the top
+    ``QUOTA`` of the fit rows' own scores) and by the detector's fitted threshold, among the
+    inliers and the outliers of ``X``; and, when ``clean`` is given (rows known to be clean),
+    among those rows when the detector is fitted on them alone.
+    """
     name = "ensemble" if method.startswith("ens:") else method
     det = get_detector(name, **{**params, "random_state": seed})
     scores, tf, ts, peak = _measure(lambda: det.fit(X), lambda: det.score(X), memory)
     auc, ap = _quality(y, scores)
+    quota = threshold_from(det.fit_scores_, QUOTA)
+    shares = _shares(scores, scores > quota, scores > det.threshold_, y)
+    clean_quota = clean_after = None
+    if clean is not None:
+        twin = get_detector(name, **{**params, "random_state": seed}).fit(clean)
+        s = twin.score(clean)
+        clean_quota = float((s > threshold_from(twin.fit_scores_, QUOTA)).mean())
+        clean_after = float((s > twin.threshold_).mean())
     return Result(
         dataset,
         method,
@@ -206,6 +251,9 @@ def run_ours(
         peak,
         f"fit on {det.n_fit_} rows",
         seed,
+        *shares,
+        clean_quota,
+        clean_after,
     )
 
 
@@ -303,10 +351,11 @@ def _fmt(v: float | None, spec: str) -> str:
 
 
 def print_header() -> None:
-    """The column titles of the result lines."""
+    """The column titles of the result lines (flag shares: quota before / threshold now)."""
     head = (
         f"{'dataset':<16} {'method':<28} {'src':<6} {'seed':>4} {'rows':>10} {'AUC':>6} {'AP':>6} "
-        f"{'fit r/s':>11} {'score r/s':>11} {'peak MiB':>9}  note"
+        f"{'fit r/s':>11} {'score r/s':>11} {'peak MiB':>9} {'inliers flagged':>15} "
+        f"{'outliers flagged':>16} {'clean flagged':>15}  note"
     )
     print(head)
     print("-" * len(head))
@@ -318,9 +367,17 @@ def print_row(r: Result) -> None:
         f"{r.dataset:<16} {r.method:<28} {r.source:<6} {r.seed:>4} {r.rows:>10,} "
         f"{_fmt(r.roc_auc, '.3f'):>6} {_fmt(r.average_precision, '.3f'):>6} "
         f"{_fmt(r.fit_rows_per_s, ',.0f'):>11} {_fmt(r.score_rows_per_s, ',.0f'):>11} "
-        f"{_fmt(r.peak_mib, ',.1f'):>9}  {r.note}",
+        f"{_fmt(r.peak_mib, ',.1f'):>9} {_pair(r.inliers_flagged_quota, r.inliers_flagged):>15} "
+        f"{_pair(r.outliers_flagged_quota, r.outliers_flagged):>16} "
+        f"{_pair(r.clean_flagged_quota, r.clean_flagged):>15}  {r.note}",
         flush=True,
     )
+
+
+def _pair(before: float | None, after: float | None) -> str:
+    if before is None and after is None:
+        return "-"
+    return f"{_fmt(before, '.2%')} / {_fmt(after, '.2%')}"
 
 
 def summarise(
@@ -415,7 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for ds, X, y in sets:
         for seed in range(max(1, args.seeds)):
             for method, params in methods:
-                keep(run_ours(ds, method, params, X, y, memory=memory, seed=seed))
+                inliers = X[y == 0]
+                keep(run_ours(ds, method, params, X, y, memory=memory, seed=seed, clean=inliers))
             for method in pyod_methods:
                 keep(run_pyod(ds, method, X, y, memory=memory, seed=seed))
 
@@ -424,6 +482,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         summarise_adbench(results, adbench, max(1, args.seeds))
 
     for n in sizes:
+        X, y = synthetic(n, contamination=0.0)
+        ds = f"synthetic-clean-{n / 1_000_000:g}M"
+        print(f"\n# {ds} x {X.shape[1]}: no outliers planted\n")
+        print_header()
+        for method, params in methods:
+            keep(run_ours(ds, method, params, X, y, memory=memory))
+        del X, y
         X, y = synthetic(n)
         ds = f"synthetic-{n / 1_000_000:g}M"
         print(f"\n# {ds} x {X.shape[1]}\n")
@@ -443,13 +508,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _mean(results: Sequence[Result], field: str) -> float | None:
+    vals = [getattr(r, field) for r in results if getattr(r, field) is not None]
+    return float(np.mean(vals)) if vals else None
+
+
 def summarise_adbench(results: Sequence[Result], adbench: Sequence[str], seeds: int) -> None:
     """Print the mean quality per method over the ADBench sets, and default vs PyOD IForest."""
     print(f"\n# Mean over the {len(adbench)} ADBench sets, {seeds} seed(s)\n")
-    print(f"{'src':<6} {'method':<28} {'mean AUC':>8} {'mean AP':>8}")
+    print(
+        f"{'src':<6} {'method':<28} {'mean AUC':>8} {'mean AP':>8} "
+        f"{'inliers flagged':>17} {'outliers flagged':>17} {'clean flagged':>17}"
+    )
     summary = summarise(results, adbench)
     for source, method, auc, mean_ap in summary:
-        print(f"{source:<6} {method:<28} {auc:>8.3f} {mean_ap:>8.3f}")
+        rs = [r for r in results if (r.source, r.method) == (source, method)]
+        cols = [
+            _pair(_mean(rs, f"{what}_quota"), _mean(rs, what))
+            for what in ("inliers_flagged", "outliers_flagged", "clean_flagged")
+        ]
+        print(
+            f"{source:<6} {method:<28} {auc:>8.3f} {mean_ap:>8.3f} "
+            + " ".join(f"{c:>17}" for c in cols)
+        )
     means = {(s, m): a for s, m, a, _ in summary}
     if ("sluice", "default") in means and ("pyod", "iforest") in means:
         print(

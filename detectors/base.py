@@ -2,7 +2,11 @@
 
 Scores are float64 and **higher means more abnormal**. ``__init__`` stores parameters only; ``fit``
 draws a bounded, seeded sample of the rows, fits on it, keeps the sample's own scores in
-``fit_scores_`` and sets ``threshold_`` from them; ``score`` works in chunks and changes nothing.
+``fit_scores_``, and sets ``threshold_`` by evidence: from scores of rows the model was not fitted
+on (rows left out of the sample, else a two-fold cross-fit of the sample), through a tail model
+set for ``false_flag_rate`` (:mod:`detectors.threshold`); ``calibration_`` records how. There is no
+quota: a batch with nothing abnormal gets (nearly) no flags. ``score`` works in chunks and changes
+nothing.
 """
 
 from __future__ import annotations
@@ -15,12 +19,19 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 import numpy.typing as npt
 
+from detectors.threshold import DEFAULT_FALSE_FLAG_RATE, tail_threshold
 from sluice.errors import ConfigError
 
 FloatArray = npt.NDArray[np.float64]
 
+MAX_FALSE_FLAG_RATE = 0.1
+CALIBRATION_ROWS = 100_000
+MIN_HELD_OUT_ROWS = 5_000
 COMMON_PARAMS: dict[str, str] = {
-    "contamination": "share of the fit rows above the threshold, in (0, 0.5]",
+    "false_flag_rate": (
+        f"share of clean rows the threshold may flag, in (0, {MAX_FALSE_FLAG_RATE}]; "
+        f"default {DEFAULT_FALSE_FLAG_RATE}"
+    ),
     "max_fit_rows": "fit on at most this many rows (a seeded sample); 'auto' or null for all",
     "random_state": "seed of the sample and of the detector",
     "chunk_rows": "score at most this many rows at a time",
@@ -57,9 +68,9 @@ def sample_rows(X: FloatArray, max_rows: int | None, seed: int) -> FloatArray:
     return X if idx is None else X[idx]
 
 
-def threshold_from(scores: FloatArray, contamination: float) -> float:
-    """The score above which a ``contamination`` share of ``scores`` lies (linear percentile)."""
-    return float(np.percentile(scores, 100.0 * (1.0 - contamination)))
+def threshold_from(scores: FloatArray, share: float) -> float:
+    """The score above which a ``share`` of ``scores`` lies (linear percentile): a quota."""
+    return float(np.percentile(scores, 100.0 * (1.0 - share)))
 
 
 class Detector(ABC):
@@ -73,16 +84,17 @@ class Detector(ABC):
     n_fit_: int
     fit_scores_: FloatArray
     threshold_: float
+    calibration_: dict[str, Any]
 
     def __init__(
         self,
         *,
-        contamination: float = 0.01,
+        false_flag_rate: float = DEFAULT_FALSE_FLAG_RATE,
         max_fit_rows: int | Literal["auto"] | None = "auto",
         random_state: int = 0,
         chunk_rows: int = 65_536,
     ) -> None:
-        self.contamination = contamination
+        self.false_flag_rate = false_flag_rate
         self.max_fit_rows = max_fit_rows
         self.random_state = random_state
         self.chunk_rows = chunk_rows
@@ -96,6 +108,15 @@ class Detector(ABC):
     def check_params(cls, params: Mapping[str, Any], *, detector: str) -> None:
         """Raise :class:`ConfigError` for an unknown parameter name or a bad common value."""
         allowed = cls.allowed_params()
+        if "contamination" in params:
+            raise ConfigError(
+                f"detector {detector!r}: contamination is no longer a parameter (it flagged a "
+                "fixed share of every batch, whatever the data); thresholds are set for a "
+                "false-flag rate on clean data",
+                key="params.contamination",
+                found=params["contamination"],
+                allowed="false_flag_rate: the share of clean rows that may be flagged, e.g. 0.001",
+            )
         for key in params:
             if key not in allowed:
                 raise ConfigError(
@@ -104,13 +125,17 @@ class Detector(ABC):
                     found=key,
                     allowed=", ".join(sorted(allowed)),
                 )
-        c = params.get("contamination", 0.01)
-        if isinstance(c, bool) or not isinstance(c, int | float) or not 0.0 < c <= 0.5:
+        r = params.get("false_flag_rate", DEFAULT_FALSE_FLAG_RATE)
+        if (
+            isinstance(r, bool)
+            or not isinstance(r, int | float)
+            or not 0.0 < r <= MAX_FALSE_FLAG_RATE
+        ):
             raise ConfigError(
-                f"bad contamination for detector {detector!r}",
-                key="params.contamination",
-                found=c,
-                allowed="a number in (0, 0.5]",
+                f"bad false_flag_rate for detector {detector!r}",
+                key="params.false_flag_rate",
+                found=r,
+                allowed=f"a number in (0, {MAX_FALSE_FLAG_RATE}], e.g. 0.001 (1 in 1,000)",
             )
         m = params.get("max_fit_rows", "auto")
         if m not in (None, "auto") and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
@@ -154,21 +179,69 @@ class Detector(ABC):
         return self.default_max_fit_rows if m == "auto" else m
 
     def fit(self, X: Any) -> Self:
-        """Fit on (a seeded sample of) ``X``; sets ``fit_scores_``, ``threshold_``, ``n_fit_``."""
-        type(self).check_params(self.get_params(), detector=type(self).__name__)
+        """Fit on a seeded sample of ``X`` and set ``threshold_`` from held-out scores.
+
+        Sets ``fit_scores_``, ``n_fit_``, ``threshold_`` and ``calibration_``. The held-out scores
+        are those of up to ``CALIBRATION_ROWS`` rows of ``X`` left out of the fit sample when at
+        least ``MIN_HELD_OUT_ROWS`` (or as many as the sample) are left out; otherwise each half of
+        the sample is scored by a model fitted on the other half.
+        """
         arr = as_matrix(X)
+        idx = self._fit_rows(arr)
+        held, source = self._held_out_scores(arr, idx)
+        self.threshold_, tail = tail_threshold(held, float(self.false_flag_rate))
+        self.calibration_ = {
+            "false_flag_rate": float(self.false_flag_rate),
+            "held_out": source,
+            "held_out_rows": len(held),
+            "threshold": self.threshold_,
+            **tail,
+        }
+        return self
+
+    def fit_uncalibrated(self, X: Any) -> Self:
+        """Fit on a seeded sample of ``X`` without setting a threshold (ensemble members)."""
+        for stale in ("threshold_", "calibration_"):
+            self.__dict__.pop(stale, None)
+        self._fit_rows(as_matrix(X))
+        return self
+
+    def _fit_rows(self, arr: FloatArray) -> npt.NDArray[np.intp] | None:
+        type(self).check_params(self.get_params(), detector=type(self).__name__)
         if len(arr) < self.min_rows():
             need = self.min_rows()
             raise ValueError(
                 f"{type(self).__name__} needs at least {need} rows to fit, got {len(arr)}"
             )
-        fit_x = sample_rows(arr, self.effective_max_fit_rows, self.random_state)
+        idx = sample_indices(len(arr), self.effective_max_fit_rows, self.random_state)
+        fit_x = arr if idx is None else arr[idx]
         self.n_features_in_ = arr.shape[1]
         self.n_fit_ = len(fit_x)
-        scores = np.asarray(self._fit(fit_x), dtype=np.float64)
-        self.fit_scores_ = scores
-        self.threshold_ = threshold_from(scores, self.contamination)
-        return self
+        self.fit_scores_ = np.asarray(self._fit(fit_x), dtype=np.float64)
+        return idx
+
+    def _held_out_scores(
+        self, arr: FloatArray, idx: npt.NDArray[np.intp] | None
+    ) -> tuple[FloatArray, str]:
+        rng = np.random.default_rng(self.random_state + 1)
+        n_rest = 0 if idx is None else len(arr) - len(idx)
+        if idx is not None and n_rest >= min(MIN_HELD_OUT_ROWS, len(idx)):
+            rest = np.ones(len(arr), dtype=bool)
+            rest[idx] = False
+            pick = np.flatnonzero(rest)
+            if len(pick) > CALIBRATION_ROWS:
+                pick = np.sort(rng.choice(pick, size=CALIBRATION_ROWS, replace=False))
+            return self.score(arr[pick]), "rows left out of the fit sample"
+        fit_x = arr if idx is None else arr[idx]
+        order = rng.permutation(len(fit_x))
+        halves = (np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2 :]))
+        if min(len(h) for h in halves) < self.min_rows():
+            return self.fit_scores_, "the fit rows themselves (too few rows to hold any out)"
+        parts = []
+        for train, test in (halves, halves[::-1]):
+            twin = type(self)(**self.get_params()).fit_uncalibrated(fit_x[train])
+            parts.append(twin.score(fit_x[test]))
+        return np.concatenate(parts), "two-fold cross-fit of the fit sample"
 
     def min_rows(self) -> int:
         """The fewest rows this detector can fit on."""
@@ -184,7 +257,7 @@ class Detector(ABC):
         return out
 
     def _check_input(self, X: Any) -> FloatArray:
-        if not hasattr(self, "threshold_"):
+        if not hasattr(self, "n_features_in_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit first")
         arr = as_matrix(X)
         if arr.shape[1] != self.n_features_in_:

@@ -26,6 +26,7 @@ from scipy.stats import skew
 
 from detectors import _ecdf_kernel as kernel
 from detectors.base import Detector, FloatArray
+from detectors.threshold import DEFAULT_FALSE_FLAG_RATE
 from sluice.errors import ConfigError
 
 BUCKETS_PER_VALUE = 1
@@ -44,14 +45,14 @@ class _ECDFDetector(Detector):
     def __init__(
         self,
         *,
-        contamination: float = 0.01,
+        false_flag_rate: float = DEFAULT_FALSE_FLAG_RATE,
         max_fit_rows: int | Literal["auto"] | None = "auto",
         random_state: int = 0,
         chunk_rows: int = 262_144,
         n_jobs: int | None = None,
     ) -> None:
         super().__init__(
-            contamination=contamination,
+            false_flag_rate=false_flag_rate,
             max_fit_rows=max_fit_rows,
             random_state=random_state,
             chunk_rows=chunk_rows,

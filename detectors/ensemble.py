@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from detectors.base import Detector, FloatArray, sample_indices
+from detectors.threshold import DEFAULT_FALSE_FLAG_RATE
 from sluice.errors import ConfigError
 
 Member = str | Mapping[str, Any]
@@ -43,7 +44,7 @@ class Ensemble(Detector):
     def __init__(
         self,
         *,
-        contamination: float = 0.01,
+        false_flag_rate: float = DEFAULT_FALSE_FLAG_RATE,
         max_fit_rows: int | Literal["auto"] | None = "auto",
         random_state: int = 0,
         chunk_rows: int = 65_536,
@@ -51,7 +52,7 @@ class Ensemble(Detector):
         combine: str = "zscore",
     ) -> None:
         super().__init__(
-            contamination=contamination,
+            false_flag_rate=false_flag_rate,
             max_fit_rows=max_fit_rows,
             random_state=random_state,
             chunk_rows=chunk_rows,
@@ -115,7 +116,7 @@ class Ensemble(Detector):
         return max([self.min_fit_rows, *(d.min_rows() for d in self._build())])
 
     def _fit(self, X: FloatArray) -> FloatArray:
-        fitted = [d.fit(X) for d in self._build()]
+        fitted = [d.fit_uncalibrated(X) for d in self._build()]
         self.members_ = fitted
         if self.combine == "rank":
             self.sorted_fit_scores_ = [np.sort(d.fit_scores_) for d in fitted]

@@ -4,7 +4,7 @@
   those parts, summed over the prepared columns of each source column.
 - Every other detector gets an occlusion attribution: the drop in score when all prepared columns
   of one source column are replaced by their fit-sample median. It costs one extra scoring of the
-  flagged rows per source column (flagged rows are about ``contamination`` of the batch), works for
+  flagged rows per source column (flagged rows are a small share of the batch), works for
   any detector including ensembles, and, unlike a per-feature deviation from the median, credits
   both columns of a combination that is impossible while each value alone is ordinary.
 """

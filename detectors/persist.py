@@ -1,7 +1,8 @@
 """Saved models: a fitted feature preparation and detector in one versioned, hashed file.
 
 A model file is a zip archive with ``meta.json`` (format version, detector, features, prepared
-feature names, threshold, library versions, the sha256 of the payload, and the model's provenance:
+feature names, threshold and how it was set, library versions, the sha256 of the payload, and the
+model's provenance:
 for models made by ``sluice model``, the dataset, spec and the partitions and clean files it was
 fitted on) and ``model.pkl`` (the pickled preparation and detector). A dataset spec that uses it
 (``fit: model``) gives the file's sha256 in ``model_sha256``; loading refuses the file unless that
@@ -28,7 +29,7 @@ from detectors.spec import DetectorSpec
 from sluice.errors import ConfigError
 from sluice.write import file_sha256
 
-FORMAT = "sluice-model/2"  # 2: ECOD/COPOD keep their reference as flat arrays
+FORMAT = "sluice-model/3"  # 3: thresholds from held-out scores (calibration_), no contamination
 VERSIONED = ("numpy", "scipy", "scikit-learn", "pyod", "polars")
 _FIXED_TIME = (2000, 1, 1, 0, 0, 0)
 
@@ -71,6 +72,7 @@ def save_model(model: FittedModel, path: Path | str) -> str:
         "features": model.features,
         "prepared_features": list(model.preparer.feature_names_),
         "threshold": float(model.detector.threshold_),
+        "threshold_method": model.detector.calibration_,
         "n_fit": int(model.detector.n_fit_),
         "versions": library_versions(),
         "payload_sha256": hashlib.sha256(payload).hexdigest(),

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from detectors.base import COMMON_PARAMS, Detector, FloatArray
+from detectors.threshold import DEFAULT_FALSE_FLAG_RATE
 from sluice.errors import ConfigError
 
 _HIDDEN = frozenset({"self", "contamination", "random_state", "verbose", "novelty"})
@@ -39,7 +40,7 @@ class PyODDetector(Detector):
     def __init__(
         self,
         *,
-        contamination: float = 0.01,
+        false_flag_rate: float = DEFAULT_FALSE_FLAG_RATE,
         max_fit_rows: int | Literal["auto"] | None = "auto",
         random_state: int = 0,
         chunk_rows: int = 65_536,
@@ -47,7 +48,7 @@ class PyODDetector(Detector):
         **params: Any,
     ) -> None:
         super().__init__(
-            contamination=contamination,
+            false_flag_rate=false_flag_rate,
             max_fit_rows=max_fit_rows,
             random_state=random_state,
             chunk_rows=chunk_rows,
@@ -99,8 +100,6 @@ class PyODDetector(Detector):
         kwargs: dict[str, Any] = {**self.fixed_params, **self.params}
         if "random_state" in sig:
             kwargs["random_state"] = self.random_state
-        if "contamination" in sig:
-            kwargs["contamination"] = self.contamination
         return est_cls(**kwargs)
 
     def _prepare(self, X: FloatArray) -> FloatArray:

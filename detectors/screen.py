@@ -2,10 +2,12 @@
 
 ``screen`` is a plain function on frames. For each detector spec it picks the fit rows (the
 ``reference`` frame when one is given and the spec allows it, else the batch), draws a seeded sample
-of at most the detector's ``max_fit_rows``, fits the feature preparation and the detector on it,
-sets the threshold from the sample's own scores (``contamination``, default 0.01), then prepares and
-scores the batch in chunks. Rows above the threshold become failures ``outlier|<spec name>`` with
-their score, the threshold and the top contributing source columns.
+of at most the detector's ``max_fit_rows`` plus ``CALIBRATION_ROWS`` held-out rows, fits the feature
+preparation and the detector, and sets the threshold from scores of rows the model was not fitted
+on, for the spec's ``false_flag_rate`` (:mod:`detectors.threshold`); then it prepares and scores the
+batch in chunks. Rows above the threshold become failures ``outlier|<spec name>`` with the spec's
+severity (``warn`` by default: the row stays clean), their score, the threshold and the top
+contributing source columns.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from detectors.base import Detector, sample_indices
+from detectors.base import CALIBRATION_ROWS, Detector, sample_indices
 from detectors.explain import contributions, explanation_method, top_features
 from detectors.features import FeaturePreparer, check_features
 from detectors.persist import FittedModel, check_model_file, load_model, spec_features
@@ -138,9 +140,10 @@ def fit_model(frame: pl.DataFrame, spec: DetectorSpec, *, index: int = 0) -> Fit
             f"detector {spec.name!r}: {frame.height} rows to fit on; "
             f"{spec.detector_name} needs at least {need}"
         )
+    fit_rows = det.effective_max_fit_rows
     sample = _sample_frame(
         frame.select([f.column for f in spec.feature_specs()]),
-        det.effective_max_fit_rows,
+        None if fit_rows is None else fit_rows + CALIBRATION_ROWS,
         spec.seed,
     )
     prep = FeaturePreparer(spec.feature_specs())
@@ -160,7 +163,8 @@ def _fit(
         "params": _json_safe(det.get_params()),
         "features": spec_features(spec),
         "seed": spec.seed,
-        "contamination": det.contamination,
+        "severity": spec.severity,
+        "false_flag_rate": det.false_flag_rate,
     }
     if spec.fit == "model" and spec.model is not None:
         model = load_model(spec.model, spec, expected_sha256=spec.model_sha256)
@@ -169,7 +173,7 @@ def _fit(
             model_path=str(spec.model),
             model_sha256=spec.model_sha256,
             params=_json_safe(model.detector.get_params()),
-            contamination=model.detector.contamination,
+            false_flag_rate=model.detector.false_flag_rate,
             model_provenance=_json_safe(model.provenance),
         )
         return model, _fitted_record(record, model)
@@ -199,6 +203,7 @@ def _fitted_record(record: dict[str, Any], model: FittedModel) -> dict[str, Any]
         skipped=False,
         n_fit=det.n_fit_,
         threshold=det.threshold_,
+        threshold_method=_json_safe(det.calibration_),
         feature_preparation=model.preparer.summary(),
         explanation=explanation_method(det),
     )
@@ -246,7 +251,7 @@ def _score_spec(
                 ids.gather(idx),
                 column=OUTLIER_COLUMN,
                 rule=spec.name,
-                severity="error",
+                severity=spec.severity,
                 values=[repr(float(s[i])) for i in idx],
                 details=details,
             )
@@ -286,7 +291,11 @@ def screen(
             s, f, n_flagged = _score_spec(spec, fitted, frame)
             scores.append(s)
             failures.append(f)
-            record.update(n_scored=frame.height, n_flagged=n_flagged)
+            record.update(
+                n_scored=frame.height,
+                n_flagged=n_flagged,
+                expected_clean_flags=round(frame.height * float(record["false_flag_rate"]), 2),
+            )
         models.append(record)
     return ScreenResult(
         failures=concat_failures(failures),

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 FeatureKind = Literal["numeric", "categorical", "timestamp", "boolean"]
 CategoricalEncoding = Literal["frequency", "onehot"]
 FitMode = Literal["auto", "batch", "reference", "model"]
+OutlierSeverity = Literal["warn", "error"]
+DEFAULT_SEVERITY: OutlierSeverity = "warn"
 
 
 class FeatureSpec(BaseModel):
@@ -51,6 +53,13 @@ class DetectorSpec(BaseModel):
         min_length=1, description="Input columns: a column name (numeric), or a mapping."
     )
     seed: int = Field(default=0, description="Random seed, recorded in the manifest.")
+    severity: OutlierSeverity = Field(
+        default=DEFAULT_SEVERITY,
+        description=(
+            "warn (default): a flagged row stays clean and the outlier is noted in the failures; "
+            "error: a flagged row is quarantined."
+        ),
+    )
     fit: FitMode = Field(
         default="auto",
         description=(

@@ -93,6 +93,17 @@ def drift_line(drift: dict[str, Any]) -> str:
     )
 
 
+def segment_line(segment: dict[str, Any]) -> str:
+    """One biased segment (:mod:`sluice.report.segments`) as a markdown list item."""
+    where = _code(f"{segment.get('column')} = {segment.get('value')}")
+    return (
+        f"- **segment bias**: {where}: {fmt_pct(float(segment.get('share', 0.0)))} of its "
+        f"{fmt_num(int(segment.get('rows', 0)))} screened rows flagged by "
+        f"{_code(str(segment.get('detector', '')))}, {float(segment.get('ratio', 0.0)):.0f}x the "
+        f"overall {fmt_pct(float(segment.get('overall', 0.0)))}"
+    )
+
+
 def rules_table(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """Every reason that marked rows: quarantining ones first, most rows first."""
     counts = manifest.get("counts", {})
@@ -156,11 +167,13 @@ def artifact_payloads(summary: dict[str, Any], manifest: dict[str, Any]) -> Arti
         lines.append("Critical checks failed: " + ", ".join(_code(c) for c in manifest["critical"]))
     alarms = findings.get("alarms", [])
     drift = findings.get("drift", [])
+    segments = findings.get("segment_bias", [])
     lines.append("")
-    if alarms or drift:
+    if alarms or drift or segments:
         lines.append("## Needs attention")
         lines += [alarm_line(a) for a in alarms]
         lines += [drift_line(d) for d in drift]
+        lines += [segment_line(s) for s in segments]
     elif findings:
         lines.append(
             f"{'Nothing unusual' if status == 'passed' else 'No metric alarm, no drift'}: "

@@ -37,6 +37,7 @@ from sluice.report.metrics import (
     rule_summaries,
     stage_counts,
 )
+from sluice.report.segments import SegmentBias, segment_bias
 from sluice.write import MANIFEST_NAME, PARQUET_NAME, describe, write_parquet
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class Report:
     metrics: pl.DataFrame
     history: pl.DataFrame
     policy: AnomalyPolicy = field(default_factory=AnomalyPolicy)
+    segments: list[SegmentBias] = field(default_factory=list)
 
     @property
     def alarms(self) -> list[Finding]:
@@ -84,6 +86,7 @@ class Report:
             "learning_metrics": len(self.findings) - len(judged),
             "drift_tested": [d.column for d in self.drift if d.kind != "skipped"],
             "drift_skipped": {d.column: d.note for d in self.drift if d.kind == "skipped"},
+            "segment_bias": [s.as_dict() for s in self.segments],
         }
 
 
@@ -137,6 +140,7 @@ def compose(
         metrics=metrics,
         history=history,
         policy=apol,
+        segments=segment_bias(outputs),
     )
 
 

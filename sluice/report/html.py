@@ -28,6 +28,7 @@ from sluice.report.metrics import (
     Example,
     Histogram,
 )
+from sluice.report.segments import segment_item, segments_section
 from sluice.verdict import verdict_state, why_not_run
 
 if TYPE_CHECKING:
@@ -300,6 +301,7 @@ def _cards(r: Report) -> Safe:
 def _attention(r: Report) -> Safe:
     items = [el("li", None, _finding_text(f)) for f in r.alarms]
     items += [el("li", None, _drift_text(d)) for d in r.drifted]
+    items += [el("li", None, segment_item(s)) for s in r.segments]
     judged = sum(1 for f in r.findings if f.status != "learning")
     learning = len(r.findings) - judged
     tested = sum(1 for d in r.drift if d.kind != "skipped")
@@ -552,8 +554,12 @@ def _detector(d: DetectorStats, model: dict[str, Any]) -> Safe:
         el("span", None, f"{fmt_num(d.flagged)} ({fmt_pct(d.flagged_rate)})"),
         el("span", None, "threshold"),
         el("span", None, fmt_num(d.threshold)),
-        el("span", None, "contamination"),
-        el("span", None, fmt_num(model.get("contamination"))),
+        el("span", None, "false-flag rate"),
+        el("span", None, fmt_num(model.get("false_flag_rate"))),
+        el("span", None, "flagged rows"),
+        el("span", None, "quarantined" if model.get("severity") == "error" else "kept, warned"),
+        el("span", None, "threshold from"),
+        el("span", None, _threshold_source(model)),
         el("span", None, "median score"),
         el("span", None, fmt_num(d.p50)),
         el("span", None, "99th pct."),
@@ -620,6 +626,15 @@ def _detector(d: DetectorStats, model: dict[str, Any]) -> Safe:
     )
 
 
+def _threshold_source(model: dict[str, Any]) -> str:
+    how = model.get("threshold_method") or {}
+    if not how:
+        return "-"
+    rows = how.get("held_out_rows")
+    method = "tail model" if str(how.get("method", "")).startswith("generalized") else "quantile"
+    return f"{method} of {rows:,} held-out scores" if isinstance(rows, int) else method
+
+
 def _outliers(r: Report) -> Safe:
     models = {m["name"]: m for m in r.outputs.manifest.get("detectors", [])}
     screen = r.outputs.manifest.get("screen", {})
@@ -631,9 +646,12 @@ def _outliers(r: Report) -> Safe:
         el(
             "p",
             {"class": "small muted"},
-            "Scores of the rows that passed every rule (higher is more abnormal); rows above "
-            "the threshold are quarantined as outlier|<detector>. The features are the source "
-            "columns that contributed most to each flagged row's score.",
+            "Scores of the rows that passed every rule (higher is more abnormal). The threshold "
+            "is set so that about a false-flag rate of clean rows lies above it, from scores of "
+            "rows the model was not fitted on; rows above it are marked outlier|<detector> "
+            "(quarantined with severity error, kept clean with a warning with severity warn). "
+            "The features are the source columns that contributed most to each flagged row's "
+            "score.",
         ),
         [_detector(d, models.get(d.name, {})) for d in r.detectors],
     )
@@ -984,6 +1002,7 @@ def render(r: Report) -> str:
         _expectations(r),
         _rules(r),
         _outliers(r),
+        segments_section(r.segments),
         _columns(r),
         _drift(r),
         _trends(r),

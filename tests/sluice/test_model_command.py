@@ -16,7 +16,13 @@ from sluice.pipeline import run_partition
 from tests.conftest import SpecFactory
 from tests.sluice.test_pipeline_screen import SCHEMA, SUITE, _day, _manifest
 
-DETECTOR = {"name": "pairs", "detector": "knn", "features": ["x", "y"], "seed": 2}
+DETECTOR = {
+    "name": "pairs",
+    "detector": "knn",
+    "features": ["x", "y"],
+    "seed": 2,
+    "severity": "error",
+}
 
 
 def _sluice(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +53,16 @@ def test_reference_window_fits_on_earlier_clean_rows_only(make_dataset: SpecFact
         "2024-01-02": _day(2, extra=[(99.0, 198.0)]),
         "2024-01-03": _day(3, extra=[(4.5, -9.0)]),  # plausible alone, impossible together
     }
-    detectors = [{"name": "default", "features": ["x", "y"], "seed": 3}]
+    detectors = [
+        {
+            "name": "default",
+            "detector": "knn",  # a broken relation; isolation forest ranks it below the extremes
+            "features": ["x", "y"],
+            "seed": 3,
+            "severity": "error",
+            "params": {"false_flag_rate": 0.01},  # 800 reference rows: too few to see 1 in 1,000
+        }
+    ]
     spec = str(
         make_dataset(
             files,
@@ -94,7 +106,9 @@ def test_saved_model_is_used_and_a_wrong_hash_is_refused(
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, 500)
     train = pl.DataFrame({"x": x, "y": x * 2 + rng.normal(0, 0.1, 500)})
-    base = DetectorSpec(name="default", detector="knn", features=["x", "y"], seed=1)
+    base = DetectorSpec(
+        name="default", detector="knn", features=["x", "y"], seed=1, severity="error"
+    )
     sha = save_model(fit_model(train, base), tmp_path / "models" / "xy.model")
 
     def spec_with(digest: str) -> str:
@@ -104,6 +118,7 @@ def test_saved_model_is_used_and_a_wrong_hash_is_refused(
                 "detector": "knn",
                 "features": ["x", "y"],
                 "seed": 1,
+                "severity": "error",
                 "fit": "model",
                 "model": "models/xy.model",  # relative to the spec file's folder
                 "model_sha256": digest,
@@ -129,3 +144,25 @@ def test_saved_model_is_used_and_a_wrong_hash_is_refused(
 
     with pytest.raises(ConfigError, match="sha256"):
         run_partition(spec_with("0" * 64), "2024-01-01")
+
+
+def test_contamination_in_a_spec_is_exit_2_naming_the_file_and_what_replaced_it(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    detectors = [{"name": "default", "features": ["x", "y"], "params": {"contamination": 0.01}}]
+    spec = make_dataset({"2024-01-01": _day(1)}, schema=SCHEMA, suite=SUITE, detectors=detectors)
+    exe = Path(sys.executable).with_name("sluice")
+    done = subprocess.run(
+        [str(exe), "run", str(spec), "--partition", "2024-01-01"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")},
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "tiny.yaml" in done.stderr
+    assert "detectors[0].params.contamination" in done.stderr
+    assert "false_flag_rate" in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,212 @@
+"""Segment bias: categories whose rows a detector flags far more often than the rest.
+
+A detector that flags most rows of one category (airport flat fares, a rare payment type) does
+not find errors: it finds the category. Removing those rows biases every figure computed on
+that category from the clean data. For each detector that ran and each categorical column (text,
+integer or boolean with at most ``max_categories`` values among the screened rows), each value
+with at least ``min_rows`` screened rows is tested: is its flag count above what the overall flag
+share would give? The test is the binomial upper tail ``P(X >= flagged | rows, overall share)``,
+Bonferroni-corrected over every (detector, column, value) tested; a segment is reported when that
+corrected p-value is under ``alpha``, its share is at least ``min_ratio`` times the overall share
+and it has at least ``min_flagged`` flagged rows.
+
+Everything is read from the run's outputs (``scores.parquet`` for the screened rows, the
+failures ``outlier|<detector>`` for the flags, clean and quarantined values), so a rebuilt report
+finds the same segments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import polars as pl
+from scipy.stats import binom
+
+from sluice.ingest import ROW_ID
+from sluice.report.markup import Safe, el, fmt_pct, join
+from sluice.report.metrics import OUTLIER_COLUMN, RunOutputs, _parse_raw
+
+NULL_LABEL = "(null)"
+
+
+@dataclass(frozen=True)
+class SegmentPolicy:
+    """When a segment's flag share counts as biased."""
+
+    max_categories: int = 50
+    min_rows: int = 30
+    min_flagged: int = 5
+    min_ratio: float = 5.0
+    alpha: float = 0.001
+
+
+@dataclass(frozen=True)
+class SegmentBias:
+    """One category a detector flags far more often than the rest of the screened rows."""
+
+    detector: str
+    severity: str
+    column: str
+    value: str
+    rows: int
+    flagged: int
+    share: float
+    overall: float
+    ratio: float
+    p_value: float
+
+    @property
+    def text(self) -> str:
+        """One line for people: ``rate_code_id = 3: 91% of rows flagged, 20x the overall 4.5%``."""
+        return (
+            f"{self.column} = {self.value}: {self.share:.0%} of rows flagged by {self.detector}, "
+            f"{self.ratio:.0f}x the overall {self.overall:.2%}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for the manifest and artifacts."""
+        return {**asdict(self), "text": self.text}
+
+
+def _categorical(dtype: pl.DataType) -> bool:
+    return dtype in (pl.String, pl.Categorical, pl.Boolean) or dtype.is_integer()
+
+
+def _values(outputs: RunOutputs, columns: list[str]) -> pl.DataFrame:
+    """``_row_id`` and each column as text, for clean and quarantined rows alike."""
+    clean = outputs.clean.select(ROW_ID, *(pl.col(c).cast(pl.String).alias(c) for c in columns))
+    q = outputs.quarantine
+    if q.is_empty() or ROW_ID not in q.columns:
+        return clean
+    parsed = [
+        _parse_raw(q[c], outputs.columns[c], outputs.formats.get(c)).cast(pl.String).alias(c)
+        if c in q.columns
+        else pl.Series(c, [None] * q.height, dtype=pl.String)
+        for c in columns
+    ]
+    quarantined = pl.DataFrame([q[ROW_ID], *parsed])
+    return pl.concat([clean, quarantined], how="vertical_relaxed").unique(ROW_ID, keep="first")
+
+
+def segment_bias(outputs: RunOutputs, policy: SegmentPolicy | None = None) -> list[SegmentBias]:
+    """Segments each detector flagged far above its overall share, most biased first."""
+    pol = policy or SegmentPolicy()
+    scores = outputs.scores
+    if scores is None or scores.is_empty() or "detector" not in scores.columns:
+        return []
+    columns = [c for c, t in outputs.columns.items() if _categorical(t)]
+    if not columns:
+        return []
+    values = _values(outputs, columns)
+    severity = {
+        m["name"]: str(m.get("severity", "error")) for m in outputs.manifest.get("detectors", [])
+    }
+    candidates: list[tuple[str, str, str, int, int, float]] = []
+    for detector in sorted(set(scores["detector"].to_list())):
+        flagged = (
+            outputs.failures.filter(
+                (pl.col("column") == OUTLIER_COLUMN) & (pl.col("rule") == detector)
+            )
+            .select(ROW_ID)
+            .unique()
+            .with_columns(pl.lit(True).alias("_flagged"))
+        )
+        screened = (
+            scores.filter(pl.col("detector") == detector)
+            .select(ROW_ID)
+            .unique()
+            .join(flagged, on=ROW_ID, how="left")
+            .with_columns(pl.col("_flagged").fill_null(False))
+            .join(values, on=ROW_ID, how="left")
+        )
+        n, k = screened.height, int(screened["_flagged"].sum())
+        if n == 0 or k in (0, n):
+            continue
+        overall = k / n
+        for column in columns:
+            col = screened[column]
+            if not 2 <= col.n_unique() <= pol.max_categories:
+                continue
+            by = (
+                screened.group_by(pl.col(column).fill_null(NULL_LABEL))
+                .agg(pl.len().alias("rows"), pl.col("_flagged").sum().alias("flagged"))
+                .filter(pl.col("rows") >= pol.min_rows)
+            )
+            for value, rows, hits in by.iter_rows():
+                candidates.append((detector, column, str(value), int(rows), int(hits), overall))
+    tested = len(candidates)
+    out: list[SegmentBias] = []
+    for detector, column, value, rows, hits, overall in candidates:
+        share = hits / rows
+        if hits < pol.min_flagged or share < pol.min_ratio * overall:
+            continue
+        p = min(1.0, float(binom.sf(hits - 1, rows, overall)) * tested)
+        if p < pol.alpha:
+            out.append(
+                SegmentBias(
+                    detector,
+                    severity.get(detector, "error"),
+                    column,
+                    value,
+                    rows,
+                    hits,
+                    share,
+                    overall,
+                    share / overall,
+                    p,
+                )
+            )
+    return sorted(out, key=lambda s: (-s.ratio, -s.flagged, s.detector, s.column, s.value))
+
+
+def segment_item(s: SegmentBias) -> Safe:
+    """One biased segment as an attention line of the report."""
+    fate = "quarantined" if s.severity == "error" else "flagged (kept clean, with a warning)"
+    return join(
+        el("span", {"class": "badge warn"}, "segment bias"),
+        " ",
+        el("code", None, f"{s.column} = {s.value}"),
+        f": {s.share:.0%} of its {s.rows:,} screened rows {fate} by ",
+        el("code", None, s.detector),
+        f", {s.ratio:.0f}x the overall {s.overall:.2%}.",
+    )
+
+
+def segments_section(segments: list[SegmentBias]) -> Safe:
+    """The report section: every biased segment, or a line saying none was found."""
+    head = el("h2", {"id": "segments"}, "Outlier flags by segment")
+    intro = el(
+        "p",
+        {"class": "small muted"},
+        "Categories (text, integer or boolean columns with few values) whose rows a detector "
+        "flagged far more often than the rest (binomial test against the overall share, "
+        "Bonferroni-corrected). The detector may be finding the category, not errors: figures "
+        "computed on that category from the clean data would be biased.",
+    )
+    if not segments:
+        return join(head, el("p", None, "No segment is flagged far above the overall share."))
+    header = el(
+        "tr",
+        None,
+        *(el("th", None, h) for h in ("detector", "column", "value")),
+        *(el("th", {"class": "num"}, h) for h in ("rows", "flagged", "share", "overall", "x")),
+        el("th", {"class": "num"}, "p (corrected)"),
+    )
+    rows = [
+        el(
+            "tr",
+            None,
+            el("td", {"class": "mono"}, s.detector),
+            el("td", {"class": "mono"}, s.column),
+            el("td", {"class": "mono"}, s.value),
+            el("td", {"class": "num"}, f"{s.rows:,}"),
+            el("td", {"class": "num"}, f"{s.flagged:,}"),
+            el("td", {"class": "num"}, fmt_pct(s.share)),
+            el("td", {"class": "num"}, fmt_pct(s.overall)),
+            el("td", {"class": "num"}, f"{s.ratio:.0f}"),
+            el("td", {"class": "num"}, f"{s.p_value:.1e}"),
+        )
+        for s in segments
+    ]
+    return join(head, intro, el("table", {"id": "segments-table"}, header, rows))

@@ -1,0 +1,148 @@
+"""Segment bias: the judge on hand-built outputs, then the real command on a partition where one
+category is flagged wholesale."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sluice.config import Partition
+from sluice.failures import make_failures
+from sluice.report.metrics import RunOutputs
+from sluice.report.segments import SegmentPolicy, segment_bias
+from tests.conftest import SpecFactory
+
+
+def _outputs(flagged_in_quarantine: bool = False) -> RunOutputs:
+    """2,000 screened rows: zone 3 (100 rows) has 90 flagged, the others about 2%; zone 4 has
+    10 rows, all flagged (too few to judge); payment is unrelated to the flags."""
+    rng = np.random.default_rng(5)
+    n = 2000
+    zone = np.where(np.arange(n) < 100, 3, rng.choice([1, 2], n))
+    zone[100:110] = 4
+    flagged = np.where(zone == 3, np.arange(n) < 90, rng.random(n) < 0.02)
+    flagged[100:110] = True
+    frame = pl.DataFrame(
+        {
+            "_row_id": pl.Series(np.arange(n), dtype=pl.UInt64),
+            "zone": zone.astype(np.int64),
+            "payment": rng.choice(["card", "cash"], n).tolist(),
+            "fare": rng.random(n),
+        }
+    )
+    ids = frame.filter(pl.Series(flagged))["_row_id"]
+    severity: Literal["warn", "error"] = "error" if flagged_in_quarantine else "warn"
+    failures = make_failures(ids, column="outlier", rule="knn", severity=severity)
+    if flagged_in_quarantine:
+        out = frame.filter(pl.Series(flagged))
+        clean = frame.filter(pl.Series(~flagged))
+        quarantine = out.select(
+            "_row_id", *(pl.col(c).cast(pl.String) for c in ("zone", "payment", "fare"))
+        ).with_columns(pl.col("zone").str.pad_start(3, " "))  # raw text, as it was read
+    else:
+        clean, quarantine = frame, pl.DataFrame({"_row_id": pl.Series([], dtype=pl.UInt64)})
+    scores = pl.DataFrame(
+        {"_row_id": frame["_row_id"], "detector": ["knn"] * n, "score": rng.random(n)}
+    )
+    return RunOutputs(
+        manifest={"detectors": [{"name": "knn", "severity": severity}]},
+        partition=Partition.parse("2024-01-01", "day", "date"),
+        clean=clean,
+        quarantine=quarantine,
+        failures=failures,
+        scores=scores,
+    )
+
+
+@pytest.mark.parametrize("quarantined", [False, True])
+def test_the_category_flagged_wholesale_is_found_and_nothing_else(quarantined: bool) -> None:
+    (seg,) = segment_bias(_outputs(quarantined))
+    assert (seg.detector, seg.column, seg.value) == ("knn", "zone", "3")
+    assert (seg.rows, seg.flagged) == (100, 90)
+    overall = seg.overall
+    assert 0.05 < overall < 0.1
+    assert seg.share == 0.9
+    assert seg.ratio == pytest.approx(0.9 / overall)
+    assert seg.p_value < 1e-20
+    assert seg.severity == ("error" if quarantined else "warn")
+    assert seg.text.startswith("zone = 3: 90% of rows flagged by knn, ")
+    assert seg.as_dict()["text"] == seg.text
+
+
+def test_policy_thresholds_decide() -> None:
+    outputs = _outputs()
+    assert [s.value for s in segment_bias(outputs, SegmentPolicy(min_rows=10))] == ["4", "3"]
+    assert segment_bias(outputs, SegmentPolicy(min_ratio=20.0)) == []
+    assert segment_bias(outputs, SegmentPolicy(min_flagged=91)) == []
+
+
+def test_no_scores_or_no_flags_means_no_segments() -> None:
+    outputs = _outputs()
+    none = RunOutputs(**{**outputs.__dict__, "scores": None})
+    assert segment_bias(none) == []
+    unflagged = RunOutputs(**{**outputs.__dict__, "failures": outputs.failures.head(0)})
+    assert segment_bias(unflagged) == []
+
+
+def _partition(n: int = 4000, wholesale: int = 35) -> str:
+    """Ordinary rows of kinds a and b; ``wholesale`` rows of kind z with amounts and counts far
+    from the rest and from each other (so each is an outlier on its own)."""
+    rng = np.random.default_rng(3)
+    lines = ["id,amount,count,when,kind"]
+    for i in range(n):
+        lines.append(
+            f"r{i},{rng.normal(20, 2):.3f},{int(rng.integers(1, 6))},2024-01-01 10:00:00,"
+            f"{'ab'[i % 2]}"
+        )
+    for i in range(wholesale):
+        lines.append(f"z{i},{40 + 1.5 * i:.1f},{20 + 3 * i},2024-01-01 11:00:00,z")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.e2e
+def test_sluice_run_warns_of_segment_bias_and_keeps_warned_rows_clean(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    suite: dict[str, Any] = {"name": "tiny", "expectations": []}
+    detectors = [{"name": "knn", "detector": "knn", "features": ["amount", "count"], "seed": 1}]
+    spec = make_dataset({"2024-01-01": _partition()}, suite=suite, detectors=detectors)
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    }
+    exe = Path(sys.executable).with_name("sluice")
+    done = subprocess.run(
+        [str(exe), "run", str(spec), "--partition", "2024-01-01"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    reports = tmp_path / "out" / "reports" / "date=2024-01-01"
+    manifest = json.loads((reports / "manifest.json").read_text())
+
+    # severity warn (the default): every row stays clean, the outliers are noted as warnings
+    assert manifest["counts"]["clean"] == manifest["counts"]["in"] == 4035
+    assert manifest["detectors"][0]["severity"] == "warn"
+    warned = manifest["counts"]["warnings_by_reason"]["outlier|knn"]
+    assert 35 <= warned <= 35 + 20
+    failures = pl.read_parquet(reports / "failures.parquet").filter(pl.col("rule") == "knn")
+    assert set(failures["severity"]) == {"warn"}
+
+    (seg,) = manifest["findings"]["segment_bias"]
+    assert (seg["column"], seg["value"], seg["rows"], seg["flagged"]) == ("kind", "z", 35, 35)
+    html = (reports / "report.html").read_text()
+    assert "segment bias" in html
+    assert "kind = z" in html
+    assert 'id="segments-table"' in html
