@@ -27,6 +27,7 @@ from typing import Any, cast
 from expectations.results import DuplicatePolicy, ExpectationEntry, Suite
 from sluice.errors import ConfigError
 from sluice.failures import SEVERITIES, Severity
+from sluice.files import SUITE_LIMIT, config_error, read_regular
 
 UNIQUENESS_TYPES: frozenset[str] = frozenset(
     {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
@@ -73,12 +74,7 @@ LineOf = Callable[[Path_], int | None]
 def load_suite(path: str | Path) -> Suite:
     """Read a GX 1.x suite JSON file and return every entry of it, or raise ``ConfigError``."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the suite file ({exc.strerror or exc})", file=p, allowed="a readable file"
-        ) from exc
+    raw = read_regular(p, config_error(p, "suite file"), SUITE_LIMIT)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -31,6 +31,7 @@ from expectations.failures import json_safe
 from expectations.results import ExpectationOutcome
 from expectations.suite import load_suite
 from sluice.errors import InputError, SluiceError
+from sluice.files import input_error, read_regular
 from sluice.ingest import BadRecord, read_text_records
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -97,14 +98,9 @@ def read_data(path: Path) -> pl.DataFrame:
         raise InputError(
             f"{path}: unknown data format {path.suffix!r}; allowed: " + ", ".join(sorted(FORMATS))
         )
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    data = read_regular(path, input_error(path))
     if fmt == "parquet":
-        return _polars_read(path, fmt, path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+        return _polars_read(io.BytesIO(data), fmt, path)
     text, bad = read_text_records(data, fmt, str(path))
     if bad:
         raise InputError(bad_records_message(path, fmt, text.width, bad))

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, Partition
 from sluice.errors import ConfigError, InputError
 from sluice.failures import concat_failures, empty_failures, make_failures
+from sluice.files import input_error, read_regular
 
 ROW_ID = "_row_id"
 SOURCE_FILE = "_source_file"
@@ -129,6 +130,9 @@ def list_source_files(loaded: LoadedSpec, partition: Partition) -> list[str]:
 
 
 def _read_bytes(path: str) -> bytes:
+    """A source file's bytes: a local path must be a regular file (of any size)."""
+    if "://" not in path:
+        return read_regular(path, input_error(path))
     try:
         with fsspec.open(path, "rb") as fh:
             data: bytes = fh.read()

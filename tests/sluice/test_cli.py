@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from sluice.cli import _chosen, _parser
 
@@ -31,3 +33,27 @@ def test_a_subcommand_gets_its_own_options_only_when_named() -> None:
     assert (args.dataset, args.detector, str(args.start)) == ("trips", "d", "2024-01-01")
     full = _parser().parse_args(["validate", "f.csv", "--suite", "s.json"])
     assert full.command == "validate"
+
+
+def sluice(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The installed ``sluice`` command, run to its end."""
+    exe = str(Path(sys.executable).with_name("sluice"))
+    return subprocess.run(
+        [exe, *args], check=False, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_special_files_end_in_a_clear_error_not_a_hang(tmp_path: Path) -> None:
+    pipe = tmp_path / "spec.yaml"
+    os.mkfifo(pipe)
+    zero = tmp_path / "suite.json"
+    zero.symlink_to("/dev/zero")
+    data = tmp_path / "data.csv"
+    data.write_text("id\nr1\n")
+    ran = sluice("run", str(pipe), "--partition", "2024-01-01", timeout=60)
+    assert ran.returncode == 2, ran.stderr
+    assert f"{pipe}: dataset spec: not a regular file; found 'a FIFO" in ran.stderr
+    checked = sluice("validate", str(data), "--suite", str(zero), timeout=60)
+    assert checked.returncode == 2, checked.stderr
+    assert f"{zero}: suite file: not a regular file; found 'a character device'" in checked.stderr
+    assert "Traceback" not in ran.stderr + checked.stderr
