@@ -32,7 +32,7 @@ from expectations.results import ExpectationOutcome
 from expectations.suite import load_suite
 from sluice.errors import InputError, SluiceError
 from sluice.files import input_error, read_regular
-from sluice.ingest import BadRecord, read_text_records
+from sluice.ingest import BadRecord, arrow_to_polars, read_text_records
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_NESTING = 60  # pyarrow, which GX goes through, stops at 64 levels
@@ -203,7 +203,14 @@ def _polars_read(
         if fmt == "parquet":
             # pyarrow fails cleanly on corrupt files where polars' reader panics
             table = pq.read_table(source)
-            return cast(pl.DataFrame, pl.from_arrow(table))
+            frame, converted = arrow_to_polars(table, str(path))
+            for c in converted:
+                print(
+                    f"sluice validate: {path}: column {c.column!r} of Arrow type {c.arrow_type} "
+                    f"read as {c.became}",
+                    file=sys.stderr,
+                )
+            return frame
         if fmt == "csv":
             return pl.read_csv(source, infer_schema_length=infer)
         return pl.read_ndjson(source, infer_schema_length=infer)

@@ -18,7 +18,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import fsspec
@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -65,6 +66,7 @@ class SourceFile:
     sha256: str
     size: int
     rows: int
+    types: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form for the manifest."""
@@ -78,7 +80,8 @@ class Ingested:
     ``frame`` holds the provenance columns then every column of the files: declared ones in their
     declared type, undeclared ones as text. ``raw`` holds ``_row_id`` and every column as text, as
     read. ``missing_columns`` are declared columns no file had; ``extra_columns`` are columns of the
-    files the spec does not declare.
+    files the spec does not declare; ``retyped_columns`` are columns the files of the partition
+    hold in different types (column -> file -> type as read): an undeclared one is kept as text.
     """
 
     frame: pl.DataFrame
@@ -87,6 +90,7 @@ class Ingested:
     files: tuple[SourceFile, ...]
     missing_columns: tuple[str, ...]
     extra_columns: tuple[str, ...]
+    retyped_columns: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def row_ids(file_sha256: str, n: int) -> npt.NDArray[np.uint64]:
@@ -398,7 +402,150 @@ def _read_parquet(data: bytes, path: str) -> pl.DataFrame:
     except (pa.ArrowException, OSError, ValueError) as exc:
         first = str(exc).strip().split("\n", 1)[0] or type(exc).__name__
         raise InputError(f"{path}: not a readable Parquet file: {first}") from None
-    return _from_arrow(table)
+    return arrow_to_polars(table, path)[0]
+
+
+class Converted(NamedTuple):
+    """A column whose Arrow type polars cannot hold as it is: what it was and what it became."""
+
+    column: str
+    arrow_type: str
+    became: str
+
+
+def arrow_to_polars(table: pa.Table, path: str) -> tuple[pl.DataFrame, list[Converted]]:
+    """A polars frame of an Arrow table read from ``path``, and the columns that changed type.
+
+    polars panics or refuses on some Arrow types (256-bit decimals, durations it cannot cast,
+    maps, unions, intervals, run-end and view layouts, extension types, time zones it does not
+    know): those become a type polars holds with the same values (dictionaries decoded,
+    extension types as their storage, fixed-size binary as binary, half floats as float32, an
+    unknown time zone as the same instant in UTC) or their text (decimals exactly, durations as
+    ``<n><unit>``, anything else as its JSON). A column that cannot be converted at all is an
+    ``InputError`` naming the file and the column.
+    """
+    columns: list[pl.Series] = []
+    converted: list[Converted] = []
+    for index, name in enumerate(table.column_names):
+        original = table.column(index)
+        safe, became = _polars_safe(original)
+        series = _series(name, safe)
+        if series is None and pa.types.is_timestamp(safe.type) and safe.type.tz is not None:
+            safe, became = safe.cast(pa.timestamp(safe.type.unit, "UTC")), "timestamp (UTC)"
+            series = _series(name, safe)
+        if series is None:
+            try:
+                safe, became = _arrow_text(original), "text"
+            except (pa.ArrowException, ValueError, TypeError, OverflowError):
+                pass
+            else:
+                series = _series(name, safe)
+        if series is None:
+            raise InputError(
+                f"{path}: column {name!r} holds Arrow type {original.type} that sluice cannot "
+                "read, not even as text"
+            )
+        if became:
+            converted.append(Converted(name, str(original.type), became))
+        columns.append(series)
+    return pl.DataFrame(columns, height=table.num_rows), converted
+
+
+def _series(name: str, column: pa.ChunkedArray) -> pl.Series | None:
+    try:
+        series = pl.from_arrow(column.combine_chunks() if column.num_chunks > 1 else column)
+    except (pl.exceptions.PanicException, pl.exceptions.PolarsError, pa.ArrowException):
+        return None
+    except (ValueError, TypeError, OverflowError):
+        return None
+    assert isinstance(series, pl.Series)
+    return series.alias(name)
+
+
+def _holds(t: pa.DataType) -> bool:
+    """Whether polars holds Arrow type ``t`` as it is and can cast it to text."""
+    if (
+        pa.types.is_null(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_integer(t)
+        or pa.types.is_float32(t)
+        or pa.types.is_float64(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_string_view(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_binary_view(t)
+        or pa.types.is_date(t)
+        or pa.types.is_time(t)
+        or pa.types.is_timestamp(t)
+    ):
+        return True
+    if pa.types.is_decimal(t):
+        return not pa.types.is_decimal256(t) and t.precision <= 38
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _holds(t.value_type)
+    if pa.types.is_struct(t):
+        names = [t.field(i).name for i in range(t.num_fields)]
+        return (
+            bool(names)
+            and len(set(names)) == len(names)
+            and all(_holds(t.field(i).type) for i in range(t.num_fields))
+        )
+    return False
+
+
+def _polars_safe(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, str]:
+    """``column`` in a type polars holds, and what it became ("" when unchanged)."""
+    t = column.type
+    try:
+        if isinstance(t, pa.BaseExtensionType):
+            storage = pa.chunked_array([c.storage for c in column.chunks], type=t.storage_type)
+            safe, became = _polars_safe(storage)
+            return safe, became or str(t.storage_type)
+        if pa.types.is_dictionary(t):
+            safe, became = _polars_safe(column.cast(t.value_type))
+            return safe, became or str(t.value_type)
+        if _holds(t):
+            return column, ""
+        if pa.types.is_float16(t):
+            return column.cast(pa.float32()), "float"
+        if pa.types.is_fixed_size_binary(t):
+            return column.cast(pa.binary()), "binary"
+        if pa.types.is_decimal(t):
+            return column.cast(pa.string()), "text"
+        if pa.types.is_duration(t):
+            unit = t.unit
+            text = pc.binary_join_element_wise(column.cast(pa.int64()).cast(pa.string()), unit, "")
+            return text, "text"
+        return _arrow_text(column), "text"
+    except (pa.ArrowException, ValueError, TypeError, OverflowError):
+        return column, ""
+
+
+def _arrow_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Every value as text: strings as they are, anything else as its JSON (or, when Python
+    cannot hold it, Arrow's own rendering of the value)."""
+    values: list[str | None]
+    try:
+        values = [
+            None if v is None else v if isinstance(v, str) else _json_text(_plain(v))
+            for v in column.to_pylist()
+        ]
+    except (pa.ArrowException, ValueError, TypeError, KeyError, OverflowError):
+        values = [str(v) if v.is_valid else None for v in column]
+    return pa.chunked_array([pa.array(values, pa.string())], type=pa.string())
+
+
+def _plain(value: Any) -> Any:
+    """A Python value from Arrow as JSON-able data (bytes as text, maps' pairs as lists)."""
+    if isinstance(value, bytes):
+        return _bytes_text(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _text(expr: pl.Expr) -> pl.Expr:
@@ -523,17 +670,20 @@ def _parse(
     raise InputError(f"{path}: cannot convert the columns to their declared types")
 
 
-def _text_of(dtype: pl.DataType, name: str) -> pl.Expr:
+def _text_of(series: pl.Series) -> pl.Expr | pl.Series:
+    dtype = series.dtype
     if dtype.is_nested() or dtype == pl.Object:
-        return pl.col(name).map_elements(_json_text, return_dtype=pl.String)
+        # from Python values: map_elements hands a list cell over as a Series
+        values = [None if v is None else _json_text(_plain(v)) for v in series.to_list()]
+        return pl.Series(series.name, values, dtype=pl.String)
     if dtype == pl.Binary:
-        return pl.col(name).map_elements(_bytes_text, return_dtype=pl.String)
-    return pl.col(name).cast(pl.String)
+        return pl.col(series.name).map_elements(_bytes_text, return_dtype=pl.String)
+    return pl.col(series.name).cast(pl.String)
 
 
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
     """Every column as text: nested values as compact JSON, bytes as UTF-8 or else latin-1."""
-    exprs = [_text_of(frame[c].dtype, c) for c in frame.columns if frame[c].dtype != pl.String]
+    exprs = [_text_of(frame[c]) for c in frame.columns if frame[c].dtype != pl.String]
     try:
         return frame.with_columns(exprs)
     except pl.exceptions.PolarsError:
@@ -628,7 +778,8 @@ def ingest_file(
                 )
             )
     failures = concat_failures(parts) if parts else empty_failures()
-    return frame, raw, failures, SourceFile(path, sha, len(data), n)
+    types = tuple((c, str(read[c].dtype)) for c in read.columns if read[c].dtype != pl.Null)
+    return frame, raw, failures, SourceFile(path, sha, len(data), n, types)
 
 
 def _expected(spec: ColumnSpec) -> str:
@@ -654,8 +805,17 @@ def ingest(
         raws.append(r)
         fails.append(x)
         sources.append(s)
-    frame = pl.concat(frames, how="diagonal_relaxed")
-    raw = pl.concat(raws, how="diagonal_relaxed")
+    retyped = _retyped(sources)
+    frames = [_undeclared_as_text(f, r, retyped, loaded) for f, r in zip(frames, raws, strict=True)]
+    try:
+        frame = pl.concat(frames, how="diagonal_relaxed")
+        raw = pl.concat(raws, how="diagonal_relaxed")
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).strip().split("\n", 1)[0]
+        raise InputError(
+            f"{loaded.name} {partition.dirname}: the files' columns cannot be put together "
+            f"({', '.join(paths)}): {first}"
+        ) from None
     if frame[ROW_ID].n_unique() != frame.height:
         raise InputError(
             f"{loaded.name} {partition.dirname}: two source files have identical bytes "
@@ -673,4 +833,22 @@ def ingest(
         files=tuple(sources),
         missing_columns=missing,
         extra_columns=extra,
+        retyped_columns=retyped,
     )
+
+
+def _retyped(sources: Sequence[SourceFile]) -> dict[str, dict[str, str]]:
+    """Columns the files hold in more than one type (all-null columns aside): file -> type."""
+    seen: dict[str, dict[str, str]] = {}
+    for source in sources:
+        for column, dtype in source.types:
+            seen.setdefault(column, {})[source.path] = dtype
+    return {c: by_file for c, by_file in seen.items() if len(set(by_file.values())) > 1}
+
+
+def _undeclared_as_text(
+    frame: pl.DataFrame, raw: pl.DataFrame, retyped: dict[str, Any], loaded: LoadedSpec
+) -> pl.DataFrame:
+    """``frame`` with its undeclared columns of ``retyped`` replaced by their text."""
+    text = [c for c in frame.columns if c in retyped and c not in loaded.spec.columns]
+    return frame.with_columns(raw[c] for c in text) if text else frame

@@ -236,6 +236,7 @@ def _ingest(run: Run) -> dict[str, Any]:
         "inputs": [f.as_dict() for f in got.files],
         "missing_columns": list(got.missing_columns),
         "extra_columns": list(got.extra_columns),
+        "retyped_columns": got.retyped_columns,
         "failures": got.failures.height,
     }
 
@@ -458,6 +459,7 @@ def _write_committed(
         "schema": {
             "missing_columns": ingest_facts["missing_columns"],
             "extra_columns": ingest_facts["extra_columns"],
+            "retyped_columns": ingest_facts.get("retyped_columns", {}),
         },
         "spec": {"path": str(run.loaded.path), "sha256": run.loaded.sha256},
         "suite": {
