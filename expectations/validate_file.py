@@ -32,7 +32,7 @@ from expectations.results import ExpectationOutcome
 from expectations.suite import load_suite
 from sluice.errors import InputError, SluiceError
 from sluice.files import input_error, read_regular
-from sluice.ingest import BadRecord, arrow_to_polars, read_text_records
+from sluice.ingest import BadRecord, arrow_reader, arrow_to_polars, read_text_records
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_NESTING = 60  # pyarrow, which GX goes through, stops at 64 levels
@@ -201,8 +201,10 @@ def _polars_read(
 ) -> pl.DataFrame:
     try:
         if fmt == "parquet":
-            # pyarrow fails cleanly on corrupt files where polars' reader panics
-            table = pq.read_table(source)
+            # pyarrow fails cleanly on corrupt files where polars' reader panics; it reads from
+            # Arrow's memory (a Python file object aborts the process at exit, see arrow_reader)
+            data = source.getvalue() if isinstance(source, io.BytesIO) else source.read_bytes()
+            table = pq.read_table(arrow_reader(data))
             frame, converted = arrow_to_polars(table, str(path))
             for c in converted:
                 print(

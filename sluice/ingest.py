@@ -146,7 +146,8 @@ def _read_bytes(path: str) -> bytes:
 
 
 def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
-    """pyarrow's multi-threaded reader, all columns as text; None when any record is malformed.
+    """pyarrow's multi-threaded reader, all columns as text; None when any record is malformed
+    (pyarrow then raises: no Python ``invalid_row_handler``, see :func:`arrow_reader`).
 
     Also None when the file holds an odd number of quote characters (a quoted field may run to
     the end of the file, which pyarrow accepts silently) or bytes invalid in its encoding: the
@@ -155,21 +156,12 @@ def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
     header = _csv_header(data, opts, path)
     if data.count(opts.quote_char.encode(_codec(opts))) % 2 or not _valid(data, opts):
         return None
-    malformed: list[int] = []
-
-    def on_invalid(_row: Any) -> str:
-        malformed.append(1)
-        return "skip"
-
     try:
         table = pacsv.read_csv(
-            io.BytesIO(data),
+            arrow_reader(data),
             read_options=pacsv.ReadOptions(encoding=_codec(opts), block_size=1 << 24),
             parse_options=pacsv.ParseOptions(
-                delimiter=opts.delimiter,
-                quote_char=opts.quote_char,
-                newlines_in_values=True,
-                invalid_row_handler=on_invalid,
+                delimiter=opts.delimiter, quote_char=opts.quote_char, newlines_in_values=True
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(header, pa.string()),
@@ -180,9 +172,25 @@ def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
         )
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError):
         return None
-    if malformed or table.column_names != header:
+    if table.column_names != header:
         return None
     return _from_arrow(table)
+
+
+def arrow_reader(data: bytes) -> pa.BufferReader:
+    """A reader of ``data`` for pyarrow that holds no Python object.
+
+    pyarrow's threaded readers may drop their last reference to the input (and to any Python
+    callback) on one of Arrow's worker threads after the read returned. When that object is
+    Python's (``io.BytesIO``, a buffer over ``bytes``, an ``invalid_row_handler``), the worker
+    must take the GIL; if the interpreter is exiting by then, Python ends the thread with
+    ``pthread_exit``, which unwinds through C++ ``noexcept`` frames and aborts the process
+    ("terminate called without an active exception", SIGABRT). A copy into Arrow's own memory
+    needs no GIL to release.
+    """
+    sink = pa.BufferOutputStream()
+    sink.write(data)
+    return pa.BufferReader(sink.getvalue())
 
 
 def _from_arrow(table: pa.Table) -> pl.DataFrame:
@@ -393,7 +401,7 @@ def read_text_records(
 
 def _read_parquet(data: bytes, path: str) -> pl.DataFrame:
     try:
-        source = pq.ParquetFile(io.BytesIO(data))
+        source = pq.ParquetFile(arrow_reader(data))
         names = source.schema_arrow.names
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

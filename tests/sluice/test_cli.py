@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from sluice.cli import _chosen, _parser
 
@@ -57,3 +60,33 @@ def test_special_files_end_in_a_clear_error_not_a_hang(tmp_path: Path) -> None:
     assert checked.returncode == 2, checked.stderr
     assert f"{zero}: suite file: not a regular file; found 'a character device'" in checked.stderr
     assert "Traceback" not in ran.stderr + checked.stderr
+
+
+def _validate_ragged_csv(tmp_path: Path, runs: int) -> list[int]:
+    """Exit codes of ``runs`` runs of ``sluice validate`` on a ragged CSV, four at a time."""
+    data = tmp_path / "ragged.csv"
+    data.write_text("id,amount\nr1,1.5\nr2\nr3,3,extra\n")
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"name": "s", "expectations": []}))
+    exe = str(Path(sys.executable).with_name("sluice"))
+    cmd = [exe, "validate", str(data), "--suite", str(suite)]
+    codes: list[int] = []
+    for start in range(0, runs, 4):
+        batch = [
+            subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for _ in range(min(4, runs - start))
+        ]
+        for proc in batch:
+            _, err = proc.communicate(timeout=300)
+            assert "terminate called" not in err
+            codes.append(proc.returncode)
+    return codes
+
+
+def test_validate_exits_2_on_a_ragged_csv_every_time(tmp_path: Path) -> None:
+    assert _validate_ragged_csv(tmp_path, 8) == [2] * 8
+
+
+@pytest.mark.slow
+def test_validate_exits_2_on_a_ragged_csv_100_times_of_100(tmp_path: Path) -> None:
+    assert _validate_ragged_csv(tmp_path, 100) == [2] * 100

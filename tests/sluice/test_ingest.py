@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 
 import numpy as np
 import polars as pl
@@ -10,7 +11,7 @@ import pytest
 
 from sluice.config import load_spec
 from sluice.errors import InputError
-from sluice.ingest import Ingested, arrow_to_polars, ingest, row_ids
+from sluice.ingest import Ingested, arrow_reader, arrow_to_polars, ingest, row_ids
 from tests.conftest import SpecFactory
 from tests.robustness.corpus import odd_arrow_columns
 
@@ -151,3 +152,11 @@ def test_arrow_types_polars_cannot_hold_are_converted_and_named() -> None:
     assert frame["map"].to_list() == ['[["k",1]]', None]
     assert frame["timestamp_unknown_time_zone"].dt.epoch("us").to_list() == [0, None]
     assert frame["fixed_size_binary"].to_list() == [b"\xff\x00", None]
+
+
+def test_arrow_reads_hold_no_python_object() -> None:
+    data = b"id,amount\nr1,1.5\n" * 1000
+    before = sys.getrefcount(data)
+    reader = arrow_reader(data)
+    assert sys.getrefcount(data) == before  # Arrow's copy: no GIL needed to release it
+    assert reader.read() == data
