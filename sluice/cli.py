@@ -130,7 +130,7 @@ def _run(args: argparse.Namespace) -> int:
     from sluice.pipeline import Run
 
     Run.prepare(args.dataset, args.partition, engine=args.engine)
-
+    _temporary_api()
     summary = screen_partition(
         args.dataset, args.partition, args.engine or "auto", force=args.force
     )
@@ -145,7 +145,7 @@ def _backfill(args: argparse.Namespace) -> int:
     if args.end < args.start:
         raise_usage(f"--end {args.end} is before --start {args.start}")
     Run.prepare(args.dataset, args.start, engine=args.engine)
-
+    _temporary_api()
     summary = backfill(args.dataset, args.start, args.end, args.engine, force=args.force)
     for s in [*summary["screened"], *summary["skipped"]]:
         _print_summary(s)
@@ -158,9 +158,17 @@ def _backfill(args: argparse.Namespace) -> int:
     return EXIT_FAILED if summary["failed"] else EXIT_OK
 
 
+def _temporary_api() -> None:
+    """Start Prefect's temporary API (when no API URL is set) so that it dies with sluice."""
+    from flows.temporary_api import start_temporary_api
+
+    start_temporary_api()
+
+
 def _demo(args: argparse.Namespace) -> int:
     from sluice.demo import run_demo
 
+    _temporary_api()
     return run_demo(args.dir, days=args.days, rows=args.rows, seed=args.seed)
 
 
@@ -225,12 +233,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         done()
         print("sluice: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:
+    except BaseException as exc:
+        # a Rust panic in polars arrives as pyo3's PanicException, a BaseException
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
         done()
         if args.debug:
             traceback.print_exc()
+        first = str(exc).strip().split("\n", 1)[0]
         print(
-            f"sluice: internal error: {type(exc).__name__}: {exc} "
+            f"sluice: internal error: {type(exc).__name__}: {first} "
             "(run again with --debug for the traceback, and please report it)",
             file=sys.stderr,
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sluice.cli import _chosen, _parser
+from sluice.cli import COMMANDS, EXIT_INTERNAL, _chosen, _parser, main
 
 HEAVY = ("prefect", "sluice.report.build", "great_expectations", "polars")
 
@@ -90,3 +90,16 @@ def test_validate_exits_2_on_a_ragged_csv_every_time(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_validate_exits_2_on_a_ragged_csv_100_times_of_100(tmp_path: Path) -> None:
     assert _validate_ragged_csv(tmp_path, 100) == [2] * 100
+
+
+def test_a_rust_panic_is_an_internal_error_not_a_failed_check(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import polars as pl
+
+    def panics(_args: object) -> int:
+        raise pl.exceptions.PanicException("operator does not support primitive `Int256`")
+
+    monkeypatch.setitem(COMMANDS, "validate", panics)
+    assert main(["validate", "f.csv", "--suite", "s.json"]) == EXIT_INTERNAL
+    assert "internal error: PanicException: operator does not support" in capsys.readouterr().err
