@@ -59,7 +59,14 @@ def test_special_files_end_in_a_clear_error_not_a_hang(tmp_path: Path) -> None:
     checked = sluice("validate", str(data), "--suite", str(zero), timeout=60)
     assert checked.returncode == 2, checked.stderr
     assert f"{zero}: suite file: not a regular file; found 'a character device'" in checked.stderr
-    assert "Traceback" not in ran.stderr + checked.stderr
+    data_pipe = tmp_path / "pipe.csv"
+    os.mkfifo(data_pipe)
+    suite = tmp_path / "good.json"
+    suite.write_text(json.dumps({"name": "s", "expectations": []}))
+    piped = sluice("validate", str(data_pipe), "--suite", str(suite), timeout=60)
+    assert piped.returncode == 2, piped.stderr
+    assert f"{data_pipe}: not a regular file; found a FIFO" in piped.stderr
+    assert "Traceback" not in ran.stderr + checked.stderr + piped.stderr
 
 
 def _validate_ragged_csv(tmp_path: Path, runs: int) -> list[int]:
