@@ -27,7 +27,7 @@ from detectors.base import Detector, FloatArray
 from detectors.features import FeaturePreparer
 from detectors.spec import DetectorSpec
 from sluice.errors import ConfigError
-from sluice.write import file_sha256
+from sluice.files import config_error, iter_regular, read_regular
 
 FORMAT = "sluice-model/3"  # 3: thresholds from held-out scores (calibration_), no contamination
 VERSIONED = ("numpy", "scipy", "scikit-learn", "pyod", "polars")
@@ -98,10 +98,13 @@ def save_model(model: FittedModel, path: Path | str) -> str:
 def check_model_file(path: Path | str, expected_sha256: str | None, *, key: str) -> None:
     """Raise :class:`ConfigError` unless the file exists and its sha256 is ``expected_sha256``."""
     p = Path(path)
+    digest = hashlib.sha256()
     try:
-        actual = file_sha256(p)
+        for chunk in iter_regular(p, config_error(p, "saved model", key)):
+            digest.update(chunk)
     except OSError as exc:
         raise ConfigError(f"cannot read saved model: {exc.strerror}", file=p, key=key) from None
+    actual = digest.hexdigest()
     if expected_sha256 is None or actual != expected_sha256.lower():
         raise _refuse(
             "file hash does not match", p, key=key, found=actual, allowed=str(expected_sha256)
@@ -125,10 +128,7 @@ def load_model(path: Path | str, spec: DetectorSpec, *, expected_sha256: str | N
             file=p,
             allowed="the sha256 printed when the model was saved",
         )
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read saved model: {exc.strerror}", file=p, key="model") from None
+    raw = read_regular(p, config_error(p, "saved model", "model"))
     actual = hashlib.sha256(raw).hexdigest()
     if actual != expected_sha256.lower():
         raise _refuse(

@@ -45,6 +45,7 @@ from expectations.polars_engine.row_condition import (
 from expectations.results import DuplicatePolicy, ExpectationEntry, Suite
 from sluice.errors import ConfigError
 from sluice.failures import SEVERITIES, Severity
+from sluice.files import SUITE_LIMIT, config_error, read_regular
 
 UNIQUENESS_TYPES: frozenset[str] = frozenset(
     {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
@@ -147,12 +148,7 @@ def check_names(path: str | Path) -> None:
 def _read(path: str | Path) -> tuple[Path, bytes, Any, LineOf]:
     """The file's path, bytes, parsed JSON and line finder; ConfigError if it is not JSON."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the suite file ({exc.strerror or exc})", file=p, allowed="a readable file"
-        ) from exc
+    raw = read_regular(p, config_error(p, "suite file"), SUITE_LIMIT)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

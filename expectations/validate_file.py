@@ -31,7 +31,8 @@ from expectations.failures import json_safe, verdict_state
 from expectations.results import ExpectationOutcome
 from expectations.suite import check_columns, load_suite
 from sluice.errors import InputError, SluiceError
-from sluice.ingest import BadRecord, read_text_records
+from sluice.files import input_error, read_regular
+from sluice.ingest import BadRecord, arrow_reader, arrow_to_polars, read_text_records
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_NESTING = 60  # pyarrow, which GX goes through, stops at 64 levels
@@ -97,14 +98,9 @@ def read_data(path: Path) -> pl.DataFrame:
         raise InputError(
             f"{path}: unknown data format {path.suffix!r}; allowed: " + ", ".join(sorted(FORMATS))
         )
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    data = read_regular(path, input_error(path))
     if fmt == "parquet":
-        return _polars_read(path, fmt, path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+        return _polars_read(io.BytesIO(data), fmt, path)
     text, bad = read_text_records(data, fmt, str(path))
     if bad:
         raise InputError(bad_records_message(path, fmt, text.width, bad))
@@ -205,9 +201,18 @@ def _polars_read(
 ) -> pl.DataFrame:
     try:
         if fmt == "parquet":
-            # pyarrow fails cleanly on corrupt files where polars' reader panics
-            table = pq.read_table(source)
-            return cast(pl.DataFrame, pl.from_arrow(table))
+            # pyarrow fails cleanly on corrupt files where polars' reader panics; it reads from
+            # Arrow's memory (a Python file object aborts the process at exit, see arrow_reader)
+            data = source.getvalue() if isinstance(source, io.BytesIO) else source.read_bytes()
+            table = pq.read_table(arrow_reader(data))
+            frame, converted = arrow_to_polars(table, str(path))
+            for c in converted:
+                print(
+                    f"sluice validate: {path}: column {c.column!r} of Arrow type {c.arrow_type} "
+                    f"read as {c.became}",
+                    file=sys.stderr,
+                )
+            return frame
         if fmt == "csv":
             return pl.read_csv(source, infer_schema_length=infer)
         return pl.read_ndjson(source, infer_schema_length=infer)

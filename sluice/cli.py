@@ -189,6 +189,7 @@ def _run(args: argparse.Namespace) -> int:
     from flows.screen import screen_partition
     from sluice.errors import RunFailed
 
+    _temporary_api()
     try:
         summary = screen_partition(
             args.dataset, args.partition, args.engine or "auto", force=args.force
@@ -215,6 +216,7 @@ def _backfill(args: argparse.Namespace) -> int:
     from flows.screen import backfill
 
     _show_partition_lines(verbose=args.verbose)
+    _temporary_api()
     summary = backfill(args.dataset, args.start, args.end, args.engine, force=args.force)
     for s in [*summary["screened"], *summary["skipped"]]:
         _print_summary(s)
@@ -233,10 +235,18 @@ def _backfill(args: argparse.Namespace) -> int:
     return exit_code("warned" if warned else "passed", args.fail_on)
 
 
+def _temporary_api() -> None:
+    """Start Prefect's temporary API (when no API URL is set) so that it dies with sluice."""
+    from flows.temporary_api import start_temporary_api
+
+    start_temporary_api()
+
+
 def _demo(args: argparse.Namespace) -> int:
     from sluice.demo import run_demo
 
     _show_partition_lines(verbose=args.verbose)
+    _temporary_api()
     return run_demo(args.dir, days=args.days, rows=args.rows, seed=args.seed)
 
 
@@ -301,12 +311,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         done()
         print("sluice: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:
+    except BaseException as exc:
+        # a Rust panic in polars arrives as pyo3's PanicException, a BaseException
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
         done()
         if args.debug:
             traceback.print_exc()
+        first = str(exc).strip().split("\n", 1)[0]
         print(
-            f"sluice: internal error: {type(exc).__name__}: {exc} "
+            f"sluice: internal error: {type(exc).__name__}: {first} "
             "(run again with --debug for the traceback, and please report it)",
             file=sys.stderr,
         )

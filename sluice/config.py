@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from detectors.spec import DetectorSpec
 from sluice.errors import ConfigError
+from sluice.files import SPEC_LIMIT, config_error, read_regular
 
 ColumnType = Literal["string", "int", "float", "bool", "date", "datetime"]
 COLUMN_TYPES: tuple[str, ...] = ("string", "int", "float", "bool", "date", "datetime")
@@ -767,10 +768,7 @@ def _model_in(ann: Any) -> Any:
 def load_spec(path: str | Path) -> LoadedSpec:
     """Load and validate a dataset spec; each problem is a ConfigError with file and line."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read dataset spec: {exc.strerror}", file=p) from None
+    raw = read_regular(p, config_error(p, "dataset spec"), SPEC_LIMIT)
     text = raw.decode("utf-8", errors="replace")
     try:
         data = yaml.safe_load(text)

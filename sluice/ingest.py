@@ -20,7 +20,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import fsspec
@@ -28,12 +28,14 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, Partition
 from sluice.errors import InputError
 from sluice.failures import concat_failures, empty_failures, make_failures
+from sluice.files import input_error, read_regular
 
 ROW_ID = "_row_id"
 SOURCE_FILE = "_source_file"
@@ -67,6 +69,7 @@ class SourceFile:
     size: int
     rows: int
     aliases: tuple[tuple[str, str], ...] = ()
+    types: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form for the manifest."""
@@ -80,7 +83,8 @@ class Ingested:
     ``frame`` holds the provenance columns then every column of the files: declared ones in their
     declared type, undeclared ones as text. ``raw`` holds ``_row_id`` and every column as text, as
     read. ``missing_columns`` are declared columns no file had; ``extra_columns`` are columns of the
-    files the spec does not declare.
+    files the spec does not declare; ``retyped_columns`` are columns the files of the partition
+    hold in different types (column -> file -> type as read): an undeclared one is kept as text.
     """
 
     frame: pl.DataFrame
@@ -89,6 +93,7 @@ class Ingested:
     files: tuple[SourceFile, ...]
     missing_columns: tuple[str, ...]
     extra_columns: tuple[str, ...]
+    retyped_columns: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def aliases_used(self) -> list[dict[str, str]]:
@@ -134,6 +139,9 @@ def list_source_files(loaded: LoadedSpec, partition: Partition) -> list[str]:
 
 
 def _read_bytes(path: str) -> bytes:
+    """A source file's bytes: a local path must be a regular file (of any size)."""
+    if "://" not in path:
+        return read_regular(path, input_error(path))
     try:
         with fsspec.open(path, "rb") as fh:
             data: bytes = fh.read()
@@ -143,7 +151,8 @@ def _read_bytes(path: str) -> bytes:
 
 
 def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
-    """pyarrow's multi-threaded reader, all columns as text; None when any record is malformed.
+    """pyarrow's multi-threaded reader, all columns as text; None when any record is malformed
+    (pyarrow then raises: no Python ``invalid_row_handler``, see :func:`arrow_reader`).
 
     A sentinel record appended after the last line must come back as the last row: pyarrow
     silently lets a quoted field opened on the last record run to the end of the file, and that
@@ -153,12 +162,6 @@ def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
     header = _csv_header(data, opts, path)
     if not _valid(data, opts):
         return None
-    malformed: list[int] = []
-
-    def on_invalid(_row: Any) -> str:
-        malformed.append(1)
-        return "skip"
-
     codec = _codec(opts)
     mark = "".join(c for c in "sluiceEndOfFile7319" if c not in (opts.delimiter, opts.quote_char))
     sentinel = [mark] * len(header)
@@ -166,13 +169,10 @@ def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
     end = b"" if not data or data.endswith((b"\n", b"\r")) else b"\n"
     try:
         table = pacsv.read_csv(
-            io.BufferedReader(_Concat(data, end + tail + b"\n"), 1 << 24),
+            arrow_reader(data, end + tail + b"\n"),
             read_options=pacsv.ReadOptions(encoding=codec, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(
-                delimiter=opts.delimiter,
-                quote_char=opts.quote_char,
-                newlines_in_values=True,
-                invalid_row_handler=on_invalid,
+                delimiter=opts.delimiter, quote_char=opts.quote_char, newlines_in_values=True
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(header, pa.string()),
@@ -183,37 +183,28 @@ def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
         )
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError):
         return None
-    if malformed or table.column_names != header or table.num_rows == 0:
+    if table.column_names != header or table.num_rows == 0:
         return None
     if list(table.slice(table.num_rows - 1).to_pylist()[0].values()) != sentinel:
         return None
     return _from_arrow(table.slice(0, table.num_rows - 1))
 
 
-class _Concat(io.RawIOBase):
-    """Bytes objects read one after the other, without copying them into one."""
+def arrow_reader(*parts: bytes) -> pa.BufferReader:
+    """A reader of the ``parts`` one after the other, for pyarrow, that holds no Python object.
 
-    def __init__(self, *parts: bytes) -> None:
-        super().__init__()
-        self._parts = [memoryview(p) for p in parts]
-        self._at = (0, 0)
-
-    def readable(self) -> bool:
-        """A reader."""
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        """Fill ``buffer`` from the current part; 0 at the end of the last one."""
-        part, pos = self._at
-        while part < len(self._parts) and pos >= len(self._parts[part]):
-            part, pos = part + 1, 0
-        if part == len(self._parts):
-            self._at = (part, pos)
-            return 0
-        n = min(len(buffer), len(self._parts[part]) - pos)
-        buffer[:n] = self._parts[part][pos : pos + n]
-        self._at = (part, pos + n)
-        return n
+    pyarrow's threaded readers may drop their last reference to the input (and to any Python
+    callback) on one of Arrow's worker threads after the read returned. When that object is
+    Python's (``io.BytesIO``, a buffer over ``bytes``, an ``invalid_row_handler``), the worker
+    must take the GIL; if the interpreter is exiting by then, Python ends the thread with
+    ``pthread_exit``, which unwinds through C++ ``noexcept`` frames and aborts the process
+    ("terminate called without an active exception", SIGABRT). A copy into Arrow's own memory
+    needs no GIL to release.
+    """
+    sink = pa.BufferOutputStream()
+    for part in parts:
+        sink.write(part)
+    return pa.BufferReader(sink.getvalue())
 
 
 def _from_arrow(table: pa.Table) -> pl.DataFrame:
@@ -424,7 +415,7 @@ def read_text_records(
 
 def _read_parquet(data: bytes, path: str) -> pl.DataFrame:
     try:
-        source = pq.ParquetFile(io.BytesIO(data))
+        source = pq.ParquetFile(arrow_reader(data))
         names = source.schema_arrow.names
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -433,7 +424,150 @@ def _read_parquet(data: bytes, path: str) -> pl.DataFrame:
     except (pa.ArrowException, OSError, ValueError) as exc:
         first = str(exc).strip().split("\n", 1)[0] or type(exc).__name__
         raise InputError(f"{path}: not a readable Parquet file: {first}") from None
-    return _from_arrow(table)
+    return arrow_to_polars(table, path)[0]
+
+
+class Converted(NamedTuple):
+    """A column whose Arrow type polars cannot hold as it is: what it was and what it became."""
+
+    column: str
+    arrow_type: str
+    became: str
+
+
+def arrow_to_polars(table: pa.Table, path: str) -> tuple[pl.DataFrame, list[Converted]]:
+    """A polars frame of an Arrow table read from ``path``, and the columns that changed type.
+
+    polars panics or refuses on some Arrow types (256-bit decimals, durations it cannot cast,
+    maps, unions, intervals, run-end and view layouts, extension types, time zones it does not
+    know): those become a type polars holds with the same values (dictionaries decoded,
+    extension types as their storage, fixed-size binary as binary, half floats as float32, an
+    unknown time zone as the same instant in UTC) or their text (decimals exactly, durations as
+    ``<n><unit>``, anything else as its JSON). A column that cannot be converted at all is an
+    ``InputError`` naming the file and the column.
+    """
+    columns: list[pl.Series] = []
+    converted: list[Converted] = []
+    for index, name in enumerate(table.column_names):
+        original = table.column(index)
+        safe, became = _polars_safe(original)
+        series = _series(name, safe)
+        if series is None and pa.types.is_timestamp(safe.type) and safe.type.tz is not None:
+            safe, became = safe.cast(pa.timestamp(safe.type.unit, "UTC")), "timestamp (UTC)"
+            series = _series(name, safe)
+        if series is None:
+            try:
+                safe, became = _arrow_text(original), "text"
+            except (pa.ArrowException, ValueError, TypeError, OverflowError):
+                pass
+            else:
+                series = _series(name, safe)
+        if series is None:
+            raise InputError(
+                f"{path}: column {name!r} holds Arrow type {original.type} that sluice cannot "
+                "read, not even as text"
+            )
+        if became:
+            converted.append(Converted(name, str(original.type), became))
+        columns.append(series)
+    return pl.DataFrame(columns, height=table.num_rows), converted
+
+
+def _series(name: str, column: pa.ChunkedArray) -> pl.Series | None:
+    try:
+        series = pl.from_arrow(column.combine_chunks() if column.num_chunks > 1 else column)
+    except (pl.exceptions.PanicException, pl.exceptions.PolarsError, pa.ArrowException):
+        return None
+    except (ValueError, TypeError, OverflowError):
+        return None
+    assert isinstance(series, pl.Series)
+    return series.alias(name)
+
+
+def _holds(t: pa.DataType) -> bool:
+    """Whether polars holds Arrow type ``t`` as it is and can cast it to text."""
+    if (
+        pa.types.is_null(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_integer(t)
+        or pa.types.is_float32(t)
+        or pa.types.is_float64(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_string_view(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_binary_view(t)
+        or pa.types.is_date(t)
+        or pa.types.is_time(t)
+        or pa.types.is_timestamp(t)
+    ):
+        return True
+    if pa.types.is_decimal(t):
+        return not pa.types.is_decimal256(t) and t.precision <= 38
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _holds(t.value_type)
+    if pa.types.is_struct(t):
+        names = [t.field(i).name for i in range(t.num_fields)]
+        return (
+            bool(names)
+            and len(set(names)) == len(names)
+            and all(_holds(t.field(i).type) for i in range(t.num_fields))
+        )
+    return False
+
+
+def _polars_safe(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, str]:
+    """``column`` in a type polars holds, and what it became ("" when unchanged)."""
+    t = column.type
+    try:
+        if isinstance(t, pa.BaseExtensionType):
+            storage = pa.chunked_array([c.storage for c in column.chunks], type=t.storage_type)
+            safe, became = _polars_safe(storage)
+            return safe, became or str(t.storage_type)
+        if pa.types.is_dictionary(t):
+            safe, became = _polars_safe(column.cast(t.value_type))
+            return safe, became or str(t.value_type)
+        if _holds(t):
+            return column, ""
+        if pa.types.is_float16(t):
+            return column.cast(pa.float32()), "float"
+        if pa.types.is_fixed_size_binary(t):
+            return column.cast(pa.binary()), "binary"
+        if pa.types.is_decimal(t):
+            return column.cast(pa.string()), "text"
+        if pa.types.is_duration(t):
+            unit = t.unit
+            text = pc.binary_join_element_wise(column.cast(pa.int64()).cast(pa.string()), unit, "")
+            return text, "text"
+        return _arrow_text(column), "text"
+    except (pa.ArrowException, ValueError, TypeError, OverflowError):
+        return column, ""
+
+
+def _arrow_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Every value as text: strings as they are, anything else as its JSON (or, when Python
+    cannot hold it, Arrow's own rendering of the value)."""
+    values: list[str | None]
+    try:
+        values = [
+            None if v is None else v if isinstance(v, str) else _json_text(_plain(v))
+            for v in column.to_pylist()
+        ]
+    except (pa.ArrowException, ValueError, TypeError, KeyError, OverflowError):
+        values = [str(v) if v.is_valid else None for v in column]
+    return pa.chunked_array([pa.array(values, pa.string())], type=pa.string())
+
+
+def _plain(value: Any) -> Any:
+    """A Python value from Arrow as JSON-able data (bytes as text, maps' pairs as lists)."""
+    if isinstance(value, bytes):
+        return _bytes_text(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _text(expr: pl.Expr) -> pl.Expr:
@@ -644,17 +778,20 @@ def _parse(
     raise InputError(f"{path}: cannot convert the columns to their declared types")
 
 
-def _text_of(dtype: pl.DataType, name: str) -> pl.Expr:
+def _text_of(series: pl.Series) -> pl.Expr | pl.Series:
+    dtype = series.dtype
     if dtype.is_nested() or dtype == pl.Object:
-        return pl.col(name).map_elements(_json_text, return_dtype=pl.String)
+        # from Python values: map_elements hands a list cell over as a Series
+        values = [None if v is None else _json_text(_plain(v)) for v in series.to_list()]
+        return pl.Series(series.name, values, dtype=pl.String)
     if dtype == pl.Binary:
-        return pl.col(name).map_elements(_bytes_text, return_dtype=pl.String)
-    return pl.col(name).cast(pl.String)
+        return pl.col(series.name).map_elements(_bytes_text, return_dtype=pl.String)
+    return pl.col(series.name).cast(pl.String)
 
 
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
     """Every column as text: nested values as compact JSON, bytes as UTF-8 or else latin-1."""
-    exprs = [_text_of(frame[c].dtype, c) for c in frame.columns if frame[c].dtype != pl.String]
+    exprs = [_text_of(frame[c]) for c in frame.columns if frame[c].dtype != pl.String]
     try:
         return frame.with_columns(exprs)
     except pl.exceptions.PolarsError:
@@ -750,7 +887,8 @@ def ingest_file(
                 )
             )
     failures = concat_failures(parts) if parts else empty_failures()
-    return frame, raw, failures, SourceFile(path, sha, len(data), n, aliases)
+    types = tuple((c, str(read[c].dtype)) for c in read.columns if read[c].dtype != pl.Null)
+    return frame, raw, failures, SourceFile(path, sha, len(data), n, aliases, types)
 
 
 def _rename(
@@ -822,8 +960,17 @@ def ingest(
         raws.append(r)
         fails.append(x)
         sources.append(s)
-    frame = pl.concat(frames, how="diagonal_relaxed")
-    raw = pl.concat(raws, how="diagonal_relaxed")
+    retyped = _retyped(sources)
+    frames = [_undeclared_as_text(f, r, retyped, loaded) for f, r in zip(frames, raws, strict=True)]
+    try:
+        frame = pl.concat(frames, how="diagonal_relaxed")
+        raw = pl.concat(raws, how="diagonal_relaxed")
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).strip().split("\n", 1)[0]
+        raise InputError(
+            f"{loaded.name} {partition.dirname}: the files' columns cannot be put together "
+            f"({', '.join(paths)}): {first}"
+        ) from None
     if frame[ROW_ID].n_unique() != frame.height:
         raise InputError(
             f"{loaded.name} {partition.dirname}: two source files have identical bytes "
@@ -841,4 +988,22 @@ def ingest(
         files=tuple(sources),
         missing_columns=missing,
         extra_columns=extra,
+        retyped_columns=retyped,
     )
+
+
+def _retyped(sources: Sequence[SourceFile]) -> dict[str, dict[str, str]]:
+    """Columns the files hold in more than one type (all-null columns aside): file -> type."""
+    seen: dict[str, dict[str, str]] = {}
+    for source in sources:
+        for column, dtype in source.types:
+            seen.setdefault(column, {})[source.path] = dtype
+    return {c: by_file for c, by_file in seen.items() if len(set(by_file.values())) > 1}
+
+
+def _undeclared_as_text(
+    frame: pl.DataFrame, raw: pl.DataFrame, retyped: dict[str, Any], loaded: LoadedSpec
+) -> pl.DataFrame:
+    """``frame`` with its undeclared columns of ``retyped`` replaced by their text."""
+    text = [c for c in frame.columns if c in retyped and c not in loaded.spec.columns]
+    return frame.with_columns(raw[c] for c in text) if text else frame

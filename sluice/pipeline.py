@@ -292,6 +292,7 @@ def _ingest(run: Run) -> dict[str, Any]:
         "missing_columns": list(got.missing_columns),
         "extra_columns": list(got.extra_columns),
         "aliases": got.aliases_used,
+        "retyped_columns": got.retyped_columns,
         "failures": got.failures.height,
     }
 
@@ -587,6 +588,7 @@ def _write_committed(
             "missing_columns": ingest_facts["missing_columns"],
             "extra_columns": ingest_facts["extra_columns"],
             "aliases": ingest_facts.get("aliases", []),
+            "retyped_columns": ingest_facts.get("retyped_columns", {}),
         },
         "spec": {"path": str(run.loaded.path), "sha256": run.loaded.sha256},
         "suite": {

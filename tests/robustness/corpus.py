@@ -16,6 +16,8 @@ is a strict xfail.
 from __future__ import annotations
 
 import codecs
+import datetime as dt
+import decimal
 import gzip
 import io
 import json
@@ -669,5 +671,126 @@ def _parquet_cases() -> list[Case]:
     return cases
 
 
-CASES: list[Case] = [*_csv_cases(), *_ndjson_cases(), *_parquet_cases()]
+def with_column(n: int, name: str, column: pa.Array, first: int = 0) -> bytes:
+    """Parquet bytes of ``n`` good rows (ids from ``first``) with column ``name`` set to (or
+    added as) ``column``."""
+    ids = pl.Series("id", [f"r{first + i}" for i in range(n)])
+    table = good_frame(n).with_columns(ids).to_arrow()
+    if name in table.column_names:
+        table = table.set_column(table.column_names.index(name), name, column)
+    else:
+        table = table.append_column(name, column)
+    return parquet(table)
+
+
+def odd_arrow_columns() -> dict[str, pa.Array]:
+    """Two values of each Arrow type polars cannot hold as it is, or panics on."""
+    big = decimal.Decimal("123456789012345678901234567890123456789012345.25")
+    pairs = pa.array([1, 2])
+    return {
+        "decimal256": pa.array([big, None], pa.decimal256(50, 2)),
+        "decimal128_38_digits": pa.array([decimal.Decimal("9" * 38), None], pa.decimal128(38, 0)),
+        "dictionary_of_decimal256": pa.array([big, big], pa.decimal256(50, 2)).dictionary_encode(),
+        "dictionary_of_strings": pa.array(["x", "y"]).dictionary_encode(),
+        "duration": pa.array([1500, None], pa.duration("ms")),
+        "time64_ns": pa.array([1, None], pa.time64("ns")),
+        "fixed_size_binary": pa.array([b"\xff\x00", None], pa.binary(2)),
+        "map": pa.array([[("k", 1)], None], pa.map_(pa.string(), pa.int64())),
+        "null_type": pa.nulls(2),
+        "uuid_extension": pa.array([b"0" * 16, None], pa.uuid()),
+        "json_extension": pa.array(['{"a":1}', None], pa.json_()),
+        "bool8_extension": pa.array([1, None], pa.bool8()),
+        "opaque_extension": pa.ExtensionArray.from_storage(
+            pa.opaque(pa.int64(), "geo", "vendor"), pairs
+        ),
+        "float16": pa.array([np.float16(1.5), None], pa.float16()),
+        "fixed_size_list": pa.array([[1, 2], None], pa.list_(pa.int64(), 2)),
+        "list_view": pa.array([[1], None], pa.list_view(pa.int64())),
+        "list_of_dictionaries": pa.array(
+            [["a"], None], pa.list_(pa.dictionary(pa.int32(), pa.string()))
+        ),
+        "struct_with_duplicate_fields": pa.StructArray.from_arrays(
+            [pairs, pairs], names=["a", "a"]
+        ),
+        "timestamp_unknown_time_zone": pa.array([0, None], pa.timestamp("us", "Mars/Olympus")),
+        "timestamp_offset_time_zone": pa.array([0, None], pa.timestamp("us", "+05:30")),
+    }
+
+
+def _arrow_type_cases() -> list[Case]:
+    """Each odd Arrow type as an undeclared column, and a few as declared ones."""
+    cases = [
+        Case(f"parquet_type_{kind}", "parquet", with_column(2, "extra", column), rows=2)
+        for kind, column in odd_arrow_columns().items()
+    ]
+    odd = odd_arrow_columns()
+    cases += [
+        Case(
+            "parquet_declared_float_as_decimal256",
+            "parquet",
+            with_column(
+                2, "amount", pa.array([decimal.Decimal("1.50"), None], pa.decimal256(50, 2))
+            ),
+            rows=2,
+            reasons=_reasons("amount|expect_column_values_to_not_be_null"),
+        ),
+        Case(
+            "parquet_declared_int_as_duration",
+            "parquet",
+            with_column(2, "count", odd["duration"]),
+            rows=2,
+            reasons=_reasons("count|type"),
+        ),
+        Case(
+            "parquet_declared_string_as_map",
+            "parquet",
+            with_column(2, "kind", odd["map"]),
+            rows=2,
+        ),
+        Case(
+            "parquet_declared_datetime_in_unknown_time_zone",
+            "parquet",
+            with_column(2, "when", odd["timestamp_unknown_time_zone"]),
+            rows=2,
+        ),
+    ]
+    naive = pa.array([dt.datetime(2024, 1, 1, 10), None], pa.timestamp("us"))
+    utc = pa.array([dt.datetime(2024, 1, 1, 10), None, None], pa.timestamp("us", "UTC"))
+    cases += [
+        Case(
+            "parquet_two_files_naive_and_utc_timestamps",
+            "parquet",
+            {
+                "a.parquet": with_column(2, "seen", naive),
+                "b.parquet": with_column(3, "seen", utc, 2),
+            },
+            rows=5,
+            extra={"retyped_columns": ["seen"], "n_clean": 5},
+        ),
+        Case(
+            "parquet_two_files_list_and_string",
+            "parquet",
+            {
+                "a.parquet": with_column(2, "tags", pa.array([["x"], None])),
+                "b.parquet": with_column(3, "tags", pa.array(["x", "y", None]), 2),
+            },
+            rows=5,
+            extra={"retyped_columns": ["tags"], "n_clean": 5},
+        ),
+        Case(
+            "parquet_two_files_declared_column_retyped",
+            "parquet",
+            {
+                "a.parquet": parquet(good_frame(2)),
+                "b.parquet": with_column(3, "amount", pa.array(["1.5", "x", "2"]), 2),
+            },
+            rows=5,
+            reasons=_reasons("amount|type"),
+            extra={"retyped_columns": ["amount"]},
+        ),
+    ]
+    return cases
+
+
+CASES: list[Case] = [*_csv_cases(), *_ndjson_cases(), *_parquet_cases(), *_arrow_type_cases()]
 BY_NAME: dict[str, Case] = {c.name: c for c in CASES}

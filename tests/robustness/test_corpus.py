@@ -37,6 +37,7 @@ def _check_values(case: Case, manifest: Path) -> None:
         assert m["counts"]["clean"] == case.extra["n_clean"]
     if "extra_columns" in case.extra:
         assert m["schema"]["extra_columns"] == case.extra["extra_columns"]
+    assert sorted(m["schema"]["retyped_columns"]) == case.extra.get("retyped_columns", [])
     for column in ("id", "kind"):
         if column in case.extra:
             assert clean[column].to_list() == case.extra[column]
@@ -51,9 +52,14 @@ def _check_values(case: Case, manifest: Path) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_pipeline(case: Case, tmp_path: Path) -> None:
+def test_pipeline(case: Case, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     spec = write_dataset(tmp_path, {DAY: case.content}, fmt=case.fmt, schema=case.schema)
     out = tmp_path / "out"
+    _check_outcome(case, spec, out, tmp_path)
+    assert "panicked" not in capfd.readouterr().err  # a Rust panic prints before it is caught
+
+
+def _check_outcome(case: Case, spec: Path, out: Path, tmp_path: Path) -> None:
     if case.error is not None:
         with pytest.raises(SluiceError) as info:
             run_partition(str(spec), DAY)

@@ -32,7 +32,14 @@ SUBSET = {
         "csv_schema_renamed_column",
     ),
     "ndjson": ("ndjson_broken_lines", "ndjson_invalid_utf8_line", "ndjson_reserved_key"),
-    "parquet": ("parquet_truncated", "parquet_nested_for_scalars", "parquet_corrupt_0"),
+    "parquet": (
+        "parquet_truncated",
+        "parquet_nested_for_scalars",
+        "parquet_corrupt_0",
+        "parquet_type_decimal256",
+        "parquet_declared_int_as_duration",
+        "parquet_two_files_naive_and_utc_timestamps",
+    ),
 }
 
 

@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 
 from sluice.config import load_spec
 from sluice.errors import InputError
-from sluice.ingest import Ingested, ingest, row_ids
+from sluice.ingest import Ingested, arrow_reader, arrow_to_polars, ingest, row_ids
 from tests.conftest import SpecFactory
+from tests.robustness.corpus import odd_arrow_columns
 
 HEADER = "id,amount,count,when,kind\n"
 
@@ -131,3 +134,29 @@ def test_row_ids_are_stable_and_distinct() -> None:
     assert len(np.unique(a)) == 100_000
     assert np.array_equal(a, row_ids("ab" * 32, 100_000))
     assert not np.intersect1d(a, row_ids("cd" * 32, 100_000)).size
+
+
+def test_arrow_types_polars_cannot_hold_are_converted_and_named() -> None:
+    columns = odd_arrow_columns()
+    table = pa.table(columns)
+    frame, converted = arrow_to_polars(table, "f.parquet")
+    assert frame.columns == list(columns)
+    assert frame.height == 2
+    became = {c.column: c.became for c in converted}
+    assert became["decimal256"] == became["map"] == became["duration"] == "text"
+    assert became["timestamp_unknown_time_zone"] == "timestamp (UTC)"
+    assert became["fixed_size_binary"] == "binary"
+    assert "decimal128_38_digits" not in became  # polars holds 38 digits as they are
+    assert frame["decimal256"][0] == "123456789012345678901234567890123456789012345.25"
+    assert frame["duration"].to_list() == ["1500ms", None]
+    assert frame["map"].to_list() == ['[["k",1]]', None]
+    assert frame["timestamp_unknown_time_zone"].dt.epoch("us").to_list() == [0, None]
+    assert frame["fixed_size_binary"].to_list() == [b"\xff\x00", None]
+
+
+def test_arrow_reads_hold_no_python_object() -> None:
+    data = b"id,amount\nr1,1.5\n" * 1000
+    before = sys.getrefcount(data)
+    reader = arrow_reader(data)
+    assert sys.getrefcount(data) == before  # Arrow's copy: no GIL needed to release it
+    assert reader.read() == data
