@@ -24,6 +24,7 @@ import fsspec
 from expectations.suite import load_suite
 from sluice.config import LoadedSpec, Partition
 from sluice.errors import InputError
+from sluice.files import input_error, iter_regular
 from sluice.ingest import list_source_files
 from sluice.pipeline import recover_partition
 from sluice.write import MANIFEST_NAME, PartitionBusy, partition_lock
@@ -46,8 +47,12 @@ def manifest_path(loaded: LoadedSpec, partition: Partition) -> Path:
 
 
 def file_sha256(path: str) -> str:
-    """The sha256 of a local or remote file, read in chunks."""
+    """The sha256 of a local (regular) or remote file, read in chunks."""
     digest = hashlib.sha256()
+    if "://" not in path:
+        for chunk in iter_regular(path, input_error(path)):
+            digest.update(chunk)
+        return digest.hexdigest()
     with fsspec.open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)

@@ -62,7 +62,8 @@ SUITE_LIMIT = Limit("SLUICE_MAX_SUITE_BYTES", 64 << 20)
 MakeError = Callable[[str, str | None, str | None], SluiceError]
 
 
-def _kind(mode: int) -> str:
+def kind(mode: int) -> str:
+    """What a file of this ``st_mode`` is, in words ("a FIFO (named pipe)", "a directory", ...)."""
     return next((name for test, name in _KINDS if test(mode)), f"a special file (mode {mode:o})")
 
 
@@ -82,7 +83,7 @@ def open_regular(path: str | Path, make_error: MakeError) -> Iterator[tuple[Bina
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise make_error("not a regular file", _kind(info.st_mode), "a regular file")
+            raise make_error("not a regular file", kind(info.st_mode), "a regular file")
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
         fh = os.fdopen(fd, "rb")

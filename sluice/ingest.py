@@ -18,7 +18,9 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -35,7 +37,7 @@ import pyarrow.parquet as pq
 from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, Partition
 from sluice.errors import InputError
 from sluice.failures import concat_failures, empty_failures, make_failures
-from sluice.files import input_error, read_regular
+from sluice.files import input_error, kind, read_regular
 
 ROW_ID = "_row_id"
 SOURCE_FILE = "_source_file"
@@ -130,12 +132,29 @@ def list_source_files(loaded: LoadedSpec, partition: Partition) -> list[str]:
     pattern = loaded.source_pattern(partition)
     fs, _, paths = fsspec.get_fs_token_paths(pattern)
     files = sorted(p for p in paths if fs.isfile(p))
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if protocol in ("file", "local"):
+        _refuse_special(sorted(set(paths) - set(files)))
     if not files:
         raise InputError(
             f"no source files for {spec.name} {partition.dirname}: nothing matches {pattern}"
         )
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return [p if protocol in ("file", "local") else f"{protocol}://{p}" for p in files]
+
+
+def _refuse_special(paths: list[str]) -> None:
+    """Stop on a FIFO, device or socket among the paths a source pattern matched (folders are
+    passed over): reading one would block or never end, and skipping it would lose its rows."""
+    for path in paths:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISDIR(mode):
+            raise InputError(
+                f"{path}: matches the source pattern but is not a regular file; found "
+                f"{kind(mode)} (allowed: regular files)"
+            )
 
 
 def _read_bytes(path: str) -> bytes:

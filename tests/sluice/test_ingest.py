@@ -2,16 +2,25 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
 
-from sluice.config import load_spec
+from sluice.config import Partition, load_spec
 from sluice.errors import InputError
-from sluice.ingest import Ingested, arrow_reader, arrow_to_polars, ingest, row_ids
+from sluice.ingest import (
+    Ingested,
+    arrow_reader,
+    arrow_to_polars,
+    ingest,
+    list_source_files,
+    row_ids,
+)
 from tests.conftest import SpecFactory
 from tests.robustness.corpus import odd_arrow_columns
 
@@ -160,3 +169,22 @@ def test_arrow_reads_hold_no_python_object() -> None:
     reader = arrow_reader(data)
     assert sys.getrefcount(data) == before  # Arrow's copy: no GIL needed to release it
     assert reader.read() == data
+
+
+def test_a_fifo_matching_the_source_pattern_is_named_not_skipped(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    spec = make_dataset({"2024-01-01": "id,amount,count,when,kind\na,1,1,2024-01-01 10:00:00,a\n"})
+    folder = tmp_path / "raw" / "date=2024-01-01"
+    (folder / "old.csv").mkdir()
+    loaded = load_spec(spec)
+    assert [
+        Path(p).name
+        for p in list_source_files(loaded, Partition.parse("2024-01-01", "day", "date"))
+    ] == ["data.csv"]
+    os.mkfifo(folder / "late.csv")
+    with pytest.raises(
+        InputError,
+        match=r"late\.csv: matches the source pattern but is not a regular file; found a FIFO",
+    ):
+        list_source_files(loaded, Partition.parse("2024-01-01", "day", "date"))
