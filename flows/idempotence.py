@@ -83,8 +83,8 @@ def unverified_output(outputs: Any) -> str | None:
             return f"its manifest gives no path and sha256 for its {name} output"
         try:
             actual = file_sha256(out)
-        except OSError:
-            return f"its {name} output {out} is missing"
+        except (OSError, InputError):
+            return f"its {name} output {out} is missing or not a regular file"
         if actual != sha:
             return f"its {name} output {out} is not the file its manifest names (sha256 differs)"
     return None

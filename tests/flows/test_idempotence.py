@@ -144,7 +144,7 @@ def test_any_output_the_manifest_names_must_be_there(screened: LoadedSpec, name:
     verdict = check_done(screened, screened.spec.partition.parse("2024-01-01"))
     assert (verdict.done, verdict.reason) == (
         False,
-        f"its {name} output {outputs[name]['path']} is missing",
+        f"its {name} output {outputs[name]['path']} is missing or not a regular file",
     )
 
 
