@@ -27,7 +27,7 @@ from sluice.failures import TABLE_COLUMN
 
 Status = Literal["passed", "warned", "failed"]
 Level = Literal["warn", "error"]
-CauseKind = Literal["critical", "check", "could_not_run", "rule", "stage", "run"]
+CauseKind = Literal["critical", "check", "could_not_run", "rule", "stage", "run", "report"]
 VerdictState = Literal["passed", "failed", "could_not_run"]
 STATUSES: tuple[Status, ...] = ("passed", "warned", "failed")
 JUDGED_STAGES = ("ingest", "validate", "screen")
@@ -126,6 +126,23 @@ class Verdict:
     def as_dict(self) -> dict[str, Any]:
         """The verdict as plain JSON types, for the manifest and the run summary."""
         return {"status": self.status, "causes": [c.as_dict() for c in self.causes]}
+
+
+def with_cause(verdict: Verdict, cause: Cause) -> Verdict:
+    """``verdict`` with one more cause: failed stays failed, otherwise the cause's level sets
+    the status (a warning makes a passed run warned)."""
+    causes = tuple(sorted((*verdict.causes, cause), key=lambda c: c.level != "error"))
+    if verdict.status == "failed" or cause.level == "error":
+        return Verdict("failed", causes)
+    return Verdict("warned", causes)
+
+
+def report_cause(problem: str) -> Cause:
+    """The warning of a run whose ``report.html`` could not be built; ``problem`` is cut to its
+    first line."""
+    line = (problem.strip().splitlines() or ["no reason given"])[0]
+    line = line if len(line) <= 300 else line[:299] + "…"
+    return Cause("warn", "report", "report", f"report.html could not be built: {line}")
 
 
 def stage_of_reason(reason: str) -> str:

@@ -222,13 +222,16 @@ class StagedReport:
     outputs: dict[str, dict[str, Any]]
     findings: dict[str, Any]
     seconds: float
+    problem: str | None = None
 
 
 def stage_report(run: Run, writer: PartitionWriter, manifest: Mapping[str, Any]) -> StagedReport:
     """Keep the scores, measure the run, and stage ``metrics.parquet`` and ``report.html``.
 
     Called by the write stage after the clean and quarantine folders are committed and
-    ``failures.parquet`` is staged; the caller adds the returned entries to the manifest.
+    ``failures.parquet`` is staged; the caller adds the returned entries to the manifest. A
+    report that cannot be built does not stop the run: the result says why (``problem``) and
+    the caller warns the run with that cause.
     """
     from sluice.report.html import render
 
@@ -262,7 +265,8 @@ def stage_report(run: Run, writer: PartitionWriter, manifest: Mapping[str, Any])
             run.partition,
             problem,
         )
-        return StagedReport(staged, {"report_error": problem}, round(time.perf_counter() - t0, 4))
+        seconds = round(time.perf_counter() - t0, 4)
+        return StagedReport(staged, {"report_error": problem}, seconds, problem)
     write_parquet(report.metrics, writer.path(METRICS_NAME))
     keep(METRICS_NAME, report.metrics.height)
     writer.path(REPORT_NAME).write_text(text, encoding="utf-8")
