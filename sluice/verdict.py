@@ -11,7 +11,8 @@ rows (a batch-level one: row count, mean, column set) failed, a share of quarant
 run's, a stage's or one reason's) is above its ``error`` threshold, or an expectation could not
 run and ``could_not_run`` is ``error``. It is **warned** when such an expectation of severity
 ``warn`` failed, a share is above its ``warn`` threshold, or an expectation could not run.
-Otherwise it **passed**.
+Otherwise it **passed**. The write stage adds one cause after judging: a report that could not
+be built warns the run (:func:`with_cause`, :func:`report_cause`).
 """
 
 from __future__ import annotations
