@@ -52,9 +52,11 @@ from sluice.verdict import (
     hinted_reasons,
     judge,
     measure,
+    report_cause,
     type_hints,
     verdict_state,
     why_not_run,
+    with_cause,
 )
 from sluice.write import (
     MANIFEST_NAME,
@@ -623,6 +625,10 @@ def _write_committed(
     report = stage_report(run, w, manifest)
     outputs.update(report.outputs)
     manifest["findings"] = report.findings
+    if report.problem is not None:
+        verdict = with_cause(verdict, report_cause(report.problem))
+        manifest["status"] = verdict.status
+        manifest["verdict"] = {**verdict.as_dict(), "policies": _policies(run)}
     timings["report"] = report.seconds
     write_json(manifest, w.path(MANIFEST_NAME))
     final = commit.commit()["reports"]

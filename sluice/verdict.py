@@ -11,7 +11,8 @@ rows (a batch-level one: row count, mean, column set) failed, a share of quarant
 run's, a stage's or one reason's) is above its ``error`` threshold, or an expectation could not
 run and ``could_not_run`` is ``error``. It is **warned** when such an expectation of severity
 ``warn`` failed, a share is above its ``warn`` threshold, or an expectation could not run.
-Otherwise it **passed**.
+Otherwise it **passed**. The write stage adds one cause after judging: a report that could not
+be built warns the run (:func:`with_cause`, :func:`report_cause`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sluice.failures import TABLE_COLUMN
 
 Status = Literal["passed", "warned", "failed"]
 Level = Literal["warn", "error"]
-CauseKind = Literal["critical", "check", "could_not_run", "rule", "stage", "run"]
+CauseKind = Literal["critical", "check", "could_not_run", "rule", "stage", "run", "report"]
 VerdictState = Literal["passed", "failed", "could_not_run"]
 STATUSES: tuple[Status, ...] = ("passed", "warned", "failed")
 JUDGED_STAGES = ("ingest", "validate", "screen")
@@ -126,6 +127,23 @@ class Verdict:
     def as_dict(self) -> dict[str, Any]:
         """The verdict as plain JSON types, for the manifest and the run summary."""
         return {"status": self.status, "causes": [c.as_dict() for c in self.causes]}
+
+
+def with_cause(verdict: Verdict, cause: Cause) -> Verdict:
+    """``verdict`` with one more cause: failed stays failed, otherwise the cause's level sets
+    the status (a warning makes a passed run warned)."""
+    causes = tuple(sorted((*verdict.causes, cause), key=lambda c: c.level != "error"))
+    if verdict.status == "failed" or cause.level == "error":
+        return Verdict("failed", causes)
+    return Verdict("warned", causes)
+
+
+def report_cause(problem: str) -> Cause:
+    """The warning of a run whose ``report.html`` could not be built; ``problem`` is cut to its
+    first line."""
+    line = (problem.strip().splitlines() or ["no reason given"])[0]
+    line = line if len(line) <= 300 else line[:299] + "…"
+    return Cause("warn", "report", "report", f"report.html could not be built: {line}")
 
 
 def stage_of_reason(reason: str) -> str:

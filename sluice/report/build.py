@@ -13,17 +13,22 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from sluice.config import LoadedSpec, find_spec
+from sluice.config import LoadedSpec, Partition, find_spec
 from sluice.errors import ConfigError, SluiceError
 from sluice.report.anomalies import AnomalyPolicy, Finding, detect
-from sluice.report.drift import DriftPolicy, DriftResult, detect_drift, earlier_partitions
-from sluice.report.drift import load_reference as load_drift_reference
+from sluice.report.drift import (
+    REF_PARTITION,
+    DriftPolicy,
+    DriftResult,
+    detect_drift,
+    earlier_partitions,
+)
 from sluice.report.history import METRICS_NAME, load_history
 from sluice.report.metrics import (
     ColumnProfile,
@@ -100,6 +105,59 @@ def _drifted_before(history: pl.DataFrame) -> dict[str, set[str]]:
     return out
 
 
+def _reference(
+    files: list[tuple[Partition, Path]],
+    schemas: list[list[str]],
+    slot: Mapping[str, str],
+    policy: DriftPolicy,
+) -> pl.DataFrame:
+    """What :func:`sluice.report.drift.load_reference` reads, with the columns picked by
+    position (polars reads a projected name as a pattern) and renamed to their slots."""
+    parts = []
+    for (p, f), names in zip(files, schemas, strict=True):
+        if not slot:
+            break
+        frame = pl.read_parquet(f, columns=[names.index(c) for c in slot])
+        frame = frame.rename(dict(zip(frame.columns, slot.values(), strict=True)))
+        if frame.height > policy.rows_per_partition:
+            frame = frame.sample(policy.rows_per_partition, seed=policy.seed)
+        if frame.height:
+            parts.append(frame.with_columns(pl.lit(str(p)).alias(REF_PARTITION)))
+    if not parts:
+        return pl.DataFrame(schema={REF_PARTITION: pl.String})
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def _drift(
+    outputs: RunOutputs,
+    files: list[tuple[Partition, Path]],
+    history: pl.DataFrame,
+    policy: DriftPolicy,
+) -> list[DriftResult]:
+    """Drift of every column, tested under positional names (``_c0``, ``_c1``...): a column
+    called ``*``, ``^a.*$`` or like a frame's own column would otherwise be read as a pattern or
+    clash. A column that some earlier partition lacks is skipped, with a note."""
+    columns = list(outputs.columns)
+    schemas = [list(pl.read_parquet_schema(f)) for _, f in files]
+    present = set(columns).intersection(*schemas)
+    tested = [c for c in columns if c in present]
+    slot = {c: f"_c{i}" for i, c in enumerate(tested)}
+    name = {v: k for k, v in slot.items()}
+    reference = _reference(files, schemas, slot, policy)
+    current = pl.DataFrame([outputs.clean.get_column(c).alias(slot[c]) for c in tested])
+    before = {slot[c]: p for c, p in _drifted_before(history).items() if c in slot}
+    got = detect_drift(
+        current, reference, list(slot.values()), drifted_before=before, policy=policy
+    )
+    by_column = {name[d.column]: replace(d, column=name[d.column]) for d in got}
+    missing = DriftResult("", "skipped", "", None, None, None, 0, 0, [], False)
+    note = "not in every earlier partition it would be compared with"
+    return [
+        by_column.get(c) or replace(missing, column=c, n_current=outputs.clean.height, note=note)
+        for c in columns
+    ]
+
+
 def compose(
     outputs: RunOutputs,
     *,
@@ -115,12 +173,8 @@ def compose(
     history = load_history(reports_root, before=part.start)
     cols = profiles(outputs)
     dets = detector_stats(outputs)
-    tested = [c for c in outputs.columns]
     files = earlier_partitions(clean_root, part, 2 * dpol.reference_partitions)
-    reference = load_drift_reference(files, tested, dpol)
-    drift = detect_drift(
-        outputs.clean, reference, tested, drifted_before=_drifted_before(history), policy=dpol
-    )
+    drift = _drift(outputs, files, history, dpol)
     extra: list[tuple[str, str, str, float | None, int]] = []
     for d in drift:
         if d.kind == "skipped":
@@ -168,13 +222,16 @@ class StagedReport:
     outputs: dict[str, dict[str, Any]]
     findings: dict[str, Any]
     seconds: float
+    problem: str | None = None
 
 
 def stage_report(run: Run, writer: PartitionWriter, manifest: Mapping[str, Any]) -> StagedReport:
     """Keep the scores, measure the run, and stage ``metrics.parquet`` and ``report.html``.
 
     Called by the write stage after the clean and quarantine folders are committed and
-    ``failures.parquet`` is staged; the caller adds the returned entries to the manifest.
+    ``failures.parquet`` is staged; the caller adds the returned entries to the manifest. A
+    report that cannot be built does not stop the run: the result says why (``problem``) and
+    the caller warns the run with that cause.
     """
     from sluice.report.html import render
 
@@ -208,7 +265,8 @@ def stage_report(run: Run, writer: PartitionWriter, manifest: Mapping[str, Any])
             run.partition,
             problem,
         )
-        return StagedReport(staged, {"report_error": problem}, round(time.perf_counter() - t0, 4))
+        seconds = round(time.perf_counter() - t0, 4)
+        return StagedReport(staged, {"report_error": problem}, seconds, problem)
     write_parquet(report.metrics, writer.path(METRICS_NAME))
     keep(METRICS_NAME, report.metrics.height)
     writer.path(REPORT_NAME).write_text(text, encoding="utf-8")

@@ -657,11 +657,26 @@ def _outliers(r: Report) -> Safe:
     )
 
 
+def epoch_text(seconds: float, pattern: str) -> str:
+    """Seconds since 1970 (UTC) as text, clamped to years 1 to 9999 (a bin edge can lie a
+    little beyond the values it holds)."""
+    if not math.isfinite(seconds):
+        return fmt_num(seconds)
+    try:
+        when = EPOCH + dt.timedelta(seconds=seconds)
+    except OverflowError:
+        when = dt.datetime.max if seconds > 0 else dt.datetime.min
+    return when.strftime(pattern)
+
+
+EPOCH = dt.datetime(1970, 1, 1)
+
+
 def _x_format(h: Histogram) -> Callable[[float], str]:
     if h.temporal:
         span = float(h.edges[-1] - h.edges[0])
         pattern = "%H:%M" if span <= 2 * 86400 else "%Y-%m-%d"
-        return lambda v: dt.datetime.fromtimestamp(v, dt.UTC).strftime(pattern)
+        return lambda v: epoch_text(v, pattern)
     if h.lengths:
         return lambda v: f"{math.ceil(v)} chars"
     return fmt_num

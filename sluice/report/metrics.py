@@ -7,6 +7,7 @@ up in the report and, as one long table per run, in the metric history (:func:`m
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ CATEGORY_LIMIT = 20
 HIST_BINS = 30
 SCORE_BINS = 40
 EXAMPLES = 5
+VALUE = "value"
 METRICS_SCHEMA: dict[str, pl.DataType] = {
     "dataset": pl.String(),
     "partition": pl.String(),
@@ -167,11 +169,13 @@ def quarantine_text(quarantine: pl.DataFrame, columns: Sequence[str]) -> pl.Data
     The text is in the ``_raw`` struct; quarantine files written before it existed held the
     text in the columns themselves.
     """
+    ids = quarantine.get_column(ROW_ID)
     if RAW in quarantine.columns:
-        fields = quarantine.schema[RAW].to_schema()  # type: ignore[attr-defined]
-        picked = [c for c in columns if c in fields]
-        return quarantine.select(ROW_ID, *(pl.col(RAW).struct.field(c) for c in picked))
-    return quarantine.select(ROW_ID, *(c for c in columns if c in quarantine.columns))
+        raw = quarantine.get_column(RAW).struct.unnest()
+        return pl.DataFrame([ids, *(raw.get_column(c) for c in columns if c in raw.columns)])
+    return pl.DataFrame(
+        [ids, *(quarantine.get_column(c) for c in columns if c in quarantine.columns)]
+    )
 
 
 def rule_summaries(outputs: RunOutputs, examples: int = EXAMPLES) -> list[RuleSummary]:
@@ -189,8 +193,10 @@ def rule_summaries(outputs: RunOutputs, examples: int = EXAMPLES) -> list[RuleSu
     q = outputs.quarantine
     text = quarantine_text(q, list(outputs.columns))
     raw_cols = [c for c in text.columns if c != ROW_ID]
+    # Positional names, so a column called like a failures column (value, reason) is no clash.
+    slots = {c: f"_raw_{i}" for i, c in enumerate(raw_cols)}
     lookup = q.select(ROW_ID, SOURCE_FILE, SOURCE_ROW, "_reasons").join(
-        text, on=ROW_ID, how="left", maintain_order="left"
+        text.rename(slots), on=ROW_ID, how="left", maintain_order="left"
     )
     picked = (
         f.join(lookup, on=ROW_ID, how="left")
@@ -208,7 +214,7 @@ def rule_summaries(outputs: RunOutputs, examples: int = EXAMPLES) -> list[RuleSu
                 value=row["value"],
                 details=row["details"],
                 reasons=list(row.get("_reasons") or []),
-                raw={c: row.get(c) for c in raw_cols} if src else {},
+                raw={c: row.get(slots[c]) for c in raw_cols} if src else {},
             )
         )
     out = []
@@ -284,11 +290,20 @@ class ColumnProfile:
 
 
 def _as_float(s: pl.Series) -> pl.Series:
+    """Numbers to plot: seconds since the epoch for dates and datetimes, seconds since
+    midnight for times of day, seconds for durations."""
+    if s.dtype == pl.Time or isinstance(s.dtype, pl.Duration):
+        return s.to_physical().cast(pl.Float64) / (1e9 if s.dtype == pl.Time else _per_second(s))
     if s.dtype.is_temporal():
         return s.dt.epoch("s").cast(pl.Float64)
     if s.dtype == pl.Boolean:
         return s.cast(pl.Float64)
     return s.cast(pl.Float64)
+
+
+def _per_second(s: pl.Series) -> float:
+    unit = getattr(s.dtype, "time_unit", None) or "us"
+    return {"ns": 1e9, "us": 1e6, "ms": 1e3}[unit]
 
 
 def _parse_raw(raw: pl.Series, dtype: pl.DataType, fmt: str | None) -> pl.Series:
@@ -360,6 +375,10 @@ def profile_column(
     null for a cell that was missing or did not parse) or, from older files, as raw text.
     """
     kind = kind_of(dtype)
+    # Series methods run as expressions on the series' name: "*" or "^a.*$" would expand.
+    clean = clean.rename(VALUE)
+    quarantine_raw = None if quarantine_raw is None else quarantine_raw.rename(VALUE)
+    quarantine_typed = None if quarantine_typed is None else quarantine_typed.rename(VALUE)
     if quarantine_typed is not None:
         q_missing = max(int(quarantine_typed.null_count()) - unparsed, 0)
         q_typed = quarantine_typed.drop_nulls()
@@ -368,7 +387,7 @@ def profile_column(
         q_typed = (
             _parse_raw(quarantine_raw, dtype, fmt).drop_nulls()
             if quarantine_raw is not None
-            else pl.Series(name, [], dtype=dtype)
+            else pl.Series(VALUE, [], dtype=dtype)
         )
     values = clean.drop_nulls()
     distinct = int(values.n_unique())
@@ -416,18 +435,20 @@ def profile_column(
 
 
 def counts_by_value(values: pl.Series) -> pl.DataFrame:
-    """Rows per value, most frequent first, ties by value (so the order is deterministic)."""
+    """Rows per value, most frequent first, ties by value (so the order is deterministic).
+
+    The columns are the series' name and ``n``: rename a series called ``n`` first.
+    """
     return values.value_counts(name="n").sort(
         ["n", values.name], descending=[True, False], nulls_last=True
     )
 
 
 def _categories(clean: pl.Series, quarantine: pl.Series) -> Categories:
-    c = counts_by_value(clean.cast(pl.String))
-    q = counts_by_value(quarantine.cast(pl.String).rename(clean.name))
-    name = clean.name
-    labels = c[name].head(8).to_list()
-    for v in q[name].head(4).to_list():
+    c = counts_by_value(clean.cast(pl.String).rename(VALUE))
+    q = counts_by_value(quarantine.cast(pl.String).rename(VALUE))
+    labels = c[VALUE].head(8).to_list()
+    for v in q[VALUE].head(4).to_list():
         if v not in labels:
             labels.append(v)
     cmap = dict(c.iter_rows())
@@ -575,13 +596,23 @@ def detector_stats(outputs: RunOutputs) -> list[DetectorStats]:
     return out
 
 
+EPOCH = dt.datetime(1970, 1, 1)
+
+
 def _value(v: Any) -> float | None:
+    """A metric's value as a number: a datetime as seconds since 1970 (naive ones read as UTC,
+    exact from year 1 to 9999), a date as its ordinal, a time of day as seconds since midnight."""
     if v is None:
         return None
-    if hasattr(v, "timestamp"):
-        return float(v.timestamp())
-    if hasattr(v, "toordinal"):
+    if isinstance(v, dt.datetime):
+        naive = v.astimezone(dt.UTC).replace(tzinfo=None) if v.tzinfo else v
+        return (naive - EPOCH).total_seconds()
+    if isinstance(v, dt.date):
         return float(v.toordinal())
+    if isinstance(v, dt.time):
+        return v.hour * 3600.0 + v.minute * 60.0 + v.second + v.microsecond / 1e6
+    if isinstance(v, dt.timedelta):
+        return v.total_seconds()
     if isinstance(v, bool | int | float):
         return float(v)
     return None
