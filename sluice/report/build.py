@@ -22,9 +22,9 @@ import polars as pl
 from sluice.config import LoadedSpec, find_spec
 from sluice.errors import ConfigError, SluiceError
 from sluice.report.anomalies import AnomalyPolicy, Finding, detect
-from sluice.report.drift import DriftPolicy, DriftResult, detect_drift, earlier_partitions
+from sluice.report.drift import DriftPolicy, DriftResult, detect_drift, reference_files
 from sluice.report.drift import load_reference as load_drift_reference
-from sluice.report.history import METRICS_NAME, load_history
+from sluice.report.history import METRICS_NAME, Baseline, load_history
 from sluice.report.metrics import (
     ColumnProfile,
     DetectorStats,
@@ -64,6 +64,7 @@ class Report:
     history: pl.DataFrame
     policy: AnomalyPolicy = field(default_factory=AnomalyPolicy)
     segments: list[SegmentBias] = field(default_factory=list)
+    baseline: Baseline | None = None
 
     @property
     def alarms(self) -> list[Finding]:
@@ -107,8 +108,10 @@ def compose(
     clean_root: Path,
     anomaly_policy: AnomalyPolicy | None = None,
     drift_policy: DriftPolicy | None = None,
+    baseline: Baseline | None = None,
 ) -> Report:
-    """Measure a run, judge its metrics against the history before it, and test drift."""
+    """Measure a run, judge its metrics against the history before it (or the pinned
+    ``baseline``), and test drift."""
     apol = anomaly_policy or AnomalyPolicy()
     dpol = drift_policy or DriftPolicy()
     part = outputs.partition
@@ -116,11 +119,13 @@ def compose(
     cols = profiles(outputs)
     dets = detector_stats(outputs)
     tested = [c for c in outputs.columns]
-    files = earlier_partitions(clean_root, part, 2 * dpol.reference_partitions)
+    files, dpol = reference_files(clean_root, part, dpol, baseline)
     reference = load_drift_reference(files, tested, dpol)
+    before = _drifted_before(history) if baseline is None else {}
     drift = detect_drift(
-        outputs.clean, reference, tested, drifted_before=_drifted_before(history), policy=dpol
-    )
+        outputs.clean, reference, tested, drifted_before=before, policy=dpol, partition=part,
+        pinned=baseline is not None,
+    )  # fmt: skip
     extra: list[tuple[str, str, str, float | None, int]] = []
     for d in drift:
         if d.kind == "skipped":
@@ -128,7 +133,10 @@ def compose(
         extra.append(("column", d.column, "drift", 1.0 if d.drifted else 0.0, d.n_current))
         extra.append(("column", d.column, "drift_statistic", d.statistic, d.n_current))
     metrics = metrics_frame(outputs, cols, dets, extra)
-    findings = detect(metrics, history, partition_kind=part.kind, policy=apol)
+    judged_on = history
+    if baseline is not None:
+        judged_on = load_history(reports_root).filter(pl.col("partition_start") != part.start)
+    findings = detect(metrics, judged_on, partition_kind=part.kind, policy=apol, baseline=baseline)
     return Report(
         outputs=outputs,
         stages=stage_counts(outputs),
@@ -141,6 +149,7 @@ def compose(
         history=history,
         policy=apol,
         segments=segment_bias(outputs),
+        baseline=baseline,
     )
 
 
@@ -197,6 +206,7 @@ def stage_report(run: Run, writer: PartitionWriter, manifest: Mapping[str, Any])
             outputs,
             reports_root=run.loaded.output_root("reports"),
             clean_root=run.loaded.output_root("clean"),
+            baseline=Baseline.of(run.loaded.spec),
         )
         text = render(report)
     except Exception as exc:
@@ -275,6 +285,7 @@ def rebuild_report(
         clean_root=loaded.output_root("clean"),
         anomaly_policy=anomaly_policy,
         drift_policy=drift_policy,
+        baseline=Baseline.of(loaded.spec),
     )
     text = render(report)
     recorded = manifest.get("outputs", {}).get("report")
