@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from detectors.spec import DetectorSpec
 from sluice.errors import ConfigError
@@ -362,13 +370,20 @@ class DatasetSpec(_Strict):
             raise ValueError("must start with a letter and hold only letters, digits, '_' or '-'")
         return v
 
-    @model_validator(mode="after")
-    def _baseline_fits(self) -> DatasetSpec:
-        days = self.monitor.parsed(self.partition.kind, self.partition.key)
-        b = self.monitor.baseline
-        if not isinstance(b, list) and b is not None and len(days) == 2 and days[0] > days[1]:
-            raise ValueError(f"monitor.baseline starts at {b.start} after its end {b.end}")
-        return self
+    @field_validator("monitor")
+    @classmethod
+    def _baseline_fits(cls, v: MonitorSpec, info: ValidationInfo) -> MonitorSpec:
+        part = info.data.get("partition")
+        if not isinstance(part, PartitionSpec):
+            return v
+        try:
+            days = v.parsed(part.kind, part.key)
+        except ValueError as exc:
+            raise ValueError(f"baseline: {exc}") from None
+        b = v.baseline
+        if isinstance(b, BaselineRange) and len(days) == 2 and days[0] > days[1]:
+            raise ValueError(f"baseline starts at {b.start} after its end {b.end}")
+        return v
 
     @model_validator(mode="after")
     def _columns_known(self) -> DatasetSpec:
