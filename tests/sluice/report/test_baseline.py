@@ -172,3 +172,17 @@ def test_rolling_findings_say_which_months_and_how_old(rolling: list[Report]) ->
     assert d.reference_text == (
         "reference: 7 earlier partitions, 2019-06 to 2019-12, 1 to 7 months before this partition"
     )
+
+
+def test_the_report_says_what_the_months_were_judged_against(
+    rolling: list[Report], pinned: list[Report]
+) -> None:
+    from sluice.report.html import render
+
+    month = render(rolling[SHIFT])
+    assert "same weekday" not in month
+    assert "Monthly metrics are judged against up to 12 previous months" in month
+    assert "2019-06 to 2019-12, 1 to 7 months before this partition" in month
+    html = render(pinned[-1])
+    assert "Metrics are judged against the pinned baseline 2019-01 to 2019-12" in html
+    assert "12 to 23 months before this partition" in html
