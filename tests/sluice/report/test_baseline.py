@@ -10,6 +10,7 @@ higher. With the rolling window the new level fills the history and the alarm go
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,15 @@ import polars as pl
 import pytest
 
 from sluice.config import MonitorSpec, Partition
+from sluice.demo_data import generate
 from sluice.failures import make_failures
+from sluice.pipeline import run_partition
 from sluice.report.build import Report, compose
 from sluice.report.history import METRICS_NAME, Baseline, append_history
+from sluice.report.html import render
 from sluice.report.metrics import RunOutputs
 from sluice.write import PARQUET_NAME
+from tests.sluice.report.conftest import trips_spec
 
 MONTHS = [Partition(dt.date(2019 + i // 12, i % 12 + 1, 1), "month", "month") for i in range(24)]
 SHIFT = 12
@@ -177,8 +182,6 @@ def test_rolling_findings_say_which_months_and_how_old(rolling: list[Report]) ->
 def test_the_report_says_what_the_months_were_judged_against(
     rolling: list[Report], pinned: list[Report]
 ) -> None:
-    from sluice.report.html import render
-
     month = render(rolling[SHIFT])
     assert "same weekday" not in month
     assert "Monthly metrics are judged against up to 12 previous months" in month
@@ -186,3 +189,25 @@ def test_the_report_says_what_the_months_were_judged_against(
     html = render(pinned[-1])
     assert "Metrics are judged against the pinned baseline 2019-01 to 2019-12" in html
     assert "12 to 23 months before this partition" in html
+
+
+def test_run_partition_judges_against_the_pinned_baseline(tmp_path: Path) -> None:
+    """Six demo days pinned as the baseline, then two days at half the rows: both alarm on
+    ``rows_in`` against the baseline, in the manifest the run commits."""
+
+    spec = trips_spec(tmp_path)
+    days = [dt.date(2024, 3, 4) + dt.timedelta(days=i) for i in range(8)]
+    spec.write_text(
+        spec.read_text() + f"\nmonitor:\n  baseline: {{start: {days[0]}, end: {days[5]}}}\n"
+    )
+    for i, day in enumerate(days):
+        generate(tmp_path, [day], rows_per_partition=300 if i < 6 else 150, seed=7)
+    manifests = [run_partition(str(spec), day)["manifest"] for day in days]
+    for i in (6, 7):
+        found = json.loads(Path(manifests[i]).read_text())["findings"]
+        (rows,) = [a for a in found["alarms"] if a["metric"] == "rows_in"]
+        assert rows["pinned"] is True
+        assert rows["reference"].startswith(
+            f"6 partitions of the pinned baseline 2024-03-04 to 2024-03-09: 2024-03-04 to "
+            f"2024-03-09, {i - 5} to {i} days before this partition"
+        )
