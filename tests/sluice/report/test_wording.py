@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sluice.report.anomalies import AnomalyPolicy, judge, method_text
+from sluice.report.artifacts import drift_line
 from sluice.report.history import Baseline, age_span
 from tests.conftest import SpecFactory
 
@@ -143,3 +144,15 @@ def test_a_wrong_baseline_is_a_config_error_naming_the_key(
     assert "monitor" in ran.stderr
     assert "tiny.yaml" in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+def test_the_prefect_artifact_says_how_old_the_drift_reference_is() -> None:
+    drift = {
+        "column": "fare", "test": "psi", "statistic": 0.31, "p_value": None,
+        "reference": ["2019-01", "2019-02"], "pinned_baseline": True,
+        "reference_span": "2019-01 to 2019-02, 11 to 12 months before this partition",
+    }  # fmt: skip
+    assert drift_line(drift) == (
+        "- **drift**: column `fare`: PSI = 0.310 against 2 partitions of the pinned baseline "
+        "(2019-01 to 2019-02, 11 to 12 months before this partition)"
+    )
