@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from detectors.spec import DetectorSpec
 from sluice.errors import ConfigError
@@ -203,6 +211,50 @@ class ReferenceSpec(_Strict):
     )
 
 
+class BaselineRange(_Strict):
+    """A closed range of partitions, either end open when left out."""
+
+    start: str | dt.date | None = Field(
+        default=None, description="The first baseline partition (YYYY-MM-DD or YYYY-MM)."
+    )
+    end: str | dt.date | None = Field(
+        default=None, description="The last baseline partition (YYYY-MM-DD or YYYY-MM)."
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> BaselineRange:
+        if self.start is None and self.end is None:
+            raise ValueError("a baseline range needs start, end or both")
+        return self
+
+
+class MonitorSpec(_Strict):
+    """What anomalies and drift are judged against."""
+
+    baseline: BaselineRange | list[str | dt.date] | None = Field(
+        default=None,
+        description="Pin the reference: {start, end} or a list of partitions whose metric "
+        "history and clean rows set the anomaly bands and the drift reference; without it "
+        "each run is judged against a rolling window of recent partitions.",
+    )
+
+    @field_validator("baseline")
+    @classmethod
+    def _not_empty(
+        cls, v: BaselineRange | list[str | dt.date] | None
+    ) -> BaselineRange | list[str | dt.date] | None:
+        if isinstance(v, list) and not v:
+            raise ValueError("an empty baseline list pins nothing; leave baseline out instead")
+        return v
+
+    def parsed(self, kind: Literal["day", "month"], key: str) -> list[dt.date]:
+        """Every baseline bound or partition as a partition start; ValueError when one is not
+        a partition of ``kind``."""
+        b = self.baseline
+        raw = b if isinstance(b, list) else [] if b is None else [b.start, b.end]
+        return [Partition.parse(v, kind, key).start for v in raw if v is not None]
+
+
 class Threshold(_Strict):
     """Shares of rows (0 to 1) above which a run warns or fails.
 
@@ -307,6 +359,7 @@ class DatasetSpec(_Strict):
         default_factory=list, description="Outlier detectors run on the rows that passed."
     )
     reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
+    monitor: MonitorSpec = Field(default_factory=MonitorSpec)
     policies: PoliciesSpec = Field(default_factory=PoliciesSpec)
     outputs: OutputSpec
 
@@ -315,6 +368,21 @@ class DatasetSpec(_Strict):
     def _name(cls, v: str) -> str:
         if not NAME_RE.fullmatch(v):
             raise ValueError("must start with a letter and hold only letters, digits, '_' or '-'")
+        return v
+
+    @field_validator("monitor")
+    @classmethod
+    def _baseline_fits(cls, v: MonitorSpec, info: ValidationInfo) -> MonitorSpec:
+        part = info.data.get("partition")
+        if not isinstance(part, PartitionSpec):
+            return v
+        try:
+            days = v.parsed(part.kind, part.key)
+        except ValueError as exc:
+            raise ValueError(f"baseline: {exc}") from None
+        b = v.baseline
+        if isinstance(b, BaselineRange) and len(days) == 2 and days[0] > days[1]:
+            raise ValueError(f"baseline starts at {b.start} after its end {b.end}")
         return v
 
     @model_validator(mode="after")

@@ -1,10 +1,13 @@
-"""Judge today's metrics against their history, allowing for the day of the week.
+"""Judge today's metrics against their history, allowing for the season of the partition.
 
 For a daily dataset a metric is compared with its values on the same weekday in the previous
 ``weeks`` weeks (Mondays with Mondays), so a quiet Sunday is not an alarm; for a monthly dataset,
-with the previous ``window`` months. Nothing is judged until there are at least
-``min_same_weekday`` (daily) or ``min_history`` (monthly) earlier values: until then the metric is
-*learning*.
+with the previous ``window`` months, or with the same month of earlier years once there are
+``min_same_month`` of them. Nothing is judged until there are at least ``min_same_weekday``
+(daily) or ``min_history`` (monthly) earlier values: until then the metric is *learning*. A spec
+can pin a baseline (``monitor.baseline``): then only its partitions are the reference, so a
+sustained shift keeps alarming instead of becoming the new normal. Every finding names its
+reference partitions and how old they are.
 
 The band is the reference median plus or minus a tolerance: the largest of ``k`` robust standard
 deviations (1.4826 times the median absolute deviation, of the same-weekday values or of all
@@ -26,10 +29,13 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from sluice.report.history import Baseline, age_span
+
 MetricKind = Literal["count", "rate", "level"]
 Status = Literal["alarm", "ok", "learning"]
 MAD_SCALE = 1.4826
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS = tuple(dt.date(2000, m, 1).strftime("%B") for m in range(1, 13))
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,8 @@ class AnomalyPolicy:
     weeks: int = 8
     min_history: int = 6
     window: int = 12
+    min_same_month: int = 3
+    years: int = 5
     rate_floor: float = 0.005
     count_floor: float = 0.10
     level_floor: float = 0.10
@@ -92,6 +100,46 @@ def band(
     return Band(med, med - tol, med + tol)
 
 
+def reference_points(
+    history: Sequence[tuple[dt.date, float]],
+    day: dt.date,
+    partition_kind: str,
+    policy: AnomalyPolicy = AnomalyPolicy(),
+    baseline: Baseline | None = None,
+) -> tuple[list[tuple[dt.date, float]], list[float], str, int]:
+    """The partitions today is compared with, all recent values, what they are, and how many
+    are needed.
+
+    Daily: the same weekday of the previous ``weeks`` weeks. Monthly: the previous ``window``
+    months, or the same month of earlier years once there are ``min_same_month`` of them. With
+    a pinned ``baseline`` only its partitions count (the same weekday among them when there are
+    enough, else all of them), however old.
+    """
+    if baseline is not None:
+        pinned = sorted((d, v) for d, v in history if d in baseline and d != day)
+        pinned = [(d, v) for d, v in pinned if not math.isnan(v)]
+        values = [v for _, v in pinned]
+        if partition_kind == "day":
+            same = [(d, v) for d, v in pinned if d.weekday() == day.weekday()]
+            if len(same) >= policy.min_same_weekday:
+                what = f"{len(same)} {WEEKDAYS[day.weekday()]}s of the {baseline}"
+                return same, values, what, policy.min_same_weekday
+        return pinned, values, f"{len(pinned)} partitions of the {baseline}", policy.min_history
+    earlier = sorted((d, v) for d, v in history if d < day and not math.isnan(v))
+    if partition_kind == "day":
+        recent = [v for d, v in earlier if (day - d).days <= 7 * policy.weeks]
+        same = [(d, v) for d, v in earlier if d.weekday() == day.weekday()][-policy.weeks :]
+        what = f"{len(same)} earlier {WEEKDAYS[day.weekday()]}s"
+        return same, recent, what, policy.min_same_weekday
+    last = earlier[-policy.window :]
+    recent = [v for _, v in last]
+    years = [(d, v) for d, v in earlier if d.month == day.month][-policy.years :]
+    if len(years) >= policy.min_same_month:
+        what = f"{len(years)} earlier {MONTHS[day.month - 1]}s"
+        return years, recent, what, policy.min_same_month
+    return last, recent, f"{len(last)} previous months", policy.min_history
+
+
 def reference_values(
     history: Sequence[tuple[dt.date, float]],
     day: dt.date,
@@ -100,14 +148,31 @@ def reference_values(
 ) -> tuple[list[float], list[float], str, bool]:
     """The earlier values today is compared with, all recent values, a description, and whether
     there are enough of them."""
-    earlier = sorted((d, v) for d, v in history if d < day and not math.isnan(v))
+    points, recent, what, need = reference_points(history, day, partition_kind, policy)
+    return [v for _, v in points], recent, what, len(points) >= need
+
+
+def method_text(partition_kind: str, policy: AnomalyPolicy, baseline: Baseline | None) -> str:
+    """How this dataset's metrics are judged, in words, for the report."""
+    if baseline is not None:
+        return (
+            f"Metrics are judged against the {baseline} (the same weekday among its partitions "
+            "when it holds enough of them), however old, until the spec's monitor.baseline is "
+            "moved"
+            if partition_kind == "day"
+            else f"Metrics are judged against the {baseline}, however old, until the spec's "
+            "monitor.baseline is moved"
+        )
     if partition_kind == "day":
-        recent = [v for d, v in earlier if (day - d).days <= 7 * policy.weeks]
-        same = [v for d, v in earlier if d.weekday() == day.weekday()][-policy.weeks :]
-        what = f"{len(same)} earlier {WEEKDAYS[day.weekday()]}s"
-        return same, recent, what, len(same) >= policy.min_same_weekday
-    last = [v for _, v in earlier][-policy.window :]
-    return last, last, f"{len(last)} earlier partitions", len(last) >= policy.min_history
+        return (
+            f"Daily metrics are judged against the same weekday of up to {policy.weeks} earlier "
+            f"weeks; nothing is judged before {policy.min_same_weekday} such runs"
+        )
+    return (
+        f"Monthly metrics are judged against up to {policy.window} previous months, or against "
+        f"the same month of up to {policy.years} earlier years once there are "
+        f"{policy.min_same_month}; nothing is judged before {policy.min_history} earlier months"
+    )
 
 
 @dataclass(frozen=True)
@@ -125,6 +190,8 @@ class Finding:
     median: float | None = None
     low: float | None = None
     high: float | None = None
+    reference_partitions: tuple[str, ...] = ()
+    pinned: bool = False
 
     @property
     def label(self) -> str:
@@ -154,15 +221,26 @@ def judge(
     policy: AnomalyPolicy = AnomalyPolicy(),
     key: tuple[str, str, str] = ("", "", ""),
     scale: float | None = None,
+    baseline: Baseline | None = None,
 ) -> Finding:
-    """Judge one value against its history."""
-    ref, recent, what, enough = reference_values(history, day, partition_kind, policy)
-    if not enough:
-        need = policy.min_same_weekday if partition_kind == "day" else policy.min_history
-        return Finding(*key, kind, value, "learning", f"{what}; needs {need}", len(ref))
+    """Judge one value against its history; the finding names its reference partitions and
+    how old they are."""
+    points, recent, what, need = reference_points(history, day, partition_kind, policy, baseline)
+    days = [d for d, _ in points]
+    parts = tuple(d.isoformat() if partition_kind == "day" else d.strftime("%Y-%m") for d in days)
+    pinned = baseline is not None
+    where = f"{what}: {age_span(days, day, partition_kind)}" if days else what
+    if len(points) < need:
+        note = f"{where}; needs {need}"
+        if pinned:
+            note += "; screen the baseline's partitions or move monitor.baseline"
+        return Finding(*key, kind, value, "learning", note, len(points), None, None, None,
+                       parts, pinned)  # fmt: skip
+    ref = [v for _, v in points]
     b = band(ref, kind, n, policy=policy, recent=recent, scale=scale)
     status: Status = "alarm" if value < b.low or value > b.high else "ok"
-    return Finding(*key, kind, value, status, what, len(ref), b.median, b.low, b.high)
+    return Finding(*key, kind, value, status, where, len(ref), b.median, b.low, b.high,
+                   parts, pinned)  # fmt: skip
 
 
 JUDGED: tuple[tuple[str, str, MetricKind], ...] = (
@@ -183,8 +261,10 @@ def detect(
     *,
     partition_kind: str = "day",
     policy: AnomalyPolicy = AnomalyPolicy(),
+    baseline: Baseline | None = None,
 ) -> list[Finding]:
-    """Judge every monitored metric of ``current`` (one run's metrics) against ``history``.
+    """Judge every monitored metric of ``current`` (one run's metrics) against ``history``
+    (the rolling window before it, or the pinned ``baseline``'s partitions).
 
     A rule that marked no rows in an earlier partition counts as rate 0 there, and a rule seen
     before but not today is judged at 0 too (a check that suddenly stops failing is news).
@@ -234,6 +314,7 @@ def detect(
                     policy=policy,
                     key=key,
                     scale=scales.get(name) if kind == "level" else None,
+                    baseline=baseline,
                 )
             )
     return findings

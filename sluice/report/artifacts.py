@@ -87,9 +87,15 @@ def drift_line(drift: dict[str, Any]) -> str:
     text = f"{what} = {stat:.3f}" if stat is not None else what
     if p is not None:
         text += f", p = {p:.2g}"
+    what = (
+        "partitions of the pinned baseline"
+        if drift.get("pinned_baseline")
+        else "earlier partitions"
+    )
+    span = f" ({drift['reference_span']})" if drift.get("reference_span") else ""
     return (
         f"- **drift**: column {_code(drift['column'])}: {text} against "
-        f"{len(drift.get('reference', []))} earlier partitions"
+        f"{len(drift.get('reference', []))} {what}{span}"
     )
 
 

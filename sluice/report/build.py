@@ -27,9 +27,9 @@ from sluice.report.drift import (
     DriftPolicy,
     DriftResult,
     detect_drift,
-    earlier_partitions,
+    reference_files,
 )
-from sluice.report.history import METRICS_NAME, load_history
+from sluice.report.history import METRICS_NAME, Baseline, load_history
 from sluice.report.metrics import (
     ColumnProfile,
     DetectorStats,
@@ -69,6 +69,7 @@ class Report:
     history: pl.DataFrame
     policy: AnomalyPolicy = field(default_factory=AnomalyPolicy)
     segments: list[SegmentBias] = field(default_factory=list)
+    baseline: Baseline | None = None
 
     @property
     def alarms(self) -> list[Finding]:
@@ -133,10 +134,14 @@ def _drift(
     files: list[tuple[Partition, Path]],
     history: pl.DataFrame,
     policy: DriftPolicy,
+    *,
+    partition: Partition,
+    pinned: bool,
 ) -> list[DriftResult]:
     """Drift of every column, tested under positional names (``_c0``, ``_c1``...): a column
     called ``*``, ``^a.*$`` or like a frame's own column would otherwise be read as a pattern or
-    clash. A column that some earlier partition lacks is skipped, with a note."""
+    clash. A column that some earlier partition lacks is skipped, with a note. Against a pinned
+    baseline no partition is left out for having drifted before."""
     columns = list(outputs.columns)
     schemas = [list(pl.read_parquet_schema(f)) for _, f in files]
     present = set(columns).intersection(*schemas)
@@ -145,9 +150,16 @@ def _drift(
     name = {v: k for k, v in slot.items()}
     reference = _reference(files, schemas, slot, policy)
     current = pl.DataFrame([outputs.clean.get_column(c).alias(slot[c]) for c in tested])
-    before = {slot[c]: p for c, p in _drifted_before(history).items() if c in slot}
+    drifted = {} if pinned else _drifted_before(history)
+    before = {slot[c]: p for c, p in drifted.items() if c in slot}
     got = detect_drift(
-        current, reference, list(slot.values()), drifted_before=before, policy=policy
+        current,
+        reference,
+        list(slot.values()),
+        drifted_before=before,
+        policy=policy,
+        partition=partition,
+        pinned=pinned,
     )
     by_column = {name[d.column]: replace(d, column=name[d.column]) for d in got}
     missing = DriftResult("", "skipped", "", None, None, None, 0, 0, [], False)
@@ -165,16 +177,18 @@ def compose(
     clean_root: Path,
     anomaly_policy: AnomalyPolicy | None = None,
     drift_policy: DriftPolicy | None = None,
+    baseline: Baseline | None = None,
 ) -> Report:
-    """Measure a run, judge its metrics against the history before it, and test drift."""
+    """Measure a run, judge its metrics against the history before it (or the pinned
+    ``baseline``), and test drift."""
     apol = anomaly_policy or AnomalyPolicy()
     dpol = drift_policy or DriftPolicy()
     part = outputs.partition
     history = load_history(reports_root, before=part.start)
     cols = profiles(outputs)
     dets = detector_stats(outputs)
-    files = earlier_partitions(clean_root, part, 2 * dpol.reference_partitions)
-    drift = _drift(outputs, files, history, dpol)
+    files, dpol = reference_files(clean_root, part, dpol, baseline)
+    drift = _drift(outputs, files, history, dpol, partition=part, pinned=baseline is not None)
     extra: list[tuple[str, str, str, float | None, int]] = []
     for d in drift:
         if d.kind == "skipped":
@@ -182,7 +196,10 @@ def compose(
         extra.append(("column", d.column, "drift", 1.0 if d.drifted else 0.0, d.n_current))
         extra.append(("column", d.column, "drift_statistic", d.statistic, d.n_current))
     metrics = metrics_frame(outputs, cols, dets, extra)
-    findings = detect(metrics, history, partition_kind=part.kind, policy=apol)
+    judged_on = history
+    if baseline is not None:
+        judged_on = load_history(reports_root).filter(pl.col("partition_start") != part.start)
+    findings = detect(metrics, judged_on, partition_kind=part.kind, policy=apol, baseline=baseline)
     return Report(
         outputs=outputs,
         stages=stage_counts(outputs),
@@ -195,6 +212,7 @@ def compose(
         history=history,
         policy=apol,
         segments=segment_bias(outputs),
+        baseline=baseline,
     )
 
 
@@ -254,6 +272,7 @@ def stage_report(run: Run, writer: PartitionWriter, manifest: Mapping[str, Any])
             outputs,
             reports_root=run.loaded.output_root("reports"),
             clean_root=run.loaded.output_root("clean"),
+            baseline=Baseline.of(run.loaded.spec),
         )
         text = render(report)
     except Exception as exc:
@@ -333,6 +352,7 @@ def rebuild_report(
         clean_root=loaded.output_root("clean"),
         anomaly_policy=anomaly_policy,
         drift_policy=drift_policy,
+        baseline=Baseline.of(loaded.spec),
     )
     text = render(report)
     recorded = manifest.get("outputs", {}).get("report")

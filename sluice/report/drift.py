@@ -15,13 +15,18 @@ column's type and the sample sizes:
   samples, PSI for large ones.
 - dates and times move with the partition by construction and are not tested; identifier-like
   strings (more than half the values distinct) neither.
+
+With a pinned baseline (``monitor.baseline``) the reference is the clean rows of the baseline's
+partitions instead, however old, none left out. Every result says which partitions its reference
+held and how long before this partition they were (``2018-05 to 2018-07, 18 to 20 months
+before this partition``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +35,7 @@ import polars as pl
 from scipy import stats
 
 from sluice.config import Partition
+from sluice.report.history import Baseline, age_span
 from sluice.report.metrics import (
     HIST_BINS,
     Categories,
@@ -80,6 +86,8 @@ class DriftResult:
     drifted: bool
     note: str = ""
     distribution: Histogram | Categories | None = None
+    span: str = ""
+    pinned: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for the manifest and artifacts."""
@@ -95,7 +103,16 @@ class DriftResult:
             "reference": self.reference,
             "drifted": self.drifted,
             "note": self.note,
+            "reference_span": self.span,
+            "pinned_baseline": self.pinned,
         }
+
+    @property
+    def reference_text(self) -> str:
+        """``reference: 3 partitions of the pinned baseline ..., 2018-05 to 2018-07, 18 to 20
+        months before this partition`` for findings."""
+        what = "partitions of the pinned baseline" if self.pinned else "earlier partitions"
+        return f"reference: {len(self.reference)} {what}, {self.span}"
 
 
 def psi(current: Sequence[float], reference: Sequence[float]) -> float:
@@ -189,6 +206,41 @@ def earlier_partitions(
     return found[-limit:]
 
 
+def baseline_partitions(
+    clean_root: Path, partition: Partition, baseline: Baseline
+) -> list[tuple[Partition, Path]]:
+    """The pinned baseline's partitions with clean data (this one left out), oldest first."""
+    found = []
+    for f in clean_root.glob(f"{partition.key}=*/{PARQUET_NAME}"):
+        if f.parent.name.startswith("."):
+            continue
+        try:
+            p = Partition.parse(f.parent.name.split("=", 1)[1], partition.kind, partition.key)
+        except ValueError:
+            continue
+        if p.start in baseline and p != partition:
+            found.append((p, f))
+    return sorted(found, key=lambda pf: pf[0].start)
+
+
+def reference_files(
+    clean_root: Path, partition: Partition, policy: DriftPolicy, baseline: Baseline | None
+) -> tuple[list[tuple[Partition, Path]], DriftPolicy]:
+    """The clean files drift is tested against, and the policy to test them with.
+
+    Rolling: up to twice ``reference_partitions`` earlier partitions (drifted ones are left out
+    later). Pinned: every partition of the baseline, sampled so the reference stays the size of a
+    rolling one.
+    """
+    if baseline is None:
+        return earlier_partitions(clean_root, partition, 2 * policy.reference_partitions), policy
+    files = baseline_partitions(clean_root, partition, baseline)
+    n = max(len(files), 1)
+    budget = policy.rows_per_partition * policy.reference_partitions
+    rows = max(min(policy.rows_per_partition, budget // n), 1)
+    return files, replace(policy, reference_partitions=n, rows_per_partition=rows)
+
+
 def load_reference(
     files: Sequence[tuple[Partition, Path]], columns: Sequence[str], policy: DriftPolicy
 ) -> pl.DataFrame:
@@ -219,13 +271,36 @@ def detect_drift(
     *,
     drifted_before: Mapping[str, set[str]] | None = None,
     policy: DriftPolicy = DriftPolicy(),
+    partition: Partition | None = None,
+    pinned: bool = False,
 ) -> list[DriftResult]:
     """Test every column of ``current`` against ``reference`` (from :func:`load_reference`).
 
     ``drifted_before`` maps a column to the partitions where it drifted; they are left out of its
-    reference.
+    reference. With ``partition`` (this run's) each result words how old its reference is;
+    ``pinned`` says the reference is a pinned baseline.
     """
-    flagged = drifted_before or {}
+    results = _detect_drift(current, reference, columns, drifted_before or {}, policy)
+    return [
+        replace(r, span=_span(r.reference, partition) if r.reference else "", pinned=pinned)
+        for r in results
+    ]
+
+
+def _span(parts: Sequence[str], partition: Partition | None) -> str:
+    if partition is None:
+        return f"{parts[0]} to {parts[-1]}"
+    days = [Partition.parse(p, partition.kind, partition.key).start for p in parts]
+    return age_span(days, partition.start, partition.kind)
+
+
+def _detect_drift(
+    current: pl.DataFrame,
+    reference: pl.DataFrame,
+    columns: Sequence[str],
+    flagged: Mapping[str, set[str]],
+    policy: DriftPolicy,
+) -> list[DriftResult]:
     plans: list[tuple[str, pl.Series, pl.Series, list[str]]] = []
     out: dict[str, DriftResult] = {}
     for col in columns:

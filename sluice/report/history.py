@@ -6,6 +6,10 @@ same file is copied to ``_history/<key>=<value>.parquet`` by an atomic rename. S
 partition again replaces its file, so the history holds the latest run of every partition. Query
 it with polars (``pl.scan_parquet("<reports>/_history/*.parquet")``), DuckDB or pandas; if it is
 lost, :func:`rebuild_history` gathers it again from the partition folders.
+
+A spec's ``monitor.baseline`` pins the partitions anomalies and drift are judged against
+(:class:`Baseline`); without it the reference is the rolling window of recent partitions.
+:func:`age_span` words how old a reference is.
 """
 
 from __future__ import annotations
@@ -14,12 +18,17 @@ import datetime as dt
 import os
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from sluice.report.metrics import METRICS_SCHEMA
 from sluice.write import OutputError
+
+if TYPE_CHECKING:
+    from sluice.config import DatasetSpec
 
 HISTORY_DIR = "_history"
 METRICS_NAME = "metrics.parquet"
@@ -78,3 +87,81 @@ def rebuild_history(reports_root: Path) -> int:
         if not metrics.parent.name.startswith(".") and append_history(metrics.parent):
             n += 1
     return n
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Pinned reference partitions: a closed range of partition starts, or a list of them."""
+
+    kind: str
+    start: dt.date | None = None
+    end: dt.date | None = None
+    partitions: frozenset[dt.date] = frozenset()
+
+    def __contains__(self, day: object) -> bool:
+        if not isinstance(day, dt.date):
+            return False
+        if self.partitions:
+            return day in self.partitions
+        return (self.start is None or day >= self.start) and (self.end is None or day <= self.end)
+
+    def __str__(self) -> str:
+        if self.partitions:
+            days = sorted(self.partitions)
+            listed = ", ".join(_label(d, self.kind) for d in days[:4])
+            more = f" and {len(days) - 4} more" if len(days) > 4 else ""
+            return f"pinned baseline {listed}{more}"
+        lo = _label(self.start, self.kind) if self.start else "the first partition"
+        hi = _label(self.end, self.kind) if self.end else "the last partition"
+        return f"pinned baseline {lo} to {hi}"
+
+    @classmethod
+    def of(cls, spec: DatasetSpec) -> Baseline | None:
+        """The spec's pinned baseline, or None for the rolling window."""
+        pinned = spec.monitor.baseline
+        if pinned is None:
+            return None
+        kind, key = spec.partition.kind, spec.partition.key
+        from sluice.config import Partition
+
+        if isinstance(pinned, list):
+            return cls(
+                kind, partitions=frozenset(Partition.parse(p, kind, key).start for p in pinned)
+            )
+        start = Partition.parse(pinned.start, kind, key).start if pinned.start else None
+        end = Partition.parse(pinned.end, kind, key).start if pinned.end else None
+        return cls(kind, start, end)
+
+
+def _label(day: dt.date, kind: str) -> str:
+    return day.isoformat() if kind == "day" else day.strftime("%Y-%m")
+
+
+def _months(a: dt.date, b: dt.date) -> int:
+    return (b.year - a.year) * 12 + b.month - a.month
+
+
+def _ago(n: int, unit: str) -> str:
+    word = unit if abs(n) == 1 else unit + "s"
+    return f"{abs(n)} {word} {'before' if n > 0 else 'after'}"
+
+
+def age_span(days: list[dt.date], day: dt.date, kind: str) -> str:
+    """``2018-05 to 2018-07, 18 to 20 months before this partition``: which partitions a
+    reference holds and how far from ``day`` they are (in days for a daily dataset)."""
+    if not days:
+        return "no partitions"
+    lo, hi = min(days), max(days)
+    unit = "day" if kind == "day" else "month"
+    age = (lambda d: (day - d).days) if kind == "day" else (lambda d: _months(d, day))
+    near, far = age(hi), age(lo)
+    where = _label(lo, kind) if lo == hi else f"{_label(lo, kind)} to {_label(hi, kind)}"
+    if near == far:
+        ago = _ago(far, unit)
+    elif near > 0:
+        ago = f"{near} to {_ago(far, unit)}"
+    elif far < 0:
+        ago = f"{-far} to {_ago(near, unit)}"
+    else:
+        ago = f"{_ago(far, unit)} to {_ago(near, unit)}"
+    return f"{where}, {ago} this partition"

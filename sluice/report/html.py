@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from sluice.report import plots
-from sluice.report.anomalies import WEEKDAYS, Finding
+from sluice.report.anomalies import WEEKDAYS, Finding, method_text
 from sluice.report.drift import DriftResult
 from sluice.report.markup import Safe, el, esc, fmt_num, fmt_pct, join
 from sluice.report.metrics import (
@@ -149,7 +149,7 @@ def _drift_text(d: DriftResult) -> Safe:
         _badge("drift", "drift"),
         " column ",
         el("code", None, d.column),
-        f": {_drift_stat(d)} against {len(d.reference)} earlier partitions",
+        f": {_drift_stat(d)}; {d.reference_text}",
     )
 
 
@@ -307,7 +307,7 @@ def _attention(r: Report) -> Safe:
     tested = sum(1 for d in r.drift if d.kind != "skipped")
     note = (
         f"{judged} metrics judged against their history"
-        + (f", {learning} still learning (too little same-weekday history)" if learning else "")
+        + (f", {learning} still learning (too little reference history)" if learning else "")
         + f"; {tested} columns tested for drift."
     )
     if not items:
@@ -780,9 +780,9 @@ def _drift(r: Report) -> Safe:
             if d.drifted
             else (_badge("skipped", "skipped") if d.kind == "skipped" else _badge("ok", "ok"))
         )
-        ref = f"{len(d.reference)} partitions" if d.reference else "–"
-        if d.reference:
-            ref += f" ({d.reference[0]} to {d.reference[-1]})"
+        ref = f"{len(d.reference)} partitions ({d.span})" if d.reference else "–"
+        if d.pinned and d.reference:
+            ref = f"pinned baseline: {ref}"
         rows.append(
             el(
                 "tr",
@@ -846,13 +846,10 @@ def _trend_series(
     values: list[float | None] = [past.get(p, fill) for p in parts]
     labels = [*parts, str(r.outputs.partition)]
     values.append(float(now["value"][0]) if now.height and now["value"][0] is not None else fill)
-    part = r.outputs.partition
-    if part.kind == "day":
-        same = [i for i, p in enumerate(parts) if starts[p].weekday() == part.start.weekday()]
-        refs = same[-r.policy.weeks :]
-    else:
-        refs = list(range(len(parts)))[-r.policy.window :]
-    return labels, values, refs
+    key = (scope, name, metric)
+    found = next((f for f in r.findings if (f.scope, f.name, f.metric) == key), None)
+    used = set(found.reference_partitions) if found is not None else set()
+    return labels, values, [i for i, p in enumerate(parts) if p in used]
 
 
 def _trends(r: Report) -> Safe:
@@ -936,11 +933,11 @@ def _trends(r: Report) -> Safe:
         el(
             "p",
             {"class": "small muted"},
-            f"This run (the last, dark point) after {n_runs} earlier partitions. Daily metrics "
-            f"are judged against the same weekday of up to {r.policy.weeks} earlier weeks (the "
-            "ringed points); the shaded bar is the range this run was expected in: their median "
-            f"± the largest of {r.policy.k:g} robust deviations, the sampling noise and a floor. "
-            f"Nothing is judged before {r.policy.min_same_weekday} such runs.",
+            f"This run (the last, dark point) after {n_runs} earlier partitions. "
+            f"{method_text(r.outputs.partition.kind, r.policy, r.baseline)} (the ringed points; "
+            "each metric names its reference partitions and how old they are); the shaded bar is "
+            "the range this run was expected in: their median ± the largest of "
+            f"{r.policy.k:g} robust deviations, the sampling noise and a floor.",
         ),
         el("div", {"class": "tgrid"}, panels),
         table,

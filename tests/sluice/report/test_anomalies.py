@@ -76,7 +76,10 @@ def test_monthly_partitions_use_the_previous_months() -> None:
     hist = [(d, 100.0) for d in months]
     f = judge(50.0, 0, hist, dt.date(2024, 1, 1), kind="count", partition_kind="month")
     assert f.status == "alarm"
-    assert f.reference == "12 earlier partitions"
+    assert (
+        f.reference
+        == "12 previous months: 2023-01 to 2023-12, 1 to 12 months before this partition"
+    )
     f = judge(50.0, 0, hist[:5], dt.date(2023, 6, 1), kind="count", partition_kind="month")
     assert f.status == "learning"
 
