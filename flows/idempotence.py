@@ -97,14 +97,15 @@ def check_done(
 
     Recovery (:func:`sluice.pipeline.recover_partition`) finishes or rolls back a commit that
     died and removes dead runs' work folders even when the partition is then skipped. A
-    partition whose lock another run holds past ``SLUICE_LOCK_TIMEOUT`` is not done (its run
-    waits for the lock in turn). ``suite_sha256`` saves loading the suite again.
+    partition whose lock another run holds is not done, at once: its own run waits for the lock
+    in turn, so a backfill does not stall on one busy partition before screening the others.
+    ``suite_sha256`` saves loading the suite again.
     """
     reports = loaded.output_root("reports")
     if not reports.exists():
         return Done(False, "not screened yet", manifest_path(loaded, partition))
     try:
-        with partition_lock(reports, partition.dirname):
+        with partition_lock(reports, partition.dirname, timeout=0):
             recover_partition(loaded, partition)
             return _judge(loaded, partition, suite_sha256)
     except PartitionBusy as exc:

@@ -261,8 +261,16 @@ class Threshold(_Strict):
     Both levels must be written; ``null`` switches one off, so none is off by omission.
     """
 
-    warn: float | None = Field(ge=0.0, le=1.0)
-    error: float | None = Field(ge=0.0, le=1.0)
+    warn: float | None = Field(
+        ge=0.0,
+        le=1.0,
+        description="Share of rows above which the run is warned; null switches it off.",
+    )
+    error: float | None = Field(
+        ge=0.0,
+        le=1.0,
+        description="Share of rows above which the run fails; null switches it off.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Threshold:
@@ -281,9 +289,14 @@ class StagePolicies(_Strict):
         description="Rows that did not parse: type, malformed or encoding failures.",
     )
     validate_: Threshold = Field(
-        default_factory=lambda: Threshold(warn=0.05, error=0.5), alias="validate"
+        default_factory=lambda: Threshold(warn=0.05, error=0.5),
+        alias="validate",
+        description="Rows a suite rule or the dataset's keys quarantined.",
     )
-    screen: Threshold = Field(default_factory=lambda: Threshold(warn=0.05, error=0.5))
+    screen: Threshold = Field(
+        default_factory=lambda: Threshold(warn=0.05, error=0.5),
+        description="Rows a detector with severity error quarantined.",
+    )
 
     def of(self, stage: str) -> Threshold:
         """The threshold of ``ingest``, ``validate`` or ``screen``."""
@@ -293,7 +306,13 @@ class StagePolicies(_Strict):
 class AlertPolicy(_Strict):
     """When a run raises a ``sluice.partition.quarantine_rate_high`` event."""
 
-    max_quarantine_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    max_quarantine_rate: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Share of rows quarantined above which the alert event is raised "
+        "(the backfill flow's parameter overrides it for one run).",
+    )
 
 
 class PoliciesSpec(_Strict):

@@ -732,6 +732,7 @@ def _arrow_type_cases() -> list[Case]:
                 2, "amount", pa.array([decimal.Decimal("1.50"), None], pa.decimal256(50, 2))
             ),
             rows=2,
+            status="warned",
             reasons=_reasons("amount|expect_column_values_to_not_be_null"),
         ),
         Case(
@@ -739,6 +740,7 @@ def _arrow_type_cases() -> list[Case]:
             "parquet",
             with_column(2, "count", odd["duration"]),
             rows=2,
+            status="warned",
             reasons=_reasons("count|type"),
         ),
         Case(
@@ -786,6 +788,7 @@ def _arrow_type_cases() -> list[Case]:
             },
             rows=5,
             reasons=_reasons("amount|type"),
+            status="warned",
             extra={"retyped_columns": ["amount"]},
         ),
     ]

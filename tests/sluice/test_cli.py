@@ -260,11 +260,11 @@ def test_a_backfill_prints_each_partition_when_it_finishes_into_a_pipe(
     out = proc.stdout.read()
     assert proc.wait(timeout=LINE_TIMEOUT) == 1  # the fourth partition failed
 
-    assert first.startswith(f"[1/4] tiny {days[0]}: skipped (passed: ")
+    assert first.startswith(f"[1/4] tiny {days[0]}: skipped (warned: ")
     assert first.endswith("2 rows in, 1 clean, 1 quarantined (0.0 s)"), first
     for line, day in ((second, days[1]), (third, days[2])):
         assert re.fullmatch(
-            rf"\[\d/4\] tiny {day}: passed: 2 rows in, 1 clean, 1 quarantined \(\d+\.\d s\)", line
+            rf"\[\d/4\] tiny {day}: warned: 2 rows in, 1 clean, 1 quarantined \(\d+\.\d s\)", line
         ), line
     failed = r"\[4/4\] tiny 2024-01-04: FAILED: .*no source files.* \(\d+\.\d s\)"
     assert re.fullmatch(failed, fourth), fourth
