@@ -37,6 +37,12 @@ POLICY_COLUMNS = ("_row", "_table", "outlier")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+def is_pattern_name(name: str) -> bool:
+    """Whether polars reads a column name as a wildcard or a regular expression (``*``,
+    ``^...$``) wherever a name is expected, so that no expression can name that column."""
+    return name == "*" or (len(name) > 1 and name.startswith("^") and name.endswith("$"))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -425,6 +431,11 @@ class DatasetSpec(_Strict):
         for c in cols:
             if c.startswith("_"):
                 raise ValueError(f"column {c!r}: names starting with '_' are reserved for sluice")
+            if is_pattern_name(c):
+                raise ValueError(
+                    f"column {c!r}: polars reads this name as a pattern, not a column; declare "
+                    f"the column under another name with aliases: [{c!r}]"
+                )
         return self
 
     @property

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, Partition
+from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, Partition, is_pattern_name
 from sluice.errors import InputError
 from sluice.failures import concat_failures, empty_failures, make_failures
 from sluice.files import input_error, kind, read_regular
@@ -862,6 +862,13 @@ def ingest_file(
             f"its own columns ({', '.join(RESERVED_COLUMNS)}); rename it in the source"
         )
     read, aliases = _rename(read, loaded, path)
+    patterned = [c for c in read.columns if is_pattern_name(c)]
+    if patterned:
+        raise InputError(
+            f"{path}: the source has a column named {patterned[0]!r}, which polars reads as a "
+            "pattern, not a column name; declare it in the schema under another name with "
+            f"aliases: [{patterned[0]!r}]"
+        )
     n = read.height
     ids = pl.Series(ROW_ID, row_ids(sha, n), dtype=pl.UInt64)
     prov = pl.DataFrame(

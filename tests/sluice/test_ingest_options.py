@@ -352,3 +352,20 @@ def test_iso_datetimes_read_as_the_utc_instant_they_name(
     texts = pl.Series("when", [t for t, _ in cases], dtype=pl.String)
     got = pl.select(_parser(ColumnSpec(type="datetime"))(pl.lit(texts))).to_series()
     assert got.to_list() == [v for _, v in cases]
+
+
+@pytest.mark.parametrize("name", ["*", "^a.*$", "^$"])
+def test_a_column_name_polars_reads_as_a_pattern_is_refused_or_renamed(
+    make_dataset: SpecFactory, name: str
+) -> None:
+    csv = f'id,"{name}"\n1,x\n2,y\n'
+    with pytest.raises(ConfigError, match="polars reads this name as a pattern"):
+        load_spec(
+            make_dataset({DAY: csv}, schema={"id": "int", name: "string"}, extra={"keys": []})
+        )
+    with pytest.raises(InputError, match=r"polars reads as a pattern.*aliases"):
+        _ingest(make_dataset, csv, schema={"id": "int"}, extra={"keys": []})
+    schema = {"id": "int", "tag": {"type": "string", "aliases": [name]}}
+    got = _ingest(make_dataset, csv, schema=schema, extra={"keys": []})
+    assert got.frame.get_column("tag").to_list() == ["x", "y"]
+    assert got.failures.is_empty()
