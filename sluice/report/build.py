@@ -23,10 +23,10 @@ from sluice.config import LoadedSpec, Partition, find_spec
 from sluice.errors import ConfigError, SluiceError
 from sluice.report.anomalies import AnomalyPolicy, Finding, detect
 from sluice.report.drift import (
-    REF_PARTITION,
     DriftPolicy,
     DriftResult,
     detect_drift,
+    load_reference,
     reference_files,
 )
 from sluice.report.history import METRICS_NAME, Baseline, load_history
@@ -106,29 +106,6 @@ def _drifted_before(history: pl.DataFrame) -> dict[str, set[str]]:
     return out
 
 
-def _reference(
-    files: list[tuple[Partition, Path]],
-    schemas: list[list[str]],
-    slot: Mapping[str, str],
-    policy: DriftPolicy,
-) -> pl.DataFrame:
-    """What :func:`sluice.report.drift.load_reference` reads, with the columns picked by
-    position (polars reads a projected name as a pattern) and renamed to their slots."""
-    parts = []
-    for (p, f), names in zip(files, schemas, strict=True):
-        if not slot:
-            break
-        frame = pl.read_parquet(f, columns=[names.index(c) for c in slot])
-        frame = frame.rename(dict(zip(frame.columns, slot.values(), strict=True)))
-        if frame.height > policy.rows_per_partition:
-            frame = frame.sample(policy.rows_per_partition, seed=policy.seed)
-        if frame.height:
-            parts.append(frame.with_columns(pl.lit(str(p)).alias(REF_PARTITION)))
-    if not parts:
-        return pl.DataFrame(schema={REF_PARTITION: pl.String})
-    return pl.concat(parts, how="vertical_relaxed")
-
-
 def _drift(
     outputs: RunOutputs,
     files: list[tuple[Partition, Path]],
@@ -148,7 +125,7 @@ def _drift(
     tested = [c for c in columns if c in present]
     slot = {c: f"_c{i}" for i, c in enumerate(tested)}
     name = {v: k for k, v in slot.items()}
-    reference = _reference(files, schemas, slot, policy)
+    reference = load_reference(files, tested, policy, schemas=schemas, names=slot)
     current = pl.DataFrame([outputs.clean.get_column(c).alias(slot[c]) for c in tested])
     drifted = {} if pinned else _drifted_before(history)
     before = {slot[c]: p for c, p in drifted.items() if c in slot}

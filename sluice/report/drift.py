@@ -242,12 +242,27 @@ def reference_files(
 
 
 def load_reference(
-    files: Sequence[tuple[Partition, Path]], columns: Sequence[str], policy: DriftPolicy
+    files: Sequence[tuple[Partition, Path]],
+    columns: Sequence[str],
+    policy: DriftPolicy,
+    *,
+    schemas: Sequence[Sequence[str]] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
-    """Clean rows of earlier partitions (a seeded sample of each), with their partition."""
+    """Clean rows of earlier partitions (a seeded sample of each), with their partition.
+
+    Columns are picked by their position in each file (``schemas``: each file's column names, read
+    when not given), since polars reads a projected name such as ``*`` or ``^a.*$`` as a pattern;
+    ``names`` renames them (for example to positional slots).
+    """
     parts = []
-    for p, f in files:
-        frame = pl.read_parquet(f, columns=list(columns))
+    for i, (p, f) in enumerate(files):
+        if not columns:
+            break
+        have = list(schemas[i]) if schemas is not None else list(pl.read_parquet_schema(f))
+        frame = pl.read_parquet(f, columns=[have.index(c) for c in columns])
+        if names:
+            frame = frame.rename(dict(zip(frame.columns, [names[c] for c in columns], strict=True)))
         if frame.height > policy.rows_per_partition:
             frame = frame.sample(policy.rows_per_partition, seed=policy.seed)
         if frame.height:
