@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.threshold import DEFAULT_FALSE_FLAG_RATE, tail_threshold
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 
 FloatArray = npt.NDArray[np.float64]
 

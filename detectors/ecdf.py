@@ -27,7 +27,7 @@ from scipy.stats import skew
 from detectors import _ecdf_kernel as kernel
 from detectors.base import Detector, FloatArray
 from detectors.threshold import DEFAULT_FALSE_FLAG_RATE
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 
 BUCKETS_PER_VALUE = 1
 MAX_BUCKETS = 1 << 21

@@ -19,7 +19,7 @@ import numpy as np
 
 from detectors.base import Detector, FloatArray, sample_indices
 from detectors.threshold import DEFAULT_FALSE_FLAG_RATE
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 
 Member = str | Mapping[str, Any]
 DEFAULT_MEMBERS: tuple[str, ...] = ("iforest", "ecod", "knn")

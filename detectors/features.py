@@ -26,7 +26,7 @@ import polars as pl
 
 from detectors.base import FloatArray
 from detectors.spec import FeatureSpec
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 
 MAX_ONEHOT = 20
 OTHER = "__other__"

@@ -19,15 +19,15 @@ import pickle
 import platform
 import zipfile
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from detectors.base import Detector, FloatArray
 from detectors.features import FeaturePreparer
 from detectors.spec import DetectorSpec
-from sluice.errors import ConfigError
-from sluice.files import config_error, iter_regular, read_regular
+from sluice.core.errors import ConfigError
+from sluice.core.files import config_error, iter_regular, read_regular
+from sluice.core.versions import version
 
 FORMAT = "sluice-model/3"  # 3: thresholds from held-out scores (calibration_), no contamination
 VERSIONED = ("numpy", "scipy", "scikit-learn", "pyod", "polars")
@@ -48,13 +48,8 @@ class FittedModel:
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries a pickled model depends on, and Python's major.minor."""
-    out = {"python": ".".join(platform.python_version_tuple()[:2])}
-    for dist in VERSIONED:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "absent"
-    return out
+    python = ".".join(platform.python_version_tuple()[:2])
+    return {"python": python, **{dist: version(dist) for dist in VERSIONED}}
 
 
 def spec_features(spec: DetectorSpec) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from detectors.base import COMMON_PARAMS, Detector, FloatArray
 from detectors.threshold import DEFAULT_FALSE_FLAG_RATE
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 
 _HIDDEN = frozenset({"self", "contamination", "random_state", "verbose", "novelty"})
 

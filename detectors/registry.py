@@ -18,7 +18,7 @@ from typing import Any
 
 from detectors.base import Detector
 from detectors.pyod_adapters import import_path
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

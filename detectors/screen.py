@@ -25,8 +25,9 @@ from detectors.features import FeaturePreparer, check_features
 from detectors.persist import FittedModel, check_model_file, load_model, spec_features
 from detectors.registry import get_detector
 from detectors.spec import DetectorSpec
-from sluice.errors import ConfigError, SluiceError
-from sluice.failures import concat_failures, details_json, make_failures
+from sluice.core.errors import ConfigError, SluiceError
+from sluice.core.failures import concat_failures, details_json, make_failures
+from sluice.core.values import json_safe
 
 OUTLIER_COLUMN = "outlier"
 SCORE_CHUNK_ROWS = 262_144
@@ -115,18 +116,6 @@ def _class_path(det: Detector) -> str:
     return f"{type(det).__module__}.{type(det).__qualname__}"
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return repr(value)
-
-
 def fit_model(frame: pl.DataFrame, spec: DetectorSpec, *, index: int = 0) -> FittedModel:
     """Fit a spec's feature preparation and detector on (a seeded sample of) ``frame``.
 
@@ -160,7 +149,7 @@ def _fit(
         "name": spec.name,
         "detector": spec.detector_name,
         "class": _class_path(det),
-        "params": _json_safe(det.get_params()),
+        "params": json_safe(det.get_params()),
         "features": spec_features(spec),
         "seed": spec.seed,
         "severity": spec.severity,
@@ -172,9 +161,9 @@ def _fit(
             fit_mode="model",
             model_path=str(spec.model),
             model_sha256=spec.model_sha256,
-            params=_json_safe(model.detector.get_params()),
+            params=json_safe(model.detector.get_params()),
             false_flag_rate=model.detector.false_flag_rate,
-            model_provenance=_json_safe(model.provenance),
+            model_provenance=json_safe(model.provenance),
         )
         return model, _fitted_record(record, model)
     use_reference = spec.fit in ("auto", "reference") and reference is not None
@@ -203,7 +192,7 @@ def _fitted_record(record: dict[str, Any], model: FittedModel) -> dict[str, Any]
         skipped=False,
         n_fit=det.n_fit_,
         threshold=det.threshold_,
-        threshold_method=_json_safe(det.calibration_),
+        threshold_method=json_safe(det.calibration_),
         feature_preparation=model.preparer.summary(),
         explanation=explanation_method(det),
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import polars as pl
 
@@ -17,10 +16,8 @@ from expectations.gx_runner import run_gx
 from expectations.polars_engine import run_polars, supports
 from expectations.polars_engine.row_condition import condition_columns
 from expectations.results import ExpectationEntry, ExpectationOutcome, Suite
-from sluice.errors import ConfigError
-
-EngineChoice = Literal["auto", "polars", "gx"]
-ENGINES: tuple[EngineChoice, ...] = ("auto", "polars", "gx")
+from sluice.core.errors import ConfigError
+from sluice.core.frame import ENGINE_CHOICES, EngineChoice
 
 
 def validate(
@@ -45,7 +42,10 @@ def validate(
         return run_polars(frame, entries, path=path)
     if engine != "auto":
         raise ConfigError(
-            "unknown validation engine", key="engine", found=engine, allowed=", ".join(ENGINES)
+            "unknown validation engine",
+            key="engine",
+            found=engine,
+            allowed=", ".join(ENGINE_CHOICES),
         )
     compiled = [i for i, e in enumerate(entries) if supports(e, frame)]
     chosen = set(compiled)

@@ -14,23 +14,20 @@ pass: ``mostly`` decides the verdict, severity decides whether the row is quaran
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import polars as pl
 
 from expectations.results import ExpectationEntry, ExpectationOutcome
 from expectations.suite import UNIQUENESS_TYPES
-from sluice.failures import concat_failures, details_json, make_failures, reason
+from sluice.core.failures import concat_failures, details_json, make_failures, reason
+from sluice.core.frame import ROW_ID
+from sluice.core.values import json_safe
 
-ROW_ID = "_row_id"
 QUARANTINING_SEVERITIES: tuple[str, ...] = ("error", "critical")
 
 
@@ -38,7 +35,7 @@ QUARANTINING_SEVERITIES: tuple[str, ...] = ("error", "critical")
 class ValidationResult:
     """What validating one frame gave: failing rows, one verdict per entry, and the stop flag.
 
-    ``failures`` has the schema ``sluice.failures.FAILURE_SCHEMA``.
+    ``failures`` has the schema ``sluice.core.failures.FAILURE_SCHEMA``.
     """
 
     failures: pl.DataFrame
@@ -111,31 +108,6 @@ def verdict_state(outcome: ExpectationOutcome) -> dict[str, str]:
 def quarantining(failures: pl.DataFrame) -> pl.DataFrame:
     """The failures that send their row to quarantine (severity error or critical)."""
     return failures.filter(pl.col("severity").is_in(QUARANTINING_SEVERITIES))
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` as plain JSON types: numpy and temporal values converted, NaN as a string."""
-    if value is None or value is pd.NaT or value is pd.NA:
-        return None
-    if isinstance(value, np.generic):
-        return json_safe(value.item())
-    if isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value) if math.isfinite(value) else str(value)
-    if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal | dt.timedelta):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [json_safe(v) for v in value]
-    return str(value)
 
 
 def _row_failures(frame: pl.DataFrame, outcome: ExpectationOutcome) -> pl.DataFrame:

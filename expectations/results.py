@@ -13,9 +13,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from sluice.failures import Severity
+from sluice.core.failures import Severity
+from sluice.core.frame import Engine
 
-Engine = Literal["polars", "gx"]
 DuplicatePolicy = Literal["keep_first", "keep_none"]
 
 

@@ -43,9 +43,9 @@ from expectations.polars_engine.row_condition import (
     condition_text,
 )
 from expectations.results import DuplicatePolicy, ExpectationEntry, Suite
-from sluice.errors import ConfigError
-from sluice.failures import SEVERITIES, Severity
-from sluice.files import SUITE_LIMIT, config_error, read_regular
+from sluice.core.errors import ConfigError
+from sluice.core.failures import SEVERITIES, Severity
+from sluice.core.files import SUITE_LIMIT, config_error, read_regular
 
 UNIQUENESS_TYPES: frozenset[str] = frozenset(
     {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}

@@ -26,12 +26,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from expectations.engine import ENGINES, EngineChoice, validate
-from expectations.failures import json_safe, verdict_state
+from expectations.engine import validate
+from expectations.failures import verdict_state
 from expectations.results import ExpectationOutcome
 from expectations.suite import check_columns, load_suite
-from sluice.errors import InputError, SluiceError
-from sluice.files import input_error, read_regular
+from sluice.core.errors import InputError, SluiceError
+from sluice.core.files import input_error, read_regular
+from sluice.core.frame import ENGINE_CHOICES, EngineChoice
+from sluice.core.values import json_safe
 from sluice.ingest import BadRecord, arrow_reader, arrow_to_polars, read_text_records
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -58,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", type=Path, required=True, help="GX suite JSON file")
     parser.add_argument(
         "--engine",
-        choices=ENGINES,
+        choices=ENGINE_CHOICES,
         default="auto",
         help="auto: polars where it compiles, GX for the rest (default); polars; gx",
     )

@@ -13,23 +13,18 @@ manifest keeps the causes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import fsspec
-
 from expectations.suite import load_suite
 from sluice.config import LoadedSpec, Partition
-from sluice.errors import InputError
-from sluice.files import input_error, iter_regular
+from sluice.core.errors import InputError
+from sluice.core.files import file_sha256
 from sluice.ingest import list_source_files
 from sluice.pipeline import recover_partition
 from sluice.write import MANIFEST_NAME, PartitionBusy, partition_lock
-
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -44,19 +39,6 @@ class Done:
 def manifest_path(loaded: LoadedSpec, partition: Partition) -> Path:
     """Where a partition's manifest is (or will be)."""
     return loaded.output_root("reports") / partition.dirname / MANIFEST_NAME
-
-
-def file_sha256(path: str) -> str:
-    """The sha256 of a local (regular) or remote file, read in chunks."""
-    digest = hashlib.sha256()
-    if "://" not in path:
-        for chunk in iter_regular(path, input_error(path)):
-            digest.update(chunk)
-        return digest.hexdigest()
-    with fsspec.open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_manifest(path: Path) -> dict[str, Any] | None:

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field, WithJsonSchema
 
 from sluice.config import NAME_RE, default_datasets_dir, load_spec
-from sluice.errors import ConfigError
-
-EngineChoice = Literal["auto", "polars", "gx"]
-
+from sluice.core.errors import ConfigError
 
 log = logging.getLogger("sluice.datasets")
 

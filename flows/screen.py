@@ -32,9 +32,10 @@ from flows.idempotence import (
     skipped_summary,
     summary_from_manifest,
 )
-from flows.parameters import DatasetName, EngineChoice, QuarantineRate
+from flows.parameters import DatasetName, QuarantineRate
 from sluice.config import LoadedSpec, Partition, find_spec, partition_range
-from sluice.errors import CriticalCheckFailed, RunFailed, SluiceError
+from sluice.core.errors import CriticalCheckFailed, RunFailed, SluiceError
+from sluice.core.frame import EngineChoice
 from sluice.pipeline import Run, stage_ingest, stage_screen, stage_validate, stage_write
 from sluice.progress import PARTITION_LOG, progress
 from sluice.report.artifacts import artifact_key, publish_artifacts

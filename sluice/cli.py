@@ -187,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
 
     preflight(args.dataset, args.partition)
     from flows.screen import screen_partition
-    from sluice.errors import RunFailed
+    from sluice.core.errors import RunFailed
 
     _temporary_api()
     try:
@@ -258,7 +258,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def raise_usage(message: str) -> None:
     """Stop with a usage error (exit code 2)."""
-    from sluice.errors import SluiceError
+    from sluice.core.errors import SluiceError
 
     raise SluiceError(message)
 
@@ -298,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser(_chosen(words) or "").parse_args(words)
     if args.command in ("run", "backfill", "demo"):
         _quiet_prefect(args.verbose)
-    from sluice.errors import SluiceError
+    from sluice.core.errors import SluiceError
     from sluice.progress import done
 
     try:

@@ -26,8 +26,8 @@ from pydantic import (
 )
 
 from detectors.spec import DetectorSpec
-from sluice.errors import ConfigError
-from sluice.files import SPEC_LIMIT, config_error, read_regular
+from sluice.core.errors import ConfigError
+from sluice.core.files import SPEC_LIMIT, config_error, read_regular
 
 ColumnType = Literal["string", "int", "float", "bool", "date", "datetime"]
 COLUMN_TYPES: tuple[str, ...] = ("string", "int", "float", "bool", "date", "datetime")

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from sluice.failures import concat_failures, make_failures
-from sluice.ingest import MALFORMED, PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW
+from sluice.core.failures import concat_failures, make_failures
+from sluice.core.frame import MALFORMED, PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW
 
 QUARANTINING = ("error", "critical")
 RAW = "_raw"

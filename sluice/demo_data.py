@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from sluice.errors import ConfigError
-from sluice.failures import reason
+from sluice.core.errors import ConfigError
+from sluice.core.failures import reason
 
 ERROR_KINDS: tuple[str, ...] = (
     "bad_format",

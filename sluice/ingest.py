@@ -35,16 +35,18 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, Partition, is_pattern_name
-from sluice.errors import InputError
-from sluice.failures import concat_failures, empty_failures, make_failures
-from sluice.files import input_error, kind, read_regular
+from sluice.core.errors import InputError
+from sluice.core.failures import concat_failures, empty_failures, make_failures
+from sluice.core.files import input_error, kind, read_regular
+from sluice.core.frame import (
+    MALFORMED,
+    PROVENANCE,
+    RESERVED_COLUMNS,
+    ROW_ID,
+    SOURCE_FILE,
+    SOURCE_ROW,
+)
 
-ROW_ID = "_row_id"
-SOURCE_FILE = "_source_file"
-SOURCE_ROW = "_source_row"
-PROVENANCE = (ROW_ID, SOURCE_FILE, SOURCE_ROW)
-RESERVED_COLUMNS = (*PROVENANCE, "_reasons", "_failures")
-MALFORMED = "_row"
 TRUE_TEXT = ("true", "t", "yes", "y", "1")
 FALSE_TEXT = ("false", "f", "no", "n", "0")
 _HASH_CHUNK = 1 << 20

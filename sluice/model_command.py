@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sluice.errors import ConfigError, SluiceError
+from sluice.core.errors import ConfigError, SluiceError
 
 
 def add_arguments(p: argparse.ArgumentParser, date: Any) -> None:

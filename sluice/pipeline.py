@@ -14,14 +14,12 @@ import io
 import json
 import logging
 import os
-import platform
 import shutil
 import socket
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +31,9 @@ from expectations.failures import failures_from_outcomes
 from expectations.results import Suite
 from expectations.suite import UNIQUENESS_TYPES
 from sluice.config import LoadedSpec, Partition
+from sluice.core.failures import concat_failures
+from sluice.core.frame import ROW_ID, EngineChoice
+from sluice.core.versions import versions
 from sluice.decide import (
     Split,
     add_checksums,
@@ -42,8 +43,7 @@ from sluice.decide import (
     split,
     trace_duplicates,
 )
-from sluice.failures import concat_failures
-from sluice.ingest import ROW_ID, ingest, polars_dtype
+from sluice.ingest import ingest, polars_dtype
 from sluice.preflight import preflight, with_model_path
 from sluice.report import append_history, stage_report
 from sluice.report.history import history_dir
@@ -73,35 +73,12 @@ from sluice.write import (
     write_parquet,
 )
 
-EngineChoice = Literal["auto", "polars", "gx"]
 STAGES = ("ingest", "validate", "screen", "write")
 Side = Literal["clean", "quarantine", "reports"]
 SIDES: tuple[Side, ...] = ("clean", "quarantine", "reports")
 OWNER_NAME = "owner.json"
 log = logging.getLogger("sluice")
 MANIFEST_VERSION = 1
-VERSIONED = (
-    "sluice",
-    "polars",
-    "pyarrow",
-    "pandas",
-    "numpy",
-    "great-expectations",
-    "pyod",
-    "scikit-learn",
-    "prefect",
-)
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python, sluice and its main dependencies."""
-    out = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 @dataclass(frozen=True)

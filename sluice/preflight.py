@@ -21,7 +21,7 @@ from detectors.spec import DetectorSpec
 from expectations.results import Suite
 from expectations.suite import check_names, load_suite, partition_parameters
 from sluice.config import LoadedSpec, Partition, find_spec
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 
 PROTOCOL_EXTRAS: dict[str, tuple[str, str]] = {
     "s3": ("s3", "s3fs"),

@@ -27,7 +27,7 @@ from uuid import UUID
 import httpx
 
 from flows.alerts import ALERT_EVENTS
-from sluice.errors import SluiceError
+from sluice.core.errors import SluiceError
 
 POOL = "sluice-process"
 QUEUE_LIMITS = {"partitions": 2, "backfills": 1}

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import polars as pl
 
 from sluice.config import ColumnSpec, PoliciesSpec, Threshold
-from sluice.failures import TABLE_COLUMN
+from sluice.core.failures import TABLE_COLUMN
 
 Status = Literal["passed", "warned", "failed"]
 Level = Literal["warn", "error"]

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import io
 import json
 import os
@@ -43,7 +42,8 @@ from typing import Any
 
 import polars as pl
 
-from sluice.errors import SluiceError
+from sluice.core.errors import SluiceError
+from sluice.core.files import Unverified, file_sha256, read_verified
 
 PARQUET_NAME = "part-00000.parquet"
 MANIFEST_NAME = "manifest.json"
@@ -72,15 +72,6 @@ class ConservationError(SluiceError):
 
 class NotCommitted(SluiceError):
     """A partition's files are not the ones its manifest names (being replaced, or none yet)."""
-
-
-def file_sha256(path: Path | str) -> str:
-    """sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_parquet(
@@ -555,11 +546,13 @@ def read_back_ids(path: Path, sha256: str, column: str) -> pl.Series:
     Raises :class:`ConservationError` when the file cannot be read or is not those bytes.
     """
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConservationError(f"cannot read back {path}: {_why(exc)}") from None
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise ConservationError(f"{path} changed after it was written (sha256 differs)")
+        data = read_verified(path, sha256)
+    except Unverified as exc:
+        if exc.changed:
+            raise ConservationError(
+                f"{path} changed after it was written (sha256 differs)"
+            ) from None
+        raise ConservationError(f"cannot read back {path}: {exc.why}") from None
     try:
         return pl.read_parquet(io.BytesIO(data), columns=[column])[column]
     except (OSError, pl.exceptions.PolarsError) as exc:
@@ -645,14 +638,14 @@ def load_partition(manifest_path: Path) -> Committed:
     for name, entry in sorted(outputs.items()):
         path = Path(entry["path"])
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise NotCommitted(f"{path}: named by {manifest_path} but {_why(exc)}") from None
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            data = read_verified(path, entry["sha256"])
+        except Unverified as exc:
+            if not exc.changed:
+                raise NotCommitted(f"{path}: named by {manifest_path} but {exc.why}") from None
             raise NotCommitted(
                 f"{path}: not the file {manifest_path} names (sha256 differs); the partition is "
                 "being replaced or a run died while replacing it: read again later"
-            )
+            ) from None
         if path.suffix == ".parquet":
             frames[name] = pl.read_parquet(io.BytesIO(data))
         else:

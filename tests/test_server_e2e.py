@@ -43,7 +43,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Scheduled
 
 from flows.alerts import QUARANTINE_RATE_HIGH, SCREENED
-from flows.idempotence import file_sha256
+from sluice.core.files import file_sha256
 from sluice.demo_data import generate
 from sluice.serve import descendants
 from tests.conftest import ROOT, demo_datasets

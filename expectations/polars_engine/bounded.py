@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 
 BUDGET_ENV = "SLUICE_PATTERN_BUDGET_S"
 DEFAULT_BUDGET_S = 10.0

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import polars as pl
 
 from expectations.results import ExpectationEntry
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 
 
 class Unsupported(Exception):

@@ -27,7 +27,7 @@ from expectations.polars_engine.plan import (
 from expectations.polars_engine.registry import COMPILERS, SUPPORTED_TYPES
 from expectations.polars_engine.row_condition import compile_row_condition, condition_columns
 from expectations.results import ExpectationEntry, ExpectationOutcome
-from sluice.errors import ConfigError, SluiceError
+from sluice.core.errors import ConfigError, SluiceError
 
 
 class ExpectationRaised(SluiceError):

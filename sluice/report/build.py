@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from sluice.config import LoadedSpec, Partition, find_spec
-from sluice.errors import ConfigError, SluiceError
+from sluice.core.errors import ConfigError, SluiceError
 from sluice.report.anomalies import AnomalyPolicy, Finding, detect
 from sluice.report.drift import (
     DriftPolicy,
@@ -304,8 +304,8 @@ def rebuild_report(
     before the partition or sluice changed since) to ``report.rebuilt.html`` beside it, so the
     file the manifest vouches for stays as it was.
     """
+    from sluice.core.files import file_sha256
     from sluice.report.html import render
-    from sluice.write import file_sha256
 
     loaded = find_spec(dataset)
     try:

@@ -19,8 +19,8 @@ import numpy.typing as npt
 import polars as pl
 
 from sluice.config import Partition
+from sluice.core.frame import MALFORMED, ROW_ID, SOURCE_FILE, SOURCE_ROW
 from sluice.decide import RAW
-from sluice.ingest import MALFORMED, ROW_ID, SOURCE_FILE, SOURCE_ROW
 
 Kind = Literal["numeric", "temporal", "boolean", "string"]
 Stage = Literal["ingest", "validate", "screen", "partition"]

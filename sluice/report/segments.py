@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 from scipy.stats import binom
 
-from sluice.ingest import ROW_ID
+from sluice.core.frame import ROW_ID
 from sluice.report.markup import Safe, el, fmt_pct, join
 from sluice.report.metrics import OUTLIER_COLUMN, RunOutputs, _parse_raw
 

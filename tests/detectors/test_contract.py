@@ -12,8 +12,8 @@ from detectors import available_detectors, get_detector
 from detectors.base import Detector, NotFittedError
 from detectors.screen import screen
 from detectors.spec import DetectorSpec
+from sluice.core.errors import ConfigError
 from sluice.decide import split
-from sluice.errors import ConfigError
 
 NAMES = available_detectors()
 

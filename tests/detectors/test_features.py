@@ -10,7 +10,7 @@ import pytest
 
 from detectors.features import MAX_ONEHOT, OTHER, FeaturePreparer, check_features
 from detectors.spec import FeatureSpec
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 
 
 def test_numeric_with_nulls_gets_median_and_indicator() -> None:

@@ -17,8 +17,8 @@ from detectors import screen
 from detectors.persist import library_versions, load_model, save_model
 from detectors.screen import check_specs, fit_model
 from detectors.spec import DetectorSpec
-from sluice.errors import ConfigError, SluiceError
-from sluice.write import file_sha256
+from sluice.core.errors import ConfigError, SluiceError
+from sluice.core.files import file_sha256
 
 
 def frame(n: int = 800, seed: int = 0) -> pl.DataFrame:

@@ -9,7 +9,7 @@ from detectors import available_detectors, get_detector
 from detectors.base import Detector
 from detectors.pyod_adapters import import_path
 from detectors.registry import REGISTRY
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 
 
 def test_every_entry_names_a_detector_class_by_import_path() -> None:

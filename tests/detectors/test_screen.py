@@ -12,8 +12,8 @@ import pytest
 from detectors import screen
 from detectors.screen import SCORES_SCHEMA, check_specs
 from detectors.spec import DetectorSpec, FeatureSpec
-from sluice.errors import ConfigError
-from sluice.failures import FAILURE_SCHEMA
+from sluice.core.errors import ConfigError
+from sluice.core.failures import FAILURE_SCHEMA
 
 FEATURES: list[FeatureSpec | str] = [
     "distance",

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from expectations.results import DuplicatePolicy, ExpectationEntry
+from sluice.core.failures import Severity
 from sluice.demo_data import COLUMNS
-from sluice.failures import Severity
 
 TRIPS_COLUMNS = list(COLUMNS)
 

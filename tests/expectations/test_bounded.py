@@ -24,7 +24,7 @@ from expectations.polars_engine.bounded import (
 )
 from expectations.polars_engine.runner import run_polars
 from expectations.results import ExpectationOutcome
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 from tests.expectations.conftest import make_entry
 
 T = TypeVar("T")

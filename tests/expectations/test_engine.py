@@ -14,7 +14,7 @@ from expectations.engine import gx_columns, validate
 from expectations.polars_engine.row_condition import condition_columns
 from expectations.results import ExpectationEntry, ExpectationOutcome
 from expectations.suite import suite_from_dict
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 
 FRAME = pl.DataFrame(
     {

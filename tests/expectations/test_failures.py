@@ -11,16 +11,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from expectations.failures import (
-    ValidationResult,
-    failures_from_outcomes,
-    json_safe,
-    quarantining,
-)
+from expectations.failures import ValidationResult, failures_from_outcomes, quarantining
 from expectations.gx_runner import run_gx
 from expectations.results import ExpectationEntry, ExpectationOutcome
 from expectations.suite import load_suite
-from sluice.failures import FAILURE_SCHEMA
+from sluice.core.failures import FAILURE_SCHEMA
+from sluice.core.values import json_safe
 from tests.expectations.conftest import make_entry
 
 SUITE = Path(__file__).parents[2] / "expectations" / "suites" / "trips.json"

@@ -10,7 +10,7 @@ import pytest
 
 from expectations import gx_catalog
 from expectations.suite import check_names, load_suite
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 from tests.conftest import ROOT, tiny_suite
 
 PROBE = """
@@ -21,7 +21,7 @@ class Block:
             raise ModuleNotFoundError("blocked", name=name)
 sys.meta_path.insert(0, Block())
 from expectations.suite import check_names, load_suite
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 for check in (check_names, load_suite):
     try:
         check(sys.argv[1])

@@ -20,7 +20,7 @@ from expectations.polars_engine import (
 )
 from expectations.polars_engine.row_condition import compile_row_condition, condition_columns
 from expectations.results import ExpectationEntry, ExpectationOutcome
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 
 
 def entry(name: str, index: int = 0, /, **kwargs: Any) -> ExpectationEntry:

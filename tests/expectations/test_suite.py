@@ -18,7 +18,7 @@ from expectations.suite import (
     registered_types,
     suite_from_dict,
 )
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 
 SUITES = sorted((Path(__file__).parents[2] / "expectations" / "suites").glob("*.json"))
 

@@ -24,7 +24,7 @@ from expectations.validate_file import (
     read_data,
     validate_file,
 )
-from sluice.errors import InputError
+from sluice.core.errors import InputError
 
 FRAME = pl.DataFrame(
     {

@@ -8,14 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.idempotence import (
-    check_done,
-    file_sha256,
-    read_manifest,
-    summary_from_manifest,
-    unverified_output,
-)
+from flows.idempotence import check_done, read_manifest, summary_from_manifest, unverified_output
 from sluice.config import LoadedSpec, find_spec
+from sluice.core.files import file_sha256
 from sluice.pipeline import run_partition
 from sluice.write import PartitionCommit, journal_path, partition_lock
 from tests.conftest import SpecFactory, tiny_suite

@@ -21,7 +21,7 @@ from flows.screen import (
     summary_markdown,
 )
 from sluice.config import find_spec
-from sluice.errors import CriticalCheckFailed, InputError, RunFailed
+from sluice.core.errors import CriticalCheckFailed, InputError, RunFailed
 from sluice.progress import PARTITION_LOG
 from tests.conftest import ROOT, SESSION_DATASETS, SpecFactory
 

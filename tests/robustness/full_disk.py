@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sluice.errors import SluiceError
+from sluice.core.errors import SluiceError
 from sluice.pipeline import run_partition
 from tests.robustness.corpus import csv_text, good
 from tests.robustness.support import leftovers, snapshot, write_dataset

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from sluice.cli import main
-from sluice.errors import SluiceError
+from sluice.core.errors import SluiceError
 from sluice.pipeline import run_partition
 from tests.robustness.corpus import CASES, Case
 from tests.robustness.support import check_conserved, reasons, write_dataset

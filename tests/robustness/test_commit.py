@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 import sluice.pipeline
+from sluice.core.errors import SluiceError
+from sluice.core.files import file_sha256
 from sluice.decide import checksum
-from sluice.errors import SluiceError
 from sluice.pipeline import run_partition
 from sluice.write import (
     MARKER_NAME,
@@ -28,7 +29,6 @@ from sluice.write import (
     OutputError,
     PartitionCommit,
     PartitionWriter,
-    file_sha256,
     foreign_reason,
     journal_path,
     load_partition,

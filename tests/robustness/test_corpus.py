@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from sluice.cli import main
-from sluice.errors import SluiceError
+from sluice.core.errors import SluiceError
 from sluice.pipeline import run_partition
 from sluice.write import load_partition
 from tests.robustness.corpus import CASES, FILE, Case

@@ -25,7 +25,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from sluice.errors import SluiceError
+from sluice.core.errors import SluiceError
 from sluice.pipeline import run_partition
 from sluice.write import NotCommitted, OutputError, load_partition
 from tests.robustness.corpus import csv_text, good

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from sluice.errors import InputError
+from sluice.core.errors import InputError
 from sluice.pipeline import run_partition
 from tests.robustness.support import check_conserved, manifest_path, write_dataset
 

@@ -29,9 +29,9 @@ from detectors.spec import DetectorSpec
 from expectations.suite import load_suite
 from sluice.cli import main
 from sluice.config import Partition, find_spec, load_spec
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
+from sluice.core.files import file_sha256
 from sluice.pipeline import Run, run_partition
-from sluice.write import file_sha256
 from tests.robustness.corpus import csv_text, good
 from tests.robustness.support import check_conserved, manifest_path, write_dataset
 

@@ -17,7 +17,7 @@ from sluice.config import (
     load_spec,
     partition_range,
 )
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 from tests.conftest import DEMO_SPEC, DEMO_SUITE, ROOT, SpecFactory
 
 

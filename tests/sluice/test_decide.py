@@ -6,8 +6,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sluice.core.failures import concat_failures, make_failures
 from sluice.decide import add_checksums, checksum, drop_shadowed, split
-from sluice.failures import concat_failures, make_failures
 from sluice.pipeline import run_partition
 from tests.conftest import SpecFactory
 

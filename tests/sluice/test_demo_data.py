@@ -21,7 +21,7 @@ from pyod.models.iforest import IForest
 
 from sluice import demo_data as dd
 from sluice.config import ColumnSpec, load_spec
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC_FILE = REPO / "datasets" / "trips.yaml"

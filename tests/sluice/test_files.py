@@ -13,8 +13,8 @@ from detectors.persist import check_model_file, load_model
 from detectors.spec import DetectorSpec
 from expectations.suite import load_suite
 from sluice.config import load_spec
-from sluice.errors import ConfigError, InputError, SluiceError
-from sluice.files import SPEC_LIMIT, SUITE_LIMIT, Limit, input_error, read_regular
+from sluice.core.errors import ConfigError, InputError, SluiceError
+from sluice.core.files import SPEC_LIMIT, SUITE_LIMIT, Limit, input_error, read_regular
 from sluice.ingest import ingest
 from tests.conftest import SpecFactory
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from sluice.config import Partition, load_spec
-from sluice.errors import InputError
+from sluice.core.errors import InputError
 from sluice.ingest import (
     Ingested,
     arrow_reader,

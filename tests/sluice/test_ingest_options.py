@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, load_spec
-from sluice.errors import ConfigError, InputError
+from sluice.core.errors import ConfigError, InputError
 from sluice.ingest import Ingested, _csv_exact, _csv_fast, _parser, ingest
 from sluice.pipeline import run_partition
 from tests.conftest import SpecFactory

@@ -6,8 +6,8 @@ import json
 
 import polars as pl
 
+from sluice.core.failures import make_failures
 from sluice.decide import key_duplicates, trace_duplicates
-from sluice.failures import make_failures
 
 
 def _frame() -> pl.DataFrame:

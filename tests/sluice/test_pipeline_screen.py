@@ -16,7 +16,7 @@ import pytest
 from detectors.persist import save_model
 from detectors.screen import fit_model
 from detectors.spec import DetectorSpec
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 from sluice.pipeline import run_partition
 from tests.conftest import SpecFactory
 

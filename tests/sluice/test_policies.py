@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from sluice.config import PoliciesSpec, Threshold, load_spec
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 from tests.conftest import SpecFactory
 
 

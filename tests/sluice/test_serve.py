@@ -18,7 +18,7 @@ from prefect.server.utilities.user_templates import render_user_template_sync
 
 from flows.alerts import ALERT_EVENTS, partition_resource
 from sluice import serve
-from sluice.errors import SluiceError
+from sluice.core.errors import SluiceError
 
 
 def test_the_alert_payload_renders_to_json_a_chat_webhook_takes() -> None:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from sluice import spec_reference as ref
 from sluice.config import DatasetSpec, load_spec
-from sluice.errors import ConfigError
+from sluice.core.errors import ConfigError
 from tests.conftest import SpecFactory
 
 FIX = f"run `{ref.COMMAND}` and commit {ref.REFERENCE.name}"

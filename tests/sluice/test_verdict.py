@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sluice.config import PoliciesSpec, Threshold
-from sluice.failures import concat_failures, make_failures
+from sluice.core.failures import concat_failures, make_failures
 from sluice.verdict import (
     CouldNotRun,
     FailedCheck,

@@ -18,8 +18,8 @@ import polars as pl
 import pytest
 
 from sluice.config import MonitorSpec, Partition
+from sluice.core.failures import make_failures
 from sluice.demo_data import generate
-from sluice.failures import make_failures
 from sluice.pipeline import run_partition
 from sluice.report.build import Report, compose
 from sluice.report.history import METRICS_NAME, Baseline, append_history

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sluice.config import Partition
+from sluice.core.failures import FAILURE_SCHEMA
+from sluice.core.frame import ROW_ID, SOURCE_FILE, SOURCE_ROW
 from sluice.decide import RAW
-from sluice.failures import FAILURE_SCHEMA
-from sluice.ingest import ROW_ID, SOURCE_FILE, SOURCE_ROW
 from sluice.report.build import compose
 from sluice.report.history import history_dir
 from sluice.report.html import render

@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from sluice.errors import ConfigError, SluiceError
+from sluice.core.errors import ConfigError, SluiceError
 from sluice.pipeline import run_partition
 from sluice.report.build import REBUILT_NAME, rebuild_report
 from sluice.report.history import HISTORY_DIR, load_history, rebuild_history

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from sluice.config import Partition
-from sluice.failures import make_failures
+from sluice.core.failures import make_failures
 from sluice.report.metrics import RunOutputs
 from sluice.report.segments import SegmentPolicy, segment_bias
 from tests.conftest import SpecFactory

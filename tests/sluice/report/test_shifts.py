@@ -10,12 +10,12 @@ from typing import Any
 import polars as pl
 import pytest
 
+from sluice.core.files import file_sha256
 from sluice.report.anomalies import band, judge
 from sluice.report.artifacts import artifact_payloads
 from sluice.report.build import rebuild_report
 from sluice.report.command import main as report_main
 from sluice.report.history import HISTORY_DIR, load_history
-from sluice.write import file_sha256
 from tests.sluice.report.conftest import (
     DAYS,
     FARE_DAY,

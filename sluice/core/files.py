@@ -10,6 +10,7 @@ set by environment variables (bytes).
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -18,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from sluice.errors import ConfigError, InputError, SluiceError
+import fsspec
+
+from sluice.core.errors import ConfigError, InputError, SluiceError
 
 _CHUNK = 1 << 20
 _KINDS = (
@@ -149,3 +152,54 @@ def input_error(path: str | Path) -> MakeError:
         return InputError(text)
 
     return make
+
+
+def sha256_hex(data: bytes) -> str:
+    """The sha256 of ``data`` as lowercase hex: the one hash every manifest and model uses."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file, read in chunks: a local regular file, or a remote URL via fsspec.
+
+    A local path that is not a regular file raises :class:`InputError`.
+    """
+    digest = hashlib.sha256()
+    text = str(path)
+    if "://" not in text:
+        for chunk in iter_regular(text, input_error(text)):
+            digest.update(chunk)
+        return digest.hexdigest()
+    with fsspec.open(text, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Unverified(Exception):
+    """A file that cannot be read (``changed`` False), or whose bytes are not the ones a manifest
+    hashed (``changed`` True); ``why`` says which, for a message."""
+
+    def __init__(self, path: str | Path, why: str, *, changed: bool) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path = str(path)
+        self.why = why
+        self.changed = changed
+
+
+def read_verified(path: str | Path, sha256: str) -> bytes:
+    """The bytes of ``path``, read once, returned only if their sha256 is ``sha256``.
+
+    Parse what this returns (``pl.read_parquet(io.BytesIO(data))``), never the path again: the
+    file may be replaced between a check and a second read. Raises :class:`Unverified`.
+    """
+    try:
+        with open_regular(path, input_error(path)) as (fh, _):
+            data = fh.read()
+    except SluiceError as exc:
+        raise Unverified(path, str(exc).removeprefix(f"{path}: "), changed=False) from None
+    except OSError as exc:
+        raise Unverified(path, exc.strerror or str(exc), changed=False) from None
+    if sha256_hex(data) != sha256:
+        raise Unverified(path, "sha256 differs", changed=True)
+    return data
