@@ -43,9 +43,9 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Scheduled
 
 from flows.alerts import QUARANTINE_RATE_HIGH, SCREENED
+from sluice.cli.serve import descendants
 from sluice.core.files import file_sha256
 from sluice.demo_data import generate
-from sluice.serve import descendants
 from tests.conftest import ROOT, demo_datasets
 
 pytestmark = pytest.mark.e2e
@@ -154,7 +154,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     cmd = [
         sys.executable,
         "-m",
-        "sluice.serve",
+        "sluice.cli.serve",
         "--port",
         str(port),
         "--project-dir",

@@ -10,11 +10,11 @@ from typing import Any
 import polars as pl
 import pytest
 
+from sluice.cli.report import main as report_main
 from sluice.core.files import file_sha256
 from sluice.report.anomalies import band, judge
 from sluice.report.artifacts import artifact_payloads
 from sluice.report.build import rebuild_report
-from sluice.report.command import main as report_main
 from sluice.report.history import HISTORY_DIR, load_history
 from tests.sluice.report.conftest import (
     DAYS,

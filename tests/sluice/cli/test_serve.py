@@ -17,7 +17,7 @@ from prefect.server.events.schemas.events import ReceivedEvent
 from prefect.server.utilities.user_templates import render_user_template_sync
 
 from flows.alerts import ALERT_EVENTS, partition_resource
-from sluice import serve
+from sluice.cli import serve
 from sluice.core.errors import SluiceError
 
 
@@ -124,7 +124,7 @@ def test_main_refuses_a_busy_port(tmp_path: Path) -> None:
 
 def test_serve_runs_as_a_module_and_reports_errors_without_a_traceback(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "sluice.serve", "--project-dir", str(tmp_path)],
+        [sys.executable, "-m", "sluice.cli.serve", "--project-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,

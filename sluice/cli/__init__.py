@@ -96,13 +96,13 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
     srv = sub.add_parser("serve", help="start a local Prefect server and worker, and deploy")
     if wants("serve"):
-        from sluice.serve import add_arguments as serve_arguments
+        from sluice.cli.serve import add_arguments as serve_arguments
 
         serve_arguments(srv)
 
     rep = sub.add_parser("report", help="rebuild (and open) the report of a past run")
     if wants("report"):
-        from sluice.report.command import add_arguments as report_arguments
+        from sluice.cli.report import add_arguments as report_arguments
 
         report_arguments(rep)
 
@@ -110,13 +110,13 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         "model", help="fit a dataset's detector on screened partitions and save it (fit: model)"
     )
     if wants("model"):
-        from sluice.model_command import add_arguments as model_arguments
+        from sluice.cli.model import add_arguments as model_arguments
 
         model_arguments(mdl, _date)
 
     val = sub.add_parser("validate", help="validate one data file against a GX suite")
     if wants("validate"):
-        from expectations.validate_file import add_arguments
+        from sluice.cli.validate import add_arguments
 
         add_arguments(val)
     return p
@@ -243,7 +243,7 @@ def _temporary_api() -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from sluice.demo import run_demo
+    from sluice.cli.demo import run_demo
 
     _show_partition_lines(verbose=args.verbose)
     _temporary_api()
@@ -251,7 +251,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from expectations.validate_file import main as validate_main
+    from sluice.cli.validate import main as validate_main
 
     return validate_main(args)
 
@@ -264,19 +264,19 @@ def raise_usage(message: str) -> None:
 
 
 def _model(args: argparse.Namespace) -> int:
-    from sluice.model_command import main as model_main
+    from sluice.cli.model import main as model_main
 
     return model_main(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sluice.serve import main as serve_main
+    from sluice.cli.serve import main as serve_main
 
     return serve_main(args)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from sluice.report.command import main as report_main
+    from sluice.cli.report import main as report_main
 
     return report_main(args)
 

@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-import expectations.validate_file as validate_file_module
-from expectations.validate_file import (
+import sluice.cli.validate as validate_file_module
+from sluice.cli.validate import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -25,6 +25,7 @@ from expectations.validate_file import (
     validate_file,
 )
 from sluice.core.errors import InputError
+from sluice.core.failures import FAILURE_SCHEMA
 
 FRAME = pl.DataFrame(
     {
@@ -81,11 +82,11 @@ def test_result_and_failures(tmp_path: Path, fmt: str) -> None:
     assert {r["engine"] for r in records} == {"polars"}
     assert records[0]["kwargs"] == {"column": "trip_id", "regex": "^T[0-9]{9}$"}
     table = pl.read_parquet(failures)
-    assert table.columns == ["_row", "rule", "column", "value"]
-    assert table.rows() == [
-        (2, "expect_column_values_to_match_regex", "trip_id", "X"),
-        (2, "expect_column_values_to_be_in_set", "vendor_id", "3"),
-        (1, "expect_column_values_to_be_between", "fare", "600.0"),
+    assert table.schema == FAILURE_SCHEMA
+    assert table.select("_row_id", "rule", "column", "value", "severity").rows() == [
+        (2, "expect_column_values_to_match_regex", "trip_id", "X", "error"),
+        (2, "expect_column_values_to_be_in_set", "vendor_id", "3", "error"),
+        (1, "expect_column_values_to_be_between", "fare", "600.0", "error"),
     ]
 
 

@@ -27,12 +27,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from expectations.engine import validate
-from expectations.failures import verdict_state
+from expectations.failures import failures_from_outcomes, verdict_state
 from expectations.results import ExpectationOutcome
 from expectations.suite import check_columns, load_suite
 from sluice.core.errors import InputError, SluiceError
 from sluice.core.files import input_error, read_regular
-from sluice.core.frame import ENGINE_CHOICES, EngineChoice
+from sluice.core.frame import ENGINE_CHOICES, ROW_ID, EngineChoice
 from sluice.core.values import json_safe
 from sluice.ingest import BadRecord, arrow_reader, arrow_to_polars, read_text_records
 
@@ -45,12 +45,6 @@ FORMATS: dict[str, str] = {
     ".csv": "csv",
     ".ndjson": "ndjson",
     ".jsonl": "ndjson",
-}
-FAILURES_SCHEMA: dict[str, pl.DataType] = {
-    "_row": pl.Int64(),
-    "rule": pl.String(),
-    "column": pl.String(),
-    "value": pl.String(),
 }
 
 
@@ -338,45 +332,15 @@ def result_record(outcome: ExpectationOutcome) -> dict[str, Any]:
 
 
 def failures_table(frame: pl.DataFrame, outcomes: Sequence[ExpectationOutcome]) -> pl.DataFrame:
-    """One row per failing (row, rule): position, rule, column(s) and the value as text."""
-    parts = []
-    for outcome in outcomes:
-        rows = outcome.unexpected_rows
-        if rows is None or not len(rows):
-            continue
-        entry = outcome.entry
-        cols = [c for c in entry.columns if c in frame.columns]
-        positions = pl.Series("_row", rows, dtype=pl.Int64)
-        sub = frame.select(cols)[positions] if cols else None
-        values = _values(sub, cols) if sub is not None else pl.repeat(None, len(rows), eager=True)
-        parts.append(
-            pl.DataFrame(
-                {
-                    "_row": positions,
-                    "rule": pl.Series([entry.type] * len(rows), dtype=pl.String),
-                    "column": pl.Series([entry.failure_column] * len(rows), dtype=pl.String),
-                    "value": values.cast(pl.String),
-                },
-                schema=FAILURES_SCHEMA,
-            )
+    """The failures table of the pipeline (``sluice.core.failures.FAILURE_SCHEMA``), one row per
+    failing (row, rule); ``_row_id`` is the row's 0-based position in the file."""
+    if ROW_ID in frame.columns:
+        raise InputError(
+            f"the data has a column {ROW_ID!r}, the name the failures table uses for row ids; "
+            "rename it to write --failures"
         )
-    if not parts:
-        return pl.DataFrame(schema=FAILURES_SCHEMA)
-    return pl.concat(parts, how="vertical")
-
-
-def _values(sub: pl.DataFrame, cols: list[str]) -> pl.Series:
-    def text(name: str) -> pl.Expr:
-        dtype = sub.schema[name]
-        if dtype.is_nested() or dtype == pl.Object:
-            return pl.col(name).map_elements(
-                lambda v: json.dumps(json_safe(v)), return_dtype=pl.String
-            )
-        return pl.col(name).cast(pl.String)
-
-    if len(cols) == 1:
-        return sub.select(text(cols[0])).to_series()
-    return sub.select(pl.struct([text(c) for c in cols]).struct.json_encode()).to_series()
+    ids = pl.Series(ROW_ID, range(frame.height), dtype=pl.UInt64)
+    return failures_from_outcomes(frame.with_columns(ids), outcomes).failures
 
 
 def _write_atomic(path: Path, payload: bytes) -> None:
