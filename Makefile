@@ -8,7 +8,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: demo serve test test-slow lint typecheck bench clean browser
+.PHONY: demo serve test test-slow lint typecheck layers bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,7 +40,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) browser lint typecheck
+# The import contracts in pyproject.toml: no layer imports one above it (docs/design.md).
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+test: $(STAMP) browser lint typecheck layers
 	$(BIN)/python -m pytest
 
 test-slow: $(STAMP)

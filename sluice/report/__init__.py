@@ -9,7 +9,14 @@
 - :mod:`sluice.report.artifacts` publishes a summary to Prefect.
 """
 
-from sluice.report.build import StagedReport, rebuild_report, stage_report
+from sluice.report.build import SCORES_NAME, StagedReport, rebuild_report, stage_report
 from sluice.report.history import append_history, load_history
 
-__all__ = ["StagedReport", "append_history", "load_history", "rebuild_report", "stage_report"]
+__all__ = [
+    "SCORES_NAME",
+    "StagedReport",
+    "append_history",
+    "load_history",
+    "rebuild_report",
+    "stage_report",
+]

@@ -46,7 +46,6 @@ from sluice.report.segments import SegmentBias, segment_bias
 from sluice.write import MANIFEST_NAME, PARQUET_NAME, describe, write_parquet
 
 if TYPE_CHECKING:
-    from sluice.pipeline import Run
     from sluice.write import PartitionWriter
 
 REPORT_NAME = "report.html"
@@ -220,7 +219,13 @@ class StagedReport:
     problem: str | None = None
 
 
-def stage_report(run: Run, writer: PartitionWriter, manifest: Mapping[str, Any]) -> StagedReport:
+def stage_report(
+    loaded: LoadedSpec,
+    partition: Partition,
+    scores: Path,
+    writer: PartitionWriter,
+    manifest: Mapping[str, Any],
+) -> StagedReport:
     """Keep the scores, measure the run, and stage ``metrics.parquet`` and ``report.html``.
 
     Called by the write stage after the clean and quarantine folders are committed and
@@ -238,18 +243,17 @@ def stage_report(run: Run, writer: PartitionWriter, manifest: Mapping[str, Any])
         entry["path"] = str(writer.final / name)
         staged[name.split(".", maxsplit=1)[0]] = entry
 
-    scores = run.file(SCORES_NAME)
     if scores.exists():
         frame = pl.read_parquet(scores, columns=["_row_id", "detector", "score"])
         write_parquet(frame, writer.path(SCORES_NAME))
         keep(SCORES_NAME, frame.height)
     try:
-        outputs = load_outputs(dict(manifest), writer.staging, formats_of(run.loaded))
+        outputs = load_outputs(dict(manifest), writer.staging, formats_of(loaded))
         report = compose(
             outputs,
-            reports_root=run.loaded.output_root("reports"),
-            clean_root=run.loaded.output_root("clean"),
-            baseline=Baseline.of(run.loaded.spec),
+            reports_root=loaded.output_root("reports"),
+            clean_root=loaded.output_root("clean"),
+            baseline=Baseline.of(loaded.spec),
         )
         text = render(report)
     except Exception as exc:
@@ -257,8 +261,8 @@ def stage_report(run: Run, writer: PartitionWriter, manifest: Mapping[str, Any])
         problem = f"{type(exc).__name__}: {exc}"
         logging.getLogger(__name__).warning(
             "%s %s: no report (%s); rebuild it later with `sluice report`",
-            run.loaded.name,
-            run.partition,
+            loaded.name,
+            partition,
             problem,
         )
         seconds = round(time.perf_counter() - t0, 4)

@@ -25,7 +25,8 @@ from typing import Any, Literal
 import polars as pl
 
 import sluice.ingest
-import sluice.pipeline
+import sluice.pipeline.commit
+import sluice.pipeline.stages
 import sluice.write
 from sluice.pipeline import run_partition
 
@@ -129,5 +130,6 @@ def run_logged(spec: str, partition: str, log: str, hold: float) -> None:
             finally:
                 note("released")
 
-    sluice.pipeline.partition_lock = logged  # type: ignore[attr-defined]
+    sluice.pipeline.stages.partition_lock = logged  # type: ignore[attr-defined]
+    sluice.pipeline.commit.partition_lock = logged  # type: ignore[attr-defined]
     run_partition(spec, partition)

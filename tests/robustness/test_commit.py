@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 import yaml
 
-import sluice.pipeline
+import sluice.pipeline.commit
 from sluice.core.errors import SluiceError
 from sluice.core.files import file_sha256
 from sluice.decide import checksum
@@ -474,7 +474,7 @@ def test_a_corrupted_staged_clean_file_aborts_the_run_and_keeps_the_outputs(
             frame = frame.head(frame.height - 1)
         write_parquet(frame, path, metadata)
 
-    monkeypatch.setattr(sluice.pipeline, "write_parquet", drop_a_clean_row)
+    monkeypatch.setattr(sluice.pipeline.commit, "write_parquet", drop_a_clean_row)
     with pytest.raises(ConservationError, match="5 rows came in, the files hold 4 clean"):
         run_partition(str(spec), "2024-01-01")
     assert snapshot(tmp_path / "out") == before
