@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from sluice.config import ColumnSpec
-from sluice.ingest import _parser as ingest_parser
+from sluice.ingest import column_parser as ingest_parser
 
 EXAMPLES = 3
 SAMPLE = 200

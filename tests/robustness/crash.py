@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-import sluice.ingest
+import sluice.ingest.file
 import sluice.pipeline.commit
 import sluice.pipeline.stages
 import sluice.write
@@ -77,7 +77,7 @@ def run_and_kill(
 
     write_parquet = pl.DataFrame.write_parquet
     write_text = pathlib.Path.write_text
-    read_bytes = sluice.ingest._read_bytes
+    read_bytes = sluice.ingest.file._read_bytes  # type: ignore[attr-defined]
 
     def parquet_probe(self: pl.DataFrame, file: Any, *args: Any, **kwargs: Any) -> None:
         def torn() -> None:
@@ -101,7 +101,7 @@ def run_and_kill(
 
     pl.DataFrame.write_parquet = parquet_probe  # type: ignore[method-assign]
     pathlib.Path.write_text = text_probe  # type: ignore[method-assign]
-    sluice.ingest._read_bytes = read_probe
+    sluice.ingest.file._read_bytes = read_probe  # type: ignore[attr-defined]
     sys.addaudithook(audit)
     run_partition(spec, partition)
     state["on"] = False

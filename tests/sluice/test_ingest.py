@@ -13,14 +13,8 @@ import pytest
 
 from sluice.config import Partition, load_spec
 from sluice.core.errors import InputError
-from sluice.ingest import (
-    Ingested,
-    arrow_reader,
-    arrow_to_polars,
-    ingest,
-    list_source_files,
-    row_ids,
-)
+from sluice.core.frame import row_ids
+from sluice.ingest import Ingested, arrow_reader, arrow_to_polars, ingest, list_source_files
 from tests.conftest import SpecFactory
 from tests.robustness.corpus import odd_arrow_columns
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, load_spec
 from sluice.core.errors import ConfigError, InputError
-from sluice.ingest import Ingested, _csv_exact, _csv_fast, _parser, ingest
+from sluice.ingest import Ingested, column_parser, ingest
+from sluice.ingest.text import _csv_exact, _csv_fast
 from sluice.pipeline import run_partition
 from tests.conftest import SpecFactory
 
@@ -350,7 +351,7 @@ def test_iso_datetimes_read_as_the_utc_instant_they_name(
     cases: list[tuple[str, dt.datetime]],
 ) -> None:
     texts = pl.Series("when", [t for t, _ in cases], dtype=pl.String)
-    got = pl.select(_parser(ColumnSpec(type="datetime"))(pl.lit(texts))).to_series()
+    got = pl.select(column_parser(ColumnSpec(type="datetime"))(pl.lit(texts))).to_series()
     assert got.to_list() == [v for _, v in cases]
 
 

@@ -1,0 +1,141 @@
+"""Ingest: one partition of a dataset into polars, in the declared schema.
+
+Every record of every source file becomes exactly one row. A cell that does not parse as its
+declared type becomes null in the typed frame and a failure ``column|type`` carrying its raw text;
+a record that cannot be split into the header's columns (a ragged CSV row, a broken NDJSON line)
+becomes a row of nulls with a failure ``_row|malformed`` carrying the raw record; a record holding
+bytes that are not valid in the declared encoding becomes a row of nulls with a failure
+``_row|encoding`` whose value is the record's bytes decoded as latin-1 (so
+``value.encode("latin-1")`` gives the bytes back). Before parsing, a column found under one of
+its declared ``aliases`` takes its declared name, and text equal to one of the column's own
+``null_values`` is null (kept as read in the raw text). Nothing here judges quality beyond "did
+it parse".
+
+By job: :mod:`~sluice.ingest.sources` lists and reads a partition's files;
+:mod:`~sluice.ingest.text` splits CSV, NDJSON and Parquet into records;
+:mod:`~sluice.ingest.arrow` brings Arrow types into polars; :mod:`~sluice.ingest.parse` types text
+as declared; :mod:`~sluice.ingest.file` does one file and :func:`ingest` a partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from sluice.config import LoadedSpec, Partition
+from sluice.core.errors import InputError
+from sluice.core.failures import concat_failures
+from sluice.core.frame import PROVENANCE, ROW_ID
+from sluice.ingest.arrow import arrow_to_polars
+from sluice.ingest.file import ingest_file
+from sluice.ingest.parse import column_parser, polars_dtype
+from sluice.ingest.sources import SourceFile, list_source_files
+from sluice.ingest.text import BadRecord, arrow_reader, read_text_records
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What ingest gives: typed rows, their raw text, parse failures and the files read.
+
+    ``frame`` holds the provenance columns then every column of the files: declared ones in their
+    declared type, undeclared ones as text. ``raw`` holds ``_row_id`` and every column as text, as
+    read. ``missing_columns`` are declared columns no file had; ``extra_columns`` are columns of the
+    files the spec does not declare; ``retyped_columns`` are columns the files of the partition
+    hold in different types (column -> file -> type as read): an undeclared one is kept as text.
+    """
+
+    frame: pl.DataFrame
+    raw: pl.DataFrame
+    failures: pl.DataFrame
+    files: tuple[SourceFile, ...]
+    missing_columns: tuple[str, ...]
+    extra_columns: tuple[str, ...]
+    retyped_columns: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def aliases_used(self) -> list[dict[str, str]]:
+        """For the manifest's schema drift: each file that named a column by an alias."""
+        return [
+            {"file": f.path, "column": column, "alias": alias}
+            for f in self.files
+            for column, alias in f.aliases
+        ]
+
+
+def ingest(
+    loaded: LoadedSpec, partition: Partition, files: Sequence[str] | None = None
+) -> Ingested:
+    """Read every file of one partition into one frame in the declared schema."""
+    paths = list(files) if files is not None else list_source_files(loaded, partition)
+    frames, raws, fails, sources = [], [], [], []
+    for p in paths:
+        f, r, x, s = ingest_file(p, loaded)
+        frames.append(f)
+        raws.append(r)
+        fails.append(x)
+        sources.append(s)
+    retyped = _retyped(sources)
+    frames = [_undeclared_as_text(f, r, retyped, loaded) for f, r in zip(frames, raws, strict=True)]
+    try:
+        frame = pl.concat(frames, how="diagonal_relaxed")
+        raw = pl.concat(raws, how="diagonal_relaxed")
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).strip().split("\n", 1)[0]
+        raise InputError(
+            f"{loaded.name} {partition.dirname}: the files' columns cannot be put together "
+            f"({', '.join(paths)}): {first}"
+        ) from None
+    if frame[ROW_ID].n_unique() != frame.height:
+        raise InputError(
+            f"{loaded.name} {partition.dirname}: two source files have identical bytes "
+            f"({', '.join(paths)}); a row would be counted twice"
+        )
+    declared = list(loaded.spec.columns)
+    seen = [c for c in frame.columns if c not in PROVENANCE]
+    missing = tuple(c for c in declared if c not in seen)
+    extra = tuple(c for c in seen if c not in declared)
+    order = [*PROVENANCE, *[c for c in declared if c in seen], *extra]
+    return Ingested(
+        frame=frame.select(order),
+        raw=raw.select([ROW_ID, *[c for c in order if c in raw.columns and c != ROW_ID]]),
+        failures=concat_failures(fails),
+        files=tuple(sources),
+        missing_columns=missing,
+        extra_columns=extra,
+        retyped_columns=retyped,
+    )
+
+
+def _retyped(sources: Sequence[SourceFile]) -> dict[str, dict[str, str]]:
+    """Columns the files hold in more than one type (all-null columns aside): file -> type."""
+    seen: dict[str, dict[str, str]] = {}
+    for source in sources:
+        for column, dtype in source.types:
+            seen.setdefault(column, {})[source.path] = dtype
+    return {c: by_file for c, by_file in seen.items() if len(set(by_file.values())) > 1}
+
+
+def _undeclared_as_text(
+    frame: pl.DataFrame, raw: pl.DataFrame, retyped: dict[str, Any], loaded: LoadedSpec
+) -> pl.DataFrame:
+    """``frame`` with its undeclared columns of ``retyped`` replaced by their text."""
+    text = [c for c in frame.columns if c in retyped and c not in loaded.spec.columns]
+    return frame.with_columns(raw[c] for c in text) if text else frame
+
+
+__all__ = [
+    "BadRecord",
+    "Ingested",
+    "SourceFile",
+    "arrow_reader",
+    "arrow_to_polars",
+    "column_parser",
+    "ingest",
+    "ingest_file",
+    "list_source_files",
+    "polars_dtype",
+    "read_text_records",
+]

@@ -1,0 +1,161 @@
+"""One source file into typed rows, raw text and failures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import polars as pl
+
+from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, is_pattern_name
+from sluice.core.errors import InputError
+from sluice.core.failures import concat_failures, empty_failures, make_failures
+from sluice.core.frame import (
+    MALFORMED,
+    RESERVED_COLUMNS,
+    ROW_ID,
+    SOURCE_FILE,
+    SOURCE_ROW,
+    row_ids,
+)
+from sluice.ingest.parse import _as_text, _parse
+from sluice.ingest.sources import SourceFile, _read_bytes
+from sluice.ingest.text import BadRecord, _read_csv, _read_ndjson, _read_parquet
+
+_HASH_CHUNK = 1 << 20
+
+
+def ingest_file(
+    path: str, loaded: LoadedSpec, *, data: bytes | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, SourceFile]:
+    """Read one source file: (frame, raw, failures, source file), as on :class:`Ingested`."""
+    spec = loaded.spec
+    data = _read_bytes(path) if data is None else data
+    sha = hashlib.sha256(data).hexdigest()
+    fmt = spec.source.format
+    bad: list[BadRecord] = []
+    if fmt == "csv":
+        read, bad = _read_csv(data, spec.source.csv, path)
+    elif fmt == "ndjson":
+        read, bad = _read_ndjson(data, path)
+    else:
+        read = _read_parquet(data, path)
+    clash = [c for c in read.columns if c in RESERVED_COLUMNS]
+    if clash:
+        where = f"{path}:1" if fmt == "csv" else path
+        raise InputError(
+            f"{where}: the source has a column named {clash[0]!r}, a name sluice reserves for "
+            f"its own columns ({', '.join(RESERVED_COLUMNS)}); rename it in the source"
+        )
+    read, aliases = _rename(read, loaded, path)
+    patterned = [c for c in read.columns if is_pattern_name(c)]
+    if patterned:
+        raise InputError(
+            f"{path}: the source has a column named {patterned[0]!r}, which polars reads as a "
+            "pattern, not a column name; declare it in the schema under another name with "
+            f"aliases: [{patterned[0]!r}]"
+        )
+    n = read.height
+    ids = pl.Series(ROW_ID, row_ids(sha, n), dtype=pl.UInt64)
+    prov = pl.DataFrame(
+        {
+            ROW_ID: ids,
+            SOURCE_FILE: pl.Series(SOURCE_FILE, [path] * n, dtype=pl.String),
+            SOURCE_ROW: pl.Series(SOURCE_ROW, np.arange(n, dtype=np.int64)),
+        }
+    )
+    declared = spec.columns
+    text = _as_text(read)
+    raw = pl.concat([ids.to_frame(), text], how="horizontal")
+    parsed, masks = _parse(*_null_tokens((read, text), declared), declared, path)
+    frame = pl.concat([prov, parsed], how="horizontal")
+    parts: list[pl.DataFrame] = []
+    for name in masks.columns:
+        hit = masks[name]
+        if hit.any():
+            parts.append(
+                make_failures(
+                    ids.filter(hit),
+                    column=name,
+                    rule="type",
+                    severity="error",
+                    values=raw[name].filter(hit),
+                    details=json.dumps(
+                        {"expected": _expected(declared[name])}, separators=(",", ":")
+                    ),
+                )
+            )
+    for rule in ("malformed", "encoding"):
+        records = [b for b in bad if b.rule == rule]
+        if records:
+            parts.append(
+                make_failures(
+                    ids.gather([b.row for b in records]),
+                    column=MALFORMED,
+                    rule=rule,
+                    severity="error",
+                    values=[b.text for b in records],
+                    details=json.dumps(_bad_details(rule, fmt, read.width, spec.source.csv)),
+                )
+            )
+    failures = concat_failures(parts) if parts else empty_failures()
+    types = tuple((c, str(read[c].dtype)) for c in read.columns if read[c].dtype != pl.Null)
+    return frame, raw, failures, SourceFile(path, sha, len(data), n, aliases, types)
+
+
+def _rename(
+    read: pl.DataFrame, loaded: LoadedSpec, path: str
+) -> tuple[pl.DataFrame, tuple[tuple[str, str], ...]]:
+    """Source columns named by an alias, renamed to their declared name; and which were."""
+    names: dict[str, str] = {}
+    for column, spec in loaded.spec.columns.items():
+        present = [n for n in (column, *spec.aliases) if n in read.columns]
+        if len(present) > 1:
+            raise InputError(
+                f"{path}: columns {present[0]!r} and {present[1]!r} are both present and both "
+                f"name the declared column {column!r} (its name and schema.{column}.aliases); "
+                "keep one of them in the file or change the aliases"
+            )
+        if present and present[0] != column:
+            names[present[0]] = column
+    if not names:
+        return read, ()
+    return read.rename(names), tuple((c, a) for a, c in names.items())
+
+
+def _null_tokens(
+    frames: tuple[pl.DataFrame, pl.DataFrame], declared: dict[str, ColumnSpec]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The frame as read and its text, with the cells of text columns (CSV fields, NDJSON
+    values, Parquet string and dictionary-encoded string columns) that equal one of their
+    declared column's own null tokens made null."""
+    read, text = frames
+    cols = [
+        c
+        for c in read.columns
+        if c in declared
+        and declared[c].null_values
+        and isinstance(read[c].dtype, pl.String | pl.Categorical | pl.Enum)
+    ]
+    if not cols:
+        return read, text
+    hit = read.select(pl.col(c).cast(pl.String).is_in(declared[c].null_values) for c in cols)
+
+    def nulled(f: pl.DataFrame) -> pl.DataFrame:
+        return f.with_columns(
+            pl.when(hit[c]).then(None).otherwise(pl.col(c)).alias(c) for c in cols
+        )
+
+    return nulled(read), nulled(text)
+
+
+def _expected(spec: ColumnSpec) -> str:
+    return spec.type + (f" ({spec.format})" if spec.format else "")
+
+
+def _bad_details(rule: str, fmt: str, width: int, opts: CsvOptions) -> dict[str, str]:
+    if rule == "encoding":
+        encoding = opts.encoding if fmt == "csv" else "utf8"
+        return {"expected": f"{encoding} text", "value": "the record's bytes read as latin1"}
+    return {"expected": f"{width} fields" if fmt == "csv" else "one JSON object on the line"}

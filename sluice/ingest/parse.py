@@ -1,0 +1,285 @@
+"""Text into the declared types: one parser per column type, ISO-8601 with offsets to UTC."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+
+from sluice.config import ColumnSpec
+from sluice.core.errors import InputError
+
+TRUE_TEXT = ("true", "t", "yes", "y", "1")
+
+
+FALSE_TEXT = ("false", "f", "no", "n", "0")
+
+
+def _text(expr: pl.Expr) -> pl.Expr:
+    return expr.str.strip_chars()
+
+
+Parser = Callable[[pl.Expr], pl.Expr]
+
+
+def column_parser(spec: ColumnSpec) -> Parser:
+    """How text becomes the declared type; a value that does not parse becomes null."""
+    t = spec.type
+    if t == "string":
+        return lambda e: e
+    if t == "int":
+        return lambda e: _text(e).cast(pl.Int64, strict=False)
+    if t == "float":
+        return lambda e: _text(e).cast(pl.Float64, strict=False)
+    if t == "bool":
+        return lambda e: (
+            pl.when(_text(e).str.to_lowercase().is_in(TRUE_TEXT))
+            .then(True)
+            .when(_text(e).str.to_lowercase().is_in(FALSE_TEXT))
+            .then(False)
+            .otherwise(None)
+        )
+    if t == "date":
+        fmt = spec.format or "%Y-%m-%d"
+        return lambda e: e.str.strptime(pl.Date, fmt, strict=False)
+    fmt_dt = spec.format
+    if fmt_dt is None:
+        return _iso_datetime
+    if _OFFSET_DIRECTIVE.search(fmt_dt):
+        return lambda e: e.str.to_datetime(
+            fmt_dt, time_unit="us", time_zone="UTC", strict=False
+        ).dt.replace_time_zone(None)
+    return lambda e: e.str.strptime(pl.Datetime("us"), fmt_dt, strict=False)
+
+
+_OFFSET_DIRECTIVE = re.compile(r"%[-_0^#]?[0-9]*:{0,3}z")
+
+
+_ISO_OFFSET = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+
+
+_ISO_SPACED_OFFSET = r"^(\S+ \S+) ([Zz]|[+-]\d)"
+
+
+_ISO_NO_SECONDS = r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2})($|[Zz+-])"
+
+
+def _iso_datetime(e: pl.Expr) -> pl.Expr:
+    """ISO-8601 text, parsed value by value: a date alone (midnight), ``T`` or a space before
+    the time, seconds and fractional seconds optional (``.`` or ``,``; kept to the
+    microsecond), and an offset (``Z``, ``+01``, ``-0500``, ``-05:00``) converted to UTC. The
+    value is naive: UTC when the text gave an offset, else the wall time as written.
+
+    polars' own reading without a format takes its pattern from a column's first value, which
+    would make one value's reading depend on another's; here every value is read alone.
+    """
+    return e.map_batches(_iso_series, return_dtype=pl.Datetime("us"))
+
+
+def _iso_series(s: pl.Series) -> pl.Series:
+    """:func:`_iso_datetime` on a series.
+
+    Values are routed by their shape, so that no parse runs on values it cannot take (polars
+    is several times slower on a value it refuses): ``YYYY-MM-DD HH:MM:SS`` and a date alone
+    by one fixed format each; every other value, and any those refused, brought to
+    ``YYYY-MM-DD HH:MM:SS[.f][offset]`` and parsed with or without an offset.
+    """
+    text = s.str.strip_chars()
+    text = _where(
+        text,
+        text.str.slice(10, 1).is_in(["T", "t"]),
+        lambda t: (
+            pl.select(pl.concat_str(t.str.slice(0, 10), pl.lit(" "), t.str.slice(11)))
+            .to_series()
+            .alias(t.name)
+        ),
+    )
+    size = text.str.len_bytes()
+    out = pl.Series(s.name, [None] * len(s), dtype=pl.Datetime("us"))
+    out = _where(out, size == 19, lambda _: _strptime(text.filter(size == 19), "%Y-%m-%d %H:%M:%S"))
+    out = _where(out, size == 10, lambda _: _strptime(text.filter(size == 10), "%Y-%m-%d"))
+    left = out.is_null() & text.is_not_null()
+    if not left.any():
+        return out
+    t = text.filter(left)
+    t = _where(t, t.str.contains(",", literal=True), lambda x: x.str.replace_all(",", "."))
+    t = _where(
+        t,
+        t.str.slice(11).str.contains(" ", literal=True),
+        lambda x: x.str.replace(_ISO_SPACED_OFFSET, "${1}${2}"),
+    )
+    t = _where(
+        t, t.str.slice(16, 1) != ":", lambda x: x.str.replace(_ISO_NO_SECONDS, "${1}:00${2}")
+    )
+    aware = t.str.contains(_ISO_OFFSET)
+    got = pl.Series(s.name, [None] * len(t), dtype=pl.Datetime("us"))
+    got = _where(got, ~aware, lambda _: _strptime(t.filter(~aware), "%Y-%m-%d %H:%M:%S%.f"))
+    got = _where(got, aware, lambda _: _strptime(t.filter(aware), "%Y-%m-%d %H:%M:%S%.f%#z"))
+    return out.scatter(left.arg_true(), got)
+
+
+def _where(
+    values: pl.Series, mask: pl.Series, change: Callable[[pl.Series], pl.Series]
+) -> pl.Series:
+    """``values`` with the entries where ``mask`` holds replaced by ``change`` of them."""
+    mask = mask.fill_null(False)
+    if not mask.any():
+        return values
+    return values.scatter(mask.arg_true(), change(values.filter(mask)))
+
+
+def _strptime(text: pl.Series, fmt: str) -> pl.Series:
+    """Text in one fixed format as naive datetimes; an offset (``%#z``) converted to UTC."""
+    if "%#z" not in fmt:
+        return text.str.strptime(pl.Datetime("us"), fmt, strict=False)
+    aware = text.str.to_datetime(fmt, time_unit="us", time_zone="UTC", strict=False)
+    return aware.dt.replace_time_zone(None)
+
+
+_TARGET: dict[str, pl.DataType] = {
+    "string": pl.String(),
+    "int": pl.Int64(),
+    "float": pl.Float64(),
+    "bool": pl.Boolean(),
+    "date": pl.Date(),
+    "datetime": pl.Datetime("us"),
+}
+
+
+def polars_dtype(spec: ColumnSpec) -> pl.DataType:
+    """The polars type a declared column has in the typed frame."""
+    return _TARGET[spec.type]
+
+
+def _native(dtype: pl.DataType, spec: ColumnSpec | None) -> bool:
+    """Whether a column's own type converts to its declared type without going through text."""
+    if spec is None or dtype == pl.String:
+        return True
+    if dtype.is_nested() or dtype in (pl.Binary, pl.Object):
+        return False
+    target = _TARGET[spec.type]
+    return (
+        dtype == target
+        or spec.type == "string"
+        or (spec.type in ("int", "float") and dtype.is_numeric())
+        or (spec.type == "datetime" and dtype in (pl.Date, pl.Datetime))
+    )
+
+
+def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec) -> pl.Expr:
+    """The typed value of a column; a cell that does not parse becomes null."""
+    col = pl.col(name)
+    target = _TARGET[spec.type]
+    if dtype == pl.String:
+        value = column_parser(spec)(col)
+    elif dtype == target:
+        value = col
+    elif spec.type == "string":
+        value = col.cast(pl.String)
+    elif spec.type in ("int", "float") and dtype.is_numeric():
+        value = col.cast(target, strict=False)
+        if spec.type == "int" and dtype.is_float():
+            value = pl.when(col == col.round(0)).then(value).otherwise(None)
+    elif spec.type == "datetime" and isinstance(dtype, pl.Datetime) and dtype.time_zone:
+        value = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None).cast(target)
+    elif spec.type == "datetime" and dtype in (pl.Date, pl.Datetime):
+        value = col.cast(target)
+    else:
+        value = column_parser(spec)(col.cast(pl.String, strict=False))
+    if spec.type == "float":
+        value = pl.when(value.is_finite()).then(value).otherwise(None)
+    return value.alias(name)
+
+
+def _parse(
+    read: pl.DataFrame, text: pl.DataFrame, declared: dict[str, ColumnSpec], path: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Typed columns, and masks of the declared cells that are not null but did not parse.
+
+    Columns whose own type does not convert to the declared one go through their text (bytes
+    only when they are UTF-8). Should polars still refuse a conversion, every column is parsed
+    from its text instead.
+    """
+
+    def as_text(c: str) -> pl.Expr | pl.Series:
+        if read[c].dtype == pl.Binary:
+            return pl.col(c).map_elements(_utf8_or_none, return_dtype=pl.String)
+        return text[c]
+
+    native = read.with_columns(
+        as_text(c) for c in read.columns if not _native(read[c].dtype, declared.get(c))
+    )
+    everything = read.with_columns(as_text(c) for c in read.columns if read[c].dtype != pl.String)
+    for attempt in (native, everything):
+        try:
+            parsed = attempt.select(
+                _typed(c, attempt[c].dtype, declared[c]) if c in declared else pl.col(c)
+                for c in attempt.columns
+            )
+        except pl.exceptions.PolarsError:
+            continue
+        masks = pl.DataFrame(
+            [
+                (read[c].is_not_null() & parsed[c].is_null()).alias(c)
+                for c in read.columns
+                if c in declared
+            ]
+        )
+        return parsed, masks
+    raise InputError(f"{path}: cannot convert the columns to their declared types")
+
+
+def _text_of(series: pl.Series) -> pl.Expr | pl.Series:
+    dtype = series.dtype
+    if dtype.is_nested() or dtype == pl.Object:
+        # from Python values: map_elements hands a list cell over as a Series
+        values = [None if v is None else _json_text(_plain(v)) for v in series.to_list()]
+        return pl.Series(series.name, values, dtype=pl.String)
+    if dtype == pl.Binary:
+        return pl.col(series.name).map_elements(_bytes_text, return_dtype=pl.String)
+    return pl.col(series.name).cast(pl.String)
+
+
+def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every column as text: nested values as compact JSON, bytes as UTF-8 or else latin-1."""
+    exprs = [_text_of(frame[c]) for c in frame.columns if frame[c].dtype != pl.String]
+    try:
+        return frame.with_columns(exprs)
+    except pl.exceptions.PolarsError:
+        return frame.with_columns(
+            pl.col(c).map_elements(str, return_dtype=pl.String)
+            for c in frame.columns
+            if frame[c].dtype != pl.String
+        )
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _utf8_or_none(value: bytes) -> str | None:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _bytes_text(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
+def _plain(value: Any) -> Any:
+    """A Python value from Arrow as JSON-able data (bytes as text, maps' pairs as lists)."""
+    if isinstance(value, bytes):
+        return _bytes_text(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,316 @@
+"""Reading records: CSV (a fast path through Arrow, an exact path record by record), NDJSON and
+Parquet, keeping every record, also the ones that cannot be split or decoded."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from typing import Any, NamedTuple
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from sluice.config import CsvOptions
+from sluice.core.errors import InputError
+from sluice.ingest.arrow import arrow_to_polars
+from sluice.ingest.parse import _json_text
+
+_HEAD_BYTES = 1 << 16
+
+
+_BAD_BYTE = re.compile("[\udc80-\udcff]")
+
+
+_EOF = "\ue000sluice-end-of-file\ue001"
+
+
+_FIELD_LIMIT = 2**31 - 1
+
+
+class BadRecord(NamedTuple):
+    """A record kept as a row of nulls: its row number, raw text and rule (malformed, encoding)."""
+
+    row: int
+    text: str
+    rule: str
+
+
+def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
+    """pyarrow's multi-threaded reader, all columns as text; None when any record is malformed
+    (pyarrow then raises: no Python ``invalid_row_handler``, see :func:`arrow_reader`).
+
+    A sentinel record appended after the last line must come back as the last row: pyarrow
+    silently lets a quoted field opened on the last record run to the end of the file, and that
+    field would swallow the sentinel. Also None for bytes invalid in the file's encoding. In
+    every such case the exact reader decides.
+    """
+    header = _csv_header(data, opts, path)
+    if not _valid(data, opts):
+        return None
+    codec = _codec(opts)
+    mark = "".join(c for c in "sluiceEndOfFile7319" if c not in (opts.delimiter, opts.quote_char))
+    sentinel = [mark] * len(header)
+    tail = opts.delimiter.join(sentinel).encode(codec)
+    end = b"" if not data or data.endswith((b"\n", b"\r")) else b"\n"
+    try:
+        table = pacsv.read_csv(
+            arrow_reader(data, end + tail + b"\n"),
+            read_options=pacsv.ReadOptions(encoding=codec, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(
+                delimiter=opts.delimiter, quote_char=opts.quote_char, newlines_in_values=True
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()),
+                null_values=opts.null_values,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError):
+        return None
+    if table.column_names != header or table.num_rows == 0:
+        return None
+    if list(table.slice(table.num_rows - 1).to_pylist()[0].values()) != sentinel:
+        return None
+    return _from_arrow(table.slice(0, table.num_rows - 1))
+
+
+def arrow_reader(*parts: bytes) -> pa.BufferReader:
+    """A reader of the ``parts`` one after the other, for pyarrow, that holds no Python object.
+
+    pyarrow's threaded readers may drop their last reference to the input (and to any Python
+    callback) on one of Arrow's worker threads after the read returned. When that object is
+    Python's (``io.BytesIO``, a buffer over ``bytes``, an ``invalid_row_handler``), the worker
+    must take the GIL; if the interpreter is exiting by then, Python ends the thread with
+    ``pthread_exit``, which unwinds through C++ ``noexcept`` frames and aborts the process
+    ("terminate called without an active exception", SIGABRT). A copy into Arrow's own memory
+    needs no GIL to release.
+    """
+    sink = pa.BufferOutputStream()
+    for part in parts:
+        sink.write(part)
+    return pa.BufferReader(sink.getvalue())
+
+
+def _from_arrow(table: pa.Table) -> pl.DataFrame:
+    """A polars frame of an Arrow table, keeping column names polars would replace (``""``)."""
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    if frame.columns != table.column_names:
+        frame.columns = table.column_names
+    return frame
+
+
+def _valid(data: bytes, opts: CsvOptions) -> bool:
+    """Whether every byte is valid in the encoding (pyarrow's handler of ragged rows would fail
+    decoding one that is not, and print the error)."""
+    try:
+        data.decode(_codec(opts))
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _codec(opts: CsvOptions) -> str:
+    return {"utf8": "utf8", "utf-8": "utf8", "latin1": "latin1", "cp1252": "cp1252"}[opts.encoding]
+
+
+def _decode(data: bytes, codec: str) -> tuple[str, bool]:
+    """Text and whether some bytes were not valid; those are kept as lone surrogates."""
+    codec = "utf-8-sig" if codec == "utf8" else codec
+    try:
+        return data.decode(codec), False
+    except UnicodeDecodeError:
+        return data.decode(codec, "surrogateescape"), True
+
+
+def _as_latin1(text: str, codec: str) -> str:
+    """Text holding undecodable bytes (as surrogates) as the latin-1 reading of its bytes."""
+    return text.encode(codec, "surrogateescape").decode("latin-1")
+
+
+def _check_header(header: list[str], opts: CsvOptions, path: str, line: int) -> list[str]:
+    for name in header:
+        hit = _BAD_BYTE.search(name)
+        if hit is not None:
+            byte = hit.group().encode(_codec(opts), "surrogateescape")
+            raise InputError(
+                f"{path}:{line}: the header holds bytes that are not valid {opts.encoding} "
+                f"(found {byte!r} in {_as_latin1(name, _codec(opts))!r}); set "
+                "source.csv.encoding to the file's encoding (utf8, latin1, cp1252)"
+            )
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise InputError(f"{path}:{line}: duplicate column names in the header: {', '.join(dupes)}")
+    return header
+
+
+def _first_record(reader: Any) -> tuple[list[str], int]:
+    for record in reader:
+        if record:
+            return record, reader.line_num
+    return [], reader.line_num
+
+
+def _csv_header(data: bytes, opts: CsvOptions, path: str) -> list[str]:
+    text, _ = _decode(data[:_HEAD_BYTES], _codec(opts))
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=opts.delimiter, quotechar=opts.quote_char
+    )
+    try:
+        header, line = _first_record(reader)
+    except csv.Error as exc:
+        raise InputError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+    if not header or all(not h.strip() for h in header):
+        raise InputError(f"{path}:1: no header row (the file is empty)")
+    return _check_header(header, opts, path, line)
+
+
+def _csv_exact(data: bytes, opts: CsvOptions, path: str) -> tuple[pl.DataFrame, list[BadRecord]]:
+    """The standard library's reader: exact record numbers, bad records kept with their raw text.
+
+    A marker appended after the last line tells whether the file ends inside a quoted field: the
+    standard library then silently returns the rest of the file as one field.
+    """
+    codec = _codec(opts)
+    text, lossy = _decode(data, codec)
+    end = "" if not text or text.endswith(("\n", "\r")) else "\n"
+    lines = io.StringIO(text + end + _EOF, newline="").readlines()
+    csv.field_size_limit(_FIELD_LIMIT)
+    reader = csv.reader(iter(lines), delimiter=opts.delimiter, quotechar=opts.quote_char)
+    try:
+        header, start = _first_record(reader)
+        if header == [_EOF] or not header or all(not h.strip() for h in header):
+            raise InputError(f"{path}:1: no header row (the file is empty)")
+        if header[-1].endswith(_EOF):
+            raise InputError(f"{path}:1: the header opens a quoted field that is never closed")
+        _check_header(header, opts, path, start)
+        width = len(header)
+        nulls = set(opts.null_values)
+        columns: list[list[str | None]] = [[] for _ in header]
+        bad: list[BadRecord] = []
+        for record in reader:
+            first, start = start + 1, reader.line_num
+            if record == [_EOF]:
+                break
+            if not record:
+                continue
+            if record[-1].endswith(_EOF):
+                raise InputError(
+                    f"{path}:{first}: a quoted field opened on this record is never closed "
+                    "(it would swallow every line after it)"
+                )
+            raw = "".join(lines[first - 1 : start]).rstrip("\r\n")
+            if lossy and _BAD_BYTE.search(raw):
+                bad.append(BadRecord(len(columns[0]), _as_latin1(raw, codec), "encoding"))
+            elif len(record) != width:
+                bad.append(BadRecord(len(columns[0]), raw, "malformed"))
+            else:
+                for col, value in zip(columns, record, strict=True):
+                    col.append(None if value in nulls else value)
+                continue
+            for col in columns:
+                col.append(None)
+    except csv.Error as exc:
+        raise InputError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+    frame = pl.DataFrame(
+        {h: pl.Series(h, c, dtype=pl.String) for h, c in zip(header, columns, strict=True)}
+    )
+    return frame, bad
+
+
+def _read_csv(data: bytes, opts: CsvOptions, path: str) -> tuple[pl.DataFrame, list[BadRecord]]:
+    fast = _csv_fast(data, opts, path)
+    if fast is not None:
+        return fast, []
+    return _csv_exact(data, opts, path)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("a key appears twice in one object")
+    return out
+
+
+def _read_ndjson(data: bytes, path: str) -> tuple[pl.DataFrame, list[BadRecord]]:
+    """One JSON object a line; values become text (objects and arrays as compact JSON).
+
+    Lines end at ``\\n`` only (JSON strings may hold U+2028 and other separators). A line that is
+    not one JSON object with distinct keys is malformed; a line with bytes that are not UTF-8 is
+    an encoding failure.
+    """
+    text, lossy = _decode(data, "utf8")
+    records: list[dict[str, Any] | None] = []
+    bad: list[BadRecord] = []
+    first_bad: tuple[int, str] | None = None
+    keys: dict[str, None] = {}
+    for lineno, ended in enumerate(text.split("\n"), start=1):
+        line = ended.removesuffix("\r")
+        if not line.strip():
+            continue
+        if lossy and _BAD_BYTE.search(line):
+            bad.append(BadRecord(len(records), _as_latin1(line, "utf8"), "encoding"))
+            records.append(None)
+            first_bad = first_bad or (lineno, "holds bytes that are not valid UTF-8")
+            continue
+        obj: Any = None
+        why = "is not a JSON object"
+        try:
+            obj = json.loads(line, object_pairs_hook=_unique_keys)
+        except (ValueError, RecursionError) as exc:
+            why = str(exc).split("\n", 1)[0]
+        if not isinstance(obj, dict):
+            bad.append(BadRecord(len(records), line, "malformed"))
+            records.append(None)
+            first_bad = first_bad or (lineno, why)
+            continue
+        keys.update(dict.fromkeys(obj))
+        records.append(obj)
+    if not keys:
+        if first_bad is not None:
+            raise InputError(
+                f"{path}:{first_bad[0]}: no line holds a JSON object (line {first_bad[0]}: "
+                f"{first_bad[1][:200]})"
+            )
+        raise InputError(f"{path}: no JSON object lines (the file is empty or holds no records)")
+    cols: dict[str, list[str | None]] = {k: [] for k in keys}
+    for rec in records:
+        for k, out in cols.items():
+            v = None if rec is None else rec.get(k)
+            out.append(None if v is None else v if isinstance(v, str) else _json_text(v))
+    return pl.DataFrame({k: pl.Series(k, v, dtype=pl.String) for k, v in cols.items()}), bad
+
+
+def read_text_records(
+    data: bytes, fmt: str, path: str, csv_options: CsvOptions | None = None
+) -> tuple[pl.DataFrame, list[BadRecord]]:
+    """CSV or NDJSON bytes as ingest reads them: every column as text, and the bad records.
+
+    The frame has one row per record (a bad record is a row of nulls at ``BadRecord.row``, a
+    0-based position). Raises ``InputError`` naming ``path`` and the line for what stops a run
+    (no header, a duplicate or undecodable header, an unclosed quote, no JSON object at all).
+    """
+    if fmt == "csv":
+        return _read_csv(data, csv_options or CsvOptions(), path)
+    if fmt == "ndjson":
+        return _read_ndjson(data, path)
+    raise ValueError(f"read_text_records reads csv or ndjson, not {fmt!r}")
+
+
+def _read_parquet(data: bytes, path: str) -> pl.DataFrame:
+    try:
+        source = pq.ParquetFile(arrow_reader(data))
+        names = source.schema_arrow.names
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise InputError(f"{path}: duplicate column names: {', '.join(dupes)}")
+        table = source.read()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        first = str(exc).strip().split("\n", 1)[0] or type(exc).__name__
+        raise InputError(f"{path}: not a readable Parquet file: {first}") from None
+    return arrow_to_polars(table, path)[0]
