@@ -42,7 +42,7 @@ from typing import Any
 
 import polars as pl
 
-from sluice.core.errors import SluiceError
+from sluice.core.errors import EXIT_INTERNAL, SluiceError
 from sluice.core.files import Unverified, file_sha256, read_verified
 
 PARQUET_NAME = "part-00000.parquet"
@@ -67,7 +67,7 @@ class PartitionBusy(OutputError):
 class ConservationError(SluiceError):
     """The files staged for a commit do not hold every input row exactly once: nothing moves."""
 
-    exit_code = 3
+    exit_code = EXIT_INTERNAL
 
 
 class NotCommitted(SluiceError):

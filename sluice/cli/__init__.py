@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+from sluice.core.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK
 
 
 def _date(text: str) -> dt.date:

@@ -30,13 +30,12 @@ from expectations.engine import validate
 from expectations.failures import failures_from_outcomes, verdict_state
 from expectations.results import ExpectationOutcome
 from expectations.suite import check_columns, load_suite
-from sluice.core.errors import InputError, SluiceError
+from sluice.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, InputError, SluiceError
 from sluice.core.files import input_error, read_regular
 from sluice.core.frame import ENGINE_CHOICES, ROW_ID, EngineChoice
 from sluice.core.values import json_safe
 from sluice.ingest import BadRecord, arrow_reader, arrow_to_polars, read_text_records
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_NESTING = 60  # pyarrow, which GX goes through, stops at 64 levels
 INFER_ROWS = 10_000
 FORMATS: dict[str, str] = {

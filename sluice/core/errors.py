@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+"""Exit codes of every command: done; a check failed (the run's verdict); a usage, configuration
+or input error (nothing was written); an internal error (a bug: the traceback is printed)."""
+
 
 class SluiceError(Exception):
     """Base class: an error with a message meant for the person running sluice."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class ConfigError(SluiceError):
@@ -52,7 +56,7 @@ class InputError(SluiceError):
 class RunFailed(SluiceError):
     """A run's verdict is ``failed``: its outputs are written, its causes are in ``summary``."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
     def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
         super().__init__(message)

@@ -17,7 +17,8 @@ from typing import IO
 
 import pytest
 
-from sluice.cli import COMMANDS, EXIT_INTERNAL, _chosen, _parser, main
+from sluice.cli import COMMANDS, _chosen, _parser, main
+from sluice.core.errors import EXIT_INTERNAL
 from sluice.preflight import PROTOCOL_EXTRAS
 from tests.conftest import ROOT, SpecFactory, tiny_suite
 
@@ -145,7 +146,6 @@ def test_a_broken_configuration_is_refused_before_prefect_is_imported(
     assert "Traceback" not in ran.err
     assert ran.network == ""
     assert not (tmp_path / "out").exists()
-    assert ran.seconds < 10, f"a {what} error took {ran.seconds:.1f} s"
 
 
 @pytest.mark.parametrize(

@@ -14,17 +14,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import sluice.cli.validate as validate_file_module
-from sluice.cli.validate import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
-    MAX_NESTING,
-    add_arguments,
-    main,
-    read_data,
-    validate_file,
-)
-from sluice.core.errors import InputError
+from sluice.cli.validate import MAX_NESTING, add_arguments, main, read_data, validate_file
+from sluice.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, InputError
 from sluice.core.failures import FAILURE_SCHEMA
 
 FRAME = pl.DataFrame(
