@@ -26,7 +26,7 @@ from detectors.base import Detector, FloatArray
 from detectors.features import FeaturePreparer
 from detectors.spec import DetectorSpec
 from sluice.core.errors import ConfigError
-from sluice.core.files import config_error, iter_regular, read_regular
+from sluice.core.files import config_error, iter_regular, read_regular, sha256_hex
 from sluice.core.versions import version
 
 FORMAT = "sluice-model/3"  # 3: thresholds from held-out scores (calibration_), no contamination
@@ -70,7 +70,7 @@ def save_model(model: FittedModel, path: Path | str) -> str:
         "threshold_method": model.detector.calibration_,
         "n_fit": int(model.detector.n_fit_),
         "versions": library_versions(),
-        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        "payload_sha256": sha256_hex(payload),
         "provenance": model.provenance,
     }
     buf = io.BytesIO()
@@ -87,7 +87,7 @@ def save_model(model: FittedModel, path: Path | str) -> str:
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_bytes(buf.getvalue())
     tmp.replace(target)
-    return hashlib.sha256(buf.getvalue()).hexdigest()
+    return sha256_hex(buf.getvalue())
 
 
 def check_model_file(path: Path | str, expected_sha256: str | None, *, key: str) -> None:
@@ -124,7 +124,7 @@ def load_model(path: Path | str, spec: DetectorSpec, *, expected_sha256: str | N
             allowed="the sha256 printed when the model was saved",
         )
     raw = read_regular(p, config_error(p, "saved model", "model"))
-    actual = hashlib.sha256(raw).hexdigest()
+    actual = sha256_hex(raw)
     if actual != expected_sha256.lower():
         raise _refuse(
             "file hash does not match",
@@ -147,12 +147,12 @@ def load_model(path: Path | str, spec: DetectorSpec, *, expected_sha256: str | N
             found=meta.get("format"),
             allowed=FORMAT,
         )
-    if hashlib.sha256(payload).hexdigest() != meta.get("payload_sha256"):
+    if sha256_hex(payload) != meta.get("payload_sha256"):
         raise _refuse(
             "payload hash does not match its header",
             p,
             key="payload_sha256",
-            found=hashlib.sha256(payload).hexdigest(),
+            found=sha256_hex(payload),
             allowed=str(meta.get("payload_sha256")),
         )
     if meta.get("detector") != spec.detector_name:

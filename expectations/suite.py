@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import difflib
-import hashlib
 import json
 import re
 from collections.abc import Callable, Collection, Mapping
@@ -45,7 +44,7 @@ from expectations.polars_engine.row_condition import (
 from expectations.results import DuplicatePolicy, ExpectationEntry, Suite
 from sluice.core.errors import ConfigError
 from sluice.core.failures import SEVERITIES, Severity
-from sluice.core.files import SUITE_LIMIT, config_error, read_regular
+from sluice.core.files import SUITE_LIMIT, config_error, read_regular, sha256_hex
 
 UNIQUENESS_TYPES: frozenset[str] = frozenset(
     {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
@@ -126,7 +125,7 @@ def load_suite(
     return _build(
         data,
         path=p,
-        sha256=hashlib.sha256(raw).hexdigest(),
+        sha256=sha256_hex(raw),
         line_of=line_of,
         columns=columns,
         parameters=parameters,
@@ -207,7 +206,7 @@ def suite_from_dict(
     return _build(
         copy.deepcopy(data),
         path=Path(path) if path is not None else None,
-        sha256=hashlib.sha256(canonical.encode()).hexdigest(),
+        sha256=sha256_hex(canonical.encode()),
         line_of=lambda key: None,
         columns=columns,
         parameters=parameters,

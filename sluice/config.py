@@ -7,7 +7,6 @@ Relative paths in a spec are relative to the spec file's folder. Path strings ma
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from pydantic import (
 
 from detectors.spec import DetectorSpec
 from sluice.core.errors import ConfigError
-from sluice.core.files import SPEC_LIMIT, config_error, read_regular
+from sluice.core.files import SPEC_LIMIT, config_error, read_regular, sha256_hex
 
 ColumnType = Literal["string", "int", "float", "bool", "date", "datetime"]
 COLUMN_TYPES: tuple[str, ...] = ("string", "int", "float", "bool", "date", "datetime")
@@ -902,7 +901,7 @@ def load_spec(path: str | Path) -> LoadedSpec:
             err["msg"], file=p, line=line, key=key, found=found, allowed=_allowed_for(err)
         ) from None
     lines = {k: _node_line(tree, tuple(k.split("."))) for k in PATH_KEYS}
-    loaded = LoadedSpec(spec, p.resolve(), hashlib.sha256(raw).hexdigest(), lines)
+    loaded = LoadedSpec(spec, p.resolve(), sha256_hex(raw), lines)
     loaded.check_paths()
     return loaded
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
@@ -11,6 +10,7 @@ import polars as pl
 from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, is_pattern_name
 from sluice.core.errors import InputError
 from sluice.core.failures import concat_failures, empty_failures, make_failures
+from sluice.core.files import sha256_hex
 from sluice.core.frame import (
     MALFORMED,
     RESERVED_COLUMNS,
@@ -32,7 +32,7 @@ def ingest_file(
     """Read one source file: (frame, raw, failures, source file), as on :class:`Ingested`."""
     spec = loaded.spec
     data = _read_bytes(path) if data is None else data
-    sha = hashlib.sha256(data).hexdigest()
+    sha = sha256_hex(data)
     fmt = spec.source.format
     bad: list[BadRecord] = []
     if fmt == "csv":

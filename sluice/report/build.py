@@ -308,7 +308,7 @@ def rebuild_report(
     before the partition or sluice changed since) to ``report.rebuilt.html`` beside it, so the
     file the manifest vouches for stays as it was.
     """
-    from sluice.core.files import file_sha256
+    from sluice.core.files import file_sha256, sha256_hex
     from sluice.report.html import render
 
     loaded = find_spec(dataset)
@@ -340,9 +340,7 @@ def rebuild_report(
     target = folder / REPORT_NAME
     matches: bool | None = None
     if recorded is not None:
-        import hashlib
-
-        matches = hashlib.sha256(text.encode("utf-8")).hexdigest() == recorded.get("sha256")
+        matches = sha256_hex(text.encode("utf-8")) == recorded.get("sha256")
         if not matches:
             target = folder / REBUILT_NAME
         elif target.exists() and file_sha256(target) == recorded.get("sha256"):
