@@ -213,6 +213,17 @@ def test_templates_are_package_data() -> None:
     assert env.autoescape is True
 
 
+def test_only_literals_are_marked_safe() -> None:
+    """``|safe`` switches escaping off: the templates use it on their own literals only."""
+    folder = resources.files("sluice.report") / "templates"
+    for t in folder.iterdir():
+        text = t.read_text(encoding="utf-8")
+        for m in re.finditer(r"\|\s*safe\b", text):
+            before = text[: m.start()].rstrip()
+            assert before.endswith(("'", '"')), f"{t.name}: |safe on a value: {before[-60:]}"
+        assert "autoescape false" not in text
+
+
 def test_an_undefined_variable_is_an_error_not_an_empty_report() -> None:
     env = html.environment()
     template = env.from_string("{{ verdict.missing }}")
