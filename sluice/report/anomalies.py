@@ -28,12 +28,12 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from scipy import stats
 
 from sluice.report.history import Baseline, age_span
 
 MetricKind = Literal["count", "rate", "level"]
 Status = Literal["alarm", "ok", "learning"]
-MAD_SCALE = 1.4826
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = tuple(dt.date(2000, m, 1).strftime("%B") for m in range(1, 13))
 
@@ -64,8 +64,13 @@ class Band:
 
 
 def _spread(values: Sequence[float]) -> float:
+    """The robust standard deviation (the median absolute deviation scaled to a normal's sd)
+    of the finite values; 0 when there are none (the band's floors then decide)."""
     v = np.asarray(values, dtype=np.float64)
-    return MAD_SCALE * float(np.median(np.abs(v - np.median(v)))) if v.size else 0.0
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 0.0
+    return float(stats.median_abs_deviation(v, scale="normal"))
 
 
 def band(

@@ -24,7 +24,6 @@ before this partition``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -124,21 +123,36 @@ def psi(current: Sequence[float], reference: Sequence[float]) -> float:
     return float(np.sum((c - r) * np.log(c / r)))
 
 
-def wasserstein(u: FloatArray, v: FloatArray) -> float:
-    """The 1-Wasserstein (earth mover's) distance of two samples: the area between their CDFs."""
-    u, v = np.sort(u), np.sort(v)
-    both = np.sort(np.concatenate([u, v]))
-    cu = np.searchsorted(u, both[:-1], side="right") / u.size
-    cv = np.searchsorted(v, both[:-1], side="right") / v.size
-    return float(np.sum(np.abs(cu - cv) * np.diff(both)))
+def finite(values: FloatArray) -> FloatArray:
+    """The finite values of a sample: NaN and ±inf have no place on a distribution's axis."""
+    kept: FloatArray = values[np.isfinite(values)]
+    return kept
+
+
+def wasserstein(u: FloatArray, v: FloatArray) -> float | None:
+    """The 1-Wasserstein (earth mover's) distance of two samples (the area between their CDFs,
+    :func:`scipy.stats.wasserstein_distance`) over their finite values; ``None`` when either
+    has none."""
+    u, v = finite(u), finite(v)
+    if u.size == 0 or v.size == 0:
+        return None
+    return float(stats.wasserstein_distance(u, v))
 
 
 def numeric_drift(
     current: FloatArray, reference: FloatArray, n_tests: int, policy: DriftPolicy = DriftPolicy()
-) -> tuple[Test, float, float | None, bool, float | None]:
-    """``(test, statistic, p_value, drifted, wasserstein_in_sd)`` for two numeric samples."""
+) -> tuple[Test, float | None, float | None, bool, float | None]:
+    """``(test, statistic, p_value, drifted, wasserstein_in_sd)`` for two numeric samples.
+
+    NaN and ±inf are left out, as nulls are; with no finite value on either side nothing is
+    tested: ``("", None, None, False, None)``.
+    """
+    current, reference = finite(current), finite(reference)
+    if current.size == 0 or reference.size == 0:
+        return "", None, None, False, None
     sd = float(np.std(reference))
-    w = wasserstein(current, reference) / sd if sd > 0 else None
+    w = wasserstein(current, reference)
+    w = w / sd if w is not None and sd > 0 else None
     if min(current.size, reference.size) < policy.large:
         res = stats.ks_2samp(current, reference)
         d, p = float(res.statistic), float(res.pvalue)
@@ -167,7 +181,12 @@ def _category_counts(
 def categorical_drift(
     current: pl.Series, reference: pl.Series, n_tests: int, policy: DriftPolicy = DriftPolicy()
 ) -> tuple[Test, float, float | None, bool, Categories]:
-    """``(test, statistic, p_value, drifted, counts)`` for two categorical samples."""
+    """``(test, statistic, p_value, drifted, counts)`` for two categorical samples.
+
+    Small samples: the chi-square test of homogeneity (:func:`scipy.stats.chi2_contingency`, with
+    Yates' correction on a 2x2 table) for the p-value and Cramér's V
+    (:func:`scipy.stats.contingency.association`, uncorrected) for the effect size.
+    """
     labels, c, r = _category_counts(
         current.cast(pl.String).rename("v"),
         reference.cast(pl.String).rename("v"),
@@ -179,8 +198,10 @@ def categorical_drift(
         table = np.vstack([c[keep], r[keep]])
         if table.shape[1] < 2:
             return "chi2", 0.0, 1.0, False, counts
-        chi2, p, _, _ = stats.chi2_contingency(table)
-        v = math.sqrt(float(chi2) / table.sum())
+        p = stats.chi2_contingency(table).pvalue
+        # association() takes integer counts only (a float table is a ValueError)
+        counts_table = np.rint(table).astype(np.int64)
+        v = float(stats.contingency.association(counts_table, method="cramer"))
         drifted = float(p) < policy.alpha / max(n_tests, 1) and v >= policy.min_cramers_v
         return "chi2", v, float(p), drifted, counts
     value = psi(c.tolist(), r.tolist())
@@ -358,6 +379,7 @@ def _detect_drift(
             continue
         plans.append((col, cur, ref, parts))
     n_tests = len(plans)
+    stat: float | None
     for col, cur, ref, parts in plans:
         if _is_categorical(cur, ref, policy):
             test, stat, p, drifted, counts = categorical_drift(cur, ref, n_tests, policy)
@@ -369,6 +391,12 @@ def _detect_drift(
         c = cur.cast(pl.Float64).to_numpy()
         r = ref.cast(pl.Float64).to_numpy()
         test, stat, p, drifted, w = numeric_drift(c, r, n_tests, policy)
+        if not test:
+            out[col] = DriftResult(
+                col, "skipped", "", None, None, None, len(cur), len(ref), parts, False,
+                "not enough data: no finite values to compare",
+            )  # fmt: skip
+            continue
         edges = hist_edges(np.concatenate([c, r]), HIST_BINS)
         out[col] = DriftResult(
             col, "numeric", test, stat, p, w, len(cur), len(ref), parts, drifted,

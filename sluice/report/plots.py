@@ -1,20 +1,22 @@
 """Plots as inline SVG: no script, no network, readable when printed.
 
-Each function takes numbers already measured and returns one ``<svg class="plot">`` element;
-labels are escaped by :mod:`sluice.report.markup`. Hovering a bar or point shows its value
-(an SVG ``<title>``).
+Each function takes numbers already measured and returns a :class:`Plot`: the geometry of one
+``<svg class="plot">`` element as shapes with their attributes, computed here; the template macro
+``svg`` in ``templates/macros.html.j2`` writes it, escaping every label and attribute value.
+Hovering a bar or point shows its value (an SVG ``<title>``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from sluice.report.markup import Safe, el, fmt_num, join
+from sluice.report.markup import fmt_num
 
 CLEAN = "#2b6cb0"
 QUARANTINE = "#dd6b20"
@@ -34,25 +36,44 @@ class Series:
     color: str
 
 
-def _svg(width: int, height: int, label: str, *children: object) -> Safe:
-    return el(
-        "svg",
-        {
-            "class": "plot",
-            "xmlns": "http://www.w3.org/2000/svg",
-            "width": width,
-            "height": height,
-            "viewBox": f"0 0 {width} {height}",
-            "role": "img",
-            "aria-label": label,
-        },
-        el("title", None, label),
-        *children,
-    )
+Tag = Literal["line", "rect", "text", "polyline", "circle"]
+Attrs = dict[str, str | int | float]
 
 
-def _text(x: float, y: float, text: str, anchor: str = "start", **extra: object) -> Safe:
-    attrs: dict[str, object] = {
+@dataclass(frozen=True)
+class Shape:
+    """One SVG element: its tag, attributes in the order written, a hover title and text."""
+
+    tag: Tag
+    attrs: Attrs
+    title: str | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One inline SVG plot: its size, its accessible label and its shapes, drawn in order."""
+
+    width: int
+    height: int
+    label: str
+    shapes: list[Shape] = field(default_factory=list)
+
+
+def el(tag: Tag, attrs: Attrs, title: str | None = None) -> Shape:
+    """A shape with an optional hover title."""
+    return Shape(tag, attrs, title)
+
+
+def _svg(width: int, height: int, label: str, *children: Shape | list[Shape]) -> Plot:
+    shapes: list[Shape] = []
+    for c in children:
+        shapes.extend(c if isinstance(c, list) else [c])
+    return Plot(width, height, label, shapes)
+
+
+def _text(x: float, y: float, text: str, anchor: str = "start", **extra: str) -> Shape:
+    attrs: Attrs = {
         "x": f"{x:.1f}",
         "y": f"{y:.1f}",
         "font-size": FONT,
@@ -60,16 +81,16 @@ def _text(x: float, y: float, text: str, anchor: str = "start", **extra: object)
         "text-anchor": anchor,
     }
     attrs.update(extra)
-    return el("text", attrs, text)
+    return Shape("text", attrs, None, text)
 
 
-def _legend(series: Sequence[Series], x: float, y: float) -> Safe:
+def _legend(series: Sequence[Series], x: float, y: float) -> list[Shape]:
     parts = []
     for s in series:
         parts.append(el("rect", {"x": x, "y": y - 9, "width": 10, "height": 10, "fill": s.color}))
         parts.append(_text(x + 14, y, s.name))
         x += 24 + 7 * len(s.name)
-    return join(parts)
+    return parts
 
 
 def histogram(
@@ -85,7 +106,7 @@ def histogram(
     open_ends: bool = False,
     width: int = 360,
     height: int = 170,
-) -> Safe:
+) -> Plot:
     """Bars per bin for the first series, outlined steps for the others.
 
     With ``shares`` every series is scaled to its own total, so groups of very different sizes
@@ -107,7 +128,7 @@ def histogram(
         return top + ph * (1 - v / ymax)
 
     bw = pw / max(nb, 1)
-    parts: list[Safe] = [
+    parts: list[Shape] = [
         el("line", {"x1": left, "y1": top + ph, "x2": left + pw, "y2": top + ph, "stroke": GRID}),
         _text(left - 4, top + 8, f"{ymax:.0%}" if shares else fmt_num(ymax), "end"),
         _text(left - 4, top + ph, "0", "end"),
@@ -132,8 +153,8 @@ def histogram(
                             "fill": s.color,
                             "fill-opacity": "0.75",
                         },
-                        el("title", None, tip),
-                    )
+                        tip,
+                    ),
                 )
         else:
             pts = []
@@ -144,8 +165,8 @@ def histogram(
                 el(
                     "polyline",
                     {"points": " ".join(pts), "fill": "none", "stroke": s.color, "stroke-width": 2},
-                    el("title", None, s.name),
-                )
+                    s.name,
+                ),
             )
     lo_label = ("≤ " if open_ends else "") + x_format(float(edges[0]))
     hi_label = ("≥ " if open_ends else "") + x_format(float(edges[-1]))
@@ -166,7 +187,7 @@ def histogram(
                     "stroke-width": 2,
                     "stroke-dasharray": "4 3",
                 },
-                el("title", None, f"{marker_label} {x_format(marker)}"),
+                f"{marker_label} {x_format(marker)}",
             )
         )
         anchor = "end" if mx > left + pw * 0.7 else "start"
@@ -174,7 +195,7 @@ def histogram(
             _text(mx + (-4 if anchor == "end" else 4), top + 6, marker_label, anchor, fill=ALARM)
         )
     if len(series) > 1:
-        parts.append(_legend(series, left, height - 2))
+        parts.extend(_legend(series, left, height - 2))
     elif log_y:
         parts.append(_text(left, height - 2, "count (log scale)"))
     return _svg(width, height, label, *parts)
@@ -186,7 +207,7 @@ def category_bars(
     *,
     label: str,
     width: int = 360,
-) -> Safe:
+) -> Plot:
     """Horizontal bars: the share of each category in each series (each scaled to its total)."""
     row = 8 * len(series) + 6
     left, top = 132, 6
@@ -197,7 +218,7 @@ def category_bars(
         c = np.asarray(s.counts, dtype=np.float64)
         shares.append(c / c.sum() if c.sum() > 0 else c)
     smax = max((float(v.max()) for v in shares if v.size), default=0.0) or 1.0
-    parts: list[Safe] = []
+    parts: list[Shape] = []
     for i, name in enumerate(labels):
         y = top + i * row
         short = name if len(name) <= 16 else name[:15] + "…"
@@ -214,11 +235,11 @@ def category_bars(
                         "height": 7,
                         "fill": s.color,
                     },
-                    el("title", None, f"{s.name}: {name}: {float(v[i]):.2%}"),
+                    f"{s.name}: {name}: {float(v[i]):.2%}",
                 )
             )
         parts.append(_text(left + pw + 4, y + 10, f"{float(shares[0][i]):.1%}"))
-    parts.append(_legend(series, left, height - 4))
+    parts.extend(_legend(series, left, height - 4))
     return _svg(width, height, label, *parts)
 
 
@@ -230,13 +251,13 @@ def bars(
     value_format: Callable[[float], str] = fmt_num,
     color: str = QUARANTINE,
     width: int = 360,
-) -> Safe:
+) -> Plot:
     """One horizontal bar per label."""
     row, left, top = 18, 120, 4
     height = top + row * len(labels) + 4
     pw = width - left - 60
     vmax = max((abs(v) for v in values), default=0.0) or 1.0
-    parts: list[Safe] = []
+    parts: list[Shape] = []
     for i, (name, v) in enumerate(zip(labels, values, strict=True)):
         y = top + i * row
         parts.append(_text(left - 6, y + 12, name if len(name) <= 18 else name[:17] + "…", "end"))
@@ -250,7 +271,7 @@ def bars(
                     "height": 12,
                     "fill": color,
                 },
-                el("title", None, f"{name}: {value_format(v)}"),
+                f"{name}: {value_format(v)}",
             )
         )
         parts.append(_text(left + pw * abs(v) / vmax + 4, y + 12, value_format(v)))
@@ -268,7 +289,7 @@ def trend(
     value_format: Callable[[float], str] = fmt_num,
     width: int = 300,
     height: int = 110,
-) -> Safe:
+) -> Plot:
     """Values over runs, oldest first; the last is this run, red when it raised an alarm.
 
     ``band`` is the range this run's value was expected in, shaded at the last point;
@@ -287,7 +308,7 @@ def trend(
         x = left + (pw * i / (n - 1) if n > 1 else pw / 2)
         return x, top + ph * (1 - (v - lo) / (hi - lo))
 
-    parts: list[Safe] = [
+    parts: list[Shape] = [
         el("line", {"x1": left, "y1": top + ph, "x2": left + pw, "y2": top + ph, "stroke": GRID})
     ]
     if band is not None:
@@ -306,8 +327,8 @@ def trend(
                     "fill": BAND,
                     "stroke": GRID,
                 },
-                el("title", None, tip),
-            )
+                tip,
+            ),
         )
     parts.append(_text(left - 4, top + 8, value_format(hi), "end"))
     parts.append(_text(left - 4, top + ph, value_format(lo), "end"))
@@ -330,7 +351,7 @@ def trend(
             continue
         x, y = xy(i, v)
         if i == n - 1:
-            attrs: dict[str, object] = {"r": 4.5, "fill": ALARM if alarm else INK}
+            attrs: Attrs = {"r": 4.5, "fill": ALARM if alarm else INK}
         elif i in refs:
             attrs = {"r": 3.5, "fill": "#fff", "stroke": CLEAN, "stroke-width": 2}
         else:
@@ -339,7 +360,7 @@ def trend(
             el(
                 "circle",
                 {"cx": f"{x:.1f}", "cy": f"{y:.1f}", **attrs},
-                el("title", None, f"{labels[i]}: {value_format(v)}"),
+                f"{labels[i]}: {value_format(v)}",
             )
         )
     if labels:

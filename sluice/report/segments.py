@@ -24,7 +24,6 @@ import polars as pl
 from scipy.stats import binom
 
 from sluice.core.frame import ROW_ID
-from sluice.report.markup import Safe, el, fmt_pct, join
 from sluice.report.metrics import OUTLIER_COLUMN, RunOutputs, _parse_raw
 
 NULL_LABEL = "(null)"
@@ -158,55 +157,3 @@ def segment_bias(outputs: RunOutputs, policy: SegmentPolicy | None = None) -> li
                 )
             )
     return sorted(out, key=lambda s: (-s.ratio, -s.flagged, s.detector, s.column, s.value))
-
-
-def segment_item(s: SegmentBias) -> Safe:
-    """One biased segment as an attention line of the report."""
-    fate = "quarantined" if s.severity == "error" else "flagged (kept clean, with a warning)"
-    return join(
-        el("span", {"class": "badge warn"}, "segment bias"),
-        " ",
-        el("code", None, f"{s.column} = {s.value}"),
-        f": {s.share:.0%} of its {s.rows:,} screened rows {fate} by ",
-        el("code", None, s.detector),
-        f", {s.ratio:.0f}x the overall {s.overall:.2%}.",
-    )
-
-
-def segments_section(segments: list[SegmentBias]) -> Safe:
-    """The report section: every biased segment, or a line saying none was found."""
-    head = el("h2", {"id": "segments"}, "Outlier flags by segment")
-    intro = el(
-        "p",
-        {"class": "small muted"},
-        "Categories (text, integer or boolean columns with few values) whose rows a detector "
-        "flagged far more often than the rest (binomial test against the overall share, "
-        "Bonferroni-corrected). The detector may be finding the category, not errors: figures "
-        "computed on that category from the clean data would be biased.",
-    )
-    if not segments:
-        return join(head, el("p", None, "No segment is flagged far above the overall share."))
-    header = el(
-        "tr",
-        None,
-        *(el("th", None, h) for h in ("detector", "column", "value")),
-        *(el("th", {"class": "num"}, h) for h in ("rows", "flagged", "share", "overall", "x")),
-        el("th", {"class": "num"}, "p (corrected)"),
-    )
-    rows = [
-        el(
-            "tr",
-            None,
-            el("td", {"class": "mono"}, s.detector),
-            el("td", {"class": "mono"}, s.column),
-            el("td", {"class": "mono"}, s.value),
-            el("td", {"class": "num"}, f"{s.rows:,}"),
-            el("td", {"class": "num"}, f"{s.flagged:,}"),
-            el("td", {"class": "num"}, fmt_pct(s.share)),
-            el("td", {"class": "num"}, fmt_pct(s.overall)),
-            el("td", {"class": "num"}, f"{s.ratio:.0f}"),
-            el("td", {"class": "num"}, f"{s.p_value:.1e}"),
-        )
-        for s in segments
-    ]
-    return join(head, intro, el("table", {"id": "segments-table"}, header, rows))

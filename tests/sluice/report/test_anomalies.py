@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import polars as pl
 import pytest
 
-from sluice.report.anomalies import AnomalyPolicy, band, detect, judge, reference_values
+from sluice.report.anomalies import (
+    AnomalyPolicy,
+    _spread,
+    band,
+    detect,
+    judge,
+    reference_values,
+)
 from sluice.report.metrics import METRICS_SCHEMA
 
 MONDAY = dt.date(2024, 3, 4)
+NORMAL_QUARTILE = 0.6744897501960817  # the standard normal's 75th percentile: MAD / sd
 
 
 def days(n: int, start: dt.date = MONDAY) -> list[dt.date]:
@@ -34,7 +43,7 @@ def test_rate_band_widens_with_sampling_noise_at_few_rows() -> None:
 def test_count_band_uses_the_robust_spread_when_it_is_wider_than_the_floor() -> None:
     ref = [1000.0, 1200.0, 800.0, 1100.0, 900.0, 5000.0]
     b = band(ref, "count", 0)
-    mad = 1.4826 * 150.0
+    mad = 150.0 / NORMAL_QUARTILE
     assert b.median == 1050.0
     assert b.high == pytest.approx(1050.0 + 4 * mad)
 
@@ -43,7 +52,19 @@ def test_recent_spread_keeps_a_lucky_same_weekday_band_from_being_too_narrow() -
     narrow = band([10.0, 10.0, 10.0], "level", 0, scale=0.0)
     wide = band([10.0, 10.0, 10.0], "level", 0, recent=[9.0, 10.0, 11.0, 10.0, 12.0], scale=0.0)
     assert narrow.high - narrow.low < 1e-9
-    assert wide.high == pytest.approx(10.0 + 4 * 1.4826)
+    assert wide.high == pytest.approx(10.0 + 4 / NORMAL_QUARTILE)
+
+
+def test_the_spread_ignores_nan_and_inf_and_is_zero_without_data() -> None:
+    assert _spread([1.0, 2.0, 3.0, 4.0, 100.0]) == pytest.approx(1.0 / NORMAL_QUARTILE)
+    assert _spread([1.0, 2.0, math.nan, 3.0, 4.0, 100.0, math.inf]) == pytest.approx(
+        1.0 / NORMAL_QUARTILE
+    )
+    assert _spread([]) == 0.0
+    assert _spread([math.nan]) == 0.0
+    assert _spread([7.0, 7.0, 7.0]) == 0.0
+    b = band([5.0, 5.0, 5.0], "level", 0, recent=[math.nan, math.nan], scale=1.0)
+    assert (b.low, b.high) == pytest.approx((4.9, 5.1)), "the floor decides"
 
 
 def test_level_floor_follows_the_given_scale_not_a_median_near_zero() -> None:

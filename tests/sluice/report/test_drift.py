@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from scipy import stats
 
 from sluice.config import Partition
 from sluice.report.drift import (
@@ -33,12 +34,45 @@ def test_psi_is_zero_for_equal_shares_and_grows_with_the_shift() -> None:
     assert large > 0.2
 
 
-def test_wasserstein_matches_scipy() -> None:
-    from scipy import stats
-
-    u, v = RNG.normal(0, 1, 700), RNG.exponential(2, 300)
-    assert wasserstein(u, v) == pytest.approx(stats.wasserstein_distance(u, v), rel=1e-9)
+def test_wasserstein_known_values_and_no_data() -> None:
+    assert wasserstein(np.array([0.0, 1.0, 3.0]), np.array([5.0, 6.0, 8.0])) == pytest.approx(5.0)
+    assert wasserstein(np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0, 1.0])) == pytest.approx(1 / 3)
+    u = RNG.normal(0, 1, 700)
     assert wasserstein(u, u + 3.0) == pytest.approx(3.0)
+    nan_inf = np.array([np.nan, 0.0, 1.0, 3.0, np.inf])
+    assert wasserstein(nan_inf, np.array([5.0, 6.0, 8.0, -np.inf])) == pytest.approx(5.0)
+    assert wasserstein(np.array([]), u) is None
+    assert wasserstein(np.array([np.nan, np.nan]), u) is None
+
+
+def test_ks_known_value() -> None:
+    """Two samples of three with no overlap: D = 1, exact two-sided p = 2 / C(6, 3) = 0.1."""
+    test, d, p, drifted, w = numeric_drift(np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0]), 1)
+    assert (test, d, drifted) == ("ks", 1.0, False)
+    assert p == pytest.approx(0.1)
+    assert w == pytest.approx(3.0 / np.std([4.0, 5.0, 6.0]))
+
+
+def test_numeric_drift_without_finite_values_tests_nothing() -> None:
+    ref = RNG.normal(0, 1, 100)
+    assert numeric_drift(np.array([np.nan, np.inf]), ref, 1) == ("", None, None, False, None)
+    assert numeric_drift(ref, np.array([]), 1) == ("", None, None, False, None)
+    constant = numeric_drift(np.full(50, 2.0), np.full(80, 2.0), 1)
+    assert constant == ("ks", 0.0, 1.0, False, None), "no spread: no Wasserstein in sd"
+    half = np.concatenate([ref, [np.nan] * 100])
+    test, d, p, drifted, _ = numeric_drift(half, ref, 1)
+    assert (test, d, p, drifted) == ("ks", 0.0, 1.0, False), "NaN left out like nulls"
+
+
+def test_an_all_nan_column_is_skipped_as_not_enough_data() -> None:
+    n = 200
+    parts = [
+        pl.DataFrame({"x": RNG.normal(0, 1, n), REF_PARTITION: [f"2024-01-0{i}"] * n})
+        for i in (1, 2)
+    ]
+    (x,) = detect_drift(pl.DataFrame({"x": [float("nan")] * n}), pl.concat(parts), ["x"])
+    assert (x.kind, x.test, x.statistic, x.drifted) == ("skipped", "", None, False)
+    assert x.note.startswith("not enough data")
 
 
 def test_small_numeric_samples_use_ks_and_need_significance_and_effect() -> None:
@@ -50,6 +84,7 @@ def test_small_numeric_samples_use_ks_and_need_significance_and_effect() -> None
     assert not drifted
     test, d, p, drifted, w = numeric_drift(same * 1.3, ref, n_tests=10)
     assert drifted
+    assert d is not None
     assert d > 0.1
     assert w is not None
     assert w > 0.2
@@ -61,9 +96,11 @@ def test_large_numeric_samples_use_psi() -> None:
     ref = RNG.normal(0, 1, 60_000)
     test, value, p, drifted, _ = numeric_drift(RNG.normal(0, 1, 50_000), ref, n_tests=1)
     assert (test, p, drifted) == ("psi", None, False)
+    assert value is not None
     assert value < 0.01
     test, value, p, drifted, _ = numeric_drift(RNG.normal(0.8, 1, 50_000), ref, n_tests=1)
     assert drifted
+    assert value is not None
     assert value > 0.2
 
 
@@ -79,6 +116,25 @@ def test_categorical_samples_use_chi_square_or_psi_by_size() -> None:
     big = pl.Series("v", RNG.choice(["a", "b", "c", "d"], 20_000, p=[0.3, 0.3, 0.1, 0.3]))
     test, _, p, drifted, _ = categorical_drift(big, ref, 1)
     assert (test, p, drifted) == ("psi", None, True)
+
+
+def test_cramers_v_known_values() -> None:
+    """V = sqrt(chi2 / n) without Yates' correction; the p-value keeps the correction on 2x2."""
+    current = pl.Series("v", ["a"] * 30 + ["b"] * 10)
+    reference = pl.Series("v", ["a"] * 10 + ["b"] * 30)
+    test, v, p, drifted, _ = categorical_drift(current, reference, 1)
+    assert test == "chi2"
+    assert v == pytest.approx(0.5)  # chi2 = 4 * 10**2 / 20 = 20 over 80 rows
+    # Yates: n (|ad - bc| - n / 2)^2 / (product of the margins) = 80 * 760**2 / 40**4
+    assert p == pytest.approx(stats.chi2.sf(18.05, 1))
+    test, v, p, drifted, _ = categorical_drift(
+        pl.Series("v", ["a"] * 10), pl.Series("v", ["b"] * 10), 1
+    )
+    assert v == pytest.approx(1.0)
+    assert p == pytest.approx(stats.chi2.sf(16.2, 1))
+    assert drifted
+    same = categorical_drift(pl.Series("v", ["a"] * 5), pl.Series("v", ["a"] * 9), 1)
+    assert same[:4] == ("chi2", 0.0, 1.0, False), "one category: nothing to test"
 
 
 def _frame(n: int, shift: float = 0.0) -> pl.DataFrame:

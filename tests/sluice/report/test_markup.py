@@ -1,30 +1,20 @@
-"""Escaping in the HTML builder and the plots: data is text, never markup."""
+"""Numbers for people, and the plots as the templates write them: data is text, never markup."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from sluice.report import plots
-from sluice.report.markup import Safe, el, esc, fmt_num, fmt_pct, join
+from sluice.report.html import esc, svg
+from sluice.report.markup import fmt_num, fmt_pct
 
 NASTY = "<script>alert(1)</script>\"'&"
 
 
-def test_text_and_attributes_are_escaped() -> None:
-    got = el("td", {"title": NASTY, "class_": "x"}, NASTY)
-    assert got == (
-        '<td title="&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#x27;&amp;" class="x">'
-        "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#x27;&amp;</td>"
-    )
-    assert "<script>" not in join(NASTY, [NASTY, None, 3])
-
-
-def test_safe_markup_passes_and_nested_lists_flatten() -> None:
-    inner = el("b", None, "x")
-    assert el("p", None, [inner, ["y", 1.5]], None) == "<p><b>x</b>y1.5</p>"
-    assert isinstance(esc("a"), Safe)
-    assert el("br") == "<br>"
-    assert el("input", {"checked": True, "disabled": False}) == "<input checked>"
+def test_esc_escapes_text_and_quotes() -> None:
+    assert esc(NASTY) == "&lt;script&gt;alert(1)&lt;/script&gt;&#34;&#39;&amp;"
+    assert esc(None) == ""
+    assert esc(3) == "3"
 
 
 def test_numbers_for_people() -> None:
@@ -32,8 +22,11 @@ def test_numbers_for_people() -> None:
     assert fmt_num(2.0) == "2"
     assert fmt_num(0.000123) == "1.230e-04"
     assert fmt_num(None) == "–"
+    assert fmt_num(float("nan")) == "NaN"
+    assert fmt_num(float("-inf")) == "−∞"
     assert fmt_pct(0.1234) == "12.34%"
     assert fmt_pct(0.0) == "0.00%"
+    assert fmt_pct(1e-7) == "1.0e-05%"
 
 
 def test_plot_labels_from_data_are_escaped() -> None:
@@ -50,14 +43,16 @@ def test_plot_labels_from_data_are_escaped() -> None:
         marker_label=NASTY,
     )
     trend = plots.trend([NASTY, "b"], [1.0, 2.0], label=NASTY, band=(0.5, 2.5), reference=[0])
-    for svg in (bars, hist, trend):
-        assert svg.startswith('<svg class="plot"')
-        assert "<script>" not in svg
-        assert "&lt;script&gt;" in svg
+    for plot in (bars, hist, trend):
+        text = svg(plot)
+        assert text.startswith('<svg class="plot" xmlns="http://www.w3.org/2000/svg"')
+        assert "<script>" not in text
+        assert 'aria-label="&lt;script&gt;alert(1)&lt;/script&gt;&#34;&#39;&amp;"' in text
+        assert text.count("&lt;script&gt;") >= 2
 
 
 def test_histogram_draws_a_bar_per_nonempty_bin_and_the_threshold() -> None:
-    svg = plots.histogram(
+    plot = plots.histogram(
         [plots.Series("s", [5, 0, 2, 1], plots.CLEAN)],
         np.array([0.0, 1.0, 2.0, 3.0, 4.0]),
         label="scores",
@@ -66,13 +61,25 @@ def test_histogram_draws_a_bar_per_nonempty_bin_and_the_threshold() -> None:
         marker=3.5,
         marker_label="threshold",
     )
-    assert svg.count("<rect") == 3
-    assert 'stroke-dasharray="4 3"' in svg
-    assert "count (log scale)" in svg
+    assert [s.tag for s in plot.shapes].count("rect") == 3
+    text = svg(plot)
+    assert text.count("<rect") == 3
+    assert 'stroke-dasharray="4 3"' in text
+    assert "count (log scale)" in text
+    assert "<title>threshold 3.5</title>" in text
 
 
 def test_trend_marks_the_alarm_and_the_band() -> None:
-    svg = plots.trend(["a", "b", "c"], [1.0, None, 9.0], label="t", band=(0.0, 2.0), alarm=True)
-    assert svg.count("<circle") == 2
-    assert plots.ALARM in svg
-    assert 'class="band"' in svg
+    plot = plots.trend(["a", "b", "c"], [1.0, None, 9.0], label="t", band=(0.0, 2.0), alarm=True)
+    text = svg(plot)
+    assert text.count("<circle") == 2
+    assert f'fill="{plots.ALARM}"' in text
+    assert 'class="band"' in text
+    assert "<title>c: 9</title>" in text
+
+
+def test_svg_numbers_keep_one_decimal() -> None:
+    plot = plots.bars(["a", "b"], [1.0, 3.0], label="b", width=200)
+    rects = [s for s in plot.shapes if s.tag == "rect"]
+    assert [r.attrs["width"] for r in rects] == ["6.7", "20.0"]  # plot width 200 - 120 - 60
+    assert 'width="20.0"' in svg(plot)
