@@ -201,10 +201,15 @@ class Browser:
         return self._browser
 
     @contextmanager
-    def tab(self, width: int = 1366, height: int = 900) -> Iterator[Tab]:
-        """A page in a fresh context (no cookies or storage shared), network cut, recording."""
+    def tab(self, width: int = 1366, height: int = 900, *, touch: bool = False) -> Iterator[Tab]:
+        """A page in a fresh context (no cookies or storage shared), network cut, recording.
+
+        Pages see a mouse (CSS ``hover: hover``, ``pointer: fine``), as on a desktop; with
+        ``touch`` a touch screen (``hover: none``, ``pointer: coarse``).
+        """
         context = self._started().new_context(
             viewport={"width": width, "height": height},
+            has_touch=touch,
             device_scale_factor=1,
             service_workers="block",
             accept_downloads=False,
