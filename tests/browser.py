@@ -33,10 +33,10 @@ from playwright.sync_api import (
     Playwright,
     Request,
     Route,
+    WebError,
     WebSocketRoute,
     sync_playwright,
 )
-from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page as PlaywrightPage
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -85,7 +85,7 @@ class Console:
 
 @dataclass
 class Seen:
-    """What the browser saw in one tab, in the order it happened."""
+    """What the browser saw in one tab and the windows it opened, in the order it happened."""
 
     requests: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
@@ -232,8 +232,8 @@ class Browser:
             def console(msg: ConsoleMessage) -> None:
                 seen.console.append(Console(msg.type, msg.text))
 
-            def page_error(err: PlaywrightError) -> None:
-                seen.errors.append(f"{err.name}: {err.message}")
+            def page_error(err: WebError) -> None:
+                seen.errors.append(f"{err.error.name}: {err.error.message}")
 
             def csp(report: str) -> None:
                 seen.csp.append(report)
@@ -242,11 +242,10 @@ class Browser:
             context.route_web_socket(lambda url: not is_local(url), refuse)
             context.expose_function("__sluiceCsp", csp)
             context.add_init_script(CSP_LISTENER)
-            page = context.new_page()
-            page.on("request", request)
-            page.on("console", console)
-            page.on("pageerror", page_error)
-            yield Tab(page, seen)
+            context.on("request", request)
+            context.on("console", console)
+            context.on("weberror", page_error)
+            yield Tab(context.new_page(), seen)
         finally:
             context.close()
 

@@ -96,14 +96,15 @@ def test_the_browser_check_sees_scripts_errors_and_network(
         "<!doctype html><html><head><title>live</title></head><body>"
         "<img src='http://192.0.2.1/pixel.png'>"
         "<script>document.title='ran';console.error('it ran');"
-        "setTimeout(() => { throw new Error('thrown later') }, 0)</script></body></html>"
+        "setTimeout(() => { throw new Error('thrown later') }, 0);"
+        "window.open('http://192.0.2.2/popup')</script></body></html>"
     )
     page = open_page(browser, page_file, {"title": "document.title"})
     assert page.values["title"] == "ran"
     assert "console.error: it ran" in page.seen.problems
     assert any("thrown later" in e for e in page.seen.errors), page.seen.errors
     assert "http://192.0.2.1/pixel.png" in page.seen.requests
-    assert page.seen.blocked == ["http://192.0.2.1/pixel.png"]
+    assert sorted(page.seen.blocked) == ["http://192.0.2.1/pixel.png", "http://192.0.2.2/popup"]
 
 
 def test_the_browser_check_sees_csp_violations(browser: Browser, tmp_path: Path) -> None:
