@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Report and UI tests open pages in Debian's headless Chromium; install it when absent.
+# Report and UI tests open pages in Debian's headless Chromium, driven by Playwright (the dev
+# extra), which uses this Chromium and downloads none (no `playwright install`); install it when absent.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \

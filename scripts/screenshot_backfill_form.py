@@ -3,44 +3,33 @@
     python scripts/screenshot_backfill_form.py --api-url http://127.0.0.1:4200/api \\
         --out docs/img/backfill-form.png
 
-Needs a Prefect server with the project deployed (``sluice serve``) and Chromium. Drives the page
-over the DevTools protocol: waits for the form, fills dataset, start and end, takes the
-screenshot, and prints the form's controls as JSON (what each parameter rendered as). Exits 1
-when the dataset is not a drop-down or the dates are not date inputs.
+Needs a Prefect server on this machine with the project deployed (``sluice serve``), Chromium
+(``make browser``) and the ``dev`` extra (Playwright, :mod:`tests.browser`). The browser reaches
+loopback only: every request beyond it is blocked and listed. The page is shown as on a touch
+screen, where Prefect's UI uses the browser's own controls (a select, date inputs) that can be
+read and filled; with a mouse it draws its own menus and calendar pickers instead. Waits for
+the form, fills dataset, start and end, takes the screenshot, and prints JSON: ``controls``
+(what each parameter rendered as), ``blocked`` (requests cut) and ``problems`` (console errors
+and warnings, page errors). Exits 1 when the dataset is not a drop-down or the dates are not
+date inputs, 2 when the API is not on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
-import itertools
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from websockets.sync.client import connect
-from websockets.sync.connection import Connection
 
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--remote-debugging-port=0",
-)
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.browser import Browser, is_local  # noqa: E402
 
 FORM_CONTROLS_JS = """
 (() => {
@@ -63,7 +52,7 @@ FORM_CONTROLS_JS = """
 """
 
 FILL_JS = """
-((dataset, start, end) => {
+([dataset, start, end]) => {
   const selects = [...document.querySelectorAll('select')];
   const ds = selects.find(s => [...s.options].some(o => o.value === dataset));
   if (ds) { ds.value = dataset; ds.dispatchEvent(new Event('change', {bubbles: true})); }
@@ -74,50 +63,8 @@ FILL_JS = """
     dates[i].dispatchEvent(new Event('input', {bubbles: true}));
   });
   return dates.length;
-})
+}
 """
-
-
-class Page:
-    """A DevTools protocol session with one page."""
-
-    def __init__(self, ws: Connection) -> None:
-        self.ws = ws
-        self.ids = itertools.count(1)
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        """Send one command and return its result, skipping events."""
-        msg_id = next(self.ids)
-        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
-        while True:
-            reply = json.loads(self.ws.recv(timeout=60))
-            if reply.get("id") == msg_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                result: dict[str, Any] = reply.get("result", {})
-                return result
-
-    def evaluate(self, expression: str) -> Any:
-        """Evaluate JavaScript in the page and return its value."""
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        return result.get("result", {}).get("value")
-
-    def wait_for(self, expression: str, timeout: float) -> None:
-        """Wait until a JavaScript expression is true."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.evaluate(expression):
-                return
-            time.sleep(0.25)
-        raise TimeoutError(f"the page never satisfied {expression!r}")
-
-
-def find_chromium() -> str:
-    """The Chromium executable."""
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if path := shutil.which(name):
-            return path
-    raise SystemExit("no Chromium found: apt-get install -y chromium")
 
 
 def deployment_id(api_url: str, name: str) -> str:
@@ -126,20 +73,6 @@ def deployment_id(api_url: str, name: str) -> str:
     resp = httpx.get(f"{api_url}/deployments/name/{flow}/{dep}", timeout=30)
     resp.raise_for_status()
     return str(resp.json()["id"])
-
-
-def devtools_url(profile: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> str:
-    """The WebSocket URL of the first page of a Chromium started with a DevTools port."""
-    port_file = profile / "DevToolsActivePort"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        if port_file.exists() and (lines := port_file.read_text().split()):
-            pages = httpx.get(f"http://127.0.0.1:{lines[0]}/json/list", timeout=5).json()
-            for target in pages:
-                if target.get("type") == "page":
-                    return str(target["webSocketDebuggerUrl"])
-        time.sleep(0.2)
-    raise TimeoutError("Chromium did not open its DevTools port")
 
 
 def screenshot(
@@ -151,58 +84,26 @@ def screenshot(
     width: int = 1280,
     height: int = 1160,
 ) -> dict[str, Any]:
-    """Open the deployment's run form, fill it, save a PNG; returns the form's controls."""
+    """Open the deployment's run form, fill it, save a PNG.
+
+    Returns the form's controls, and the requests the page made beyond this machine (blocked)
+    and its errors: ``{"controls": ..., "blocked": [...], "problems": [...]}``.
+    """
     dep_id = deployment_id(api_url, deployment)
     ui = api_url.removesuffix("/api")
-    # Chromium's helper processes may still write to the profile after the browser exits
-    with tempfile.TemporaryDirectory(prefix="sluice-chromium-", ignore_cleanup_errors=True) as tmp:
-        profile = Path(tmp)
-        cmd = [
-            find_chromium(),
-            *CHROMIUM_FLAGS,
-            f"--user-data-dir={profile}",
-            f"--window-size={width},{height}",
-            "about:blank",
-        ]
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        try:
-            with connect(devtools_url(profile, proc), max_size=None) as ws:
-                page = Page(ws)
-                page.call("Page.enable")
-                page.call(
-                    "Emulation.setDeviceMetricsOverride",
-                    width=width,
-                    height=height,
-                    deviceScaleFactor=1,
-                    mobile=False,
-                )
-                page.call("Page.navigate", url=f"{ui}/deployments/deployment/{dep_id}/run")
-                page.wait_for("document.querySelectorAll('input[type=date]').length >= 2", 60)
-                time.sleep(1.0)
-                controls: dict[str, Any] = json.loads(page.evaluate(FORM_CONTROLS_JS))
-                if fill is not None:
-                    page.evaluate(f"{FILL_JS}({', '.join(json.dumps(v) for v in fill)})")
-                    time.sleep(0.5)
-                shot = page.call("Page.captureScreenshot", format="png")
-        finally:
-            _stop(proc)
+    with Browser() as browser, browser.tab(width, height, touch=True) as tab:
+        tab.goto(f"{ui}/deployments/deployment/{dep_id}/run")
+        tab.wait_for("document.querySelectorAll('input[type=date]').length >= 2", 60)
+        tab.settle(1.0)
+        controls: dict[str, Any] = json.loads(tab.evaluate(FORM_CONTROLS_JS))
+        if fill is not None:
+            tab.evaluate(FILL_JS, list(fill))
+            tab.settle(0.5)
+        shot = tab.screenshot()
+        seen = tab.seen
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(base64.b64decode(shot["data"]))
-    return controls
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """End Chromium and every helper process it started (its own session)."""
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    out.write_bytes(shot)
+    return {"controls": controls, "blocked": seen.blocked, "problems": seen.problems}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,9 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--end", default="2024-03-06")
     p.add_argument("--no-fill", action="store_true", help="leave the form empty")
     args = p.parse_args(argv)
+    if not is_local(args.api_url):
+        print(
+            f"--api-url must be on this machine (loopback), got {args.api_url!r}: "
+            "the browser's network is cut beyond loopback",
+            file=sys.stderr,
+        )
+        return 2
     fill = None if args.no_fill else (args.dataset, args.start, args.end)
-    controls = screenshot(args.api_url, args.deployment, args.out, fill=fill)
-    print(json.dumps(controls, indent=2))
+    seen = screenshot(args.api_url, args.deployment, args.out, fill=fill)
+    print(json.dumps(seen, indent=2))
+    controls: dict[str, Any] = seen["controls"]
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes)", file=sys.stderr)
     typed = (
         controls.get("dataset", {}).get("control") == "select"

@@ -14,10 +14,13 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    from tests.browser import Browser
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SPEC = ROOT / "datasets" / "trips.yaml"
@@ -182,3 +185,20 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Headless Chromium driven by Playwright, network cut (:mod:`tests.browser`).
+
+    Skips, saying how to install it, only when no Chromium is on PATH (``make test`` installs
+    Debian's). Function-scoped: Playwright's sync API keeps its event loop marked as running in
+    this thread while it is started, which would break ``asyncio.run`` in other tests.
+    """
+    from tests.browser import INSTALL_HINT, Browser, find_chromium
+
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip(f"no Chromium on PATH: {INSTALL_HINT}")
+    with Browser(executable) as opened:
+        yield opened

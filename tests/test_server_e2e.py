@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -46,6 +45,7 @@ from flows.alerts import QUARANTINE_RATE_HIGH, SCREENED
 from sluice.cli.serve import descendants
 from sluice.core.files import file_sha256
 from sluice.demo_data import generate
+from tests.browser import INSTALL_HINT, find_chromium, png_size
 from tests.conftest import ROOT, demo_datasets
 
 pytestmark = pytest.mark.e2e
@@ -362,7 +362,7 @@ def test_the_api_refuses_a_dataset_that_is_not_in_the_form(served: Served) -> No
         assert len(_runs_of(client, "backfill/backfill")) == before
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed")
+@pytest.mark.skipif(find_chromium() is None, reason=f"no Chromium on PATH: {INSTALL_HINT}")
 def test_the_backfill_form_has_a_dataset_drop_down_and_date_pickers(
     served: Served, tmp_path: Path
 ) -> None:
@@ -378,13 +378,17 @@ def test_the_backfill_form_has_a_dataset_drop_down_and_date_pickers(
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    controls = json.loads(out.stdout)
+    seen = json.loads(out.stdout)
+    controls = seen["controls"]
     assert controls["dataset"] == {"control": "select", "options": ["trips"]}
     assert controls["start"]["type"] == controls["end"]["type"] == "date"
+    assert seen["blocked"] == [], "the UI reached beyond loopback"
+    assert not [p for p in seen["problems"] if "exception" in p], seen["problems"]
+    assert png_size(shot.read_bytes()) == (1280, 1160)
     assert shot.stat().st_size > 10_000
 
 
