@@ -28,8 +28,8 @@ class GuardedServer(SubprocessASGIServer):
     """Prefect's temporary server, started so that it dies with the thread that started it."""
 
     def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
-        # the command and environment of Prefect 3.8's SubprocessASGIServer, run through the
-        # guard in flows.api_child
+        # the command and environment of Prefect 3.8 and 3.9's SubprocessASGIServer, run through
+        # the guard in flows.api_child
         server_env = {
             "PREFECT_UI_ENABLED": "0",
             "PREFECT__SERVER_EPHEMERAL": "1",
@@ -65,8 +65,9 @@ class GuardedServer(SubprocessASGIServer):
 def needs_temporary_api() -> bool:
     """Whether Prefect would start a temporary API server in this process (no API URL set).
 
-    Prefect 3.8's ``get_client`` tests the setting object ``PREFECT_SERVER_EPHEMERAL_ENABLED``,
-    not its value, so it starts one whenever no API URL is set.
+    Prefect's ``get_client`` (3.8 and 3.9) tests the setting object
+    ``PREFECT_SERVER_EPHEMERAL_ENABLED``, not its value, so it starts one whenever no API URL is
+    set.
     """
     return not PREFECT_API_URL.value()
 

@@ -122,7 +122,7 @@ class Supervisor:
     def stop(self) -> None:
         """Stop every child, last started first, then whatever they left running.
 
-        Each gets SIGINT, and a second SIGINT after a grace period (a Prefect 3.8.8 worker exits
+        Each gets SIGINT, and a second SIGINT after a grace period (a Prefect 3.9.1 worker exits
         only on the second), then SIGKILL.
         """
         for name in reversed(list(self.procs)):
