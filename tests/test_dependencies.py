@@ -43,6 +43,7 @@ DEV_TOOLS: dict[str, str] = {
     "pytest-timeout": "pytest plug-in (the `timeout` setting in pyproject.toml)",
     "ruff": "linter and formatter, run as a command",
     "mypy": "type checker, run as a command",
+    "import-linter": "layer contracts, run as `lint-imports` by `make test`",
     "types-pyyaml": "type stubs for mypy",
     "pandas-stubs": "type stubs for mypy",
 }
