@@ -317,7 +317,7 @@ def screen(
     frame: pl.DataFrame | pa.Table,
     suite: str | Path | Suite | Mapping[str, Any],
     *,
-    schema: Mapping[str, ColumnSpec | ColumnType | Mapping[str, Any]] | None = None,
+    schema: Mapping[str, ColumnSpec | str | Mapping[str, Any]] | None = None,
     detectors: Sequence[DetectorSpec | Mapping[str, Any]] | None = None,
     reference: pl.DataFrame | pa.Table | None = None,
     keys: Sequence[str] | None = None,
