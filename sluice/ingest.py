@@ -748,7 +748,7 @@ def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec) -> pl.Expr:
         value = col.cast(pl.String)
     elif spec.type in ("int", "float") and dtype.is_numeric():
         value = col.cast(target, strict=False)
-        if spec.type == "int" and dtype.is_float():
+        if spec.type == "int" and (dtype.is_float() or dtype.is_decimal()):
             value = pl.when(col == col.round(0)).then(value).otherwise(None)
     elif spec.type == "datetime" and isinstance(dtype, pl.Datetime) and dtype.time_zone:
         value = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None).cast(target)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import decimal
 import doctest
 import importlib.metadata
 import json
@@ -181,6 +182,15 @@ def test_without_a_schema_the_frames_own_types_are_kept() -> None:
     }
     assert result.counts["warnings_by_reason"] == {"kind|expect_column_values_to_be_in_set": 1}
     assert result.quarantine["_raw"].struct.field("amount").to_list() == [None, "500.0"]
+
+
+def test_a_decimal_with_a_fraction_is_not_an_int() -> None:
+    frame = pl.DataFrame({"n": [decimal.Decimal("1.5"), decimal.Decimal("2.00"), None]})
+    suite = {"name": "s", "expectations": []}
+    result = screen(frame, suite, schema={"n": "int"})
+    assert reasons_of(result) == {0: ["n|type"]}
+    assert result.quarantine["_raw"].struct.field("n").to_list() == ["1.50"]
+    assert result.clean["n"].to_list() == [2, None]
 
 
 def test_a_declared_column_the_frame_lacks_quarantines_every_row() -> None:
