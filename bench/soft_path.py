@@ -137,8 +137,8 @@ def main() -> None:
     print(f"{rows:,} rows, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for name, (seconds, counts) in results.items():
         print(
-            f"{name:34s} {seconds:7.1f} s {rows / seconds:>10,.0f} rows/s  "
-            f"clean {counts['clean']:,} quarantine {counts['quarantine']:,}"
+            f"{name:36s} {seconds:7.1f} s {counts['in'] / seconds:>10,.0f} rows/s  "
+            f"in {counts['in']:,} clean {counts['clean']:,} quarantine {counts['quarantine']:,}"
         )
     soft_counts, run_counts = results["screen, text frame + schema"][1], summary["counts"]
     assert soft_counts == run_counts, (soft_counts, run_counts)
