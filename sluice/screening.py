@@ -357,6 +357,7 @@ def screen(
     ['failed']
     """
     read, ids = _input(frame, "frame")
+    learn = None if reference is None else _input(reference, "reference")
     declared = _schema(schema) if schema is not None else None
     typed = type_frame(read, declared or {}, ids, FRAME_SOURCE)
     present = typed.read.columns
@@ -396,7 +397,7 @@ def screen(
     scored = concat_failures([])
     if why is None:
         passed = rows_to_score(rows, earlier, names)
-        ref = None if reference is None else _reference(reference, declared, names)
+        ref = None if learn is None else _reference(*learn, declared, names)
         got = score_detectors(passed, specs, reference=ref)
         scored, models = got.failures, got.models
     dtypes = (
@@ -621,11 +622,13 @@ def _policies(policies: PoliciesSpec | Mapping[str, Any] | None) -> PoliciesSpec
 
 
 def _reference(
-    reference: object, declared: Mapping[str, ColumnSpec] | None, columns: Sequence[str]
+    read: pl.DataFrame,
+    ids: pl.Series,
+    declared: Mapping[str, ColumnSpec] | None,
+    columns: Sequence[str],
 ) -> pl.DataFrame:
     """The rows detectors learn from, typed as the frame; rows with a cell that does not parse
     are left out (a quarantined row never teaches a detector)."""
-    read, ids = _input(reference, "reference")
     typed = type_frame(read, declared or {}, ids, REFERENCE_SOURCE)
     bad = typed.failures.select(ROW_ID).unique()
     kept = typed.frame.join(bad, on=ROW_ID, how="anti", maintain_order="left")

@@ -164,9 +164,14 @@ def test_a_pyarrow_table_a_suite_file_and_a_loaded_suite_give_the_same_result(
     ],
 )
 def test_anything_but_a_frame_or_table_is_a_type_error(value: object, hint: str) -> None:
-    with pytest.raises(TypeError, match="polars DataFrame or a pyarrow Table") as info:
+    with pytest.raises(
+        TypeError, match="frame must be a polars DataFrame or a pyarrow Table"
+    ) as info:
         screen(value, SUITE)
     assert hint in str(info.value)
+    frame = pl.DataFrame({"amount": [1.0], "kind": ["a"]})
+    with pytest.raises(TypeError, match="reference must be a polars DataFrame"):
+        screen(frame, SUITE, reference=value)
 
 
 def test_without_a_schema_the_frames_own_types_are_kept() -> None:
