@@ -358,6 +358,8 @@ def screen(
     """
     read, ids = _input(frame, "frame")
     learn = None if reference is None else _input(reference, "reference")
+    if schema is None:
+        _unreserved(read)
     declared = _schema(schema) if schema is not None else None
     typed = type_frame(read, declared or {}, ids, FRAME_SOURCE)
     present = typed.read.columns
@@ -531,6 +533,18 @@ def _schema(schema: Mapping[str, Any]) -> dict[str, ColumnSpec]:
                 allowed="a name not starting with '_' (reserved) and not a polars pattern",
             )
     return {c: s if isinstance(s, ColumnSpec) else ColumnSpec(type=s) for c, s in parsed.items()}
+
+
+def _unreserved(frame: pl.DataFrame) -> None:
+    """Refuse, for a frame screened with its own columns as the declared ones, a column name
+    starting with ``_``: those are sluice's (``_raw``, ``_extra`` in the quarantine)."""
+    taken = [c for c in frame.columns if c.startswith("_")]
+    if taken:
+        raise InputError(
+            f"frame: column {taken[0]!r}: names starting with '_' are reserved for sluice's own "
+            "columns; rename it, or pass schema= declaring the columns to check (undeclared "
+            "columns are kept as text in the quarantine's _extra)"
+        )
 
 
 def _own_specs(frame: pl.DataFrame) -> dict[str, ColumnSpec]:

@@ -244,6 +244,11 @@ def test_the_input_row_id_is_kept_and_must_identify_rows() -> None:
         screen(frame.with_columns(pl.lit(1).alias("_row_id")), AMOUNT_SUITE)
     with pytest.raises(InputError, match="'_reasons'"):
         screen(frame.with_columns(pl.lit("x").alias("_reasons")), AMOUNT_SUITE)
+    raw = frame.with_columns(pl.lit("x").alias("_raw"))
+    with pytest.raises(InputError, match="'_raw': names starting with '_' are reserved"):
+        screen(raw, AMOUNT_SUITE)
+    declared = screen(raw, AMOUNT_SUITE, schema={"amount": "float"})
+    assert declared.quarantine["_extra"].to_list() == ['{"_raw":"x"}']
 
 
 @pytest.mark.parametrize(
