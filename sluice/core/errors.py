@@ -65,3 +65,17 @@ class RunFailed(SluiceError):
 
 class CriticalCheckFailed(RunFailed):
     """A critical expectation failed: the partition is quarantined whole and the run fails."""
+
+
+class ValidationFailed(SluiceError):
+    """The strict soft path (``sluice.validate``) found rows to quarantine, or a failed verdict.
+
+    ``result`` is the :class:`sluice.screening.ScreenResult` of the call: its ``quarantine``
+    holds the rows and their reasons, its ``verdict`` the causes.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, result: Any) -> None:
+        super().__init__(message)
+        self.result = result

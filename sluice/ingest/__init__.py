@@ -30,7 +30,7 @@ from sluice.core.errors import InputError
 from sluice.core.failures import concat_failures
 from sluice.core.frame import PROVENANCE, ROW_ID
 from sluice.ingest.arrow import arrow_to_polars
-from sluice.ingest.file import ingest_file
+from sluice.ingest.file import Typed, ingest_file, type_frame
 from sluice.ingest.parse import column_parser, polars_dtype
 from sluice.ingest.sources import SourceFile, list_source_files
 from sluice.ingest.text import BadRecord, arrow_reader, read_text_records
@@ -130,6 +130,7 @@ __all__ = [
     "BadRecord",
     "Ingested",
     "SourceFile",
+    "Typed",
     "arrow_reader",
     "arrow_to_polars",
     "column_parser",
@@ -138,4 +139,5 @@ __all__ = [
     "list_source_files",
     "polars_dtype",
     "read_text_records",
+    "type_frame",
 ]

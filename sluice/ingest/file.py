@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -48,44 +50,10 @@ def ingest_file(
             f"{where}: the source has a column named {clash[0]!r}, a name sluice reserves for "
             f"its own columns ({', '.join(RESERVED_COLUMNS)}); rename it in the source"
         )
-    read, aliases = _rename(read, loaded, path)
-    patterned = [c for c in read.columns if is_pattern_name(c)]
-    if patterned:
-        raise InputError(
-            f"{path}: the source has a column named {patterned[0]!r}, which polars reads as a "
-            "pattern, not a column name; declare it in the schema under another name with "
-            f"aliases: [{patterned[0]!r}]"
-        )
     n = read.height
     ids = pl.Series(ROW_ID, row_ids(sha, n), dtype=pl.UInt64)
-    prov = pl.DataFrame(
-        {
-            ROW_ID: ids,
-            SOURCE_FILE: pl.Series(SOURCE_FILE, [path] * n, dtype=pl.String),
-            SOURCE_ROW: pl.Series(SOURCE_ROW, np.arange(n, dtype=np.int64)),
-        }
-    )
-    declared = spec.columns
-    text = _as_text(read)
-    raw = pl.concat([ids.to_frame(), text], how="horizontal")
-    parsed, masks = _parse(*_null_tokens((read, text), declared), declared, path)
-    frame = pl.concat([prov, parsed], how="horizontal")
-    parts: list[pl.DataFrame] = []
-    for name in masks.columns:
-        hit = masks[name]
-        if hit.any():
-            parts.append(
-                make_failures(
-                    ids.filter(hit),
-                    column=name,
-                    rule="type",
-                    severity="error",
-                    values=raw[name].filter(hit),
-                    details=json.dumps(
-                        {"expected": _expected(declared[name])}, separators=(",", ":")
-                    ),
-                )
-            )
+    typed = type_frame(read, spec.columns, ids, path)
+    frame, raw, parts = typed.frame, typed.raw, [typed.failures]
     for rule in ("malformed", "encoding"):
         records = [b for b in bad if b.rule == rule]
         if records:
@@ -99,17 +67,88 @@ def ingest_file(
                     details=json.dumps(_bad_details(rule, fmt, read.width, spec.source.csv)),
                 )
             )
-    failures = concat_failures(parts) if parts else empty_failures()
+    failures = concat_failures(parts)
+    read = typed.read
     types = tuple((c, str(read[c].dtype)) for c in read.columns if read[c].dtype != pl.Null)
-    return frame, raw, failures, SourceFile(path, sha, len(data), n, aliases, types)
+    return frame, raw, failures, SourceFile(path, sha, len(data), n, typed.aliases, types)
+
+
+@dataclass(frozen=True)
+class Typed:
+    """A frame as read, typed as declared: what :func:`type_frame` gives.
+
+    ``frame`` holds the provenance columns then every column (declared ones typed), ``raw``
+    ``_row_id`` and every column as text, ``failures`` one ``column|type`` failure per declared
+    cell that is not null but did not parse; ``read`` is the frame as read with aliases renamed,
+    ``aliases`` the ``(column, alias)`` pairs that were.
+    """
+
+    frame: pl.DataFrame
+    raw: pl.DataFrame
+    failures: pl.DataFrame
+    read: pl.DataFrame
+    aliases: tuple[tuple[str, str], ...]
+
+
+def type_frame(
+    read: pl.DataFrame, declared: Mapping[str, ColumnSpec], ids: pl.Series, path: str
+) -> Typed:
+    """Type the columns of a frame as read from ``path`` (one row per record) as declared.
+
+    Aliases are renamed, each declared column's ``null_values`` made null, and every cell parsed
+    as its declared type (text by the column's parser, other types converted when they can be);
+    a cell that does not parse is null in ``frame`` and a ``column|type`` failure carrying its
+    text. ``ids`` are the rows' ``_row_id``; ``_source_file`` is ``path`` and ``_source_row``
+    the position. This is ingest's reading of every file, and :func:`sluice.screening.screen`'s
+    of a frame.
+    """
+    columns = dict(declared)
+    read, aliases = _rename(read, columns, path)
+    patterned = [c for c in read.columns if is_pattern_name(c)]
+    if patterned:
+        raise InputError(
+            f"{path}: the source has a column named {patterned[0]!r}, which polars reads as a "
+            "pattern, not a column name; declare it in the schema under another name with "
+            f"aliases: [{patterned[0]!r}]"
+        )
+    n = read.height
+    prov = pl.DataFrame(
+        {
+            ROW_ID: ids,
+            SOURCE_FILE: pl.Series(SOURCE_FILE, [path] * n, dtype=pl.String),
+            SOURCE_ROW: pl.Series(SOURCE_ROW, np.arange(n, dtype=np.int64)),
+        }
+    )
+    text = _as_text(read)
+    raw = pl.concat([ids.to_frame(), text], how="horizontal")
+    parsed, masks = _parse(*_null_tokens((read, text), columns), columns, path)
+    frame = pl.concat([prov, parsed], how="horizontal")
+    parts: list[pl.DataFrame] = []
+    for name in masks.columns:
+        hit = masks[name]
+        if hit.any():
+            parts.append(
+                make_failures(
+                    ids.filter(hit),
+                    column=name,
+                    rule="type",
+                    severity="error",
+                    values=raw[name].filter(hit),
+                    details=json.dumps(
+                        {"expected": _expected(columns[name])}, separators=(",", ":")
+                    ),
+                )
+            )
+    failures = concat_failures(parts) if parts else empty_failures()
+    return Typed(frame, raw, failures, read, aliases)
 
 
 def _rename(
-    read: pl.DataFrame, loaded: LoadedSpec, path: str
+    read: pl.DataFrame, declared: Mapping[str, ColumnSpec], path: str
 ) -> tuple[pl.DataFrame, tuple[tuple[str, str], ...]]:
     """Source columns named by an alias, renamed to their declared name; and which were."""
     names: dict[str, str] = {}
-    for column, spec in loaded.spec.columns.items():
+    for column, spec in declared.items():
         present = [n for n in (column, *spec.aliases) if n in read.columns]
         if len(present) > 1:
             raise InputError(
@@ -125,7 +164,7 @@ def _rename(
 
 
 def _null_tokens(
-    frames: tuple[pl.DataFrame, pl.DataFrame], declared: dict[str, ColumnSpec]
+    frames: tuple[pl.DataFrame, pl.DataFrame], declared: Mapping[str, ColumnSpec]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The frame as read and its text, with the cells of text columns (CSV fields, NDJSON
     values, Parquet string and dictionary-encoded string columns) that equal one of their

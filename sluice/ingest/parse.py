@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import polars as pl
@@ -181,7 +181,7 @@ def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec) -> pl.Expr:
         value = col.cast(pl.String)
     elif spec.type in ("int", "float") and dtype.is_numeric():
         value = col.cast(target, strict=False)
-        if spec.type == "int" and dtype.is_float():
+        if spec.type == "int" and (dtype.is_float() or dtype.is_decimal()):
             value = pl.when(col == col.round(0)).then(value).otherwise(None)
     elif spec.type == "datetime" and isinstance(dtype, pl.Datetime) and dtype.time_zone:
         value = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None).cast(target)
@@ -195,7 +195,7 @@ def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec) -> pl.Expr:
 
 
 def _parse(
-    read: pl.DataFrame, text: pl.DataFrame, declared: dict[str, ColumnSpec], path: str
+    read: pl.DataFrame, text: pl.DataFrame, declared: Mapping[str, ColumnSpec], path: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Typed columns, and masks of the declared cells that are not null but did not parse.
 

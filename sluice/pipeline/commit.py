@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -17,20 +17,15 @@ from sluice.decide import (
     Split,
     add_checksums,
     checksum,
-    split,
 )
 from sluice.ingest import polars_dtype
 from sluice.pipeline.recovery import recover_dead_work, recover_for_run
 from sluice.pipeline.run import Run, log, output_roots
 from sluice.report import SCORES_NAME, append_history, stage_report
+from sluice.screening import count_rows, critical_checks, judge_rows, split_rows
 from sluice.verdict import (
     Verdict,
-    hinted_reasons,
-    judge,
-    measure,
     report_cause,
-    type_hints,
-    verdict_state,
     with_cause,
 )
 from sluice.write import (
@@ -48,44 +43,18 @@ from sluice.write import (
 MANIFEST_VERSION = 1
 
 
-def _critical_checks(run: Run) -> list[tuple[str, str, str]]:
-    checks = [
-        (c, "missing_column", f"declared column {c!r} is not in the source")
-        for c in run.facts("ingest")["missing_columns"]
-    ]
-    for v in run.facts("validate")["verdicts"]:
-        state = verdict_state(v)
-        if v["severity"] == "critical" and state != "passed":
-            column, rule = v["reason"].split("|", 1)
-            observed = v.get("observed_value")
-            if state == "could_not_run":
-                detail = f"could not run: {v.get('why') or v.get('exception') or rule}"
-            else:
-                detail = f"observed {observed!r}" if observed is not None else rule
-            checks.append((column, rule, detail))
-    return checks
-
-
 def _judge(
     run: Run, failures: pl.DataFrame, counts: dict[str, Any], critical: list[str]
 ) -> Verdict:
-    """Measure the run and judge it against the dataset's policies (sluice.verdict)."""
-    verdicts = run.facts("validate")["verdicts"]
-    critical_names = set(critical)
-    measured = measure(
+    """Measure the run and judge it against the dataset's policies (sluice.screening)."""
+    return judge_rows(
         failures,
-        rows_in=counts["in"],
-        quarantined=counts["quarantine"],
-        critical=critical,
-        verdicts=[v for v in verdicts if v.get("reason") not in critical_names],
+        counts,
+        critical,
+        verdicts=run.facts("validate")["verdicts"],
+        policies=run.loaded.spec.policies,
+        columns=run.loaded.spec.columns,
     )
-    policies = run.loaded.spec.policies
-    verdict = judge(measured, policies)
-    wanted = hinted_reasons(verdict, measured)
-    if wanted:
-        hints = type_hints(failures, run.loaded.spec.columns, wanted)
-        verdict = judge(replace(measured, hints=hints), policies)
-    return verdict
 
 
 @dataclass(frozen=True)
@@ -107,7 +76,10 @@ def _write(run: Run, commit: PartitionCommit) -> _Staged:
         for s in ("ingest", "validation", "screen")
     )
     declared = {c: polars_dtype(s) for c, s in run.loaded.spec.columns.items()}
-    result = split(frame, raw, failures, declared, _critical_checks(run))
+    critical = critical_checks(
+        run.facts("ingest")["missing_columns"], run.facts("validate")["verdicts"]
+    )
+    result = split_rows(frame, raw, failures, declared, critical)
     part = run.partition
     meta = {
         "sluice.dataset": run.loaded.name,
@@ -253,19 +225,4 @@ def _policies(run: Run) -> dict[str, Any]:
 
 
 def _counts(failures: pl.DataFrame, n_in: int, n_clean: int, n_quarantine: int) -> dict[str, Any]:
-    quarantining = failures.filter(pl.col("severity").is_in(["error", "critical"]))
-    by_reason = (
-        quarantining.group_by("reason").agg(pl.col(ROW_ID).n_unique().alias("rows")).sort("reason")
-    )
-    warned = failures.filter(pl.col("severity") == "warn")
-    by_warning = (
-        warned.group_by("reason").agg(pl.col(ROW_ID).n_unique().alias("rows")).sort("reason")
-    )
-    return {
-        "in": n_in,
-        "clean": n_clean,
-        "quarantine": n_quarantine,
-        "warned_rows": warned[ROW_ID].n_unique(),
-        "quarantined_by_reason": dict(by_reason.iter_rows()),
-        "warnings_by_reason": dict(by_warning.iter_rows()),
-    }
+    return count_rows(failures, n_in, n_clean, n_quarantine)
