@@ -147,22 +147,38 @@ def _json_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 @contextlib.contextmanager
 def _stdout_to_stderr() -> Iterator[None]:
-    """Send standard output to standard error, for Python and for child processes alike."""
-    sys.stdout.flush()
-    saved = os.dup(1)
+    """Send standard output to standard error, for Python and for child processes alike.
+
+    When standard output or standard error is closed, only Python's ``sys.stdout`` is
+    redirected.
+    """
+    if sys.stdout is not None:
+        sys.stdout.flush()
+    saved: int | None = None
+    if sys.stdout is not None and sys.stderr is not None:
+        try:
+            saved = os.dup(1)
+            os.dup2(2, 1)
+        except OSError:
+            if saved is not None:
+                os.close(saved)
+            saved = None
     try:
-        os.dup2(2, 1)
         with contextlib.redirect_stdout(sys.stderr):
             yield
     finally:
-        sys.stderr.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _print_json(document: Any) -> None:
     from sluice.core.values import json_safe
 
+    if sys.stdout is None:  # standard output was closed
+        return
     sys.stdout.write(json.dumps(json_safe(document), indent=2, allow_nan=False) + "\n")
     sys.stdout.flush()
 
