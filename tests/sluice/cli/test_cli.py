@@ -464,3 +464,19 @@ def test_run_and_backfill_json_print_their_summaries_alone_on_stdout(
     assert backfill["screened"][0]["counts"]["in"] == 2
     assert backfill["failed"] == []
     assert "backfill: 1 screened, 1 skipped, 0 failed (2 warned)" in ran.stderr
+
+
+def test_json_with_stdout_closed_still_validates_and_reports_on_stderr(tmp_path: Path) -> None:
+    data, suite = _validate_inputs(tmp_path)
+    exe = str(Path(sys.executable).with_name("sluice"))
+    closed = ["sh", "-c", 'exec "$0" "$@" >&-', exe]
+    ran = subprocess.run(
+        [*closed, "validate", str(data), "--suite", str(suite), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 1, ran.stderr
+    assert "internal error" not in ran.stderr
+    assert "1/2 expectations passed on 3 rows" in ran.stderr
