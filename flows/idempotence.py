@@ -4,19 +4,23 @@ A partition is done when its manifest says it passed or warned, its input files 
 files with the same sha256, the suite and the dataset spec have the sha256 the manifest
 recorded, and every output file the manifest names is there with the sha256 it gives (the read
 protocol of ``sluice.write.load_partition``, hashing only: a partition whose outputs were changed
-is screened again). The judgement is made with the partition's lock held, after recovering what
-dead runs left (a commit that died half way is finished or rolled back first). A partition whose
-last run failed is never done: screening it again fails again and alerts again, which is the
-point. A warned run is done: the same inputs, suite and spec would warn the same way, and its
-manifest keeps the causes.
+is screened again). The manifest is validated with :class:`sluice.pipeline.manifest.Manifest`:
+one that is not valid (unreadable, edited into another shape, status and verdict disagreeing,
+conservation claimed against its own counts) is never done. The judgement is made with the
+partition's lock held, after recovering what dead runs left (a commit that died half way is
+finished or rolled back first). A partition whose last run failed is never done: screening it
+again fails again and alerts again, which is the point. A warned run is done: the same inputs,
+suite and spec would warn the same way, and its manifest keeps the causes.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from expectations.suite import load_suite
 from sluice.config import LoadedSpec, Partition
@@ -24,6 +28,7 @@ from sluice.core.errors import InputError
 from sluice.core.files import file_sha256
 from sluice.ingest import list_source_files
 from sluice.pipeline import recover_partition
+from sluice.pipeline.manifest import Manifest
 from sluice.write import MANIFEST_NAME, PartitionBusy, partition_lock
 
 
@@ -41,13 +46,34 @@ def manifest_path(loaded: LoadedSpec, partition: Partition) -> Path:
     return loaded.output_root("reports") / partition.dirname / MANIFEST_NAME
 
 
-def read_manifest(path: Path) -> dict[str, Any] | None:
-    """A manifest's content, or None when it is missing or unreadable."""
+def load_manifest(path: Path) -> Manifest | str:
+    """The manifest at ``path``, validated; or why there is none, in words for the run's log."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return "not screened yet"
+    except OSError as exc:
+        return f"its manifest {path} cannot be read ({exc.strerror or type(exc).__name__})"
+    try:
+        return Manifest.model_validate_json(text)
+    except ValidationError as exc:
+        return f"its manifest {path} is not valid: {_first_error(exc)}"
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    if not errors:
+        return str(exc)
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"]) or "the document"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """A manifest's content as JSON types, or None when it is missing, unreadable or invalid."""
+    loaded = load_manifest(path)
+    return loaded.dump() if isinstance(loaded, Manifest) else None
 
 
 def unverified_output(outputs: Any) -> str | None:
@@ -96,17 +122,17 @@ def check_done(
 
 def _judge(loaded: LoadedSpec, partition: Partition, suite_sha256: str | None) -> Done:
     path = manifest_path(loaded, partition)
-    manifest = read_manifest(path)
-    if manifest is None:
-        return Done(False, "not screened yet", path)
-    if manifest.get("status") not in ("passed", "warned"):
-        return Done(False, f"its last run ended {manifest.get('status')!r}", path)
-    if manifest.get("spec", {}).get("sha256") != loaded.sha256:
+    manifest = load_manifest(path)
+    if isinstance(manifest, str):
+        return Done(False, manifest, path)
+    if manifest.status not in ("passed", "warned"):
+        return Done(False, f"its last run ended {manifest.status!r}", path)
+    if manifest.spec.sha256 != loaded.sha256:
         return Done(False, "the dataset spec changed", path)
     suite_sha = suite_sha256 or load_suite(loaded.suite_path).sha256
-    if manifest.get("suite", {}).get("sha256") != suite_sha:
+    if manifest.suite.sha256 != suite_sha:
         return Done(False, "the suite changed", path)
-    outputs = manifest.get("outputs", {})
+    outputs = manifest.dump()["outputs"]
     for side in ("clean", "quarantine"):
         out = outputs.get(side, {}).get("path")
         if not out or not Path(out).is_file():
@@ -118,7 +144,7 @@ def _judge(loaded: LoadedSpec, partition: Partition, suite_sha256: str | None) -
         files = list_source_files(loaded, partition)
     except InputError:
         return Done(False, "its input files are gone", path)
-    recorded = {i.get("path"): i.get("sha256") for i in manifest.get("inputs", [])}
+    recorded = {i.path: i.sha256 for i in manifest.inputs}
     if set(recorded) != set(files):
         return Done(False, "its input files changed (added, removed or renamed)", path)
     for f in files:
@@ -127,23 +153,24 @@ def _judge(loaded: LoadedSpec, partition: Partition, suite_sha256: str | None) -
     return Done(True, "already screened from the same inputs, suite and spec", path)
 
 
-def summary_from_manifest(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
+def summary_from_manifest(manifest: Manifest | Mapping[str, Any], path: Path) -> dict[str, Any]:
     """The run summary (the shape ``stage_write`` returns) rebuilt from a manifest."""
+    m = manifest if isinstance(manifest, Manifest) else Manifest.model_validate(manifest)
     return {
-        "dataset": manifest["dataset"],
-        "partition": manifest["partition"]["value"],
-        "status": manifest["status"],
-        "critical": manifest.get("critical", []),
-        "causes": manifest.get("verdict", {}).get("causes", []),
-        "counts": manifest["counts"],
+        "dataset": m.dataset,
+        "partition": m.partition.value,
+        "status": m.status,
+        "critical": list(m.critical),
+        "causes": [c.model_dump(mode="json") for c in m.verdict.causes],
+        "counts": m.counts.model_dump(mode="json"),
         "manifest": str(path),
-        "conservation": manifest.get("conservation", {}).get("holds", False),
+        "conservation": m.conservation.holds,
     }
 
 
 def skipped_summary(verdict: Done) -> dict[str, Any] | None:
     """The summary of a done partition, with the reason it is skipped; None when not done."""
-    manifest = read_manifest(verdict.manifest) if verdict.done else None
-    if manifest is None:
+    manifest = load_manifest(verdict.manifest) if verdict.done else None
+    if not isinstance(manifest, Manifest):
         return None
     return {**summary_from_manifest(manifest, verdict.manifest), "skipped": verdict.reason}

@@ -1,8 +1,10 @@
 """Prefect flows: screen one partition, and backfill a range of partitions.
 
-The flows only sequence the stage functions of :mod:`sluice.pipeline`; each task rebuilds its
-run from plain values and passes on the work folder's path. Around the stages, a flow skips a
-partition that is already done (:mod:`flows.idempotence`), emits alert events
+The flows only sequence the stage functions of :mod:`sluice.pipeline`; each task takes the run's
+:class:`~sluice.pipeline.run.RunRef` (spec and suite with their sha256, partition, run id,
+engine, work folder), rebuilds the run from it, refusing to go on when the spec or the suite
+changed since the run was prepared, and returns it for the next task. Around the stages, a flow
+skips a partition that is already done (:mod:`flows.idempotence`), emits alert events
 (:mod:`flows.alerts`), and a backfill running as a deployment fans out one flow run per
 partition (:mod:`flows.fanout`).
 """
@@ -37,6 +39,7 @@ from sluice.config import LoadedSpec, Partition, find_spec, partition_range
 from sluice.core.errors import CriticalCheckFailed, RunFailed, SluiceError
 from sluice.core.frame import EngineChoice
 from sluice.pipeline import Run, stage_ingest, stage_screen, stage_validate, stage_write
+from sluice.pipeline.run import RunRef
 from sluice.progress import PARTITION_LOG, progress
 from sluice.report.artifacts import artifact_key, publish_artifacts
 
@@ -80,39 +83,37 @@ _io_retries: dict[str, Any] = {
 
 
 @task(name="ingest", cache_policy=NONE, **_io_retries)
-def ingest_task(spec: str, partition: str, run_id: str, engine: EngineChoice) -> str:
+def ingest_task(ref: RunRef) -> RunRef:
     """Read the partition into the run's work folder."""
-    run = Run.resume(spec, partition, run_id, engine)
-    progress(run.loaded.name, partition, "ingest")
+    run = Run.resume(ref)
+    progress(run.loaded.name, ref.partition, "ingest")
     stage_ingest(run)
-    return str(run.work)
+    return ref
 
 
 @task(name="validate", cache_policy=NONE)
-def validate_task(spec: str, partition: str, run_id: str, engine: EngineChoice, work: str) -> str:
+def validate_task(ref: RunRef) -> RunRef:
     """Run the suite over the ingested rows."""
-    run = Run.resume(spec, partition, run_id, engine)
-    progress(run.loaded.name, partition, "validate")
+    run = Run.resume(ref)
+    progress(run.loaded.name, ref.partition, "validate")
     stage_validate(run)
-    return work
+    return ref
 
 
 @task(name="screen", cache_policy=NONE)
-def screen_task(spec: str, partition: str, run_id: str, engine: EngineChoice, work: str) -> str:
+def screen_task(ref: RunRef) -> RunRef:
     """Score the rows that passed validation."""
-    run = Run.resume(spec, partition, run_id, engine)
-    progress(run.loaded.name, partition, "screen")
+    run = Run.resume(ref)
+    progress(run.loaded.name, ref.partition, "screen")
     stage_screen(run)
-    return work
+    return ref
 
 
 @task(name="write", cache_policy=NONE, **_io_retries)
-def write_task(
-    spec: str, partition: str, run_id: str, engine: EngineChoice, work: str
-) -> dict[str, Any]:
+def write_task(ref: RunRef) -> dict[str, Any]:
     """Write clean rows, quarantine, failures and the manifest."""
-    run = Run.resume(spec, partition, run_id, engine)
-    progress(run.loaded.name, partition, "write")
+    run = Run.resume(ref)
+    progress(run.loaded.name, ref.partition, "write")
     return stage_write(run)
 
 
@@ -194,12 +195,11 @@ def screen_partition(
             )
             return done
         logger.info("%s: screening: %s", name, verdict.reason)
-    args = (str(run.loaded.path), str(run.partition), run.run_id, run.engine)
     try:
-        work = ingest_task(*args)
-        work = validate_task(*args, work)
-        work = screen_task(*args, work)
-        summary = write_task(*args, work)
+        ref = ingest_task(run.ref)
+        ref = validate_task(ref)
+        ref = screen_task(ref)
+        summary = write_task(ref)
     except BaseException:
         run.discard()
         raise

@@ -4,19 +4,29 @@ Exit codes: 0 the run passed, or warned (printed as WARNED with its causes); 1 t
 (a critical check, or a share of quarantined rows above an error threshold of the spec's
 policies; for a backfill, any partition failed), or warned under ``--fail-on warned``; 2 a usage,
 configuration or input error; 3 an internal error (a bug: please report it).
+
+``--json`` (``run``, ``backfill``, ``validate``) prints one JSON document on standard output
+when the command gets that far: the run summary, the backfill summary (an object with
+``screened``, ``skipped`` and ``failed`` lists of partition summaries) or the validation result.
+Everything else the command prints, and anything a library or child process writes to standard
+output, goes to standard error meanwhile, so standard output stays parseable; an error prints
+nothing on standard output.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sluice.core.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK
+from sluice.core.versions import version
 
 
 def _date(text: str) -> dt.date:
@@ -59,6 +69,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    p.add_argument("--version", action="version", version=f"sluice {version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="screen one partition of a dataset")
@@ -74,6 +85,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         default="failed",
         help="exit 1 when the run ends this badly (default: failed; warned also fails on warnings)",
     )
+    _json_option(run, "the run summary")
 
     bf = sub.add_parser("backfill", help="screen every partition of a date range")
     bf.add_argument("dataset", help="dataset name (datasets/<name>.yaml) or a spec file")
@@ -87,6 +99,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         default="failed",
         help="exit 1 when any partition ends this badly (default: failed)",
     )
+    _json_option(bf, "the backfill summary: screened, skipped and failed partitions")
 
     demo = sub.add_parser("demo", help="generate sample data with planted errors and screen it")
     demo.add_argument("--dir", default="var/demo", help="where data and outputs go")
@@ -119,7 +132,54 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         from sluice.cli.validate import add_arguments
 
         add_arguments(val)
+        _json_option(val, "the result document (what --result writes)")
     return p
+
+
+def _json_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help=f"print {what} as JSON on stdout; everything else goes to stderr",
+    )
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send standard output to standard error, for Python and for child processes alike.
+
+    When standard output or standard error is closed, only Python's ``sys.stdout`` is
+    redirected.
+    """
+    if sys.stdout is not None:
+        sys.stdout.flush()
+    saved: int | None = None
+    if sys.stdout is not None and sys.stderr is not None:
+        try:
+            saved = os.dup(1)
+            os.dup2(2, 1)
+        except OSError:
+            if saved is not None:
+                os.close(saved)
+            saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _print_json(document: Any) -> None:
+    from sluice.core.values import json_safe
+
+    if sys.stdout is None:  # standard output was closed
+        return
+    sys.stdout.write(json.dumps(json_safe(document), indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
 
 
 def _quiet_prefect(verbose: bool) -> None:
@@ -198,6 +258,7 @@ def _run(args: argparse.Namespace) -> int:
         if exc.summary is None:
             raise
         summary = exc.summary
+    args.document = summary
     _print_summary(summary)
     return exit_code(str(summary["status"]), args.fail_on)
 
@@ -218,6 +279,7 @@ def _backfill(args: argparse.Namespace) -> int:
     _show_partition_lines(verbose=args.verbose)
     _temporary_api()
     summary = backfill(args.dataset, args.start, args.end, args.engine, force=args.force)
+    args.document = summary
     for s in [*summary["screened"], *summary["skipped"]]:
         _print_summary(s)
     for f in summary["failed"]:
@@ -301,8 +363,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sluice.core.errors import SluiceError
     from sluice.progress import done
 
+    wants_json = bool(getattr(args, "json", False))
+    args.document = None
     try:
-        return COMMANDS[args.command](args)
+        with _stdout_to_stderr() if wants_json else contextlib.nullcontext():
+            code = COMMANDS[args.command](args)
+        if wants_json and args.document is not None and code in (EXIT_OK, EXIT_FAILED):
+            _print_json(args.document)
+        return code
     except SluiceError as exc:
         done()
         print(f"sluice: {exc}", file=sys.stderr)

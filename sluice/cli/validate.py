@@ -18,7 +18,7 @@ import io
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -70,6 +70,7 @@ def main(args: argparse.Namespace) -> int:
             engine=cast(EngineChoice, args.engine),
             result=args.result,
             failures=args.failures,
+            on_result=_keep(args) if getattr(args, "json", False) else None,
         )
     except SluiceError as exc:
         print(f"sluice validate: {exc}", file=sys.stderr)
@@ -77,6 +78,15 @@ def main(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"sluice validate: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _keep(args: argparse.Namespace) -> Callable[[dict[str, Any]], None]:
+    """Keep the result document on ``args.document``, for ``sluice validate --json``."""
+
+    def keep(document: dict[str, Any]) -> None:
+        args.document = document
+
+    return keep
 
 
 def read_data(path: Path) -> pl.DataFrame:
@@ -278,10 +288,13 @@ def validate_file(
     engine: EngineChoice = "auto",
     result: Path | None = None,
     failures: Path | None = None,
+    *,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> int:
     """Validate ``data`` against ``suite``; write the result and failures; return the exit code.
 
-    Raises ``ConfigError`` for a bad suite or engine and ``InputError`` for unreadable data.
+    ``on_result`` is handed the result document (what ``result`` is written with). Raises
+    ``ConfigError`` for a bad suite or engine and ``InputError`` for unreadable data.
     """
     loaded = load_suite(suite)
     frame = read_data(Path(data))
@@ -293,7 +306,7 @@ def validate_file(
         raise InputError(f"{data}: a value is nested too deeply to be checked") from None
     seconds = time.perf_counter() - started
     passed = all(o.success and o.exception is None for o in outcomes)
-    if result is not None:
+    if result is not None or on_result is not None:
         doc = {
             "data": str(data),
             "suite": str(suite),
@@ -303,7 +316,11 @@ def validate_file(
             "seconds": round(seconds, 6),
             "results": [result_record(o) for o in outcomes],
         }
-        _write_atomic(Path(result), json.dumps(doc, indent=2, allow_nan=False).encode() + b"\n")
+        if result is not None:
+            text = json.dumps(doc, indent=2, allow_nan=False)
+            _write_atomic(Path(result), text.encode() + b"\n")
+        if on_result is not None:
+            on_result(doc)
     if failures is not None:
         table = failures_table(frame, outcomes)
         tmp = Path(failures).with_name(Path(failures).name + ".tmp")

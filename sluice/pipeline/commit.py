@@ -19,6 +19,22 @@ from sluice.decide import (
     checksum,
 )
 from sluice.ingest import polars_dtype
+from sluice.pipeline.manifest import (
+    Checksums,
+    Conservation,
+    Counts,
+    Manifest,
+    OutputFile,
+    PartitionRef,
+    SchemaDrift,
+    ScreenSummary,
+    SpecFile,
+    SuiteFile,
+    Timings,
+    Validation,
+    now,
+)
+from sluice.pipeline.manifest import Verdict as ManifestVerdict
 from sluice.pipeline.recovery import recover_dead_work, recover_for_run
 from sluice.pipeline.run import Run, log, output_roots
 from sluice.report import SCORES_NAME, append_history, stage_report
@@ -39,8 +55,6 @@ from sluice.write import (
     write_json,
     write_parquet,
 )
-
-MANIFEST_VERSION = 1
 
 
 def _judge(
@@ -105,8 +119,10 @@ def stage_write(run: Run, started: dt.datetime | None = None) -> dict[str, Any]:
     """Write clean, quarantine and reports as one commit, the manifest's folder last.
 
     Holds the partition's lock throughout, first finishing or undoing what a dead run left
-    (docs/robustness.md has the commit and read protocol).
+    (docs/robustness.md has the commit and read protocol). Refuses, before touching any output,
+    a run whose spec or suite file changed since it was prepared (:class:`ConfigChanged`).
     """
+    run.check_unchanged()
     roots = output_roots(run.loaded)
     dirname = run.partition.dirname
     with partition_lock(roots["reports"], dirname):
@@ -127,11 +143,12 @@ def _write_committed(
     staged = _write(run, commit)
     result, ids_in = staged.split, staged.ids_in
     part = run.partition
-    sums = {
-        "in": checksum(ids_in),
-        "clean": checksum(result.clean[ROW_ID]),
-        "quarantine": checksum(result.quarantine[ROW_ID]),
-    }
+    sums = Checksums(
+        ids_in=checksum(ids_in),
+        clean=checksum(result.clean[ROW_ID]),
+        quarantine=checksum(result.quarantine[ROW_ID]),
+        algorithm="sum of _row_id mod 2^64, hex",
+    )
     counts = _counts(result.failures, len(ids_in), result.clean.height, result.quarantine.height)
     read_back = prove_conservation(
         {
@@ -140,83 +157,99 @@ def _write_committed(
         },
         ids_in,
         ROW_ID,
-        {side: {"rows": counts[side], "checksum": sums[side]} for side in ("clean", "quarantine")},
+        {
+            "clean": {"rows": counts.clean, "checksum": sums.clean},
+            "quarantine": {"rows": counts.quarantine, "checksum": sums.quarantine},
+        },
     )
-    holds = counts["in"] == counts["clean"] + counts["quarantine"] and sums["in"] == add_checksums(
-        sums["clean"], sums["quarantine"]
+    holds = counts.rows_in == counts.clean + counts.quarantine and sums.ids_in == add_checksums(
+        sums.clean, sums.quarantine
     )
-    ingest_facts, val, scr = run.facts("ingest"), run.facts("validate"), run.facts("screen")
-    verdict = _judge(run, result.failures, counts, list(result.critical))
-    manifest: dict[str, Any] = {
-        "manifest_version": MANIFEST_VERSION,
-        "run_id": run.run_id,
-        "dataset": run.loaded.name,
-        "partition": {"key": part.key, "value": str(part), "kind": part.kind},
-        "status": verdict.status,
-        "critical": list(result.critical),
-        "verdict": {**verdict.as_dict(), "policies": _policies(run)},
-        "started_at": (started or dt.datetime.now(dt.UTC)).isoformat(),
-        "counts": counts,
-        "checksums": {**sums, "algorithm": "sum of _row_id mod 2^64, hex"},
-        "conservation": {"holds": holds, "read_back": read_back},
-        "inputs": ingest_facts["inputs"],
-        "schema": {
-            "missing_columns": ingest_facts["missing_columns"],
-            "extra_columns": ingest_facts["extra_columns"],
-            "aliases": ingest_facts.get("aliases", []),
-            "retyped_columns": ingest_facts.get("retyped_columns", {}),
-        },
-        "spec": {"path": str(run.loaded.path), "sha256": run.loaded.sha256},
-        "suite": {
-            "name": run.suite.name,
-            "path": str(run.suite.path),
-            "sha256": run.suite.sha256,
-            "entries": len(run.suite.entries),
-        },
-        "validation": {
-            "engine": val["engine"],
-            "verdicts": val["verdicts"],
-            "keys": val.get("keys", {}),
-        },
-        "detectors": scr.get("models", []),
-        "screen": {
-            k: v for k, v in scr.items() if k in ("skipped", "rows", "seconds", "reference")
-        },
-        "reasons": staged.reasons,
-        "versions": versions(),
-    }
+    ingested, validated, screened = run.ingest_facts(), run.validate_facts(), run.screen_facts()
+    verdict = _judge(run, result.failures, counts.model_dump(mode="json"), list(result.critical))
     commit.swap("clean", "quarantine")
     w = commit.writer("reports")
     write_parquet(result.failures, w.path("failures.parquet"))
     outputs = {**staged.outputs, "failures": describe(w.path("failures.parquet"))}
     outputs["failures"]["path"] = str(w.final / "failures.parquet")
-    manifest["outputs"] = outputs
-    timings = {s: run.facts(s)["seconds"] for s in ("ingest", "validate", "screen")}
-    timings["write"] = round(time.perf_counter() - t0, 4)
-    manifest["timings_s"] = timings
-    manifest["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
+    timings = {
+        "ingest": ingested.seconds,
+        "validate": validated.seconds,
+        "screen": screened.seconds,
+        "write": round(time.perf_counter() - t0, 4),
+    }
+    manifest = Manifest(
+        run_id=run.run_id,
+        dataset=run.loaded.name,
+        partition=PartitionRef(key=part.key, value=str(part), kind=part.kind),
+        status=verdict.status,
+        critical=list(result.critical),
+        verdict=_verdict(run, verdict),
+        started_at=started or now(),
+        finished_at=now(),
+        counts=counts,
+        checksums=sums,
+        conservation=Conservation.model_validate({"holds": holds, "read_back": read_back}),
+        inputs=ingested.inputs,
+        schema_drift=SchemaDrift(
+            missing_columns=ingested.missing_columns,
+            extra_columns=ingested.extra_columns,
+            aliases=ingested.aliases,
+            retyped_columns=ingested.retyped_columns,
+        ),
+        spec=SpecFile(path=str(run.loaded.path), sha256=run.loaded.sha256),
+        suite=SuiteFile(
+            name=run.suite.name,
+            path=None if run.suite.path is None else str(run.suite.path),
+            sha256=run.suite.sha256,
+            entries=len(run.suite.entries),
+        ),
+        validation=Validation(
+            engine=validated.engine, verdicts=validated.verdicts, keys=validated.keys
+        ),
+        detectors=screened.models,
+        screen=ScreenSummary(
+            skipped=screened.skipped,
+            rows=screened.rows,
+            seconds=screened.seconds,
+            reference=screened.reference,
+        ),
+        reasons=staged.reasons,
+        versions=versions(),
+        outputs={k: OutputFile.model_validate(v) for k, v in outputs.items()},
+        timings_s=Timings.model_validate(timings),
+    )
     # report: scores, metrics.parquet and report.html, committed with the manifest
-    report = stage_report(run.loaded, run.partition, run.file(SCORES_NAME), w, manifest)
-    outputs.update(report.outputs)
-    manifest["findings"] = report.findings
+    report = stage_report(run.loaded, run.partition, run.file(SCORES_NAME), w, manifest.dump())
     if report.problem is not None:
         verdict = with_cause(verdict, report_cause(report.problem))
-        manifest["status"] = verdict.status
-        manifest["verdict"] = {**verdict.as_dict(), "policies": _policies(run)}
-    timings["report"] = report.seconds
-    write_json(manifest, w.path(MANIFEST_NAME))
+    manifest = Manifest.model_validate(
+        {
+            **manifest.dump(),
+            "status": verdict.status,
+            "verdict": _verdict(run, verdict).model_dump(mode="json"),
+            "outputs": {**outputs, **report.outputs},
+            "findings": report.findings,
+            "timings_s": {**timings, "report": report.seconds},
+        }
+    )
+    write_json(manifest.dump(), w.path(MANIFEST_NAME))
     final = commit.commit()["reports"]
     append_history(final)
     return {
         "dataset": run.loaded.name,
         "partition": str(part),
-        "status": manifest["status"],
-        "critical": manifest["critical"],
+        "status": manifest.status,
+        "critical": manifest.critical,
         "causes": [c.as_dict() for c in verdict.causes],
-        "counts": counts,
+        "counts": counts.model_dump(mode="json"),
         "manifest": str(final / MANIFEST_NAME),
         "conservation": holds,
     }
+
+
+def _verdict(run: Run, verdict: Verdict) -> ManifestVerdict:
+    return ManifestVerdict.model_validate({**verdict.as_dict(), "policies": _policies(run)})
 
 
 def _policies(run: Run) -> dict[str, Any]:
@@ -224,5 +257,5 @@ def _policies(run: Run) -> dict[str, Any]:
     return data
 
 
-def _counts(failures: pl.DataFrame, n_in: int, n_clean: int, n_quarantine: int) -> dict[str, Any]:
-    return count_rows(failures, n_in, n_clean, n_quarantine)
+def _counts(failures: pl.DataFrame, n_in: int, n_clean: int, n_quarantine: int) -> Counts:
+    return Counts.model_validate(count_rows(failures, n_in, n_clean, n_quarantine))

@@ -95,8 +95,9 @@ def test_a_failed_run_is_never_done(screened: LoadedSpec) -> None:
 
 def test_an_unreadable_manifest_is_not_done(screened: LoadedSpec) -> None:
     part = screened.spec.partition.parse("2024-01-01")
-    check_done(screened, part).manifest.write_text("{not json")
-    assert check_done(screened, part).reason == "not screened yet"
+    path = check_done(screened, part).manifest
+    path.write_text("{not json")
+    assert check_done(screened, part).reason.startswith(f"its manifest {path} is not valid: ")
 
 
 def test_file_sha256_matches_the_manifest(screened: LoadedSpec, tmp_path: Path) -> None:

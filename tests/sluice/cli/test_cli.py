@@ -352,3 +352,131 @@ def test_a_rust_panic_is_an_internal_error_not_a_failed_check(
     monkeypatch.setitem(COMMANDS, "validate", panics)
     assert main(["validate", "f.csv", "--suite", "s.json"]) == EXIT_INTERNAL
     assert "internal error: PanicException: operator does not support" in capsys.readouterr().err
+
+
+def test_version_prints_the_installed_version_and_imports_nothing_heavy(tmp_path: Path) -> None:
+    from importlib import metadata
+
+    ran = _sluice_guarded(tmp_path, "--version", block=HEAVY)
+    assert ran.code == 0, ran.err
+    assert ran.out == f"sluice {metadata.version('sluice')}\n"
+    assert ran.err == ""
+
+
+def _validate_inputs(tmp_path: Path) -> tuple[Path, Path]:
+    data = tmp_path / "data.csv"
+    data.write_text("id,amount\na,1\nb,\nc,3\n")
+    suite = tmp_path / "suite.json"
+    suite.write_text(
+        json.dumps(
+            {
+                "name": "s",
+                "expectations": [
+                    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "amount"}},
+                    {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}},
+                ],
+            }
+        )
+    )
+    return data, suite
+
+
+def test_validate_json_prints_the_result_document_alone_on_stdout(tmp_path: Path) -> None:
+    data, suite = _validate_inputs(tmp_path)
+    result = tmp_path / "result.json"
+    ran = sluice("validate", str(data), "--suite", str(suite), "--json", "--result", str(result))
+    assert ran.returncode == 1, ran.stderr
+    document = json.loads(ran.stdout)
+    assert document == json.loads(result.read_text())
+    assert [r["success"] for r in document["results"]] == [False, True]
+    assert document["results"][0]["unexpected_rows"] == [1]
+    assert "1/2 expectations passed on 3 rows" in ran.stderr
+    assert "expectations passed" not in ran.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "backfill", "validate"])
+def test_json_with_a_broken_configuration_prints_the_error_on_stderr_only(
+    make_dataset: SpecFactory, tmp_path: Path, command: str
+) -> None:
+    spec, expected = _broken_spec(make_dataset, "suite")
+    if command == "validate":
+        (tmp_path / "v").mkdir()
+        data, _ = _validate_inputs(tmp_path / "v")
+        args = ["validate", str(data), "--suite", str(tmp_path / "suite.json")]
+    elif command == "run":
+        args = ["run", str(spec), "--partition", "2024-01-01"]
+    else:
+        args = ["backfill", str(spec), "--start", "2024-01-01", "--end", "2024-01-02"]
+    ran = _sluice_guarded(tmp_path, *args, "--json")
+    assert ran.code == 2, ran.err
+    assert ran.out == ""
+    assert expected in ran.err
+    assert "Traceback" not in ran.err
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("prefect_api")
+def test_run_and_backfill_json_print_their_summaries_alone_on_stdout(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    import prefect.settings
+
+    days = ["2024-01-01", "2024-01-02"]
+    spec = make_dataset({d: GOOD for d in days})
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(prefect.settings.PREFECT_API_URL.value()),
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+    }
+    exe = str(Path(sys.executable).with_name("sluice"))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [exe, *args, "--json"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    ran = cli("run", str(spec), "--partition", days[0], "--fail-on", "warned")
+    assert ran.returncode == 1, ran.stderr  # warned, and --fail-on warned
+    summary = json.loads(ran.stdout)
+    manifest = json.loads(Path(summary["manifest"]).read_text())
+    assert (summary["dataset"], summary["partition"]) == ("tiny", days[0])
+    assert summary["status"] == manifest["status"] == "warned"
+    assert summary["counts"] == manifest["counts"]
+    assert summary["conservation"] is manifest["conservation"]["holds"] is True
+    assert [c["message"] for c in summary["causes"]] == [
+        c["message"] for c in manifest["verdict"]["causes"]
+    ]
+    assert f"tiny {days[0]}: WARNED: 2 rows in, 1 clean, 1 quarantined" in ran.stderr
+
+    ran = cli("backfill", str(spec), "--start", days[0], "--end", days[1])
+    assert ran.returncode == 0, ran.stderr
+    backfill = json.loads(ran.stdout)
+    assert (backfill["dataset"], backfill["start"], backfill["end"]) == ("tiny", *days)
+    assert [s["partition"] for s in backfill["skipped"]] == [days[0]]
+    assert backfill["skipped"][0]["skipped"].startswith("already screened")
+    assert [s["partition"] for s in backfill["screened"]] == [days[1]]
+    assert backfill["screened"][0]["counts"]["in"] == 2
+    assert backfill["failed"] == []
+    assert "backfill: 1 screened, 1 skipped, 0 failed (2 warned)" in ran.stderr
+
+
+def test_json_with_stdout_closed_still_validates_and_reports_on_stderr(tmp_path: Path) -> None:
+    data, suite = _validate_inputs(tmp_path)
+    exe = str(Path(sys.executable).with_name("sluice"))
+    closed = ["sh", "-c", 'exec "$0" "$@" >&-', exe]
+    ran = subprocess.run(
+        [*closed, "validate", str(data), "--suite", str(suite), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 1, ran.stderr
+    assert "internal error" not in ran.stderr
+    assert "1/2 expectations passed on 3 rows" in ran.stderr
