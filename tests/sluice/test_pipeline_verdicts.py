@@ -6,6 +6,7 @@ Each run is the installed command in a subprocess against the session's Prefect 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import os
 import subprocess
@@ -120,7 +121,7 @@ def test_a_partition_none_of_whose_timestamps_parse_fails_naming_the_column_and_
     assert page.verdict_class == "verdict failed"
     text = Path(m["outputs"]["report"]["path"]).read_text(encoding="utf-8")
     assert "Nothing unusual" not in text
-    assert "format &#x27;%d/%m/%Y %H:%M&#x27; parses 200 of 200" in text
+    assert "format '%d/%m/%Y %H:%M' parses 200 of 200" in html.unescape(text)
 
     again = sluice(cli_env, "run", str(spec), "--partition", DAY)
     assert again.returncode == 1  # a failed partition is never done: it fails again
