@@ -119,6 +119,11 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         from sluice.cli.validate import add_arguments
 
         add_arguments(val)
+    ini = sub.add_parser("init", help="profile sample files; write a suggested spec and suite")
+    if wants("init"):
+        from sluice.cli.init import add_arguments as init_arguments
+
+        init_arguments(ini)
     return p
 
 
@@ -281,6 +286,12 @@ def _report(args: argparse.Namespace) -> int:
     return report_main(args)
 
 
+def _init_main(args: argparse.Namespace) -> int:
+    from sluice.cli.init import main as init_main
+
+    return init_main(args)
+
+
 COMMANDS = {
     "run": _run,
     "backfill": _backfill,
@@ -289,6 +300,7 @@ COMMANDS = {
     "report": _report,
     "model": _model,
     "serve": _serve,
+    "init": _init_main,
 }
 
 
