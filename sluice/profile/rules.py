@@ -10,7 +10,6 @@ candidate on a frame, :func:`keep` judges it.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +71,11 @@ class Candidate:
                 out.append(k[key])
         out += list(k.get("column_list", [])) + list(k.get("by", []))
         return out
+
+
+def _counts(values: pl.Series) -> pl.DataFrame:
+    """Each distinct non-null value (column ``v``) and its ``count``, whatever the series' name."""
+    return values.drop_nulls().alias("v").value_counts(name="count")
 
 
 def _expr(e: pl.Expr) -> Callable[[pl.DataFrame], pl.Series]:
@@ -181,12 +185,12 @@ def in_set(col: Column, values: pl.Series) -> Candidate | None:
     present = values.drop_nulls()
     if present.len() == 0 or col.type not in ("string", "int"):
         return None
-    counts = present.value_counts()
+    counts = _counts(present)
     n = present.len()
     frequent = counts.filter(
         (pl.col("count") >= MIN_DOMAIN_COUNT) & (pl.col("count") >= MIN_DOMAIN_SHARE * n)
     )
-    domain = sorted(frequent.get_column(values.name).to_list())
+    domain = sorted(frequent.get_column("v").to_list())
     if not domain or len(domain) > MAX_DOMAIN or len(domain) * MIN_ROWS_PER_VALUE > n:
         return None
     return Candidate(
@@ -243,12 +247,26 @@ _CLASSES: tuple[tuple[str, Callable[[str], bool]], ...] = (
 )
 
 
+_META = frozenset(".^$*+?{}[]\\|()")
+
+
+def literal(ch: str) -> str:
+    """One character as a pattern both Python's ``re`` and the polars (Rust) engine read alike:
+    metacharacters escaped, control and non-printable characters as ``\\uXXXX``."""
+    if ch in _META:
+        return "\\" + ch
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def shape(value: str) -> tuple[tuple[str, int], ...]:
     """A value as runs of character classes: ``T123`` -> ``(("[A-Z]", 1), ("[0-9]", 3))``; any
     other character stands for itself."""
     runs: list[list[Any]] = []
     for ch in value:
-        cls = next((c for c, test in _CLASSES if test(ch)), re.escape(ch))
+        cls = next((c for c, test in _CLASSES if test(ch)), literal(ch))
         if runs and runs[-1][0] == cls:
             runs[-1][1] += 1
         else:
@@ -273,7 +291,7 @@ def pattern(col: Column, values: pl.Series, max_fail: float) -> Candidate | None
     vary too much, shapes with the same runs merge into length ranges."""
     if col.type != "string":
         return None
-    counts = values.drop_nulls().value_counts()
+    counts = _counts(values)
     n = int(counts.get_column("count").sum())
     if n == 0:
         return None
@@ -328,11 +346,12 @@ def lengths(col: Column, values: pl.Series) -> Candidate | None:
 
 
 def orderings(train: pl.DataFrame, columns: Sequence[Column], max_fail: float) -> list[Candidate]:
-    """Pairs of numeric, date or datetime columns where A > B (or A >= B) on nearly every learnt
-    row that has both; pairs whose learnt ranges do not overlap say nothing and are left out."""
+    """Pairs of numeric, of date or of datetime columns where A > B (or A >= B) on nearly every
+    learnt row that has both; pairs whose learnt ranges do not overlap say nothing (left out)."""
     groups = {
         "number": [c.name for c in columns if c.type in ("int", "float")],
-        "time": [c.name for c in columns if c.type in ("date", "datetime")],
+        "date": [c.name for c in columns if c.type == "date"],
+        "datetime": [c.name for c in columns if c.type == "datetime"],
     }
     out: list[Candidate] = []
     for names in groups.values():
@@ -393,7 +412,7 @@ def _majority_passes(x: str, y: str) -> Callable[[pl.DataFrame], pl.Series]:
 
 def _off_mode(train: pl.DataFrame, y: str) -> int:
     """Rows whose ``y`` differs from the column's most common value (nulls left out)."""
-    counts = train.get_column(y).drop_nulls().value_counts()
+    counts = _counts(train.get_column(y))
     total = int(counts.get_column("count").sum())
     return total - int(counts.get_column("count").max() or 0)  # type: ignore[arg-type]
 
@@ -472,7 +491,7 @@ def rare_variants(col: Column, values: pl.Series) -> Candidate | None:
     present = values.drop_nulls()
     if col.type != "string" or present.len() == 0:
         return None
-    counts = present.value_counts()
+    counts = _counts(present)
     if counts.height < 3 or counts.height > RARE_MAX_CARDINALITY:
         return None
     frequent = counts.filter(pl.col("count") >= RARE_MIN_FREQUENT)
@@ -496,10 +515,9 @@ def rare_variants(col: Column, values: pl.Series) -> Candidate | None:
 
 def _not_rare(values: pl.Series) -> pl.Series:
     """Rows that the rare-variant rule passes, judged within ``values`` themselves."""
-    counts = values.drop_nulls().value_counts()
-    name = values.name
-    frequent = counts.filter(pl.col("count") >= RARE_MIN_FREQUENT).get_column(name).to_list()
-    rare = counts.filter(pl.col("count") <= RARE_MAX_COUNT).get_column(name).to_list()
+    counts = _counts(values)
+    frequent = counts.filter(pl.col("count") >= RARE_MIN_FREQUENT).get_column("v").to_list()
+    rare = counts.filter(pl.col("count") <= RARE_MAX_COUNT).get_column("v").to_list()
     flagged = []
     for v in rare:
         text = str(v)
