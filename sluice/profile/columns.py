@@ -38,6 +38,7 @@ NULL_TOKENS = frozenset(
 )
 BOOL_WORDS = frozenset({"true", "false", "t", "f", "yes", "no", "y", "n"})
 _DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}|\d{1,2}\s+[A-Za-z]{3}|[A-Za-z]{3}\s+\d{1,2}")
+_TIME_CODES = re.compile(r"%[-_0^#]?[0-9]*(?:[HIMSpfzTcXrR]|\.f|:z)")
 _LEADING_ZERO = re.compile(r"^[-+]?0\d")
 FORMAT_SAMPLE = 500
 
@@ -100,6 +101,8 @@ def _candidates(text: pl.Series) -> list[ColumnSpec]:
             guess, _ties = guess_format(dated, kind)
             if guess is not None:
                 fmt = guess.format
+                if kind == "date" and fmt is not None and _TIME_CODES.search(fmt):
+                    continue
                 if kind == "date" and fmt == "%Y-%m-%d":
                     fmt = None
                 out.append(ColumnSpec(type=kind, format=fmt))

@@ -21,7 +21,7 @@ from rapidfuzz.process import extractOne
 from sluice.profile.columns import Column
 
 MIN_DOMAIN_COUNT = 3
-MIN_DOMAIN_SHARE = 0.001
+MIN_DOMAIN_SHARE = 0.002
 MAX_DOMAIN = 100
 MIN_ROWS_PER_VALUE = 10
 TRIM = 0.001
@@ -42,6 +42,7 @@ RARE_MAX_CARDINALITY = 2000
 KEY_MIN_ROWS = 20
 PRESENT = "\x00present:"
 MAX_KEY_PAIRS = 2
+ORDER_MAX_CHANCE = 0.9
 
 FD = "sluice.expect_column_values_to_follow_majority_by"
 RARE = "sluice.expect_column_values_to_not_be_rare_variants"
@@ -347,7 +348,9 @@ def lengths(col: Column, values: pl.Series) -> Candidate | None:
 
 def orderings(train: pl.DataFrame, columns: Sequence[Column], max_fail: float) -> list[Candidate]:
     """Pairs of numeric, of date or of datetime columns where A > B (or A >= B) on nearly every
-    learnt row that has both; pairs whose learnt ranges do not overlap say nothing (left out)."""
+    learnt row that has both. An ordering the columns' values would show by chance is left out:
+    when A > B still holds on :data:`ORDER_MAX_CHANCE` of rows with B shuffled (seeded), or the
+    learnt ranges do not overlap, it says nothing about the rows."""
     groups = {
         "number": [c.name for c in columns if c.type in ("int", "float")],
         "date": [c.name for c in columns if c.type == "date"],
@@ -364,6 +367,8 @@ def orderings(train: pl.DataFrame, columns: Sequence[Column], max_fail: float) -
                     continue
                 a_s, b_s = both.get_column(a), both.get_column(b)
                 if a_s.min() > b_s.max() or a_s.max() < b_s.min():  # type: ignore[operator]
+                    continue
+                if float((a_s > b_s.shuffle(seed=0)).mean()) >= ORDER_MAX_CHANCE:  # type: ignore[arg-type]
                     continue
                 gt = float((a_s > b_s).mean())  # type: ignore[arg-type]
                 ge = float((a_s >= b_s).mean())  # type: ignore[arg-type]
