@@ -76,7 +76,8 @@ def test_init_refuses_to_overwrite_without_force(
     spec.write_text("# mine\n")
     again = sluice(*args)
     assert again.returncode == 2
-    assert "--force" in again.stderr and str(spec) in again.stderr
+    assert "--force" in again.stderr
+    assert str(spec) in again.stderr
     assert spec.read_text() == "# mine\n"
     forced = sluice(*args, "--force")
     assert forced.returncode == 0, forced.stderr
