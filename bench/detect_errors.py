@@ -119,7 +119,7 @@ def cell_flags(failures: pl.DataFrame, declared: Sequence[str], width: int) -> s
 
 
 def score_cells(
-    folder: Path, work: Path, env: dict[str, str], types: bool | None
+    folder: Path, work: Path, env: dict[str, str], types: bool | None, estimate: bool = False
 ) -> dict[str, Any]:
     """Cell and row P/R/F1 of the zero-configuration run on one dirty/clean pair."""
     name = re.sub(r"[^A-Za-z0-9_-]", "_", folder.name) or "data"
@@ -137,14 +137,43 @@ def score_cells(
     flags = {
         (r, order[c]) for r, c in cell_flags(failures, declared, len(declared)) if order[c] >= 0
     }
-    rows_flagged = {r for r, _ in flags}
     rows_true = {r for r, _ in truth}
-    return {
+    result: dict[str, Any] = {
         "dataset": name,
         "exit": code,
         "cells": prf(flags, truth),
-        "rows": prf(rows_flagged, rows_true),
+        "rows": prf({r for r, _ in flags}, rows_true),
     }
+    if estimate:
+        extra = {
+            (r, order[declared.index(c)])
+            for r, c in estimated_sluice_flags(folder / "dirty.csv")
+            if c in declared and order[declared.index(c)] >= 0
+        }
+        both = flags | extra
+        result["estimated_with_sluice_types"] = {
+            "cells": prf(both, truth),
+            "rows": prf({r for r, _ in both}, rows_true),
+        }
+    return result
+
+
+def estimated_sluice_flags(data: Path, seed: int = 0) -> set[tuple[int, str]]:
+    """(row, column) flags of the sluice.* suggestions init would make on ``data``, judged by the
+    profiler's own reference of their semantics on every row (an estimate, for a sluice whose
+    engine does not run these types yet)."""
+    from sluice.profile import SLUICE_TYPES, profile, typed_frame
+
+    prof = profile([data], seed=seed, sluice_types=True)
+    frame = typed_frame(prof)
+    out: set[tuple[int, str]] = set()
+    for c in prof.suggestions:
+        if c.type not in SLUICE_TYPES:
+            continue
+        blamed = c.kwargs.get("column_list") or [c.kwargs["column"]]
+        failing = (~c.passes(frame)).arg_true().to_list()
+        out.update((int(r), str(col)) for r in failing for col in blamed)
+    return out
 
 
 def group_pairs(groups: Iterable[set[int]]) -> set[tuple[int, int]]:
@@ -200,6 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.detect_errors", description=__doc__)
     ap.add_argument("folders", nargs="*", type=Path, help="folders of dirty.csv + clean.csv")
     ap.add_argument("--sluice-types", action=argparse.BooleanOptionalAction, default=None)
+    ap.add_argument(
+        "--estimate-sluice-types",
+        action="store_true",
+        help="also score the run's flags plus those of the sluice.* suggestions, judged by the "
+        "profiler's reference of their semantics (until the engine runs them)",
+    )
     ap.add_argument("--work", type=Path, help="where projects go (default: a temporary folder)")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args(argv)
@@ -216,10 +251,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = []
     for folder in folders:
         if (folder / "dirty.csv").is_file() and (folder / "clean.csv").is_file():
-            r = score_cells(folder, work, env, args.sluice_types)
+            r = score_cells(folder, work, env, args.sluice_types, args.estimate_sluice_types)
             print(f"{r['dataset']} (exit {r['exit']}):")
             print(_line("cells", r["cells"]))
             print(_line("rows", r["rows"]))
+            if "estimated_with_sluice_types" in r:
+                est = r["estimated_with_sluice_types"]
+                print("  estimated with the sluice.* suggestions (profiler's reference semantics):")
+                print(_line("cells", est["cells"]))
+                print(_line("rows", est["rows"]))
         elif any(folder.glob("dataset*.csv")):
             r = score_pairs(folder, work, env, args.sluice_types)
             print(f"{r['dataset']} (exit {r['exit']}):")

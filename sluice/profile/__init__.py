@@ -25,7 +25,15 @@ MAX_FAIL = 0.05
 MIN_FEATURE_DISTINCT = 10
 DETECTOR = {"name": "default", "detector": "knn", "params": {"false_flag_rate": 0.001}}
 
-__all__ = ["MAX_FAIL", "SLUICE_TYPES", "Profile", "profile", "spec_for", "suite_for"]
+__all__ = [
+    "MAX_FAIL",
+    "SLUICE_TYPES",
+    "Profile",
+    "profile",
+    "spec_for",
+    "suite_for",
+    "typed_frame",
+]
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,11 @@ def profile(
         max_fail=max_fail,
         seed=seed,
     )
+
+
+def typed_frame(prof: Profile) -> pl.DataFrame:
+    """Every sample row (in file order) in the declared types, as the suggestions judge them."""
+    return _typed(prof.sample.frame, prof.columns)
 
 
 def _typed(text: pl.DataFrame, columns: Sequence[Column]) -> pl.DataFrame:
