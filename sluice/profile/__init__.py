@@ -78,7 +78,12 @@ def profile(
         columns.append(col)
     train = _typed(train_text, columns)
     test = _typed(test_text, columns)
-    candidates = _candidates(train, columns, max_fail, sluice_types)
+    candidates = [
+        rules.not_null(c, _missing(train, c))
+        for c in columns
+        if c.opaque and _missing(train, c) < 1
+    ]
+    candidates += _candidates(train, [c for c in columns if not c.opaque], max_fail, sluice_types)
     kept: list[Candidate] = []
     rejected: list[Candidate] = []
     for c in candidates:
@@ -110,10 +115,7 @@ def _typed(text: pl.DataFrame, columns: Sequence[Column]) -> pl.DataFrame:
     is what ``not_be_null`` judges (a value that does not parse fails as ``type`` only)."""
     typed_cols = [typed(text.get_column(c.source), c) for c in columns]
     present = [
-        (~text.get_column(c.source).is_in(c.spec.null_values).fill_null(True)).alias(
-            rules.PRESENT + c.name
-        )
-        for c in columns
+        _present(text.get_column(c.source), c).alias(rules.PRESENT + c.name) for c in columns
     ]
     return pl.DataFrame([*typed_cols, *present])
 
@@ -127,10 +129,9 @@ def _candidates(
     for cols in key_sets:
         distinct = train.select(pl.struct(cols).n_unique()).item() / n
         out.append(rules.unique(cols, distinct))
-    by_name = {c.name: c for c in columns}
     for col in columns:
         values = train.get_column(col.name)
-        nulls = 1 - float(train.get_column(rules.PRESENT + col.name).mean() or 0)  # type: ignore[arg-type]
+        nulls = _missing(train, col)
         if nulls < 1:
             out.append(rules.not_null(col, nulls))
         if [col.name] in key_sets:
@@ -160,8 +161,19 @@ def _candidates(
     out += rules.orderings(train, columns, max_fail)
     if sluice_types:
         out += rules.dependencies(train, columns, max_fail)
-    assert all(c in by_name for cand in out for c in cand.columns)
     return out
+
+
+def _present(values: pl.Series, col: Column) -> pl.Series:
+    if values.dtype != pl.String:
+        return values.is_not_null()
+    return ~values.is_in(col.spec.null_values).fill_null(True)
+
+
+def _missing(train: pl.DataFrame, col: Column) -> float:
+    """The share of learnt rows without a value in ``col``."""
+    present = train.get_column(rules.PRESENT + col.name)
+    return 1 - float(present.mean() or 0) if present.len() else 0.0  # type: ignore[arg-type]
 
 
 def _drop_redundant(kept: list[Candidate]) -> list[Candidate]:

@@ -52,6 +52,7 @@ class Column:
     spec: ColumnSpec
     parsed_share: float
     why: str
+    opaque: bool = False
 
     @property
     def type(self) -> str:
@@ -152,7 +153,11 @@ def infer_typed(source: str, name: str, values: pl.Series) -> Column:
     elif isinstance(dtype, pl.Datetime):
         kind = "datetime"
     spec = ColumnSpec(type=kind, aliases=aliases)  # type: ignore[arg-type]
-    return Column(source, name, spec, 1.0, f"{kind}: the file's own type ({dtype})")
+    opaque = kind == "string" and dtype != pl.String
+    why = f"{kind}: the file's own type ({dtype})"
+    if opaque:
+        why += "; only its completeness is checked (its text is what ingest makes of it)"
+    return Column(source, name, spec, 1.0, why, opaque=opaque)
 
 
 def _without(values: pl.Series, tokens: list[str]) -> pl.Series:

@@ -43,6 +43,7 @@ KEY_MIN_ROWS = 20
 PRESENT = "\x00present:"
 MAX_KEY_PAIRS = 2
 ORDER_MAX_CHANCE = 0.9
+PAIR_MAX_COLUMNS = 40
 
 FD = "sluice.expect_column_values_to_follow_majority_by"
 RARE = "sluice.expect_column_values_to_not_be_rare_variants"
@@ -161,7 +162,7 @@ def keys(train: pl.DataFrame, columns: Sequence[Column]) -> list[list[str]]:
     if singles:
         return singles
     pairs: list[tuple[float, list[str]]] = []
-    names = [c.name for c in usable if 1 < cards[c.name] < n * 0.9]
+    names = [c.name for c in usable if 1 < cards[c.name] < n * 0.9][:PAIR_MAX_COLUMNS]
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             if cards[a] * cards[b] < n:
@@ -352,9 +353,9 @@ def orderings(train: pl.DataFrame, columns: Sequence[Column], max_fail: float) -
     when A > B still holds on :data:`ORDER_MAX_CHANCE` of rows with B shuffled (seeded), or the
     learnt ranges do not overlap, it says nothing about the rows."""
     groups = {
-        "number": [c.name for c in columns if c.type in ("int", "float")],
-        "date": [c.name for c in columns if c.type == "date"],
-        "datetime": [c.name for c in columns if c.type == "datetime"],
+        "number": [c.name for c in columns if c.type in ("int", "float")][:PAIR_MAX_COLUMNS],
+        "date": [c.name for c in columns if c.type == "date"][:PAIR_MAX_COLUMNS],
+        "datetime": [c.name for c in columns if c.type == "datetime"][:PAIR_MAX_COLUMNS],
     }
     out: list[Candidate] = []
     for names in groups.values():

@@ -200,3 +200,17 @@ def test_reserved_and_spaced_names_are_declared_with_aliases(tmp_path: Path) -> 
     got = profile([write_csv(frame, tmp_path / "s.csv")])
     names = {c.name: c.spec.aliases for c in got.columns}
     assert names == {"given": [" given"], "column_2": ["_x"]}
+
+
+def test_nested_parquet_columns_get_only_completeness(tmp_path: Path) -> None:
+    n = 120
+    frame = pl.DataFrame(
+        {"id": list(range(n)), "tags": [[1, 2]] * n, "s": [{"a": 1}] * n, "k": ["a", "b"] * 60}
+    )
+    frame.write_parquet(tmp_path / "s.parquet")
+    got = profile([tmp_path / "s.parquet"])
+    by_column: dict[str, set[str]] = {}
+    for e in suite_for("x", got)["expectations"][2:]:
+        by_column.setdefault(e["kwargs"].get("column", ""), set()).add(e["type"])
+    assert by_column["tags"] == by_column["s"] == {"expect_column_values_to_not_be_null"}
+    assert "expect_column_values_to_be_in_set" in by_column["k"]
