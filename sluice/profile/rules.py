@@ -434,7 +434,9 @@ def dependencies(
     from their group's majority (cost: one hash aggregation of n rows per pair, k^2 pairs). A
     dependency is kept when the rows in groups of :data:`FD_MIN_GROUP` or more cover at least
     :data:`FD_MIN_COVERAGE` of rows and the minority rows are at most ``max_fail`` of them and at
-    most :data:`FD_MAX_LIFT` of the rows off Y's most common value (X must explain Y); for
+    most :data:`FD_MAX_LIFT` of the rows off Y's most common value (X must explain Y), and no
+    group holds a second Y value :data:`FD_MIN_GROUP` times or more (a recurring second value is
+    a many-to-many relation, not a slip: one zip shared by two hospitals); for
     each Y the :data:`FD_MAX_PER_COLUMN` determinants with the fewest groups are kept.
     """
     n = train.height
@@ -459,9 +461,15 @@ def dependencies(
                 .group_by("x", "y")
                 .agg(pl.len().alias("k"))
                 .group_by("x")
-                .agg(pl.col("k").sum().alias("total"), pl.col("k").max().alias("top"))
+                .agg(
+                    pl.col("k").sum().alias("total"),
+                    pl.col("k").max().alias("top"),
+                    pl.col("k").sort(descending=True).slice(1, 1).first().alias("second"),
+                )
                 .filter(pl.col("total") >= FD_MIN_GROUP)
             )
+            if int((pairs.get_column("second").fill_null(0) >= FD_MIN_GROUP).sum()) > 0:
+                continue
             covered = int(pairs.get_column("total").sum())
             if covered < FD_MIN_COVERAGE * n:
                 continue
