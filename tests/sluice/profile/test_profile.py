@@ -214,3 +214,16 @@ def test_nested_parquet_columns_get_only_completeness(tmp_path: Path) -> None:
         by_column.setdefault(e["kwargs"].get("column", ""), set()).add(e["type"])
     assert by_column["tags"] == by_column["s"] == {"expect_column_values_to_not_be_null"}
     assert "expect_column_values_to_be_in_set" in by_column["k"]
+
+
+def test_a_recurring_second_value_is_no_dependency(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 30, 900)
+    y = [f"v{v}" for v in x]
+    z = [f"v{v}" if v != 7 or i % 2 else "other" for i, v in enumerate(x)]
+    y[5] = "typo"
+    frame = pl.DataFrame({"x": [f"k{v}" for v in x], "y": y, "z": z})
+    got = profile([write_csv(frame, tmp_path / "s.csv")], seed=3)
+    fds = {(e["kwargs"]["column"], e["kwargs"]["by"][0]) for e in entries(got, FD)}
+    assert ("y", "x") in fds
+    assert ("z", "x") not in fds
