@@ -11,6 +11,7 @@ ending). Prints each column's declaration and each suggestion with its evidence.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -179,13 +180,18 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+    except OSError as exc:
+        raise SluiceError(
+            f"cannot write {path}: {exc.strerror or exc}; allowed: --out a folder you can write"
+        ) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _report(prof: Any, where: str, spec_path: Path, suite_path: Path, sluice_types: bool) -> None:

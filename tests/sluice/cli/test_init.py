@@ -105,6 +105,19 @@ def test_bad_samples_are_exit_2_without_traceback(
     assert not (tmp_path / "proj" / "datasets").exists()
 
 
+def test_an_out_folder_that_is_a_file_is_exit_2(
+    demo: tuple[Path, pl.DataFrame], tmp_path: Path
+) -> None:
+    root, _ = demo
+    (tmp_path / "file").write_text("x")
+    out = sluice(
+        "init", "t", "--from", str(raw_path(root, DAYS[0])), "--out", str(tmp_path / "file")
+    )
+    assert out.returncode == 2, out.stderr
+    assert "cannot write" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_sluice_types_are_suggested_only_when_asked_or_runnable(
     demo: tuple[Path, pl.DataFrame], tmp_path: Path
 ) -> None:
