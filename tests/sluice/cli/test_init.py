@@ -163,3 +163,20 @@ def test_the_suggested_spec_runs_unedited_and_catches_the_planted_kinds(
     for kind, row in table.items():
         assert row["planted"] > 0
         assert row["caught"] > 0, f"no planted {kind} was quarantined"
+
+
+def test_source_templates_from_folders(tmp_path: Path) -> None:
+    from sluice.cli.init import source_and_partition
+    from sluice.core.errors import SluiceError
+
+    spec_dir = tmp_path / "proj" / "datasets"
+    months = [tmp_path / "raw" / f"month=2024-0{m}" / "part.parquet" for m in (1, 2)]
+    path, partition, _ = source_and_partition(months, spec_dir)
+    assert partition == {"key": "month", "kind": "month"}
+    assert path == "../../raw/month={month}/*.parquet"
+    flat = [tmp_path / "drop" / "a.csv", tmp_path / "drop" / "b.csv"]
+    path, partition, _ = source_and_partition(flat, spec_dir)
+    assert (path, partition["key"]) == ("../../drop/*.csv", "date")
+    not_dates = [tmp_path / "region=eu" / "a.csv", tmp_path / "other" / "b.csv"]
+    with pytest.raises(SluiceError, match="several folders"):
+        source_and_partition(not_dates, spec_dir)
