@@ -46,6 +46,7 @@ DEV_TOOLS: dict[str, str] = {
     "import-linter": "layer contracts, run as `lint-imports` by `make test`",
     "types-pyyaml": "type stubs for mypy",
     "pandas-stubs": "type stubs for mypy",
+    "types-jsonschema": "type stubs for mypy",
 }
 
 # "package.module:attribute"; a dotted module, so that "about:blank" is not one

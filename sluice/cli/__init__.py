@@ -133,6 +133,11 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
         add_arguments(val)
         _json_option(val, "the result document (what --result writes)")
+    ini = sub.add_parser("init", help="profile sample files; write a suggested spec and suite")
+    if wants("init"):
+        from sluice.cli.init import add_arguments as init_arguments
+
+        init_arguments(ini)
     return p
 
 
@@ -343,6 +348,12 @@ def _report(args: argparse.Namespace) -> int:
     return report_main(args)
 
 
+def _init_main(args: argparse.Namespace) -> int:
+    from sluice.cli.init import main as init_main
+
+    return init_main(args)
+
+
 COMMANDS = {
     "run": _run,
     "backfill": _backfill,
@@ -351,6 +362,7 @@ COMMANDS = {
     "report": _report,
     "model": _model,
     "serve": _serve,
+    "init": _init_main,
 }
 
 

@@ -1,0 +1,175 @@
+"""One column at a time: its declared name, its null tokens, its type and format, its typed values.
+
+A type is chosen when at least ``1 - max_fail`` of the column's non-null sample values parse as it
+with the parser ingest uses (:func:`sluice.ingest.column_parser`), on the learning rows and on the
+hold-out rows; the values that do not parse are what the run will quarantine as ``column|type``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+from sluice.config import ColumnSpec, is_pattern_name
+from sluice.hints import guess_format
+from sluice.ingest import column_parser
+
+NULL_TOKENS = frozenset(
+    {
+        "",
+        "n/a",
+        "na",
+        "n.a.",
+        "nan",
+        "null",
+        "none",
+        "nil",
+        "-",
+        "--",
+        "?",
+        "missing",
+        "empty",
+        "#n/a",
+        "undefined",
+        "unknown",
+    }
+)
+BOOL_WORDS = frozenset({"true", "false", "t", "f", "yes", "no", "y", "n"})
+_DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}|\d{1,2}\s+[A-Za-z]{3}|[A-Za-z]{3}\s+\d{1,2}")
+_TIME_CODES = re.compile(r"%[-_0^#]?[0-9]*(?:[HIMSpfzTcXrR]|\.f|:z)")
+_LEADING_ZERO = re.compile(r"^[-+]?0\d")
+FORMAT_SAMPLE = 500
+
+
+@dataclass(frozen=True)
+class Column:
+    """What the profiler inferred for one source column."""
+
+    source: str
+    name: str
+    spec: ColumnSpec
+    parsed_share: float
+    why: str
+    opaque: bool = False
+
+    @property
+    def type(self) -> str:
+        """The declared type."""
+        return self.spec.type
+
+
+def declared_name(source: str, taken: set[str], position: int) -> str:
+    """A name the spec accepts for a source column: stripped; a reserved (``_``) or pattern name,
+    or one already taken, becomes ``column_<position>`` (the source name is then an alias)."""
+    name = source.strip()
+    if not name or name.startswith("_") or is_pattern_name(name) or name in taken:
+        name = f"column_{position + 1}"
+    while name in taken:
+        name += "_"
+    return name
+
+
+def null_tokens(values: pl.Series) -> list[str]:
+    """The spellings in ``values`` of words meaning "no value" (``N/A``, ``empty``, ``-``, ...)."""
+    distinct = values.drop_nulls().unique().to_list()
+    return sorted(v for v in distinct if v.strip().lower() in NULL_TOKENS)
+
+
+def _share_parsed(text: pl.Series, spec: ColumnSpec) -> float:
+    present = text.drop_nulls()
+    if present.len() == 0:
+        return 1.0
+    got = pl.DataFrame({"v": present}).select(column_parser(spec)(pl.col("v"))).to_series()
+    return float(got.is_not_null().sum()) / present.len()
+
+
+def _candidates(text: pl.Series) -> list[ColumnSpec]:
+    """Types to try, most specific first."""
+    present = text.drop_nulls()
+    sample = present.unique().head(FORMAT_SAMPLE).to_list()
+    out: list[ColumnSpec] = []
+    lowered = {str(v).strip().lower() for v in sample}
+    if lowered and lowered <= BOOL_WORDS and not lowered <= {"t", "f", "y", "n"}:
+        out.append(ColumnSpec(type="bool"))
+    if not any(_LEADING_ZERO.match(str(v).strip()) for v in sample):
+        out.append(ColumnSpec(type="int"))
+        out.append(ColumnSpec(type="float"))
+    dated = [str(v) for v in sample if _DATE_LIKE.search(str(v))]
+    if dated and len(dated) * 2 >= len(sample):
+        for kind in ("date", "datetime"):
+            guess, _ties = guess_format(dated, kind)
+            if guess is not None:
+                fmt = guess.format
+                if kind == "date" and fmt is not None and _TIME_CODES.search(fmt):
+                    continue
+                if kind == "date" and fmt == "%Y-%m-%d":
+                    fmt = None
+                out.append(ColumnSpec(type=kind, format=fmt))
+    return out
+
+
+def infer_column(
+    source: str, name: str, train: pl.Series, test: pl.Series, *, max_fail: float
+) -> Column:
+    """The declaration of one text column learnt on ``train`` and checked on ``test``."""
+    tokens = null_tokens(pl.concat([train, test]))
+    aliases = [source] if source != name else []
+    train_v = _without(train, tokens)
+    test_v = _without(test, tokens)
+    token_note = f"; null tokens {tokens}" if tokens else ""
+    if train_v.drop_nulls().len() == 0:
+        spec = ColumnSpec(type="string", null_values=tokens, aliases=aliases)
+        return Column(source, name, spec, 1.0, "no values in the sample" + token_note)
+    for candidate in _candidates(train_v):
+        spec = candidate.model_copy(update={"null_values": tokens, "aliases": aliases})
+        learnt = _share_parsed(train_v, spec)
+        held = _share_parsed(test_v, spec)
+        if learnt >= 1 - max_fail and held >= 1 - max_fail:
+            fmt = f" (format {spec.format})" if spec.format else ""
+            why = (
+                f"{spec.type}{fmt}: {learnt:.1%} of learnt and {held:.1%} of hold-out values "
+                f"parse{token_note}"
+            )
+            return Column(source, name, spec, min(learnt, held), why)
+    spec = ColumnSpec(type="string", null_values=tokens, aliases=aliases)
+    return Column(source, name, spec, 1.0, "string: no other type parses" + token_note)
+
+
+def infer_typed(source: str, name: str, values: pl.Series) -> Column:
+    """The declaration of a column that arrived typed (Parquet): its own type, as ingest reads."""
+    dtype = values.dtype
+    aliases = [source] if source != name else []
+    kind = "string"
+    if dtype.is_integer():
+        kind = "int"
+    elif dtype.is_float():
+        kind = "float"
+    elif dtype == pl.Boolean:
+        kind = "bool"
+    elif dtype == pl.Date:
+        kind = "date"
+    elif isinstance(dtype, pl.Datetime):
+        kind = "datetime"
+    spec = ColumnSpec(type=kind, aliases=aliases)  # type: ignore[arg-type]
+    opaque = kind == "string" and dtype != pl.String
+    why = f"{kind}: the file's own type ({dtype})"
+    if opaque:
+        why += "; only its completeness is checked (its text is what ingest makes of it)"
+    return Column(source, name, spec, 1.0, why, opaque=opaque)
+
+
+def _without(values: pl.Series, tokens: list[str]) -> pl.Series:
+    if not tokens:
+        return values
+    return values.set(values.is_in(tokens).fill_null(False), None)
+
+
+def typed(values: pl.Series, column: Column) -> pl.Series:
+    """The column's values in its declared type (tokens null, unparsed values null)."""
+    if values.dtype != pl.String:
+        return values.alias(column.name)
+    text = _without(values, column.spec.null_values)
+    parsed = pl.DataFrame({"v": text}).select(column_parser(column.spec)(pl.col("v"))).to_series()
+    return parsed.alias(column.name)

@@ -1,0 +1,182 @@
+"""``sluice init`` through the real command: what it writes, what it refuses, and a run of what it
+wrote, unedited, on the demo's data (catch table by planted kind)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from sluice.cli.demo import catch_table, read_outputs
+from sluice.demo_data import ERROR_KINDS, evaluate, generate, raw_path
+from sluice.profile import SLUICE_TYPES
+
+DAYS = [dt.date(2024, 3, 4), dt.date(2024, 3, 5)]
+
+
+def sluice(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``sluice`` command."""
+    exe = Path(sys.executable).with_name("sluice")
+    return subprocess.run(
+        [str(exe), *args],
+        env=env or dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pl.DataFrame]:
+    """Two days of demo trips with planted errors, and their truth."""
+    root = tmp_path_factory.mktemp("demo")
+    truth = generate(root, DAYS, rows_per_partition=4000, seed=11)
+    return root, truth
+
+
+def test_init_writes_a_spec_and_suite_from_hive_folders(
+    demo: tuple[Path, pl.DataFrame], tmp_path: Path
+) -> None:
+    root, _ = demo
+    out = sluice("init", "trips", "--from", str(raw_path(root, DAYS[0])), "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "partition key 'pickup_date'" in out.stdout
+    assert "pickup_at: datetime (format %Y-%m-%d %H:%M:%S)" in out.stdout
+    spec = yaml.safe_load((tmp_path / "datasets" / "trips.yaml").read_text())
+    assert spec["partition"] == {"key": "pickup_date", "kind": "day"}
+    assert spec["source"]["path"].endswith("raw/pickup_date={pickup_date}/*.csv")
+    assert spec["keys"] == ["trip_id"]
+    suite = json.loads((tmp_path / "expectations" / "suites" / "trips.json").read_text())
+    for entry in suite["expectations"]:
+        assert "suggested" in entry["meta"], entry
+    regexes = {
+        e["kwargs"]["column"]: e["kwargs"]["regex"]
+        for e in suite["expectations"]
+        if e["type"] == "expect_column_values_to_match_regex"
+    }
+    assert regexes["medallion"] == "^[0-9][A-Z][0-9]{2}$"
+
+
+def test_init_refuses_to_overwrite_without_force(
+    demo: tuple[Path, pl.DataFrame], tmp_path: Path
+) -> None:
+    root, _ = demo
+    args = ["init", "trips", "--from", str(raw_path(root, DAYS[0])), "--out", str(tmp_path)]
+    args += ["--no-sluice-types"]
+    assert sluice(*args).returncode == 0
+    spec = tmp_path / "datasets" / "trips.yaml"
+    spec.write_text("# mine\n")
+    again = sluice(*args)
+    assert again.returncode == 2
+    assert "--force" in again.stderr
+    assert str(spec) in again.stderr
+    assert spec.read_text() == "# mine\n"
+    forced = sluice(*args, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert spec.read_text().startswith("# Suggested by `sluice init trips`")
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (["missing.csv"], "cannot read it"),
+        (["data.xlsx"], "cannot tell the format"),
+        (["empty.csv"], "no header"),
+    ],
+)
+def test_bad_samples_are_exit_2_without_traceback(
+    tmp_path: Path, files: list[str], message: str
+) -> None:
+    (tmp_path / "data.xlsx").write_bytes(b"PK\x03\x04")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    args = [a for f in files for a in ("--from", str(tmp_path / f))]
+    out = sluice("init", "x", *args, "--out", str(tmp_path / "proj"))
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "proj" / "datasets").exists()
+
+
+def test_an_out_folder_that_is_a_file_is_exit_2(
+    demo: tuple[Path, pl.DataFrame], tmp_path: Path
+) -> None:
+    root, _ = demo
+    (tmp_path / "file").write_text("x")
+    out = sluice(
+        "init", "t", "--from", str(raw_path(root, DAYS[0])), "--out", str(tmp_path / "file")
+    )
+    assert out.returncode == 2, out.stderr
+    assert "cannot write" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_sluice_types_are_suggested_only_when_asked_or_runnable(
+    demo: tuple[Path, pl.DataFrame], tmp_path: Path
+) -> None:
+    from sluice.cli.init import engine_runs_sluice_types
+
+    root, _ = demo
+    src = str(raw_path(root, DAYS[0]))
+    on = sluice("init", "a", "--from", src, "--out", str(tmp_path), "--sluice-types")
+    assert on.returncode in (0, 2), on.stderr
+    default = sluice("init", "b", "--from", src, "--out", str(tmp_path))
+    assert default.returncode == 0, default.stderr
+    suite = json.loads((tmp_path / "expectations" / "suites" / "b.json").read_text())
+    used = {e["type"] for e in suite["expectations"]} & set(SLUICE_TYPES)
+    assert bool(used) == engine_runs_sluice_types() or not engine_runs_sluice_types()
+    if not engine_runs_sluice_types():
+        assert on.returncode == 2
+        assert "sluice." in on.stderr
+        assert not (tmp_path / "datasets" / "a.yaml").exists()
+
+
+@pytest.mark.e2e
+def test_the_suggested_spec_runs_unedited_and_catches_the_planted_kinds(
+    demo: tuple[Path, pl.DataFrame], tmp_path: Path
+) -> None:
+    root, truth = demo
+    src = str(raw_path(root, DAYS[0]))
+    init = sluice("init", "trips", "--from", src, "--out", str(tmp_path), "--no-sluice-types")
+    assert init.returncode == 0, init.stderr
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
+    }
+    spec = str(tmp_path / "datasets" / "trips.yaml")
+    run = sluice("run", spec, "--partition", str(DAYS[1]), env=env)
+    assert run.returncode in (0, 1), run.stderr
+    assert "Traceback" not in run.stderr
+    quarantine = read_outputs(tmp_path / "var" / "trips" / "quarantine")
+    day = truth.filter(pl.col("partition") == DAYS[1])
+    print(catch_table(day, quarantine, 4000))
+    table = {r["kind"]: r for r in evaluate(day, quarantine).iter_rows(named=True)}
+    assert set(table) == set(ERROR_KINDS)
+    for kind, row in table.items():
+        assert row["planted"] > 0
+        assert row["caught"] > 0, f"no planted {kind} was quarantined"
+
+
+def test_source_templates_from_folders(tmp_path: Path) -> None:
+    from sluice.cli.init import source_and_partition
+    from sluice.core.errors import SluiceError
+
+    spec_dir = tmp_path / "proj" / "datasets"
+    months = [tmp_path / "raw" / f"month=2024-0{m}" / "part.parquet" for m in (1, 2)]
+    path, partition, _ = source_and_partition(months, spec_dir)
+    assert partition == {"key": "month", "kind": "month"}
+    assert path == "../../raw/month={month}/*.parquet"
+    flat = [tmp_path / "drop" / "a.csv", tmp_path / "drop" / "b.csv"]
+    path, partition, _ = source_and_partition(flat, spec_dir)
+    assert (path, partition["key"]) == ("../../drop/*.csv", "date")
+    not_dates = [tmp_path / "region=eu" / "a.csv", tmp_path / "other" / "b.csv"]
+    with pytest.raises(SluiceError, match="several folders"):
+        source_and_partition(not_dates, spec_dir)

@@ -1,0 +1,229 @@
+"""The profiler on generated samples whose structure is known: what it declares and suggests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sluice.profile import SLUICE_TYPES, Profile, profile, suite_for
+from sluice.profile.read import sniff_csv
+from sluice.profile.rules import FD, NORMALISED_UNIQUE, RARE, literal, shape
+
+N = 2000
+CITIES = ("birmingham", "anchorage", "montgomery", "huntsville", "mobile")
+
+
+def sample_frame(seed: int = 3, n: int = N) -> pl.DataFrame:
+    """Rows with a key, a typed column of each kind, a domain, a dependency and planted typos."""
+    rng = np.random.default_rng(seed)
+    start = dt.datetime(2024, 1, 1)
+    hospital = rng.integers(0, 40, n)
+    city = [CITIES[h % len(CITIES)] for h in hospital]
+    for i in rng.choice(n, 10, replace=False):
+        k = int(rng.integers(1, len(city[i])))
+        city[i] = city[i][:k] + "x" + city[i][k + 1 :]
+    pickup = [start + dt.timedelta(minutes=int(m)) for m in rng.integers(0, 60 * 24 * 30, n)]
+    dropoff = [
+        p + dt.timedelta(minutes=int(m))
+        for p, m in zip(pickup, rng.integers(1, 90, n), strict=True)
+    ]
+    amount = np.round(rng.gamma(2.0, 10.0, n), 2)
+    count = rng.integers(1, 7, n).astype(str).astype(object)
+    count[rng.choice(n, 30, replace=False)] = "N/A"
+    return pl.DataFrame(
+        {
+            "id": [f"A-{i:06d}" for i in range(n)],
+            "hospital": [f"H{h:03d}" for h in hospital],
+            "city": city,
+            "kind": rng.choice(["card", "cash", "dispute"], n, p=[0.6, 0.35, 0.05]),
+            "flag": rng.choice(["yes", "no"], n),
+            "count": count.tolist(),
+            "amount": [f"{a:.2f}" for a in amount],
+            "born": [
+                f"{d:02d}/{m:02d}/19{y:02d}"
+                for d, m, y in zip(
+                    rng.integers(13, 29, n),
+                    rng.integers(1, 13, n),
+                    rng.integers(30, 99, n),
+                    strict=True,
+                )
+            ],
+            "pickup_at": [p.isoformat() + "Z" for p in pickup],
+            "dropoff_at": [p.isoformat() + "Z" for p in dropoff],
+            "note": rng.choice(["-", "ok", "late", "-"], n),
+            "phone": [f"(205) 555-{i:04d}" for i in range(n)],
+        }
+    )
+
+
+def write_csv(frame: pl.DataFrame, path: Path) -> Path:
+    """Write a sample as CSV text."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_csv(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def prof(tmp_path_factory: pytest.TempPathFactory) -> Profile:
+    """The profile of the generated sample, sluice types on."""
+    path = write_csv(sample_frame(), tmp_path_factory.mktemp("sample") / "s.csv")
+    return profile([path], seed=1)
+
+
+def entries(prof: Profile, kind: str, column: str | None = None) -> list[dict[str, Any]]:
+    """Kept suggestions of one type (on one column), as suite entries."""
+    out = []
+    for e in suite_for("x", prof)["expectations"]:
+        if e["type"] == kind and (column is None or e["kwargs"].get("column") == column):
+            out.append(e)
+    return out
+
+
+def test_column_types_formats_and_null_tokens(prof: Profile) -> None:
+    cols = {c.name: c.spec for c in prof.columns}
+    assert cols["count"].type == "int"
+    assert cols["count"].null_values == ["N/A"]
+    assert cols["amount"].type == "float"
+    assert cols["flag"].type == "bool"
+    assert (cols["born"].type, cols["born"].format) == ("date", "%d/%m/%Y")
+    assert (cols["pickup_at"].type, cols["pickup_at"].format) == ("datetime", None)
+    assert cols["id"].type == cols["city"].type == "string"
+    assert cols["note"].null_values == ["-"]
+
+
+def test_keys_domains_ranges_and_shapes(prof: Profile) -> None:
+    assert prof.keys == ("id",)
+    assert entries(prof, "expect_column_values_to_be_unique", "id")[0]["meta"]["duplicates"] == (
+        "keep_first"
+    )
+    (kind,) = entries(prof, "expect_column_values_to_be_in_set", "kind")
+    assert kind["kwargs"]["value_set"] == ["card", "cash", "dispute"]
+    (city,) = entries(prof, "expect_column_values_to_be_in_set", "city")
+    assert city["kwargs"]["value_set"] == sorted(CITIES), "typos seen once are not in the domain"
+    (amount,) = entries(prof, "expect_column_values_to_be_between", "amount")
+    assert amount["kwargs"]["min_value"] == 0
+    assert amount["kwargs"]["max_value"] > 50
+    (ident,) = entries(prof, "expect_column_values_to_match_regex", "id")
+    assert ident["kwargs"]["regex"] == "^[A-Z]-[0-9]{6}$"
+    assert not entries(prof, "expect_column_values_to_not_be_null", "note")
+
+
+def test_orderings_hold_and_their_reverse_is_not_suggested(prof: Profile) -> None:
+    pairs = [
+        (e["kwargs"]["column_A"], e["kwargs"]["column_B"])
+        for e in entries(prof, "expect_column_pair_values_a_to_be_greater_than_b")
+    ]
+    assert ("dropoff_at", "pickup_at") in pairs
+    assert ("pickup_at", "dropoff_at") not in pairs
+
+
+def test_sluice_types_have_the_agreed_kwargs(prof: Profile) -> None:
+    fd = [e for e in entries(prof, FD) if e["kwargs"]["column"] == "city"]
+    assert {"column": "city", "by": ["hospital"], "min_group_size": 3, "min_majority": 0.5} in [
+        e["kwargs"] for e in fd
+    ]
+    norm = entries(prof, NORMALISED_UNIQUE)
+    assert {"column_list": ["phone"], "transform": "digits"} in [e["kwargs"] for e in norm]
+    for e in entries(prof, RARE):
+        assert set(e["kwargs"]) == {
+            "column",
+            "max_count",
+            "min_frequent_count",
+            "max_distance",
+            "max_relative_distance",
+        }
+
+
+def test_every_entry_carries_evidence_within_the_stated_share(prof: Profile) -> None:
+    suite = suite_for("x", prof)
+    json.dumps(suite)
+    for e in suite["expectations"][2:]:
+        got = e["meta"]["suggested"]
+        assert got["holdout_pass_share"] >= 1 - prof.max_fail, e
+        assert got["learn_pass_share"] >= 1 - prof.max_fail, e
+        assert got["holdout_rows"] == int(prof.sample.holdout.sum()) > 0
+        assert e["meta"]["severity"] in ("warn", "error", "critical")
+    for c in prof.rejected:
+        assert min(c.evidence["holdout_pass_share"], c.evidence["learn_pass_share"]) < (
+            1 - prof.max_fail
+        )
+
+
+def test_a_column_with_many_nulls_gets_no_not_null(tmp_path: Path) -> None:
+    frame = sample_frame(n=400).with_columns(
+        pl.when(pl.int_range(pl.len()) % 5 == 0).then(None).otherwise(pl.col("kind")).alias("kind")
+    )
+    got = profile([write_csv(frame, tmp_path / "s.csv")], seed=2)
+    assert not entries(got, "expect_column_values_to_not_be_null", "kind")
+    assert entries(got, "expect_column_values_to_not_be_null", "id")
+
+
+def test_without_sluice_types_only_gx_types(tmp_path: Path) -> None:
+    got = profile([write_csv(sample_frame(n=500), tmp_path / "s.csv")], sluice_types=False)
+    types = {e["type"] for e in suite_for("x", got)["expectations"]}
+    assert not types & set(SLUICE_TYPES)
+    assert "expect_column_values_to_be_in_set" in types
+
+
+def test_same_seed_same_suite_other_seed_other_split(tmp_path: Path) -> None:
+    path = write_csv(sample_frame(n=600), tmp_path / "s.csv")
+    a, b, c = profile([path], seed=5), profile([path], seed=5), profile([path], seed=6)
+    assert suite_for("x", a) == suite_for("x", b)
+    assert not a.sample.holdout.equals(c.sample.holdout)
+
+
+@pytest.mark.parametrize(
+    "value", ["a.b", "x|y", "(1)", "tab\there", "nul\x00", "é+€", "\U0001f600?"]
+)
+def test_a_learnt_pattern_matches_its_value_in_python_and_in_polars(value: str) -> None:
+    regex = "^" + "".join(literal(ch) for ch in value) + "$"
+    assert re.fullmatch(regex, value)
+    assert pl.Series([value, value + "!"]).str.contains(regex).to_list() == [True, False]
+
+
+def test_shapes_and_delimiters() -> None:
+    assert shape("T12a-") == (("[A-Z]", 1), ("[0-9]", 2), ("[a-z]", 1), ("-", 1))
+    assert sniff_csv(b"a;b;c\n1;2,5;3\n4;5;6\n").delimiter == ";"
+    assert sniff_csv(b"a\tb\n1\t2\n").delimiter == "\t"
+    assert sniff_csv("a,b\ncaf\xe9,1\n".encode("latin-1")).encoding == "cp1252"
+
+
+def test_reserved_and_spaced_names_are_declared_with_aliases(tmp_path: Path) -> None:
+    frame = pl.DataFrame({" given": ["a", "b"] * 20, "_x": ["1", "2"] * 20})
+    got = profile([write_csv(frame, tmp_path / "s.csv")])
+    names = {c.name: c.spec.aliases for c in got.columns}
+    assert names == {"given": [" given"], "column_2": ["_x"]}
+
+
+def test_nested_parquet_columns_get_only_completeness(tmp_path: Path) -> None:
+    n = 120
+    frame = pl.DataFrame(
+        {"id": list(range(n)), "tags": [[1, 2]] * n, "s": [{"a": 1}] * n, "k": ["a", "b"] * 60}
+    )
+    frame.write_parquet(tmp_path / "s.parquet")
+    got = profile([tmp_path / "s.parquet"])
+    by_column: dict[str, set[str]] = {}
+    for e in suite_for("x", got)["expectations"][2:]:
+        by_column.setdefault(e["kwargs"].get("column", ""), set()).add(e["type"])
+    assert by_column["tags"] == by_column["s"] == {"expect_column_values_to_not_be_null"}
+    assert "expect_column_values_to_be_in_set" in by_column["k"]
+
+
+def test_a_recurring_second_value_is_no_dependency(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 30, 900)
+    y = [f"v{v}" for v in x]
+    z = [f"v{v}" if v != 7 or i % 2 else "other" for i, v in enumerate(x)]
+    y[5] = "typo"
+    frame = pl.DataFrame({"x": [f"k{v}" for v in x], "y": y, "z": z})
+    got = profile([write_csv(frame, tmp_path / "s.csv")], seed=3)
+    fds = {(e["kwargs"]["column"], e["kwargs"]["by"][0]) for e in entries(got, FD)}
+    assert ("y", "x") in fds
+    assert ("z", "x") not in fds
