@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from expectations.results import ExpectationEntry, ExpectationOutcome
@@ -123,6 +124,8 @@ def _row_failures(frame: pl.DataFrame, outcome: ExpectationOutcome) -> pl.DataFr
     cols = [c for c in entry.columns if c in frame.columns]
     sub = frame.select(ROW_ID, *cols)[pl.Series(positions)]
     values = _values(sub, cols) if cols else None
+    if outcome.row_details is not None:
+        return _detailed_failures(frame, sub, outcome, positions, values)
     if entry.type in UNIQUENESS_TYPES and values is not None:
         return _duplicate_failures(sub, cols, entry, values)
     return make_failures(
@@ -132,6 +135,47 @@ def _row_failures(frame: pl.DataFrame, outcome: ExpectationOutcome) -> pl.DataFr
         severity=entry.severity,
         values=values,
         details=details_json({"expectation_index": entry.index}),
+    )
+
+
+def _detailed_failures(
+    frame: pl.DataFrame,
+    sub: pl.DataFrame,
+    outcome: ExpectationOutcome,
+    positions: npt.NDArray[np.int64],
+    values: pl.Series | None,
+) -> pl.DataFrame:
+    """Failures whose engine said what each one means (a majority value, an earlier row)."""
+    entry = outcome.entry
+    rows = np.asarray(outcome.unexpected_rows, dtype=np.int64)
+    details = outcome.row_details or ()
+    if len(details) != len(rows) or len(np.unique(rows)) != len(rows):
+        raise ValueError(
+            f"{entry.type} (expectation {entry.index}) gives {len(details)} details for "
+            f"{len(rows)} rows, or names a row twice"
+        )
+    by_position = dict(zip(rows.tolist(), details, strict=True))
+    earlier: dict[int, int] = {}
+    if outcome.duplicate_of is not None:
+        ids = frame.get_column(ROW_ID)
+        earlier = {
+            int(p): int(ids[int(d)])
+            for p, d in zip(rows.tolist(), outcome.duplicate_of.tolist(), strict=True)
+            if d >= 0
+        }
+    texts = []
+    for p in positions.tolist():
+        extra = {"expectation_index": entry.index, **json_safe(by_position[p])}
+        if p in earlier:
+            extra["duplicate_of"] = earlier[p]
+        texts.append(details_json(extra))
+    return make_failures(
+        sub.get_column(ROW_ID),
+        column=entry.failure_column,
+        rule=entry.type,
+        severity=entry.severity,
+        values=values,
+        details=texts,
     )
 
 

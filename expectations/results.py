@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from expectations.sluice_types import BLAMED_KEYS, READ_KEYS, columns_of
 from sluice.core.failures import Severity
 from sluice.core.frame import Engine
 
@@ -33,8 +34,14 @@ class ExpectationEntry:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The columns this expectation reads, in the order its kwargs name them."""
+        """The columns a failure of this expectation blames, in the order its kwargs name them.
+
+        For GX's types these are the columns it reads; sluice's types also read columns they
+        do not blame (the ``by`` of a dependency, the ``block_on`` of near duplicates).
+        """
         kw = self.kwargs
+        if self.type in BLAMED_KEYS:
+            return tuple(columns_of(self.type, kw, BLAMED_KEYS[self.type]))
         if "column" in kw:
             return (str(kw["column"]),)
         if "column_A" in kw and "column_B" in kw:
@@ -42,6 +49,13 @@ class ExpectationEntry:
         if "column_list" in kw:
             return tuple(str(c) for c in kw["column_list"])
         return ()
+
+    @property
+    def read_columns(self) -> tuple[str, ...]:
+        """Every column this expectation reads (its row_condition's aside)."""
+        if self.type in READ_KEYS:
+            return tuple(dict.fromkeys(columns_of(self.type, self.kwargs, READ_KEYS[self.type])))
+        return self.columns
 
     @property
     def failure_column(self) -> str:
@@ -67,6 +81,9 @@ class ExpectationOutcome:
 
     ``unexpected_rows`` holds 0-based positions in the validated frame, or ``None`` for a
     batch-level expectation. ``exception`` is set when the check itself could not run.
+    ``row_details`` (aligned with ``unexpected_rows``, sorted) holds what each failing row's
+    failure says beyond its value; ``duplicate_of`` (aligned too) the position of the earlier
+    row each one repeats, -1 where none.
     """
 
     entry: ExpectationEntry
@@ -76,6 +93,8 @@ class ExpectationOutcome:
     unexpected_rows: npt.NDArray[np.int64] | None = None
     observed_value: Any = None
     exception: str | None = None
+    row_details: tuple[dict[str, Any], ...] | None = None
+    duplicate_of: npt.NDArray[np.int64] | None = None
 
     @property
     def row_level(self) -> bool:
