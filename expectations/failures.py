@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import polars as pl
 
 from expectations.results import ExpectationEntry, ExpectationOutcome
@@ -125,7 +124,7 @@ def _row_failures(frame: pl.DataFrame, outcome: ExpectationOutcome) -> pl.DataFr
     sub = frame.select(ROW_ID, *cols)[pl.Series(positions)]
     values = _values(sub, cols) if cols else None
     if outcome.row_details is not None:
-        return _detailed_failures(frame, sub, outcome, positions, values)
+        return _detailed_failures(frame, sub, outcome, values)
     if entry.type in UNIQUENESS_TYPES and values is not None:
         return _duplicate_failures(sub, cols, entry, values)
     return make_failures(
@@ -142,33 +141,30 @@ def _detailed_failures(
     frame: pl.DataFrame,
     sub: pl.DataFrame,
     outcome: ExpectationOutcome,
-    positions: npt.NDArray[np.int64],
     values: pl.Series | None,
 ) -> pl.DataFrame:
-    """Failures whose engine said what each one means (a majority value, an earlier row)."""
+    """Failures whose engine said what each one means (a majority value, an earlier row).
+
+    The details are JSON objects with sorted keys, as :func:`details_json` writes them;
+    ``duplicate_of`` positions become the earlier row's ``_row_id``.
+    """
     entry = outcome.entry
     rows = np.asarray(outcome.unexpected_rows, dtype=np.int64)
-    details = outcome.row_details or ()
-    if len(details) != len(rows) or len(np.unique(rows)) != len(rows):
+    details = outcome.row_details
+    assert details is not None
+    if details.height != len(rows) or (len(rows) > 1 and not (np.diff(rows) > 0).all()):
         raise ValueError(
-            f"{entry.type} (expectation {entry.index}) gives {len(details)} details for "
-            f"{len(rows)} rows, or names a row twice"
+            f"{entry.type} (expectation {entry.index}) gives {details.height} details for "
+            f"{len(rows)} rows, or rows out of order"
         )
-    by_position = dict(zip(rows.tolist(), details, strict=True))
-    earlier: dict[int, int] = {}
+    extra = details.with_columns(pl.lit(entry.index, dtype=pl.Int64).alias("expectation_index"))
     if outcome.duplicate_of is not None:
-        ids = frame.get_column(ROW_ID)
-        earlier = {
-            int(p): int(ids[int(d)])
-            for p, d in zip(rows.tolist(), outcome.duplicate_of.tolist(), strict=True)
-            if d >= 0
-        }
-    texts = []
-    for p in positions.tolist():
-        extra = {"expectation_index": entry.index, **json_safe(by_position[p])}
-        if p in earlier:
-            extra["duplicate_of"] = earlier[p]
-        texts.append(details_json(extra))
+        earlier = pl.Series(outcome.duplicate_of, dtype=pl.Int64)
+        ids = frame.get_column(ROW_ID).gather(earlier.clip(lower_bound=0))
+        extra = extra.with_columns(
+            pl.when(earlier >= 0).then(ids).otherwise(None).alias("duplicate_of")
+        )
+    texts = extra.select(pl.struct(sorted(extra.columns)).struct.json_encode()).to_series()
     return make_failures(
         sub.get_column(ROW_ID),
         column=entry.failure_column,

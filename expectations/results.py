@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 
 from expectations.sluice_types import BLAMED_KEYS, READ_KEYS, columns_of
 from sluice.core.failures import Severity
@@ -81,9 +82,9 @@ class ExpectationOutcome:
 
     ``unexpected_rows`` holds 0-based positions in the validated frame, or ``None`` for a
     batch-level expectation. ``exception`` is set when the check itself could not run.
-    ``row_details`` (aligned with ``unexpected_rows``, sorted) holds what each failing row's
-    failure says beyond its value; ``duplicate_of`` (aligned too) the position of the earlier
-    row each one repeats, -1 where none.
+    ``row_details`` (one row per entry of ``unexpected_rows``, which is then sorted) holds what
+    each failing row's failure says beyond its value, one column per detail; ``duplicate_of``
+    (aligned too) the position of the earlier row each one repeats, -1 where none.
     """
 
     entry: ExpectationEntry
@@ -93,7 +94,7 @@ class ExpectationOutcome:
     unexpected_rows: npt.NDArray[np.int64] | None = None
     observed_value: Any = None
     exception: str | None = None
-    row_details: tuple[dict[str, Any], ...] | None = None
+    row_details: pl.DataFrame | None = None
     duplicate_of: npt.NDArray[np.int64] | None = None
 
     @property

@@ -108,13 +108,14 @@ POSITION = "__sluice_position"
 class FrameResult:
     """What a frame plan found: failing positions (sorted), each one's details, and counts.
 
+    ``details`` has one row per failing row, in the same order, one column per detail.
     ``duplicate_of`` aligns with ``rows``: the position of the earlier row a failing row
     repeats, -1 where none. ``considered`` is the number of rows the check judged.
     """
 
     rows: npt.NDArray[np.int64]
     considered: int
-    details: tuple[dict[str, Any], ...]
+    details: pl.DataFrame
     observed_value: Any = None
     duplicate_of: npt.NDArray[np.int64] | None = None
 

@@ -72,7 +72,7 @@ def _present(names: Sequence[str]) -> pl.Expr:
 
 def _empty(considered: int, observed: Any, *, duplicates: bool = False) -> FrameResult:
     none = np.zeros(0, dtype=np.int64)
-    return FrameResult(none, considered, (), observed, none if duplicates else None)
+    return FrameResult(none, considered, pl.DataFrame(), observed, none if duplicates else None)
 
 
 def follow_majority_by(ctx: Ctx) -> FramePlan:
@@ -114,17 +114,12 @@ def follow_majority_by(ctx: Ctx) -> FramePlan:
             .sort(POSITION)
         )
         observed["minority_rows"] = failing.height
-        details = tuple(
-            {
-                "majority": majority,
-                "group_size": size,
-                "majority_count": top_count,
-                "majority_share": round(top_count / size, 4),
-                "by": by,
-            }
-            for majority, size, top_count in failing.select(
-                "__sluice_majority", "__sluice_size", "__sluice_top"
-            ).iter_rows()
+        details = failing.select(
+            pl.col("__sluice_majority").alias("majority"),
+            pl.col("__sluice_size").alias("group_size"),
+            pl.col("__sluice_top").alias("majority_count"),
+            (pl.col("__sluice_top") / pl.col("__sluice_size")).round(4).alias("majority_share"),
+            pl.lit(by, dtype=pl.List(pl.String)).alias("by"),
         )
         rows = failing.get_column(POSITION).to_numpy().astype(np.int64)
         return FrameResult(rows, judged.height, details, observed)
@@ -169,26 +164,16 @@ def not_be_rare_variants(ctx: Ctx) -> FramePlan:
         observed["variants"] = len(matches)
         if not matches:
             return _empty(text.height, observed)
-        freq_counts = frequent.get_column(n).to_list()
-        rare_counts = dict(rare.select(v, n).iter_rows())
-        found = pl.DataFrame(
-            {
-                v: list(matches),
-                "__sluice_f": [m[0] for m in matches.values()],
-            },
-            schema={v: pl.String, "__sluice_f": pl.Int64},
-        )
+        values = list(matches)
+        picked = frequent.select(
+            pl.col(v).alias("frequent_value"), pl.col(n).alias("frequent_count")
+        )[[matches[x][0] for x in values]]
+        found = picked.with_columns(
+            pl.Series(v, values, dtype=pl.String),
+            pl.Series("distance", [matches[x][1] for x in values], dtype=pl.Int64),
+        ).join(rare.select(v, pl.col(n).alias("count")), on=v)
         failing = text.join(found, on=v, how="inner").sort(POSITION)
-        freq_values = frequent.get_column(v).to_list()
-        details = tuple(
-            {
-                "frequent_value": freq_values[f],
-                "frequent_count": freq_counts[f],
-                "count": rare_counts[value],
-                "distance": matches[value][1],
-            }
-            for value, f in failing.select(v, "__sluice_f").iter_rows()
-        )
+        details = failing.select("frequent_value", "frequent_count", "count", "distance")
         rows = failing.get_column(POSITION).to_numpy().astype(np.int64)
         return FrameResult(rows, text.height, details, observed)
 
@@ -261,9 +246,9 @@ def unique_after_normalising(ctx: Ctx) -> FramePlan:
             pl.len().over(keys).alias("__sluice_size"),
         )
         failing = grouped.filter(pl.col(POSITION) != pl.col("__sluice_first"))
-        details = tuple(
-            {"normalised": key[0] if len(key) == 1 else list(key), "group_size": size}
-            for *key, size in failing.select(*keys, "__sluice_size").iter_rows()
+        normalised = pl.col(keys[0]) if len(keys) == 1 else pl.concat_list(keys)
+        details = failing.select(
+            normalised.alias("normalised"), pl.col("__sluice_size").alias("group_size")
         )
         observed = {"duplicate_rows": failing.height, "transform": steps}
         return FrameResult(
@@ -358,9 +343,8 @@ def near_duplicates(ctx: Ctx) -> FramePlan:
         )
         observed["near_duplicate_rows"] = best.height
         position = rows.get_column(POSITION).to_numpy().astype(np.int64)
-        details = tuple(
-            {"similarity": round(score, 4), "block_size": size}
-            for score, size in best.select("score", "size").iter_rows()
+        details = best.select(
+            pl.col("score").round(4).alias("similarity"), pl.col("size").alias("block_size")
         )
         return FrameResult(
             position[best.get_column("right").to_numpy()],
@@ -373,11 +357,17 @@ def near_duplicates(ctx: Ctx) -> FramePlan:
     return FramePlan(compute)
 
 
-def _prepared(column: pl.Series) -> tuple[list[str], npt.NDArray[np.bool_]]:
-    """A compare column as processed text ("" for missing) and its missing mask."""
+def _prepared(column: pl.Series) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.bool_]]:
+    """A compare column as processed text ("" for missing) and its missing mask.
+
+    Distinct values are processed once (rapidfuzz's ``default_process``) and spread back.
+    """
     missing = column.is_null().to_numpy()
-    text = [utils.default_process(s) if s is not None else "" for s in column.to_list()]
-    return text, missing
+    filled = column.fill_null("")
+    codes = (filled.rank("dense") - 1).cast(pl.Int64).to_numpy()
+    categories = filled.unique().sort().to_list()
+    processed = np.array([utils.default_process(s) for s in categories], dtype=object)
+    return processed[codes], missing
 
 
 def _pairs(
@@ -394,7 +384,7 @@ def _pairs(
 
 
 def _score(
-    values: list[tuple[list[str], npt.NDArray[np.bool_]]],
+    values: list[tuple[npt.NDArray[np.object_], npt.NDArray[np.bool_]]],
     left: npt.NDArray[np.int64],
     right: npt.NDArray[np.int64],
     scorer: Any,
@@ -402,8 +392,7 @@ def _score(
     total = np.zeros(len(left), dtype=np.float64)
     weight = np.zeros(len(left), dtype=np.float64)
     for text, missing in values:
-        a = [text[x] for x in left]
-        b = [text[x] for x in right]
+        a, b = text[left].tolist(), text[right].tolist()
         sim = np.asarray(process.cpdist(a, b, scorer=scorer, dtype=np.float64), dtype=np.float64)
         ma, mb = missing[left], missing[right]
         sim = np.where(ma | mb, 0.0, sim)
