@@ -60,9 +60,20 @@ class ExpectationEntry:
 
     @property
     def failure_column(self) -> str:
-        """The column part of this expectation's reason (``_table`` for batch-level ones)."""
-        cols = self.columns
-        return ",".join(cols) if cols else "_table"
+        """The column part of this expectation's reason (``_table`` for batch-level ones).
+
+        A ``row_condition``'s columns follow the blamed ones: a row that fails a conditional
+        rule may be wrong in a cell the condition reads as much as in the checked one.
+        """
+        cols = list(self.columns)
+        if not cols:
+            return "_table"
+        condition = self.kwargs.get("row_condition")
+        if condition:
+            from expectations.polars_engine.row_condition import condition_columns
+
+            cols += sorted((condition_columns(condition) or set()) - set(cols))
+        return ",".join(cols)
 
 
 @dataclass(frozen=True)

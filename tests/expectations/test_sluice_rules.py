@@ -418,3 +418,33 @@ def test_mostly_lets_a_few_minority_rows_pass_the_verdict() -> None:
     lenient = one(frame, FD, column="v", by=["k"], mostly=0.9)
     assert lenient.success
     assert rows(lenient) == [9]
+
+
+def test_a_conditional_failure_names_the_condition_columns_after_the_checked_ones() -> None:
+    frame = pl.DataFrame(
+        {
+            "_row_id": pl.Series([1, 2, 3, 4], dtype=pl.UInt64),
+            "marital_status": ["single", "married", "single", "single"],
+            "exemption": ["none", "spouse", "spouse", "none"],
+            "k": [1, 1, 1, 1],
+        }
+    )
+    gx_entry = entry(
+        "expect_column_values_to_be_in_set",
+        0,
+        column="exemption",
+        value_set=["none"],
+        row_condition='marital_status == "single"',
+    )
+    fd_entry = entry(
+        FD, 1, column="exemption", by=["k"], row_condition='marital_status == "single"'
+    )
+    outcomes = run_polars(frame.drop("_row_id"), [gx_entry, fd_entry])
+    failures = failures_from_outcomes(frame, outcomes).failures
+    assert failures.select("_row_id", "column").rows() == [
+        (3, "exemption,marital_status"),
+        (3, "exemption,marital_status"),
+    ]
+    plain = entry("expect_column_values_to_be_in_set", column="exemption", value_set=["none"])
+    assert plain.failure_column == "exemption"
+    assert entry(NEAR, block_on=["k"], compare=["b", "a"]).failure_column == "b,a"
