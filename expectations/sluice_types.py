@@ -99,12 +99,17 @@ class NearDuplicates(_Kwargs):
     threshold: float = Field(0.9, gt=0.0, le=1.0)
     max_block_size: int = Field(1000, ge=2, le=100_000)
     similarity: Similarity = "jaro_winkler"
+    min_columns: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _compare_not_blocked(self) -> NearDuplicates:
         both = sorted(set(self.block_on) & set(self.compare))
         if both:
             raise ValueError(f"{both} are in both block_on and compare: blocked columns are equal")
+        if self.min_columns is not None and self.min_columns > len(self.compare):
+            raise ValueError(
+                f"min_columns ({self.min_columns}) exceeds the {len(self.compare)} compare columns"
+            )
         return self
 
 

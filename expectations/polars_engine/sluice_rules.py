@@ -274,7 +274,8 @@ def near_duplicates(ctx: Ctx) -> FramePlan:
     Rows with equal ``block_on`` values (none missing) form a block; within a block every pair
     is scored as the mean over ``compare`` of a per-column similarity in [0, 1] (rapidfuzz,
     after its default processing: lower case, punctuation to spaces, trimmed). A column missing
-    on both rows is left out of the mean; missing on one scores 0. A row whose score against
+    on either row is left out of the mean; a pair with fewer than ``min_columns`` columns
+    present on both (default: half of ``compare``, rounded up) scores 0. A row whose score against
     an earlier row reaches ``threshold`` fails, with ``duplicate_of`` the most similar earlier
     row. Blocks larger than ``max_block_size`` are not compared; the verdict's observed value
     counts them and their rows.
@@ -285,6 +286,7 @@ def near_duplicates(ctx: Ctx) -> FramePlan:
     bkeys = [f"__sluice_b{i}" for i in range(len(block))]
     ckeys = [f"__sluice_c{i}" for i in range(len(compare))]
     scorer = _SCORERS[kw.similarity]
+    min_columns = kw.min_columns if kw.min_columns is not None else (len(compare) + 1) // 2
 
     def compute(frame: pl.DataFrame) -> FrameResult:
         rows = frame.select(
@@ -309,7 +311,7 @@ def near_duplicates(ctx: Ctx) -> FramePlan:
             grid = members.get_column("__sluice_i").explode().to_numpy().reshape(-1, int(k))
             for left, right in _pairs(grid.astype(np.int64)):
                 pairs += len(left)
-                score = _score(values, left, right, scorer)
+                score = _score(values, left, right, scorer, min_columns)
                 hit = score >= kw.threshold
                 if hit.any():
                     hits.append(
@@ -388,17 +390,16 @@ def _score(
     left: npt.NDArray[np.int64],
     right: npt.NDArray[np.int64],
     scorer: Any,
+    min_columns: int,
 ) -> npt.NDArray[np.float64]:
+    """Mean similarity over the columns present on both rows; 0 below ``min_columns`` of them."""
     total = np.zeros(len(left), dtype=np.float64)
-    weight = np.zeros(len(left), dtype=np.float64)
+    weight = np.zeros(len(left), dtype=np.int64)
     for text, missing in values:
         a, b = text[left].tolist(), text[right].tolist()
         sim = np.asarray(process.cpdist(a, b, scorer=scorer, dtype=np.float64), dtype=np.float64)
-        ma, mb = missing[left], missing[right]
-        sim = np.where(ma | mb, 0.0, sim)
-        counted = ~(ma & mb)
-        total += np.where(counted, sim, 0.0)
-        weight += counted
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(weight > 0, total / np.maximum(weight, 1.0), 0.0)
-    return mean
+        both = ~(missing[left] | missing[right])
+        total += np.where(both, sim, 0.0)
+        weight += both
+    enough = (weight >= min_columns) & (weight > 0)
+    return np.where(enough, total / np.maximum(weight, 1), 0.0)

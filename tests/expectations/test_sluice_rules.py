@@ -283,10 +283,8 @@ def test_phone_digits_duplicates_point_to_the_first_row_id() -> None:
 
 
 def jw(a: str | None, b: str | None) -> float | None:
-    if a is None and b is None:
-        return None
     if a is None or b is None:
-        return 0.0
+        return None
     return float(
         JaroWinkler.normalized_similarity(utils.default_process(a), utils.default_process(b))
     )
@@ -304,15 +302,17 @@ near_cases = st.tuples(
     ),
     st.sampled_from([0.7, 0.85, 0.95, 1.0]),
     st.integers(2, 30),
+    st.sampled_from([None, 1, 2]),
 )
 
 
 @SETTINGS
 @given(case=near_cases)
 def test_near_duplicates_match_pairwise_oracle(
-    case: tuple[list[tuple[str | None, str | None, str | None]], float, int],
+    case: tuple[list[tuple[str | None, str | None, str | None]], float, int, int | None],
 ) -> None:
-    records, threshold, max_block = case
+    records, threshold, max_block, min_given = case
+    min_columns = 1 if min_given is None else min_given
     frame = pl.DataFrame(
         {k: [r[i] for r in records] for i, k in enumerate(("blk", "name", "addr"))},
         schema={"blk": pl.String, "name": pl.String, "addr": pl.String},
@@ -324,6 +324,7 @@ def test_near_duplicates_match_pairwise_oracle(
         compare=["name", "addr"],
         threshold=threshold,
         max_block_size=max_block,
+        min_columns=min_given,
     )
     sizes = Counter(r[0] for r in records if r[0] is not None)
     expected: dict[int, int] = {}
@@ -336,7 +337,7 @@ def test_near_duplicates_match_pairwise_oracle(
             if ri[0] != rj[0]:
                 continue
             sims = [s for s in (jw(ri[1], rj[1]), jw(ri[2], rj[2])) if s is not None]
-            score = sum(sims) / len(sims) if sims else 0.0
+            score = sum(sims) / len(sims) if len(sims) >= min_columns else 0.0
             if score >= threshold and (best is None or score > best[0] + 1e-12):
                 best = (score, i)
         if best is not None:
