@@ -154,3 +154,11 @@ def test_cli_validate_runs_sluice_types_and_refuses_them_on_gx(tmp_path: Path) -
     assert "Traceback" not in gx.stderr
     assert FD in gx.stderr
     assert "polars engine" in gx.stderr
+
+
+def test_the_hospital_hand_suite_of_the_benchmark_loads() -> None:
+    path = Path(__file__).resolve().parents[2] / "bench" / "suites" / "hospital_hand.json"
+    suite = load_suite(path)
+    types = {e.type for e in suite.entries}
+    assert len(suite.entries) == 27
+    assert types & set(SLUICE_TYPES)
