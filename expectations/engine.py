@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from expectations.gx_runner import run_gx
+from expectations.gx_runner import refuse_sluice_types, run_gx
 from expectations.polars_engine import run_polars, supports
 from expectations.polars_engine.row_condition import condition_columns
 from expectations.results import ExpectationEntry, ExpectationOutcome, Suite
@@ -29,7 +29,7 @@ def validate(
 
     Raises ``ConfigError`` for an unknown engine, or, with ``engine="polars"``, for the first
     entry the polars engine does not compile (naming it, its place in the suite file and the
-    supported types).
+    supported types); with ``engine="gx"``, for the first entry of one of sluice's own types.
     """
     if isinstance(suite_or_entries, Suite):
         entries: Sequence[ExpectationEntry] = suite_or_entries.entries
@@ -37,6 +37,7 @@ def validate(
     else:
         entries, path = suite_or_entries, None
     if engine == "gx":
+        refuse_sluice_types(entries, path)
         return run_gx(frame, entries)
     if engine == "polars":
         return run_polars(frame, entries, path=path)
@@ -56,6 +57,7 @@ def validate(
         outcomes.update(zip(compiled, done, strict=True))
     if rest:
         sent = [entries[i] for i in rest]
+        refuse_sluice_types(sent, path)
         done = run_gx(frame.select(gx_columns(frame, sent)), sent)
         outcomes.update(zip(rest, done, strict=True))
     return [outcomes[i] for i in range(len(entries))]

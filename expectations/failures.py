@@ -123,6 +123,8 @@ def _row_failures(frame: pl.DataFrame, outcome: ExpectationOutcome) -> pl.DataFr
     cols = [c for c in entry.columns if c in frame.columns]
     sub = frame.select(ROW_ID, *cols)[pl.Series(positions)]
     values = _values(sub, cols) if cols else None
+    if outcome.row_details is not None:
+        return _detailed_failures(frame, sub, outcome, values)
     if entry.type in UNIQUENESS_TYPES and values is not None:
         return _duplicate_failures(sub, cols, entry, values)
     return make_failures(
@@ -132,6 +134,44 @@ def _row_failures(frame: pl.DataFrame, outcome: ExpectationOutcome) -> pl.DataFr
         severity=entry.severity,
         values=values,
         details=details_json({"expectation_index": entry.index}),
+    )
+
+
+def _detailed_failures(
+    frame: pl.DataFrame,
+    sub: pl.DataFrame,
+    outcome: ExpectationOutcome,
+    values: pl.Series | None,
+) -> pl.DataFrame:
+    """Failures whose engine said what each one means (a majority value, an earlier row).
+
+    The details are JSON objects with sorted keys, as :func:`details_json` writes them;
+    ``duplicate_of`` positions become the earlier row's ``_row_id``.
+    """
+    entry = outcome.entry
+    rows = np.asarray(outcome.unexpected_rows, dtype=np.int64)
+    details = outcome.row_details
+    assert details is not None
+    if details.height != len(rows) or (len(rows) > 1 and not (np.diff(rows) > 0).all()):
+        raise ValueError(
+            f"{entry.type} (expectation {entry.index}) gives {details.height} details for "
+            f"{len(rows)} rows, or rows out of order"
+        )
+    extra = details.with_columns(pl.lit(entry.index, dtype=pl.Int64).alias("expectation_index"))
+    if outcome.duplicate_of is not None:
+        earlier = pl.Series(outcome.duplicate_of, dtype=pl.Int64)
+        ids = frame.get_column(ROW_ID).gather(earlier.clip(lower_bound=0))
+        extra = extra.with_columns(
+            pl.when(earlier >= 0).then(ids).otherwise(None).alias("duplicate_of")
+        )
+    texts = extra.select(pl.struct(sorted(extra.columns)).struct.json_encode()).to_series()
+    return make_failures(
+        sub.get_column(ROW_ID),
+        column=entry.failure_column,
+        rule=entry.type,
+        severity=entry.severity,
+        values=values,
+        details=texts,
     )
 
 

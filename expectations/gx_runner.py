@@ -15,6 +15,7 @@ import functools
 import logging
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,8 @@ import pandas as pd
 import polars as pl
 
 from expectations.results import ExpectationEntry, ExpectationOutcome
+from expectations.sluice_types import is_sluice_type
+from sluice.core.errors import ConfigError
 
 PROVENANCE_COLUMNS: tuple[str, ...] = ("_row_id", "_source_file", "_source_row")
 """Columns sluice adds to every frame; they are never shown to GX."""
@@ -34,6 +37,22 @@ _INDEX_TAG = "_sluice_entry"
 _lock = threading.Lock()
 
 
+def refuse_sluice_types(
+    entries: Sequence[ExpectationEntry], path: Path | str | None = None
+) -> None:
+    """Raise ``ConfigError`` for the first ``sluice.`` entry: GX does not know sluice's types."""
+    for entry in entries:
+        if is_sluice_type(entry.type):
+            raise ConfigError(
+                f"{entry.type} is one of sluice's own types: the polars engine runs it, GX cannot",
+                file=path if path is not None else "<suite>",
+                line=entry.line,
+                key=f"expectations[{entry.index}].type",
+                found=entry.type,
+                allowed="engine polars or auto for this suite, or an entry of a GX type",
+            )
+
+
 def run_gx(frame: pl.DataFrame, entries: Sequence[ExpectationEntry]) -> list[ExpectationOutcome]:
     """Validate ``frame`` with GX and return one outcome per entry, in entry order.
 
@@ -42,7 +61,7 @@ def run_gx(frame: pl.DataFrame, entries: Sequence[ExpectationEntry]) -> list[Exp
     (a table-level check other than the row count, ``column_index``). Row positions in the
     outcomes are 0-based positions in ``frame``. A check GX could not compute (GX reports it in
     ``exception_info`` rather than raising) comes back with ``success=False`` and ``exception``
-    set.
+    set. An entry of one of sluice's own types raises ``ConfigError`` (:func:`refuse_sluice_types`).
 
     GX never sees a ``row_condition``: sluice compiles it with its own parser, filters the
     frame in polars, validates the kept rows with the entry stripped of its condition, and maps
@@ -52,6 +71,7 @@ def run_gx(frame: pl.DataFrame, entries: Sequence[ExpectationEntry]) -> list[Exp
     from expectations.polars_engine.plan import CheckError, Unsupported
     from expectations.polars_engine.row_condition import compile_row_condition
 
+    refuse_sluice_types(entries)
     if not entries:
         return []
     data = frame.drop([c for c in PROVENANCE_COLUMNS if c in frame.columns])

@@ -42,6 +42,14 @@ from expectations.polars_engine.row_condition import (
     condition_text,
 )
 from expectations.results import DuplicatePolicy, ExpectationEntry, Suite
+from expectations.sluice_types import (
+    READ_KEYS,
+    SLUICE_TYPES,
+    argument_names,
+    first_error,
+    is_sluice_type,
+    parse_kwargs,
+)
 from sluice.core.errors import ConfigError
 from sluice.core.failures import SEVERITIES, Severity
 from sluice.core.files import SUITE_LIMIT, config_error, read_regular, sha256_hex
@@ -351,7 +359,7 @@ def _entry(b: _Builder, i: int, item: Any) -> ExpectationEntry:
                 allowed=", ".join(sorted(_ENTRY_KEYS)),
             )
     type_name = _type_name(b, at, item)
-    impl = _impl(b, at, type_name)
+    impl = None if is_sluice_type(type_name) else _impl(b, at, type_name)
     kwargs = item.get("kwargs", {})
     if kwargs is None:
         kwargs = {}
@@ -361,7 +369,10 @@ def _entry(b: _Builder, i: int, item: Any) -> ExpectationEntry:
         )
     kwargs = _substitute(b, (*at, "kwargs"), kwargs)
     _check_condition(b, at, kwargs)
-    _check_kwargs(b, at, type_name, impl, kwargs)
+    if impl is None:
+        _check_sluice_kwargs(b, at, type_name, kwargs)
+    else:
+        _check_kwargs(b, at, type_name, impl, kwargs)
     _check_patterns(b, at, type_name, kwargs)
     if b.columns is not None:
         for key, name in _named_columns(type_name, kwargs):
@@ -466,6 +477,9 @@ def _precheck(b: _Builder, items: list[Any]) -> None:
         type_name = item.get("type", item.get("expectation_type"))
         if not isinstance(type_name, str):
             continue
+        if is_sluice_type(type_name):
+            _check_sluice_names(b, at, type_name, item.get("kwargs"))
+            continue
         if type_name not in catalog:
             raise _unknown_type(b, at, type_name, sorted(catalog))
         kwargs = item.get("kwargs")
@@ -475,6 +489,56 @@ def _precheck(b: _Builder, items: list[Any]) -> None:
         for key in kwargs:
             if key not in _NOT_KWARGS and key not in allowed_names:
                 raise _unknown_argument(b, at, type_name, key, allowed_names)
+
+
+def _check_sluice_names(b: _Builder, at: Path_, type_name: str, kwargs: object) -> None:
+    """Refuse an unknown sluice type, or an argument a sluice type does not take."""
+    if type_name not in SLUICE_TYPES:
+        close = difflib.get_close_matches(type_name, SLUICE_TYPES, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise b.error(
+            "unknown sluice expectation type",
+            (*at, "type"),
+            found=type_name,
+            allowed=hint + "one of " + ", ".join(SLUICE_TYPES),
+        )
+    if not isinstance(kwargs, dict):
+        return
+    allowed_names = argument_names(type_name)
+    for key in kwargs:
+        if key in _NOT_KWARGS:
+            raise b.error(
+                f"`{key}` is not an argument of the check",
+                (*at, "kwargs", key),
+                found=key,
+                allowed=_NOT_KWARGS[key],
+            )
+        if key not in allowed_names:
+            raise _unknown_argument(b, at, type_name, key, allowed_names)
+
+
+def _check_sluice_kwargs(b: _Builder, at: Path_, type_name: str, kwargs: dict[str, Any]) -> None:
+    """Check a sluice type's kwargs against its model (expectations/sluice_types.py)."""
+    from pydantic import ValidationError
+
+    _check_sluice_names(b, at, type_name, kwargs)
+    try:
+        parse_kwargs(type_name, kwargs)
+    except ValidationError as exc:
+        key, message, found = first_error(exc)
+        if key is not None and key not in kwargs:
+            raise b.error(
+                f"{type_name} needs the argument `{key}`",
+                (*at, "kwargs"),
+                found=sorted(kwargs),
+                allowed=f"kwargs with `{key}`",
+            ) from None
+        raise b.error(
+            f"{type_name}: {message}",
+            (*at, "kwargs", key) if key is not None else (*at, "kwargs"),
+            found=found,
+            allowed="arguments " + ", ".join(argument_names(type_name)),
+        ) from None
 
 
 def _check_kwargs(
@@ -614,9 +678,11 @@ def _named_columns(type_name: str, kwargs: Mapping[str, Any]) -> list[tuple[str,
     for key in ("column", "column_A", "column_B"):
         if isinstance(kwargs.get(key), str):
             out.append((key, kwargs[key]))
-    listed = kwargs.get("column_list")
-    if isinstance(listed, list):
-        out.extend((f"column_list[{i}]", c) for i, c in enumerate(listed) if isinstance(c, str))
+    list_keys = ("column_list", *(k for k in READ_KEYS.get(type_name, ()) if k != "column"))
+    for list_key in dict.fromkeys(list_keys):
+        listed = kwargs.get(list_key)
+        if isinstance(listed, list):
+            out.extend((f"{list_key}[{i}]", c) for i, c in enumerate(listed) if isinstance(c, str))
     condition = kwargs.get("row_condition")
     if isinstance(condition, str) and condition:
         try:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from expectations.results import ExpectationEntry
@@ -98,7 +100,38 @@ class BatchPlan:
     aggregates: Mapping[str, pl.Expr] = field(default_factory=dict)
 
 
-Plan = RowPlan | BatchPlan
+POSITION = "__sluice_position"
+"""The column holding each row's position in the validated frame, for frame plans."""
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What a frame plan found: failing positions (sorted), each one's details, and counts.
+
+    ``details`` has one row per failing row, in the same order, one column per detail.
+    ``duplicate_of`` aligns with ``rows``: the position of the earlier row a failing row
+    repeats, -1 where none. ``considered`` is the number of rows the check judged.
+    """
+
+    rows: npt.NDArray[np.int64]
+    considered: int
+    details: pl.DataFrame
+    observed_value: Any = None
+    duplicate_of: npt.NDArray[np.int64] | None = None
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """A row-level expectation that needs the whole frame at once (groups, pairs, spellings).
+
+    ``compute`` receives the rows ``row_condition`` keeps, with their positions in the validated
+    frame in the column :data:`POSITION`, and returns a :class:`FrameResult` in those positions.
+    """
+
+    compute: Callable[[pl.DataFrame], FrameResult]
+
+
+Plan = RowPlan | BatchPlan | FramePlan
 
 
 @dataclass(frozen=True)

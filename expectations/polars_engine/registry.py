@@ -1,6 +1,7 @@
 """Every expectation type the polars engine compiles, and the function that compiles it.
 
-Adding a type means writing its compiler (row.py, batch.py or types.py) and one line here; the
+Adding a type means writing its compiler (row.py, batch.py, types.py, or sluice_rules.py for
+sluice's own types declared in expectations/sluice_types.py) and one line here; the
 contract and differential tests are parametrized over this table.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from expectations.polars_engine import batch, row, types
+from expectations.polars_engine import batch, row, sluice_rules, types
 from expectations.polars_engine.plan import Ctx, Plan
 
 COMPILERS: dict[str, Callable[[Ctx], Plan]] = {
@@ -62,6 +63,12 @@ COMPILERS: dict[str, Callable[[Ctx], Plan]] = {
     "expect_column_distinct_values_to_contain_set": batch.distinct_contain_set,
     "expect_column_distinct_values_to_equal_set": batch.distinct_equal_set,
     "expect_column_most_common_value_to_be_in_set": batch.most_common_value,
+    "sluice.expect_column_values_to_follow_majority_by": sluice_rules.follow_majority_by,
+    "sluice.expect_column_values_to_not_be_rare_variants": sluice_rules.not_be_rare_variants,
+    "sluice.expect_compound_columns_to_be_unique_after_normalising": (
+        sluice_rules.unique_after_normalising
+    ),
+    "sluice.expect_rows_to_not_be_near_duplicates": sluice_rules.near_duplicates,
 }
 
 SUPPORTED_TYPES: tuple[str, ...] = tuple(sorted(COMPILERS))

@@ -18,9 +18,11 @@ import polars as pl
 
 from expectations.gx_runner import PROVENANCE_COLUMNS
 from expectations.polars_engine.plan import (
+    POSITION,
     BatchPlan,
     CheckError,
     Ctx,
+    FramePlan,
     Plan,
     Unsupported,
 )
@@ -178,9 +180,14 @@ def run_polars(
         if pos in outcomes:
             continue
         try:
-            outcomes[pos] = _judge(item, pos, values)
+            if isinstance(item.plan, FramePlan):
+                outcomes[pos] = _judge_frame(item, item.plan, data)
+            else:
+                outcomes[pos] = _judge(item, pos, values)
         except CheckError as exc:
             outcomes[pos] = _raised(item.entry, str(exc))
+        except pl.exceptions.PolarsError as exc:
+            outcomes[pos] = _raised(item.entry, str(exc).splitlines()[0])
     return [outcomes[pos] for pos in range(len(entries))]
 
 
@@ -190,6 +197,8 @@ INDEX = "__sluice_row"
 def _stage(pos: int, item: _Compiled) -> tuple[dict[str, pl.Expr], list[pl.Expr]]:
     """The masks one entry adds to the frame, and the scalars it selects from it."""
     plan = item.plan
+    if isinstance(plan, FramePlan):
+        return {}, []
     if isinstance(plan, BatchPlan):
         return {}, [expr.alias(f"b{pos}_{key}") for key, expr in plan.aggregates.items()]
     masks = dict(plan.columns)
@@ -254,8 +263,32 @@ def _scalar(series: pl.Series) -> Any:
     return value
 
 
+def _judge_frame(item: _Compiled, plan: FramePlan, data: pl.DataFrame) -> ExpectationOutcome:
+    """Run a frame plan on the rows its condition keeps and judge it as a row-level check."""
+    kept = data.with_row_index(POSITION).filter(item.ctx.domain)
+    found = plan.compute(kept.with_columns(pl.col(POSITION).cast(pl.Int64)))
+    unexpected = len(found.rows)
+    considered = found.considered
+    success = (
+        kept.height == 0
+        or considered == 0
+        or (considered - unexpected) / considered >= (item.mostly)
+    )
+    return ExpectationOutcome(
+        entry=item.entry,
+        success=success,
+        engine="polars",
+        unexpected_count=unexpected,
+        unexpected_rows=found.rows,
+        observed_value=found.observed_value,
+        row_details=found.details,
+        duplicate_of=found.duplicate_of,
+    )
+
+
 def _judge(item: _Compiled, pos: int, values: Mapping[str, pl.Series]) -> ExpectationOutcome:
     plan = item.plan
+    assert not isinstance(plan, FramePlan)
     entry = item.entry
     if isinstance(plan, BatchPlan):
         collected = {key: _scalar(values[f"b{pos}_{key}"]) for key in plan.aggregates}

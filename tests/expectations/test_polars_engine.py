@@ -270,6 +270,13 @@ def test_every_supported_type_compiles_on_a_plain_frame() -> None:
         "expect_column_distinct_values_to_contain_set": {"value_set": [1]},
         "expect_column_distinct_values_to_equal_set": {"value_set": [1, 2]},
         "expect_column_most_common_value_to_be_in_set": {"value_set": [1], "ties_okay": True},
+        "sluice.expect_column_values_to_follow_majority_by": {"column": "a", "by": ["b"]},
+        "sluice.expect_column_values_to_not_be_rare_variants": {"column": "s"},
+        "sluice.expect_compound_columns_to_be_unique_after_normalising": {
+            "column_list": ["s", "b"],
+            "transform": ["casefold", "digits"],
+        },
+        "sluice.expect_rows_to_not_be_near_duplicates": {"block_on": ["a"], "compare": ["s"]},
     }
     text_types = {t for t in kwargs if "regex" in t or "like" in t or "type" in t}
     text_types |= {
