@@ -12,10 +12,11 @@ from pathlib import Path
 
 import polars as pl
 
-from expectations.gx_runner import refuse_sluice_types, run_gx
+from expectations.gx_runner import run_gx
 from expectations.polars_engine import run_polars, supports
 from expectations.polars_engine.row_condition import condition_columns
 from expectations.results import ExpectationEntry, ExpectationOutcome, Suite
+from expectations.sluice_types import refuse_sluice_types
 from sluice.core.errors import ConfigError
 from sluice.core.frame import ENGINE_CHOICES, EngineChoice
 

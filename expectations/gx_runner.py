@@ -15,7 +15,6 @@ import functools
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,8 +23,7 @@ import pandas as pd
 import polars as pl
 
 from expectations.results import ExpectationEntry, ExpectationOutcome
-from expectations.sluice_types import is_sluice_type
-from sluice.core.errors import ConfigError
+from expectations.sluice_types import refuse_sluice_types
 
 PROVENANCE_COLUMNS: tuple[str, ...] = ("_row_id", "_source_file", "_source_row")
 """Columns sluice adds to every frame; they are never shown to GX."""
@@ -35,22 +33,6 @@ ROW_COUNT_TYPES: frozenset[str] = frozenset(
 )
 _INDEX_TAG = "_sluice_entry"
 _lock = threading.Lock()
-
-
-def refuse_sluice_types(
-    entries: Sequence[ExpectationEntry], path: Path | str | None = None
-) -> None:
-    """Raise ``ConfigError`` for the first ``sluice.`` entry: GX does not know sluice's types."""
-    for entry in entries:
-        if is_sluice_type(entry.type):
-            raise ConfigError(
-                f"{entry.type} is one of sluice's own types: the polars engine runs it, GX cannot",
-                file=path if path is not None else "<suite>",
-                line=entry.line,
-                key=f"expectations[{entry.index}].type",
-                found=entry.type,
-                allowed="engine polars or auto for this suite, or an entry of a GX type",
-            )
 
 
 def run_gx(frame: pl.DataFrame, entries: Sequence[ExpectationEntry]) -> list[ExpectationOutcome]:

@@ -11,10 +11,16 @@ misspelt or mistyped argument stops the suite load with its key, like GX's own e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sluice.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from expectations.results import ExpectationEntry
 
 PREFIX = "sluice."
 
@@ -175,3 +181,19 @@ def first_error(exc: ValidationError) -> tuple[str | None, str, Any]:
     message = str(err.get("msg", "invalid"))
     message = message.removeprefix("Value error, ")
     return key, message, err.get("input")
+
+
+def refuse_sluice_types(
+    entries: Sequence[ExpectationEntry], path: Path | str | None = None
+) -> None:
+    """Raise ``ConfigError`` for the first ``sluice.`` entry: GX does not know sluice's types."""
+    for entry in entries:
+        if is_sluice_type(entry.type):
+            raise ConfigError(
+                f"{entry.type} is one of sluice's own types: the polars engine runs it, GX cannot",
+                file=path if path is not None else "<suite>",
+                line=entry.line,
+                key=f"expectations[{entry.index}].type",
+                found=entry.type,
+                allowed="engine polars or auto for this suite, or an entry of a GX type",
+            )

@@ -155,7 +155,7 @@ def _screen_run_name() -> str:
 def screen_partition(
     dataset: DatasetName,
     partition: dt.date | None = None,
-    engine: EngineChoice = "auto",
+    engine: EngineChoice | None = None,
     *,
     force: bool = False,
     max_quarantine_rate: QuarantineRate | None = None,
@@ -172,7 +172,8 @@ def screen_partition(
         dataset: The dataset to screen: one of the specs in datasets/.
         partition: The partition to screen; empty for the one the schedule implies (the run's
             scheduled local day, less the dataset's lag).
-        engine: Which engine validates the suite: polars where it can (auto), or GX itself.
+        engine: Which engine validates the suite: polars where it can (auto), polars only, or
+            GX itself; empty for the dataset spec's validation.engine.
         force: Screen again even when the partition is already done.
         max_quarantine_rate: Alert when a larger share of the rows is quarantined; empty for
             the dataset spec's policies.alerts.max_quarantine_rate.
@@ -412,7 +413,7 @@ def backfill(
     dataset: DatasetName,
     start: dt.date,
     end: dt.date,
-    engine: EngineChoice = "auto",
+    engine: EngineChoice | None = None,
     *,
     force: bool = False,
     max_quarantine_rate: QuarantineRate | None = None,
@@ -429,7 +430,8 @@ def backfill(
         dataset: The dataset to screen: one of the specs in datasets/.
         start: The first partition (for a monthly dataset, any day of the month).
         end: The last partition, included.
-        engine: Which engine validates the suite: polars where it can (auto), or GX itself.
+        engine: Which engine validates the suite: polars where it can (auto), polars only, or
+            GX itself; empty for the dataset spec's validation.engine.
         force: Screen again the partitions that are already done.
         max_quarantine_rate: Alert when a larger share of a partition's rows is quarantined;
             empty for the dataset spec's policies.alerts.max_quarantine_rate.

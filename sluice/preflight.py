@@ -19,9 +19,11 @@ from fsspec.registry import known_implementations
 
 from detectors.spec import DetectorSpec
 from expectations.results import Suite
+from expectations.sluice_types import refuse_sluice_types
 from expectations.suite import check_names, load_suite, partition_parameters
 from sluice.config import LoadedSpec, Partition, find_spec
 from sluice.core.errors import ConfigError
+from sluice.core.frame import EngineChoice
 
 PROTOCOL_EXTRAS: dict[str, tuple[str, str]] = {
     "s3": ("s3", "s3fs"),
@@ -139,9 +141,17 @@ def with_model_path(loaded: LoadedSpec, index: int, spec: DetectorSpec) -> Detec
 
 
 def preflight(
-    dataset: str, partition: str | dt.date, *, check_detectors_too: bool = True
+    dataset: str,
+    partition: str | dt.date,
+    *,
+    check_detectors_too: bool = True,
+    engine: EngineChoice | None = None,
 ) -> Checked:
-    """Load and check every piece of a run's configuration; each problem is a ConfigError."""
+    """Load and check every piece of a run's configuration; each problem is a ConfigError.
+
+    ``engine`` is the run's choice when it overrides the spec's ``validation.engine``: a suite
+    using sluice's own types cannot run on GX, and is refused here, before any data moves.
+    """
     loaded = find_spec(dataset)
     try:
         part = loaded.spec.partition.parse(partition)
@@ -159,4 +169,6 @@ def preflight(
         columns=list(loaded.spec.columns),
         parameters=partition_parameters(part.start, part.next().start),
     )
+    if (engine or loaded.spec.validation.engine) == "gx":
+        refuse_sluice_types(suite.entries, suite.path)
     return Checked(loaded, suite, part)

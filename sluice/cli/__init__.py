@@ -91,7 +91,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     bf.add_argument("dataset", help="dataset name (datasets/<name>.yaml) or a spec file")
     bf.add_argument("--start", required=True, type=_date, help="first partition, included")
     bf.add_argument("--end", required=True, type=_date, help="last partition, included")
-    bf.add_argument("--engine", choices=("auto", "polars", "gx"), default="auto")
+    bf.add_argument("--engine", choices=("auto", "polars", "gx"), default=None)
     bf.add_argument("--force", action="store_true", help="screen again partitions already done")
     bf.add_argument(
         "--fail-on",
@@ -250,14 +250,14 @@ def _show_partition_lines(*, verbose: bool) -> None:
 def _run(args: argparse.Namespace) -> int:
     from sluice.preflight import preflight
 
-    preflight(args.dataset, args.partition)
+    preflight(args.dataset, args.partition, engine=args.engine)
     from flows.screen import screen_partition
     from sluice.core.errors import RunFailed
 
     _temporary_api()
     try:
         summary = screen_partition(
-            args.dataset, args.partition, args.engine or "auto", force=args.force
+            args.dataset, args.partition, args.engine, force=args.force
         )
     except RunFailed as exc:
         if exc.summary is None:
@@ -274,7 +274,7 @@ def _backfill(args: argparse.Namespace) -> int:
 
     if args.end < args.start:
         raise_usage(f"--end {args.end} is before --start {args.start}")
-    checked = preflight(args.dataset, args.start)
+    checked = preflight(args.dataset, args.start, engine=args.engine)
     try:
         partition_range(checked.loaded.spec.partition, args.start, args.end)
     except ValueError as exc:

@@ -145,7 +145,7 @@ class Run:
         check_detectors: bool = True,
     ) -> Run:
         """Load and check every piece of configuration before any data moves."""
-        checked = preflight(dataset, partition, check_detectors_too=check_detectors)
+        checked = preflight(dataset, partition, check_detectors_too=check_detectors, engine=engine)
         loaded, suite, part = checked.loaded, checked.suite, checked.partition
         rid = run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         work = loaded.output_root("reports") / ".work" / f"{part.dirname}-{rid}"

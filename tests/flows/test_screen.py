@@ -269,3 +269,14 @@ def test_the_alert_threshold_comes_from_the_spec_and_the_flow_parameter_override
     emitted.clear()
     screen_partition(spec, dt.date(2024, 1, 1), force=True, max_quarantine_rate=0.4)
     assert [e for e, _ in emitted] == [alerts.SCREENED, alerts.QUARANTINE_RATE_HIGH]
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_the_spec_engine_is_used_unless_the_flow_names_one(make_dataset: SpecFactory) -> None:
+    spec = str(make_dataset({"2024-01-01": GOOD}, extra={"validation": {"engine": "gx"}}))
+    summary = screen_partition(spec, dt.date(2024, 1, 1))
+    manifest = json.loads(Path(summary["manifest"]).read_text())
+    assert manifest["validation"]["engine"] == "gx"
+    summary = screen_partition(spec, dt.date(2024, 1, 1), "polars", force=True)
+    manifest = json.loads(Path(summary["manifest"]).read_text())
+    assert manifest["validation"]["engine"] == "polars"

@@ -148,6 +148,30 @@ def test_a_broken_configuration_is_refused_before_prefect_is_imported(
     assert not (tmp_path / "out").exists()
 
 
+MAJORITY = {
+    "type": "sluice.expect_column_values_to_follow_majority_by",
+    "kwargs": {"column": "kind", "by": ["id"]},
+}
+
+
+@pytest.mark.parametrize("where", ["spec", "flag"])
+def test_a_sluice_type_on_the_gx_engine_is_refused_before_prefect_is_imported(
+    make_dataset: SpecFactory, tmp_path: Path, where: str
+) -> None:
+    suite = tiny_suite()
+    suite["expectations"].append(MAJORITY)
+    csv = {"2024-01-01": "id,amount,count,when,kind\na,1,1,2024-01-01 10:00:00,a\n"}
+    extra = {"validation": {"engine": "gx"}} if where == "spec" else {}
+    spec = make_dataset(csv, suite=suite, extra=extra)
+    flag = ["--engine", "gx"] if where == "flag" else []
+    ran = _sluice_guarded(tmp_path, "run", str(spec), "--partition", "2024-01-01", *flag)
+    assert ran.code == 2, ran.err
+    assert "sluice.expect_column_values_to_follow_majority_by" in ran.err
+    assert "the polars engine runs it" in ran.err
+    assert "Traceback" not in ran.err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     ("url", "package", "extra"),
     [
