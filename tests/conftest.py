@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,6 +116,23 @@ def add_extra_specs(folder: Path) -> tuple[str, str]:
     bad["kyes"] = bad.pop("keys")
     (folder / "taxi.yaml").write_text(yaml.safe_dump(bad, sort_keys=False))
     return "zones", "taxi"
+
+
+def thin(cases: Sequence[Any], keep: Sequence[int] = (0,)) -> list[Any]:
+    """Cases for ``parametrize``: those at the indices ``keep`` run in ``make test``, the others
+    only under the ``slow`` marker (``make test-slow``).
+
+    For matrices of real-CLI cases that prove one behaviour through several spellings: each
+    case starts a ``sluice`` process, so the quick suite keeps one (or a few) of them.
+    """
+    out: list[Any] = []
+    for i, case in enumerate(cases):
+        if i in keep:
+            out.append(case)
+        else:
+            values = case if isinstance(case, tuple) else (case,)
+            out.append(pytest.param(*values, marks=pytest.mark.slow))
+    return out
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tests.conftest import SpecFactory
+from tests.conftest import SpecFactory, thin
 
 DAY = "2024-01-01"
 SCHEMA: dict[str, Any] = {
@@ -40,11 +40,13 @@ def sluice(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 @pytest.mark.parametrize(
     ("column", "key", "says"),
-    [
-        ({"type": "datetime", "format": "%Y-%m-%d %H:%M %Z"}, "schema.pickup.format", "%Z"),
-        ({"type": "datetime", "aliases": ["_source_row"]}, "schema.pickup.aliases", "reserved"),
-        ({"type": "datetime", "format": "%Y-%m-%d %Q"}, "schema.pickup.format", "%Q"),
-    ],
+    thin(
+        [
+            ({"type": "datetime", "format": "%Y-%m-%d %H:%M %Z"}, "schema.pickup.format", "%Z"),
+            ({"type": "datetime", "aliases": ["_source_row"]}, "schema.pickup.aliases", "reserved"),
+            ({"type": "datetime", "format": "%Y-%m-%d %Q"}, "schema.pickup.format", "%Q"),
+        ]
+    ),
 )
 def test_a_column_option_sluice_cannot_honour_stops_the_run(
     make_dataset: SpecFactory, column: dict[str, Any], key: str, says: str

@@ -12,7 +12,7 @@ import pytest
 from sluice.report.anomalies import AnomalyPolicy, judge, method_text
 from sluice.report.artifacts import drift_line
 from sluice.report.history import Baseline, age_span
-from tests.conftest import SpecFactory
+from tests.conftest import SpecFactory, thin
 
 
 def months(first: dt.date, n: int) -> list[dt.date]:
@@ -124,15 +124,17 @@ def _sluice(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     ("baseline", "expected"),
-    [
-        ({"start": "2024-02", "end": "2024-03"}, "is not a day of the form YYYY-MM-DD"),
-        (
-            {"start": "2024-03-01", "end": "2024-02-01"},
-            "baseline starts at 2024-03-01 after its end",
-        ),
-        ([], "an empty baseline list pins nothing"),
-        ({"from": "2024-01-01"}, "from"),
-    ],
+    thin(
+        [
+            ({"start": "2024-02", "end": "2024-03"}, "is not a day of the form YYYY-MM-DD"),
+            (
+                {"start": "2024-03-01", "end": "2024-02-01"},
+                "baseline starts at 2024-03-01 after its end",
+            ),
+            ([], "an empty baseline list pins nothing"),
+            ({"from": "2024-01-01"}, "from"),
+        ]
+    ),
 )
 def test_a_wrong_baseline_is_a_config_error_naming_the_key(
     make_dataset: SpecFactory, baseline: object, expected: str
