@@ -256,9 +256,7 @@ def _run(args: argparse.Namespace) -> int:
 
     _temporary_api()
     try:
-        summary = screen_partition(
-            args.dataset, args.partition, args.engine, force=args.force
-        )
+        summary = screen_partition(args.dataset, args.partition, args.engine, force=args.force)
     except RunFailed as exc:
         if exc.summary is None:
             raise
