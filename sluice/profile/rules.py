@@ -580,5 +580,4 @@ def normalised_unique(key: str, col: Column, values: pl.Series) -> Candidate | N
         {"column_list": [key], "transform": transform},
         passes,
         f"{key} stays nearly unique after {transform}",
-        meta={"duplicates": "keep_first"},
     )

@@ -104,7 +104,7 @@ def test_a_deployed_backfill_launches_what_is_not_done_and_reads_child_manifests
     }
     assert launches[0]["params"] == {
         "dataset": str(spec),
-        "engine": "auto",
+        "engine": None,
         "force": True,
         "max_quarantine_rate": None,
     }

@@ -77,7 +77,9 @@ def test_backfill_parameters_render_as_a_typed_form() -> None:
     assert props["dataset"]["enum"] == dataset_names() == list(SESSION_DATASETS)
     assert props["start"] == {**props["start"], "type": "string", "format": "date"}
     assert props["end"]["format"] == "date"
-    assert props["engine"]["enum"] == ["auto", "polars", "gx"]
+    engine = {k: v for option in props["engine"]["anyOf"] for k, v in option.items() if k != "type"}
+    assert engine["enum"] == ["auto", "polars", "gx"]
+    assert {"type": "null"} in props["engine"]["anyOf"]  # or null: the spec's validation.engine
     assert props["force"]["type"] == "boolean"
     rate = {k: v for option in props["max_quarantine_rate"]["anyOf"] for k, v in option.items()}
     assert rate["maximum"] == 1  # or null: the spec's policies.alerts.max_quarantine_rate
