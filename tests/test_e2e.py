@@ -147,6 +147,7 @@ def test_bad_partition_and_usage_are_exit_2(make_dataset: SpecFactory) -> None:
     assert out.returncode == 2
 
 
+@pytest.mark.slow  # the same path runs in-process in tests/robustness (quick)
 def test_ragged_csv_rows_are_quarantined_not_a_crash(
     make_dataset: SpecFactory, tmp_path: Path
 ) -> None:

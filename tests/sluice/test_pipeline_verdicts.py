@@ -211,6 +211,7 @@ def test_rows_that_share_a_key_are_quarantined_with_a_traceable_duplicate_of(
     assert details["duplicate_of_row"] == 3
 
 
+@pytest.mark.slow  # backfill exit codes: test_cli's --json backfill test stays quick
 def test_a_backfill_counts_warned_partitions_and_fail_on_warned_makes_them_exit_1(
     make_dataset: SpecFactory, cli_env: dict[str, str]
 ) -> None:
