@@ -19,7 +19,7 @@ import polars as pl
 from sluice.config import load_spec
 
 DEMO_DATASET = "trips"
-DEMO_SPEC = Path(__file__).resolve().parent.parent / "datasets" / f"{DEMO_DATASET}.yaml"
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "datasets" / f"{DEMO_DATASET}.yaml"
 DEMO_START = dt.date(2024, 3, 4)
 
 
