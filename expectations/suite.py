@@ -28,7 +28,7 @@ import datetime as dt
 import difflib
 import json
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -505,6 +505,13 @@ def _check_sluice_names(b: _Builder, at: Path_, type_name: str, kwargs: object) 
     if not isinstance(kwargs, dict):
         return
     allowed_names = argument_names(type_name)
+    _check_names(b, at, type_name, kwargs, allowed_names)
+
+
+def _check_names(
+    b: _Builder, at: Path_, type_name: str, kwargs: dict[str, Any], allowed_names: Sequence[str]
+) -> None:
+    """Refuse a kwarg that is an entry-level key (``meta``, ...) or not an argument of the type."""
     for key in kwargs:
         if key in _NOT_KWARGS:
             raise b.error(
@@ -514,7 +521,7 @@ def _check_sluice_names(b: _Builder, at: Path_, type_name: str, kwargs: object) 
                 allowed=_NOT_KWARGS[key],
             )
         if key not in allowed_names:
-            raise _unknown_argument(b, at, type_name, key, allowed_names)
+            raise _unknown_argument(b, at, type_name, key, list(allowed_names))
 
 
 def _check_sluice_kwargs(b: _Builder, at: Path_, type_name: str, kwargs: dict[str, Any]) -> None:
@@ -549,16 +556,7 @@ def _check_kwargs(
     base = set(Expectation.__fields__)
     fields = cast(dict[str, Any], impl.__fields__)
     allowed_names = sorted(n for n in fields if n not in base and n not in _NOT_KWARGS)
-    for key in kwargs:
-        if key in _NOT_KWARGS:
-            raise b.error(
-                f"`{key}` is not an argument of the check",
-                (*at, "kwargs", key),
-                found=key,
-                allowed=_NOT_KWARGS[key],
-            )
-        if key not in allowed_names:
-            raise _unknown_argument(b, at, type_name, key, allowed_names)
+    _check_names(b, at, type_name, kwargs, allowed_names)
     try:
         impl(**kwargs)
     except Exception as exc:
