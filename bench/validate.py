@@ -2,11 +2,17 @@
 
     python -m bench.validate                 # 1 M rows
     python -m bench.validate --rows 1000000 --rows 10000000
+    python -m bench.validate --strftime      # one strftime check on 1 M distinct timestamps
 
 Engines: the GX runner (GX on pandas), the polars engine, and the same checks written by hand as
 polars expressions. Each engine runs in its own subprocess on the same Parquet file, so peak RSS
 is per engine; imports and a warm-up run on 100 rows are not timed. Prints rows/s, wall and CPU
 seconds, peak RSS and the ratios, and checks that the three agree on every verdict and count.
+
+``--strftime`` measures one check alone: ``expect_column_values_to_match_strftime_format`` on a
+column of distinct timestamps written as text (0.1% of them malformed or impossible dates). Each
+engine runs a one-entry suite (the row count) and the same suite plus the strftime check; the
+difference is the check's marginal cost.
 """
 
 from __future__ import annotations
@@ -165,6 +171,38 @@ def generate(rows: int, seed: int = 7) -> pl.DataFrame:
     )
 
 
+STRFTIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+BASE_SUITE: dict[str, Any] = {
+    "name": "bench-base",
+    "expectations": [{"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}],
+}
+STRFTIME_SUITE: dict[str, Any] = {
+    "name": "bench-strftime",
+    "expectations": [
+        *BASE_SUITE["expectations"],
+        {
+            "type": "expect_column_values_to_match_strftime_format",
+            "kwargs": {"column": "stamp", "strftime_format": STRFTIME_FORMAT},
+        },
+    ],
+}
+
+
+def generate_stamps(rows: int, seed: int = 7) -> pl.DataFrame:
+    """One column of ``rows`` distinct timestamps as text; about 0.1% malformed or impossible."""
+    rng = np.random.default_rng(seed)
+    seconds = rng.permutation(rows).astype("timedelta64[s]").astype("timedelta64[us]")
+    stamps = pl.Series(np.datetime64("2020-01-01T00:00:00", "us") + seconds).dt.strftime(
+        STRFTIME_FORMAT
+    )
+    bad = pl.Series(rng.random(rows) < 0.001)
+    broken = pl.concat_str([stamps.str.slice(0, 5), pl.lit("02-30"), stamps.str.slice(10)])
+    frame = pl.DataFrame({"stamp": stamps})
+    return frame.with_columns(
+        pl.when(bad).then(pl.select(broken).to_series()).otherwise(pl.col("stamp")).alias("stamp")
+    )
+
+
 def hand_written(frame: pl.DataFrame) -> list[dict[str, Any]]:
     """The suite's checks as plain polars, one select, with GX's rules for nulls and mostly."""
     idx = pl.int_range(pl.len(), dtype=pl.Int64)
@@ -229,11 +267,13 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker(engine: str, data: Path, repeat: int) -> dict[str, Any]:
+def worker(
+    engine: str, data: Path, repeat: int, suite_doc: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Run one engine on the data file ``repeat`` times; keep the fastest run."""
     from expectations.suite import suite_from_dict
 
-    suite = suite_from_dict(SUITE)
+    suite = suite_from_dict(suite_doc or SUITE)
     frame = pl.read_parquet(data)
     rss_loaded = _rss_mb()
     warm = frame.head(100)
@@ -247,6 +287,8 @@ def worker(engine: str, data: Path, repeat: int) -> dict[str, Any]:
             from expectations.polars_engine import run_polars
 
             return [_summary(o) for o in run_polars(f, suite.entries)]
+        if suite_doc is not None:
+            raise ValueError("the hand-written checks cover the main suite only")
         return hand_written(f)
 
     run(warm)
@@ -272,10 +314,11 @@ def _summary(outcome: Any) -> dict[str, Any]:
     return {"success": bool(outcome.success), "unexpected_count": outcome.unexpected_count}
 
 
-def run_engine(engine: str, data: Path, repeat: int) -> dict[str, Any]:
+def run_engine(engine: str, data: Path, repeat: int, suite: str = "main") -> dict[str, Any]:
     """Run one engine in a fresh interpreter and read back its measurements."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, "-m", "bench.validate", "--worker", engine, "--data", str(data)]
+    cmd += ["--suite", suite]
     proc = subprocess.run(
         [*cmd, "--repeat", str(repeat)],
         capture_output=True,
@@ -319,6 +362,45 @@ def report(rows: int, results: dict[str, dict[str, Any]]) -> None:
             print(f"  {n}: {verdicts[n]}")
 
 
+SUITES: dict[str, dict[str, Any]] = {
+    "main": SUITE,
+    "base": BASE_SUITE,
+    "strftime": STRFTIME_SUITE,
+}
+
+
+def strftime_report(rows: int, repeat: int) -> dict[str, Any]:
+    """The strftime check's marginal CPU per engine, and whether the engines agree on it."""
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
+        data = Path(tmp) / "stamps.parquet"
+        frame = generate_stamps(rows)
+        frame.write_parquet(data)
+        distinct = frame["stamp"].n_unique()
+        for engine in ("gx", "polars"):
+            base = run_engine(engine, data, repeat, "base")
+            full = run_engine(engine, data, repeat, "strftime")
+            out[engine] = {
+                "cpu_seconds": full["cpu_seconds"] - base["cpu_seconds"],
+                "seconds": full["seconds"] - base["seconds"],
+                "results": full["results"],
+            }
+    print(
+        f"\nstrftime check ({STRFTIME_FORMAT!r}) on {rows:,} rows, {distinct:,} distinct values; "
+        f"marginal cost over a row-count-only suite, best of {repeat}"
+    )
+    print(f"{'engine':<8}{'wall s':>10}{'CPU s':>10}  unexpected")
+    for name, r in out.items():
+        print(
+            f"{name:<8}{r['seconds']:>10.2f}{r['cpu_seconds']:>10.2f}  "
+            f"{r['results'][-1]['unexpected_count']:,}"
+        )
+    g, p = out["gx"], out["polars"]
+    print(f"GX / polars marginal CPU:     {g['cpu_seconds'] / max(p['cpu_seconds'], 1e-9):.1f}x")
+    print("verdicts and counts agree:   ", "yes" if g["results"] == p["results"] else "NO")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Generate the data, run every engine in its own process, print the comparison."""
     parser = argparse.ArgumentParser(prog="python -m bench.validate", description=__doc__)
@@ -328,9 +410,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=3, help="runs per engine (best kept)")
     parser.add_argument("--json", type=Path, help="also write all measurements here")
+    parser.add_argument(
+        "--strftime", action="store_true", help="measure one strftime check on distinct stamps"
+    )
+    parser.add_argument("--suite", choices=list(SUITES), default="main", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.data, args.repeat)))
+        doc = None if args.suite == "main" else SUITES[args.suite]
+        print(json.dumps(worker(args.worker, args.data, args.repeat, doc)))
+        return 0
+    if args.strftime:
+        measured = {rows: strftime_report(rows, args.repeat) for rows in args.rows or [1_000_000]}
+        if args.json:
+            args.json.write_text(json.dumps(measured, indent=2))
         return 0
     engines = [e for e in args.engines.split(",") if e]
     everything = {}

@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from expectations.polars_engine import dtypes, pyregex
+from expectations.polars_engine import dtypes, pyregex, strftime
 from expectations.polars_engine.dtypes import Kind
 from expectations.polars_engine.plan import CheckError, Ctx, RowPlan, Unsupported
 
@@ -312,7 +312,11 @@ def _string_column(ctx: Ctx, column: str, what: str) -> pl.Expr:
 
 
 def match_strftime_format(ctx: Ctx) -> RowPlan:
-    """``expect_column_values_to_match_strftime_format`` (Python's ``strptime`` per value)."""
+    """``expect_column_values_to_match_strftime_format``: ``datetime.strptime`` succeeds.
+
+    Common formats are decided by polars (:mod:`expectations.polars_engine.strftime`), the rest by
+    Python once per distinct value.
+    """
     col = ctx.column()
     fmt = ctx.required("strftime_format")
     if not isinstance(fmt, str):
@@ -326,7 +330,10 @@ def match_strftime_format(ctx: Ctx) -> RowPlan:
         return True
 
     text = _string_column(ctx, col, "strftime formats")
-    return column_map(ctx, col, ~pyregex.python_predicate(text, parses))
+    compiled = strftime.compile_format(fmt)
+    if compiled is None:
+        return column_map(ctx, col, ~pyregex.python_predicate(text, parses))
+    return column_map(ctx, col, ~strftime.parses(text, compiled, parses))
 
 
 def be_dateutil_parseable(ctx: Ctx) -> RowPlan:
