@@ -198,33 +198,42 @@ def _captured(text: pl.Series, compiled: CompiledFormat) -> pl.Series:
     return groups.select((whole & _valid(compiled, field)).fill_null(False)).to_series()
 
 
+def _padded_checks(compiled: CompiledFormat) -> tuple[pl.Expr, pl.Expr]:
+    """Whether each value has the padded form, and whether its sliced fields make a datetime."""
+    assert compiled.padded is not None
+    offsets = {name: (at, width) for name, at, width in compiled.fields}
+
+    def field(name: str) -> pl.Expr:
+        at, width = offsets[name]
+        return pl.col(_TEXT).str.slice(at, width).cast(pl.Int64, strict=False)
+
+    padded = pl.col(_TEXT).str.contains(compiled.padded).fill_null(False)
+    return padded, _valid(compiled, field)
+
+
+def _ask_python(
+    answer: pl.Series, text: pl.Series, asked: pl.Series, python: Callable[[str], bool]
+) -> pl.Series:
+    """``answer`` with the ``asked`` values decided by ``python``, once per distinct value."""
+    if asked.any():
+        values = text.filter(asked)
+        passing = [v for v in values.unique().to_list() if python(v)]
+        answer = answer.scatter(asked.arg_true(), values.is_in(pl.Series(passing, dtype=pl.String)))
+    return answer.set(text.is_null(), None).alias(text.name)
+
+
 def _judge(text: pl.Series, compiled: CompiledFormat, python: Callable[[str], bool]) -> pl.Series:
-    frame = pl.DataFrame({_TEXT: text})
     if compiled.padded is None:
         answer = _captured(text, compiled)
     else:
-        offsets = {name: (at, width) for name, at, width in compiled.fields}
-
-        def field(name: str) -> pl.Expr:
-            at, width = offsets[name]
-            return pl.col(_TEXT).str.slice(at, width).cast(pl.Int64, strict=False)
-
-        padded = pl.col(_TEXT).str.contains(compiled.padded)
-        quick = frame.select(
-            padded.fill_null(False).alias("padded"), _valid(compiled, field).alias("ok")
-        )
+        padded, valid = _padded_checks(compiled)
+        quick = pl.DataFrame({_TEXT: text}).select(padded.alias("padded"), valid.alias("ok"))
         answer = quick["ok"].fill_null(False)
         rest = ~quick["padded"]
         if rest.any():
             answer = answer.scatter(rest.arg_true(), _captured(text.filter(rest), compiled))
     other = text.is_not_null() & ~text.str.contains(_ASCII_ONLY)
-    if other.any():
-        strange = text.filter(other)
-        passing = [v for v in strange.unique().to_list() if python(v)]
-        answer = answer.scatter(
-            other.arg_true(), strange.is_in(pl.Series(passing, dtype=pl.String))
-        )
-    return answer.set(text.is_null(), None).alias(text.name)
+    return _ask_python(answer, text, other, python)
 
 
 def parses(text: pl.Expr, compiled: CompiledFormat, python: Callable[[str], bool]) -> pl.Expr:
@@ -234,3 +243,31 @@ def parses(text: pl.Expr, compiled: CompiledFormat, python: Callable[[str], bool
     once per distinct value.
     """
     return text.map_batches(lambda s: _judge(s, compiled, python), return_dtype=pl.Boolean)
+
+
+ISO_FORMATS = (
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+)
+
+
+@functools.cache
+def _iso() -> list[CompiledFormat]:
+    return [c for c in map(compile_format, ISO_FORMATS) if c is not None]
+
+
+def _surely(text: pl.Series, python: Callable[[str], bool]) -> pl.Series:
+    checks = [padded & valid for padded, valid in map(_padded_checks, _iso())]
+    known = pl.DataFrame({_TEXT: text}).select(pl.any_horizontal(checks).fill_null(False))
+    answer = known.to_series()
+    return _ask_python(answer, text, text.is_not_null() & ~answer, python)
+
+
+def iso_or_python(text: pl.Expr, python: Callable[[str], bool]) -> pl.Expr:
+    """True for real ISO-8601 dates and timestamps (``2024-01-05``, ``2024-01-05T10:30:00``:
+    padded fields, a day that exists, seconds below 60), which every permissive date parser
+    accepts; ``python`` decides the other values, once per distinct value (null for nulls)."""
+    return text.map_batches(lambda s: _surely(s, python), return_dtype=pl.Boolean)

@@ -125,3 +125,63 @@ def test_the_engine_agrees_with_strptime_on_ascii_and_other_values(fmt: str) -> 
     )
     expected = [i for i, v in enumerate(values) if v is not None and not strptime_ok(v, fmt)]
     assert rows(outcome) == expected
+
+
+def dateutil_ok(value: str) -> bool:
+    from dateutil.parser import parse  # type: ignore[import-untyped]
+
+    try:
+        parse(value)
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+@st.composite
+def near_iso(draw: st.DrawFn) -> str:
+    """ISO-8601 renderings of real moments (any year from 1), some edited into impossible ones."""
+    moment = dt.datetime(1, 1, 1) + dt.timedelta(seconds=draw(st.integers(0, 315_000_000_000)))
+    fmt = draw(st.sampled_from([*strftime.ISO_FORMATS, "%Y-%m-%d %H:%M:%S.%f", "%d/%m/%Y"]))
+    text = moment.strftime(fmt.replace("%Y", f"{moment.year:04d}"))
+    edit = draw(st.sampled_from(["", "", "feb30", "sec60", "month13", "insert"]))
+    if edit == "feb30":
+        text = text[:4] + "-02-30" + text[10:]
+    elif edit == "sec60" and len(text) >= 19:
+        text = text[:17] + "60"
+    elif edit == "month13":
+        text = text[:5] + "13" + text[7:]
+    elif edit == "insert":
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(ALPHABET)) + text[at:]
+    return text
+
+
+@settings(max_examples=80, deadline=None)
+@given(values=st.lists(near_iso() | st.text(ALPHABET, max_size=12), min_size=1, max_size=40))
+def test_iso_fast_path_answers_as_dateutil(values: list[str]) -> None:
+    asked: list[str] = []
+
+    def python(value: str) -> bool:
+        asked.append(value)
+        return dateutil_ok(value)
+
+    frame = pl.DataFrame({"s": [*values, None]}, schema={"s": pl.String})
+    got = frame.select(strftime.iso_or_python(pl.col("s"), python)).to_series().to_list()
+    assert got[-1] is None
+    for value, answer in zip(values, got, strict=False):
+        assert answer is dateutil_ok(value), value
+    assert len(asked) == len(set(asked))
+
+
+def test_real_iso_timestamps_never_reach_the_parser() -> None:
+    values = ["2024-02-29", "0001-01-01T00:00", "9999-12-31 23:59:59", "2023-02-29", "05/01/2024"]
+    asked: list[str] = []
+
+    def python(value: str) -> bool:
+        asked.append(value)
+        return dateutil_ok(value)
+
+    frame = pl.DataFrame({"s": values})
+    got = frame.select(strftime.iso_or_python(pl.col("s"), python)).to_series().to_list()
+    assert got == [dateutil_ok(v) for v in values] == [True, True, True, False, True]
+    assert sorted(asked) == ["05/01/2024", "2023-02-29"]
