@@ -45,8 +45,11 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
+# Tests run on TEST_WORKERS processes (pytest-xdist); tests sharing a costly session fixture are
+# kept on one worker by an xdist_group mark. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 3
 test: $(STAMP) browser lint typecheck layers
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow

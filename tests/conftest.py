@@ -144,6 +144,34 @@ def pytest_configure(config: pytest.Config) -> None:
     config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
+# shared fixtures cheap enough to build once per test worker
+PER_WORKER_FIXTURES = frozenset({"prefect_api"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep together, on one pytest-xdist worker, the tests that share a costly fixture.
+
+    ``make test`` runs the tests on several workers with ``--dist loadgroup``: a test without a
+    group may run on any worker, so a module- or session-scoped fixture of the project's would be
+    built once per worker that runs one of its tests. Each test using such a fixture joins the
+    group named after the first of them (by name), so the fixture is built once.
+    """
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group"):
+            continue
+        shared = sorted(
+            f"{defs[-1].baseid}::{name}"
+            for name, defs in info.name2fixturedefs.items()
+            if defs
+            and defs[-1].scope != "function"
+            and name not in PER_WORKER_FIXTURES
+            and defs[-1].baseid.startswith("tests")
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
+
+
 @pytest.fixture
 def make_dataset(tmp_path: Path) -> SpecFactory:
     """Write a dataset spec, its suite and source files under tmp_path; returns the spec path.

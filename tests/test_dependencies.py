@@ -41,6 +41,7 @@ CAP_ONLY: dict[str, str] = {
 # Development tools run as commands or plug-ins, never imported.
 DEV_TOOLS: dict[str, str] = {
     "pytest-timeout": "pytest plug-in (the `timeout` setting in pyproject.toml)",
+    "pytest-xdist": "pytest plug-in: `make test` spreads the tests over worker processes (-n)",
     "ruff": "linter and formatter, run as a command",
     "mypy": "type checker, run as a command",
     "import-linter": "layer contracts, run as `lint-imports` by `make test`",
