@@ -5,7 +5,8 @@ Storing copies the bytes to a temporary name in the same folder while hashing th
 hash against the one expected, flushes the file to disk and links it into place; ``link`` fails
 when the name exists, so an object is never rewritten. An object already there is read again and
 must hash to its name: a store that lost or changed a byte is reported, never repaired in place.
-Objects are made read-only (mode 0444).
+Objects are made read-only (mode 0444). Storing bytes already there marks the object as used
+now (its modification time), which is when retention counts its age from.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class ObjectStore:
     def _put(self, chunks: Iterable[bytes], sha256: str | None, *, what: str) -> str:
         if sha256 is not None and self.has(sha256):
             self.verify(sha256)
+            self.touch(sha256)
             return sha256
         folder = self.root / "sha256"
         tmp = self.root / f".tmp-{uuid.uuid4().hex[:12]}"
@@ -109,6 +111,7 @@ class ObjectStore:
                 os.link(tmp, final)
             except FileExistsError:
                 self.verify(got)
+                self.touch(got)
             else:
                 _fsync_dir(final.parent)
                 _fsync_dir(folder)
@@ -120,6 +123,12 @@ class ObjectStore:
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+    def touch(self, sha256: str) -> None:
+        """Mark the object as used now (its modification time): retention counts its age from
+        its last use, so an object a run is about to reference is never expired."""
+        with contextlib.suppress(OSError):
+            os.utime(self.path(sha256))
 
     def verify(self, sha256: str) -> None:
         """Raise :class:`StoreError` unless the object of ``sha256`` hashes to its name."""

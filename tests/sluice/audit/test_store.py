@@ -38,10 +38,13 @@ def test_a_second_put_deduplicates_and_never_rewrites(tmp_path: Path) -> None:
     src = tmp_path / "in.csv"
     src.write_bytes(b"a,b\n1,2\n")
     sha = store.put_file(src, _sha(src.read_bytes()))
+    os.utime(store.path(sha), (1_000_000, 1_000_000))
     before = store.path(sha).stat()
     assert store.put_file(src, sha) == sha
     after = store.path(sha).stat()
-    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+    assert before.st_ino == after.st_ino
+    assert after.st_mtime > before.st_mtime, "reuse marks the object as used now"
+    assert store.path(sha).read_bytes() == src.read_bytes()
     assert store.objects() == [sha]
 
 
