@@ -18,10 +18,19 @@ from pathlib import Path
 
 from sluice.audit.records import AuditRecord, StoredObject
 from sluice.audit.store import ObjectStore, StoreError, inputs_store, objects_store
+from sluice.core.errors import SluiceError
+from sluice.core.files import Limit, input_error, read_regular
 
 MANIFESTS_DIR = "_manifests"
 """Under a dataset's reports root: a copy of every committed manifest, by partition and run."""
 _SAFE = re.compile(r"[A-Za-z0-9_.=-]{1,200}")
+MANIFEST_LIMIT = Limit("SLUICE_MAX_MANIFEST_BYTES", 64 << 20)
+
+
+def read_manifest_bytes(path: Path) -> bytes:
+    """A manifest's bytes: a regular file (never a FIFO or device) of bounded size, else
+    :class:`~sluice.core.errors.InputError` naming it."""
+    return read_regular(path, input_error(path), MANIFEST_LIMIT)
 
 
 def _stored(store: ObjectStore, reports_root: Path, sha256: str) -> StoredObject:
@@ -83,11 +92,11 @@ def archive_manifest(manifest: Path) -> Path | None:
     A copy already there is left as it is.
     """
     try:
-        data = manifest.read_bytes()
+        data = read_manifest_bytes(manifest)
         doc = json.loads(data)
         dirname = f"{doc['partition']['key']}={doc['partition']['value']}"
         run_id = str(doc["run_id"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (SluiceError, ValueError, KeyError, TypeError):
         return None
     if not (_SAFE.fullmatch(dirname) and _SAFE.fullmatch(run_id)) or dirname.startswith("."):
         return None

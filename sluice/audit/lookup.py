@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 from pydantic import ValidationError
 
-from sluice.audit.keep import manifests_dir
+from sluice.audit.keep import manifests_dir, read_manifest_bytes
 from sluice.audit.records import ManifestFacts
 from sluice.core.errors import SluiceError
 from sluice.core.files import Unverified, read_verified
@@ -93,8 +93,8 @@ class RowAudit:
 
 def _facts(path: Path) -> ManifestFacts | None:
     try:
-        return ManifestFacts.model_validate(json.loads(path.read_bytes()))
-    except (OSError, ValueError, ValidationError):
+        return ManifestFacts.model_validate(json.loads(read_manifest_bytes(path)))
+    except (SluiceError, ValueError, ValidationError):
         return None
 
 

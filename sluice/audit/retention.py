@@ -30,11 +30,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sluice.audit.keep import archive_manifest
+from sluice.audit.keep import archive_manifest, read_manifest_bytes
 from sluice.audit.lookup import MANIFEST_NAME, current_manifests, kept_manifests
 from sluice.audit.records import ManifestFacts
 from sluice.audit.store import ObjectStore, inputs_store, objects_store
 from sluice.config import DURATION_RE, LoadedSpec, RetentionSpec
+from sluice.core.errors import SluiceError
 from sluice.core.values import json_safe
 from sluice.write import PartitionBusy, foreign_reason, partition_lock
 
@@ -299,8 +300,8 @@ def _delete(loaded: LoadedSpec, reports: Path, item: Item) -> str | None:
         with partition_lock(reports, dirname, timeout=0):
             manifest = Path(item.path) / MANIFEST_NAME
             try:
-                doc = json.loads(manifest.read_bytes())
-            except (OSError, ValueError):
+                doc = json.loads(read_manifest_bytes(manifest))
+            except (SluiceError, ValueError):
                 return f"{manifest} cannot be read now"
             if doc.get("run_id") != item.run_id:
                 return f"partition {dirname} was screened again since the plan was made"

@@ -27,6 +27,7 @@ import yaml
 from pydantic import ValidationError
 
 from expectations.suite import check_names, load_suite, partition_parameters
+from sluice.audit.keep import read_manifest_bytes
 from sluice.audit.store import StoreError, inputs_store, objects_store
 from sluice.config import DatasetSpec, LoadedSpec, Partition
 from sluice.core.errors import ConfigError, SluiceError
@@ -110,9 +111,9 @@ def reports_root_of(manifest: Path) -> Path:
 def read_manifest(path: Path) -> Manifest:
     """The manifest at ``path``, validated, or :class:`CannotReplay` saying why not."""
     try:
-        return Manifest.model_validate_json(path.read_bytes())
-    except OSError as exc:
-        raise CannotReplay(f"{path}: cannot read the manifest: {exc.strerror}") from None
+        return Manifest.model_validate_json(read_manifest_bytes(path))
+    except SluiceError as exc:
+        raise CannotReplay(f"cannot read the manifest: {exc}") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "(top)"
@@ -220,7 +221,7 @@ def _scratch_spec(
     models = manifest.audit.models if manifest.audit is not None else {}
     for d in data.get("detectors") or []:
         if isinstance(d, dict) and d.get("name") in models:
-            d["model"] = str(root / models[d["name"]].path)
+            d["model"] = str(objects_store(root).path(models[d["name"]].sha256))
     loaded = LoadedSpec(DatasetSpec.model_validate(data), spec_file, manifest.spec.sha256)
     loaded.check_paths()
     recorded: LoadedSpec | None = None

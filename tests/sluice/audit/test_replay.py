@@ -193,3 +193,58 @@ def test_out_must_not_overlap_the_dataset_outputs(make_dataset: SpecFactory) -> 
     with pytest.raises(CannotReplay, match="overlaps the dataset's"):
         replay(manifest, out=spec.parent / "out" / "clean" / "scratch")
     assert not (spec.parent / "out" / "clean" / "scratch").exists()
+
+
+def test_a_saved_model_is_stored_and_replayed_after_its_file_is_gone(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    import numpy as np
+    import polars as pl
+
+    from detectors.persist import save_model
+    from detectors.screen import fit_model
+    from detectors.spec import DetectorSpec
+
+    rng = np.random.default_rng(3)
+    train = pl.DataFrame(
+        {
+            "_row_id": pl.Series(np.arange(600), dtype=pl.UInt64),
+            "amount": rng.uniform(0, 100, 600),
+            "count": rng.integers(0, 10, 600),
+        }
+    )
+    features = ["amount", "count"]
+    batch = DetectorSpec.model_validate({"name": "m", "detector": "iforest", "features": features})
+    model = tmp_path / "models" / "m.sluice-model"
+    sha = save_model(fit_model(train, batch), model)
+    detector = {
+        "name": "m",
+        "detector": "iforest",
+        "features": features,
+        "fit": "model",
+        "model": str(model),
+        "model_sha256": sha,
+    }
+    spec = make_dataset({"2024-01-01": CSV}, detectors=[detector])
+    manifest = Path(run_partition(str(spec), "2024-01-01")["manifest"])
+    audit = json.loads(manifest.read_text())["audit"]
+    assert audit["models"]["m"]["sha256"] == sha
+    stored = manifest.parent.parent / audit["models"]["m"]["path"]
+    assert stored.read_bytes() == model.read_bytes()
+    model.unlink()
+    result = replay(manifest)
+    assert result.identical, [t for t in result.tables if not t.identical]
+    assert "scores" in {t.table for t in result.tables}
+
+
+def test_what_is_not_a_manifest_cannot_be_replayed(tmp_path: Path) -> None:
+    fifo = tmp_path / "manifest.json"
+    os.mkfifo(fifo)
+    with pytest.raises(CannotReplay, match="not a regular file"):
+        replay(fifo)
+    other = tmp_path / "other.json"
+    other.write_text('{"run_id": "x"}')
+    with pytest.raises(CannotReplay, match="not a sluice manifest"):
+        replay(other)
+    with pytest.raises(CannotReplay, match="cannot read"):
+        replay(tmp_path / "absent.json")
