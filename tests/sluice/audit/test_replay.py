@@ -248,3 +248,29 @@ def test_what_is_not_a_manifest_cannot_be_replayed(tmp_path: Path) -> None:
         replay(other)
     with pytest.raises(CannotReplay, match="cannot read"):
         replay(tmp_path / "absent.json")
+
+
+def _rows(day: str, n: int, shift: float = 0.0) -> str:
+    lines = ["id,amount,count,when,kind"]
+    lines += [f"{day}-{i},{(i * 37) % 90 + shift:.1f},{i % 7},{day} 00:00:00,a" for i in range(n)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_reference_window_screened_again_since_is_reported(make_dataset: SpecFactory) -> None:
+    detector = {"name": "d", "detector": "iforest", "seed": 1, "features": ["amount", "count"]}
+    days = {"2024-01-01": _rows("2024-01-01", 300), "2024-01-02": _rows("2024-01-02", 300)}
+    spec = make_dataset(days, detectors=[detector], extra={"reference": {"partitions": 1}})
+    run_partition(str(spec), "2024-01-01")
+    manifest = Path(run_partition(str(spec), "2024-01-02")["manifest"])
+    assert json.loads(manifest.read_text())["screen"]["reference"][0]["partition"] == "2024-01-01"
+    assert replay(manifest).identical
+    (spec.parent / "raw" / "date=2024-01-01" / "data.csv").write_text(
+        _rows("2024-01-01", 300, shift=5.0)
+    )
+    run_partition(str(spec), "2024-01-01")
+    result = replay(manifest)
+    assert not result.identical
+    assert result.reference is not None
+    was, now = result.reference["recorded"], result.reference["replayed"]
+    assert was[0]["partition"] == now[0]["partition"] == "2024-01-01"
+    assert was[0]["sha256"] != now[0]["sha256"]
