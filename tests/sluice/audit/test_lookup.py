@@ -13,6 +13,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from sluice.audit.lookup import RowNotFound, audit_row, row_id_of, unmix
+from sluice.cli import main
 from sluice.core.frame import row_ids
 from sluice.pipeline import run_partition
 from tests.conftest import ROOT, SpecFactory
@@ -109,6 +110,16 @@ def test_audit_through_the_cli_by_source_row_prints_json(make_dataset: SpecFacto
     assert (doc["where"], doc["source"]["row"]) == ("quarantine", 2)
     assert doc["failures"][0]["value"] == "x"
     assert doc["decisions"] == []
-    missing = sluice("audit", str(spec), "--row-id", "12")
-    assert missing.returncode == 2
-    assert "_row_id 12" in missing.stderr
+
+
+def test_audit_of_an_unknown_row_is_exit_2(
+    make_dataset: SpecFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = make_dataset({"2024-01-01": CSV})
+    run_partition(str(spec), "2024-01-01")
+    assert main(["audit", str(spec), "--row-id", "12", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert "_row_id 12" in err
+    assert out == ""
+    assert main(["audit", str(spec), "--row-id", "12", "--source-row", "1"]) == 2
+    assert "--source-row goes with --source-file" in capsys.readouterr().err

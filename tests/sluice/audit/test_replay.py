@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 
+from sluice.cli import main
 from sluice.demo_data import generate
 from sluice.pipeline import run_partition
 from sluice.pipeline.replay import CannotReplay, replay
@@ -116,15 +118,14 @@ def test_a_changed_input_byte_is_refused_naming_the_file_and_both_hashes(
 
 
 def test_a_changed_input_replayed_on_request_shows_the_row_that_moved(
-    make_dataset: SpecFactory,
+    make_dataset: SpecFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec, manifest = _tiny(make_dataset)
     source = spec.parent / "raw" / "date=2024-01-01" / "data.csv"
     recorded = json.loads(manifest.read_text())
     source.write_text(CSV.replace("a2,2.5", "a2,-2.5"))
-    done = sluice("replay", str(manifest), "--allow-changed-inputs", "--json")
-    assert done.returncode == 1, done.stderr
-    doc = json.loads(done.stdout)
+    assert main(["replay", str(manifest), "--allow-changed-inputs", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
     tables = {t["table"]: t for t in doc["tables"]}
     assert not doc["identical"]
     assert tables["clean"]["only_recorded"] == 1
@@ -133,29 +134,28 @@ def test_a_changed_input_replayed_on_request_shows_the_row_that_moved(
     assert tables["quarantine"]["only_recorded"] == 0
     moved = tables["clean"]["sample"]["only_recorded"]
     assert moved == tables["quarantine"]["sample"]["only_replayed"]
-    import polars as pl
-
     clean = pl.read_parquet(recorded["outputs"]["clean"]["path"])
     assert clean.filter(pl.col("_row_id") == moved[0])["id"].to_list() == ["a2"]
     assert any("changed since the run" in n for n in doc["notes"])
-    text = sluice("replay", str(manifest), "--allow-changed-inputs")
-    assert "DIFFERENT" in text.stdout
-    assert "1 rows only in the recorded run" in text.stdout
+    assert main(["replay", str(manifest), "--allow-changed-inputs"]) == 1
+    text = capsys.readouterr().out
+    assert "DIFFERENT" in text
+    assert "1 rows only in the recorded run" in text
 
 
 def test_an_input_gone_and_not_archived_cannot_be_replayed_exit_2(
-    make_dataset: SpecFactory,
+    make_dataset: SpecFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec, manifest = _tiny(make_dataset)
     source = spec.parent / "raw" / "date=2024-01-01" / "data.csv"
     sha = json.loads(manifest.read_text())["inputs"][0]["sha256"]
     source.unlink()
-    done = sluice("replay", str(manifest))
-    assert done.returncode == 2
-    assert str(source) in done.stderr
-    assert sha in done.stderr
-    assert "archive_inputs" in done.stderr
-    assert done.stdout == ""
+    assert main(["replay", str(manifest), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert str(source) in err
+    assert sha in err
+    assert "archive_inputs" in err
+    assert out == ""
 
 
 def test_archived_inputs_replay_after_the_source_and_the_spec_are_gone(
@@ -199,7 +199,6 @@ def test_a_saved_model_is_stored_and_replayed_after_its_file_is_gone(
     make_dataset: SpecFactory, tmp_path: Path
 ) -> None:
     import numpy as np
-    import polars as pl
 
     from detectors.persist import save_model
     from detectors.screen import fit_model
