@@ -14,7 +14,8 @@ out keeps that kind forever):
 A partition under a legal hold keeps all of it. An object any kept manifest names (by sha256:
 spec, suite, inputs, models) is never deleted, whatever its age. Partition folders are deleted
 with the partition's lock held, only when sluice made them, and only when the manifest read
-under the lock is still the expired one; its kept copy is made first. Each deletion is appended
+under the lock is still the expired one; its kept copy is made first, unless manifests of its
+age have expired too. Each deletion is appended
 to ``_audit/retention.log`` (JSON lines, flushed to disk) before it is done.
 """
 
@@ -264,17 +265,32 @@ class Applied:
     skipped: list[tuple[Item, str]]
 
 
+OBJECT_KINDS = ("objects", "archived_inputs")
+
+
 def apply(loaded: LoadedSpec, planned: Plan) -> Applied:
-    """Delete what ``planned`` lists as expired, logging each deletion before it is done."""
+    """Delete what ``planned`` lists as expired, logging each deletion before it is done.
+
+    Partitions, history and manifests go first; stored objects then only if no manifest left on
+    disk names them (a partition left because a run held it keeps its objects).
+    """
     reports = loaded.output_root("reports")
     deleted: list[Item] = []
     skipped: list[tuple[Item, str]] = []
-    for item in planned.expired:
+    objects = [i for i in planned.expired if i.kind in OBJECT_KINDS]
+    for item in [i for i in planned.expired if i.kind not in OBJECT_KINDS]:
         why = _delete(loaded, reports, item)
         if why is None:
             deleted.append(item)
         else:
             skipped.append((item, why))
+    on_disk = current_manifests(reports) + kept_manifests(reports) if objects else []
+    named = set().union(*(_names(f) for _, f in on_disk)) if on_disk else set()
+    for item in objects:
+        if Path(item.path).name in named:
+            skipped.append((item, "a manifest still on disk names it (its partition was left)"))
+        elif _delete(loaded, reports, item) is None:
+            deleted.append(item)
     return Applied(deleted, skipped)
 
 
@@ -314,7 +330,9 @@ def _delete(loaded: LoadedSpec, reports: Path, item: Item) -> str | None:
                 why = foreign_reason(folder, dataset=loaded.name, manifest=manifest)
                 if why is not None:
                     return f"{folder}: not a folder sluice made ({why}); left as it is"
-            archive_manifest(manifest)
+            period = loaded.spec.retention.manifests
+            if period is None or expiry(item.written, period) > dt.datetime.now(dt.UTC):
+                archive_manifest(manifest)
             present = [f for f in folders if f.exists()]
             append_log(reports, [_entry(item, f) for f in present])
             for folder in present:

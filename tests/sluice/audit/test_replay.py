@@ -273,3 +273,16 @@ def test_a_reference_window_screened_again_since_is_reported(make_dataset: SpecF
     was, now = result.reference["recorded"], result.reference["replayed"]
     assert was[0]["partition"] == now[0]["partition"] == "2024-01-01"
     assert was[0]["sha256"] != now[0]["sha256"]
+
+
+def test_recorded_object_paths_are_never_followed(make_dataset: SpecFactory) -> None:
+    spec, manifest = _tiny(make_dataset)
+    doc = json.loads(manifest.read_text())
+    decoy = spec.parent / "decoy.yaml"
+    decoy.write_text("name: decoy\n")
+    doc["audit"]["spec"]["path"] = "../../../decoy.yaml"
+    doc["audit"]["suite"]["path"] = "/etc/passwd"
+    manifest.write_text(json.dumps(doc))
+    spec.unlink()
+    result = replay(manifest)
+    assert result.identical

@@ -204,3 +204,26 @@ def test_a_bad_retention_section_is_refused_with_file_line_and_key(
     assert err.value.key is not None
     assert err.value.key.startswith("retention")
     assert err.value.line is not None
+
+
+def test_a_partition_a_run_is_writing_is_left_for_the_next_pass(
+    history: tuple[Path, Path],
+) -> None:
+    from sluice.write import partition_lock
+
+    spec, reports = history
+    loaded = load_spec(spec)
+    with partition_lock(reports, "date=2024-01-01", timeout=0):
+        done = apply(loaded, plan(loaded))
+    left = {i.path: why for i, why in done.skipped}
+    kept_input = _input_object(reports, "2024-01-01")
+    assert set(left) == {str(reports / "date=2024-01-01"), kept_input}
+    assert "being written by a run" in left[str(reports / "date=2024-01-01")]
+    assert Path(kept_input).exists(), "its manifest is still there and names it"
+    assert (reports / "date=2024-01-01" / "manifest.json").exists()
+    assert (spec.parent / "out" / "clean" / "date=2024-01-01").exists()
+    assert not (reports / "date=2024-01-03").exists()
+    assert {i.path for i in plan(loaded).expired} == set(left)
+    assert apply(loaded, plan(loaded)).skipped == []
+    assert plan(loaded).expired == []
+    assert not Path(kept_input).exists()
