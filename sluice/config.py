@@ -297,7 +297,8 @@ class LegalHold(_Strict):
 
 
 class RetentionSpec(_Strict):
-    """How long `sluice retention` keeps each kind of output; a period left out is forever."""
+    """How long `sluice retention` keeps each kind of output: periods such as `7y`, `18m`, `2w`,
+    `90d` (calendar months and years); a period left out is forever (docs/audit.md)."""
 
     outputs: str | None = Field(
         default=None,
@@ -314,7 +315,7 @@ class RetentionSpec(_Strict):
     objects: str | None = Field(
         default=None,
         description="Stored specs, suites and saved models no kept manifest references, from "
-        "when they were stored.",
+        "their last use.",
     )
     archived_inputs: str | None = Field(
         default=None,
