@@ -286,3 +286,18 @@ def test_recorded_object_paths_are_never_followed(make_dataset: SpecFactory) -> 
     spec.unlink()
     result = replay(manifest)
     assert result.identical
+
+
+def test_a_manifest_from_before_stored_objects_replays_from_recorded_paths(
+    make_dataset: SpecFactory,
+) -> None:
+    spec, manifest = _tiny(make_dataset)
+    doc = json.loads(manifest.read_text())
+    del doc["audit"]
+    manifest.write_text(json.dumps(doc))
+    result = replay(manifest)
+    assert result.identical
+    assert any("predates stored objects" in n for n in result.notes)
+    spec.write_text(spec.read_text() + "\n# edited since\n")
+    with pytest.raises(CannotReplay, match="dataset spec of this run"):
+        replay(manifest)
