@@ -260,6 +260,89 @@ class MonitorSpec(_Strict):
         return [Partition.parse(v, kind, key).start for v in raw if v is not None]
 
 
+DURATION_RE = re.compile(r"^([1-9][0-9]{0,4})\s*(d|w|m|y)$")
+_UNIT_DAYS = {"d": 1.0, "w": 7.0, "m": 30.4375, "y": 365.25}
+
+
+def check_duration(text: str) -> str:
+    """Refuse a retention period that is not ``<n>d``, ``<n>w``, ``<n>m`` or ``<n>y``."""
+    if not DURATION_RE.fullmatch(text.strip()):
+        raise ValueError(
+            f"{text!r} is not a period; write a whole number and a unit: d (days), w (weeks), "
+            "m (calendar months) or y (calendar years), e.g. 7y or 90d"
+        )
+    return text.strip()
+
+
+def duration_days(text: str) -> float:
+    """A period's length in days, months and years at their mean length (for comparisons)."""
+    m = DURATION_RE.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"{text!r} is not a period")
+    return int(m.group(1)) * _UNIT_DAYS[m.group(2)]
+
+
+class LegalHold(_Strict):
+    """A partition, or a range of them, that retention must keep whatever its age."""
+
+    partitions: str = Field(
+        description="A partition (YYYY-MM-DD or YYYY-MM) or a closed range `START..END`."
+    )
+    reason: str = Field(min_length=1, description="Why it is held (a case, a ticket): logged.")
+
+    @field_validator("partitions", mode="before")
+    @classmethod
+    def _text(cls, v: object) -> object:
+        return v.isoformat() if isinstance(v, dt.date) else v
+
+
+class RetentionSpec(_Strict):
+    """How long `sluice retention` keeps each kind of output: periods such as `7y`, `18m`, `2w`,
+    `90d` (calendar months and years); a period left out is forever (docs/audit.md)."""
+
+    outputs: str | None = Field(
+        default=None,
+        description="Clean, quarantine and reports folders of a partition, from its last run.",
+    )
+    history: str | None = Field(
+        default=None, description="A partition's metric history file, from its last run."
+    )
+    manifests: str | None = Field(
+        default=None,
+        description="Kept copies of earlier runs' manifests (`_manifests/`), from their run; "
+        "at least as long as outputs.",
+    )
+    objects: str | None = Field(
+        default=None,
+        description="Stored specs, suites and saved models no kept manifest references, from "
+        "their last use.",
+    )
+    archived_inputs: str | None = Field(
+        default=None,
+        description="Archived input files no kept manifest references, from when they were stored.",
+    )
+    holds: list[LegalHold] = Field(
+        default_factory=list, description="Legal holds: partitions kept whatever their age."
+    )
+
+    @field_validator("outputs", "history", "manifests", "objects", "archived_inputs")
+    @classmethod
+    def _period(cls, v: str | None) -> str | None:
+        return None if v is None else check_duration(v)
+
+    @model_validator(mode="after")
+    def _manifests_outlive_outputs(self) -> RetentionSpec:
+        if self.outputs is not None and (
+            self.manifests is not None
+            and duration_days(self.manifests) < duration_days(self.outputs)
+        ):
+            raise ValueError(
+                f"manifests ({self.manifests}) must be kept at least as long as outputs "
+                f"({self.outputs}): a partition's files are read only through its manifest"
+            )
+        return self
+
+
 class Threshold(_Strict):
     """Shares of rows (0 to 1) above which a run warns or fails.
 
@@ -386,6 +469,12 @@ class DatasetSpec(_Strict):
     monitor: MonitorSpec = Field(default_factory=MonitorSpec)
     policies: PoliciesSpec = Field(default_factory=PoliciesSpec)
     outputs: OutputSpec
+    archive_inputs: bool = Field(
+        default=False,
+        description="Keep each run's input files, content-addressed and deduplicated, under "
+        "`<reports>/_inputs/`, so `sluice replay` works after the source is gone.",
+    )
+    retention: RetentionSpec = Field(default_factory=RetentionSpec)
 
     @field_validator("name")
     @classmethod
@@ -407,6 +496,27 @@ class DatasetSpec(_Strict):
         b = v.baseline
         if isinstance(b, BaselineRange) and len(days) == 2 and days[0] > days[1]:
             raise ValueError(f"baseline starts at {b.start} after its end {b.end}")
+        return v
+
+    @field_validator("retention")
+    @classmethod
+    def _holds_parse(cls, v: RetentionSpec, info: ValidationInfo) -> RetentionSpec:
+        part = info.data.get("partition")
+        if not isinstance(part, PartitionSpec):
+            return v
+        for hold in v.holds:
+            try:
+                ends = [
+                    Partition.parse(x.strip(), part.kind, part.key)
+                    for x in hold.partitions.split("..")
+                ]
+            except ValueError as exc:
+                raise ValueError(f"holds: {hold.partitions!r}: {exc}") from None
+            if len(ends) > 2 or (len(ends) == 2 and ends[0].start > ends[1].start):
+                raise ValueError(
+                    f"holds: {hold.partitions!r} is not a partition or a range START..END "
+                    "with START not after END"
+                )
         return v
 
     @model_validator(mode="after")

@@ -133,6 +133,18 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
         add_arguments(val)
         _json_option(val, "the result document (what --result writes)")
+    rpl = sub.add_parser("replay", help="run a past partition again from its manifest; compare")
+    aud = sub.add_parser("audit", help="where a row is now, the rules it failed, the run")
+    ret = sub.add_parser("retention", help="list or delete what has expired and is not held")
+    if wants("replay") or wants("audit") or wants("retention"):
+        from sluice.cli import audit as audit_cli
+
+        audit_cli.add_replay_arguments(rpl)
+        audit_cli.add_audit_arguments(aud)
+        audit_cli.add_retention_arguments(ret)
+        _json_option(rpl, "the comparison: inputs, each table's diff, versions")
+        _json_option(aud, "the answer: where, failures, run, suite and spec, decisions")
+        _json_option(ret, "the plan (expired, held) and, with --apply, what was deleted")
     ini = sub.add_parser("init", help="profile sample files; write a suggested spec and suite")
     if wants("init"):
         from sluice.cli.init import add_arguments as init_arguments
@@ -352,6 +364,17 @@ def _init_main(args: argparse.Namespace) -> int:
     return init_main(args)
 
 
+def _audit_command(args: argparse.Namespace) -> int:
+    from sluice.cli import audit as audit_cli
+
+    main_of = {
+        "replay": audit_cli.replay_main,
+        "audit": audit_cli.audit_main,
+        "retention": audit_cli.retention_main,
+    }
+    return main_of[args.command](args)
+
+
 COMMANDS = {
     "run": _run,
     "backfill": _backfill,
@@ -361,6 +384,9 @@ COMMANDS = {
     "model": _model,
     "serve": _serve,
     "init": _init_main,
+    "replay": _audit_command,
+    "audit": _audit_command,
+    "retention": _audit_command,
 }
 
 

@@ -19,7 +19,7 @@ as declared; :mod:`~sluice.ingest.file` does one file and :func:`ingest` a parti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,13 +66,20 @@ class Ingested:
 
 
 def ingest(
-    loaded: LoadedSpec, partition: Partition, files: Sequence[str] | None = None
+    loaded: LoadedSpec,
+    partition: Partition,
+    files: Sequence[str] | None = None,
+    data: Mapping[str, bytes] | None = None,
 ) -> Ingested:
-    """Read every file of one partition into one frame in the declared schema."""
+    """Read every file of one partition into one frame in the declared schema.
+
+    ``data`` gives the bytes of some of ``files`` (a replay's verified inputs): they are read
+    from there, and recorded under the path given.
+    """
     paths = list(files) if files is not None else list_source_files(loaded, partition)
     frames, raws, fails, sources = [], [], [], []
     for p in paths:
-        f, r, x, s = ingest_file(p, loaded)
+        f, r, x, s = ingest_file(p, loaded, data=(data or {}).get(p))
         frames.append(f)
         raws.append(r)
         fails.append(x)

@@ -6,10 +6,14 @@ import datetime as dt
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from sluice.audit.keep import archive_manifest, keep_run
+from sluice.audit.records import AuditRecord
+from sluice.audit.store import StoreError
 from sluice.core.failures import concat_failures
 from sluice.core.frame import ROW_ID
 from sluice.core.versions import versions
@@ -37,6 +41,7 @@ from sluice.pipeline.manifest import (
 from sluice.pipeline.manifest import Verdict as ManifestVerdict
 from sluice.pipeline.recovery import recover_dead_work, recover_for_run
 from sluice.pipeline.run import Run, log, output_roots
+from sluice.preflight import with_model_path
 from sluice.report import SCORES_NAME, append_history, stage_report
 from sluice.screening import count_rows, critical_checks, judge_rows, split_rows
 from sluice.verdict import (
@@ -233,8 +238,13 @@ def _write_committed(
             "timings_s": {**timings, "report": report.seconds},
         }
     )
+    manifest = Manifest.model_validate(
+        {**manifest.dump(), "audit": _keep(run, w.root, manifest).model_dump(mode="json")}
+    )
     write_json(manifest.dump(), w.path(MANIFEST_NAME))
+    _archive(w.final / MANIFEST_NAME)
     final = commit.commit()["reports"]
+    _archive(final / MANIFEST_NAME)
     append_history(final)
     return {
         "dataset": run.loaded.name,
@@ -246,6 +256,32 @@ def _write_committed(
         "manifest": str(final / MANIFEST_NAME),
         "conservation": holds,
     }
+
+
+def _keep(run: Run, reports_root: Path, manifest: Manifest) -> AuditRecord:
+    """Store the spec, suite, saved models and (archive_inputs) inputs before the commit."""
+    spec = run.loaded.spec
+    models: dict[str, tuple[str, str]] = {}
+    for i, d in enumerate(spec.detectors):
+        s = with_model_path(run.loaded, i, d)
+        if s.model is not None and s.model_sha256 is not None:
+            models[s.name] = (s.model, s.model_sha256)
+    inputs = [(f.path, f.sha256) for f in manifest.inputs] if spec.archive_inputs else None
+    return keep_run(
+        reports_root,
+        spec=(run.loaded.path, run.loaded.sha256),
+        suite=(run.suite.path, run.suite.sha256),
+        models=models,
+        inputs=inputs,
+    )
+
+
+def _archive(manifest: Path) -> None:
+    """Keep a copy of a committed manifest; a failure is logged (the commit stands)."""
+    try:
+        archive_manifest(manifest)
+    except StoreError as exc:
+        log.warning("%s", exc)
 
 
 def _verdict(run: Run, verdict: Verdict) -> ManifestVerdict:

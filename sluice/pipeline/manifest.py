@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from sluice.audit.records import AuditRecord
 from sluice.core.frame import EngineChoice
 from sluice.decide import add_checksums
 
@@ -326,6 +327,8 @@ class Manifest(Record):
     Written last, as the commit point; ``docs/design.md`` ("The manifest") says how to read it.
     """
 
+    omit_when_none = ("audit",)
+
     manifest_version: Literal[1] = MANIFEST_VERSION
     run_id: str
     dataset: str
@@ -352,6 +355,11 @@ class Manifest(Record):
     )
     timings_s: Timings
     findings: Findings = Field(default_factory=Findings)
+    audit: AuditRecord | None = Field(
+        default=None,
+        description="the stored bytes of the spec, suite, saved models and archived inputs "
+        "(docs/audit.md); absent in manifests written before they were kept",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
 
 from detectors.screen import screen
+from sluice.config import LoadedSpec
 from sluice.core.failures import concat_failures
 from sluice.ingest import ingest
 from sluice.pipeline.recovery import recover_for_run
@@ -26,15 +28,19 @@ from sluice.write import (
 )
 
 
-def _ingest(run: Run) -> dict[str, Any]:
-    """Read the partition's files; keep typed rows, raw text and parse failures."""
+def _ingest(run: Run, inputs: Mapping[str, bytes] | None = None) -> dict[str, Any]:
+    """Read the partition's files; keep typed rows, raw text and parse failures.
+
+    ``inputs`` (a replay's) are the files to read, path as recorded to bytes, instead of those
+    the spec's source path lists.
+    """
     roots = output_roots(run.loaded)
     owner = {"host": socket.gethostname(), "pid": os.getpid(), "partition": run.partition.dirname}
     with partition_lock(roots["reports"], run.partition.dirname):
         recover_for_run(run, roots)
         run.work.mkdir(parents=True, exist_ok=True)
         write_json(owner, run.file(OWNER_NAME))
-    got = ingest(run.loaded, run.partition)
+    got = ingest(run.loaded, run.partition, None if inputs is None else list(inputs), inputs)
     write_parquet(got.frame, run.file("frame.parquet"))
     write_parquet(got.raw, run.file("raw.parquet"))
     write_parquet(got.failures, run.file("ingest_failures.parquet"))
@@ -70,8 +76,12 @@ def _validate(run: Run) -> dict[str, Any]:
     }
 
 
-def _screen(run: Run) -> dict[str, Any]:
-    """Score the rows that passed validation with the dataset's detectors."""
+def _screen(run: Run, reference_from: LoadedSpec | None = None) -> dict[str, Any]:
+    """Score the rows that passed validation with the dataset's detectors.
+
+    ``reference_from`` (a replay's) is the spec whose committed partitions the reference
+    window is read from, when not the run's own.
+    """
     frame = pl.read_parquet(run.file("frame.parquet"))
     earlier = concat_failures(
         pl.read_parquet(run.file(f))
@@ -88,7 +98,7 @@ def _screen(run: Run) -> dict[str, Any]:
         write_parquet(concat_failures([]), run.file("screen_failures.parquet"))
         return {"skipped": why, "rows": passed.height, "models": []}
     present = [c for c in declared if c in frame.columns]
-    reference, used = reference_rows(run.loaded, run.partition, present)
+    reference, used = reference_rows(reference_from or run.loaded, run.partition, present)
     specs = [with_model_path(run.loaded, i, s) for i, s in enumerate(run.loaded.spec.detectors)]
     result = screen(passed, specs, reference=reference)
     write_parquet(result.failures, run.file("screen_failures.parquet"))
