@@ -157,6 +157,7 @@ def test_registry_detectors_equal_pyod(name: str) -> None:
     X = hostile(3_000, 4)
     X = X[:, [0, 1, 3, 4, 5]]  # what feature preparation leaves: finite, in float64 range
     ours = get_detector(name).fit(X)
+    assert isinstance(ours, IForest)
     theirs = PyODIForest(random_state=0, n_estimators=300 if name == "default" else 100).fit(X)
     q = hostile(2_000, 5)[:, [0, 1, 3, 4, 5]]
     np.testing.assert_array_equal(ours.fit_scores_, theirs.decision_scores_)
@@ -186,6 +187,7 @@ def test_forest_beyond_the_layout_is_scored_by_sklearn() -> None:
     scikit-learn."""
     X = np.random.default_rng(0).normal(size=(12, 65_536))
     det = get_detector("iforest", n_estimators=3)
+    assert isinstance(det, IForest)
     det.fit_uncalibrated(X)
     with pytest.raises(TooLarge):
         CompactForest.from_sklearn(det.estimator_.detector_)
