@@ -135,6 +135,7 @@ class IForest(PyODDetector):
     """
 
     estimator_path = "pyod.models.iforest:IForest"
+    fit_scores_are_scores = True
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle without the compact forest (derived from the fitted trees; rebuilt on use)."""
