@@ -177,6 +177,12 @@ class CompactForest:
             denominator,
         )
 
+    @staticmethod
+    def workers(rows: int, threads: int) -> int:
+        """How many threads score ``rows`` rows when ``threads`` are allowed (one per
+        ``MIN_PARALLEL_ROWS`` rows at most)."""
+        return max(1, min(int(threads), rows // MIN_PARALLEL_ROWS))
+
     def path_sums(self, X: FloatArray, threads: int = 1) -> FloatArray:
         """Per row, the sum over trees of the leaf terms (scikit-learn's ``depths``)."""
         arr = np.ascontiguousarray(X, dtype=np.float64)
@@ -186,7 +192,7 @@ class CompactForest:
             raise ValueError("X holds NaN; the compiled scorer takes numbers and infinities only")
         out = np.empty(len(arr), dtype=np.float64)
         n = len(arr)
-        parts = max(1, min(int(threads), n // MIN_PARALLEL_ROWS))
+        parts = self.workers(n, threads)
         node, value, roots, depths = self.node, self.value, self.roots, self.depths
         if parts == 1:
             leaf_sums(arr, 0, n, node, value, roots, depths, out)
