@@ -78,6 +78,7 @@ class Detector(ABC):
 
     default_max_fit_rows: ClassVar[int | None] = 200_000
     min_fit_rows: ClassVar[int] = 10
+    fit_scores_are_scores: ClassVar[bool] = False
     extra_params: ClassVar[Mapping[str, str]] = {}
 
     n_features_in_: int
@@ -186,9 +187,20 @@ class Detector(ABC):
         least ``MIN_HELD_OUT_ROWS`` (or as many as the sample) are left out; otherwise each half of
         the sample is scored by a model fitted on the other half.
         """
+        self.fit_scored(X)
+        return self
+
+    def fit_scored(self, X: Any) -> tuple[npt.NDArray[np.intp], FloatArray]:
+        """:meth:`fit`, and the rows of ``X`` whose scores the fit already computed: their
+        positions (sorted) and their scores, each equal to what :meth:`score` gives that row.
+
+        They are the held-out rows scored for the threshold, and the fit sample itself when the
+        detector's fit scores are its scores (``fit_scores_are_scores``), so a caller scoring
+        every row of ``X`` need not score those again.
+        """
         arr = as_matrix(X)
         idx = self._fit_rows(arr)
-        held, source = self._held_out_scores(arr, idx)
+        held, source, pick = self._held_out_scores(arr, idx)
         self.threshold_, tail = tail_threshold(held, float(self.false_flag_rate))
         self.calibration_ = {
             "false_flag_rate": float(self.false_flag_rate),
@@ -197,7 +209,19 @@ class Detector(ABC):
             "threshold": self.threshold_,
             **tail,
         }
-        return self
+        pos: list[npt.NDArray[np.intp]] = []
+        val: list[FloatArray] = []
+        if pick is not None:
+            pos.append(pick)
+            val.append(held)
+        if self.fit_scores_are_scores:
+            pos.append(np.arange(len(arr), dtype=np.intp) if idx is None else idx)
+            val.append(self.fit_scores_)
+        if not pos:
+            return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float64)
+        positions, scores = np.concatenate(pos), np.concatenate(val)
+        order = np.argsort(positions, kind="stable")
+        return positions[order], scores[order]
 
     def fit_uncalibrated(self, X: Any) -> Self:
         """Fit on a seeded sample of ``X`` without setting a threshold (ensemble members)."""
@@ -222,7 +246,7 @@ class Detector(ABC):
 
     def _held_out_scores(
         self, arr: FloatArray, idx: npt.NDArray[np.intp] | None
-    ) -> tuple[FloatArray, str]:
+    ) -> tuple[FloatArray, str, npt.NDArray[np.intp] | None]:
         rng = np.random.default_rng(self.random_state + 1)
         n_rest = 0 if idx is None else len(arr) - len(idx)
         if idx is not None and n_rest >= min(MIN_HELD_OUT_ROWS, len(idx)):
@@ -231,17 +255,17 @@ class Detector(ABC):
             pick = np.flatnonzero(rest)
             if len(pick) > CALIBRATION_ROWS:
                 pick = np.sort(rng.choice(pick, size=CALIBRATION_ROWS, replace=False))
-            return self.score(arr[pick]), "rows left out of the fit sample"
+            return self.score(arr[pick]), "rows left out of the fit sample", pick
         fit_x = arr if idx is None else arr[idx]
         order = rng.permutation(len(fit_x))
         halves = (np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2 :]))
         if min(len(h) for h in halves) < self.min_rows():
-            return self.fit_scores_, "the fit rows themselves (too few rows to hold any out)"
+            return self.fit_scores_, "the fit rows themselves (too few rows to hold any out)", None
         parts = []
         for train, test in (halves, halves[::-1]):
             twin = type(self)(**self.get_params()).fit_uncalibrated(fit_x[train])
             parts.append(twin.score(fit_x[test]))
-        return np.concatenate(parts), "two-fold cross-fit of the fit sample"
+        return np.concatenate(parts), "two-fold cross-fit of the fit sample", None
 
     def min_rows(self) -> int:
         """The fewest rows this detector can fit on."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from detectors.base import CALIBRATION_ROWS, Detector, sample_indices
@@ -107,13 +108,18 @@ def check_specs(
                 ) from None
 
 
-def _sample_frame(frame: pl.DataFrame, max_rows: int | None, seed: int) -> pl.DataFrame:
-    idx = sample_indices(frame.height, max_rows, seed)
-    return frame if idx is None else frame[idx]
-
-
 def _class_path(det: Detector) -> str:
     return f"{type(det).__module__}.{type(det).__qualname__}"
+
+
+@dataclass(frozen=True)
+class KnownScores:
+    """Rows of the fit frame the fit already scored: positions in the frame (sorted), their
+    prepared features and their scores."""
+
+    positions: npt.NDArray[np.intp]
+    features: npt.NDArray[np.float64]
+    scores: npt.NDArray[np.float64]
 
 
 def fit_model(frame: pl.DataFrame, spec: DetectorSpec, *, index: int = 0) -> FittedModel:
@@ -121,6 +127,14 @@ def fit_model(frame: pl.DataFrame, spec: DetectorSpec, *, index: int = 0) -> Fit
 
     Raises :class:`SluiceError` when ``frame`` has fewer rows than the detector needs.
     """
+    return fit_model_scored(frame, spec, index=index)[0]
+
+
+def fit_model_scored(
+    frame: pl.DataFrame, spec: DetectorSpec, *, index: int = 0
+) -> tuple[FittedModel, KnownScores]:
+    """:func:`fit_model`, and the rows of ``frame`` whose scores the fit computed
+    (:meth:`Detector.fit_scored`), so scoring ``frame`` need not score them again."""
     check_specs([spec], dict(frame.schema))
     det = build_detector(spec, index)
     need = det.min_rows()
@@ -130,20 +144,22 @@ def fit_model(frame: pl.DataFrame, spec: DetectorSpec, *, index: int = 0) -> Fit
             f"{spec.detector_name} needs at least {need}"
         )
     fit_rows = det.effective_max_fit_rows
-    sample = _sample_frame(
-        frame.select([f.column for f in spec.feature_specs()]),
-        None if fit_rows is None else fit_rows + CALIBRATION_ROWS,
-        spec.seed,
+    rows = sample_indices(
+        frame.height, None if fit_rows is None else fit_rows + CALIBRATION_ROWS, spec.seed
     )
+    columns = frame.select([f.column for f in spec.feature_specs()])
+    sample = columns if rows is None else columns[rows]
     prep = FeaturePreparer(spec.feature_specs())
     X = prep.fit_transform(sample)
-    det.fit(X)
-    return FittedModel(spec.detector_name, spec_features(spec), prep, det, np.median(X, axis=0))
+    at, scores = det.fit_scored(X)
+    model = FittedModel(spec.detector_name, spec_features(spec), prep, det, np.median(X, axis=0))
+    positions = at if rows is None else rows[at]
+    return model, KnownScores(positions, X[at], scores)
 
 
 def _fit(
     spec: DetectorSpec, index: int, frame: pl.DataFrame, reference: pl.DataFrame | None
-) -> tuple[FittedModel | None, dict[str, Any]]:
+) -> tuple[FittedModel | None, dict[str, Any], KnownScores | None]:
     det = build_detector(spec, index)
     record: dict[str, Any] = {
         "name": spec.name,
@@ -165,7 +181,7 @@ def _fit(
             false_flag_rate=model.detector.false_flag_rate,
             model_provenance=json_safe(model.provenance),
         )
-        return model, _fitted_record(record, model)
+        return model, _fitted_record(record, model), None
     use_reference = spec.fit in ("auto", "reference") and reference is not None
     fit_frame = reference if use_reference and reference is not None else frame
     mode = "reference" if use_reference else "batch"
@@ -180,10 +196,10 @@ def _fit(
             n_fit=fit_frame.height,
             threshold=None,
         )
-        return None, record
-    model = fit_model(fit_frame, spec, index=index)
+        return None, record, None
+    model, known = fit_model_scored(fit_frame, spec, index=index)
     record["model_sha256"] = None
-    return model, _fitted_record(record, model)
+    return model, _fitted_record(record, model), known if fit_frame is frame else None
 
 
 def _fitted_record(record: dict[str, Any], model: FittedModel) -> dict[str, Any]:
@@ -199,8 +215,30 @@ def _fitted_record(record: dict[str, Any], model: FittedModel) -> dict[str, Any]
     return record
 
 
+def _chunk_scores(
+    det: Detector, X: npt.NDArray[np.float64], start: int, known: KnownScores | None
+) -> npt.NDArray[np.float64]:
+    """Scores of the prepared rows ``X`` (frame rows from ``start``): the fit's where it scored
+    the same prepared row, the detector's for the rest."""
+    if known is None:
+        return det.score(X)
+    lo, hi = np.searchsorted(known.positions, [start, start + len(X)])
+    local = known.positions[lo:hi] - start
+    same = (X[local] == known.features[lo:hi]).all(axis=1)
+    local = local[same]
+    if not len(local):
+        return det.score(X)
+    s = np.empty(len(X), dtype=np.float64)
+    s[local] = known.scores[lo:hi][same]
+    rest = np.ones(len(X), dtype=bool)
+    rest[local] = False
+    if rest.any():
+        s[rest] = det.score(X[rest])
+    return s
+
+
 def _score_spec(
-    spec: DetectorSpec, fitted: FittedModel, frame: pl.DataFrame
+    spec: DetectorSpec, fitted: FittedModel, frame: pl.DataFrame, known: KnownScores | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     det, prep = fitted.detector, fitted.preparer
     threshold = float(det.threshold_)
@@ -208,9 +246,11 @@ def _score_spec(
     failure_parts: list[pl.DataFrame] = []
     flagged_total = 0
     cols = ["_row_id", *(f.column for f in spec.feature_specs())]
+    start = 0
     for chunk in frame.select(cols).iter_slices(SCORE_CHUNK_ROWS):
         X = prep.transform(chunk)
-        s = det.score(X)
+        s = _chunk_scores(det, X, start, known)
+        start += chunk.height
         flag = s > threshold
         ids = chunk.get_column("_row_id")
         score_parts.append(
@@ -275,9 +315,9 @@ def screen(
     failures: list[pl.DataFrame] = []
     models: list[dict[str, Any]] = []
     for i, spec in enumerate(specs):
-        fitted, record = _fit(spec, i, frame, reference)
+        fitted, record, known = _fit(spec, i, frame, reference)
         if fitted is not None:
-            s, f, n_flagged = _score_spec(spec, fitted, frame)
+            s, f, n_flagged = _score_spec(spec, fitted, frame, known)
             scores.append(s)
             failures.append(f)
             record.update(

@@ -1,0 +1,232 @@
+"""The compiled isolation-forest scorer equals scikit-learn and PyOD bit for bit."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import hypothesis.strategies as st
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis.extra.numpy import arrays
+from pyod.models.iforest import IForest as PyODIForest
+from sklearn.ensemble import IsolationForest
+
+from detectors import get_detector
+from detectors.iforest_kernel import (
+    MIN_PARALLEL_ROWS,
+    CompactForest,
+    TooLarge,
+    float32_at_most,
+    ordered_key,
+    threshold_keys,
+)
+from detectors.persist import FittedModel, load_model, save_model
+from detectors.pyod_adapters import IForest
+from detectors.screen import fit_model
+from detectors.spec import DetectorSpec
+
+FloatArray = npt.NDArray[np.float64]
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+F32_MAX = float(np.finfo(np.float32).max)
+F32_TINY = float(np.finfo(np.float32).smallest_subnormal)
+
+
+def hostile(n: int, seed: int) -> FloatArray:
+    """Columns that break naive float handling: constant, beyond float32, subnormal, signed zeros,
+    few distinct values, heavy tails."""
+    rng = np.random.default_rng(seed)
+    return np.column_stack(
+        [
+            rng.normal(size=n),
+            np.full(n, 7.0),
+            rng.choice([-1e300, -F32_MAX * 2, 1e200, F32_MAX, 3.0], n),
+            rng.choice([-F32_TINY, F32_TINY, 0.0, -0.0, 1e-300, -1e-300], n),
+            rng.integers(0, 3, n).astype(np.float64),
+            rng.standard_cauchy(n) * 1e30,
+            rng.normal(size=n) * 1e-30,
+        ]
+    )
+
+
+def near_thresholds(forest: IsolationForest, cols: int) -> FloatArray:
+    """Rows whose values sit on, just below and just above the forest's thresholds (float64 and
+    float32 neighbours), where a wrong rounding of thresholds or inputs would change a branch."""
+    t = np.concatenate([e.tree_.threshold[e.tree_.children_left != -1] for e in forest.estimators_])
+    t = np.unique(t)
+    with np.errstate(over="ignore"):
+        vals = _neighbours(t)
+    rng = np.random.default_rng(1)
+    return rng.choice(vals, size=(max(64, 4 * len(vals) // cols), cols))
+
+
+def _neighbours(t: FloatArray) -> FloatArray:
+    t32 = t.astype(np.float32).astype(np.float64)
+    return np.concatenate(
+        [
+            t,
+            np.nextafter(t, -np.inf),
+            np.nextafter(t, np.inf),
+            t32,
+            np.nextafter(t.astype(np.float32), np.float32(-np.inf)).astype(np.float64),
+            np.nextafter(t.astype(np.float32), np.float32(np.inf)).astype(np.float64),
+            np.array([0.0, -0.0, np.inf, -np.inf, 1e300, -1e300]),
+        ]
+    )
+
+
+def assert_same_as_sklearn(forest: IsolationForest, *queries: FloatArray) -> None:
+    compact = CompactForest.from_sklearn(forest)
+    for q in queries:
+        np.testing.assert_array_equal(compact.score_samples(q), forest.score_samples(q))
+
+
+@pytest.mark.parametrize("max_features", [1.0, 0.5, 2])
+@pytest.mark.parametrize("bootstrap", [False, True])
+def test_equals_sklearn_on_hostile_columns(max_features: float, bootstrap: bool) -> None:
+    X = hostile(2_000, 0)
+    forest = IsolationForest(
+        n_estimators=40, max_features=max_features, bootstrap=bootstrap, random_state=3
+    ).fit(X)
+    assert_same_as_sklearn(forest, X, hostile(1_000, 1), near_thresholds(forest, X.shape[1]))
+
+
+def test_equals_sklearn_with_infinities_in_queries() -> None:
+    X = np.random.default_rng(0).normal(size=(500, 4))
+    forest = IsolationForest(n_estimators=30, random_state=0).fit(X)
+    q = np.array([[np.inf, 0, 0, 0], [-np.inf, 0, 0, 0], [np.inf, -np.inf, np.inf, -np.inf]])
+    assert_same_as_sklearn(forest, q)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_equals_sklearn_on_tiny_fits(rows: int) -> None:
+    X = np.arange(rows * 3, dtype=np.float64).reshape(rows, 3)
+    forest = IsolationForest(n_estimators=10, random_state=0).fit(X)
+    assert_same_as_sklearn(forest, X, np.full((5, 3), 1.5))
+
+
+def test_equals_sklearn_on_duplicate_rows() -> None:
+    X = np.tile([[1.0, 2.0, -0.0]], (300, 1))
+    forest = IsolationForest(n_estimators=20, random_state=0).fit(X)
+    assert_same_as_sklearn(forest, X, np.array([[1.0, 2.0, 0.0], [5.0, -5.0, 1e300]]))
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+extreme = st.sampled_from([0.0, -0.0, 1.0, -1.0, F32_MAX, -F32_MAX, 1e300, -1e300, F32_TINY])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    X=arrays(
+        np.float64,
+        st.tuples(st.integers(2, 60), st.integers(1, 5)),
+        elements=st.one_of(finite, extreme),
+    ),
+    max_features=st.sampled_from([1.0, 0.6]),
+    seed=st.integers(0, 2**16),
+)
+def test_equals_sklearn_on_generated_data(X: FloatArray, max_features: float, seed: int) -> None:
+    forest = IsolationForest(n_estimators=8, max_features=max_features, random_state=seed).fit(X)
+    assert_same_as_sklearn(forest, X, near_thresholds(forest, X.shape[1]))
+
+
+any_float = st.one_of(
+    st.floats(allow_nan=False, width=64), extreme, st.floats(width=32, allow_nan=False)
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(x=any_float, t=any_float)
+def test_key_comparison_is_sklearns_branch(x: float, t: float) -> None:
+    """Going left in scikit-learn (``float32(x) <= t``, ``t`` a float64) is exactly the kernel's
+    ``key(x) <= key(threshold rounded down to float32)``; signed zeros compare equal."""
+    with np.errstate(over="ignore"):
+        left = bool(np.float64(np.float32(x)) <= t)
+    key_t = int(threshold_keys(float32_at_most(np.array([t])))[0])
+    assert (int(ordered_key(x)) <= key_t) == left
+    assert int(ordered_key(-0.0)) == int(ordered_key(0.0))
+
+
+@pytest.mark.parametrize("name", ["iforest", "default"])
+def test_registry_detectors_equal_pyod(name: str) -> None:
+    """Fit scores, scores of new rows and PyOD's own threshold are PyOD's, to the bit."""
+    X = hostile(3_000, 4)
+    X = X[:, [0, 1, 3, 4, 5]]  # what feature preparation leaves: finite, in float64 range
+    ours = get_detector(name).fit(X)
+    assert isinstance(ours, IForest)
+    theirs = PyODIForest(random_state=0, n_estimators=300 if name == "default" else 100).fit(X)
+    q = hostile(2_000, 5)[:, [0, 1, 3, 4, 5]]
+    np.testing.assert_array_equal(ours.fit_scores_, theirs.decision_scores_)
+    np.testing.assert_array_equal(ours.score(q), theirs.decision_function(q))
+    assert ours.estimator_.threshold_ == theirs.threshold_
+    assert ours.estimator_.detector_.offset_ == theirs.detector_.offset_
+
+
+def test_scores_do_not_depend_on_threads() -> None:
+    rng = np.random.default_rng(0)
+    forest = IsolationForest(n_estimators=20, random_state=0).fit(rng.normal(size=(1_000, 5)))
+    compact = CompactForest.from_sklearn(forest)
+    q = rng.normal(size=(2 * MIN_PARALLEL_ROWS + 17, 5))
+    one = compact.score_samples(q, threads=1)
+    np.testing.assert_array_equal(compact.score_samples(q, threads=3), one)
+    np.testing.assert_array_equal(one, forest.score_samples(q))
+
+
+def test_nan_is_refused() -> None:
+    forest = IsolationForest(n_estimators=5, random_state=0).fit(np.eye(20))
+    with pytest.raises(ValueError, match="NaN"):
+        CompactForest.from_sklearn(forest).score_samples(np.full((2, 20), np.nan))
+
+
+def test_forest_beyond_the_layout_is_scored_by_sklearn() -> None:
+    """Feature indices of 65,536 and more do not fit the 16-bit field: same scores, by
+    scikit-learn."""
+    X = np.random.default_rng(0).normal(size=(12, 65_536))
+    det = get_detector("iforest", n_estimators=3)
+    assert isinstance(det, IForest)
+    det.fit_uncalibrated(X)
+    with pytest.raises(TooLarge):
+        CompactForest.from_sklearn(det.estimator_.detector_)
+    theirs = PyODIForest(n_estimators=3, random_state=0).fit(X)
+    np.testing.assert_array_equal(det.fit_scores_, theirs.decision_scores_)
+    np.testing.assert_array_equal(det.score(X[:5] * 2), theirs.decision_function(X[:5] * 2))
+
+
+def test_pickle_leaves_out_the_compact_forest() -> None:
+    X = np.random.default_rng(0).normal(size=(500, 3))
+    det = get_detector("iforest").fit(X)
+    before = det.score(X)
+    blob = pickle.dumps(det)
+    assert b"CompactForest" not in blob
+    np.testing.assert_array_equal(pickle.loads(blob).score(X), before)
+
+
+def _spec(model: Path | None = None, sha: str | None = None) -> DetectorSpec:
+    raw: dict[str, Any] = {"name": "d", "detector": "default", "features": ["x", "y"]}
+    if model is not None:
+        raw.update(fit="model", model=str(model), model_sha256=sha)
+    return DetectorSpec.model_validate(raw)
+
+
+def test_model_saved_by_pyods_own_fit_still_loads_and_scores(tmp_path: Path) -> None:
+    """Models saved before the compiled scorer hold a forest fitted by PyOD's ``fit`` (its
+    scikit-learn forest fitted with contamination 0.1): they load and score as PyOD does."""
+    rng = np.random.default_rng(0)
+    frame = pl.DataFrame({"x": rng.normal(size=600), "y": rng.normal(size=600)})
+    fitted = fit_model(frame, _spec())
+    det = fitted.detector
+    assert isinstance(det, IForest)
+    X = fitted.preparer.transform(frame)
+    old = PyODIForest(n_estimators=300, random_state=0).fit(X)
+    det.estimator_ = old
+    det.__dict__.pop("_compact", None)
+    path = tmp_path / "old.model"
+    sha = save_model(
+        FittedModel("default", fitted.features, fitted.preparer, det, fitted.typical), path
+    )
+    loaded = load_model(path, _spec(path, sha), expected_sha256=sha)
+    np.testing.assert_array_equal(loaded.detector.score(X), old.decision_function(X))
