@@ -133,6 +133,17 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
         add_arguments(val)
         _json_option(val, "the result document (what --result writes)")
+    rev = sub.add_parser("review", help="write a partition's quarantined rows for review")
+    rel = sub.add_parser(
+        "release", help="apply review decisions: release or fix quarantined rows, with an audit"
+    )
+    if wants("review") or wants("release"):
+        from sluice.cli.review import add_release_arguments, add_review_arguments
+
+        add_review_arguments(rev, _date)
+        _json_option(rev, "where the review file went and its rows")
+        add_release_arguments(rel, _date)
+        _json_option(rel, "the release summary")
     ini = sub.add_parser("init", help="profile sample files; write a suggested spec and suite")
     if wants("init"):
         from sluice.cli.init import add_arguments as init_arguments
@@ -352,6 +363,18 @@ def _init_main(args: argparse.Namespace) -> int:
     return init_main(args)
 
 
+def _review(args: argparse.Namespace) -> int:
+    from sluice.cli.review import review_main
+
+    return review_main(args)
+
+
+def _release(args: argparse.Namespace) -> int:
+    from sluice.cli.review import release_main
+
+    return release_main(args)
+
+
 COMMANDS = {
     "run": _run,
     "backfill": _backfill,
@@ -361,6 +384,8 @@ COMMANDS = {
     "model": _model,
     "serve": _serve,
     "init": _init_main,
+    "review": _review,
+    "release": _release,
 }
 
 

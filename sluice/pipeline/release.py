@@ -271,10 +271,11 @@ def _reasons_of(failures: pl.DataFrame, failures_dtype: pl.DataType) -> pl.DataF
         .group_by(ROW_ID, maintain_order=True)
         .agg(
             pl.col("reason").unique(maintain_order=True).alias("_reasons"),
-            pl.struct("reason", "column", "rule", "severity", "value", "details")
-            .alias("_failures")
-            .cast(failures_dtype),
+            pl.struct("reason", "column", "rule", "severity", "value", "details").alias(
+                "_failures"
+            ),
         )
+        .with_columns(pl.col("_failures").cast(failures_dtype))
     )
 
 
