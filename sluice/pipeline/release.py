@@ -156,6 +156,12 @@ def release_partition(
         raise SluiceError("--by must name who took the decisions; found an empty name")
     checked = preflight(dataset, partition, engine=engine)
     loaded, part = checked.loaded, checked.partition
+    clash = sorted(set(RELEASE_COLUMNS) & set(loaded.spec.columns))
+    if clash:
+        raise SluiceError(
+            f"{loaded.path}: schema declares {', '.join(clash)}, which a release adds to clean "
+            f"({', '.join(RELEASE_COLUMNS)}); rename the column (with aliases) to release rows"
+        )
     roots = output_roots(loaded)
     manifest_path = _committed_at(loaded, part)
     started = time.perf_counter()
