@@ -19,6 +19,7 @@ from sluice.decide import (
     checksum,
 )
 from sluice.ingest import polars_dtype
+from sluice.lineage import run_completed
 from sluice.pipeline.manifest import (
     Checksums,
     Conservation,
@@ -236,6 +237,7 @@ def _write_committed(
     write_json(manifest.dump(), w.path(MANIFEST_NAME))
     final = commit.commit()["reports"]
     append_history(final)
+    run_completed(manifest.dump(), list(run.loaded.spec.columns), run.partition)
     return {
         "dataset": run.loaded.name,
         "partition": str(part),

@@ -44,6 +44,7 @@ from sluice.core.files import sha256_hex
 from sluice.core.frame import PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW, EngineChoice
 from sluice.decide import QUARANTINING, add_checksums, checksum
 from sluice.ingest import polars_dtype
+from sluice.lineage import run_completed, run_started
 from sluice.pipeline.manifest import Manifest, now
 from sluice.pipeline.reference import reference_rows
 from sluice.pipeline.run import log, output_roots
@@ -165,6 +166,7 @@ def release_partition(
     roots = output_roots(loaded)
     manifest_path = _committed_at(loaded, part)
     started = time.perf_counter()
+    release_id = f"{now():%Y%m%dT%H%M%SZ}-release-{uuid.uuid4().hex[:8]}"
     with partition_lock(roots["reports"], part.dirname):
         for line in recover(roots, part.dirname):
             log.warning("%s: %s", loaded.name, line)
@@ -183,8 +185,10 @@ def release_partition(
                 f"{decisions}: no row has a decision (column decision: release, fix or reject); "
                 "nothing to do"
             )
+        run_started(loaded.name, release_id, part, job="release")
         return _release(
             loaded,
+            rid=release_id,
             suite=checked.suite,
             part=part,
             committed=committed,
@@ -293,6 +297,7 @@ def _texts(frame: pl.DataFrame, columns: Mapping[str, ColumnSpec]) -> dict[int, 
 def _release(
     loaded: LoadedSpec,
     *,
+    rid: str,
     suite: Any,
     part: Partition,
     committed: Any,
@@ -417,7 +422,6 @@ def _release(
         for det in flags_before[d.row_id]:
             overturned[det] = overturned.get(det, 0) + 1
 
-    rid = f"{at:%Y%m%dT%H%M%SZ}-release-{uuid.uuid4().hex[:8]}"
     reports_root = output_roots(loaded)["reports"]
     kept_manifest = dump_manifest(reports_root, part.dirname, str(old["run_id"]), manifest_bytes)
     log_path = audit_folder(reports_root, part.dirname) / "decisions.jsonl"
@@ -619,6 +623,7 @@ def _commit(
         final = commit.commit()["reports"]
     append_history(final)
     append_entries(roots["reports"], part.dirname, entries)
+    run_completed(manifest.dump(), list(loaded.spec.columns), part, job="release")
     return _summary(manifest.dump(), final / MANIFEST_NAME)
 
 

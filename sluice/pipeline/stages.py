@@ -14,6 +14,7 @@ import polars as pl
 from detectors.screen import screen
 from sluice.core.failures import concat_failures
 from sluice.ingest import ingest
+from sluice.lineage import run_started
 from sluice.pipeline.recovery import recover_for_run
 from sluice.pipeline.reference import reference_rows
 from sluice.pipeline.run import OWNER_NAME, Run, output_roots, timed
@@ -28,6 +29,7 @@ from sluice.write import (
 
 def _ingest(run: Run) -> dict[str, Any]:
     """Read the partition's files; keep typed rows, raw text and parse failures."""
+    run_started(run.loaded.name, run.run_id, run.partition)
     roots = output_roots(run.loaded)
     owner = {"host": socket.gethostname(), "pid": os.getpid(), "partition": run.partition.dirname}
     with partition_lock(roots["reports"], run.partition.dirname):
