@@ -64,11 +64,13 @@ def test_a_flow_run_releases_and_publishes_a_summary(
     summary = state.result()
     assert (summary["released"], summary["fixed"], summary["still_failing"]) == (1, 1, 0)
     assert summary["counts"]["clean"] == 4
+    run_id = state.state_details.flow_run_id
+    assert run_id is not None
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(
             artifact_filter=ArtifactFilter(
                 key=ArtifactFilterKey(any_=[artifact_key("tiny", "release")]),
-                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]),
             )
         )
     assert len(found) == 1
