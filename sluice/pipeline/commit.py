@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -131,10 +132,30 @@ def stage_write(run: Run, started: dt.datetime | None = None) -> dict[str, Any]:
         for line in recover_pending(roots["reports"], skip=dirname):
             log.warning("%s: %s", run.loaded.name, line)
         recover_dead_work(run.loaded, skip=dirname)
+        _warn_if_released(roots["reports"] / dirname / MANIFEST_NAME, run)
         with PartitionCommit(roots, dirname, run.run_id, dataset=run.loaded.name) as commit:
             summary = _write_committed(run, commit, started)
     run.discard()
     return summary
+
+
+def _warn_if_released(manifest: Path, run: Run) -> None:
+    """Say so when this run replaces a commit that released reviewed rows (docs/review.md)."""
+    try:
+        release = json.loads(manifest.read_text(encoding="utf-8")).get("release")
+    except (OSError, ValueError, AttributeError):
+        return
+    if release:
+        moved = len(release.get("released", [])) + len(release.get("fixed", []))
+        log.warning(
+            "%s %s: this run replaces release %s (%d rows released by %s); they are judged "
+            "afresh from the source, and the audit log keeps the decisions",
+            run.loaded.name,
+            run.partition,
+            release.get("at"),
+            moved,
+            release.get("by"),
+        )
 
 
 def _write_committed(

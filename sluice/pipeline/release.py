@@ -51,6 +51,7 @@ from sluice.pipeline.run import log, output_roots
 from sluice.preflight import preflight, with_model_path
 from sluice.report import SCORES_NAME, append_history, stage_report
 from sluice.review.audit import (
+    LOG_NAME,
     AuditEntry,
     CommitRef,
     RowState,
@@ -58,6 +59,7 @@ from sluice.review.audit import (
     audit_folder,
     dump_manifest,
     overturned_flags,
+    read_log,
 )
 from sluice.review.decisions import Decision, Decisions, StaleDecisions, read_decisions
 from sluice.review.export import as_text, review_frame, write_review
@@ -171,6 +173,7 @@ def release_partition(
         for line in recover(roots, part.dirname):
             log.warning("%s: %s", loaded.name, line)
         committed, data = _load(manifest_path, loaded, part)
+        _log_missing(roots["reports"], part, committed)
         current = sha256_hex(data)
         try:
             chosen = read_decisions(
@@ -198,6 +201,23 @@ def release_partition(
             engine=engine,
             started=started,
         )
+
+
+def _log_missing(reports_root: Path, part: Partition, committed: Any) -> None:
+    """Append the current release's entries to the audit log if a crash kept them out of it
+    (they are appended just after the commit; the committed ``decisions.jsonl`` holds them)."""
+    manifest = committed.manifest
+    data = committed.files.get("decisions")
+    if not manifest.get("release") or data is None:
+        return
+    log_path = audit_folder(reports_root, part.dirname) / LOG_NAME
+    if any(e.commit.run_id == manifest["run_id"] for e in read_log(log_path)):
+        return
+    entries = [AuditEntry.model_validate_json(line) for line in data.splitlines() if line.strip()]
+    append_entries(reports_root, part.dirname, entries)
+    log.warning(
+        "%s: audit entries of commit %s appended from its decisions.jsonl", part, manifest["run_id"]
+    )
 
 
 def _applied_already(manifest: Mapping[str, Any], exc: StaleDecisions) -> bool:
@@ -424,7 +444,7 @@ def _release(
 
     reports_root = output_roots(loaded)["reports"]
     kept_manifest = dump_manifest(reports_root, part.dirname, str(old["run_id"]), manifest_bytes)
-    log_path = audit_folder(reports_root, part.dirname) / "decisions.jsonl"
+    log_path = audit_folder(reports_root, part.dirname) / LOG_NAME
     entries = []
     for d in chosen.decisions:
         outcome = (

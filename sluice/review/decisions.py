@@ -130,6 +130,10 @@ def read_decisions(
             f"{path}: a decision file needs the columns {', '.join(need)} (as `sluice review` "
             f"writes them); missing: {', '.join(missing)}"
         )
+    if frame.height == 0:
+        raise DecisionError(
+            f"{path}: the file holds no rows (the quarantine was empty?); nothing to do"
+        )
     first = 2 if unit == "line" else 1
     frame = frame.with_row_index("_at", offset=first)
     shas = sorted({s for s in frame.get_column(COMMIT_SHA256).cast(pl.String).to_list() if s})

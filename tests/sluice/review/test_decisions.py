@@ -212,6 +212,11 @@ CASES: list[tuple[str, Callable[[pl.DataFrame], pl.DataFrame], list[str]]] = [
         ["needs the columns _row_id, decision, _commit_manifest_sha256", "missing"],
     ),
     (
+        "no rows",
+        lambda f: f.head(0),
+        ["the file holds no rows", "nothing to do"],
+    ),
+    (
         "two commits",
         lambda f: _decide(r1="reject")(f).with_columns(
             pl.when(pl.col("_row_id") == "1")

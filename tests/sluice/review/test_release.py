@@ -240,6 +240,18 @@ def test_a_second_identical_release_changes_nothing(released: Released) -> None:
     assert len(log.read_text().splitlines()) == 4
 
 
+def test_audit_entries_a_crash_kept_out_of_the_log_are_appended(released: Released) -> None:
+    log = Path(released.after["release"]["audit_log"])
+    kept = log.read_bytes()
+    log.write_bytes(b"")
+    try:
+        again = release_partition(released.spec, "2024-01-01", released.decisions, "alice")
+        assert again["applied_already"] is True
+        assert log.read_bytes() == kept
+    finally:
+        log.write_bytes(kept)
+
+
 def test_a_decision_file_made_from_an_older_commit_is_refused(
     released: Released, tmp_path: Path
 ) -> None:
