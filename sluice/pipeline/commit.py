@@ -38,6 +38,7 @@ from sluice.pipeline.manifest import (
 )
 from sluice.pipeline.manifest import Verdict as ManifestVerdict
 from sluice.pipeline.recovery import recover_dead_work, recover_for_run
+from sluice.pipeline.release import add_review_section
 from sluice.pipeline.run import Run, log, output_roots
 from sluice.report import SCORES_NAME, append_history, stage_report
 from sluice.screening import count_rows, critical_checks, judge_rows, split_rows
@@ -57,6 +58,8 @@ from sluice.write import (
     write_json,
     write_parquet,
 )
+
+REPORT_FILE = "report.html"
 
 
 def _judge(
@@ -245,6 +248,13 @@ def _write_committed(
     report = stage_report(run.loaded, run.partition, run.file(SCORES_NAME), w, manifest.dump())
     if report.problem is not None:
         verdict = with_cause(verdict, report_cause(report.problem))
+    elif "report" in report.outputs and add_review_section(
+        w.path(REPORT_FILE), output_roots(run.loaded)["reports"], manifest.dump()
+    ):
+        report.outputs["report"] = {
+            **describe(w.path(REPORT_FILE)),
+            "path": str(w.final / REPORT_FILE),
+        }
     manifest = Manifest.model_validate(
         {
             **manifest.dump(),

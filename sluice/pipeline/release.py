@@ -25,7 +25,6 @@ changes nothing.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import tempfile
 import time
@@ -625,8 +624,9 @@ def _commit(
             if "scores" in committed.frames:
                 committed.frames["scores"].write_parquet(scores)
             report = stage_report(loaded, part, scores, w, manifest.dump())
-        if "report" in report.outputs:
-            _add_released_section(Path(w.path("report.html")), loaded, manifest.dump(), entries)
+        if "report" in report.outputs and add_review_section(
+            w.path("report.html"), roots["reports"], manifest.dump(), entries
+        ):
             report.outputs["report"] = {
                 **describe(w.path("report.html")),
                 "path": str(w.final / "report.html"),
@@ -647,61 +647,81 @@ def _commit(
     return _summary(manifest.dump(), final / MANIFEST_NAME)
 
 
-def _add_released_section(
-    report: Path, loaded: LoadedSpec, manifest: dict[str, Any], entries: list[AuditEntry]
-) -> None:
-    """Add the "released" section to a staged report: this release, and flags reviewers
-    overturned per detector over time."""
-    rel = manifest["release"]
-    e = html.escape
-    rows = "".join(
-        f"<tr><td>{x.row_id}</td><td>{e(x.decision)}</td><td>{e(x.outcome)}</td>"
-        f"<td>{e(', '.join(x.before.reasons))}</td><td>{e(', '.join(x.after.reasons))}</td>"
-        f"<td>{e(x.note or '')}</td></tr>"
-        for x in entries
-    )
-    history = overturned_flags(output_roots(loaded)["reports"])
-    now_rows = pl.DataFrame(
-        [
-            {"partition": str(manifest["partition"]["value"]), "detector": d}
-            for x in entries
-            if x.outcome in ("released", "fixed")
-            for d in x.overturned
-        ],
-        schema={"partition": pl.String, "detector": pl.String},
-    )
-    if now_rows.height:
+def review_section(
+    reports_root: Path,
+    manifest: Mapping[str, Any],
+    entries: Sequence[AuditEntry] = (),
+) -> str | None:
+    """The report's review section: the release this commit made (if any) and the flags
+    reviewers overturned per detector and partition; None when nothing was ever reviewed."""
+    from sluice.report.html import environment
+
+    partition = str(manifest["partition"]["value"])
+    history = overturned_flags(reports_root)
+    current = [
+        {"partition": partition, "detector": d}
+        for e in entries
+        if e.outcome in ("released", "fixed")
+        for d in e.overturned
+    ]
+    if current:
+        now_rows = (
+            pl.DataFrame(current)
+            .group_by("partition", "detector")
+            .agg(pl.len().cast(pl.UInt32).alias("overturned"))
+        )
         history = (
-            pl.concat(
-                [
-                    history,
-                    now_rows.group_by("partition", "detector").agg(
-                        pl.len().cast(pl.UInt32).alias("overturned")
-                    ),
-                ]
-            )
+            pl.concat([history, now_rows])
             .group_by("partition", "detector")
             .agg(pl.col("overturned").sum())
             .sort("partition", "detector")
         )
-    flags = "".join(
-        f"<tr><td>{e(str(p))}</td><td>{e(str(d))}</td><td>{n}</td></tr>"
-        for p, d, n in history.iter_rows()
+    rel = manifest.get("release")
+    if rel is None and history.is_empty():
+        return None
+    release = None
+    if rel is not None:
+        release = {
+            "run_id": manifest["run_id"],
+            "by": rel["by"],
+            "at": rel["at"],
+            "path": rel["decisions_path"],
+            "sha": rel["decisions_sha256"][:12],
+            "released": len(rel["released"]),
+            "fixed": len(rel["fixed"]),
+            "still": len(rel["still_failing"]),
+            "rejected": len(rel["rejected"]),
+            "previous": (manifest.get("previous") or {}).get("run_id"),
+        }
+    decisions = [
+        {
+            "row_id": e.row_id,
+            "decision": e.decision,
+            "outcome": e.outcome,
+            "before": ", ".join(e.before.reasons),
+            "after": ", ".join(e.after.reasons),
+            "note": e.note or "",
+        }
+        for e in entries
+    ]
+    return (
+        environment()
+        .get_template("released.html.j2")
+        .render(release=release, decisions=decisions, overturned=history.to_dicts())
     )
-    section = (
-        '<section id="released"><h2>Released</h2>'
-        f"<p>Release {e(manifest['run_id'])} by {e(rel['by'])} at {e(rel['at'])}, from "
-        f"{e(rel['decisions_path'])} (sha256 {e(rel['decisions_sha256'][:12])}): "
-        f"{len(rel['released'])} released, {len(rel['fixed'])} fixed and released, "
-        f"{len(rel['still_failing'])} fixed but still failing, {len(rel['rejected'])} "
-        f"rejected. Previous commit: {e(manifest['previous']['run_id'])}.</p>"
-        "<table><thead><tr><th>_row_id</th><th>decision</th><th>outcome</th>"
-        "<th>reasons before</th><th>reasons after</th><th>note</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
-        "<h3>Flags overturned by reviewers, per detector</h3>"
-        "<table><thead><tr><th>partition</th><th>detector</th><th>overturned</th></tr></thead>"
-        f"<tbody>{flags}</tbody></table></section>"
-    )
+
+
+def add_review_section(
+    report: Path,
+    reports_root: Path,
+    manifest: Mapping[str, Any],
+    entries: Sequence[AuditEntry] = (),
+) -> bool:
+    """Add :func:`review_section` to a staged ``report.html``; whether anything was added."""
+    section = review_section(reports_root, manifest, entries)
+    if section is None:
+        return False
     text = report.read_text(encoding="utf-8")
     marker = "</main>" if "</main>" in text else "</body>"
     report.write_text(text.replace(marker, section + marker, 1), encoding="utf-8")
+    return True

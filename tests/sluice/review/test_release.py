@@ -29,6 +29,7 @@ from sluice.pipeline.release import (
 )
 from sluice.review import StaleDecisions, row_decisions
 from sluice.review.audit import overturned_flags
+from sluice.write import load_partition
 
 SCHEMA = {"id": "string", "x": "float", "y": "float", "code": "int"}
 SUITE: dict[str, Any] = {
@@ -189,6 +190,8 @@ def test_a_fixed_row_that_still_fails_stays_with_its_new_reason(released: Releas
 def test_the_new_manifest_proves_conservation_and_names_the_previous(released: Released) -> None:
     after, before = released.after, released.before
     Manifest.model_validate(after)
+    committed = load_partition(Path(released.summary["manifest"]))
+    assert set(committed.files) >= {"report", "decisions"}
     c, s = after["counts"], after["checksums"]
     assert c["in"] == before["counts"]["in"] == c["clean"] + c["quarantine"]
     assert c["clean"] == before["counts"]["clean"] + 2
@@ -226,7 +229,8 @@ def test_one_audit_entry_per_decision_and_row_history(released: Released) -> Non
 
 def test_the_report_has_a_released_section(released: Released) -> None:
     text = Path(released.after["outputs"]["report"]["path"]).read_text()
-    assert 'id="released"' in text
+    assert 'id="released-rows"' in text
+    assert 'id="overturned"' in text
     assert str(released.ids["airport"]) in text
 
 
@@ -272,3 +276,21 @@ def test_the_next_partition_learns_from_released_rows(released: Released) -> Non
     assert rows is not None
     assert released.ids["airport"] in rows["_row_id"].to_list()
     assert used[0]["sha256"] == released.after["outputs"]["clean"]["sha256"]
+
+
+def test_the_next_run_reports_flags_overturned_over_time(released: Released) -> None:
+    summary = run_partition(released.spec, "2024-01-02")
+    manifest = _manifest(summary["manifest"])
+    load_partition(Path(summary["manifest"]))  # every file is the one the manifest names
+    assert (
+        manifest["screen"]["reference"][0]["sha256"]
+        == (released.after["outputs"]["clean"]["sha256"])
+    )
+    assert manifest["screen"]["reference"][0]["rows"] == released.after["counts"]["clean"]
+    text = Path(manifest["outputs"]["report"]["path"]).read_text()
+    assert 'id="overturned"' in text
+    assert 'id="released-rows"' not in text, "this run released nothing"
+    row = text[text.index('id="overturned"') :]
+    assert '<tr><td>2024-01-01</td><td><code>default</code></td><td class="num">1</td></tr>' in (
+        row.replace("\n", "")
+    )
