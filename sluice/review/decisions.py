@@ -90,7 +90,9 @@ def _read(path: Path, data: bytes) -> tuple[pl.DataFrame, str]:
         if suffix == ".parquet":
             return pl.read_parquet(io.BytesIO(data)), "record"
         if suffix == ".csv":
-            return pl.read_csv(io.BytesIO(data), infer_schema=False), "line"
+            return pl.read_csv(
+                io.BytesIO(data), infer_schema=False, separator=_separator(data)
+            ), "line"
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DecisionError(f"{path}: cannot read it as {suffix[1:]}: {first}") from None
@@ -98,6 +100,16 @@ def _read(path: Path, data: bytes) -> tuple[pl.DataFrame, str]:
         f"{path}: a decision file is a review file (sluice review) in Parquet or CSV, by its "
         f"extension (.parquet, .csv); found {suffix or 'no extension'!r}"
     )
+
+
+def _separator(data: bytes) -> str:
+    """The CSV's field separator: a comma, or the semicolon or tab a spreadsheet saved with."""
+    header = data.split(b"\n", 1)[0]
+    if b"," not in header:
+        for sep in (b";", b"\t"):
+            if sep in header:
+                return sep.decode()
+    return ","
 
 
 def _text(value: Any) -> str | None:

@@ -134,6 +134,18 @@ def test_unedited_values_round_trip_and_fixes_are_typed(
     assert got.run_id == "run-1"
 
 
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_csv_a_spreadsheet_saved_with_another_separator_reads(
+    review: Callable[..., Path], separator: str
+) -> None:
+    path = review(_decide(r1="fix", r4="reject"))
+    frame = pl.read_csv(path, infer_schema=False)
+    frame.with_columns(pl.lit("2").alias("code")).write_csv(path, separator=separator)
+    with pytest.raises(DecisionError, match="decision reject keeps the row's values") as info:
+        read_decisions(path, _quarantine(), COLUMNS, commit=SHA)
+    assert "_row_id 1" not in str(info.value), "the fix of row 1 is read as a fix"
+
+
 def _problem(path: Path) -> str:
     with pytest.raises(DecisionError) as info:
         read_decisions(path, _quarantine(), COLUMNS, commit=SHA)
