@@ -494,7 +494,7 @@ def _release(
         "at": at.isoformat(),
         "decisions_path": str(chosen.path),
         "decisions_sha256": chosen.sha256,
-        "suite_sha256": old["suite"]["sha256"],
+        "suite_sha256": suite.sha256,
         "released": [d.row_id for d in by_kind["release"]],
         "fixed": [d.row_id for d in mended],
         "still_failing": [d.row_id for d in still],

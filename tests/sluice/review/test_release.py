@@ -202,6 +202,7 @@ def test_the_new_manifest_proves_conservation_and_names_the_previous(released: R
     assert prev.read_bytes() == released.before_bytes
     assert Manifest.model_validate(json.loads(prev.read_bytes())).run_id == before["run_id"]
     assert after["previous"]["run_id"] == before["run_id"]
+    assert after["release"]["suite_sha256"] == before["suite"]["sha256"]  # the suite is unchanged
     assert "outlier|default" not in after["counts"]["quarantined_by_reason"] or (
         after["counts"]["quarantined_by_reason"]["outlier|default"]
         == before["counts"]["quarantined_by_reason"]["outlier|default"] - 1
