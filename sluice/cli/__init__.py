@@ -145,6 +145,17 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         _json_option(rpl, "the comparison: inputs, each table's diff, versions")
         _json_option(aud, "the answer: where, failures, run, suite and spec, decisions")
         _json_option(ret, "the plan (expired, held) and, with --apply, what was deleted")
+    rev = sub.add_parser("review", help="write a partition's quarantined rows for review")
+    rel = sub.add_parser(
+        "release", help="apply review decisions: release or fix quarantined rows, with an audit"
+    )
+    if wants("review") or wants("release"):
+        from sluice.cli.review import add_release_arguments, add_review_arguments
+
+        add_review_arguments(rev, _date)
+        _json_option(rev, "where the review file went and its rows")
+        add_release_arguments(rel, _date)
+        _json_option(rel, "the release summary")
     ini = sub.add_parser("init", help="profile sample files; write a suggested spec and suite")
     if wants("init"):
         from sluice.cli.init import add_arguments as init_arguments
@@ -375,6 +386,18 @@ def _audit_command(args: argparse.Namespace) -> int:
     return main_of[args.command](args)
 
 
+def _review(args: argparse.Namespace) -> int:
+    from sluice.cli.review import review_main
+
+    return review_main(args)
+
+
+def _release(args: argparse.Namespace) -> int:
+    from sluice.cli.review import release_main
+
+    return release_main(args)
+
+
 COMMANDS = {
     "run": _run,
     "backfill": _backfill,
@@ -387,6 +410,8 @@ COMMANDS = {
     "replay": _audit_command,
     "audit": _audit_command,
     "retention": _audit_command,
+    "review": _review,
+    "release": _release,
 }
 
 

@@ -18,6 +18,7 @@ import datetime as dt
 from typing import Any
 
 from sluice.core.frame import EngineChoice
+from sluice.lineage import run_failed
 from sluice.pipeline.commit import stage_write
 from sluice.pipeline.recovery import recover_partition
 from sluice.pipeline.reference import reference_rows, verified_clean
@@ -51,6 +52,7 @@ def run_partition(
         stage_validate(run)
         stage_screen(run)
         return stage_write(run, started)
-    except BaseException:
+    except BaseException as exc:
         run.discard()
+        run_failed(run.loaded.name, run.run_id, run.partition, f"{type(exc).__name__}: {exc}")
         raise

@@ -23,6 +23,7 @@ from sluice.decide import (
     checksum,
 )
 from sluice.ingest import polars_dtype
+from sluice.lineage import run_completed
 from sluice.pipeline.manifest import (
     Checksums,
     Conservation,
@@ -40,6 +41,7 @@ from sluice.pipeline.manifest import (
 )
 from sluice.pipeline.manifest import Verdict as ManifestVerdict
 from sluice.pipeline.recovery import recover_dead_work, recover_for_run
+from sluice.pipeline.release import add_review_section
 from sluice.pipeline.run import Run, log, output_roots
 from sluice.preflight import with_model_path
 from sluice.report import SCORES_NAME, append_history, stage_report
@@ -60,6 +62,8 @@ from sluice.write import (
     write_json,
     write_parquet,
 )
+
+REPORT_FILE = "report.html"
 
 
 def _judge(
@@ -135,10 +139,30 @@ def stage_write(run: Run, started: dt.datetime | None = None) -> dict[str, Any]:
         for line in recover_pending(roots["reports"], skip=dirname):
             log.warning("%s: %s", run.loaded.name, line)
         recover_dead_work(run.loaded, skip=dirname)
+        _warn_if_released(roots["reports"] / dirname / MANIFEST_NAME, run)
         with PartitionCommit(roots, dirname, run.run_id, dataset=run.loaded.name) as commit:
             summary = _write_committed(run, commit, started)
     run.discard()
     return summary
+
+
+def _warn_if_released(manifest: Path, run: Run) -> None:
+    """Say so when this run replaces a commit that released reviewed rows (docs/review.md)."""
+    try:
+        release = json.loads(manifest.read_text(encoding="utf-8")).get("release")
+    except (OSError, ValueError, AttributeError):
+        return
+    if release:
+        moved = len(release.get("released", [])) + len(release.get("fixed", []))
+        log.warning(
+            "%s %s: this run replaces release %s (%d rows released by %s); they are judged "
+            "afresh from the source, and the audit log keeps the decisions",
+            run.loaded.name,
+            run.partition,
+            release.get("at"),
+            moved,
+            release.get("by"),
+        )
 
 
 def _write_committed(
@@ -228,6 +252,13 @@ def _write_committed(
     report = stage_report(run.loaded, run.partition, run.file(SCORES_NAME), w, manifest.dump())
     if report.problem is not None:
         verdict = with_cause(verdict, report_cause(report.problem))
+    elif "report" in report.outputs and add_review_section(
+        w.path(REPORT_FILE), output_roots(run.loaded)["reports"], manifest.dump()
+    ):
+        report.outputs["report"] = {
+            **describe(w.path(REPORT_FILE)),
+            "path": str(w.final / REPORT_FILE),
+        }
     manifest = Manifest.model_validate(
         {
             **manifest.dump(),
@@ -246,6 +277,7 @@ def _write_committed(
     final = commit.commit()["reports"]
     _archive(final / MANIFEST_NAME)
     append_history(final)
+    run_completed(manifest.dump(), list(run.loaded.spec.columns), run.partition)
     return {
         "dataset": run.loaded.name,
         "partition": str(part),

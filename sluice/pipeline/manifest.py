@@ -321,13 +321,40 @@ class Findings(Record):
     report_error: str | None = Field(default=None, description="why report.html was not built")
 
 
+class PreviousCommit(Record):
+    """The commit of the partition a release replaced: its manifest, kept in the audit folder."""
+
+    run_id: str
+    sha256: Sha256 = Field(description="sha256 of the previous manifest.json's bytes")
+    path: str = Field(description="where the previous manifest is kept (never replaced)")
+
+
+class ReleaseRecord(Record):
+    """What a release commit (``sluice release``) changed, and on whose decision."""
+
+    by: str = Field(description="who took the decisions")
+    at: Timestamp
+    decisions_path: str = Field(description="the decision file as given")
+    decisions_sha256: Sha256
+    suite_sha256: Sha256 = Field(description="the suite fixed rows were checked against")
+    released: list[int] = Field(description="_row_id of rows released as held wrongly")
+    fixed: list[int] = Field(description="_row_id of fixed rows that passed and moved to clean")
+    still_failing: list[int] = Field(description="_row_id of fixed rows that still fail")
+    rejected: list[int] = Field(description="_row_id of rows whose quarantine was confirmed")
+    overturned_flags: dict[str, int] = Field(
+        default_factory=dict,
+        description="detector spec name to the rows it flagged that this release moved to clean",
+    )
+    audit_log: str = Field(description="the append-only audit log of the partition")
+
+
 class Manifest(Record):
     """The record of one committed partition: what was read, checked, written, and the verdict.
 
     Written last, as the commit point; ``docs/design.md`` ("The manifest") says how to read it.
     """
 
-    omit_when_none = ("audit",)
+    omit_when_none = ("audit", "previous", "release")
 
     manifest_version: Literal[1] = MANIFEST_VERSION
     run_id: str
@@ -359,6 +386,12 @@ class Manifest(Record):
         default=None,
         description="the stored bytes of the spec, suite, saved models and archived inputs "
         "(docs/audit.md); absent in manifests written before they were kept",
+    )
+    previous: PreviousCommit | None = Field(
+        default=None, description="the commit this one replaced, for a release commit"
+    )
+    release: ReleaseRecord | None = Field(
+        default=None, description="what a release commit changed (sluice release)"
     )
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ from detectors.screen import screen
 from sluice.config import LoadedSpec
 from sluice.core.failures import concat_failures
 from sluice.ingest import ingest
+from sluice.lineage import run_started
 from sluice.pipeline.recovery import recover_for_run
 from sluice.pipeline.reference import reference_rows
 from sluice.pipeline.run import OWNER_NAME, Run, output_roots, timed
@@ -34,6 +35,7 @@ def _ingest(run: Run, inputs: Mapping[str, bytes] | None = None) -> dict[str, An
     ``inputs`` (a replay's) are the files to read, path as recorded to bytes, instead of those
     the spec's source path lists.
     """
+    run_started(run.loaded.name, run.run_id, run.partition)
     roots = output_roots(run.loaded)
     owner = {"host": socket.gethostname(), "pid": os.getpid(), "partition": run.partition.dirname}
     with partition_lock(roots["reports"], run.partition.dirname):
