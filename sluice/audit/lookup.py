@@ -26,6 +26,7 @@ from sluice.core.errors import SluiceError
 from sluice.core.files import Unverified, read_verified
 from sluice.core.frame import ROW_ID, row_ids
 from sluice.core.values import json_safe
+from sluice.review.audit import entries
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -217,4 +218,9 @@ def audit_row(reports_root: Path, dataset: str, row_id: int) -> RowAudit:
         suite=_stored(reports_root, facts, "suite"),
         versions=facts.versions,
         earlier_runs=earlier,
+        decisions=[
+            e.model_dump(mode="json")
+            for e in sorted(entries(reports_root), key=lambda e: e.at)
+            if e.row_id == row_id
+        ],
     )

@@ -295,3 +295,19 @@ def test_the_next_run_reports_flags_overturned_over_time(released: Released) -> 
     assert '<tr><td>2024-01-01</td><td><code>default</code></td><td class="num">1</td></tr>' in (
         row.replace("\n", "")
     )
+
+
+def test_sluice_audit_answers_with_every_decision_about_the_row(released: Released) -> None:
+    from sluice.audit.lookup import audit_row
+
+    reports = Path(released.after["outputs"]["report"]["path"]).parents[1]
+    fixed = audit_row(reports, "xy", released.ids["vendor"])
+    assert fixed.where == "clean"
+    assert [d["decision"] for d in fixed.decisions] == ["fix"]
+    assert fixed.decisions[0]["by"] == "alice"
+    assert fixed.decisions[0]["fixed"] == {"code": ["7", "1"]}
+    held = audit_row(reports, "xy", released.ids["dup"])
+    assert held.where == "quarantine"
+    assert [(d["decision"], d["outcome"]) for d in held.decisions] == [("reject", "rejected")]
+    untouched = next(i for i in released.clean_before if i not in released.ids.values())
+    assert audit_row(reports, "xy", untouched).decisions == []
