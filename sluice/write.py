@@ -635,8 +635,11 @@ class Committed:
     files: dict[str, bytes]
 
 
-def load_partition(manifest_path: Path) -> Committed:
-    """Read a partition the way readers should: only files whose sha256 the manifest gives.
+def load_partition(
+    manifest_path: Path, *, storage_options: Mapping[str, str] | None = None
+) -> Committed:
+    """Read a partition the way readers should: only files whose sha256 the manifest gives,
+    and Delta tables (``tables``) at the version it gives, holding the rows it counted.
 
     Each file is read once, hashed, and parsed from the same bytes, so what is returned is what
     was checked. Raises :class:`NotCommitted` when the manifest is missing or a file is missing or
@@ -664,6 +667,11 @@ def load_partition(manifest_path: Path) -> Committed:
             frames[name] = pl.read_parquet(io.BytesIO(data))
         else:
             files[name] = data
+    if manifest.get("tables"):
+        from sluice.storage import open_output  # storage -> write: import late
+
+        for name in sorted(manifest["tables"]):
+            frames[name] = open_output(manifest, name, storage_options=storage_options).read()
     return Committed(manifest, frames, files)
 
 

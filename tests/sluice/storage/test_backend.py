@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from sluice.core.errors import ConfigError
 from sluice.decide import checksum
 from sluice.preflight import check_outputs
 from sluice.storage import DeltaTables, TableRows, open_output, slice_of
-from sluice.write import NotCommitted, OutputError
+from sluice.write import NotCommitted, OutputError, load_partition
 from tests.sluice.storage.conftest import ROOT, subprocess_env, trips_spec
 
 BIG = 2**64 - 5
@@ -154,3 +155,17 @@ def test_the_cli_names_the_key_of_a_remote_reports_root(tmp_path: Path) -> None:
     assert "outputs.reports" in done.stderr
     assert "must be a local path" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_load_partition_reads_the_tables_at_the_manifests_versions(tmp_path: Path) -> None:
+    uri = str(tmp_path / "clean")
+    old = DeltaTables({"clean": uri}, column="day", value="d1", run_id="r1").write(
+        "clean", _frame([1, 2]), {}
+    )
+    DeltaTables({"clean": uri}, column="day", value="d1", run_id="r2").write(
+        "clean", _frame([5]), {}
+    )
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"outputs": {}, "tables": {"clean": old.entry}}))
+    got = load_partition(manifest)
+    assert sorted(got.frames["clean"]["_row_id"].to_list()) == [1, 2]
