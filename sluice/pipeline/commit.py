@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -54,6 +56,7 @@ from sluice.write import (
     partition_lock,
     recover_pending,
     write_json,
+    write_parquet,
 )
 
 
@@ -86,7 +89,7 @@ def backend_for(run: Run, commit: PartitionCommit) -> OutputBackend:
     """The dataset's storage backend (``outputs.format``) for this run's commit."""
     loaded = run.loaded
     if not loaded.delta:
-        return PosixParquet(commit)
+        return PosixParquet(commit, write=_write_parquet)
     return DeltaTables(
         {side: loaded.table_uri(side) for side in TABLE_SIDES},
         column=run.partition.key,
@@ -178,7 +181,9 @@ def _write_committed(
     if not staged.written["clean"].table:
         commit.swap("clean", "quarantine")
     w = commit.writer("reports")
-    failures_file = PosixParquet(commit).write("failures", result.failures, {})
+    failures_file = PosixParquet(commit, write=_write_parquet).write(
+        "failures", result.failures, {}
+    )
     outputs = {side: x.entry for side, x in staged.written.items() if not x.table}
     outputs["failures"] = failures_file.entry
     tables = {side: x.entry for side, x in staged.written.items() if x.table}
@@ -261,6 +266,13 @@ def _write_committed(
         "manifest": str(final / MANIFEST_NAME),
         "conservation": holds,
     }
+
+
+def _write_parquet(
+    frame: pl.DataFrame, path: Path, metadata: Mapping[str, str] | None = None
+) -> None:
+    """:func:`sluice.write.write_parquet`, looked up when called (tests replace it here)."""
+    write_parquet(frame, path, metadata)
 
 
 def _where(written: Written) -> str:

@@ -9,7 +9,7 @@ manifest names: a file whose sha256 it gives, or a table at the version it gives
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +27,9 @@ from sluice.write import (
     read_back_ids,
     write_parquet,
 )
+
+ParquetWriter = Callable[[pl.DataFrame, Path, Mapping[str, str] | None], None]
+"""How a Parquet file is written (:func:`sluice.write.write_parquet`)."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,9 @@ class PosixParquet:
     format = "parquet"
     folder_sides: tuple[str, ...] = ("clean", "quarantine", "reports")
 
-    def __init__(self, commit: PartitionCommit) -> None:
+    def __init__(self, commit: PartitionCommit, *, write: ParquetWriter = write_parquet) -> None:
         self.commit = commit
+        self._write = write
 
     def write(self, side: str, frame: pl.DataFrame, metadata: Mapping[str, str]) -> Written:
         """Stage ``frame`` as the side's Parquet file (failures go to the reports folder)."""
@@ -82,7 +86,7 @@ class PosixParquet:
             ("reports", "failures.parquet") if side == "failures" else (side, PARQUET_NAME)
         )
         w = self.commit.writer(folder)
-        write_parquet(frame, w.path(name), metadata or None)
+        self._write(frame, w.path(name), metadata or None)
         entry = describe(w.path(name), None if side == "failures" else frame.height)
         entry["path"] = str(w.final / name)
         return Written(side, entry, table=False, staged=w.path(name))
