@@ -24,7 +24,7 @@ def _frame(ids: list[int]) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "_row_id": pl.Series(ids, dtype=pl.UInt64),
-            "x": [float(i % 7) for i in range(len(ids))],
+            "x": pl.Series([float(i % 7) for i in range(len(ids))], dtype=pl.Float64),
             "gone": pl.Series([None] * len(ids), dtype=pl.Null),
             "small": pl.Series([1] * len(ids), dtype=pl.UInt32),
         }
@@ -169,3 +169,16 @@ def test_load_partition_reads_the_tables_at_the_manifests_versions(tmp_path: Pat
     manifest.write_text(json.dumps({"outputs": {}, "tables": {"clean": old.entry}}))
     got = load_partition(manifest)
     assert sorted(got.frames["clean"]["_row_id"].to_list()) == [1, 2]
+
+
+def test_an_empty_partition_and_an_added_column_are_written(tmp_path: Path) -> None:
+    uri = str(tmp_path / "clean")
+    empty = DeltaTables({"clean": uri}, column="day", value="d1", run_id="r1").write(
+        "clean", _frame([]), {}
+    )
+    assert open_output({"tables": {"clean": empty.entry}}, "clean").read().height == 0
+    wider = _frame([8, 9]).with_columns(pl.lit("z").alias("added"))
+    w = DeltaTables({"clean": uri}, column="day", value="d2", run_id="r2").write("clean", wider, {})
+    got = open_output({"tables": {"clean": w.entry}}, "clean").read()
+    assert got["added"].to_list() == ["z", "z"]
+    assert got["x"].dtype == pl.Float64
