@@ -208,3 +208,26 @@ def test_runs_of_two_partitions_at_once_share_the_tables(
     loaded = load_spec(spec)
     versions = pl.scan_delta(loaded.table_uri("clean")).collect()
     assert versions[KEY].n_unique() == 2
+
+
+@pytest.mark.slow
+def test_sluice_run_writes_delta_on_s3_and_skips_it_when_done(
+    s3_env: S3Server, demo_raw: Path, tmp_path: Path
+) -> None:
+    spec = trips_spec(
+        tmp_path, demo_raw, name="trips_cli", delta=True, tables=f"s3://{s3_env.bucket}/cli"
+    )
+    exe = str(Path(sys.executable).with_name("sluice"))
+    args = [exe, "run", str(spec), "--partition", str(DAYS[0]), "--json"]
+    first = subprocess.run(
+        args, env=subprocess_env(), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    summary = json.loads(first.stdout)
+    manifest = _manifest(summary)
+    assert _ids(manifest) == (manifest["counts"]["in"], manifest["checksums"]["in"])
+    again = subprocess.run(
+        args, env=subprocess_env(), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already screened" in json.loads(again.stdout)["skipped"]
