@@ -8,7 +8,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: demo serve test test-slow lint typecheck layers bench clean browser
+.PHONY: demo demo-s3 serve test test-slow lint typecheck layers bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ browser:
 
 demo: $(STAMP)
 	$(BIN)/sluice demo
+
+# The demo with Delta outputs on a local S3-compatible server (moto on 127.0.0.1): docs/storage.md
+demo-s3: $(STAMP)
+	$(BIN)/python scripts/demo_s3.py
 
 serve: $(STAMP)
 	$(BIN)/sluice serve

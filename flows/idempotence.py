@@ -4,7 +4,8 @@ A partition is done when its manifest says it passed or warned, its input files 
 files with the same sha256, the suite and the dataset spec have the sha256 the manifest
 recorded, and every output file the manifest names is there with the sha256 it gives (the read
 protocol of ``sluice.write.load_partition``, hashing only: a partition whose outputs were changed
-is screened again). The manifest is validated with :class:`sluice.pipeline.manifest.Manifest`:
+is screened again), and every Delta table version it names holds the rows it counted. The
+manifest is validated with :class:`sluice.pipeline.manifest.Manifest`:
 one that is not valid (unreadable, edited into another shape, status and verdict disagreeing,
 conservation claimed against its own counts) is never done. The judgement is made with the
 partition's lock held, after recovering what dead runs left (a commit that died half way is
@@ -26,10 +27,12 @@ from expectations.suite import load_suite
 from sluice.config import LoadedSpec, Partition
 from sluice.core.errors import InputError
 from sluice.core.files import file_sha256
+from sluice.core.frame import ROW_ID
 from sluice.ingest import list_source_files
 from sluice.pipeline import recover_partition
 from sluice.pipeline.manifest import Manifest
-from sluice.write import MANIFEST_NAME, PartitionBusy, partition_lock
+from sluice.storage import open_output
+from sluice.write import MANIFEST_NAME, NotCommitted, PartitionBusy, partition_lock
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,18 @@ def unverified_output(outputs: Any) -> str | None:
     return None
 
 
+def unverified_tables(manifest: Mapping[str, Any], loaded: LoadedSpec) -> str | None:
+    """Why the table versions a manifest names cannot be read as it counted them (a table
+    removed, vacuumed or rewritten); None when each holds the partition's rows it records."""
+    options = loaded.storage_options()
+    for side in sorted(manifest.get("tables") or {}):
+        try:
+            open_output(manifest, side, storage_options=options).read([ROW_ID])
+        except NotCommitted as exc:
+            return f"its {side} table: {exc}"
+    return None
+
+
 def check_done(
     loaded: LoadedSpec, partition: Partition, *, suite_sha256: str | None = None
 ) -> Done:
@@ -132,12 +147,13 @@ def _judge(loaded: LoadedSpec, partition: Partition, suite_sha256: str | None) -
     suite_sha = suite_sha256 or load_suite(loaded.suite_path).sha256
     if manifest.suite.sha256 != suite_sha:
         return Done(False, "the suite changed", path)
-    outputs = manifest.dump()["outputs"]
+    doc = manifest.dump()
+    outputs = doc["outputs"]
     for side in ("clean", "quarantine"):
         out = outputs.get(side, {}).get("path")
-        if not out or not Path(out).is_file():
+        if side not in (doc.get("tables") or {}) and (not out or not Path(out).is_file()):
             return Done(False, f"its {side} output is missing", path)
-    mismatch = unverified_output(outputs)
+    mismatch = unverified_output(outputs) or unverified_tables(doc, loaded)
     if mismatch is not None:
         return Done(False, mismatch, path)
     try:

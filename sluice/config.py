@@ -184,12 +184,42 @@ class PartitionSpec(_Strict):
 
 
 class OutputSpec(_Strict):
-    """Output roots: three local folders, none equal to, inside or containing another or the
-    source's fixed prefix (checked on the resolved paths when the spec is loaded)."""
+    """Output roots: none equal to, inside or containing another or the source's fixed prefix
+    (checked on the resolved paths when the spec is loaded). With ``format: delta`` the clean,
+    quarantine and failures roots are Delta tables, on local paths or object-store URIs;
+    reports stay a local folder (docs/storage.md)."""
 
     clean: str = Field(description="Root of the clean rows (one folder per partition).")
     quarantine: str = Field(description="Root of the quarantined rows and their reasons.")
     reports: str = Field(description="Root of manifests, reports, failures and metric history.")
+    format: Literal["parquet", "delta"] = Field(
+        default="parquet",
+        description="parquet: one Parquet file per partition folder, swapped in by rename. "
+        "delta: clean, quarantine and failures are Delta tables partitioned by the partition "
+        "key, on local paths or s3:// (gs://, az://) URIs; the manifest names their versions.",
+    )
+    failures: str | None = Field(
+        default=None,
+        description="format delta: the failures table (default: the quarantine root with "
+        "_failures appended).",
+    )
+    storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="format delta: object-store settings passed to delta-rs (for example "
+        "AWS_ENDPOINT_URL, AWS_REGION); ${VAR} is expanded. Keep secrets in the environment, "
+        "which delta-rs also reads.",
+    )
+
+    @model_validator(mode="after")
+    def _delta_keys(self) -> OutputSpec:
+        if self.format != "delta":
+            used = [k for k in ("failures", "storage_options") if getattr(self, k)]
+            if used:
+                raise ValueError(
+                    f"outputs.{used[0]} applies only to outputs.format: delta (format is "
+                    f"{self.format!r}); remove it or set format: delta"
+                )
+        return self
 
 
 class ValidationSpec(_Strict):
@@ -799,6 +829,8 @@ def _overlap(a: Path, b: Path) -> str | None:
 
 OutputSide = Literal["clean", "quarantine", "reports"]
 OUTPUT_SIDES: tuple[OutputSide, ...] = ("clean", "quarantine", "reports")
+TableSide = Literal["clean", "quarantine", "failures"]
+TABLE_SIDES: tuple[TableSide, ...] = ("clean", "quarantine", "failures")
 PATH_KEYS = ("source.path", "outputs.clean", "outputs.quarantine", "outputs.reports")
 
 
@@ -869,22 +901,83 @@ class LoadedSpec:
             return prefix
         return resolve_root(prefix or ".", self.path.parent)
 
+    @property
+    def delta(self) -> bool:
+        """Whether clean, quarantine and failures are Delta tables (``outputs.format: delta``)."""
+        return self.spec.outputs.format == "delta"
+
     def output_root(self, which: OutputSide) -> Path:
         """One of the three output roots, resolved (absolute, normalised, links followed)."""
         if which not in self._roots:
             key = f"outputs.{which}"
             value = self.resolve(getattr(self.spec.outputs, which), key=key)
             if is_remote(value):
+                why = (
+                    "outputs.reports must be a local path (it holds the manifest, committed by "
+                    "an atomic rename)"
+                    if self.delta
+                    else "outputs must be local paths with outputs.format parquet (a partition's "
+                    "folders are swapped in by atomic rename)"
+                )
                 raise self._error(
-                    "outputs must be local paths for now (atomic rename)", key, found=value
+                    why,
+                    key,
+                    found=value,
+                    allowed="a local folder; for clean and quarantine on an object store, "
+                    "set outputs.format: delta",
                 )
             self._roots[which] = resolve_root(value, self.path.parent)
         return self._roots[which]
 
+    def table_uri(self, which: TableSide) -> str:
+        """Where a Delta table of ``outputs.format: delta`` is: a resolved local path, or the
+        object-store URI as written (environment expanded)."""
+        if which == "failures" and self.spec.outputs.failures is None:
+            return self.table_uri("quarantine").rstrip("/") + "_failures"
+        key = f"outputs.{which}"
+        value = self.resolve(str(getattr(self.spec.outputs, which)), key=key)
+        if is_remote(value):
+            return value
+        return str(resolve_root(value, self.path.parent))
+
+    def storage_options(self) -> dict[str, str]:
+        """``outputs.storage_options`` with ``${VAR}`` expanded."""
+        out: dict[str, str] = {}
+        for name, text in self.spec.outputs.storage_options.items():
+            try:
+                out[name] = expand_env(text)
+            except ValueError as exc:
+                key = f"outputs.storage_options.{name}"
+                raise self._error(str(exc), key, found=text) from None
+        return out
+
+    def _roots_to_check(self) -> dict[str, Path]:
+        if not self.delta:
+            return {f"outputs.{side}": self.output_root(side) for side in OUTPUT_SIDES}
+        if self.spec.outputs.failures is not None:
+            self.resolve(self.spec.outputs.failures, key="outputs.failures")
+        roots = {"outputs.reports": self.output_root("reports")}
+        for side in TABLE_SIDES:
+            uri = self.table_uri(side)
+            if not is_remote(uri):
+                roots[f"outputs.{side}"] = Path(uri)
+        uris = {side: self.table_uri(side).rstrip("/") + "/" for side in TABLE_SIDES}
+        named = list(uris.items())
+        for i, (a, ua) in enumerate(named):
+            for b, ub in named[i + 1 :]:
+                if ua.startswith(ub) or ub.startswith(ua):
+                    raise self._error(
+                        f"the {a} and {b} tables overlap ({ua} and {ub}): each table must be "
+                        "its own location",
+                        f"outputs.{a}",
+                        found=ua,
+                    )
+        return roots
+
     def check_paths(self) -> None:
         """Refuse, before any data moves, a source template sluice cannot parse and output roots
         that are equal, nested, or overlap the source's fixed prefix (on resolved paths)."""
-        roots = {f"outputs.{side}": self.output_root(side) for side in OUTPUT_SIDES}
+        roots = self._roots_to_check()
         prefix = self.source_prefix()
         for key, root in roots.items():
             how = _overlap(root, prefix) if isinstance(prefix, Path) else None
@@ -893,7 +986,7 @@ class LoadedSpec:
                     f"{root} {how} {prefix}, the folder the source files are read from "
                     f"(source.path{self._at('source.path')}): outputs must never touch the source",
                     key,
-                    found=getattr(self.spec.outputs, key.split(".")[1]),
+                    found=self._found(key),
                 )
         named = list(roots.items())
         for i, (key_a, a) in enumerate(named):
@@ -904,8 +997,12 @@ class LoadedSpec:
                         f"{a} {how} {b} ({key_b}{self._at(key_b)}): each output root must be "
                         "its own folder, none inside another",
                         key_a,
-                        found=getattr(self.spec.outputs, key_a.split(".")[1]),
+                        found=self._found(key_a),
                     )
+
+    def _found(self, key: str) -> object:
+        value = getattr(self.spec.outputs, key.split(".")[1])
+        return self.table_uri("failures") if value is None else value
 
     def _at(self, key: str) -> str:
         line = self.lines.get(key)

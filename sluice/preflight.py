@@ -21,7 +21,7 @@ from detectors.spec import DetectorSpec
 from expectations.results import Suite
 from expectations.sluice_types import refuse_sluice_types
 from expectations.suite import check_names, load_suite, partition_parameters
-from sluice.config import LoadedSpec, Partition, find_spec
+from sluice.config import TABLE_SIDES, LoadedSpec, Partition, find_spec
 from sluice.core.errors import ConfigError
 from sluice.core.frame import EngineChoice
 
@@ -110,10 +110,31 @@ def check_source(loaded: LoadedSpec) -> None:
     check_protocols(path, file=loaded.path, key="source.path")
 
 
+DELTA_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "azure"})
+"""Object-store schemes delta-rs writes Delta tables to."""
+
+
 def check_outputs(loaded: LoadedSpec) -> None:
-    """Resolve the three output roots (each refuses what it cannot be)."""
-    for side in ("clean", "quarantine", "reports"):
-        loaded.output_root(side)
+    """Resolve the output roots (each refuses what it cannot be); with ``outputs.format: delta``
+    refuse a table URI whose scheme delta-rs cannot write."""
+    if not loaded.delta:
+        for side in ("clean", "quarantine", "reports"):
+            loaded.output_root(side)
+        return
+    loaded.output_root("reports")
+    loaded.storage_options()
+    for side in TABLE_SIDES:
+        uri = loaded.table_uri(side)
+        for protocol in protocols(uri):
+            if protocol not in DELTA_PROTOCOLS:
+                raise ConfigError(
+                    f"outputs.format delta cannot write a table to {protocol}://",
+                    file=str(loaded.path),
+                    key=f"outputs.{side}",
+                    found=uri,
+                    allowed="a local path or one of "
+                    + ", ".join(f"{p}://" for p in sorted(DELTA_PROTOCOLS)),
+                )
 
 
 def check_detectors(loaded: LoadedSpec) -> None:

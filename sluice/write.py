@@ -573,9 +573,24 @@ def prove_conservation(
     (``{side: {rows, checksum}}``, what the manifest will say). Returns what was read,
     ``{side: {rows, checksum}}``; raises :class:`ConservationError` naming every difference.
     """
+    read = {side: read_back_ids(path, sha, column) for side, (path, sha) in files.items()}
+    names = ", ".join(str(path) for path, _ in files.values())
+    return check_conservation(read, ids_in, column, expected, names=names)
+
+
+def check_conservation(
+    read: Mapping[str, pl.Series],
+    ids_in: pl.Series,
+    column: str,
+    expected: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    names: str,
+) -> dict[str, dict[str, Any]]:
+    """Check that the ids read back from each side (``read``) hold every input id exactly once
+    and agree with ``expected``; ``names`` says where they were read, for the error. Returns
+    ``{side: {rows, checksum}}``; raises :class:`ConservationError` naming every difference."""
     from sluice.decide import add_checksums, checksum  # detectors -> write: import late
 
-    read = {side: read_back_ids(path, sha, column) for side, (path, sha) in files.items()}
     back: dict[str, dict[str, Any]] = {
         side: {"rows": len(ids), "checksum": checksum(ids)} for side, ids in read.items()
     }
@@ -603,7 +618,6 @@ def prove_conservation(
                 f"the manifest would say {want['rows']} ({want['checksum']})"
             )
     if problems:
-        names = ", ".join(str(path) for path, _ in files.values())
         raise ConservationError(
             f"conservation does not hold in the files staged for the commit ({names}): "
             f"{'; '.join(problems)}. Nothing was committed and the previous outputs are "
@@ -621,8 +635,11 @@ class Committed:
     files: dict[str, bytes]
 
 
-def load_partition(manifest_path: Path) -> Committed:
-    """Read a partition the way readers should: only files whose sha256 the manifest gives.
+def load_partition(
+    manifest_path: Path, *, storage_options: Mapping[str, str] | None = None
+) -> Committed:
+    """Read a partition the way readers should: only files whose sha256 the manifest gives,
+    and Delta tables (``tables``) at the version it gives, holding the rows it counted.
 
     Each file is read once, hashed, and parsed from the same bytes, so what is returned is what
     was checked. Raises :class:`NotCommitted` when the manifest is missing or a file is missing or
@@ -650,6 +667,11 @@ def load_partition(manifest_path: Path) -> Committed:
             frames[name] = pl.read_parquet(io.BytesIO(data))
         else:
             files[name] = data
+    if manifest.get("tables"):
+        from sluice.storage import open_output  # storage -> write: import late
+
+        for name in sorted(manifest["tables"]):
+            frames[name] = open_output(manifest, name, storage_options=storage_options).read()
     return Committed(manifest, frames, files)
 
 

@@ -72,7 +72,9 @@ def main(args: argparse.Namespace) -> int:
     used: list[dict[str, Any]] = []
     missing: list[str] = []
     for part in parts:
-        got = verified_clean(manifest_path(loaded, part), columns)
+        got = verified_clean(
+            manifest_path(loaded, part), columns, storage_options=loaded.storage_options()
+        )
         if got is None:
             missing.append(str(part))
             continue

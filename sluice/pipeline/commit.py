@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import polars as pl
 from sluice.audit.keep import archive_manifest, keep_run
 from sluice.audit.records import AuditRecord
 from sluice.audit.store import StoreError
+from sluice.config import TABLE_SIDES
 from sluice.core.failures import concat_failures
 from sluice.core.frame import ROW_ID
 from sluice.core.versions import versions
@@ -35,6 +37,7 @@ from sluice.pipeline.manifest import (
     ScreenSummary,
     SpecFile,
     SuiteFile,
+    TableVersion,
     Timings,
     Validation,
     now,
@@ -46,6 +49,7 @@ from sluice.pipeline.run import Run, log, output_roots
 from sluice.preflight import with_model_path
 from sluice.report import SCORES_NAME, append_history, stage_report
 from sluice.screening import count_rows, critical_checks, judge_rows, split_rows
+from sluice.storage import DeltaTables, OutputBackend, PosixParquet, Written, kill_point
 from sluice.verdict import (
     Verdict,
     report_cause,
@@ -53,11 +57,10 @@ from sluice.verdict import (
 )
 from sluice.write import (
     MANIFEST_NAME,
-    PARQUET_NAME,
     PartitionCommit,
+    check_conservation,
     describe,
     partition_lock,
-    prove_conservation,
     recover_pending,
     write_json,
     write_parquet,
@@ -82,16 +85,31 @@ def _judge(
 
 @dataclass(frozen=True)
 class _Staged:
-    """What the write stage staged: the split, the ids that came in, the reasons and files."""
+    """What the write stage staged: the split, the ids that came in, the reasons and outputs."""
 
     split: Split
     ids_in: pl.Series
     reasons: list[str]
-    outputs: dict[str, Any]
+    meta: dict[str, str]
+    written: dict[str, Written]
 
 
-def _write(run: Run, commit: PartitionCommit) -> _Staged:
-    """Split rows into clean and quarantine and stage them."""
+def backend_for(run: Run, commit: PartitionCommit) -> OutputBackend:
+    """The dataset's storage backend (``outputs.format``) for this run's commit."""
+    loaded = run.loaded
+    if not loaded.delta:
+        return PosixParquet(commit, write=_write_parquet)
+    return DeltaTables(
+        {side: loaded.table_uri(side) for side in TABLE_SIDES},
+        column=run.partition.key,
+        value=str(run.partition),
+        run_id=run.run_id,
+        storage_options=loaded.storage_options(),
+    )
+
+
+def _write(run: Run, backend: OutputBackend) -> _Staged:
+    """Split rows into clean and quarantine and write them through the backend."""
     frame = pl.read_parquet(run.file("frame.parquet"))
     raw = pl.read_parquet(run.file("raw.parquet"))
     failures = concat_failures(
@@ -111,17 +129,12 @@ def _write(run: Run, commit: PartitionCommit) -> _Staged:
         "sluice.spec_sha256": run.loaded.sha256,
     }
     reasons = sorted(result.failures["reason"].unique().to_list())
-    outputs: dict[str, Any] = {}
-    w = commit.writer("clean")
-    write_parquet(result.clean, w.path(PARQUET_NAME), meta)
-    outputs["clean"] = describe(w.path(PARQUET_NAME), result.clean.height)
-    outputs["clean"]["path"] = str(w.final / PARQUET_NAME)
-    w = commit.writer("quarantine")
     qmeta = {**meta, "sluice.rules": json.dumps(reasons)}
-    write_parquet(result.quarantine, w.path(PARQUET_NAME), qmeta)
-    outputs["quarantine"] = describe(w.path(PARQUET_NAME), result.quarantine.height)
-    outputs["quarantine"]["path"] = str(w.final / PARQUET_NAME)
-    return _Staged(result, frame[ROW_ID], reasons, outputs)
+    written = {
+        "clean": backend.write("clean", result.clean, meta),
+        "quarantine": backend.write("quarantine", result.quarantine, qmeta),
+    }
+    return _Staged(result, frame[ROW_ID], reasons, qmeta, written)
 
 
 def stage_write(run: Run, started: dt.datetime | None = None) -> dict[str, Any]:
@@ -141,7 +154,7 @@ def stage_write(run: Run, started: dt.datetime | None = None) -> dict[str, Any]:
         recover_dead_work(run.loaded, skip=dirname)
         _warn_if_released(roots["reports"] / dirname / MANIFEST_NAME, run)
         with PartitionCommit(roots, dirname, run.run_id, dataset=run.loaded.name) as commit:
-            summary = _write_committed(run, commit, started)
+            summary = _write_committed(run, commit, backend_for(run, commit), started)
     run.discard()
     return summary
 
@@ -166,10 +179,10 @@ def _warn_if_released(manifest: Path, run: Run) -> None:
 
 
 def _write_committed(
-    run: Run, commit: PartitionCommit, started: dt.datetime | None
+    run: Run, commit: PartitionCommit, backend: OutputBackend, started: dt.datetime | None
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
-    staged = _write(run, commit)
+    staged = _write(run, backend)
     result, ids_in = staged.split, staged.ids_in
     part = run.partition
     sums = Checksums(
@@ -179,28 +192,32 @@ def _write_committed(
         algorithm="sum of _row_id mod 2^64, hex",
     )
     counts = _counts(result.failures, len(ids_in), result.clean.height, result.quarantine.height)
-    read_back = prove_conservation(
-        {
-            side: (commit.writer(side).path(PARQUET_NAME), staged.outputs[side]["sha256"])
-            for side in ("clean", "quarantine")
-        },
+    read_back = check_conservation(
+        {side: backend.read_back(w, ROW_ID) for side, w in staged.written.items()},
         ids_in,
         ROW_ID,
         {
             "clean": {"rows": counts.clean, "checksum": sums.clean},
             "quarantine": {"rows": counts.quarantine, "checksum": sums.quarantine},
         },
+        names=", ".join(_where(w) for w in staged.written.values()),
     )
     holds = counts.rows_in == counts.clean + counts.quarantine and sums.ids_in == add_checksums(
         sums.clean, sums.quarantine
     )
     ingested, validated, screened = run.ingest_facts(), run.validate_facts(), run.screen_facts()
     verdict = _judge(run, result.failures, counts.model_dump(mode="json"), list(result.critical))
-    commit.swap("clean", "quarantine")
+    if not staged.written["clean"].table:
+        commit.swap("clean", "quarantine")
     w = commit.writer("reports")
-    write_parquet(result.failures, w.path("failures.parquet"))
-    outputs = {**staged.outputs, "failures": describe(w.path("failures.parquet"))}
-    outputs["failures"]["path"] = str(w.final / "failures.parquet")
+    failures_file = PosixParquet(commit, write=_write_parquet).write(
+        "failures", result.failures, {}
+    )
+    outputs = {side: x.entry for side, x in staged.written.items() if not x.table}
+    outputs["failures"] = failures_file.entry
+    tables = {side: x.entry for side, x in staged.written.items() if x.table}
+    if tables:
+        tables["failures"] = backend.write("failures", result.failures, staged.meta).entry
     timings = {
         "ingest": ingested.seconds,
         "validate": validated.seconds,
@@ -247,6 +264,7 @@ def _write_committed(
         versions=versions(),
         outputs={k: OutputFile.model_validate(v) for k, v in outputs.items()},
         timings_s=Timings.model_validate(timings),
+        tables={k: TableVersion.model_validate(v) for k, v in tables.items()} or None,
     )
     # report: scores, metrics.parquet and report.html, committed with the manifest
     report = stage_report(run.loaded, run.partition, run.file(SCORES_NAME), w, manifest.dump())
@@ -274,6 +292,8 @@ def _write_committed(
     )
     write_json(manifest.dump(), w.path(MANIFEST_NAME))
     _archive(w.final / MANIFEST_NAME)
+    if tables:
+        kill_point("manifest")
     final = commit.commit()["reports"]
     _archive(final / MANIFEST_NAME)
     append_history(final)
@@ -314,6 +334,19 @@ def _archive(manifest: Path) -> None:
         archive_manifest(manifest)
     except StoreError as exc:
         log.warning("%s", exc)
+
+
+def _write_parquet(
+    frame: pl.DataFrame, path: Path, metadata: Mapping[str, str] | None = None
+) -> None:
+    """:func:`sluice.write.write_parquet`, looked up when called (tests replace it here)."""
+    write_parquet(frame, path, metadata)
+
+
+def _where(written: Written) -> str:
+    if written.table:
+        return f"{written.entry['uri']} version {written.entry['version']}"
+    return str(written.staged)
 
 
 def _verdict(run: Run, verdict: Verdict) -> ManifestVerdict:

@@ -232,10 +232,15 @@ class DetectorRecord(Record):
 
 
 class ReferencePartition(Record):
-    """An earlier partition whose clean rows a detector learned from."""
+    """An earlier partition whose clean rows a detector learned from: its clean file's sha256,
+    or (Delta outputs) its clean table and version."""
+
+    omit_when_none = ("sha256", "table", "table_version")
 
     partition: str
-    sha256: Sha256
+    sha256: Sha256 | None = None
+    table: str | None = None
+    table_version: int | None = Field(default=None, ge=0)
     rows: int = Field(ge=0)
 
 
@@ -281,6 +286,18 @@ class OutputFile(Record):
     sha256: Sha256
     size: int = Field(validation_alias="bytes", serialization_alias="bytes", ge=0)
     rows: int | None = Field(default=None, ge=0)
+
+
+class TableVersion(Record):
+    """A partition of a table the run wrote: readers read the table at this version only."""
+
+    format: Literal["delta"] = "delta"
+    uri: str = Field(description="the table's location (a local path or an object-store URI)")
+    version: int = Field(ge=0, description="the table version the run's commit made")
+    partition_column: str
+    partition_value: str
+    rows: int = Field(ge=0)
+    checksum: Checksum
 
 
 class Timings(Record):
@@ -354,7 +371,7 @@ class Manifest(Record):
     Written last, as the commit point; ``docs/design.md`` ("The manifest") says how to read it.
     """
 
-    omit_when_none = ("audit", "previous", "release")
+    omit_when_none = ("audit", "previous", "release", "tables")
 
     manifest_version: Literal[1] = MANIFEST_VERSION
     run_id: str
@@ -393,12 +410,19 @@ class Manifest(Record):
     release: ReleaseRecord | None = Field(
         default=None, description="what a release commit changed (sluice release)"
     )
+    tables: dict[str, TableVersion] | None = Field(
+        default=None,
+        description="outputs.format delta: clean, quarantine and failures as table versions "
+        "(they are then not in outputs)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
         if self.status != self.verdict.status:
             raise ValueError(f"status {self.status!r} but verdict.status {self.verdict.status!r}")
-        missing = sorted({"clean", "quarantine", "failures"} - set(self.outputs))
+        missing = sorted(
+            {"clean", "quarantine", "failures"} - set(self.outputs) - set(self.tables or {})
+        )
         if missing:
             raise ValueError(f"outputs lacks {', '.join(missing)}")
         c, s = self.counts, self.checksums

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from sluice.config import LoadedSpec, Partition
-from sluice.core.files import Unverified, read_verified
 from sluice.core.frame import ROW_ID
+from sluice.storage import open_output
+from sluice.write import NotCommitted
 
 
 def reference_rows(
@@ -19,14 +20,16 @@ def reference_rows(
 ) -> tuple[pl.DataFrame | None, list[dict[str, Any]]]:
     """The clean rows of up to ``reference.partitions`` committed partitions before this one.
 
-    Only clean output is read, so no quarantined row teaches the detectors, and only files
-    whose sha256 their manifest gives. Returns the rows (None when there are none) and, for the
+    Only clean output is read, so no quarantined row teaches the detectors, and only as each
+    manifest names it (a file whose sha256 it gives, a Delta table at the version it gives).
+    Returns the rows (None when there are none) and, for the
     manifest, which partitions they came from.
     """
     wanted = loaded.spec.reference.partitions
     if wanted == 0:
         return None, []
     reports = loaded.output_root("reports")
+    options = loaded.storage_options()
     earlier: list[tuple[Partition, Path]] = []
     for manifest in reports.glob(f"{partition.key}=*/manifest.json"):
         try:
@@ -40,7 +43,7 @@ def reference_rows(
     for part, manifest in sorted(earlier, key=lambda pm: pm[0].start, reverse=True):
         if len(used) == wanted:
             break
-        got = verified_clean(manifest, columns)
+        got = verified_clean(manifest, columns, storage_options=options)
         if got is not None:
             frames.append(got[0])
             used.append({"partition": str(part), **got[1]})
@@ -50,16 +53,24 @@ def reference_rows(
 
 
 def verified_clean(
-    manifest: Path, columns: list[str]
+    manifest: Path, columns: list[str], *, storage_options: Mapping[str, str] | None = None
 ) -> tuple[pl.DataFrame, dict[str, Any]] | None:
-    """The ``_row_id`` and ``columns`` of a committed partition's clean output, read only if the
-    file's sha256 is the one its manifest gives, with ``{"sha256", "rows"}``; else None."""
+    """The ``_row_id`` and ``columns`` of a committed partition's clean output, read only as its
+    manifest names it (a file with the sha256 it gives, or a Delta table at the version it
+    gives, holding the rows it counted), with ``{"sha256" or "table_version", "rows"}``; else
+    None."""
     try:
-        entry = json.loads(manifest.read_text(encoding="utf-8"))["outputs"]["clean"]
-        data = read_verified(entry["path"], entry["sha256"])
-    except (OSError, ValueError, KeyError, TypeError, Unverified):
+        doc = json.loads(manifest.read_text(encoding="utf-8"))
+        source = open_output(doc, "clean", storage_options=storage_options)
+        frame = source.read()
+    except (OSError, ValueError, KeyError, TypeError, NotCommitted):
         return None
-    frame = pl.read_parquet(io.BytesIO(data))
     if not set(columns) <= set(frame.columns):
         return None
-    return frame.select(ROW_ID, *columns), {"sha256": entry["sha256"], "rows": frame.height}
+    tables = doc.get("tables") or {}
+    if "clean" in tables:
+        entry = tables["clean"]
+        where: dict[str, Any] = {"table": entry["uri"], "table_version": entry["version"]}
+    else:
+        where = {"sha256": doc["outputs"]["clean"]["sha256"]}
+    return frame.select(ROW_ID, *columns), {**where, "rows": frame.height}

@@ -270,5 +270,7 @@ def timed(fn: Callable[[Run], dict[str, Any]], stage: str) -> Callable[[Run], No
 
 
 def output_roots(loaded: LoadedSpec) -> dict[str, Path]:
-    """The output roots of a dataset, the reports root (which holds the manifest) last."""
-    return {side: loaded.output_root(side) for side in SIDES}
+    """The output folders a commit renames, the reports root (which holds the manifest) last:
+    all three for Parquet outputs, the reports root alone for Delta tables (sluice.storage)."""
+    sides = ("reports",) if loaded.delta else SIDES
+    return {side: loaded.output_root(side) for side in sides}

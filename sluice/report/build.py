@@ -25,9 +25,12 @@ from sluice.report.anomalies import AnomalyPolicy, Finding, detect
 from sluice.report.drift import (
     DriftPolicy,
     DriftResult,
+    Source,
     detect_drift,
     load_reference,
     reference_files,
+    source_schema,
+    table_partitions,
 )
 from sluice.report.history import METRICS_NAME, Baseline, load_history
 from sluice.report.metrics import (
@@ -107,7 +110,7 @@ def _drifted_before(history: pl.DataFrame) -> dict[str, set[str]]:
 
 def _drift(
     outputs: RunOutputs,
-    files: list[tuple[Partition, Path]],
+    files: list[tuple[Partition, Source]],
     history: pl.DataFrame,
     policy: DriftPolicy,
     *,
@@ -119,7 +122,7 @@ def _drift(
     clash. A column that some earlier partition lacks is skipped, with a note. Against a pinned
     baseline no partition is left out for having drifted before."""
     columns = list(outputs.columns)
-    schemas = [list(pl.read_parquet_schema(f)) for _, f in files]
+    schemas = [source_schema(f) for _, f in files]
     present = set(columns).intersection(*schemas)
     tested = [c for c in columns if c in present]
     slot = {c: f"_c{i}" for i, c in enumerate(tested)}
@@ -150,10 +153,11 @@ def compose(
     outputs: RunOutputs,
     *,
     reports_root: Path,
-    clean_root: Path,
+    clean_root: Path | None,
     anomaly_policy: AnomalyPolicy | None = None,
     drift_policy: DriftPolicy | None = None,
     baseline: Baseline | None = None,
+    storage_options: Mapping[str, str] | None = None,
 ) -> Report:
     """Measure a run, judge its metrics against the history before it (or the pinned
     ``baseline``), and test drift."""
@@ -163,7 +167,12 @@ def compose(
     history = load_history(reports_root, before=part.start)
     cols = profiles(outputs)
     dets = detector_stats(outputs)
-    files, dpol = reference_files(clean_root, part, dpol, baseline)
+    candidates = (
+        None if clean_root is not None else table_partitions(reports_root, part, storage_options)
+    )
+    files, dpol = reference_files(
+        clean_root or reports_root, part, dpol, baseline, candidates=candidates
+    )
     drift = _drift(outputs, files, history, dpol, partition=part, pinned=baseline is not None)
     extra: list[tuple[str, str, str, float | None, int]] = []
     for d in drift:
@@ -248,12 +257,18 @@ def stage_report(
         write_parquet(frame, writer.path(SCORES_NAME))
         keep(SCORES_NAME, frame.height)
     try:
-        outputs = load_outputs(dict(manifest), writer.staging, formats_of(loaded))
+        outputs = load_outputs(
+            dict(manifest),
+            writer.staging,
+            formats_of(loaded),
+            storage_options=loaded.storage_options(),
+        )
         report = compose(
             outputs,
             reports_root=loaded.output_root("reports"),
-            clean_root=loaded.output_root("clean"),
+            clean_root=None if loaded.delta else loaded.output_root("clean"),
             baseline=Baseline.of(loaded.spec),
+            storage_options=loaded.storage_options(),
         )
         text = render(report)
     except Exception as exc:
@@ -325,12 +340,16 @@ def rebuild_report(
             f"run `sluice run {loaded.name} --partition {part}` first"
         )
     manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
-    _resolve_outputs(manifest, loaded, part.dirname)
-    outputs = load_outputs(manifest, folder, formats_of(loaded))
+    if not manifest.get("tables"):
+        _resolve_outputs(manifest, loaded, part.dirname)
+    outputs = load_outputs(
+        manifest, folder, formats_of(loaded), storage_options=loaded.storage_options()
+    )
     report = compose(
         outputs,
         reports_root=reports_root,
-        clean_root=loaded.output_root("clean"),
+        clean_root=None if loaded.delta else loaded.output_root("clean"),
+        storage_options=loaded.storage_options(),
         anomaly_policy=anomaly_policy,
         drift_policy=drift_policy,
         baseline=Baseline.of(loaded.spec),

@@ -24,6 +24,7 @@ before this partition``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,7 +46,8 @@ from sluice.report.metrics import (
     hist_edges,
     kind_of,
 )
-from sluice.write import PARQUET_NAME
+from sluice.storage import CleanSource, open_output
+from sluice.write import MANIFEST_NAME, PARQUET_NAME, NotCommitted
 
 Test = Literal["ks", "psi", "chi2", ""]
 PSI_EPS = 1e-4
@@ -208,29 +210,11 @@ def categorical_drift(
     return "psi", value, None, value >= policy.psi_drift, counts
 
 
-def earlier_partitions(
-    clean_root: Path, partition: Partition, limit: int
-) -> list[tuple[Partition, Path]]:
-    """Up to ``limit`` partitions before this one with clean data, most recent last."""
-    found = []
-    for f in clean_root.glob(f"{partition.key}=*/{PARQUET_NAME}"):
-        if f.parent.name.startswith("."):
-            continue
-        value = f.parent.name.split("=", 1)[1]
-        try:
-            p = Partition.parse(value, partition.kind, partition.key)
-        except ValueError:
-            continue
-        if p.start < partition.start:
-            found.append((p, f))
-    found.sort(key=lambda pf: pf[0].start)
-    return found[-limit:]
+Source = Path | CleanSource
+"""Where an earlier partition's clean rows are: a Parquet file, or a table version."""
 
 
-def baseline_partitions(
-    clean_root: Path, partition: Partition, baseline: Baseline
-) -> list[tuple[Partition, Path]]:
-    """The pinned baseline's partitions with clean data (this one left out), oldest first."""
+def _folders(clean_root: Path, partition: Partition) -> list[tuple[Partition, Path]]:
     found = []
     for f in clean_root.glob(f"{partition.key}=*/{PARQUET_NAME}"):
         if f.parent.name.startswith("."):
@@ -239,31 +223,90 @@ def baseline_partitions(
             p = Partition.parse(f.parent.name.split("=", 1)[1], partition.kind, partition.key)
         except ValueError:
             continue
-        if p.start in baseline and p != partition:
-            found.append((p, f))
+        found.append((p, f))
+    return found
+
+
+def table_partitions(
+    reports_root: Path, partition: Partition, storage_options: Mapping[str, str] | None = None
+) -> list[tuple[Partition, Source]]:
+    """Every committed partition whose manifest names a clean table version (Delta outputs),
+    read at that version (sluice.storage)."""
+    found: list[tuple[Partition, Source]] = []
+    for m in reports_root.glob(f"{partition.key}=*/{MANIFEST_NAME}"):
+        try:
+            p = Partition.parse(m.parent.name.split("=", 1)[1], partition.kind, partition.key)
+            doc = json.loads(m.read_text(encoding="utf-8"))
+            if "clean" not in (doc.get("tables") or {}):
+                continue
+            found.append((p, open_output(doc, "clean", storage_options=storage_options)))
+        except (OSError, ValueError, KeyError, TypeError, NotCommitted):
+            continue
+    return found
+
+
+def earlier_partitions(
+    clean_root: Path,
+    partition: Partition,
+    limit: int,
+    *,
+    candidates: Sequence[tuple[Partition, Source]] | None = None,
+) -> list[tuple[Partition, Source]]:
+    """Up to ``limit`` partitions before this one with clean data, most recent last (from
+    ``candidates`` when given, else the Parquet folders under ``clean_root``)."""
+    pool = _folders(clean_root, partition) if candidates is None else candidates
+    found = [(p, f) for p, f in pool if p.start < partition.start]
+    found.sort(key=lambda pf: pf[0].start)
+    return found[-limit:]
+
+
+def baseline_partitions(
+    clean_root: Path,
+    partition: Partition,
+    baseline: Baseline,
+    *,
+    candidates: Sequence[tuple[Partition, Source]] | None = None,
+) -> list[tuple[Partition, Source]]:
+    """The pinned baseline's partitions with clean data (this one left out), oldest first."""
+    pool = _folders(clean_root, partition) if candidates is None else candidates
+    found = [(p, f) for p, f in pool if p.start in baseline and p != partition]
     return sorted(found, key=lambda pf: pf[0].start)
 
 
 def reference_files(
-    clean_root: Path, partition: Partition, policy: DriftPolicy, baseline: Baseline | None
-) -> tuple[list[tuple[Partition, Path]], DriftPolicy]:
+    clean_root: Path,
+    partition: Partition,
+    policy: DriftPolicy,
+    baseline: Baseline | None,
+    *,
+    candidates: Sequence[tuple[Partition, Source]] | None = None,
+) -> tuple[list[tuple[Partition, Source]], DriftPolicy]:
     """The clean files drift is tested against, and the policy to test them with.
 
     Rolling: up to twice ``reference_partitions`` earlier partitions (drifted ones are left out
     later). Pinned: every partition of the baseline, sampled so the reference stays the size of a
-    rolling one.
+    rolling one. ``candidates`` replaces the Parquet folders under ``clean_root`` (Delta
+    outputs: :func:`table_partitions`).
     """
     if baseline is None:
-        return earlier_partitions(clean_root, partition, 2 * policy.reference_partitions), policy
-    files = baseline_partitions(clean_root, partition, baseline)
+        files = earlier_partitions(
+            clean_root, partition, 2 * policy.reference_partitions, candidates=candidates
+        )
+        return files, policy
+    files = baseline_partitions(clean_root, partition, baseline, candidates=candidates)
     n = max(len(files), 1)
     budget = policy.rows_per_partition * policy.reference_partitions
     rows = max(min(policy.rows_per_partition, budget // n), 1)
     return files, replace(policy, reference_partitions=n, rows_per_partition=rows)
 
 
+def source_schema(source: Source) -> list[str]:
+    """The column names of an earlier partition's clean rows."""
+    return list(pl.read_parquet_schema(source)) if isinstance(source, Path) else source.schema()
+
+
 def load_reference(
-    files: Sequence[tuple[Partition, Path]],
+    files: Sequence[tuple[Partition, Source]],
     columns: Sequence[str],
     policy: DriftPolicy,
     *,
@@ -280,8 +323,12 @@ def load_reference(
     for i, (p, f) in enumerate(files):
         if not columns:
             break
-        have = list(schemas[i]) if schemas is not None else list(pl.read_parquet_schema(f))
-        frame = pl.read_parquet(f, columns=[have.index(c) for c in columns])
+        have = list(schemas[i]) if schemas is not None else source_schema(f)
+        if isinstance(f, Path):
+            frame = pl.read_parquet(f, columns=[have.index(c) for c in columns])
+        else:
+            got = f.read()
+            frame = got.select(pl.nth([list(got.columns).index(c) for c in columns]))
         if names:
             frame = frame.rename(dict(zip(frame.columns, [names[c] for c in columns], strict=True)))
         if frame.height > policy.rows_per_partition:

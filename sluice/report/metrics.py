@@ -21,6 +21,7 @@ import polars as pl
 from sluice.config import Partition
 from sluice.core.frame import MALFORMED, ROW_ID, SOURCE_FILE, SOURCE_ROW
 from sluice.decide import RAW
+from sluice.storage import open_output
 
 Kind = Literal["numeric", "temporal", "boolean", "string"]
 Stage = Literal["ingest", "validate", "screen", "partition"]
@@ -73,17 +74,31 @@ class RunOutputs:
 
 
 def load_outputs(
-    manifest: dict[str, Any], folder: Path, formats: Mapping[str, str] | None = None
+    manifest: dict[str, Any],
+    folder: Path,
+    formats: Mapping[str, str] | None = None,
+    *,
+    storage_options: Mapping[str, str] | None = None,
 ) -> RunOutputs:
-    """Load a run's outputs; ``folder`` holds its ``failures.parquet`` (and ``scores.parquet``)."""
+    """Load a run's outputs; ``folder`` holds its ``failures.parquet`` (and ``scores.parquet``).
+
+    Clean and quarantine rows are read as the manifest names them (sluice.storage): a Delta
+    table at the manifest's version, or a Parquet file (read as it is, for a rebuilt report)."""
     outs = manifest["outputs"]
     part = manifest["partition"]
     scores_path = folder / "scores.parquet"
+    tables = manifest.get("tables") or {}
+
+    def side(name: str) -> pl.DataFrame:
+        if name in tables:
+            return open_output(manifest, name, storage_options=storage_options).read()
+        return pl.read_parquet(outs[name]["path"])
+
     return RunOutputs(
         manifest=manifest,
         partition=Partition.parse(part["value"], part["kind"], part["key"]),
-        clean=pl.read_parquet(outs["clean"]["path"]),
-        quarantine=pl.read_parquet(outs["quarantine"]["path"]),
+        clean=side("clean"),
+        quarantine=side("quarantine"),
         failures=pl.read_parquet(folder / "failures.parquet"),
         scores=pl.read_parquet(scores_path) if scores_path.exists() else None,
         formats=dict(formats or {}),

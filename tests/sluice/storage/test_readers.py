@@ -1,0 +1,56 @@
+"""Every sluice reader of clean output reads Delta tables at the manifest's versions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from flows.idempotence import check_done
+from sluice.config import load_spec
+from sluice.pipeline import reference_rows, run_partition, verified_clean
+from sluice.report.build import rebuild_report
+from sluice.report.drift import DriftPolicy, load_reference, reference_files, table_partitions
+from tests.sluice.storage.conftest import DAYS, trips_spec
+
+
+def test_reference_skip_if_done_and_report_rebuild_read_the_tables(
+    demo_raw: Path, tmp_path: Path
+) -> None:
+    spec = trips_spec(tmp_path, demo_raw, name="trips_readers", delta=True, reference=1)
+    first = run_partition(str(spec), DAYS[0])
+    second = run_partition(str(spec), DAYS[1])
+    m1 = json.loads(Path(first["manifest"]).read_text(encoding="utf-8"))
+    m2 = json.loads(Path(second["manifest"]).read_text(encoding="utf-8"))
+    clean = m1["tables"]["clean"]
+    assert m2["screen"]["reference"] == [
+        {
+            "partition": str(DAYS[0]),
+            "table": clean["uri"],
+            "table_version": clean["version"],
+            "rows": m1["counts"]["clean"],
+        }
+    ]
+    loaded = load_spec(spec)
+    part2 = loaded.spec.partition.parse(DAYS[1])
+    rows, used = reference_rows(loaded, part2, ["fare_amount"])
+    assert rows is not None
+    assert rows.height == m1["counts"]["clean"]
+    assert used[0]["table_version"] == clean["version"]
+
+    part1 = loaded.spec.partition.parse(DAYS[0])
+    done = check_done(loaded, part1)
+    assert done.done, done.reason
+    rebuilt = rebuild_report(str(spec), str(DAYS[1]))
+    assert rebuilt.path.exists()
+    found = table_partitions(loaded.output_root("reports"), part2)
+    assert [str(p) for p, _ in found] == [str(DAYS[0]), str(DAYS[1])]
+    files, policy = reference_files(tmp_path, part2, DriftPolicy(), None, candidates=found)
+    reference = load_reference(files, ["fare_amount"], policy)
+    assert reference.height == min(m1["counts"]["clean"], policy.rows_per_partition)
+
+    shutil.rmtree(clean["uri"])
+    assert verified_clean(Path(first["manifest"]), ["fare_amount"]) is None
+    gone = check_done(loaded, part1)
+    assert not gone.done
+    assert "clean table" in gone.reason
