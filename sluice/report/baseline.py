@@ -381,13 +381,16 @@ def acknowledge(
     classifier: bool,
     partition: str | None,
     now: dt.datetime | None = None,
+    version: int | None = None,
 ) -> dict[str, Any]:
     """Record, append-only, that ``by`` knows of the drift of ``columns`` (and of the
-    classifier test when ``classifier``) against the newest version of baseline ``name``."""
+    classifier test when ``classifier``) against the newest version of baseline ``name`` (or
+    ``version``: 0 for a model's training partitions, which are not saved)."""
     _check_name(name)
-    got = versions(reports_root, name)
+    got = versions(reports_root, name) if version is None else [version]
     if not got:
         raise BaselineError(f"no baseline named {name!r} under {baselines_dir(reports_root)}")
+    (baselines_dir(reports_root) / name).mkdir(parents=True, exist_ok=True)
     if not by.strip() or not reason.strip():
         raise BaselineError("an acknowledgement needs who (--by) and why (--reason), not blank")
     record = {

@@ -40,7 +40,7 @@ from sluice.report.history import Baseline
 from sluice.report.metrics import kind_of
 
 Status = Literal["ok", "alarm", "acknowledged", "unavailable"]
-CLASSIFIER_ROWS = 5_000
+CLASSIFIER_ROWS = 3_000
 CLASSIFIER_FOLDS = 3
 MIN_CLASSIFIER_ROWS = 50
 MIN_CHANGE_RUNS = 6
@@ -238,7 +238,7 @@ def classifier_test(
     y = np.concatenate([np.ones(cur.height), np.zeros(ref.height)])
     w = np.where(y == 1, 0.5 / cur.height, 0.5 / ref.height) * len(y)
     model = HistGradientBoostingClassifier(
-        max_iter=60, learning_rate=0.1, max_leaf_nodes=15, random_state=seed
+        max_iter=40, learning_rate=0.1, max_leaf_nodes=15, random_state=seed
     )
     folds = StratifiedKFold(CLASSIFIER_FOLDS, shuffle=True, random_state=seed)
     # HistGradientBoosting's OpenMP threads spin against each other on a loaded machine (a

@@ -349,3 +349,16 @@ def test_change_points_name_the_partition_where_the_level_moved() -> None:
     assert [(c.partition, c.runs_after) for c in found] == [("2021-01", 8)]
     assert found[0].before < 0.03
     assert found[0].after > 0.07
+
+
+def test_report_shows_the_drift_against_the_baseline(screened: Screened) -> None:
+    from sluice.report.html import render
+
+    html = render(screened.reports[ACK_AT + 1])
+    assert '<h2 id="baselines">Drift against baselines</h2>' in html
+    assert "Reference: baseline training v1: 6 partitions, 2020-01 to 2020-06" in html
+    assert "Acknowledged by ana on 2021-06-01: fares rose with the new tariff" in html
+    assert html.count('aria-label="fare: this partition against baseline training"') == 1
+    assert 'aria-label="drift share against baseline training, last' in html
+    quiet = render(screened.reports[0])
+    assert 'id="baselines"' not in quiet
