@@ -127,7 +127,7 @@ def _save(loaded: Any, args: argparse.Namespace) -> int:
         expected=expected,
         rows=rows,
     )
-    what = f"the training partitions of {Path(args.model).name}" if args.model else "partitions"
+    what = f"training partitions of {Path(args.model).name}" if args.model else "partitions"
     print(
         f"saved baseline {saved.name} v{saved.version} of {loaded.name}: {saved.sample.height:,} "
         f"sampled rows from {len(saved.partitions)} {what} "

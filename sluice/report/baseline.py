@@ -140,11 +140,11 @@ def verified_clean_of(
     except (OSError, ValueError, KeyError, TypeError):
         return "its manifest names no clean output"
     if expected_sha256 is not None and sha != expected_sha256:
-        return "screened again since (its clean file is not the one recorded)"
+        return "screened again since: its clean file is not the one recorded"
     try:
         data = read_verified(path, sha)
     except Unverified as exc:
-        return f"clean output not verified ({exc})"
+        return f"clean output not verified: {exc}"
     frame = pl.read_parquet(io.BytesIO(data))
     return frame, {"partition": str(partition), "sha256": sha, "rows": frame.height}
 

@@ -281,7 +281,7 @@ def test_a_changed_clean_file_is_left_out(tmp_path: Path) -> None:
     )
     assert [p["partition"] for p in saved.partitions] == ["2020-01", "2020-03"]
     assert len(left) == 1
-    assert left[0].startswith("2020-02 (clean output not verified")
+    assert left[0].startswith("2020-02 (clean output not verified: ")
 
 
 def test_a_tampered_sample_is_refused(screened: Screened, tmp_path: Path) -> None:
@@ -362,3 +362,69 @@ def test_report_shows_the_drift_against_the_baseline(screened: Screened) -> None
     assert 'aria-label="drift share against baseline training, last' in html
     quiet = render(screened.reports[0])
     assert 'id="baselines"' not in quiet
+
+
+def test_artifacts_and_alert_carry_the_baseline_table(screened: Screened) -> None:
+    from flows.alerts import BASELINE_DRIFT, baseline_alerts
+    from sluice.report.artifacts import artifact_payloads
+
+    findings = screened.reports[-1].summary()
+    manifest = {"dataset": "trips", "status": "passed", "findings": findings, "counts": {}}
+    summary = {"dataset": "trips", "partition": "2021-12", "manifest": "m.json"}
+    p = artifact_payloads(summary, manifest)
+    assert "## Drift against baselines" in p.markdown
+    assert "| `training` | alarm |" in p.markdown
+    assert p.keys["baseline-drift"] == "sluice-trips-baseline-drift"
+    rows = {r["column"]: r for r in p.baselines}
+    assert rows["payment"]["drifted"] is True
+    assert rows["payment"]["status"] == "alarm"
+    (alert,) = baseline_alerts(summary, manifest)
+    assert alert.event == BASELINE_DRIFT
+    assert alert.payload["baseline"] == "training"
+    assert "payment" in alert.payload["drifted"]
+    quiet = screened.reports[ACK_AT + 1].summary()
+    assert baseline_alerts(summary, {"findings": quiet}) == []
+
+
+def fake_model(path: Path, fitted_on: list[dict[str, Any]]) -> str:
+    """A model file as ``sluice model`` writes one, holding only what a baseline reads (its
+    ``meta.json`` provenance); returns its sha256."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("meta.json", json.dumps({"provenance": {"fitted_on": fitted_on}}))
+    return file_sha256(path)
+
+
+def test_a_models_training_partitions_are_a_baseline(screened: Screened, tmp_path: Path) -> None:
+    from sluice.report.baseline import model_baseline
+    from sluice.report.monitor import check_baseline
+
+    reports = screened.root / "reports"
+    fitted = []
+    for part in MONTHS[2:5]:
+        entry = json.loads((reports / part.dirname / MANIFEST_NAME).read_text())
+        fitted.append({"partition": str(part), "sha256": entry["outputs"]["clean"]["sha256"]})
+    fitted.append({"partition": "2020-06", "sha256": "0" * 64})  # screened again since
+    model = tmp_path / "trips-default.sluice-model"
+    sha = fake_model(model, fitted)
+    b = model_baseline(
+        reports, dataset="trips", detector="default", path=model, sha256=sha, kind="month",
+        key="month",
+    )  # fmt: skip
+    assert [p["partition"] for p in b.partitions] == ["2020-03", "2020-04", "2020-05"]
+    check = check_baseline(
+        outputs(23, MONTHS[23]).clean, b, ["fare", "distance", "payment", "passengers"],
+        MONTHS[23], share_threshold=0.3, classifier_auc=0.7,
+    )  # fmt: skip
+    assert check.reference == (
+        "the training partitions of detector default's saved model trips-default.sluice-model: "
+        "3 partitions, 2020-03 to 2020-05, 19 to 21 months before this partition; left out: "
+        "2020-06 (screened again since: its clean file is not the one recorded)"
+    )
+    assert check.status == "alarm"
+    with pytest.raises(BaselineError, match="sha256"):
+        model_baseline(
+            reports, dataset="trips", detector="default", path=model, sha256="1" * 64,
+            kind="month", key="month",
+        )  # fmt: skip
