@@ -273,7 +273,7 @@ class MonitorSpec(_Strict):
         gt=0.5,
         le=1.0,
         description="Alarm when a classifier tells this partition's clean rows from the "
-        "baseline's sample with at least this cross-validated ROC AUC (0.5: indistinguishable); "
+        "baseline's sample with at least this held-out ROC AUC (0.5: indistinguishable); "
         "null switches the classifier test off.",
     )
 

@@ -81,9 +81,14 @@ class SavedBaseline:
     def what(self) -> str:
         """``baseline training-2024q1 v2`` or ``the training partitions of model ...``."""
         if self.source == "model" and self.model is not None:
-            return (
+            trained = (
                 f"the training partitions of detector {self.model.get('detector', '?')}'s saved "
                 f"model {Path(str(self.model.get('path', '?'))).name}"
+            )
+            return (
+                trained
+                if self.version == 0
+                else f"baseline {self.name} v{self.version} ({trained})"
             )
         return f"baseline {self.name} v{self.version}"
 
@@ -92,7 +97,7 @@ class SavedBaseline:
         span = age_span(self.starts, partition.start, partition.kind)
         n = len(self.partitions)
         text = f"{self.what}: {n} partition{'s' if n != 1 else ''}, {span}"
-        if self.source != "model":
+        if self.version:
             text += f" (saved {self.created_at[:10]})"
         if self.left_out:
             text += f"; left out: {', '.join(self.left_out)}"

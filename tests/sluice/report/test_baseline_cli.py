@@ -61,6 +61,10 @@ def test_model_and_saved_baselines_through_the_cli(tmp_path: Path) -> None:
     week, trained = manifest["findings"]["baselines"]
     assert week["baseline"] == "week"
     assert week["version"] == 2
+    assert week["reference"].startswith(
+        "baseline week v2 (the training partitions of detector default's saved model "
+        "trips.sluice-model): 4 partitions, 2024-03-04 to 2024-03-07"
+    )
     assert trained["reference"].startswith(
         "the training partitions of detector default's saved model trips.sluice-model: "
         "4 partitions, 2024-03-04 to 2024-03-07, 1 to 4 days before this partition"
