@@ -154,11 +154,23 @@ def verified_clean_of(
     return frame, {"partition": str(partition), "sha256": sha, "rows": frame.height}
 
 
-def _data_columns(frame: pl.DataFrame) -> list[str]:
-    return [c for c in frame.columns if not c.startswith("_")]
+def pick(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """Columns of a frame by name, never read as patterns (``*`` or ``^a.*$`` are names here)."""
+    return (
+        pl.DataFrame([frame.get_column(c) for c in columns], schema=None)
+        if columns
+        else frame.clear().select([])
+    )
+
+
+def data_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame without sluice's own columns (``_row_id``, provenance)."""
+    return pick(frame, [c for c in frame.columns if not c.startswith("_")])
 
 
 def _profile(values: pl.Series) -> dict[str, Any]:
+    # Series methods run as expressions on col(name): a column named "*" would expand
+    values = values.rename("v")
     kind = kind_of(values.dtype)
     out: dict[str, Any] = {
         "dtype": str(values.dtype),
@@ -194,12 +206,12 @@ def build_sample(
     per = max(rows // max(len(frames), 1), 1)
     parts: list[pl.DataFrame] = []
     for label, frame in frames:
-        data = frame.select(_data_columns(frame))
+        data = data_columns(frame)
         if data.height > per:
             data = data.sample(per, seed=seed)
         parts.append(data.with_columns(pl.lit(label).alias(REF_PARTITION)))
     sample = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
-    whole = pl.concat([f.select(_data_columns(f)) for _, f in frames], how="diagonal_relaxed")
+    whole = pl.concat([data_columns(f) for _, f in frames], how="diagonal_relaxed")
     profiles = {c: _profile(whole[c]) for c in whole.columns}
     return sample, profiles
 

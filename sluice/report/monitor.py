@@ -34,6 +34,7 @@ from sluice.report.baseline import (
     acknowledgements,
     load_baseline,
     model_baseline,
+    pick,
 )
 from sluice.report.drift import REF_PARTITION, DriftPolicy, DriftResult, detect_drift
 from sluice.report.history import Baseline
@@ -135,7 +136,18 @@ def column_drift(
     """Every column of ``current`` against the baseline's sample, under positional names (a
     column called ``*`` would otherwise be read as a pattern)."""
     sample = baseline.sample
-    tested = [c for c in columns if c in sample.columns and c in current.columns]
+    changed = {
+        c: f"type changed since the baseline ({sample.get_column(c).dtype} there, "
+        f"{current.get_column(c).dtype} here)"
+        for c in columns
+        if c in sample.columns
+        and c in current.columns
+        and kind_of(sample.get_column(c).dtype) != kind_of(current.get_column(c).dtype)
+        and not sample.get_column(c).is_null().all()
+    }
+    tested = [
+        c for c in columns if c in sample.columns and c in current.columns and c not in changed
+    ]
     slot = _slots(tested)
     name = {v: k for k, v in slot.items()}
     n_parts = max(len(baseline.partitions), 1)
@@ -163,7 +175,7 @@ def column_drift(
                     0,
                     [],
                     False,
-                    "not in the baseline",
+                    changed.get(c, "not in the baseline"),
                 )
             )
     return out
@@ -174,7 +186,7 @@ def _features(
 ) -> np.ndarray[Any, np.dtype[np.float64]]:
     cols: list[np.ndarray[Any, np.dtype[np.float64]]] = []
     for c in columns:
-        s = frame.get_column(c)
+        s = frame.get_column(c).rename("v")
         if c in categories:
             codes = {v: float(i) for i, v in enumerate(categories[c])}
             vals = [
@@ -218,8 +230,8 @@ def classifier_test(
         return Classifier(None, None, current.height, reference.height, 0, "switched off")
     if not usable:
         return Classifier(None, threshold, current.height, reference.height, 0, "no column to use")
-    cur = current.select(usable)
-    ref = reference.select(usable)
+    cur = pick(current, usable)
+    ref = pick(reference, usable)
     if cur.height > rows:
         cur = cur.sample(rows, seed=seed)
     if ref.height > rows:
@@ -232,8 +244,9 @@ def classifier_test(
     categories: dict[str, list[str]] = {}
     for c in usable:
         if kind_of(ref.get_column(c).dtype) != "numeric":
-            top = ref.get_column(c).cast(pl.String).drop_nulls().value_counts(sort=True, name="n")
-            categories[c] = [str(v) for v in top.get_column(c).head(50).to_list()]
+            values = ref.get_column(c).rename("v").cast(pl.String).drop_nulls()
+            top = values.value_counts(sort=True, name="n")
+            categories[c] = [str(v) for v in top.get_column("v").head(50).to_list()]
     x = np.vstack([_features(cur, usable, categories), _features(ref, usable, categories)])
     y = np.concatenate([np.ones(cur.height), np.zeros(ref.height)])
     w = np.where(y == 1, 0.5 / cur.height, 0.5 / ref.height) * len(y)

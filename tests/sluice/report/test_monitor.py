@@ -428,3 +428,27 @@ def test_a_models_training_partitions_are_a_baseline(screened: Screened, tmp_pat
             reports, dataset="trips", detector="default", path=model, sha256="1" * 64,
             kind="month", key="month",
         )  # fmt: skip
+
+
+def test_hostile_names_and_changed_types_are_compared_or_skipped_by_name() -> None:
+    from sluice.report.baseline import SavedBaseline, build_sample
+    from sluice.report.monitor import check_baseline
+
+    rng = np.random.default_rng(9)
+    names = ["*", "^a.*$", "fare|x", "kind"]
+    before = pl.DataFrame([pl.Series(n, rng.normal(size=800)) for n in names])
+    frames = [(str(p), before.slice(i * 200, 200)) for i, p in enumerate(MONTHS[:4])]
+    sample, _ = build_sample(frames, 10_000, 0)
+    b = SavedBaseline("b", 1, "t", "month", "month", [{"partition": str(p)} for p in MONTHS[:4]],
+                      "2021-01-01", "range", sample)  # fmt: skip
+    now = pl.DataFrame([pl.Series(n, rng.normal(size=300) + 3.0) for n in names[:3]]).with_columns(
+        pl.Series("kind", ["a", "b", "c"] * 100)
+    )
+    check = check_baseline(now, b, names, MONTHS[6], share_threshold=0.3, classifier_auc=0.7)
+    got = {d.column: d for d in check.drift}
+    assert got["*"].drifted
+    assert got["^a.*$"].drifted
+    assert got["fare|x"].drifted
+    assert got["kind"].kind == "skipped"
+    assert got["kind"].note == "type changed since the baseline (Float64 there, String here)"
+    assert check.status == "alarm"
