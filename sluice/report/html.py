@@ -33,7 +33,7 @@ from sluice.report.metrics import (
     Example,
     Histogram,
 )
-from sluice.report.monitor_view import baselines_view
+from sluice.report.monitor_view import baseline_attention, baselines_view
 from sluice.report.segments import SegmentBias
 from sluice.verdict import verdict_state, why_not_run
 
@@ -220,6 +220,7 @@ def _attention(r: Report) -> View:
         "alarms": [_finding_view(f) for f in r.alarms],
         "drifted": [_drift_view(d) for d in r.drifted],
         "segments": [_segment_view(s) for s in r.segments],
+        "baselines": baseline_attention(r),
         "passed": r.outputs.manifest.get("status", "passed") == "passed",
         "note": f"{judged} metrics judged against their history"
         + (f", {learning} still learning (too little reference history)" if learning else "")

@@ -143,4 +143,13 @@ def baselines_view(r: Report) -> View:
     }
 
 
-__all__ = ["baselines_view"]
+def baseline_attention(r: Report) -> list[View]:
+    """The "Needs attention" lines of baselines this run alarms against."""
+    return [
+        {"name": c.name, "text": "; ".join(c.causes), "reference": c.reference}
+        for c in r.monitoring
+        if c.status in ("alarm", "unavailable")
+    ]
+
+
+__all__ = ["baseline_attention", "baselines_view"]

@@ -360,6 +360,9 @@ def test_report_shows_the_drift_against_the_baseline(screened: Screened) -> None
     assert "Acknowledged by ana on 2021-06-01: fares rose with the new tariff" in html
     assert html.count('aria-label="fare: this partition against baseline training"') == 1
     assert 'aria-label="drift share against baseline training, last' in html
+    assert '<a href="#baseline-training">' not in html  # acknowledged: not in Needs attention
+    alarm = render(screened.reports[PAYMENT_AT])
+    assert 'against <a href="#baseline-training"><code>training</code></a>: ' in alarm
     quiet = render(screened.reports[0])
     assert 'id="baselines"' not in quiet
 
