@@ -83,6 +83,12 @@ def baseline_table(findings: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def baseline_alarm_line(b: dict[str, Any]) -> str:
+    """A run alarming against a named baseline, as a markdown list item."""
+    causes = "; ".join(str(c) for c in b.get("causes") or [])
+    return f"- **baseline** {_code(b.get('baseline', ''))}: {causes} ({b.get('reference', '')})"
+
+
 def baseline_lines(findings: dict[str, Any]) -> list[str]:
     """The markdown summary's "Drift against baselines" table (empty without baselines)."""
     got = findings.get("baselines") or []
@@ -233,12 +239,16 @@ def artifact_payloads(summary: dict[str, Any], manifest: dict[str, Any]) -> Arti
     alarms = findings.get("alarms", [])
     drift = findings.get("drift", [])
     segments = findings.get("segment_bias", [])
+    against = [
+        b for b in findings.get("baselines") or [] if b.get("status") in ("alarm", "unavailable")
+    ]
     lines.append("")
-    if alarms or drift or segments:
+    if alarms or drift or segments or against:
         lines.append("## Needs attention")
         lines += [alarm_line(a) for a in alarms]
         lines += [drift_line(d) for d in drift]
         lines += [segment_line(s) for s in segments]
+        lines += [baseline_alarm_line(b) for b in against]
     elif findings:
         lines.append(
             f"{'Nothing unusual' if status == 'passed' else 'No metric alarm, no drift'}: "
