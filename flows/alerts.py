@@ -2,8 +2,9 @@
 
 :func:`judge` decides from a run summary alone (unit-tested with hand-fed numbers);
 :func:`emit` sends the events. An automation (``sluice serve`` creates it) turns the alert events
-into a webhook call. Every screened partition also emits ``sluice.partition.screened``, which
-downstream deployments can trigger on.
+into a webhook call. A run that alarms against a named baseline (``monitor.baselines``) raises
+``sluice.partition.baseline_drift`` (:func:`baseline_alerts`). Every screened partition also
+emits ``sluice.partition.screened``, which downstream deployments can trigger on.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ SCREENED = "sluice.partition.screened"
 FAILED = "sluice.partition.failed"
 WARNED = "sluice.partition.warned"
 QUARANTINE_RATE_HIGH = "sluice.partition.quarantine_rate_high"
-ALERT_EVENTS = (FAILED, WARNED, QUARANTINE_RATE_HIGH)
+BASELINE_DRIFT = "sluice.partition.baseline_drift"
+ALERT_EVENTS = (FAILED, WARNED, QUARANTINE_RATE_HIGH, BASELINE_DRIFT)
 TOP_CAUSES = 5
 TOP_REASONS = 5
 
@@ -94,6 +96,37 @@ def judge(summary: dict[str, Any], max_quarantine_rate: float) -> list[Alert]:
                     **facts,
                     "max_quarantine_rate": max_quarantine_rate,
                     "top_reasons": dict(by_reason[:TOP_REASONS]),
+                },
+            )
+        )
+    return out
+
+
+def baseline_alerts(summary: dict[str, Any], manifest: dict[str, Any]) -> list[Alert]:
+    """``sluice.partition.baseline_drift`` for every named baseline the run alarms against
+    (its drift share or classifier test crossed the spec's threshold, or it could not be
+    compared with); an acknowledged drift raises none. Read from the manifest's findings."""
+    name = f"{summary['dataset']} {summary['partition']}"
+    out = []
+    for b in (manifest.get("findings") or {}).get("baselines") or []:
+        if b.get("status") not in ("alarm", "unavailable"):
+            continue
+        causes = [str(c) for c in b.get("causes") or []]
+        out.append(
+            Alert(
+                BASELINE_DRIFT,
+                f"{name}: drift against {b.get('what')}: " + "; ".join(causes),
+                {
+                    "baseline": b.get("baseline"),
+                    "version": b.get("version"),
+                    "status": b.get("status"),
+                    "drift_share": b.get("drift_share"),
+                    "drift_share_threshold": b.get("drift_share_threshold"),
+                    "classifier_auc": b.get("classifier_auc"),
+                    "drifted": b.get("drifted"),
+                    "reference": b.get("reference"),
+                    "causes": causes,
+                    "manifest": summary["manifest"],
                 },
             )
         )

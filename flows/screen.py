@@ -218,11 +218,12 @@ def screen_partition(
         if max_quarantine_rate is None
         else max_quarantine_rate
     )
-    raised = alerts.judge(summary, limit)
+    manifest = read_manifest(Path(summary["manifest"])) or {}
+    raised = alerts.judge(summary, limit) + alerts.baseline_alerts(summary, manifest)
     for alert in raised:
         logger.warning("alert %s: %s", alert.event, alert.message)
     alerts.emit(summary, raised)
-    publish_artifacts(summary, read_manifest(Path(summary["manifest"])) or {})
+    publish_artifacts(summary, manifest)
     # Prefect ends the run in a returned state and hands the caller the state's data.
     return cast("dict[str, Any]", final_state(summary))
 

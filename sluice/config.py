@@ -263,6 +263,12 @@ class BaselineRange(_Strict):
         return self
 
 
+class ModelBaseline(_Strict):
+    """The partitions a detector's saved model (``fit: model``) was fitted on, as a baseline."""
+
+    model: str = Field(description="The name of a detector of this spec that has fit: model.")
+
+
 class MonitorSpec(_Strict):
     """What anomalies and drift are judged against."""
 
@@ -272,6 +278,63 @@ class MonitorSpec(_Strict):
         "history and clean rows set the anomaly bands and the drift reference; without it "
         "each run is judged against a rolling window of recent partitions.",
     )
+
+    baselines: list[str | ModelBaseline] = Field(
+        default_factory=list,
+        description="Named baselines every run is compared with (saved by `sluice baseline`, "
+        "or {model: <detector name>} for the partitions the detector's saved model was fitted "
+        "on): per-column drift, the drift share and a classifier two-sample test, alarming on "
+        "every run until re-pinned or acknowledged.",
+    )
+    bands_from: str | None = Field(
+        default=None,
+        description="One of `baselines` (a saved baseline's name) whose partitions also set the "
+        "anomaly bands and the drift reference, as `baseline` does; not with `baseline`.",
+    )
+    drift_share: float = Field(
+        default=0.3,
+        gt=0.0,
+        le=1.0,
+        description="Alarm when at least this share of the columns tested against a named "
+        "baseline drifted.",
+    )
+    classifier_auc: float | None = Field(
+        default=0.7,
+        gt=0.5,
+        le=1.0,
+        description="Alarm when a classifier tells this partition's clean rows from the "
+        "baseline's sample with at least this held-out ROC AUC (0.5: indistinguishable); "
+        "null switches the classifier test off.",
+    )
+
+    @field_validator("baselines")
+    @classmethod
+    def _distinct(cls, v: list[str | ModelBaseline]) -> list[str | ModelBaseline]:
+        seen: set[str] = set()
+        for b in v:
+            name = b if isinstance(b, str) else f"model:{b.model}"
+            if isinstance(b, str) and not NAME_RE.fullmatch(b):
+                raise ValueError(
+                    f"baseline name {b!r} must start with a letter and hold only letters, "
+                    "digits, '_' or '-'"
+                )
+            if name in seen:
+                raise ValueError(f"baseline {name!r} is listed twice")
+            seen.add(name)
+        return v
+
+    @model_validator(mode="after")
+    def _bands_named(self) -> MonitorSpec:
+        if self.bands_from is None:
+            return self
+        if self.baseline is not None:
+            raise ValueError("bands_from and baseline both pin the reference: keep one")
+        if self.bands_from not in [b for b in self.baselines if isinstance(b, str)]:
+            raise ValueError(
+                f"bands_from {self.bands_from!r} is not one of the saved baselines listed "
+                "in baselines"
+            )
+        return self
 
     @field_validator("baseline")
     @classmethod
@@ -574,6 +637,17 @@ class DatasetSpec(_Strict):
                 raise ValueError(
                     f"column {c!r}: polars reads this name as a pattern, not a column; declare "
                     f"the column under another name with aliases: [{c!r}]"
+                )
+        models = {d.name: d for d in self.detectors}
+        for b in self.monitor.baselines:
+            if isinstance(b, str):
+                continue
+            det = models.get(b.model)
+            if det is None or det.fit != "model" or det.model is None:
+                raise ValueError(
+                    f"monitor.baselines names model {b.model!r}: needs a detector of that name "
+                    f"with fit: model and a model file (detectors with one: "
+                    f"{', '.join(n for n, d in models.items() if d.fit == 'model') or 'none'})"
                 )
         return self
 

@@ -10,9 +10,9 @@ decisions about the row (a release from quarantine) are appended to.
 
 from __future__ import annotations
 
-import io
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,10 @@ from pydantic import ValidationError
 from sluice.audit.keep import manifests_dir, read_manifest_bytes
 from sluice.audit.records import ManifestFacts
 from sluice.core.errors import SluiceError
-from sluice.core.files import Unverified, read_verified
 from sluice.core.frame import ROW_ID, row_ids
 from sluice.core.values import json_safe
 from sluice.review.audit import entries
+from sluice.storage import open_output
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -144,15 +144,29 @@ def row_id_of(reports_root: Path, source_file: str, source_row: int) -> int:
     )
 
 
-def _frame(path: str, sha256: str, row_id: int) -> pl.DataFrame:
+def _frame(
+    doc: dict[str, Any], side: str, row_id: int, storage_options: Mapping[str, str] | None
+) -> pl.DataFrame | None:
+    """The row ``row_id`` of one output the manifest ``doc`` names (a verified file, or a Delta
+    table at the manifest's version); ``None`` when it names no such output."""
+    tables = doc.get("tables") or {}
+    if side not in tables and side not in doc.get("outputs", {}):
+        return None
     try:
-        data = read_verified(path, sha256)
-    except Unverified as exc:
+        frame = open_output(doc, side, storage_options=storage_options).read()
+    except SluiceError as exc:
         raise SluiceError(
-            f"{path}: {exc.why}; its manifest names it with sha256 {sha256} (the partition is "
-            "being replaced, or its files were changed or removed outside sluice)"
+            f"{exc} (the partition is being replaced, or its files were changed or removed "
+            "outside sluice)"
         ) from None
-    return pl.read_parquet(io.BytesIO(data)).filter(pl.col(ROW_ID) == row_id)
+    return frame.filter(pl.col(ROW_ID) == row_id)
+
+
+def _location(doc: dict[str, Any], side: str) -> str:
+    table = (doc.get("tables") or {}).get(side)
+    if table is not None:
+        return f"{table['uri']} (Delta version {table['version']})"
+    return str(doc["outputs"][side]["path"])
 
 
 def _stored(reports_root: Path, facts: ManifestFacts, what: str) -> dict[str, Any]:
@@ -164,8 +178,17 @@ def _stored(reports_root: Path, facts: ManifestFacts, what: str) -> dict[str, An
     return out
 
 
-def audit_row(reports_root: Path, dataset: str, row_id: int) -> RowAudit:
-    """Where row ``row_id`` of a dataset is now and why; raises :class:`RowNotFound`."""
+def audit_row(
+    reports_root: Path,
+    dataset: str,
+    row_id: int,
+    *,
+    storage_options: Mapping[str, str] | None = None,
+) -> RowAudit:
+    """Where row ``row_id`` of a dataset is now and why; raises :class:`RowNotFound`.
+
+    ``storage_options`` reach Delta outputs on an object store (``outputs.storage_options``).
+    """
     current = current_manifests(reports_root)
     match = next(
         ((p, f, o) for p, f in current if (o := origin(row_id, f)) is not None),
@@ -177,10 +200,12 @@ def audit_row(reports_root: Path, dataset: str, row_id: int) -> RowAudit:
             f"(manifests under {reports_root})"
         )
     path, facts, (source, sha, record) = match
+    doc: dict[str, Any] = json.loads(read_manifest_bytes(path))
+    empty = pl.DataFrame(schema={ROW_ID: pl.UInt64})
     found: dict[str, pl.DataFrame] = {}
     for side in ("quarantine", "clean"):
-        out = facts.outputs[side]
-        found[side] = _frame(out.path, out.sha256, row_id)
+        got = _frame(doc, side, row_id, storage_options)
+        found[side] = empty if got is None else got
     where = "quarantine" if found["quarantine"].height else "clean"
     if not found[where].height:
         raise SluiceError(
@@ -188,10 +213,8 @@ def audit_row(reports_root: Path, dataset: str, row_id: int) -> RowAudit:
             "quarantine file holds the row: the partition breaks conservation; please report it"
         )
     row = found[where].row(0, named=True)
-    failures_out = facts.outputs.get("failures")
-    failures: list[dict[str, Any]] = []
-    if failures_out is not None:
-        failures = _frame(failures_out.path, failures_out.sha256, row_id).drop(ROW_ID).to_dicts()
+    got_failures = _frame(doc, "failures", row_id, storage_options)
+    failures = [] if got_failures is None else got_failures.drop(ROW_ID).to_dicts()
     values = {k: v for k, v in row.items() if not k.startswith("_")}
     earlier = [
         {"run_id": f.run_id, "status": f.status, "finished_at": f.finished_at, "manifest": str(p)}
@@ -204,7 +227,7 @@ def audit_row(reports_root: Path, dataset: str, row_id: int) -> RowAudit:
         source={"file": source, "row": record, "sha256": sha},
         where=where,
         partition=facts.partition.value,
-        file=facts.outputs[where].path,
+        file=_location(doc, where),
         run={
             "run_id": facts.run_id,
             "status": facts.status,

@@ -127,6 +127,15 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
         model_arguments(mdl, _date)
 
+    bl = sub.add_parser(
+        "baseline",
+        help="save, list or acknowledge the named baselines a dataset is monitored against",
+    )
+    if wants("baseline"):
+        from sluice.cli.baseline import add_arguments as baseline_arguments
+
+        baseline_arguments(bl, _date)
+
     val = sub.add_parser("validate", help="validate one data file against a GX suite")
     if wants("validate"):
         from sluice.cli.validate import add_arguments
@@ -357,6 +366,12 @@ def _model(args: argparse.Namespace) -> int:
     return model_main(args)
 
 
+def _baseline(args: argparse.Namespace) -> int:
+    from sluice.cli.baseline import main as baseline_main
+
+    return baseline_main(args)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from sluice.cli.serve import main as serve_main
 
@@ -405,6 +420,7 @@ COMMANDS = {
     "validate": _validate,
     "report": _report,
     "model": _model,
+    "baseline": _baseline,
     "serve": _serve,
     "init": _init_main,
     "replay": _audit_command,

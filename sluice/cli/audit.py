@@ -157,7 +157,7 @@ def audit_main(args: argparse.Namespace) -> int:
         if args.source_row is not None:
             raise SluiceError("--source-row goes with --source-file, not with --row-id")
         row_id = args.row_id
-    found = audit_row(reports, loaded.name, row_id)
+    found = audit_row(reports, loaded.name, row_id, storage_options=loaded.storage_options())
     args.document = found.as_dict()
     _print_audit(args.document)
     return EXIT_OK

@@ -325,6 +325,8 @@ class Findings(Record):
         "drift_skipped",
         "segment_bias",
         "report_error",
+        "baselines",
+        "change_points",
     )
 
     quarantined_by_stage: dict[str, int] | None = None
@@ -336,6 +338,12 @@ class Findings(Record):
     drift_skipped: dict[str, str] | None = None
     segment_bias: list[dict[str, Any]] | None = None
     report_error: str | None = Field(default=None, description="why report.html was not built")
+    baselines: list[dict[str, Any]] | None = Field(
+        default=None, description="this partition against each named baseline of monitor.baselines"
+    )
+    change_points: list[dict[str, Any]] | None = Field(
+        default=None, description="level shifts found in the metric history"
+    )
 
 
 class PreviousCommit(Record):

@@ -1,12 +1,14 @@
 """Prefect artifacts for every screened partition, under stable keys per dataset.
 
-Three artifacts, so the Prefect UI shows each one's history across runs:
+Three artifacts (four with baselines), so the Prefect UI shows each one's history across runs:
 
 - ``sluice-<dataset>-summary`` (markdown): the verdict (passed, WARNED or FAILED) with each of
   its causes, the counts, and what needs attention (metric alarms and drifted columns, as the
   report shows them);
 - ``sluice-<dataset>-failed-rules`` (table): every reason that marked rows, with its row count;
-- ``sluice-<dataset>-report`` (link): the run's ``report.html``.
+- ``sluice-<dataset>-report`` (link): the run's ``report.html``;
+- ``sluice-<dataset>-baseline-drift`` (table, when the spec names ``monitor.baselines``): every
+  column's drift against every named baseline, with the baseline's status and drift share.
 
 :func:`artifact_payloads` builds their content from a run summary and its manifest (plain data,
 tested without Prefect); :func:`publish_artifacts` sends them.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +44,74 @@ class ArtifactPayloads:
     markdown: str
     table: list[dict[str, Any]]
     report_uri: str | None
+    baselines: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def keys(self) -> dict[str, str]:
-        """The stable keys of the summary, rules table and report link."""
-        return {w: artifact_key(self.dataset, w) for w in ("summary", "failed-rules", "report")}
+        """The stable keys of the summary, rules table, report link and baseline drift."""
+        return {
+            w: artifact_key(self.dataset, w)
+            for w in ("summary", "failed-rules", "report", "baseline-drift")
+        }
+
+
+def baseline_table(findings: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per column and named baseline: the test, its statistic, drift or not, and the
+    baseline's status, drift share and reference (the report's "Drift against baselines")."""
+    rows = []
+    for b in findings.get("baselines") or []:
+        common = {
+            "baseline": b.get("baseline"),
+            "status": b.get("status"),
+            "drift_share": b.get("drift_share"),
+            "drift_share_threshold": b.get("drift_share_threshold"),
+            "classifier_auc": b.get("classifier_auc"),
+            "reference": b.get("reference"),
+        }
+        columns = b.get("columns") or [{}]
+        for c in columns:
+            rows.append(
+                {
+                    **common,
+                    "column": c.get("column", ""),
+                    "test": c.get("test", ""),
+                    "statistic": c.get("statistic"),
+                    "drifted": c.get("drifted", False),
+                    "note": c.get("note", ""),
+                }
+            )
+    return rows
+
+
+def baseline_alarm_line(b: dict[str, Any]) -> str:
+    """A run alarming against a named baseline, as a markdown list item."""
+    causes = "; ".join(str(c) for c in b.get("causes") or [])
+    return f"- **baseline** {_code(b.get('baseline', ''))}: {causes} ({b.get('reference', '')})"
+
+
+def baseline_lines(findings: dict[str, Any]) -> list[str]:
+    """The markdown summary's "Drift against baselines" table (empty without baselines)."""
+    got = findings.get("baselines") or []
+    if not got:
+        return []
+    lines = [
+        "",
+        "## Drift against baselines",
+        "",
+        "| baseline | status | drift share | classifier AUC | drifted columns | reference |",
+        "|---|---|---:|---:|---|---|",
+    ]
+    for b in got:
+        share = b.get("drift_share")
+        auc = b.get("classifier_auc")
+        lines.append(
+            f"| {_code(b.get('baseline', ''))} | {b.get('status')} | "
+            f"{fmt_pct(share) if share is not None else '–'} | "
+            f"{f'{auc:.3f}' if auc is not None else '–'} | "
+            f"{', '.join(_code(c) for c in b.get('drifted') or []) or '–'} | "
+            f"{str(b.get('reference', '')).replace('|', '/')} |"
+        )
+    return lines
 
 
 def _code(text: str) -> str:
@@ -174,12 +239,16 @@ def artifact_payloads(summary: dict[str, Any], manifest: dict[str, Any]) -> Arti
     alarms = findings.get("alarms", [])
     drift = findings.get("drift", [])
     segments = findings.get("segment_bias", [])
+    against = [
+        b for b in findings.get("baselines") or [] if b.get("status") in ("alarm", "unavailable")
+    ]
     lines.append("")
-    if alarms or drift or segments:
+    if alarms or drift or segments or against:
         lines.append("## Needs attention")
         lines += [alarm_line(a) for a in alarms]
         lines += [drift_line(d) for d in drift]
         lines += [segment_line(s) for s in segments]
+        lines += [baseline_alarm_line(b) for b in against]
     elif findings:
         lines.append(
             f"{'Nothing unusual' if status == 'passed' else 'No metric alarm, no drift'}: "
@@ -187,6 +256,7 @@ def artifact_payloads(summary: dict[str, Any], manifest: dict[str, Any]) -> Arti
             f"history ({findings.get('learning_metrics', 0)} still learning), "
             f"{len(findings.get('drift_tested', []))} columns tested for drift."
         )
+    lines += baseline_lines(findings)
     table = rules_table(manifest)
     if table:
         lines += ["", "## Top failed rules", "", "| reason | stage | rows | of rows in |"]
@@ -200,7 +270,9 @@ def artifact_payloads(summary: dict[str, Any], manifest: dict[str, Any]) -> Arti
     uri = Path(report).resolve().as_uri() if report else None
     if uri:
         lines += ["", f"Report: [{Path(report).name}]({uri})"]
-    return ArtifactPayloads(dataset, partition, "\n".join(lines) + "\n", table, uri)
+    return ArtifactPayloads(
+        dataset, partition, "\n".join(lines) + "\n", table, uri, baseline_table(findings)
+    )
 
 
 def load_manifest(path: str | Path) -> dict[str, Any]:
@@ -245,6 +317,12 @@ def publish_artifacts(summary: dict[str, Any], manifest: dict[str, Any]) -> None
             key=keys["failed-rules"],
             description=f"Rules that marked rows in {what}",
         )
+        if p.baselines:
+            create_table_artifact(
+                p.baselines,
+                key=keys["baseline-drift"],
+                description=f"Drift of {what} against its named baselines",
+            )
         if p.report_uri:
             create_link_artifact(
                 p.report_uri,

@@ -45,6 +45,16 @@ from sluice.report.metrics import (
     rule_summaries,
     stage_counts,
 )
+from sluice.report.monitor import (
+    BaselineCheck,
+    ChangePoint,
+    MonitorPlan,
+    change_keys,
+    change_points,
+    check_all,
+    metric_rows,
+    plan_monitoring,
+)
 from sluice.report.segments import SegmentBias, segment_bias
 from sluice.write import MANIFEST_NAME, PARQUET_NAME, describe, write_parquet
 
@@ -72,6 +82,8 @@ class Report:
     policy: AnomalyPolicy = field(default_factory=AnomalyPolicy)
     segments: list[SegmentBias] = field(default_factory=list)
     baseline: Baseline | None = None
+    monitoring: list[BaselineCheck] = field(default_factory=list)
+    shifts: list[ChangePoint] = field(default_factory=list)
 
     @property
     def alarms(self) -> list[Finding]:
@@ -95,6 +107,8 @@ class Report:
             "drift_tested": [d.column for d in self.drift if d.kind != "skipped"],
             "drift_skipped": {d.column: d.note for d in self.drift if d.kind == "skipped"},
             "segment_bias": [s.as_dict() for s in self.segments],
+            **({"baselines": [c.as_dict() for c in self.monitoring]} if self.monitoring else {}),
+            **({"change_points": [c.as_dict() for c in self.shifts]} if self.shifts else {}),
         }
 
 
@@ -158,9 +172,10 @@ def compose(
     drift_policy: DriftPolicy | None = None,
     baseline: Baseline | None = None,
     storage_options: Mapping[str, str] | None = None,
+    monitor: MonitorPlan | None = None,
 ) -> Report:
     """Measure a run, judge its metrics against the history before it (or the pinned
-    ``baseline``), and test drift."""
+    ``baseline``), test drift, and compare it with the named baselines of ``monitor``."""
     apol = anomaly_policy or AnomalyPolicy()
     dpol = drift_policy or DriftPolicy()
     part = outputs.partition
@@ -180,7 +195,10 @@ def compose(
             continue
         extra.append(("column", d.column, "drift", 1.0 if d.drifted else 0.0, d.n_current))
         extra.append(("column", d.column, "drift_statistic", d.statistic, d.n_current))
+    checks = check_all(outputs.clean, list(outputs.columns), part, monitor) if monitor else []
+    extra += metric_rows(checks)
     metrics = metrics_frame(outputs, cols, dets, extra)
+    shifts = change_points(history, metrics, change_keys(metrics))
     judged_on = history
     if baseline is not None:
         judged_on = load_history(reports_root).filter(pl.col("partition_start") != part.start)
@@ -198,6 +216,8 @@ def compose(
         policy=apol,
         segments=segment_bias(outputs),
         baseline=baseline,
+        monitoring=checks,
+        shifts=shifts,
     )
 
 
@@ -263,12 +283,14 @@ def stage_report(
             formats_of(loaded),
             storage_options=loaded.storage_options(),
         )
+        plan = plan_monitoring(loaded, partition)
         report = compose(
             outputs,
             reports_root=loaded.output_root("reports"),
             clean_root=None if loaded.delta else loaded.output_root("clean"),
-            baseline=Baseline.of(loaded.spec),
+            baseline=plan.bands or Baseline.of(loaded.spec),
             storage_options=loaded.storage_options(),
+            monitor=plan,
         )
         text = render(report)
     except Exception as exc:
@@ -345,6 +367,7 @@ def rebuild_report(
     outputs = load_outputs(
         manifest, folder, formats_of(loaded), storage_options=loaded.storage_options()
     )
+    plan = plan_monitoring(loaded, part)
     report = compose(
         outputs,
         reports_root=reports_root,
@@ -352,7 +375,8 @@ def rebuild_report(
         storage_options=loaded.storage_options(),
         anomaly_policy=anomaly_policy,
         drift_policy=drift_policy,
-        baseline=Baseline.of(loaded.spec),
+        baseline=plan.bands or Baseline.of(loaded.spec),
+        monitor=plan,
     )
     text = render(report)
     recorded = manifest.get("outputs", {}).get("report")

@@ -33,6 +33,7 @@ from sluice.report.metrics import (
     Example,
     Histogram,
 )
+from sluice.report.monitor_view import baseline_attention, baselines_view
 from sluice.report.segments import SegmentBias
 from sluice.verdict import verdict_state, why_not_run
 
@@ -56,6 +57,7 @@ NAV = (
     ("trends", "Trends"),
     ("provenance", "Provenance"),
 )
+BASELINES_NAV = ("baselines", "Baselines")
 View = dict[str, Any]
 
 
@@ -160,7 +162,7 @@ def _header(r: Report) -> View:
         "title": f"{m['dataset']} · {part.dirname}",
         "sub": f"run {m.get('run_id', '')} · partition {part}{day} · finished "
         f"{m.get('finished_at', '')} · sluice {m.get('versions', {}).get('sluice', '')}",
-        "nav": NAV,
+        "nav": NAV if not (r.monitoring or r.shifts) else (*NAV[:5], BASELINES_NAV, *NAV[5:]),
     }
 
 
@@ -218,6 +220,7 @@ def _attention(r: Report) -> View:
         "alarms": [_finding_view(f) for f in r.alarms],
         "drifted": [_drift_view(d) for d in r.drifted],
         "segments": [_segment_view(s) for s in r.segments],
+        "baselines": baseline_attention(r),
         "passed": r.outputs.manifest.get("status", "passed") == "passed",
         "note": f"{judged} metrics judged against their history"
         + (f", {learning} still learning (too little reference history)" if learning else "")
@@ -662,6 +665,7 @@ def view(r: Report) -> View:
         "segments": [_segment_view(s) for s in r.segments],
         "columns": _columns(r),
         "drift": _drift(r),
+        "baselines": baselines_view(r),
         "trends": _trends(r),
         "provenance": _provenance(r),
         "footer": {"dataset": m["dataset"], "partition": str(r.outputs.partition)},

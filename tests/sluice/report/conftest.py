@@ -5,6 +5,8 @@ weekends, so the row count has a weekly season), screened in date order with
 :func:`sluice.pipeline.run_partition`. Three partitions carry a planted shift: on day 21 every
 fare is 30% higher, on day 22 15% of ``dropoff_zone`` values are missing, on day 23 the row count
 halves. Day 21 also carries cells that hold HTML (a ``<script>`` and an ``<img onerror>``).
+After the first week is screened it is saved as baseline ``first-week`` and the spec monitors
+every later day against it (``monitor.baselines``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ DAYS = 29
 WEEKDAY_ROWS = 2_000
 WEEKEND_ROWS = 1_400
 FARE_DAY, NULL_DAY, HALF_DAY = 21, 22, 23
+BASELINE_DAYS = 7
+BASELINE = "first-week"
 SHIFTED_COLUMN = "fare_amount"
 NULL_COLUMN = "dropoff_zone"
 SCRIPT = "<script>document.title='pwned';console.error('planted script ran')</script>"
@@ -95,6 +99,23 @@ def plant(path: Path, i: int) -> None:
     f.write_csv(path, null_value="")
 
 
+def pin_first_week(root: Path, spec: Path, days: list[dt.date]) -> None:
+    """Save the screened first week as baseline ``first-week`` and monitor against it."""
+    from sluice.config import Partition
+    from sluice.report.baseline import save_baseline
+
+    parts = [Partition(d, "day", "pickup_date") for d in days]
+    save_baseline(
+        root / "reports" / "trips",
+        dataset="trips",
+        name=BASELINE,
+        partitions=parts,
+        rows=10_000,
+        now=dt.datetime(2024, 3, 11, tzinfo=dt.UTC),
+    )
+    spec.write_text(spec.read_text() + f"monitor:\n  baselines: [{BASELINE}]\n")
+
+
 @pytest.fixture(scope="session")
 def shifted_runs(tmp_path_factory: pytest.TempPathFactory) -> ShiftedRuns:
     """Generate and screen the partitions once for the session."""
@@ -104,6 +125,10 @@ def shifted_runs(tmp_path_factory: pytest.TempPathFactory) -> ShiftedRuns:
     for i, day in enumerate(days):
         generate(root, [day], rows_per_partition=rows_for(i, day), seed=2024)
         plant(raw_path(root, day), i)
-    summaries = [run_partition(str(spec), day) for day in days]
+    summaries = []
+    for i, day in enumerate(days):
+        if i == BASELINE_DAYS:
+            pin_first_week(root, spec, days[:BASELINE_DAYS])
+        summaries.append(run_partition(str(spec), day))
     manifests = [json.loads(Path(s["manifest"]).read_text()) for s in summaries]
     return ShiftedRuns(root, spec, days, summaries, manifests)

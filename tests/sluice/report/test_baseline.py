@@ -211,3 +211,19 @@ def test_run_partition_judges_against_the_pinned_baseline(tmp_path: Path) -> Non
             f"6 partitions of the pinned baseline 2024-03-04 to 2024-03-09: 2024-03-04 to "
             f"2024-03-09, {i - 5} to {i} days before this partition"
         )
+
+
+def test_rolling_history_names_the_level_shift_it_absorbed(rolling: list[Report]) -> None:
+    """The band has taken in the new level, but the history search reports it as a shift."""
+    last = rolling[-1]
+    assert quarantine_status(last) == "ok"
+    shifts = [c for c in last.shifts if (c.scope, c.metric) == ("run", "quarantine_rate")]
+    (up,) = [c for c in shifts if c.after > 0.07]
+    assert up.partition == str(MONTHS[SHIFT])
+    assert up.before < 0.035
+    assert up.runs_after == len(MONTHS) - SHIFT
+    recorded = last.summary()["change_points"]
+    assert {"scope": "run", "metric": "quarantine_rate", "partition": "2020-01"}.items() <= next(
+        c for c in recorded if c["metric"] == "quarantine_rate" and c["after"] > 0.07
+    ).items()
+    assert "at 2020-01 (12 runs at the new level, this one included)" in render(last)

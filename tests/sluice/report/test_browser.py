@@ -1,7 +1,8 @@
 """The demo run's report in headless Chromium, network off: it renders, plots show, nothing runs.
 
 The report opened is the one of the partition with a shifted fare and cells holding
-``<script>`` and ``<img onerror>`` (see ``conftest.py``). Screenshots go to the test's tmp folder.
+``<script>`` and ``<img onerror>`` (see ``conftest.py``); its "Drift against baselines" section
+compares it with the first week, with overlay plots. Screenshots go to the test's tmp folder.
 The other tests prove that the browser check itself sees what it claims to: scripts that run,
 requests that leave, CSP violations, and that it stops every process it started.
 """
@@ -49,6 +50,11 @@ CHECKS = {
     "rules": "document.querySelectorAll('#rules-table tr.rule').length",
     "stylesheet_rules": "document.styleSheets[0].cssRules.length",
     "body_font": "getComputedStyle(document.body).fontFamily",
+    "baselines_heading": "document.getElementById('baselines').innerText",
+    "baseline_text": "document.getElementById('baseline-first-week').innerText",
+    "baseline_overlays": "[...document.querySelectorAll('#baseline-first-week .overlay svg.plot')]"
+    ".filter(s => s.getBoundingClientRect().width > 100 && s.querySelector('rect')).length",
+    "baseline_rows": "document.querySelectorAll('#baseline-first-week table tr').length",
 }
 
 
@@ -79,6 +85,16 @@ def test_report_renders_offline_with_plots_and_no_script(
     assert v["rules"] == len(shifted_runs.manifests[FARE_DAY]["counts"]["quarantined_by_reason"])
     assert v["stylesheet_rules"] > 30
     assert "Times" not in v["body_font"]
+
+    assert v["baselines_heading"] == "Drift against baselines"
+    assert (
+        "Reference: baseline first-week v1: 7 partitions, 2024-03-04 to 2024-03-10"
+        in (v["baseline_text"])
+    )
+    assert "drift share" in v["baseline_text"]
+    assert "ROC AUC" in v["baseline_text"]
+    assert v["baseline_overlays"] >= 3
+    assert v["baseline_rows"] > 5
 
     width, height = png_size(page.screenshots["viewport"])
     assert (width, height) == (1366, 900)

@@ -88,14 +88,21 @@ def _attention(html: str) -> str:
 def test_report_and_artifacts_flag_the_same(shifted_runs: ShiftedRuns, day: int) -> None:
     manifest = shifted_runs.manifests[day]
     box = _attention(shifted_runs.report(day).read_text(encoding="utf-8"))
-    items = re.findall(r"<li>(.*?)</li>", box, re.S)
+    found = re.findall(r"<li>(.*?)</li>", box, re.S)
+    items = [i for i in found if 'href="#baseline-' not in i]
     payload = artifact_payloads(shifted_runs.summaries[day], manifest)
-    listed = [ln for ln in payload.markdown.splitlines() if ln.startswith("- **")]
+    bullets = [ln for ln in payload.markdown.splitlines() if ln.startswith("- **")]
+    listed = [ln for ln in bullets if not ln.startswith("- **baseline**")]
     expected = EXPECTED.get(day, set())
     assert len(items) == len(expected) == len(listed)
-    if not expected:
+    baselines = manifest["findings"].get("baselines", [])
+    against = [b for b in baselines if b["status"] in ("alarm", "unavailable")]
+    assert len(found) - len(items) == len(bullets) - len(listed) == len(against)
+    if not expected and not against:
         assert "Nothing unusual" in box
         assert "Nothing unusual" in payload.markdown
+        return
+    if not expected:
         return
     word, name = SHOWN[day]
     assert name in items[0]
@@ -106,6 +113,7 @@ def test_report_and_artifacts_flag_the_same(shifted_runs: ShiftedRuns, day: int)
         "summary": "sluice-trips-summary",
         "failed-rules": "sluice-trips-failed-rules",
         "report": "sluice-trips-report",
+        "baseline-drift": "sluice-trips-baseline-drift",
     }
     assert payload.report_uri == shifted_runs.report(day).resolve().as_uri()
 

@@ -1,4 +1,5 @@
-"""Every sluice reader of clean output reads Delta tables at the manifest's versions."""
+"""Every sluice reader of clean output reads Delta tables at the manifest's versions: the
+reference window, skip-if-done, report rebuild, drift, baselines and sluice audit."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import json
 import shutil
 from pathlib import Path
 
+import polars as pl
+
 from flows.idempotence import check_done
+from sluice.audit.lookup import audit_row
 from sluice.config import load_spec
 from sluice.pipeline import reference_rows, run_partition, verified_clean
+from sluice.report.baseline import save_baseline
 from sluice.report.build import rebuild_report
 from sluice.report.drift import DriftPolicy, load_reference, reference_files, table_partitions
 from tests.sluice.storage.conftest import DAYS, trips_spec
@@ -48,6 +53,23 @@ def test_reference_skip_if_done_and_report_rebuild_read_the_tables(
     files, policy = reference_files(tmp_path, part2, DriftPolicy(), None, candidates=found)
     reference = load_reference(files, ["fare_amount"], policy)
     assert reference.height == min(m1["counts"]["clean"], policy.rows_per_partition)
+
+    reports = loaded.output_root("reports")
+    saved, left = save_baseline(
+        reports, dataset=loaded.name, name="first", partitions=[part1], rows=500
+    )
+    assert left == []
+    assert saved.partitions[0]["sha256"] == f"{clean['uri']}@v{clean['version']}"
+    assert saved.partitions[0]["rows"] == m1["counts"]["clean"]
+
+    quarantine = pl.read_delta(m1["tables"]["quarantine"]["uri"])
+    held = int(quarantine["_row_id"][0])
+    answer = audit_row(reports, loaded.name, held)
+    assert answer.where == "quarantine"
+    assert "Delta version" in answer.file
+    assert answer.failures
+    kept = int(pl.read_delta(clean["uri"])["_row_id"][0])
+    assert audit_row(reports, loaded.name, kept).where == "clean"
 
     shutil.rmtree(clean["uri"])
     assert verified_clean(Path(first["manifest"]), ["fare_amount"]) is None
