@@ -79,14 +79,19 @@ def near_duplicates(
     n = frame.height
     if n < MIN_ROWS:
         return []
-    stats = {c.name: _profile(frame.get_column(c.name)) for c in columns}
+    scalar = [
+        c
+        for c in columns
+        if c.type in ("string", "int", "date") and not frame.schema[c.name].is_nested()
+    ]
+    stats = {c.name: _profile(frame.get_column(c.name)) for c in scalar}
     blocks = sorted(
-        (s for c in columns if _blocks(c, s := stats[c.name])),
+        (s for c in scalar if _blocks(c, s := stats[c.name])),
         key=lambda s: -s.distinct,
     )[:MAX_ENTRIES]
     texts = [
         c.name
-        for c in columns
+        for c in scalar
         if c.type == "string"
         and c.name not in keys
         and stats[c.name].letters >= TEXT_MIN_LETTERS
@@ -147,7 +152,7 @@ def _looks(s: _Profiled) -> str:
 def _profile(values: pl.Series) -> _Profiled:
     present = values.drop_nulls()
     n = max(1, values.len())
-    counts = present.value_counts(name="k").get_column("k")
+    counts = present.alias("v").value_counts(name="count").get_column("count")
     pairs = float((counts * (counts - 1) / 2).sum())
     text = present.cast(pl.String).str.strip_chars()
     joined = "".join(text.head(2000).str.replace_all(r"\s", "").to_list())
