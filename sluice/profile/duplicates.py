@@ -3,14 +3,16 @@
 Chosen without labels, from the shape of the values, never from column names:
 
 - **blocking columns** are identifier-like: dates, or integer or text columns whose values are
-  digit-heavy or code-shaped (no spaces, a digit in them), with a high distinct share
+  digit-heavy or code-shaped (no spaces, a digit in them) and of one width on
+  :data:`BLOCK_MIN_WIDTH_SHARE` of rows (codes, not counts or amounts), with a high distinct share
   (:data:`BLOCK_MIN_DISTINCT`: a value is shared by a few rows at most) yet not unique (a unique
   column is a row key and blocks nothing). Each such column is its own entry (a duplicate whose
   identifier has a typo is still found through another one), up to :data:`MAX_ENTRIES`, the most
   distinct first. A column whose equal values would make more than :data:`MAX_PAIRS_PER_ROW`
   pairs per row in the sample is no block;
 - **compared columns** are the name/address-like text: string columns mostly letters
-  (:data:`TEXT_MIN_LETTERS`), not categorical (:data:`TEXT_MIN_DISTINCT`), not a unique row key,
+  (:data:`TEXT_MIN_LETTERS`), not categorical (:data:`TEXT_MIN_VALUES` distinct values or
+  :data:`TEXT_MIN_DISTINCT` of rows), not a unique row key,
   plus the other blocking columns (a date of birth is evidence when blocking on a postcode);
 - **the threshold** separates a duplicate from two different entities: rows of the sample paired
   at random (seeded) are nearly all different entities, so the threshold is the
@@ -49,6 +51,8 @@ MAX_PAIRS_PER_ROW = 5.0
 MAX_ENTRIES = 4
 TEXT_MIN_LETTERS = 0.5
 TEXT_MIN_DISTINCT = 0.1
+TEXT_MIN_VALUES = 100
+BLOCK_MIN_WIDTH_SHARE = 0.8
 MIN_COMPARE = 2
 RANDOM_PAIRS = 20_000
 RANDOM_QUANTILE = 0.99
@@ -69,6 +73,8 @@ class _Profiled:
     letters: float
     digits: float
     code_shaped: float
+    values: int
+    width_share: float
 
 
 def near_duplicates(
@@ -95,7 +101,8 @@ def near_duplicates(
         if c.type == "string"
         and c.name not in keys
         and stats[c.name].letters >= TEXT_MIN_LETTERS
-        and TEXT_MIN_DISTINCT <= stats[c.name].distinct < 1
+        and stats[c.name].distinct < 1
+        and (stats[c.name].distinct >= TEXT_MIN_DISTINCT or stats[c.name].values >= TEXT_MIN_VALUES)
         and stats[c.name].nulls <= BLOCK_MAX_NULL
     ]
     if not blocks or len(texts) < MIN_COMPARE:
@@ -168,13 +175,25 @@ def _profile(values: pl.Series) -> _Profiled:
         letters=sum(ch.isalpha() for ch in joined) / total,
         digits=sum(ch.isdigit() for ch in joined) / total,
         code_shaped=code,
+        values=present.n_unique(),
+        width_share=_width_share(text),
     )
+
+
+def _width_share(text: pl.Series) -> float:
+    """The share of values of the most common length."""
+    if text.len() == 0:
+        return 0.0
+    lengths = text.str.len_chars().alias("v").value_counts(name="count")
+    return int(lengths.get_column("count").max() or 0) / text.len()  # type: ignore[arg-type]
 
 
 def _blocks(col: Column, s: _Profiled) -> bool:
     """Whether ``col`` is identifier-like enough to block on."""
     shaped = col.type == "date" or (
-        col.type in ("int", "string") and (s.digits >= 0.5 or s.code_shaped >= 0.9)
+        col.type in ("int", "string")
+        and (s.digits >= 0.5 or s.code_shaped >= 0.9)
+        and s.width_share >= BLOCK_MIN_WIDTH_SHARE
     )
     return (
         shaped

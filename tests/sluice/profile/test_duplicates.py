@@ -163,6 +163,11 @@ def test_no_rule_without_text_to_compare_or_without_identifiers(tmp_path: Path) 
     frame, _ = people(600, 200, seed=7, names=PLAIN)
     frame.drop("zip", "born", "national").write_csv(tmp_path / "names.csv")
     assert _near(profile([tmp_path / "names.csv"])) == []
+    counts = frame.drop("zip", "born", "national").with_columns(
+        pl.Series("visits", rng.integers(1, 3000, frame.height))
+    )
+    counts.write_csv(tmp_path / "counts.csv")
+    assert _near(profile([tmp_path / "counts.csv"])) == [], "a count of varying width is no code"
 
 
 def test_the_entry_carries_its_own_evidence_outside_the_fail_share(tmp_path: Path) -> None:
