@@ -127,7 +127,8 @@ def near_duplicates(
             f"{b.name} is identifier-like ({b.distinct:.0%} of values distinct, "
             f"{_looks(b)}): rows sharing it are compared on {', '.join(compare)}; "
             f"{RANDOM_QUANTILE:.1%} of {scores.size} random row pairs score below "
-            f"{high:.3f}, so a pair at {threshold} or above is one entity"
+            f"{high:.3f} (different entities); threshold {threshold}: that plus "
+            f"{THRESHOLD_MARGIN}, kept within {THRESHOLD_FLOOR} to {THRESHOLD_CEILING}"
         )
         c = Candidate(NEAR, kwargs, lambda f: pl.Series([True] * f.height), why)
         c.evidence = {
