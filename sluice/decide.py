@@ -104,7 +104,9 @@ def split(
 
     A row is quarantined when it has a failure of severity error or critical, or when any
     critical check failed (then every row is, each carrying the partition-level reasons).
-    Clean rows keep ``_row_id`` and the declared columns, typed. Quarantined rows keep
+    Clean rows keep provenance (``_row_id``, ``_source_file``, ``_source_row``: a clean row
+    traces to a line of a source file) and the declared columns, typed (see
+    :func:`clean_columns`). Quarantined rows keep
     provenance, the declared columns typed as in clean (null where a cell did not parse), and
     with one schema whatever the partition held (see :func:`quarantine_columns`): ``_raw``, a
     struct of every declared column's text as read; ``_extra``, a JSON object of the columns
@@ -122,7 +124,9 @@ def split(
             ),
         )
     )
-    clean = _declared(frame.join(bad, on=ROW_ID, how="anti", maintain_order="left"), declared)
+    clean = _declared(
+        frame.join(bad, on=ROW_ID, how="anti", maintain_order="left"), declared, PROVENANCE
+    )
     text = raw.join(bad, on=ROW_ID, how="semi", maintain_order="left")
     extra = [c for c in text.columns if c != ROW_ID and c not in declared]
     text = text.select(
@@ -150,15 +154,23 @@ def split(
     return Split(clean=clean, quarantine=quarantine, failures=all_failures, critical=crit)
 
 
+def clean_columns(declared: Mapping[str, pl.DataType]) -> list[str]:
+    """The clean output's columns, in order: provenance, then the declared columns."""
+    return [*PROVENANCE, *declared]
+
+
 def quarantine_columns(declared: Mapping[str, pl.DataType]) -> list[str]:
     """The quarantine's columns, in order: the same for every partition of a dataset."""
     return [*PROVENANCE, *declared, RAW, EXTRA, "_reasons", "_failures"]
 
 
-def _declared(frame: pl.DataFrame, declared: Mapping[str, pl.DataType]) -> pl.DataFrame:
-    """``_row_id`` and the declared columns in their declared types; absent ones all null."""
+def _declared(
+    frame: pl.DataFrame, declared: Mapping[str, pl.DataType], first: Sequence[str] = (ROW_ID,)
+) -> pl.DataFrame:
+    """``first`` (``_row_id``, or all provenance) and the declared columns in their declared
+    types; absent ones all null."""
     return frame.select(
-        ROW_ID,
+        *first,
         *(
             (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
             for c, t in declared.items()

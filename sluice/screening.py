@@ -278,9 +278,10 @@ def judge_rows(
 class ScreenResult:
     """sluice's verdict on a frame: the same fields a run of the pipeline writes.
 
-    ``clean``: ``_row_id`` (the row's position in the input, or the input's own ``_row_id``) and
-    the declared columns, typed. ``quarantine``: provenance (``_source_file`` is ``"<frame>"``,
-    ``_source_row`` the position), the declared columns typed (null where a cell did not parse),
+    ``clean``: provenance (``_row_id``: the row's position in the input, or the input's own
+    ``_row_id``; ``_source_file`` is ``"<frame>"``, ``_source_row`` the position) and the
+    declared columns, typed, as the pipeline's clean files. ``quarantine``: provenance, the
+    declared columns typed (null where a cell did not parse),
     ``_raw`` (each declared column's text as given), ``_extra`` (undeclared columns, JSON),
     ``_reasons`` and ``_failures``, as the pipeline's quarantine files. ``failures``: one row per
     (row, reason), warnings included (``sluice.core.failures.FAILURE_SCHEMA``). ``verdicts``: one
@@ -347,7 +348,7 @@ def screen(
     >>> result.status, result.counts["in"], result.counts["clean"], result.counts["quarantine"]
     ('failed', 4, 1, 3)
     >>> result.clean.rows()
-    [(0, 'a', 9.5)]
+    [(0, '<frame>', 0, 'a', 9.5)]
     >>> for row in result.quarantine.select("_source_row", "_reasons").rows():
     ...     print(row)
     (1, ['fare|type'])
@@ -445,7 +446,7 @@ def validate(
     >>> suite = {"name": "s", "expectations": [
     ...     {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "x"}}]}
     >>> sluice.validate(pl.DataFrame({"x": [1, 2]}), suite).rows()
-    [(0, 1), (1, 2)]
+    [(0, '<frame>', 0, 1), (1, '<frame>', 1, 2)]
     >>> try:
     ...     sluice.validate(pl.DataFrame({"x": [1, None]}), suite)
     ... except sluice.ValidationFailed as exc:
@@ -470,7 +471,9 @@ def _failed_message(result: ScreenResult) -> str:
 
 def _input(value: object, what: str) -> tuple[pl.DataFrame, pl.Series]:
     """A frame (polars, or pyarrow converted as ingest converts Parquet) and its row ids: its
-    own ``_row_id`` when it has one (unique, non-negative integers), else positions."""
+    own ``_row_id`` when it has one (unique, non-negative integers), else positions. A
+    ``reference`` read from the pipeline's clean files comes with their provenance columns:
+    detectors learn from its data columns only, so those are dropped."""
     if isinstance(value, pa.Table):
         frame = arrow_to_polars(value, what)[0]
     elif isinstance(value, pl.DataFrame):
@@ -485,11 +488,19 @@ def _input(value: object, what: str) -> tuple[pl.DataFrame, pl.Series]:
         )
         kind = f"{type(value).__module__}.{type(value).__qualname__}"
         raise TypeError(f"{what} must be a polars DataFrame or a pyarrow Table, not {kind}{hint}")
+    if what == "reference":
+        frame = frame.drop(SOURCE_FILE, SOURCE_ROW, strict=False)
     clash = [c for c in frame.columns if c in RESERVED_COLUMNS and c != ROW_ID]
     if clash:
+        hint = (
+            " (a clean output of sluice keeps its provenance: drop _source_file and _source_row"
+            " to screen it again)"
+            if clash[0] in (SOURCE_FILE, SOURCE_ROW)
+            else ""
+        )
         raise InputError(
             f"{what}: has a column named {clash[0]!r}, a name sluice reserves for its own "
-            f"columns ({', '.join(RESERVED_COLUMNS)}); rename or drop it"
+            f"columns ({', '.join(RESERVED_COLUMNS)}); rename or drop it{hint}"
         )
     if ROW_ID not in frame.columns:
         return frame, pl.Series(ROW_ID, range(frame.height), dtype=pl.UInt64)

@@ -24,6 +24,7 @@ from sluice.core.errors import EXIT_OK, SluiceError
 
 HIVE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+NEAR = "sluice.expect_rows_to_not_be_near_duplicates"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -205,9 +206,20 @@ def _report(prof: Any, where: str, spec_path: Path, suite_path: Path, sluice_typ
     for c in prof.columns:
         print(f"  {c.name}: {c.why}")
     print(f"suggestions kept (each fails at most {prof.max_fail:.0%} of learnt and hold-out rows):")
+    near = [c for c in prof.suggestions if c.type == NEAR]
     for c in prof.suggestions:
+        if c.type == NEAR:
+            continue
         held = c.evidence["holdout_pass_share"]
         print(f"  {c.type} {_short(c.kwargs)}: {held:.2%} of hold-out rows pass ({c.why})")
+    if near:
+        print("near duplicates (expected to fail, so judged by their own evidence):")
+    for c in near:
+        e = c.evidence
+        print(
+            f"  {c.type} {_short(c.kwargs)}: flags {e['flagged_rows']} of {e['sample_rows']} "
+            f"sample rows, {e['pairs_compared']} pairs compared ({c.why})"
+        )
     print(f"left out (failed too many rows): {len(prof.rejected)}")
     for c in prof.rejected:
         held = c.evidence["holdout_pass_share"]

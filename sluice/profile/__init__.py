@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from sluice.profile import rules
+from sluice.profile import duplicates, rules
 from sluice.profile.columns import Column, declared_name, infer_column, infer_typed, typed
 from sluice.profile.read import Sample, read_sample
 from sluice.profile.rules import SLUICE_TYPES, Candidate
@@ -93,6 +93,10 @@ def profile(
         (c.columns for c in kept if c.type == "expect_column_values_to_be_unique"),
         next((c.columns for c in kept if c.type == "expect_compound_columns_to_be_unique"), []),
     )
+    if sluice_types:
+        kept += duplicates.near_duplicates(
+            _typed(sample.frame, columns), columns, _unique_columns(kept), seed
+        )
     return Profile(
         sample=sample,
         columns=tuple(columns),
@@ -103,6 +107,11 @@ def profile(
         max_fail=max_fail,
         seed=seed,
     )
+
+
+def _unique_columns(kept: Sequence[Candidate]) -> list[str]:
+    """Columns a kept single-column uniqueness suggestion names: row keys."""
+    return [c.columns[0] for c in kept if c.type == "expect_column_values_to_be_unique"]
 
 
 def typed_frame(prof: Profile) -> pl.DataFrame:

@@ -19,7 +19,7 @@ import numpy.typing as npt
 import polars as pl
 
 from sluice.config import Partition
-from sluice.core.frame import MALFORMED, ROW_ID, SOURCE_FILE, SOURCE_ROW
+from sluice.core.frame import MALFORMED, PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW
 from sluice.decide import RAW
 from sluice.storage import open_output
 
@@ -64,8 +64,9 @@ class RunOutputs:
 
     @property
     def columns(self) -> dict[str, pl.DataType]:
-        """Declared columns and their types (the clean data's schema)."""
-        return {c: t for c, t in self.clean.schema.items() if c != ROW_ID}
+        """Declared columns and their types (the clean data's schema without provenance: clean
+        files written before provenance was kept hold ``_row_id`` only)."""
+        return {c: t for c, t in self.clean.schema.items() if c not in PROVENANCE}
 
     @property
     def rows_in(self) -> int:

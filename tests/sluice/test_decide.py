@@ -41,7 +41,8 @@ def test_split_routes_by_severity_and_keeps_reasons() -> None:
     )
     result = split(frame, raw, failures, DECLARED)
     assert result.clean["_row_id"].to_list() == [ids[1], ids[3]]
-    assert result.clean.columns == ["_row_id", "a", "b"]
+    assert result.clean.columns == ["_row_id", "_source_file", "_source_row", "a", "b"]
+    assert result.clean.select("_source_file", "_source_row").rows() == [("f.csv", 1), ("f.csv", 3)]
     q = result.quarantine
     assert q["_row_id"].to_list() == [ids[0], ids[2]]
     assert q["_reasons"].to_list() == [["a|r1", "b|r2"], ["outlier|iforest"]]
@@ -59,7 +60,9 @@ def test_critical_quarantines_everything_with_reason() -> None:
         frame, raw, concat_failures([]), DECLARED, [("_table", "expect_table_row_count", "x")]
     )
     assert result.clean.height == 0
-    assert result.clean.schema == pl.Schema({"_row_id": pl.UInt64(), **DECLARED})
+    assert result.clean.schema == pl.Schema(
+        {"_row_id": pl.UInt64(), "_source_file": pl.String(), "_source_row": pl.Int64(), **DECLARED}
+    )
     assert result.quarantine["_reasons"].to_list() == [["_table|expect_table_row_count"]] * 3
     assert result.critical == ("_table|expect_table_row_count",)
 

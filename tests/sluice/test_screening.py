@@ -117,7 +117,9 @@ def test_every_planted_fault_lands_where_the_pipeline_puts_it() -> None:
     assert result.counts["quarantine"] == 6
     assert result.counts["warnings_by_reason"] == {"kind|expect_column_values_to_be_in_set": 1}
     assert 30 in result.clean["_row_id"].to_list()  # a warning keeps its row clean
-    assert result.clean.columns == ["_row_id", *SCHEMA]
+    assert result.clean.columns == ["_row_id", "_source_file", "_source_row", *SCHEMA]
+    assert set(result.clean["_source_file"]) == {"<frame>"}
+    assert result.clean["_source_row"].to_list() == result.clean["_row_id"].cast(pl.Int64).to_list()
     assert result.clean.schema["when"] == pl.Datetime("us")
     assert result.quarantine.columns == quarantine_columns({c: pl.String() for c in SCHEMA}), (
         "the pipeline's quarantine layout"
@@ -180,7 +182,14 @@ def test_without_a_schema_the_frames_own_types_are_kept() -> None:
         schema={"amount": pl.Float32, "kind": pl.Categorical, "n": pl.UInt8},
     )
     result = screen(frame, SUITE)
-    assert result.clean.dtypes == [pl.UInt64, pl.Float32, pl.Categorical(), pl.UInt8]
+    assert result.clean.dtypes == [
+        pl.UInt64,
+        pl.String,
+        pl.Int64,
+        pl.Float32,
+        pl.Categorical(),
+        pl.UInt8,
+    ]
     assert reasons_of(result) == {
         1: ["amount|expect_column_values_to_not_be_null"],
         2: ["amount|expect_column_values_to_be_between", "kind|expect_column_values_to_be_in_set"],
@@ -235,6 +244,22 @@ def test_reference_rows_teach_the_detector() -> None:
     assert alone.counts["quarantine"] == 0
 
 
+def test_clean_rows_with_their_provenance_are_a_reference_but_not_a_frame() -> None:
+    rng = np.random.default_rng(2)
+    earlier = screen(pl.DataFrame({"x": rng.normal(0, 1, 2000)}), {"name": "e", "expectations": []})
+    assert earlier.clean.columns == ["_row_id", "_source_file", "_source_row", "x"]
+    batch = pl.DataFrame({"x": [0.1, -0.3, 8.0, 0.2] * 5})
+    spec = {"name": "x", "detector": "knn", "features": ["x"], "severity": "error"}
+    suite = {"name": "empty", "expectations": []}
+    traced = screen(batch, suite, detectors=[spec], reference=earlier.clean)
+    bare = screen(batch, suite, detectors=[spec], reference=earlier.clean.select("x"))
+    assert traced.detectors[0]["n_fit"] == bare.detectors[0]["n_fit"] > 100
+    assert reasons_of(traced) == reasons_of(bare)
+    assert set(reasons_of(traced)) == {2, 6, 10, 14, 18}
+    with pytest.raises(InputError, match=r"_source_file.*drop _source_file and _source_row"):
+        screen(earlier.clean, suite)
+
+
 def test_the_input_row_id_is_kept_and_must_identify_rows() -> None:
     frame = pl.DataFrame({"_row_id": [10, 20, 30], "amount": [1.0, None, 2.0]})
     result = screen(frame, AMOUNT_SUITE)
@@ -285,7 +310,10 @@ def test_a_suite_naming_a_column_the_frame_lacks_is_refused() -> None:
 
 def test_validate_returns_the_clean_rows_or_raises_with_the_result() -> None:
     good = pl.DataFrame({"amount": [1.0, 2.0], "kind": ["a", "b"]})
-    assert validate(good, SUITE).rows() == [(0, 1.0, "a"), (1, 2.0, "b")]
+    assert validate(good, SUITE).rows() == [
+        (0, "<frame>", 0, 1.0, "a"),
+        (1, "<frame>", 1, 2.0, "b"),
+    ]
     bad = trips(60)
     with pytest.raises(ValidationFailed) as info:
         validate(bad, SUITE, schema=SCHEMA, keys=["id"])
@@ -434,8 +462,8 @@ def _write_dataset(root: Path, fmt: str, frame: pl.DataFrame) -> Path:
 
 
 def _comparable(clean: pl.DataFrame, quarantine: pl.DataFrame) -> tuple[Any, ...]:
-    """The data of both sides without row ids and file names: data columns, positions,
-    reasons, raw text and each failure's reason, severity and value."""
+    """The data of both sides without row ids and file names: data columns, positions (clean
+    rows keep theirs too), reasons, raw text and each failure's reason, severity and value."""
     failures = pl.col("_failures").list.eval(
         pl.element().struct.field("reason")
         + "="
@@ -444,7 +472,7 @@ def _comparable(clean: pl.DataFrame, quarantine: pl.DataFrame) -> tuple[Any, ...
         + pl.element().struct.field("value").fill_null("<null>")
     )
     return (
-        clean.drop("_row_id").rows(),
+        clean.drop("_row_id", "_source_file").rows(),
         quarantine.select(
             "_source_row", *SCHEMA, "_raw", "_extra", "_reasons", failures.alias("f")
         ).rows(),
@@ -474,6 +502,8 @@ def test_screen_agrees_with_sluice_run_on_csv_and_parquet(
             (tmp_path / fmt / "out/reports/date=2024-01-01/manifest.json").read_text()
         )
         clean = pl.read_parquet(manifest["outputs"]["clean"]["path"])
+        assert clean.columns[:3] == ["_row_id", "_source_file", "_source_row"], fmt
+        assert {Path(f).name for f in clean["_source_file"]} == {f"data.{fmt}"}, fmt
         quarantine = pl.read_parquet(manifest["outputs"]["quarantine"]["path"])
         assert _comparable(clean, quarantine) == expected, fmt
         assert manifest["counts"] == result.counts, fmt

@@ -17,6 +17,7 @@ import yaml
 from sluice.cli.demo import catch_table, read_outputs
 from sluice.demo_data import ERROR_KINDS, evaluate, generate, raw_path
 from sluice.profile import SLUICE_TYPES
+from sluice.profile.duplicates import NEAR
 
 DAYS = [dt.date(2024, 3, 4), dt.date(2024, 3, 5)]
 
@@ -180,3 +181,75 @@ def test_source_templates_from_folders(tmp_path: Path) -> None:
     not_dates = [tmp_path / "region=eu" / "a.csv", tmp_path / "other" / "b.csv"]
     with pytest.raises(SluiceError, match="several folders"):
         source_and_partition(not_dates, spec_dir)
+
+
+def _people(tmp_path: Path) -> tuple[Path, set[tuple[int, int]]]:
+    from tests.sluice.profile.test_duplicates import PLAIN, people
+
+    frame, truth = people(500, 150, seed=21, names=PLAIN)
+    path = tmp_path / "people.csv"
+    frame.write_csv(path)
+    return path, truth
+
+
+def test_init_suggests_near_duplicate_entries_with_their_own_evidence(tmp_path: Path) -> None:
+    path, _ = _people(tmp_path)
+    out = sluice("init", "people", "--from", str(path), "--out", str(tmp_path / "proj"))
+    assert out.returncode == 0, out.stderr
+    assert "near duplicates (expected to fail, so judged by their own evidence):" in out.stdout
+    suite = json.loads((tmp_path / "proj" / "expectations" / "suites" / "people.json").read_text())
+    near = [e for e in suite["expectations"] if e["type"] == NEAR]
+    assert sorted(e["kwargs"]["block_on"][0] for e in near) == ["born", "national", "zip"]
+    for e in near:
+        ev = e["meta"]["suggested"]
+        assert ev["flagged_share"] > suite["meta"]["max_fail_share"]
+        assert f"flags {ev['flagged_rows']} of {ev['sample_rows']} sample rows" in out.stdout
+    off = sluice(
+        "init", "people", "--from", str(path), "--out", str(tmp_path / "off"), "--no-sluice-types"
+    )
+    assert off.returncode == 0, off.stderr
+    assert NEAR not in (tmp_path / "off" / "expectations" / "suites" / "people.json").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_clean_rows_and_duplicate_references_trace_to_source_lines(tmp_path: Path) -> None:
+    path, truth = _people(tmp_path)
+    init = sluice("init", "people", "--from", str(path), "--out", str(tmp_path))
+    assert init.returncode == 0, init.stderr
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
+    }
+    run = sluice(
+        "run", str(tmp_path / "datasets" / "people.yaml"), "--partition", "2024-01-01", env=env
+    )
+    assert run.returncode in (0, 1), run.stderr
+    source = pl.read_csv(path, infer_schema=False)
+    var = tmp_path / "var" / "people"
+    clean = read_outputs(var / "clean")
+    assert clean.columns[:3] == ["_row_id", "_source_file", "_source_row"]
+    assert {Path(f).resolve() for f in clean["_source_file"]} == {path.resolve()}
+    lines = source.get_column("record").to_list()
+    assert [lines[r] for r in clean["_source_row"]] == clean["record"].to_list()
+    failures = pl.read_parquet(next((var / "reports").glob("*/failures.parquet")))
+    near = failures.filter(pl.col("rule") == NEAR)
+    quarantine = read_outputs(var / "quarantine").select("_row_id", "_source_row", "_reasons")
+    pairs = set()
+    for row_id, details in near.select("_row_id", "details").iter_rows():
+        got = json.loads(details)
+        (at,) = quarantine.filter(pl.col("_row_id") == row_id)["_source_row"]
+        assert Path(got["duplicate_of_file"]).resolve() == path.resolve()
+        pairs.add(tuple(sorted((int(at), int(got["duplicate_of_row"])))))
+    assert pairs
+    assert len(pairs & truth) / len(pairs) >= 0.95
+    held = {
+        int(r): reasons for r, reasons in quarantine.select("_source_row", "_reasons").iter_rows()
+    }
+    for first in {a for a, _ in pairs}:
+        # the first occurrence stays clean, or is held for dirt of its own (the damaged copy
+        # may come first in the file), never as a near duplicate
+        assert first in set(clean["_source_row"]) or not any(
+            NEAR in reason for reason in held[first]
+        ), first
