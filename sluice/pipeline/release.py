@@ -272,8 +272,12 @@ def _recheck(
     )
     accepted = clean.select(
         ROW_ID,
-        pl.lit(None, pl.String).alias(SOURCE_FILE),
-        pl.lit(None, pl.Int64).alias(SOURCE_ROW),
+        pl.col(SOURCE_FILE)
+        if SOURCE_FILE in clean.columns
+        else pl.lit(None, pl.String).alias(SOURCE_FILE),
+        pl.col(SOURCE_ROW)
+        if SOURCE_ROW in clean.columns
+        else pl.lit(None, pl.Int64).alias(SOURCE_ROW),
         *declared,
     )
     schema = rest.schema
@@ -368,9 +372,11 @@ def _release(
     values = pl.concat(
         [
             quarantine.filter(pl.col(ROW_ID).is_in(released_ids.implode())).select(
-                ROW_ID, *declared
+                *PROVENANCE, *declared
             ),
-            fixed.filter(~pl.col(ROW_ID).is_in(still_ids)),
+            quarantine.select(PROVENANCE)
+            .join(fixed.filter(~pl.col(ROW_ID).is_in(still_ids)), on=ROW_ID, how="inner")
+            .select(*PROVENANCE, *declared),
         ]
     )
     how = {d.row_id: d for d in moving}

@@ -173,6 +173,12 @@ def test_released_and_fixed_rows_move_to_clean_with_their_ids(released: Released
     assert {r[RELEASED_BY] for r in rows.values()} == {"alice"}
     untouched = clean.filter(~pl.col("_row_id").is_in(list(gained)))
     assert untouched[RELEASED_BY].null_count() == untouched.height
+    from sluice.audit.lookup import audit_row
+
+    reports = Path(released.after["outputs"]["report"]["path"]).parents[1]
+    for rid, row in rows.items():
+        source = audit_row(reports, "xy", rid).source
+        assert (row["_source_file"], row["_source_row"]) == (source["file"], source["row"])
 
 
 def test_a_fixed_row_that_still_fails_stays_with_its_new_reason(released: Released) -> None:
