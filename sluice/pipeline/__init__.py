@@ -50,7 +50,7 @@ def run_partition(
         stage_ingest(run)
         stage_validate(run)
         stage_screen(run)
-        return stage_write(run, started)
+        return stage_write(run, started, "in-process")
     except BaseException:
         run.discard()
         raise

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -37,7 +37,6 @@ from sluice.pipeline.manifest import (
 from sluice.pipeline.manifest import Verdict as ManifestVerdict
 from sluice.pipeline.recovery import recover_dead_work, recover_for_run
 from sluice.pipeline.run import Run, log, output_roots
-from sluice.report import SCORES_NAME, append_history, stage_report
 from sluice.screening import count_rows, critical_checks, judge_rows, split_rows
 from sluice.verdict import (
     Verdict,
@@ -69,6 +68,9 @@ def _judge(
         policies=run.loaded.spec.policies,
         columns=run.loaded.spec.columns,
     )
+
+
+Orchestrator = Literal["in-process", "prefect"]
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,12 @@ def _write(run: Run, commit: PartitionCommit) -> _Staged:
     return _Staged(result, frame[ROW_ID], reasons, outputs)
 
 
-def stage_write(run: Run, started: dt.datetime | None = None) -> dict[str, Any]:
+def stage_write(
+    run: Run, started: dt.datetime | None = None, orchestrator: Orchestrator | None = None
+) -> dict[str, Any]:
     """Write clean, quarantine and reports as one commit, the manifest's folder last.
+
+    ``orchestrator`` is recorded in the manifest: what ran the stages.
 
     Holds the partition's lock throughout, first finishing or undoing what a dead run left
     (docs/robustness.md has the commit and read protocol). Refuses, before touching any output,
@@ -131,13 +137,16 @@ def stage_write(run: Run, started: dt.datetime | None = None) -> dict[str, Any]:
             log.warning("%s: %s", run.loaded.name, line)
         recover_dead_work(run.loaded, skip=dirname)
         with PartitionCommit(roots, dirname, run.run_id, dataset=run.loaded.name) as commit:
-            summary = _write_committed(run, commit, started)
+            summary = _write_committed(run, commit, started, orchestrator)
     run.discard()
     return summary
 
 
 def _write_committed(
-    run: Run, commit: PartitionCommit, started: dt.datetime | None
+    run: Run,
+    commit: PartitionCommit,
+    started: dt.datetime | None,
+    orchestrator: Orchestrator | None = None,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     staged = _write(run, commit)
@@ -218,8 +227,12 @@ def _write_committed(
         versions=versions(),
         outputs={k: OutputFile.model_validate(v) for k, v in outputs.items()},
         timings_s=Timings.model_validate(timings),
+        orchestrator=orchestrator,
     )
-    # report: scores, metrics.parquet and report.html, committed with the manifest
+    # report: scores, metrics.parquet and report.html, committed with the manifest; the report
+    # builder is imported only now, when it is used
+    from sluice.report import SCORES_NAME, append_history, stage_report
+
     report = stage_report(run.loaded, run.partition, run.file(SCORES_NAME), w, manifest.dump())
     if report.problem is not None:
         verdict = with_cause(verdict, report_cause(report.problem))

@@ -326,6 +326,8 @@ class Manifest(Record):
     Written last, as the commit point; ``docs/design.md`` ("The manifest") says how to read it.
     """
 
+    omit_when_none = ("orchestrator",)
+
     manifest_version: Literal[1] = MANIFEST_VERSION
     run_id: str
     dataset: str
@@ -352,6 +354,11 @@ class Manifest(Record):
     )
     timings_s: Timings
     findings: Findings = Field(default_factory=Findings)
+    orchestrator: Literal["in-process", "prefect"] | None = Field(
+        default=None,
+        description="what ran the stages: sluice in one process (and its workers), or Prefect "
+        "flows; absent in manifests written before it was recorded",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
