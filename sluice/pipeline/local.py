@@ -326,6 +326,7 @@ def backfill_local(
         parts = partition_range(loaded.spec.partition, start, end)
     except ValueError as exc:
         raise SluiceError(f"backfill {loaded.name}: {exc}") from None
+    plan_workers(loaded, parts)  # a bad setting stops the backfill before any partition
     finished = _Finished(loaded.name, len(parts))
     out: dict[str, list[dict[str, Any]]] = {"screened": [], "skipped": [], "failed": []}
     todo: list[Partition] = []
