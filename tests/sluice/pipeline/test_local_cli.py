@@ -18,7 +18,6 @@ from typing import Any
 import polars as pl
 import pytest
 import yaml
-from polars.testing import assert_frame_equal
 
 from sluice.demo_data import generate
 from tests.conftest import ROOT, demo_datasets
@@ -49,6 +48,7 @@ def _env(datasets: Path, root: Path, api: str | None, **extra: str) -> dict[str,
         "SLUICE_DEMO_DIR": str(root),
         "PREFECT_HOME": str(root / "prefect-home"),
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
         **extra,
     }
     if api is not None:
@@ -106,7 +106,8 @@ def _same_outputs(a: Path, b: Path, day: dt.date) -> None:
         fa = pl.read_parquet(ma["outputs"][side]["path"])
         fb = pl.read_parquet(mb["outputs"][side]["path"])
         assert fa.height > 0 or side == "clean"
-        assert_frame_equal(_paths(fa, a), _paths(fb, b))
+        assert fa.schema == fb.schema
+        assert _normal(fa.to_dicts(), a) == _normal(fb.to_dicts(), b)
     volatile_outputs = {"report", "metrics"}  # the report and metrics name the run and its time
     for m in (ma, mb):
         for name in volatile_outputs & set(m["outputs"]):
@@ -114,14 +115,6 @@ def _same_outputs(a: Path, b: Path, day: dt.date) -> None:
     for name in ("clean", "quarantine", "failures"):
         assert ma["outputs"][name]["sha256"] == mb["outputs"][name]["sha256"] or name != "clean"
     assert _normal(ma, a) == _normal(mb, b)
-
-
-def _paths(frame: pl.DataFrame, root: Path) -> pl.DataFrame:
-    return frame.with_columns(
-        pl.col(c).str.replace_all(str(root), "<root>", literal=True)
-        for c, t in frame.schema.items()
-        if t == pl.String
-    )
 
 
 def test_a_run_in_process_equals_the_flow_run(
