@@ -9,7 +9,10 @@ as Prefect tasks.
 - :mod:`sluice.pipeline.stages`: ingest, validate and screen;
 - :mod:`sluice.pipeline.reference`: the earlier clean rows detectors learn from;
 - :mod:`sluice.pipeline.commit`: the write stage, which commits the partition;
-- :mod:`sluice.pipeline.recovery`: what dead runs left.
+- :mod:`sluice.pipeline.recovery`: what dead runs left;
+- :mod:`sluice.pipeline.idempotence`: whether a partition is already done;
+- :mod:`sluice.pipeline.local`: the CLI's runner without Prefect (one partition, or a backfill on
+  every core).
 """
 
 from __future__ import annotations
