@@ -425,23 +425,53 @@ def _commit(future: cf.Future[str], screened: bool, t0: float) -> Result:
         return None, exc, time.perf_counter() - t0
 
 
-def prefect_api_configured() -> bool:
-    """Whether a Prefect API URL is configured: ``PREFECT_API_URL`` in the environment, or in
-    the active profile of Prefect's profiles file (read without importing Prefect)."""
-    if os.environ.get("PREFECT_API_URL", "").strip():
-        return True
+def _toml(path: Path) -> dict[str, Any]:
     import tomllib
 
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _dig(data: Any, *keys: str) -> str:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return str(data or "").strip()
+
+
+def _dotenv_url(path: Path) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    for line in lines:
+        match = re.fullmatch(r"\s*(?:export\s+)?PREFECT_API_URL\s*=\s*(.*?)\s*", line)
+        if match:
+            return match.group(1).strip("'\"").strip()
+    return ""
+
+
+def prefect_api_configured() -> bool:
+    """Whether a Prefect API URL is configured where Prefect looks for one, read without
+    importing Prefect: ``PREFECT_API_URL`` in the environment, a ``.env``, ``prefect.toml`` or
+    ``pyproject.toml`` (``[tool.prefect]``) in the working folder, or the active profile of
+    Prefect's profiles file."""
+    if os.environ.get("PREFECT_API_URL", "").strip():
+        return True
+    here = Path.cwd()
+    if (
+        _dotenv_url(here / ".env")
+        or _dig(_toml(here / "prefect.toml"), "api", "url")
+        or _dig(_toml(here / "pyproject.toml"), "tool", "prefect", "api", "url")
+    ):
+        return True
     home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
     path = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
-    try:
-        profiles = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return False
+    profiles = _toml(path)
     active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
-    table = profiles.get("profiles", {})
-    chosen = table.get(active, {}) if isinstance(table, dict) else {}
-    return bool(isinstance(chosen, dict) and str(chosen.get("PREFECT_API_URL") or "").strip())
+    return bool(_dig(profiles, "profiles", str(active), "PREFECT_API_URL"))
 
 
 def use_prefect(asked: bool) -> bool:

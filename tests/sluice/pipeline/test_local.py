@@ -178,6 +178,27 @@ def test_prefect_is_used_when_asked_or_configured(
         local.use_prefect(False)
 
 
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        (".env", "OTHER=1\nexport PREFECT_API_URL='http://127.0.0.1:4200/api'\n"),
+        ("prefect.toml", '[api]\nurl = "http://127.0.0.1:4200/api"\n'),
+        ("pyproject.toml", '[tool.prefect.api]\nurl = "http://127.0.0.1:4200/api"\n'),
+    ],
+)
+def test_an_api_url_in_the_working_folder_counts(
+    name: str, text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("PREFECT_API_URL", "SLUICE_PREFECT", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_text(text.replace("http://127.0.0.1:4200/api", ""))
+    assert not local.use_prefect(False)
+    (tmp_path / name).write_text(text)
+    assert local.use_prefect(False)
+
+
 BLOCK = """
 import sys
 class _Block:
