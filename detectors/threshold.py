@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -74,6 +73,8 @@ def tail_threshold(scores: FloatArray, false_flag_rate: float) -> tuple[float, d
     kept, censored = excess[excess <= c], int((excess > c).sum())
     if c <= 0 or len(np.unique(kept)) < 10:
         return _empirical(s, false_flag_rate, "the tail has too few distinct scores to fit")
+    from scipy import stats  # imported here: scipy.stats takes a second or more to import
+
     data = stats.CensoredData(uncensored=kept, right=np.full(censored, c))
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import polars as pl
 
-from expectations.gx_runner import run_gx
 from expectations.polars_engine import run_polars, supports
 from expectations.polars_engine.row_condition import condition_columns
 from expectations.results import ExpectationEntry, ExpectationOutcome, Suite
@@ -39,6 +38,8 @@ def validate(
         entries, path = suite_or_entries, None
     if engine == "gx":
         refuse_sluice_types(entries, path)
+        from expectations.gx_runner import run_gx  # GX and pandas load only when used
+
         return run_gx(frame, entries)
     if engine == "polars":
         return run_polars(frame, entries, path=path)
@@ -59,6 +60,8 @@ def validate(
     if rest:
         sent = [entries[i] for i in rest]
         refuse_sluice_types(sent, path)
+        from expectations.gx_runner import run_gx
+
         done = run_gx(frame.select(gx_columns(frame, sent)), sent)
         outcomes.update(zip(rest, done, strict=True))
     return [outcomes[i] for i in range(len(entries))]

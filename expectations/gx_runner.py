@@ -22,10 +22,9 @@ import numpy.typing as npt
 import pandas as pd
 import polars as pl
 
-from expectations.results import ExpectationEntry, ExpectationOutcome
+from expectations.results import PROVENANCE_COLUMNS, ExpectationEntry, ExpectationOutcome
 from expectations.sluice_types import refuse_sluice_types
 
-PROVENANCE_COLUMNS: tuple[str, ...] = ("_row_id", "_source_file", "_source_row")
 """Columns sluice adds to every frame; they are never shown to GX."""
 
 ROW_COUNT_TYPES: frozenset[str] = frozenset(

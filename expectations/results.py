@@ -19,6 +19,8 @@ from sluice.core.failures import Severity
 from sluice.core.frame import Engine
 
 DuplicatePolicy = Literal["keep_first", "keep_none"]
+PROVENANCE_COLUMNS: tuple[str, ...] = ("_row_id", "_source_file", "_source_row")
+"""Columns sluice adds to a frame, which no engine validates."""
 
 
 @dataclass(frozen=True)

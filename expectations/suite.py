@@ -32,6 +32,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+from expectations import gx_accepted, gx_catalog
 from expectations.polars_engine.bounded import budget_seconds
 from expectations.polars_engine.pyregex import pattern_error
 from expectations.polars_engine.row_condition import (
@@ -359,7 +360,9 @@ def _entry(b: _Builder, i: int, item: Any) -> ExpectationEntry:
                 allowed=", ".join(sorted(_ENTRY_KEYS)),
             )
     type_name = _type_name(b, at, item)
-    impl = None if is_sluice_type(type_name) else _impl(b, at, type_name)
+    sluice_type = is_sluice_type(type_name)
+    if not sluice_type and type_name not in (gx_catalog.arguments() or {}):
+        _impl(b, at, type_name)  # an unknown type is refused before its arguments are read
     kwargs = item.get("kwargs", {})
     if kwargs is None:
         kwargs = {}
@@ -369,10 +372,11 @@ def _entry(b: _Builder, i: int, item: Any) -> ExpectationEntry:
         )
     kwargs = _substitute(b, (*at, "kwargs"), kwargs)
     _check_condition(b, at, kwargs)
-    if impl is None:
+    if sluice_type:
         _check_sluice_kwargs(b, at, type_name, kwargs)
-    else:
-        _check_kwargs(b, at, type_name, impl, kwargs)
+    elif not gx_accepted.accepted(type_name, kwargs):
+        _check_kwargs(b, at, type_name, _impl(b, at, type_name), kwargs)
+        gx_accepted.remember(type_name, kwargs)
     _check_patterns(b, at, type_name, kwargs)
     if b.columns is not None:
         for key, name in _named_columns(type_name, kwargs):

@@ -4,7 +4,7 @@ The flows only sequence the stage functions of :mod:`sluice.pipeline`; each task
 :class:`~sluice.pipeline.run.RunRef` (spec and suite with their sha256, partition, run id,
 engine, work folder), rebuilds the run from it, refusing to go on when the spec or the suite
 changed since the run was prepared, and returns it for the next task. Around the stages, a flow
-skips a partition that is already done (:mod:`flows.idempotence`), emits alert events
+skips a partition that is already done (:mod:`sluice.pipeline.idempotence`), emits alert events
 (:mod:`flows.alerts`), and a backfill running as a deployment fans out one flow run per
 partition (:mod:`flows.fanout`).
 """
@@ -27,42 +27,35 @@ from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
 from flows import alerts, fanout
-from flows.idempotence import (
+from flows.parameters import DatasetName, QuarantineRate
+from sluice.config import LoadedSpec, Partition, find_spec, partition_range
+from sluice.core.errors import RunFailed, SluiceError
+from sluice.core.frame import EngineChoice
+from sluice.pipeline import Run, stage_ingest, stage_screen, stage_validate, stage_write
+from sluice.pipeline.idempotence import (
     check_done,
     manifest_path,
     read_manifest,
     skipped_summary,
     summary_from_manifest,
 )
-from flows.parameters import DatasetName, QuarantineRate
-from sluice.config import LoadedSpec, Partition, find_spec, partition_range
-from sluice.core.errors import CriticalCheckFailed, RunFailed, SluiceError
-from sluice.core.frame import EngineChoice
-from sluice.pipeline import Run, stage_ingest, stage_screen, stage_validate, stage_write
+from sluice.pipeline.local import (
+    IO_BACKOFF_SECONDS,
+    IO_RETRIES,
+    IO_RETRY_JITTER,
+    is_transient,
+    partition_line,
+    run_failure,
+)
 from sluice.pipeline.run import RunRef
 from sluice.progress import PARTITION_LOG, progress
 from sluice.report.artifacts import artifact_key, publish_artifacts
-
-IO_RETRIES = 3
-IO_BACKOFF_SECONDS = 5.0
-IO_RETRY_JITTER = 0.5
 
 
 class BackfillFailed(SluiceError):
     """Some partitions of a backfill failed (raised only by a backfill run from a deployment)."""
 
     exit_code = 1
-
-
-def is_transient(exc: BaseException | None) -> bool:
-    """Whether an error, or the error it was raised from, is an I/O error that may pass."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, TimeoutError | ConnectionError):
-            return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return False
 
 
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -114,7 +107,7 @@ def write_task(ref: RunRef) -> dict[str, Any]:
     """Write clean rows, quarantine, failures and the manifest."""
     run = Run.resume(ref)
     progress(run.loaded.name, ref.partition, "write")
-    return stage_write(run)
+    return stage_write(run, orchestrator="prefect")
 
 
 def local_day(when: dt.datetime, timezone: str) -> dt.date:
@@ -236,18 +229,9 @@ def final_state(summary: dict[str, Any]) -> dict[str, Any] | State[dict[str, Any
     """What a screened partition's flow run ends in: the summary (Completed), a Completed
     state named "Warned" holding it, or a raised :class:`RunFailed` carrying it."""
     name = f"{summary['dataset']} {summary['partition']}"
-    if summary["status"] == "failed":
-        if summary.get("critical"):
-            raise CriticalCheckFailed(
-                f"{name}: critical checks failed ({', '.join(summary['critical'])}); the "
-                f"partition is quarantined. Manifest: {summary['manifest']}",
-                summary,
-            )
-        raise RunFailed(
-            f"{name}: failed: {'; '.join(_cause_lines(summary, 'error'))}. "
-            f"Manifest: {summary['manifest']}",
-            summary,
-        )
+    failure = run_failure(summary)
+    if failure is not None:
+        raise failure
     if summary["status"] == "warned":
         return Completed(
             name="Warned",
@@ -255,27 +239,6 @@ def final_state(summary: dict[str, Any]) -> dict[str, Any] | State[dict[str, Any
             data=summary,
         )
     return summary
-
-
-def partition_line(
-    dataset: str, partition: str, outcome: dict[str, Any] | None, error: str | None, seconds: float
-) -> str:
-    """One finished partition of a backfill, in one line: status, rows and seconds.
-
-    ``outcome`` is the partition's summary (screened or skipped); ``error`` why it failed.
-    """
-    head = f"{dataset} {partition}: "
-    if outcome is None:
-        text = " ".join(str(error or "failed").split())
-        return f"{head}FAILED: {text} ({seconds:.1f} s)"
-    c = outcome["counts"]
-    status = str(outcome["status"])
-    if outcome.get("skipped"):
-        status = f"skipped ({status}: {outcome['skipped']})"
-    return (
-        f"{head}{status}: {c['in']} rows in, {c['clean']} clean, {c['quarantine']} quarantined "
-        f"({seconds:.1f} s)"
-    )
 
 
 class _Finished:

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from expectations.gx_runner import PROVENANCE_COLUMNS
 from expectations.polars_engine.plan import (
     POSITION,
     BatchPlan,
@@ -28,7 +27,7 @@ from expectations.polars_engine.plan import (
 )
 from expectations.polars_engine.registry import COMPILERS, SUPPORTED_TYPES
 from expectations.polars_engine.row_condition import compile_row_condition, condition_columns
-from expectations.results import ExpectationEntry, ExpectationOutcome
+from expectations.results import PROVENANCE_COLUMNS, ExpectationEntry, ExpectationOutcome
 from sluice.core.errors import ConfigError, SluiceError
 
 

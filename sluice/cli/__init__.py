@@ -86,6 +86,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         help="exit 1 when the run ends this badly (default: failed; warned also fails on warnings)",
     )
     _json_option(run, "the run summary")
+    _prefect_option(run)
 
     bf = sub.add_parser("backfill", help="screen every partition of a date range")
     bf.add_argument("dataset", help="dataset name (datasets/<name>.yaml) or a spec file")
@@ -100,12 +101,14 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         help="exit 1 when any partition ends this badly (default: failed)",
     )
     _json_option(bf, "the backfill summary: screened, skipped and failed partitions")
+    _prefect_option(bf)
 
     demo = sub.add_parser("demo", help="generate sample data with planted errors and screen it")
     demo.add_argument("--dir", default="var/demo", help="where data and outputs go")
     demo.add_argument("--days", type=_positive, default=3, help="partitions to generate")
     demo.add_argument("--rows", type=_positive, default=100_000, help="rows per partition")
     demo.add_argument("--seed", type=int, default=2024)
+    _prefect_option(demo)
 
     srv = sub.add_parser("serve", help="start a local Prefect server and worker, and deploy")
     if wants("serve"):
@@ -179,6 +182,22 @@ def _json_option(parser: argparse.ArgumentParser, what: str) -> None:
         action="store_true",
         help=f"print {what} as JSON on stdout; everything else goes to stderr",
     )
+
+
+def _prefect_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prefect",
+        action="store_true",
+        help="run as Prefect flows (the default when a Prefect API URL is configured, or with "
+        "SLUICE_PREFECT=1); otherwise the stages run in this process",
+    )
+
+
+def _with_prefect(args: argparse.Namespace) -> bool:
+    """Whether this command runs as Prefect flows (:func:`sluice.pipeline.local.use_prefect`)."""
+    from sluice.pipeline.local import use_prefect
+
+    return use_prefect(bool(args.prefect))
 
 
 @contextlib.contextmanager
@@ -283,16 +302,21 @@ def _run(args: argparse.Namespace) -> int:
     from sluice.preflight import preflight
 
     preflight(args.dataset, args.partition, engine=args.engine)
-    from flows.screen import screen_partition
-    from sluice.core.errors import RunFailed
+    if _with_prefect(args):
+        from flows.screen import screen_partition
+        from sluice.core.errors import RunFailed
 
-    _temporary_api()
-    try:
-        summary = screen_partition(args.dataset, args.partition, args.engine, force=args.force)
-    except RunFailed as exc:
-        if exc.summary is None:
-            raise
-        summary = exc.summary
+        _temporary_api()
+        try:
+            summary = screen_partition(args.dataset, args.partition, args.engine, force=args.force)
+        except RunFailed as exc:
+            if exc.summary is None:
+                raise
+            summary = exc.summary
+    else:
+        from sluice.pipeline.local import screen_local
+
+        summary = screen_local(args.dataset, args.partition, args.engine, force=args.force)
     args.document = summary
     _print_summary(summary)
     return exit_code(str(summary["status"]), args.fail_on)
@@ -309,11 +333,17 @@ def _backfill(args: argparse.Namespace) -> int:
         partition_range(checked.loaded.spec.partition, args.start, args.end)
     except ValueError as exc:
         raise_usage(f"backfill {checked.loaded.name}: {exc}")
-    from flows.screen import backfill
+    if _with_prefect(args):
+        from flows.screen import backfill
 
-    _show_partition_lines(verbose=args.verbose)
-    _temporary_api()
-    summary = backfill(args.dataset, args.start, args.end, args.engine, force=args.force)
+        _show_partition_lines(verbose=args.verbose)
+        _temporary_api()
+        summary = backfill(args.dataset, args.start, args.end, args.engine, force=args.force)
+    else:
+        from sluice.pipeline.local import backfill_local
+
+        _show_partition_lines(verbose=False)
+        summary = backfill_local(args.dataset, args.start, args.end, args.engine, force=args.force)
     args.document = summary
     for s in [*summary["screened"], *summary["skipped"]]:
         _print_summary(s)
@@ -342,9 +372,11 @@ def _temporary_api() -> None:
 def _demo(args: argparse.Namespace) -> int:
     from sluice.cli.demo import run_demo
 
-    _show_partition_lines(verbose=args.verbose)
-    _temporary_api()
-    return run_demo(args.dir, days=args.days, rows=args.rows, seed=args.seed)
+    prefect = _with_prefect(args)
+    _show_partition_lines(verbose=args.verbose and prefect)
+    if prefect:
+        _temporary_api()
+    return run_demo(args.dir, days=args.days, rows=args.rows, seed=args.seed, prefect=prefect)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -68,8 +68,16 @@ def catch_table(truth: pl.DataFrame, quarantine: pl.DataFrame, n_rows: int) -> s
     return "\n".join(lines)
 
 
-def run_demo(directory: str | Path, *, days: int = 3, rows: int = 100_000, seed: int = 2024) -> int:
-    """Generate, screen and score the demo; returns the CLI exit code."""
+def run_demo(
+    directory: str | Path,
+    *,
+    days: int = 3,
+    rows: int = 100_000,
+    seed: int = 2024,
+    prefect: bool = True,
+) -> int:
+    """Generate, screen and score the demo, as a Prefect flow or (``prefect`` false) in this
+    process; returns the CLI exit code."""
     from sluice.demo_data import generate
     from sluice.preflight import preflight
 
@@ -77,12 +85,21 @@ def run_demo(directory: str | Path, *, days: int = 3, rows: int = 100_000, seed:
     os.environ["SLUICE_DEMO_DIR"] = str(root)
     parts = demo_days(days)
     preflight(str(DEMO_SPEC), parts[0])
-    from flows.screen import backfill
+    from sluice.pipeline.local import backfill_local
+
+    if prefect:
+        from flows.screen import backfill
 
     print(f"generating {days} partitions of {rows:,} trips in {root / 'raw'} ...")
     truth = generate(root, parts, rows_per_partition=rows, seed=seed)
-    print(f"planted {truth.height:,} errors; screening under Prefect ...")
-    summary = backfill(str(DEMO_SPEC), parts[0], parts[-1], "auto", force=True)
+    how = "under Prefect" if prefect else "in this process"
+    print(f"planted {truth.height:,} errors; screening {how} ...")
+    spec, first, last = str(DEMO_SPEC), parts[0], parts[-1]
+    summary = (
+        backfill(spec, first, last, "auto", force=True)
+        if prefect
+        else backfill_local(spec, first, last, "auto", force=True)
+    )
     for s in summary["screened"]:
         c = s["counts"]
         print(

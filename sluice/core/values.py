@@ -5,16 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 
 def json_safe(value: Any) -> Any:
     """``value`` as plain JSON types: numpy and temporal values converted, NaN as a string."""
-    if value is None or value is pd.NaT or value is pd.NA:
+    if value is None:
+        return None
+    pd = sys.modules.get("pandas")  # a pandas value exists only once pandas is imported
+    if pd is not None and (value is pd.NaT or value is pd.NA):
         return None
     if isinstance(value, np.generic):
         return json_safe(value.item())

@@ -9,7 +9,10 @@ as Prefect tasks.
 - :mod:`sluice.pipeline.stages`: ingest, validate and screen;
 - :mod:`sluice.pipeline.reference`: the earlier clean rows detectors learn from;
 - :mod:`sluice.pipeline.commit`: the write stage, which commits the partition;
-- :mod:`sluice.pipeline.recovery`: what dead runs left.
+- :mod:`sluice.pipeline.recovery`: what dead runs left;
+- :mod:`sluice.pipeline.idempotence`: whether a partition is already done;
+- :mod:`sluice.pipeline.local`: the CLI's runner without Prefect (one partition, or a backfill on
+  every core).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def run_partition(
         stage_ingest(run)
         stage_validate(run)
         stage_screen(run)
-        return stage_write(run, started)
+        return stage_write(run, started, "in-process")
     except BaseException as exc:
         run.discard()
         run_failed(run.loaded.name, run.run_id, run.partition, f"{type(exc).__name__}: {exc}")

@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -44,10 +44,8 @@ from sluice.pipeline.manifest import (
 )
 from sluice.pipeline.manifest import Verdict as ManifestVerdict
 from sluice.pipeline.recovery import recover_dead_work, recover_for_run
-from sluice.pipeline.release import add_review_section
 from sluice.pipeline.run import Run, log, output_roots
 from sluice.preflight import with_model_path
-from sluice.report import SCORES_NAME, append_history, stage_report
 from sluice.screening import count_rows, critical_checks, judge_rows, split_rows
 from sluice.storage import DeltaTables, OutputBackend, PosixParquet, Written, kill_point
 from sluice.verdict import (
@@ -81,6 +79,9 @@ def _judge(
         policies=run.loaded.spec.policies,
         columns=run.loaded.spec.columns,
     )
+
+
+Orchestrator = Literal["in-process", "prefect"]
 
 
 @dataclass(frozen=True)
@@ -137,8 +138,12 @@ def _write(run: Run, backend: OutputBackend) -> _Staged:
     return _Staged(result, frame[ROW_ID], reasons, qmeta, written)
 
 
-def stage_write(run: Run, started: dt.datetime | None = None) -> dict[str, Any]:
+def stage_write(
+    run: Run, started: dt.datetime | None = None, orchestrator: Orchestrator | None = None
+) -> dict[str, Any]:
     """Write clean, quarantine and reports as one commit, the manifest's folder last.
+
+    ``orchestrator`` is recorded in the manifest: what ran the stages.
 
     Holds the partition's lock throughout, first finishing or undoing what a dead run left
     (docs/robustness.md has the commit and read protocol). Refuses, before touching any output,
@@ -154,7 +159,7 @@ def stage_write(run: Run, started: dt.datetime | None = None) -> dict[str, Any]:
         recover_dead_work(run.loaded, skip=dirname)
         _warn_if_released(roots["reports"] / dirname / MANIFEST_NAME, run)
         with PartitionCommit(roots, dirname, run.run_id, dataset=run.loaded.name) as commit:
-            summary = _write_committed(run, commit, backend_for(run, commit), started)
+            summary = _write_committed(run, commit, backend_for(run, commit), started, orchestrator)
     run.discard()
     return summary
 
@@ -179,7 +184,11 @@ def _warn_if_released(manifest: Path, run: Run) -> None:
 
 
 def _write_committed(
-    run: Run, commit: PartitionCommit, backend: OutputBackend, started: dt.datetime | None
+    run: Run,
+    commit: PartitionCommit,
+    backend: OutputBackend,
+    started: dt.datetime | None,
+    orchestrator: Orchestrator | None = None,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     staged = _write(run, backend)
@@ -265,8 +274,13 @@ def _write_committed(
         outputs={k: OutputFile.model_validate(v) for k, v in outputs.items()},
         timings_s=Timings.model_validate(timings),
         tables={k: TableVersion.model_validate(v) for k, v in tables.items()} or None,
+        orchestrator=orchestrator,
     )
-    # report: scores, metrics.parquet and report.html, committed with the manifest
+    # report: scores, metrics.parquet and report.html, committed with the manifest; the report
+    # builder is imported only now, when it is used
+    from sluice.pipeline.release import add_review_section
+    from sluice.report import SCORES_NAME, append_history, stage_report
+
     report = stage_report(run.loaded, run.partition, run.file(SCORES_NAME), w, manifest.dump())
     if report.problem is not None:
         verdict = with_cause(verdict, report_cause(report.problem))

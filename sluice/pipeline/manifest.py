@@ -379,7 +379,7 @@ class Manifest(Record):
     Written last, as the commit point; ``docs/design.md`` ("The manifest") says how to read it.
     """
 
-    omit_when_none = ("audit", "previous", "release", "tables")
+    omit_when_none = ("audit", "previous", "release", "tables", "orchestrator")
 
     manifest_version: Literal[1] = MANIFEST_VERSION
     run_id: str
@@ -422,6 +422,11 @@ class Manifest(Record):
         default=None,
         description="outputs.format delta: clean, quarantine and failures as table versions "
         "(they are then not in outputs)",
+    )
+    orchestrator: Literal["in-process", "prefect"] | None = Field(
+        default=None,
+        description="what ran the stages: sluice in one process (and its workers), or Prefect "
+        "flows; absent in manifests written before it was recorded",
     )
 
     @model_validator(mode="after")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from sluice.config import LoadedSpec, Partition
 from sluice.pipeline.run import OWNER_NAME, Run, log, output_roots
-from sluice.report.history import history_dir
 from sluice.write import (
     MANIFEST_NAME,
     PartitionBusy,
@@ -65,6 +64,8 @@ def recover_partition(
             done.append(f"removed the work folder of a dead run ({folder})")
     with contextlib.suppress(OSError):
         work_root.rmdir()
+    from sluice.report.history import history_dir  # not at the top: sluice.report is heavy
+
     for tmp in sorted(history_dir(roots["reports"]).glob(f".{dirname}.*.tmp")):
         tmp.unlink(missing_ok=True)
         done.append(f"removed a metric history file a dead run left ({tmp})")

@@ -8,7 +8,6 @@ from typing import Any
 import polars as pl
 import pytest
 
-from expectations import engine as engine_module
 from expectations import gx_runner
 from expectations.engine import gx_columns, validate
 from expectations.polars_engine.row_condition import condition_columns
@@ -70,7 +69,7 @@ def test_auto_sends_gx_only_the_columns_it_reads(monkeypatch: pytest.MonkeyPatch
         seen.append(frame.columns)
         return real(frame, entries)
 
-    monkeypatch.setattr(engine_module, "run_gx", spy)
+    monkeypatch.setattr(gx_runner, "run_gx", spy)
     validate(FRAME, suite_from_dict(SUITE), "auto")
     assert seen == [["fare"]]
 

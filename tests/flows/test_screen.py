@@ -15,13 +15,13 @@ from flows import alerts, fanout
 from flows.parameters import dataset_names
 from flows.screen import (
     backfill,
-    is_transient,
     scheduled_partition,
     screen_partition,
     summary_markdown,
 )
 from sluice.config import find_spec
 from sluice.core.errors import CriticalCheckFailed, InputError, RunFailed
+from sluice.pipeline.local import is_transient
 from sluice.progress import PARTITION_LOG
 from tests.conftest import ROOT, SESSION_DATASETS, SpecFactory
 

@@ -76,7 +76,11 @@ def _healthy(port: int) -> bool:
 def test_sigkill_of_sluice_run_leaves_no_temporary_server(tmp_path: Path) -> None:
     spec = write_dataset(tmp_path, {"2024-01-01": csv_text(*(good(i) for i in range(200)))})
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env |= {"PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_LOGGING_LEVEL": "WARNING"}
+    env |= {
+        "SLUICE_PREFECT": "1",
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
     exe = str(Path(sys.executable).with_name("sluice"))
     proc = subprocess.Popen(
         [exe, "run", str(spec), "--partition", "2024-01-01"],

@@ -279,7 +279,7 @@ def test_an_error_after_the_first_swap_puts_the_old_folders_back(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the report failed")
 
-    monkeypatch.setattr("sluice.pipeline.commit.stage_report", broken)
+    monkeypatch.setattr("sluice.report.stage_report", broken)
     with pytest.raises(RuntimeError, match="the report failed"):
         run_partition(str(spec), DAY)
     assert snapshot(spec.parent / "out") == before
