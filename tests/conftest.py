@@ -146,6 +146,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # shared fixtures cheap enough to build once per test worker
 PER_WORKER_FIXTURES = frozenset({"prefect_api"})
+# shared fixture scopes, widest first: a test joins the group of its widest one
+WIDEST = ("session", "package", "module", "class")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -154,22 +156,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ``make test`` runs the tests on several workers with ``--dist loadgroup``: a test without a
     group may run on any worker, so a module- or session-scoped fixture of the project's would be
     built once per worker that runs one of its tests. Each test using such a fixture joins the
-    group named after the first of them (by name), so the fixture is built once.
+    group named after the widest of them (then by name), so the fixture is built once.
     """
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if info is None or item.get_closest_marker("xdist_group"):
             continue
         shared = sorted(
-            f"{defs[-1].baseid}::{name}"
+            (WIDEST.index(defs[-1].scope), f"{defs[-1].baseid}::{name}")
             for name, defs in info.name2fixturedefs.items()
             if defs
-            and defs[-1].scope != "function"
+            and defs[-1].scope in WIDEST
             and name not in PER_WORKER_FIXTURES
             and defs[-1].baseid.startswith("tests")
         )
         if shared:
-            item.add_marker(pytest.mark.xdist_group(shared[0]))
+            item.add_marker(pytest.mark.xdist_group(shared[0][1]))
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from sluice.audit.keep import MANIFESTS_DIR
 from sluice.decide import add_checksums, checksum
 from sluice.write import load_partition
 from tests.conftest import TINY_SCHEMA, tiny_suite
@@ -114,11 +115,12 @@ def leftovers(out: Path) -> list[str]:
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
-    """Every file under ``out`` (lock files aside) by relative path."""
+    """Every file under ``out`` by relative path; lock files aside, and the kept copies of
+    committed manifests (``_manifests``), which gain one file per run by design."""
     return {
         str(p.relative_to(out)): p.read_bytes()
         for p in sorted(out.rglob("*"))
-        if p.is_file() and ".locks" not in p.parts
+        if p.is_file() and ".locks" not in p.parts and MANIFESTS_DIR not in p.parts
     }
 
 
