@@ -118,6 +118,7 @@ def review_partition(
 ) -> tuple[Path, int]:
     """Write the review file of a partition's quarantine; returns its path and rows."""
     loaded = find_spec(dataset)
+    posix_only(loaded, "sluice review")
     part = _parse(loaded, partition)
     manifest_path = _committed_at(loaded, part)
     with partition_lock(manifest_path.parent.parent, part.dirname):
@@ -130,6 +131,15 @@ def review_partition(
     )
     target = out or Path(f"review-{loaded.name}-{part.dirname.replace('=', '-')}.csv")
     return write_review(frame, target, loaded.spec.columns), frame.height
+
+
+def posix_only(loaded: LoadedSpec, what: str) -> None:
+    """Refuse ``what`` on a dataset whose outputs are Delta tables (built for the POSIX layout)."""
+    if loaded.delta:
+        raise SluiceError(
+            f"{loaded.path}: {what} works on outputs.format parquet only for now; "
+            f"{loaded.name} writes Delta tables (outputs.format delta)"
+        )
 
 
 def _parse(loaded: LoadedSpec, partition: str | dt.date) -> Partition:
@@ -158,6 +168,7 @@ def release_partition(
         raise SluiceError("--by must name who took the decisions; found an empty name")
     checked = preflight(dataset, partition, engine=engine)
     loaded, part = checked.loaded, checked.partition
+    posix_only(loaded, "sluice release")
     clash = sorted(set(RELEASE_COLUMNS) & set(loaded.spec.columns))
     if clash:
         raise SluiceError(

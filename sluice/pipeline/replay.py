@@ -395,6 +395,11 @@ def replay(
     was (an input changed is replayed only with ``allow_changed_inputs``).
     """
     manifest = read_manifest(manifest_path)
+    if manifest.tables:
+        raise CannotReplay(
+            f"{manifest_path}: the run wrote Delta tables (outputs.format delta); replay "
+            "compares the POSIX layout's files only for now"
+        )
     root = reports_root_of(manifest_path)
     audit = manifest.audit
     spec_bytes = _config_bytes(

@@ -1,5 +1,6 @@
 """Every sluice reader of clean output reads Delta tables at the manifest's versions: the
-reference window, skip-if-done, report rebuild, drift, baselines and sluice audit."""
+reference window, skip-if-done, report rebuild, drift, baselines and sluice audit; review,
+release and replay, built for the POSIX layout, refuse them clearly."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import shutil
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from flows.idempotence import check_done
 from sluice.audit.lookup import audit_row
 from sluice.config import load_spec
+from sluice.core.errors import SluiceError
 from sluice.pipeline import reference_rows, run_partition, verified_clean
+from sluice.pipeline.release import release_partition, review_partition
+from sluice.pipeline.replay import CannotReplay, replay
 from sluice.report.baseline import save_baseline
 from sluice.report.build import rebuild_report
 from sluice.report.drift import DriftPolicy, load_reference, reference_files, table_partitions
@@ -70,6 +75,13 @@ def test_reference_skip_if_done_and_report_rebuild_read_the_tables(
     assert answer.failures
     kept = int(pl.read_delta(clean["uri"])["_row_id"][0])
     assert audit_row(reports, loaded.name, kept).where == "clean"
+
+    with pytest.raises(SluiceError, match=r"outputs\.format parquet only"):
+        review_partition(str(spec), DAYS[0], tmp_path / "review.csv")
+    with pytest.raises(SluiceError, match=r"outputs\.format parquet only"):
+        release_partition(str(spec), DAYS[0], tmp_path / "review.csv", "alice")
+    with pytest.raises(CannotReplay, match="Delta tables"):
+        replay(Path(first["manifest"]))
 
     shutil.rmtree(clean["uri"])
     assert verified_clean(Path(first["manifest"]), ["fare_amount"]) is None
