@@ -171,8 +171,12 @@ def plan(loaded: LoadedSpec, as_of: dt.datetime | None = None) -> Plan:
     current = current_manifests(reports)
     last_run = {facts.dirname: facts for _, facts in current}
     for path, facts in current:
-        gone = policy.outputs is not None and judge(
-            _item("outputs", path.parent, facts, policy.outputs)
+        # Delta partitions live in their tables: retention keeps them (and what their manifests
+        # name); they expire by a predicate delete and a vacuum no shorter than the period
+        gone = (
+            policy.outputs is not None
+            and not loaded.delta
+            and judge(_item("outputs", path.parent, facts, policy.outputs))
         )
         if not gone:
             kept.append(facts)

@@ -4,6 +4,7 @@ release and replay, built for the POSIX layout, refuse them clearly."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from flows.idempotence import check_done
 from sluice.audit.lookup import audit_row
+from sluice.audit.retention import plan as retention_plan
 from sluice.config import load_spec
 from sluice.core.errors import SluiceError
 from sluice.pipeline import reference_rows, run_partition, verified_clean
@@ -82,6 +84,10 @@ def test_reference_skip_if_done_and_report_rebuild_read_the_tables(
         release_partition(str(spec), DAYS[0], tmp_path / "review.csv", "alice")
     with pytest.raises(CannotReplay, match="Delta tables"):
         replay(Path(first["manifest"]))
+    with spec.open("a", encoding="utf-8") as f:
+        f.write("retention:\n  outputs: 1d\n")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    assert [i.kind for i in retention_plan(load_spec(spec), later).expired] == []
 
     shutil.rmtree(clean["uri"])
     assert verified_clean(Path(first["manifest"]), ["fare_amount"]) is None
