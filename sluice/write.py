@@ -43,7 +43,7 @@ from typing import Any
 import polars as pl
 
 from sluice.core.errors import EXIT_INTERNAL, SluiceError
-from sluice.core.files import Unverified, file_sha256, read_verified
+from sluice.core.files import Unverified, file_sha256, fsync_dir, read_verified
 
 PARQUET_NAME = "part-00000.parquet"
 MANIFEST_NAME = "manifest.json"
@@ -102,14 +102,6 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
     else:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def foreign_reason(
@@ -250,7 +242,7 @@ class PartitionWriter:
             for f in self.staging.iterdir():
                 with f.open("rb") as fh:
                     os.fsync(fh.fileno())
-            _fsync_dir(self.staging)
+            fsync_dir(self.staging)
         except OSError as exc:
             raise OutputError(f"cannot flush {self.staging}: {exc.strerror}") from None
 
@@ -270,7 +262,7 @@ class PartitionWriter:
                 if had_old:
                     self.trash.rename(self.final)
                 raise
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         except OSError as exc:
             raise OutputError(f"cannot move outputs into {self.final}: {exc.strerror}") from None
         return had_old
@@ -401,7 +393,7 @@ class PartitionCommit:
                 fh.flush()
                 os.fsync(fh.fileno())
             tmp.rename(self.journal)
-            _fsync_dir(self.journal.parent)
+            fsync_dir(self.journal.parent)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise OutputError(f"cannot write {self.journal}: {_why(exc)}") from None
@@ -424,7 +416,7 @@ class PartitionCommit:
                 _remove(self.writers[side].trash)
         with contextlib.suppress(OSError):
             self.journal.unlink()
-            _fsync_dir(self.journal.parent)
+            fsync_dir(self.journal.parent)
         return {side: w.final for side, w in self.writers.items()}
 
     def roll_back(self) -> None:
@@ -500,7 +492,7 @@ def recover(roots: Mapping[str, Path], dirname: str) -> list[str]:
                     ):
                         shutil.rmtree(final)
             journal.unlink()
-            _fsync_dir(journal.parent)
+            fsync_dir(journal.parent)
         except OSError as exc:
             raise OutputError(f"cannot recover {dirname} from {journal}: {_why(exc)}") from None
         what = "completed" if committed else "rolled back"

@@ -23,7 +23,7 @@ from pathlib import Path
 import fsspec
 
 from sluice.core.errors import SluiceError
-from sluice.core.files import input_error, iter_regular
+from sluice.core.files import fsync_dir, input_error, iter_regular
 
 OBJECTS_DIR = "_objects"
 """Under a dataset's reports root: the specs, suites and saved models runs used."""
@@ -35,14 +35,6 @@ _CHUNK = 1 << 20
 
 class StoreError(SluiceError):
     """An object cannot be stored or read back as the bytes it is named by."""
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _chunks_of(source: str | Path) -> Iterator[bytes]:
@@ -113,8 +105,8 @@ class ObjectStore:
                 self.verify(got)
                 self.touch(got)
             else:
-                _fsync_dir(final.parent)
-                _fsync_dir(folder)
+                fsync_dir(final.parent)
+                fsync_dir(folder)
             return got
         except OSError as exc:
             raise StoreError(

@@ -203,3 +203,12 @@ def read_verified(path: str | Path, sha256: str) -> bytes:
     if sha256_hex(data) != sha256:
         raise Unverified(path, "sha256 differs", changed=True)
     return data
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (a file created, renamed or removed in it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
