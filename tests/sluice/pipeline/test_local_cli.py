@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +19,10 @@ import yaml
 
 from sluice.demo_data import generate
 from tests.conftest import ROOT, demo_datasets
+from tests.test_e2e import sluice
 
 DAYS = [dt.date(2024, 3, 4), dt.date(2024, 3, 5), dt.date(2024, 3, 6)]
 VOLATILE = {"run_id", "started_at", "finished_at", "timings_s", "seconds", "orchestrator"}
-
-
-def sluice(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``sluice`` command."""
-    exe = Path(sys.executable).with_name("sluice")
-    return subprocess.run(
-        [str(exe), *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 def _env(datasets: Path, root: Path, api: str | None, **extra: str) -> dict[str, str]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +19,13 @@ from sluice.decide import add_checksums
 from sluice.demo_data import generate
 from sluice.pipeline import run_partition
 from sluice.pipeline.manifest import Manifest
-from tests.conftest import ROOT, demo_datasets
+from tests.conftest import demo_datasets
+from tests.test_e2e import sluice
 
 pytestmark = pytest.mark.e2e
 DAY = dt.date(2024, 3, 4)
 VENDOR = "vendor_id|expect_column_values_to_be_in_set"
 OUTLIER = "outlier|default"
-
-
-def sluice(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``sluice`` command."""
-    exe = Path(sys.executable).with_name("sluice")
-    return subprocess.run(
-        [str(exe), *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 def _json(path: str | Path) -> dict[str, Any]:
