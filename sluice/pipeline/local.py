@@ -32,6 +32,11 @@ from typing import Any, TypeVar
 from sluice.config import LoadedSpec, Partition, find_spec, partition_range
 from sluice.core.errors import ConfigError, CriticalCheckFailed, RunFailed, SluiceError
 from sluice.core.frame import EngineChoice
+from sluice.pipeline.budget import (
+    BASE_BYTES,
+    memory_budget,
+    partition_estimate,
+)
 from sluice.pipeline.commit import stage_write
 from sluice.pipeline.idempotence import check_done, skipped_summary
 from sluice.pipeline.run import Run, RunRef, log
@@ -43,13 +48,6 @@ IO_BACKOFF_SECONDS = 5.0
 IO_RETRY_JITTER = 0.5
 PREFECT_ENV = "SLUICE_PREFECT"
 WORKERS_ENV = "SLUICE_WORKERS"
-MEMORY_ENV = "SLUICE_MEMORY_BUDGET"
-BASE_BYTES = 500 * 2**20
-"""What one worker process holds before it reads a partition (polars, numpy, scikit-learn)."""
-BYTES_PER_SOURCE_BYTE = {"csv": 12, "parquet": 45}
-"""Peak memory of a partition's stages per byte of its source files: bench/e2e measured 1.7 GB
-for 1 M rows x 20 columns, a 113 MB CSV or a 28 MB Parquet file, about 0.47 GB of it imports."""
-
 T = TypeVar("T")
 
 
@@ -170,56 +168,6 @@ def screen_local(
     except BaseException:
         run.discard()
         raise
-
-
-def parse_bytes(text: str, what: str) -> int:
-    """A size such as ``8G``, ``512MiB`` or ``1000000`` in bytes; a :class:`ConfigError` naming
-    ``what`` otherwise."""
-    units = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text, re.IGNORECASE)
-    value = float(match.group(1)) * units[match.group(2).lower()] if match else 0.0
-    if value < 1:
-        raise ConfigError(
-            "not a size in bytes",
-            file="environment",
-            key=what,
-            allowed="a positive size such as 8G, 512M or 1000000",
-            found=text,
-        )
-    return int(value)
-
-
-def available_memory() -> int:
-    """Bytes of memory available to new processes (``MemAvailable``), or half the RAM."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) // 2
-
-
-def memory_budget() -> int:
-    """The memory a backfill's workers may use: ``SLUICE_MEMORY_BUDGET`` when set, else three
-    quarters of the memory available now."""
-    text = os.environ.get(MEMORY_ENV, "").strip()
-    return parse_bytes(text, MEMORY_ENV) if text else available_memory() * 3 // 4
-
-
-def partition_estimate(loaded: LoadedSpec, partition: Partition) -> int:
-    """Bytes one worker is expected to hold at its peak while screening ``partition``."""
-    from sluice.ingest import list_source_files
-
-    try:
-        size = sum(Path(f).stat().st_size for f in list_source_files(loaded, partition))
-    except (OSError, SluiceError):
-        size = 0
-    factor = BYTES_PER_SOURCE_BYTE.get(
-        loaded.spec.source.format, max(BYTES_PER_SOURCE_BYTE.values())
-    )
-    return BASE_BYTES + factor * size
 
 
 def cores() -> int:

@@ -13,7 +13,7 @@ import pytest
 
 from sluice.config import find_spec
 from sluice.core.errors import ConfigError, CriticalCheckFailed, RunFailed
-from sluice.pipeline import local
+from sluice.pipeline import budget, local
 from tests.conftest import ROOT, SpecFactory
 
 GOOD = "id,amount,count,when,kind\na,1,1,2024-01-01 10:00:00,a\nb,2,2,2024-01-01 11:00:00,b\n"
@@ -111,13 +111,13 @@ def test_a_failed_verdict_becomes_the_flows_error() -> None:
     ("text", "expected"), [("8G", 8 * 2**30), ("512MiB", 512 * 2**20), ("1000", 1000)]
 )
 def test_sizes_are_read_with_their_unit(text: str, expected: int) -> None:
-    assert local.parse_bytes(text, "X") == expected
+    assert budget.parse_bytes(text, "X") == expected
 
 
 @pytest.mark.parametrize("text", ["ten", "0", "-1G", "8 parsecs"])
 def test_a_bad_size_names_the_setting(text: str) -> None:
     with pytest.raises(ConfigError, match=r"SLUICE_MEMORY_BUDGET.*not a size in bytes"):
-        local.parse_bytes(text, "SLUICE_MEMORY_BUDGET")
+        budget.parse_bytes(text, "SLUICE_MEMORY_BUDGET")
 
 
 def test_the_memory_budget_limits_the_workers(spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,7 +127,7 @@ def test_the_memory_budget_limits_the_workers(spec: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(local, "cores", lambda: 8)
     roomy = local.plan_workers(loaded, parts)
     assert (roomy.workers, roomy.reason) == (3, "limited by partitions")
-    monkeypatch.setenv("SLUICE_MEMORY_BUDGET", str(2 * local.partition_estimate(loaded, parts[0])))
+    monkeypatch.setenv("SLUICE_MEMORY_BUDGET", str(2 * budget.partition_estimate(loaded, parts[0])))
     tight = local.plan_workers(loaded, parts)
     assert (tight.workers, tight.reason) == (2, "limited by memory")
     monkeypatch.setenv("SLUICE_MEMORY_BUDGET", "1M")
@@ -145,9 +145,9 @@ def test_a_bigger_source_is_expected_to_need_more_memory(make_dataset: SpecFacto
     spec = make_dataset({"2024-01-01": GOOD, "2024-01-02": GOOD + rows})
     loaded = find_spec(str(spec))
     small, big = (
-        local.partition_estimate(loaded, loaded.spec.partition.parse(d)) for d in DAYS[:2]
+        budget.partition_estimate(loaded, loaded.spec.partition.parse(d)) for d in DAYS[:2]
     )
-    assert big - small == local.BYTES_PER_SOURCE_BYTE["csv"] * len(rows)
+    assert big - small == budget.BYTES_PER_SOURCE_BYTE["csv"] * len(rows)
 
 
 def test_prefect_is_used_when_asked_or_configured(
