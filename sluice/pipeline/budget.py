@@ -14,6 +14,13 @@ from sluice.config import LoadedSpec, Partition
 from sluice.core.errors import ConfigError, SluiceError
 
 MEMORY_ENV = "SLUICE_MEMORY_BUDGET"
+BOUNDED_ENV = "SLUICE_BOUNDED"
+"""``1``: screen every partition in bounded batches; ``0``: never; unset: when a partition's
+estimate (:func:`partition_estimate`) exceeds the memory budget."""
+BATCH_ROWS_ENV = "SLUICE_BATCH_ROWS"
+"""Rows per batch of a bounded run, overriding the size the memory budget gives."""
+BATCH_BYTES_PER_CELL = 400
+"""What one cell of a batch costs at the peak of a bounded stage (typed, text and copies)."""
 BASE_BYTES = 500 * 2**20
 """What one worker process holds before it reads a partition (polars, numpy, scikit-learn)."""
 BYTES_PER_SOURCE_BYTE = {"csv": 12, "parquet": 45}
@@ -71,12 +78,50 @@ def partition_estimate(loaded: LoadedSpec, partition: Partition) -> int:
     return BASE_BYTES + factor * size
 
 
+def use_bounded(loaded: LoadedSpec, partition: Partition) -> bool:
+    """Whether ``partition`` is screened in bounded batches (``SLUICE_BOUNDED``, else by size)."""
+    text = os.environ.get(BOUNDED_ENV, "").strip()
+    if text in ("0", "1"):
+        return text == "1"
+    if text:
+        raise ConfigError(
+            "not a switch",
+            file="environment",
+            key=BOUNDED_ENV,
+            allowed="1 (always bounded), 0 (never) or unset (by the partition's size)",
+            found=text,
+        )
+    return partition_estimate(loaded, partition) > memory_budget()
+
+
+def batch_rows(columns: int) -> int:
+    """Rows per batch of a bounded run over ``columns`` columns: ``SLUICE_BATCH_ROWS`` when set,
+    else what a quarter of the memory budget holds, between 10,000 and 2,000,000."""
+    text = os.environ.get(BATCH_ROWS_ENV, "").strip()
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(
+                "not a number of rows",
+                file="environment",
+                key=BATCH_ROWS_ENV,
+                allowed="a whole number of 1 or more",
+                found=text,
+            )
+        return int(text)
+    rows = memory_budget() // 4 // (BATCH_BYTES_PER_CELL * max(1, columns))
+    return int(min(2_000_000, max(10_000, rows)))
+
+
 __all__ = [
     "BASE_BYTES",
+    "BATCH_ROWS_ENV",
+    "BOUNDED_ENV",
     "BYTES_PER_SOURCE_BYTE",
     "MEMORY_ENV",
     "available_memory",
+    "batch_rows",
     "memory_budget",
     "parse_bytes",
     "partition_estimate",
+    "use_bounded",
 ]
