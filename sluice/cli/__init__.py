@@ -28,6 +28,9 @@ from typing import Any
 from sluice.core.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK
 from sluice.core.versions import version
 
+EXIT_PIPE = 141
+"""The exit code when stdout's reader went away mid-command (128 + SIGPIPE, as a shell gives)."""
+
 
 def _date(text: str) -> dt.date:
     try:
@@ -463,6 +466,13 @@ COMMANDS = {
 }
 
 
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush has nowhere to fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sluice`` console script."""
     words = list(sys.argv[1:] if argv is None else argv)
@@ -474,12 +484,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     wants_json = bool(getattr(args, "json", False))
     args.document = None
+    code: int | None = None
     try:
         with _stdout_to_stderr() if wants_json else contextlib.nullcontext():
             code = COMMANDS[args.command](args)
         if wants_json and args.document is not None and code in (EXIT_OK, EXIT_FAILED):
             _print_json(args.document)
+        sys.stdout.flush()
         return code
+    except BrokenPipeError:
+        # the reader of stdout went away (`sluice ... | head`): what was to be done is done
+        _stdout_to_devnull()
+        return EXIT_PIPE if code is None else code
     except SluiceError as exc:
         done()
         print(f"sluice: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ default, so a manifest written before the field existed still validates.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import sys
@@ -474,8 +475,12 @@ def now() -> dt.datetime:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the manifest's JSON Schema to ``docs/manifest.schema.json`` (or the path given)."""
-    args = sys.argv[1:] if argv is None else argv
-    target = Path(args[0]) if args else SCHEMA_PATH
+    parser = argparse.ArgumentParser(
+        prog="python -m sluice.pipeline.manifest",
+        description="Write the JSON Schema of manifest.json.",
+    )
+    parser.add_argument("target", nargs="?", type=Path, default=SCHEMA_PATH, help="where to write")
+    target = parser.parse_args(argv).target
     target.write_text(schema_text(), encoding="utf-8")
     print(f"wrote {target}")
     return 0

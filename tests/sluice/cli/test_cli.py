@@ -511,3 +511,29 @@ def test_json_with_stdout_closed_still_validates_and_reports_on_stderr(tmp_path:
     assert ran.returncode == 1, ran.stderr
     assert "internal error" not in ran.stderr
     assert "1/2 expectations passed on 3 rows" in ran.stderr
+
+
+def test_a_reader_that_goes_away_is_no_internal_error(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    """`sluice run ... | head`: the run is done and committed; stdout's reader left early."""
+    csv = {"2024-01-01": "id,amount,count,when,kind\na,1,1,2024-01-01 10:00:00,a\n"}
+    spec = make_dataset(csv)
+    exe = Path(sys.executable).with_name("sluice")
+    env = {**os.environ, "PREFECT_API_URL": ""}
+    proc = subprocess.Popen(
+        [str(exe), "run", str(spec), "--partition", "2024-01-01"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    code = proc.wait(timeout=300)
+    assert code in (0, 141), err
+    for wrong in ("internal error", "Traceback", "Exception ignored"):
+        assert wrong not in err
+    assert list((tmp_path / "out" / "reports").rglob("manifest.json"))

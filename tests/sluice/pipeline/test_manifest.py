@@ -150,3 +150,13 @@ def test_a_version_1_manifest_from_before_later_fields_still_reads(
     assert read.validation.keys.enforced_by == "none"
     assert read.schema_drift.aliases == []
     assert read.counts.rows_in == demo_manifest["counts"]["in"]
+
+
+def test_the_schema_writer_reads_options_as_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as ended:
+        main(["--help"])
+    assert ended.value.code == 0
+    assert list(tmp_path.iterdir()) == []
