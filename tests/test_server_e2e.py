@@ -330,12 +330,19 @@ def test_a_nightly_run_screens_the_day_before_its_scheduled_local_day(served: Se
     # 2024-03-08 07:30 UTC is 02:30 in New York on 2024-03-08: the nightly screens 2024-03-07
     scheduled = dt.datetime(2024, 3, 8, 7, 30, tzinfo=dt.UTC)
     with served.client() as client:
-        upcoming = [
-            r.expected_start_time.astimezone(ZoneInfo("America/New_York"))
-            for r in _runs_of(client, "screen-partition/trips-nightly")
-            if r.state_name == "Scheduled" and r.expected_start_time is not None
-        ]
-        assert upcoming, "the server scheduled no nightly runs from the cron"
+
+        def scheduled_runs() -> list[dt.datetime] | None:
+            # the server's scheduler service creates them on its own loop, not at deploy time
+            times = [
+                r.expected_start_time.astimezone(ZoneInfo("America/New_York"))
+                for r in _runs_of(client, "screen-partition/trips-nightly")
+                if r.state_name == "Scheduled" and r.expected_start_time is not None
+            ]
+            return times or None
+
+        upcoming = _until(
+            "the server to schedule nightly runs from the cron", scheduled_runs, 90, served
+        )
         assert {(t.hour, t.minute) for t in upcoming} == {(2, 30)}
         nightly = _deployment_id(client, "screen-partition/trips-nightly")
         run = client.create_flow_run_from_deployment(
