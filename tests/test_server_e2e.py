@@ -331,7 +331,7 @@ def test_a_nightly_run_screens_the_day_before_its_scheduled_local_day(served: Se
     scheduled = dt.datetime(2024, 3, 8, 7, 30, tzinfo=dt.UTC)
     with served.client() as client:
 
-        def scheduled_runs() -> list[dt.datetime] | None:
+        def scheduled_runs() -> list[Any] | None:
             # the server's scheduler service creates them on its own loop, not at deploy time
             times = [
                 r.expected_start_time.astimezone(ZoneInfo("America/New_York"))
