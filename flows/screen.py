@@ -31,6 +31,7 @@ from flows.parameters import DatasetName, QuarantineRate
 from sluice.config import LoadedSpec, Partition, find_spec, partition_range
 from sluice.core.errors import RunFailed, SluiceError
 from sluice.core.frame import EngineChoice
+from sluice.lineage import run_stopped
 from sluice.pipeline import Run, stage_ingest, stage_screen, stage_validate, stage_write
 from sluice.pipeline.idempotence import (
     check_done,
@@ -194,8 +195,9 @@ def screen_partition(
         ref = validate_task(ref)
         ref = screen_task(ref)
         summary = write_task(ref)
-    except BaseException:
+    except BaseException as exc:
         run.discard()
+        run_stopped(run.loaded.name, run.run_id, run.partition, exc)
         raise
     counts = summary["counts"]
     logger.info(

@@ -21,7 +21,7 @@ import datetime as dt
 from typing import Any
 
 from sluice.core.frame import EngineChoice
-from sluice.lineage import run_failed
+from sluice.lineage import run_stopped
 from sluice.pipeline.commit import stage_write
 from sluice.pipeline.recovery import recover_partition
 from sluice.pipeline.reference import reference_rows, verified_clean
@@ -57,5 +57,5 @@ def run_partition(
         return stage_write(run, started, "in-process")
     except BaseException as exc:
         run.discard()
-        run_failed(run.loaded.name, run.run_id, run.partition, f"{type(exc).__name__}: {exc}")
+        run_stopped(run.loaded.name, run.run_id, run.partition, exc)
         raise

@@ -311,7 +311,12 @@ def _write_committed(
     final = commit.commit()["reports"]
     _archive(final / MANIFEST_NAME)
     append_history(final)
-    run_completed(manifest.dump(), list(run.loaded.spec.columns), run.partition)
+    run_completed(
+        manifest.dump(),
+        list(run.loaded.spec.columns),
+        run.partition,
+        storage_options=run.loaded.storage_options(),
+    )
     return {
         "dataset": run.loaded.name,
         "partition": str(part),

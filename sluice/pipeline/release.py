@@ -43,7 +43,7 @@ from sluice.core.files import sha256_hex
 from sluice.core.frame import PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW, EngineChoice
 from sluice.decide import QUARANTINING, add_checksums, checksum
 from sluice.ingest import polars_dtype
-from sluice.lineage import run_completed, run_started
+from sluice.lineage import run_completed, run_started, run_stopped
 from sluice.pipeline.manifest import Manifest, now
 from sluice.pipeline.reference import reference_rows
 from sluice.pipeline.run import log, output_roots
@@ -187,18 +187,22 @@ def release_partition(
                 "nothing to do"
             )
         run_started(loaded.name, release_id, part, job="release")
-        return _release(
-            loaded,
-            rid=release_id,
-            suite=checked.suite,
-            part=part,
-            committed=committed,
-            manifest_bytes=data,
-            chosen=chosen,
-            who=who,
-            engine=engine,
-            started=started,
-        )
+        try:
+            return _release(
+                loaded,
+                rid=release_id,
+                suite=checked.suite,
+                part=part,
+                committed=committed,
+                manifest_bytes=data,
+                chosen=chosen,
+                who=who,
+                engine=engine,
+                started=started,
+            )
+        except BaseException as exc:
+            run_stopped(loaded.name, release_id, part, exc, job="release")
+            raise
 
 
 def _log_missing(reports_root: Path, part: Partition, committed: Any) -> None:
@@ -652,7 +656,13 @@ def _commit(
         final = commit.commit()["reports"]
     append_history(final)
     append_entries(roots["reports"], part.dirname, entries)
-    run_completed(manifest.dump(), list(loaded.spec.columns), part, job="release")
+    run_completed(
+        manifest.dump(),
+        list(loaded.spec.columns),
+        part,
+        job="release",
+        storage_options=loaded.storage_options(),
+    )
     return _summary(manifest.dump(), final / MANIFEST_NAME)
 
 
