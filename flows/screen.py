@@ -48,6 +48,7 @@ from sluice.pipeline.local import (
     partition_line,
     run_failure,
 )
+from sluice.pipeline.reapply import with_decisions_reapplied
 from sluice.pipeline.run import RunRef
 from sluice.progress import PARTITION_LOG, progress
 from sluice.report.artifacts import artifact_key, publish_artifacts
@@ -199,6 +200,7 @@ def screen_partition(
         run.discard()
         run_stopped(run.loaded.name, run.run_id, run.partition, exc)
         raise
+    summary = with_decisions_reapplied(run.loaded, summary)
     counts = summary["counts"]
     logger.info(
         "%s: %d in, %d clean, %d quarantined (%s)",

@@ -2,9 +2,12 @@
 
 With ``SLUICE_OPENLINEAGE_URL`` set (the base URL of an OpenLineage HTTP endpoint; the path is
 ``SLUICE_OPENLINEAGE_ENDPOINT``, default ``api/v1/lineage``), each run of a partition emits a
-START event when ingest begins and a COMPLETE event when its commit is done (FAIL when a run
-without Prefect stops with an error), and each release of reviewed rows a START and COMPLETE of
-its own job. The pipeline's stages emit them, so runs in-process and under Prefect alike do.
+START event when ingest begins and a COMPLETE event when its commit is done, and each release
+of reviewed rows a START and COMPLETE of its own job. A run whose outcome is a failure sends FAIL
+instead, with the ``errorMessage`` run facet: one that stops with an error before its commit
+(:func:`run_stopped`, called by every orchestrator: in process, backfill workers, Prefect flow
+runs) or one committed with the verdict ``failed`` (:func:`run_completed`). The stages emit the
+rest, so runs in-process and under Prefect alike do.
 
 A COMPLETE event names the input files (``file`` namespace, absolute path; the URL's scheme and
 host for remote files), each with the ``dataQualityAssertions`` facet (every expectation of the

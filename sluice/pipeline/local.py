@@ -40,6 +40,7 @@ from sluice.pipeline.budget import (
 )
 from sluice.pipeline.commit import stage_write
 from sluice.pipeline.idempotence import check_done, skipped_summary
+from sluice.pipeline.reapply import with_decisions_reapplied
 from sluice.pipeline.run import Run, RunRef, log
 from sluice.pipeline.stages import stage_ingest, stage_screen, stage_validate
 from sluice.progress import PARTITION_LOG, progress
@@ -141,7 +142,10 @@ def _finish(run: Run, started: dt.datetime, *, screen_too: bool) -> dict[str, An
         progress(name, part, "screen")
         stage_screen(run)
     progress(name, part, "write")
-    return with_io_retries(lambda: stage_write(run, started, "in-process"), f"{name} {part}: write")
+    summary = with_io_retries(
+        lambda: stage_write(run, started, "in-process"), f"{name} {part}: write"
+    )
+    return with_decisions_reapplied(run.loaded, summary)
 
 
 def screen_local(

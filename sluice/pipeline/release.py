@@ -13,13 +13,14 @@
 - ``reject``: the row stays quarantined; the decision is logged.
 
 Rows keep their ``_row_id`` and provenance; clean gains the release columns
-(:data:`RELEASE_COLUMNS`). The new files are committed as any run's are
-(:class:`~sluice.write.PartitionCommit` under the partition's lock, conservation proven from the
-staged bytes), with a manifest naming the commit it replaced (``previous``, whose manifest is
-kept in the audit folder) and what the release did (``release``); then every decision is
-appended to the audit log (:mod:`sluice.review.audit`). A decision file made from another
-commit is refused, except that applying the very file that made the current commit again
-changes nothing.
+(:data:`RELEASE_COLUMNS`). The new rows are committed as any run's are, through the dataset's
+storage backend (:mod:`sluice.storage`) under the partition's lock: staged Parquet files, or a
+new version of each Delta table; conservation is proven from what the backend reads back, before
+the manifest is written. The manifest names the commit it replaced (``previous``, whose
+manifest is kept in the audit folder) and what the release did (``release``); then every
+decision is appended to the audit log (:mod:`sluice.review.audit`). A decision file made from
+another commit is refused, except that applying the very file that made the current commit
+again changes nothing.
 """
 
 from __future__ import annotations

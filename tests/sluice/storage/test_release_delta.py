@@ -8,6 +8,7 @@ release and audit runs the installed ``sluice`` in a subprocess.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from sluice.demo_data import generate
 from sluice.pipeline import run_partition
 from sluice.pipeline.manifest import Manifest
 from sluice.pipeline.release import release_partition, review_partition
-from sluice.storage import commit_metadata, open_output
+from sluice.storage import KILL_AT_ENV, commit_metadata, open_output
 from tests.s3 import S3Server
 from tests.sluice.storage.conftest import DAYS, subprocess_env, trips_spec
 
@@ -32,10 +33,15 @@ VENDOR = "vendor_id|expect_column_values_to_be_in_set"
 OUTLIER = "outlier|default"
 
 
-def _sluice(*args: str) -> subprocess.CompletedProcess[str]:
+def _sluice(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     exe = str(Path(sys.executable).with_name("sluice"))
     return subprocess.run(
-        [exe, *args], env=subprocess_env(), capture_output=True, text=True, timeout=300, check=False
+        [exe, *args],
+        env=subprocess_env(env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -214,3 +220,31 @@ def test_a_release_is_a_new_version_of_each_table(demo_raw: Path, tmp_path: Path
     assert (
         DeltaTable(after["tables"]["clean"]["uri"]).version() == after["tables"]["clean"]["version"]
     )
+
+
+@pytest.mark.slow
+def test_a_release_killed_before_its_manifest_is_not_seen_and_is_applied_again(
+    demo_raw: Path, tmp_path: Path
+) -> None:
+    spec = trips_spec(tmp_path, demo_raw, name="trips_release_kill", delta=True)
+    summary = run_partition(str(spec), DAY)
+    first = _json(summary["manifest"])
+    before = Path(summary["manifest"]).read_bytes()
+    review, _ = review_partition(str(spec), DAY, tmp_path / "review.parquet")
+    pl.read_parquet(review).with_columns(pl.lit("reject").alias("decision")).write_parquet(review)
+    args = ("release", str(spec), "--partition", DAY, "--decisions", str(review), "--by", "dan")
+    killed = _sluice(*args, env={KILL_AT_ENV: "manifest"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    clean = first["tables"]["clean"]
+    assert DeltaTable(clean["uri"]).version() > clean["version"], "the tables were written"
+    assert Path(summary["manifest"]).read_bytes() == before
+    assert _ids(first, "quarantine") == set(pl.read_parquet(review)["_row_id"].to_list())
+
+    done = _sluice(*args, "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = _json(json.loads(done.stdout)["manifest"])
+    assert after["previous"]["run_id"] == first["run_id"]
+    assert after["tables"]["clean"]["version"] == DeltaTable(clean["uri"]).version()
+    assert _ids(after, "quarantine") == _ids(first, "quarantine")
+    log = Path(after["release"]["audit_log"]).read_text(encoding="utf-8").splitlines()
+    assert len(log) == first["counts"]["quarantine"], "one entry per decision, once"
