@@ -198,9 +198,10 @@ def with_decisions_reapplied(loaded: LoadedSpec, summary: dict[str, Any]) -> dic
         return summary
     try:
         done = reapply_decisions(loaded, str(summary["partition"]))
-    except SluiceError as exc:
-        log.warning("%s %s: decisions not re-applied: %s", loaded.name, summary["partition"], exc)
-        return {**summary, "reapplied": {"error": str(exc)}}
+    except Exception as exc:  # the run is committed: a failed re-apply is reported, not raised
+        why = str(exc) if isinstance(exc, SluiceError) else f"{type(exc).__name__}: {exc}"
+        log.warning("%s %s: decisions not re-applied: %s", loaded.name, summary["partition"], why)
+        return {**summary, "reapplied": {"error": why}}
     if done is None:
         return summary
     release = done["release"]

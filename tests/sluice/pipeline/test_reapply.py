@@ -13,7 +13,7 @@ import polars as pl
 from sluice.pipeline import run_partition
 from sluice.pipeline.release import release_partition, review_partition
 from sluice.review.audit import read_log
-from tests.conftest import ROOT, SpecFactory
+from tests.conftest import ROOT, SpecFactory, tiny_suite
 from tests.test_e2e import sluice
 
 DAY = "2024-01-01"
@@ -97,3 +97,31 @@ def test_a_run_of_a_partition_nobody_reviewed_applies_nothing(
     summary = run_partition(str(spec), DAY)
     assert "reapplied" not in summary
     assert summary["counts"]["quarantine"] == 1
+
+
+def test_decisions_that_a_changed_suite_or_spec_made_moot_are_reported(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    spec = make_dataset({DAY: FIRST}, extra=LENIENT)
+    (tmp_path / "raw" / f"date={DAY}" / "second.csv").write_text(SECOND, encoding="utf-8")
+    run_partition(str(spec), DAY)
+    released = _release_all(spec, tmp_path)
+    assert released["released"] == 2
+
+    suite = tiny_suite()
+    suite["expectations"][2]["kwargs"]["max_value"] = 250
+    (tmp_path / "suite.json").write_text(json.dumps(suite), encoding="utf-8")
+    text = spec.read_text(encoding="utf-8").replace("count: int", "count: float")
+    assert text != spec.read_text(encoding="utf-8")
+    spec.write_text(text, encoding="utf-8")
+    summary = run_partition(str(spec), DAY)
+    again = summary["reapplied"]
+    assert again["applied"] == []
+    assert again["release"] is None
+    why = {s["row_id"]: s["why"] for s in again["not_applied"]}
+    held = pl.read_parquet(_json(summary["manifest"])["outputs"]["quarantine"]["path"])
+    (d,) = held["_row_id"].to_list()
+    (b,) = set(why) - {d}
+    assert why[b] == "the run put the row in clean on its own"
+    assert why[d] == "its values changed since the decision (count)"
+    assert len(read_log(Path(released["audit_log"]))) == 2, "nothing new decided"
