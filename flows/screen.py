@@ -31,6 +31,7 @@ from flows.parameters import DatasetName, QuarantineRate
 from sluice.config import LoadedSpec, Partition, find_spec, partition_range
 from sluice.core.errors import RunFailed, SluiceError
 from sluice.core.frame import EngineChoice
+from sluice.lineage import run_stopped
 from sluice.pipeline import Run, stage_ingest, stage_screen, stage_validate, stage_write
 from sluice.pipeline.idempotence import (
     check_done,
@@ -47,6 +48,7 @@ from sluice.pipeline.local import (
     partition_line,
     run_failure,
 )
+from sluice.pipeline.reapply import with_decisions_reapplied
 from sluice.pipeline.run import RunRef
 from sluice.progress import PARTITION_LOG, progress
 from sluice.report.artifacts import artifact_key, publish_artifacts
@@ -194,9 +196,11 @@ def screen_partition(
         ref = validate_task(ref)
         ref = screen_task(ref)
         summary = write_task(ref)
-    except BaseException:
+    except BaseException as exc:
         run.discard()
+        run_stopped(run.loaded.name, run.run_id, run.partition, exc)
         raise
+    summary = with_decisions_reapplied(run.loaded, summary)
     counts = summary["counts"]
     logger.info(
         "%s: %d in, %d clean, %d quarantined (%s)",

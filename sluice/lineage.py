@@ -2,9 +2,12 @@
 
 With ``SLUICE_OPENLINEAGE_URL`` set (the base URL of an OpenLineage HTTP endpoint; the path is
 ``SLUICE_OPENLINEAGE_ENDPOINT``, default ``api/v1/lineage``), each run of a partition emits a
-START event when ingest begins and a COMPLETE event when its commit is done (FAIL when a run
-without Prefect stops with an error), and each release of reviewed rows a START and COMPLETE of
-its own job. The pipeline's stages emit them, so runs in-process and under Prefect alike do.
+START event when ingest begins and a COMPLETE event when its commit is done, and each release
+of reviewed rows a START and COMPLETE of its own job. A run whose outcome is a failure sends FAIL
+instead, with the ``errorMessage`` run facet: one that stops with an error before its commit
+(:func:`run_stopped`, called by every orchestrator: in process, backfill workers, Prefect flow
+runs) or one committed with the verdict ``failed`` (:func:`run_completed`). The stages emit the
+rest, so runs in-process and under Prefect alike do.
 
 A COMPLETE event names the input files (``file`` namespace, absolute path; the URL's scheme and
 host for remote files), each with the ``dataQualityAssertions`` facet (every expectation of the
@@ -224,16 +227,52 @@ def _assertions(manifest: Mapping[str, Any]) -> list[Any]:
     return out
 
 
-def _null_counts(path: str, columns: Sequence[str]) -> tuple[int, dict[str, int]]:
-    frame = pl.scan_parquet(path)
+def _null_counts(frame: pl.LazyFrame, columns: Sequence[str]) -> tuple[int, dict[str, int]]:
     present = [c for c in columns if c in frame.collect_schema().names()]
     counts = frame.select(pl.len().alias("__rows"), *(pl.col(c).null_count() for c in present))
     row = counts.collect().row(0, named=True)
     return int(row.pop("__rows")), {k: int(v) for k, v in row.items()}
 
 
-def completed_parts(manifest: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
-    """The inputs and outputs of a committed run's COMPLETE event, from its manifest."""
+@dataclass(frozen=True)
+class _Output:
+    """One side's output as lineage names it: where, its rows' null counts, bytes and files."""
+
+    namespace: str
+    name: str
+    rows: int
+    nulls: dict[str, int]
+    size: int | None
+    files: int | None
+
+
+def _output(
+    manifest: Mapping[str, Any],
+    side: str,
+    columns: Sequence[str],
+    storage_options: Mapping[str, str] | None,
+) -> _Output:
+    table = (manifest.get("tables") or {}).get(side)
+    if table is not None:
+        from sluice.storage import open_output
+
+        frame = open_output(manifest, side, storage_options=storage_options).read()
+        ns, name = dataset_ref(str(table["uri"]))
+        rows, nulls = _null_counts(frame.lazy(), columns)
+        return _Output(ns, name, rows, nulls, None, None)
+    entry = manifest["outputs"][side]
+    ns, name = dataset_ref(os.path.dirname(entry["path"]))
+    rows, nulls = _null_counts(pl.scan_parquet(entry["path"]), columns)
+    return _Output(ns, name, rows, nulls, int(entry["bytes"]), 1)
+
+
+def completed_parts(
+    manifest: Mapping[str, Any],
+    columns: Sequence[str],
+    storage_options: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The inputs and outputs of a committed run's COMPLETE (or FAIL) event, from its manifest:
+    Parquet outputs by their folder, Delta outputs by their table's URI."""
     ol = _client()
     fc = ol.facets
     data_quality_assertions_dataset = fc.data_quality_assertions_dataset
@@ -261,31 +300,44 @@ def completed_parts(manifest: Mapping[str, Any], columns: Sequence[str]) -> dict
         )
     outputs = []
     for side in ("clean", "quarantine"):
-        entry = manifest["outputs"][side]
-        ns, name = dataset_ref(os.path.dirname(entry["path"]))
-        rows, nulls = _null_counts(entry["path"], columns)
+        out = _output(manifest, side, columns, storage_options)
         metrics = data_quality_metrics_dataset.DataQualityMetricsDatasetFacet(
             columnMetrics={
-                c: data_quality_metrics_dataset.ColumnMetrics(nullCount=n, count=float(rows))
-                for c, n in nulls.items()
+                c: data_quality_metrics_dataset.ColumnMetrics(nullCount=n, count=float(out.rows))
+                for c, n in out.nulls.items()
             },
-            rowCount=rows,
-            bytes=entry["bytes"],
-            fileCount=1,
+            rowCount=out.rows,
+            bytes=out.size,
+            fileCount=out.files,
         )
         outputs.append(
             ol.events.OutputDataset(
-                namespace=ns,
-                name=name,
+                namespace=out.namespace,
+                name=out.name,
                 facets={"dataQualityMetrics": metrics},
                 outputFacets={
                     "outputStatistics": out_stats.OutputStatisticsOutputDatasetFacet(
-                        rowCount=rows, size=entry["bytes"], fileCount=1
+                        rowCount=out.rows, size=out.size, fileCount=out.files
                     )
                 },
             )
         )
     return {"inputs": inputs, "outputs": outputs}
+
+
+def failed_verdict(manifest: Mapping[str, Any]) -> str | None:
+    """Why a committed run failed (its verdict is ``failed``), in words; None otherwise."""
+    if manifest.get("status") != "failed":
+        return None
+    name = f"{manifest['dataset']} {manifest['partition']['value']}"
+    critical = list(manifest.get("critical") or [])
+    if critical:
+        return (
+            f"{name}: critical checks failed ({', '.join(critical)}); the partition is quarantined"
+        )
+    causes = (manifest.get("verdict") or {}).get("causes") or []
+    errors = [str(c.get("message")) for c in causes if c.get("level") == "error"]
+    return f"{name}: failed: {'; '.join(errors) or 'the verdict is failed'}"
 
 
 def run_started(dataset: str, run_id: str, partition: Partition, job: str = "screen") -> None:
@@ -294,19 +346,33 @@ def run_started(dataset: str, run_id: str, partition: Partition, job: str = "scr
 
 
 def run_completed(
-    manifest: Mapping[str, Any], columns: Sequence[str], partition: Partition, job: str = "screen"
+    manifest: Mapping[str, Any],
+    columns: Sequence[str],
+    partition: Partition,
+    job: str = "screen",
+    *,
+    storage_options: Mapping[str, str] | None = None,
 ) -> None:
-    """Send the COMPLETE event of a committed run, from its manifest (when lineage is on)."""
+    """Send the event of a committed run, from its manifest (when lineage is on): COMPLETE,
+    or FAIL with the ``errorMessage`` run facet when its verdict is ``failed`` (the outputs
+    are committed all the same, so the event names them)."""
     if not enabled():
         return
     dataset, run_id = str(manifest["dataset"]), str(manifest["run_id"])
+    error = failed_verdict(manifest)
+    kind = "COMPLETE" if error is None else "FAIL"
     try:
-        parts = completed_parts(manifest, columns)
+        parts = completed_parts(manifest, columns, storage_options)
     except Exception as exc:  # lineage is an observer: it never fails the run
-        log.warning("OpenLineage COMPLETE event of %s not built: %s", dataset, exc)
-        return
+        log.warning("OpenLineage %s event of %s not built: %s", kind, dataset, exc)
+        parts = {}
     send(
-        "COMPLETE", f"{dataset}.{job}", run_uuid(dataset, run_id), nominal=span(partition), **parts
+        kind,
+        f"{dataset}.{job}",
+        run_uuid(dataset, run_id),
+        nominal=span(partition),
+        error=error,
+        **parts,
     )
 
 
@@ -317,3 +383,10 @@ def run_failed(
     send(
         "FAIL", f"{dataset}.{job}", run_uuid(dataset, run_id), nominal=span(partition), error=error
     )
+
+
+def run_stopped(
+    dataset: str, run_id: str, partition: Partition, exc: BaseException, job: str = "screen"
+) -> None:
+    """Send the FAIL event of a run that stopped with ``exc`` before its commit."""
+    run_failed(dataset, run_id, partition, f"{type(exc).__name__}: {exc}", job)

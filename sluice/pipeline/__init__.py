@@ -21,8 +21,9 @@ import datetime as dt
 from typing import Any
 
 from sluice.core.frame import EngineChoice
-from sluice.lineage import run_failed
+from sluice.lineage import run_stopped
 from sluice.pipeline.commit import stage_write
+from sluice.pipeline.reapply import with_decisions_reapplied
 from sluice.pipeline.recovery import recover_partition
 from sluice.pipeline.reference import reference_rows, verified_clean
 from sluice.pipeline.run import SIDES, STAGES, Run, output_roots
@@ -54,8 +55,9 @@ def run_partition(
         stage_ingest(run)
         stage_validate(run)
         stage_screen(run)
-        return stage_write(run, started, "in-process")
+        summary = stage_write(run, started, "in-process")
     except BaseException as exc:
         run.discard()
-        run_failed(run.loaded.name, run.run_id, run.partition, f"{type(exc).__name__}: {exc}")
+        run_stopped(run.loaded.name, run.run_id, run.partition, exc)
         raise
+    return with_decisions_reapplied(run.loaded, summary)

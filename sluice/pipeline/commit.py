@@ -174,7 +174,8 @@ def _warn_if_released(manifest: Path, run: Run) -> None:
         moved = len(release.get("released", [])) + len(release.get("fixed", []))
         log.warning(
             "%s %s: this run replaces release %s (%d rows released by %s); they are judged "
-            "afresh from the source, and the audit log keeps the decisions",
+            "afresh from the source, then the audit log's decisions are applied again to the "
+            "rows that are unchanged",
             run.loaded.name,
             run.partition,
             release.get("at"),
@@ -311,7 +312,12 @@ def _write_committed(
     final = commit.commit()["reports"]
     _archive(final / MANIFEST_NAME)
     append_history(final)
-    run_completed(manifest.dump(), list(run.loaded.spec.columns), run.partition)
+    run_completed(
+        manifest.dump(),
+        list(run.loaded.spec.columns),
+        run.partition,
+        storage_options=run.loaded.storage_options(),
+    )
     return {
         "dataset": run.loaded.name,
         "partition": str(part),

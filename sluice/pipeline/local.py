@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from sluice.config import LoadedSpec, Partition, find_spec, partition_range
 from sluice.core.errors import ConfigError, CriticalCheckFailed, RunFailed, SluiceError
 from sluice.core.frame import EngineChoice
+from sluice.lineage import run_stopped
 from sluice.pipeline.budget import (
     BASE_BYTES,
     memory_budget,
@@ -39,6 +40,7 @@ from sluice.pipeline.budget import (
 )
 from sluice.pipeline.commit import stage_write
 from sluice.pipeline.idempotence import check_done, skipped_summary
+from sluice.pipeline.reapply import with_decisions_reapplied
 from sluice.pipeline.run import Run, RunRef, log
 from sluice.pipeline.stages import stage_ingest, stage_screen, stage_validate
 from sluice.progress import PARTITION_LOG, progress
@@ -140,7 +142,10 @@ def _finish(run: Run, started: dt.datetime, *, screen_too: bool) -> dict[str, An
         progress(name, part, "screen")
         stage_screen(run)
     progress(name, part, "write")
-    return with_io_retries(lambda: stage_write(run, started, "in-process"), f"{name} {part}: write")
+    summary = with_io_retries(
+        lambda: stage_write(run, started, "in-process"), f"{name} {part}: write"
+    )
+    return with_decisions_reapplied(run.loaded, summary)
 
 
 def screen_local(
@@ -165,8 +170,9 @@ def screen_local(
     try:
         _ingest_validate(run, screen_too=False)
         return _finish(run, started, screen_too=True)
-    except BaseException:
+    except BaseException as exc:
         run.discard()
+        run_stopped(run.loaded.name, run.run_id, run.partition, exc)
         raise
 
 
@@ -218,8 +224,9 @@ def _prepare_in_worker(
     run = Run.prepare(dataset, partition, engine=engine)
     try:
         _ingest_validate(run, screen_too=screen_too)
-    except BaseException:
+    except BaseException as exc:
         run.discard()
+        run_stopped(run.loaded.name, run.run_id, run.partition, exc)
         raise
     return json.dumps({"ref": run.ref.model_dump(mode="json"), "started": started.isoformat()})
 
@@ -370,6 +377,7 @@ def _commit(future: cf.Future[str], screened: bool, t0: float) -> Result:
         return _finish(run, started, screen_too=not screened), None, time.perf_counter() - t0
     except Exception as exc:
         run.discard()
+        run_stopped(run.loaded.name, run.run_id, run.partition, exc)
         return None, exc, time.perf_counter() - t0
 
 

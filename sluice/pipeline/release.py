@@ -13,13 +13,14 @@
 - ``reject``: the row stays quarantined; the decision is logged.
 
 Rows keep their ``_row_id`` and provenance; clean gains the release columns
-(:data:`RELEASE_COLUMNS`). The new files are committed as any run's are
-(:class:`~sluice.write.PartitionCommit` under the partition's lock, conservation proven from the
-staged bytes), with a manifest naming the commit it replaced (``previous``, whose manifest is
-kept in the audit folder) and what the release did (``release``); then every decision is
-appended to the audit log (:mod:`sluice.review.audit`). A decision file made from another
-commit is refused, except that applying the very file that made the current commit again
-changes nothing.
+(:data:`RELEASE_COLUMNS`). The new rows are committed as any run's are, through the dataset's
+storage backend (:mod:`sluice.storage`) under the partition's lock: staged Parquet files, or a
+new version of each Delta table; conservation is proven from what the backend reads back, before
+the manifest is written. The manifest names the commit it replaced (``previous``, whose
+manifest is kept in the audit folder) and what the release did (``release``); then every
+decision is appended to the audit log (:mod:`sluice.review.audit`). A decision file made from
+another commit is refused, except that applying the very file that made the current commit
+again changes nothing.
 """
 
 from __future__ import annotations
@@ -36,14 +37,14 @@ from typing import Any
 import polars as pl
 
 from detectors.screen import screen as score_detectors
-from sluice.config import ColumnSpec, LoadedSpec, Partition, find_spec
+from sluice.config import TABLE_SIDES, ColumnSpec, LoadedSpec, Partition, find_spec
 from sluice.core.errors import SluiceError
 from sluice.core.failures import concat_failures, empty_failures
 from sluice.core.files import sha256_hex
 from sluice.core.frame import PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW, EngineChoice
 from sluice.decide import QUARANTINING, add_checksums, checksum
 from sluice.ingest import polars_dtype
-from sluice.lineage import run_completed, run_started
+from sluice.lineage import run_completed, run_started, run_stopped
 from sluice.pipeline.manifest import Manifest, now
 from sluice.pipeline.reference import reference_rows
 from sluice.pipeline.run import log, output_roots
@@ -63,19 +64,18 @@ from sluice.review.audit import (
 from sluice.review.decisions import Decision, Decisions, StaleDecisions, read_decisions
 from sluice.review.export import as_text, review_frame, write_review
 from sluice.screening import check_rows, count_rows, judge_rows, rows_to_score, why_not_scored
+from sluice.storage import DeltaTables, OutputBackend, PosixParquet, Written, kill_point
 from sluice.write import (
     MANIFEST_NAME,
-    PARQUET_NAME,
     ConservationError,
     NotCommitted,
     PartitionCommit,
+    check_conservation,
     describe,
     load_partition,
     partition_lock,
-    prove_conservation,
     recover,
     write_json,
-    write_parquet,
 )
 
 RELEASED_AS = "_released_as"
@@ -107,7 +107,7 @@ def _load(manifest_path: Path, loaded: LoadedSpec, part: Partition) -> tuple[Any
             f"{loaded.name} --partition {part}` first"
         )
     try:
-        committed = load_partition(manifest_path)
+        committed = load_partition(manifest_path, storage_options=loaded.storage_options())
     except NotCommitted as exc:
         raise SluiceError(f"{loaded.name} {part}: {exc}") from None
     return committed, manifest_path.read_bytes()
@@ -118,7 +118,6 @@ def review_partition(
 ) -> tuple[Path, int]:
     """Write the review file of a partition's quarantine; returns its path and rows."""
     loaded = find_spec(dataset)
-    posix_only(loaded, "sluice review")
     part = _parse(loaded, partition)
     manifest_path = _committed_at(loaded, part)
     with partition_lock(manifest_path.parent.parent, part.dirname):
@@ -131,15 +130,6 @@ def review_partition(
     )
     target = out or Path(f"review-{loaded.name}-{part.dirname.replace('=', '-')}.csv")
     return write_review(frame, target, loaded.spec.columns), frame.height
-
-
-def posix_only(loaded: LoadedSpec, what: str) -> None:
-    """Refuse ``what`` on a dataset whose outputs are Delta tables (built for the POSIX layout)."""
-    if loaded.delta:
-        raise SluiceError(
-            f"{loaded.path}: {what} works on outputs.format parquet only for now; "
-            f"{loaded.name} writes Delta tables (outputs.format delta)"
-        )
 
 
 def _parse(loaded: LoadedSpec, partition: str | dt.date) -> Partition:
@@ -168,7 +158,6 @@ def release_partition(
         raise SluiceError("--by must name who took the decisions; found an empty name")
     checked = preflight(dataset, partition, engine=engine)
     loaded, part = checked.loaded, checked.partition
-    posix_only(loaded, "sluice release")
     clash = sorted(set(RELEASE_COLUMNS) & set(loaded.spec.columns))
     if clash:
         raise SluiceError(
@@ -199,18 +188,22 @@ def release_partition(
                 "nothing to do"
             )
         run_started(loaded.name, release_id, part, job="release")
-        return _release(
-            loaded,
-            rid=release_id,
-            suite=checked.suite,
-            part=part,
-            committed=committed,
-            manifest_bytes=data,
-            chosen=chosen,
-            who=who,
-            engine=engine,
-            started=started,
-        )
+        try:
+            return _release(
+                loaded,
+                rid=release_id,
+                suite=checked.suite,
+                part=part,
+                committed=committed,
+                manifest_bytes=data,
+                chosen=chosen,
+                who=who,
+                engine=engine,
+                started=started,
+            )
+        except BaseException as exc:
+            run_stopped(loaded.name, release_id, part, exc, job="release")
+            raise
 
 
 def _log_missing(reports_root: Path, part: Partition, committed: Any) -> None:
@@ -572,6 +565,7 @@ def _commit(
         "sluice.spec_sha256": str(old["spec"]["sha256"]),
         "sluice.release": rid,
     }
+    qmeta = {**meta, "sluice.rules": json.dumps(reasons)}
     counts = count_rows(failures, len(ids_in), clean.height, quarantine.height)
     sums = {
         "in": checksum(ids_in),
@@ -580,20 +574,17 @@ def _commit(
         "algorithm": old["checksums"]["algorithm"],
     }
     with PartitionCommit(roots, part.dirname, rid, dataset=loaded.name) as commit:
-        outputs: dict[str, Any] = {}
-        for side, frame, m in (
-            ("clean", clean, meta),
-            ("quarantine", quarantine, {**meta, "sluice.rules": json.dumps(reasons)}),
-        ):
-            w = commit.writer(side)
-            write_parquet(frame, w.path(PARQUET_NAME), m)
-            outputs[side] = describe(w.path(PARQUET_NAME), frame.height)
-            outputs[side]["path"] = str(w.final / PARQUET_NAME)
-        read_back = prove_conservation(
-            {s: (commit.writer(s).path(PARQUET_NAME), outputs[s]["sha256"]) for s in outputs},
+        backend = _backend(loaded, part, rid, commit)
+        written = {
+            "clean": backend.write("clean", clean, meta),
+            "quarantine": backend.write("quarantine", quarantine, qmeta),
+        }
+        read_back = check_conservation(
+            {side: backend.read_back(w, ROW_ID) for side, w in written.items()},
             ids_in,
             ROW_ID,
             {s: {"rows": counts[s], "checksum": sums[s]} for s in ("clean", "quarantine")},
+            names=", ".join(_where(w) for w in written.values()),
         )
         holds = counts["in"] == counts["clean"] + counts["quarantine"] and sums[
             "in"
@@ -606,11 +597,14 @@ def _commit(
             policies=loaded.spec.policies,
             columns=loaded.spec.columns,
         )
-        commit.swap("clean", "quarantine")
+        if not written["clean"].table:
+            commit.swap("clean", "quarantine")
         w = commit.writer("reports")
-        write_parquet(failures, w.path("failures.parquet"))
-        outputs["failures"] = describe(w.path("failures.parquet"))
-        outputs["failures"]["path"] = str(w.final / "failures.parquet")
+        outputs = {side: x.entry for side, x in written.items() if not x.table}
+        outputs["failures"] = PosixParquet(commit).write("failures", failures, {}).entry
+        tables = {side: x.entry for side, x in written.items() if x.table}
+        if tables:
+            tables["failures"] = backend.write("failures", failures, qmeta).entry
         w.path(DECISIONS_NAME).write_text(
             "".join(e.model_dump_json() + "\n" for e in entries), encoding="utf-8"
         )
@@ -631,6 +625,7 @@ def _commit(
             "conservation": {"holds": holds, "read_back": read_back},
             "reasons": reasons,
             "outputs": outputs,
+            "tables": tables or None,
             "timings_s": timings,
             "findings": {},
             **extra,
@@ -657,11 +652,40 @@ def _commit(
             }
         )
         write_json(manifest.dump(), w.path(MANIFEST_NAME))
+        if tables:
+            kill_point("manifest")
         final = commit.commit()["reports"]
     append_history(final)
     append_entries(roots["reports"], part.dirname, entries)
-    run_completed(manifest.dump(), list(loaded.spec.columns), part, job="release")
+    run_completed(
+        manifest.dump(),
+        list(loaded.spec.columns),
+        part,
+        job="release",
+        storage_options=loaded.storage_options(),
+    )
     return _summary(manifest.dump(), final / MANIFEST_NAME)
+
+
+def _backend(
+    loaded: LoadedSpec, part: Partition, rid: str, commit: PartitionCommit
+) -> OutputBackend:
+    """Where the release writes: the run's own backend for the dataset's ``outputs.format``."""
+    if not loaded.delta:
+        return PosixParquet(commit)
+    return DeltaTables(
+        {side: loaded.table_uri(side) for side in TABLE_SIDES},
+        column=part.key,
+        value=str(part),
+        run_id=rid,
+        storage_options=loaded.storage_options(),
+    )
+
+
+def _where(written: Written) -> str:
+    if written.table:
+        return f"{written.entry['uri']} version {written.entry['version']}"
+    return str(written.staged)
 
 
 def review_section(

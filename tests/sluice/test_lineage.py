@@ -1,25 +1,29 @@
-"""OpenLineage events, received on a 127.0.0.1 HTTP server and checked against the client's
-models of the spec (every event and facet must rebuild as the ``openlineage-python`` class its
-``schemaURL`` names: no field the model lacks, none it requires missing)."""
+"""OpenLineage events, received on a 127.0.0.1 HTTP server (tests/openlineage.py) and checked
+against the client's models of the spec."""
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
-import pkgutil
+import os
 import socket
-import threading
-import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sluice.pipeline import run_partition
-from tests.conftest import SpecFactory
+from tests.conftest import ROOT, SpecFactory
+from tests.openlineage import Received, check_event, receiver, schema_models
+from tests.test_e2e import sluice
+
+
+@pytest.fixture
+def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[Received]:
+    """An OpenLineage endpoint on 127.0.0.1; yields what it received."""
+    with receiver(monkeypatch) as got:
+        yield got
+
 
 CSV = (
     "id,amount,count,when,kind\n"
@@ -29,82 +33,23 @@ CSV = (
 )
 
 
-class _Collector(BaseHTTPRequestHandler):
-    received: list[tuple[str, dict[str, Any]]]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.received.append((self.path, json.loads(body)))
-        self.send_response(201)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-@pytest.fixture
-def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """An OpenLineage endpoint on 127.0.0.1; yields what it received."""
-    received: list[tuple[str, dict[str, Any]]] = []
-    handler = type("Handler", (_Collector,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        monkeypatch.setenv("SLUICE_OPENLINEAGE_URL", f"http://127.0.0.1:{server.server_port}")
-        yield received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def _models() -> dict[str, type]:
-    """The client's facet and event classes by the schema URL each declares."""
-    from openlineage.client import generated
-    from openlineage.client.generated.base import BaseEvent, BaseFacet
-
-    out: dict[str, type] = {}
-    for info in pkgutil.iter_modules(generated.__path__):
-        module = importlib.import_module(f"{generated.__name__}.{info.name}")
-        for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, BaseFacet | BaseEvent) and "_get_schema" in cls.__dict__:
-                out[cls._get_schema()] = cls
-    return out
-
-
-def _check(doc: dict[str, Any], models: dict[str, type], where: str) -> None:
-    """Rebuild a facet or event as the client's class its schema URL names."""
-    url = doc.get("_schemaURL") or doc.get("schemaURL")
-    assert url in models, f"{where}: {url!r} is not a schema of the client"
-    fields = {k: v for k, v in doc.items() if not k.startswith("_") and k != "schemaURL"}
-    try:
-        models[url](**fields)
-    except TypeError as exc:
-        pytest.fail(f"{where}: does not fit {models[url].__name__}: {exc}")
-
-
-def _check_event(event: dict[str, Any], models: dict[str, type]) -> None:
-    assert event["schemaURL"].endswith("#/$defs/RunEvent")
-    assert event["eventType"] in {"START", "COMPLETE", "FAIL"}
-    uuid.UUID(event["run"]["runId"])
-    for key in ("eventTime", "producer", "run", "job"):
-        assert key in event
-    assert {"namespace", "name"} <= set(event["job"])
-    for name, facet in {**event["run"].get("facets", {}), **event["job"].get("facets", {})}.items():
-        _check(facet, models, name)
-    for ds in [*event.get("inputs", []), *event.get("outputs", [])]:
-        assert {"namespace", "name"} <= set(ds)
-        for group in ("facets", "inputFacets", "outputFacets"):
-            for name, facet in ds.get(group, {}).items():
-                _check(facet, models, f"{ds['name']} {group}.{name}")
+_SHARE = {"warn": 0.05, "error": 0.9}
+LENIENT = {
+    "policies": {
+        "quarantine": _SHARE,
+        "per_rule": _SHARE,
+        "stages": {"ingest": _SHARE, "validate": _SHARE, "screen": _SHARE},
+    }
+}
+"""Policies under which the tiny run is warned, not failed (2 of 3 rows quarantined)."""
 
 
 def test_a_run_emits_start_and_complete_with_quality_facets(
     endpoint: list[tuple[str, dict[str, Any]]], make_dataset: SpecFactory
 ) -> None:
-    spec = str(make_dataset({"2024-01-01": CSV}))
+    spec = str(make_dataset({"2024-01-01": CSV}, extra=LENIENT))
     summary = run_partition(spec, "2024-01-01")
+    assert summary["status"] == "warned", summary["causes"]
     manifest = json.loads(Path(summary["manifest"]).read_text())
     events = [e for _, e in endpoint]
     assert [path for path, _ in endpoint] == ["/api/v1/lineage"] * 2
@@ -112,9 +57,9 @@ def test_a_run_emits_start_and_complete_with_quality_facets(
     start, done = events
     assert start["run"]["runId"] == done["run"]["runId"]
     assert done["job"] == {**done["job"], "namespace": "sluice", "name": "tiny.screen"}
-    models = _models()
+    models = schema_models()
     for e in events:
-        _check_event(e, models)
+        check_event(e, models)
 
     (source,) = done["inputs"]
     assert source["namespace"] == "file"
@@ -147,7 +92,7 @@ def test_a_run_that_stops_emits_fail(
     events = [e for _, e in endpoint]
     assert [e["eventType"] for e in events] == ["START", "FAIL"]
     assert "2024-01-02" in events[1]["run"]["facets"]["errorMessage"]["message"]
-    _check_event(events[1], _models())
+    check_event(events[1], schema_models())
 
 
 def test_lineage_is_off_by_default(
@@ -168,6 +113,69 @@ def test_an_unreachable_endpoint_never_fails_a_run(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("SLUICE_OPENLINEAGE_URL", f"http://127.0.0.1:{port}")
-    spec = str(make_dataset({"2024-01-01": CSV}))
+    spec = str(make_dataset({"2024-01-01": CSV}, extra=LENIENT))
     assert run_partition(spec, "2024-01-01")["conservation"] is True
     assert "OpenLineage COMPLETE event of tiny.screen not sent" in caplog.text
+
+
+def test_a_run_whose_verdict_fails_emits_fail_naming_its_outputs(
+    endpoint: Received, make_dataset: SpecFactory
+) -> None:
+    spec = str(make_dataset({"2024-01-01": CSV}))
+    summary = run_partition(spec, "2024-01-01")
+    assert summary["status"] == "failed"
+    events = [e for _, e in endpoint]
+    assert [e["eventType"] for e in events] == ["START", "FAIL"]
+    fail = events[1]
+    check_event(fail, schema_models())
+    message = fail["run"]["facets"]["errorMessage"]["message"]
+    assert message.startswith("tiny 2024-01-01: failed: ")
+    assert "2 of 3 rows (66.7%) quarantined" in message
+    rows = {
+        Path(o["name"]).parent.name: o["facets"]["dataQualityMetrics"]["rowCount"]
+        for o in fail["outputs"]
+    }
+    assert rows == {
+        "clean": summary["counts"]["clean"],
+        "quarantine": summary["counts"]["quarantine"],
+    }
+
+
+def test_sluice_run_without_its_input_sends_start_then_fail(
+    endpoint: Received, make_dataset: SpecFactory
+) -> None:
+    spec = make_dataset({"2024-01-01": CSV})
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PREFECT_API_URL", None)
+    done = sluice("run", str(spec), "--partition", "2024-01-02", env=env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    events = [e for _, e in endpoint]
+    assert [e["eventType"] for e in events] == ["START", "FAIL"]
+    assert events[0]["run"]["runId"] == events[1]["run"]["runId"]
+    check_event(events[1], schema_models())
+    message = events[1]["run"]["facets"]["errorMessage"]["message"]
+    assert "2024-01-02" in message
+    assert "no source files" in message
+
+
+def test_a_delta_run_names_its_tables(endpoint: Received, make_dataset: SpecFactory) -> None:
+    outputs = {
+        "format": "delta",
+        "clean": "out/clean",
+        "quarantine": "out/quarantine",
+        "reports": "out/reports",
+    }
+    spec = make_dataset({"2024-01-01": CSV}, extra={**LENIENT, "outputs": outputs})
+    summary = run_partition(str(spec), "2024-01-01")
+    manifest = json.loads(Path(summary["manifest"]).read_text())
+    events = [e for _, e in endpoint]
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    check_event(events[1], schema_models())
+    named = {
+        (o["namespace"], o["name"]): o["outputFacets"]["outputStatistics"]["rowCount"]
+        for o in events[1]["outputs"]
+    }
+    assert named == {
+        ("file", manifest["tables"][side]["uri"]): manifest["counts"][side]
+        for side in ("clean", "quarantine")
+    }

@@ -16,9 +16,8 @@ from flows.idempotence import check_done
 from sluice.audit.lookup import audit_row
 from sluice.audit.retention import plan as retention_plan
 from sluice.config import load_spec
-from sluice.core.errors import SluiceError
 from sluice.pipeline import reference_rows, run_partition, verified_clean
-from sluice.pipeline.release import release_partition, review_partition
+from sluice.pipeline.release import review_partition
 from sluice.pipeline.replay import CannotReplay, replay
 from sluice.report.baseline import save_baseline
 from sluice.report.build import rebuild_report
@@ -78,10 +77,8 @@ def test_reference_skip_if_done_and_report_rebuild_read_the_tables(
     kept = int(pl.read_delta(clean["uri"])["_row_id"][0])
     assert audit_row(reports, loaded.name, kept).where == "clean"
 
-    with pytest.raises(SluiceError, match=r"outputs\.format parquet only"):
-        review_partition(str(spec), DAYS[0], tmp_path / "review.csv")
-    with pytest.raises(SluiceError, match=r"outputs\.format parquet only"):
-        release_partition(str(spec), DAYS[0], tmp_path / "review.csv", "alice")
+    _, held_rows = review_partition(str(spec), DAYS[0], tmp_path / "review.csv")
+    assert held_rows == m1["counts"]["quarantine"]
     with pytest.raises(CannotReplay, match="Delta tables"):
         replay(Path(first["manifest"]))
     with spec.open("a", encoding="utf-8") as f:
