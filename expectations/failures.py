@@ -130,7 +130,7 @@ def _row_failures(frame: pl.DataFrame, outcome: ExpectationOutcome) -> pl.DataFr
             f"{entry.type} (expectation {entry.index}) names row positions outside the frame "
             f"of {frame.height} rows"
         )
-    cols = [c for c in entry.columns if c in frame.columns]
+    cols = [c for c in dict.fromkeys(entry.columns) if c in frame.columns]
     sub = frame.select(ROW_ID, *cols)[pl.Series(positions)]
     values = _values(sub, cols) if cols else None
     if outcome.row_details is not None:
