@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from expectations.polars_engine.plan import (
+    ARRAY_KEY,
     POSITION,
     BatchPlan,
     CheckError,
@@ -258,10 +259,10 @@ def _evaluate(
     return values
 
 
-def _scalar(series: pl.Series) -> Any:
+def _scalar(series: pl.Series, key: str = "") -> Any:
     value = series[0]
     if isinstance(value, pl.Series):
-        return value.to_list()
+        return value.to_numpy() if key.startswith(ARRAY_KEY) else value.to_list()
     return value
 
 
@@ -293,7 +294,7 @@ def _judge(item: _Compiled, pos: int, values: Mapping[str, pl.Series]) -> Expect
     assert not isinstance(plan, FramePlan)
     entry = item.entry
     if isinstance(plan, BatchPlan):
-        collected = {key: _scalar(values[f"b{pos}_{key}"]) for key in plan.aggregates}
+        collected = {key: _scalar(values[f"b{pos}_{key}"], key) for key in plan.aggregates}
         result = plan.finish(collected)
         return ExpectationOutcome(
             entry=entry,
