@@ -86,7 +86,7 @@ class _Spill:
             return
         table = frame.to_arrow()
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression="lz4")
         self._writer.write_table(table.cast(self._writer.schema))
         self.rows += frame.height
 
@@ -214,6 +214,30 @@ def _read_columns(item: Entry, data_columns: Sequence[str]) -> list[str] | None:
     return [c for c in data_columns if c in wanted]
 
 
+def _batch_columns(
+    items: Sequence[Entry], data_columns: Sequence[str], keys: Sequence[str]
+) -> list[str] | None:
+    """The columns the batch pass reads: ``_row_id``, the provenance when the keys check runs,
+    and what the batched entries read; None (every column) when one reads columns it does not
+    name."""
+    wanted: set[str] = set(keys)
+    for item in items:
+        if item.error is not None or item.kind not in ("row", "count", "unique"):
+            continue
+        if item.kind == "count":
+            condition = item.entry.kwargs.get("row_condition")
+            names: set[str] | list[str] | None = (
+                condition_columns(condition) if condition else set()
+            )
+        else:
+            names = _read_columns(item, data_columns)
+        if names is None:
+            return None
+        wanted.update(names)
+    provenance = [ROW_ID, SOURCE_FILE, SOURCE_ROW] if keys else [ROW_ID]
+    return [*provenance, *(c for c in data_columns if c in wanted)]
+
+
 def _refuse_whole(item: Entry, suite: Suite) -> ConfigError:
     return ConfigError(
         f"{item.entry.type} needs every column of the partition at once, which a bounded run "
@@ -310,8 +334,10 @@ def _check(
     }
     key_spills = [_Spill(spill_dir / f"keys_b{b}.parquet") for b in range(buckets)]
     offset = 0
-    for batch in frame_batches(frame_path, size):
-        data = batch.drop(SOURCE_FILE, SOURCE_ROW)
+    for batch in frame_batches(
+        frame_path, size, _batch_columns(items, data_columns, keys if key_check_runs else [])
+    ):
+        data = batch.drop(SOURCE_FILE, SOURCE_ROW, strict=False)
         got = run_batch(data.drop(ROW_ID), items)
         for i, state in got.states.items():
             states[i] = states[i].merge(state)
