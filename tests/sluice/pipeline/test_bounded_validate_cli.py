@@ -46,3 +46,17 @@ def test_bounded_validate_run_equals_the_in_memory_run(tmp_path: Path) -> None:
         for entry in m["outputs"].values():
             del entry["sha256"], entry["bytes"]
     assert _normal(ma, memory) == _normal(mb, bounded)
+
+
+def test_an_entry_a_bounded_run_cannot_hold_is_refused_with_exit_2(tmp_path: Path) -> None:
+    datasets = demo_datasets(tmp_path / "project")
+    root = tmp_path / "data"
+    generate(root, [DAY], rows_per_partition=100, seed=3)
+    env = _env(datasets, root, None, SLUICE_BOUNDED="1", SLUICE_BATCH_ROWS="7")
+    done = sluice("run", "trips", "--partition", str(DAY), "--engine", "gx", env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "trips.json" in done.stderr
+    assert "trips.json:4: expect_table_columns_to_match_set" in done.stderr
+    assert "SLUICE_BOUNDED=0" in done.stderr
+    assert not (root / "reports" / "trips" / f"pickup_date={DAY}" / "manifest.json").exists()
