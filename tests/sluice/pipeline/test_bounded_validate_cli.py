@@ -57,6 +57,7 @@ def test_an_entry_a_bounded_run_cannot_hold_is_refused_with_exit_2(tmp_path: Pat
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert "trips.json" in done.stderr
-    assert "trips.json:4: expect_table_columns_to_match_set" in done.stderr
+    assert "trips.json:4: expectations[0]" in done.stderr
+    assert "expect_table_columns_to_match_set needs every column" in done.stderr
     assert "SLUICE_BOUNDED=0" in done.stderr
     assert not (root / "reports" / "trips" / f"pickup_date={DAY}" / "manifest.json").exists()
