@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ from sluice.pipeline.budget import batch_rows
 from sluice.pipeline.run import Run
 from sluice.screening import key_check
 from sluice.verdict import verdict_state, why_not_run
-from sluice.write import write_parquet
+from sluice.write import OutputError, write_parquet
 
 POS = "__sluice_pos"
 BUCKET = "__sluice_bucket"
@@ -85,15 +86,26 @@ class _Spill:
         if frame.is_empty():
             return
         table = frame.to_arrow()
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, table.schema, compression="lz4")
-        self._writer.write_table(table.cast(self._writer.schema))
+        with _writing(self.path):
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.path, table.schema, compression="lz4")
+            self._writer.write_table(table.cast(self._writer.schema))
         self.rows += frame.height
 
     def close(self) -> None:
         if self._writer is not None:
-            self._writer.close()
+            with _writing(self.path):
+                self._writer.close()
             self._writer = None
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn a failed write (a full disk, a read-only folder) into an :class:`OutputError`."""
+    try:
+        yield
+    except (OSError, pa.ArrowException) as exc:
+        raise OutputError(f"cannot write {path}: {exc}") from None
 
 
 def frame_batches(
@@ -280,7 +292,8 @@ def check_partition(
     key_check_runs = bool(keys) and by_suite is None and all(k in schema for k in keys)
     buckets = min(MAX_BUCKETS, max(1, math.ceil(n_rows / size)))
     shutil.rmtree(spill_dir, ignore_errors=True)
-    spill_dir.mkdir(parents=True)
+    with _writing(spill_dir):
+        spill_dir.mkdir(parents=True)
     try:
         return _check(
             frame_path,
@@ -544,13 +557,15 @@ def _write_failures(
                 kept = trace_duplicates(drop_shadowed(concat_failures([chunk]), parse), firsts)
                 if kept.is_empty():
                     continue
-                if writer is None:
-                    writer = pq.ParquetWriter(out, schema, compression="zstd")
-                writer.write_table(pa.Table.from_batches(kept.to_arrow().to_batches(), schema))
+                with _writing(out):
+                    if writer is None:
+                        writer = pq.ParquetWriter(out, schema, compression="zstd")
+                    writer.write_table(pa.Table.from_batches(kept.to_arrow().to_batches(), schema))
                 written += kept.height
     finally:
         if writer is not None:
-            writer.close()
+            with _writing(out):
+                writer.close()
     if writer is None:
         write_parquet(pl.DataFrame(schema=FAILURE_SCHEMA), out)
     return written

@@ -28,7 +28,7 @@ from sluice.core.failures import concat_failures, make_failures
 from sluice.core.frame import MALFORMED, ROW_ID, SOURCE_FILE, SOURCE_ROW, EngineChoice
 from sluice.pipeline.bounded_validate import check_partition
 from sluice.screening import check_rows
-from sluice.write import write_parquet
+from sluice.write import OutputError, write_parquet
 from tests.expectations.test_differential_support import cases, families
 
 BATCHES = (1, 7, 1000)
@@ -369,3 +369,21 @@ def test_table_level_entries_gx_runs_are_refused(tmp_path: Path) -> None:
             rows_per_batch=7,
             spill_dir=tmp_path / "spill",
         )
+
+
+def test_a_spill_folder_that_cannot_be_made_is_an_output_error(tmp_path: Path) -> None:
+    frame = _with_provenance(HOSTILE)
+    write_parquet(frame, tmp_path / "frame.parquet")
+    write_parquet(concat_failures([]), tmp_path / "ingest_failures.parquet")
+    (tmp_path / "blocked").write_text("a file where the spill folder's parent should be")
+    with pytest.raises(OutputError, match=r"cannot write .*blocked/spill"):
+        check_partition(
+            tmp_path / "frame.parquet",
+            tmp_path / "ingest_failures.parquet",
+            _hostile_suite(),
+            tmp_path / "out.parquet",
+            keys=["id"],
+            rows_per_batch=7,
+            spill_dir=tmp_path / "blocked" / "spill",
+        )
+    assert not (tmp_path / "out.parquet").exists()
