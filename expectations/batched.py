@@ -9,6 +9,8 @@ engine compiles against on the whole frame), then classified by what its verdict
   by addition (associative and commutative), so ``mostly`` and the counts are judged on the
   partition's totals.
 - ``count``: the table's row count (with or without a row condition): a sum over batches.
+- ``sum``: the mean and the sum of a float column: an exact sum per batch
+  (:class:`~expectations.exact.ExactSum`), merged, then rounded once, as the whole column's.
 - ``schema``: checks of the column set, count, order and dtypes: judged from the schema alone.
 - ``unique``: column and compound uniqueness: the per-batch state counts the domain and the
   considered rows; which rows repeat is found by the caller through hash buckets of the
@@ -30,7 +32,9 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from expectations.exact import ExactSum
 from expectations.polars_engine.plan import (
+    ARRAY_KEY,
     BatchPlan,
     CheckError,
     Ctx,
@@ -44,7 +48,7 @@ from expectations.results import ExpectationEntry, ExpectationOutcome
 from sluice.core.errors import ConfigError
 from sluice.core.frame import EngineChoice
 
-Kind = Literal["row", "count", "schema", "unique", "whole"]
+Kind = Literal["row", "count", "sum", "schema", "unique", "whole"]
 
 ROW_LOCAL_TYPES: frozenset[str] = frozenset(
     {
@@ -80,6 +84,10 @@ to the engine is run on a projection until it is known to be row-local)."""
 COUNT_TYPES: frozenset[str] = frozenset(
     {"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"}
 )
+SUM_TYPES: frozenset[str] = frozenset(
+    {"expect_column_mean_to_be_between", "expect_column_sum_to_be_between"}
+)
+"""Types whose float aggregate is an exact sum (:class:`expectations.exact.ExactSum`)."""
 UNIQUE_TYPES: frozenset[str] = frozenset(
     {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
 )
@@ -127,6 +135,7 @@ class BatchResult:
     states: dict[int, RowState]
     rows: dict[int, npt.NDArray[np.int64]]
     considered: dict[int, npt.NDArray[np.bool_]]
+    sums: dict[int, ExactSum]
 
 
 def classify(
@@ -163,6 +172,8 @@ def classify(
                 kind = "schema"
             elif e.type in COUNT_TYPES:
                 kind = "count"
+            elif e.type in SUM_TYPES and set(plan.aggregates) == {ARRAY_KEY}:
+                kind = "sum"
         elif isinstance(plan, FramePlan):
             kind = "whole"
         out.append(Entry(e, kind, plan if kind != "whole" else None, ctx, mostly))
@@ -209,7 +220,9 @@ def run_batch(data: pl.DataFrame, items: Sequence[Entry]) -> BatchResult:
     would (it evaluates entries one by one once the suite's single query raised).
     """
     chosen = {
-        e.entry.index: e for e in items if e.kind in ("row", "count", "unique") and e.error is None
+        e.entry.index: e
+        for e in items
+        if e.kind in ("row", "count", "sum", "unique") and e.error is None
     }
     parts = {i: _selects(i, e) for i, e in chosen.items()}
     states: dict[int, RowState] = {}
@@ -225,8 +238,15 @@ def run_batch(data: pl.DataFrame, items: Sequence[Entry]) -> BatchResult:
                     states[i] = RowState(exception=str(exc).splitlines()[0])
     rows: dict[int, npt.NDArray[np.int64]] = {}
     considered: dict[int, npt.NDArray[np.bool_]] = {}
+    sums: dict[int, ExactSum] = {}
     for i, item in chosen.items():
         if i in states:
+            continue
+        if item.kind == "sum":
+            found = values[f"b{i}_{ARRAY_KEY}"][0]
+            assert isinstance(found, pl.Series)
+            sums[i] = ExactSum.of(found.to_numpy())
+            states[i] = RowState()
             continue
         if item.kind == "count":
             plan = item.plan
@@ -245,12 +265,13 @@ def run_batch(data: pl.DataFrame, items: Sequence[Entry]) -> BatchResult:
         assert isinstance(found, pl.Series)
         rows[i] = found.to_numpy().astype(np.int64, copy=False)
         states[i] = RowState(d, c, len(rows[i]))
-    return BatchResult(states, rows, considered)
+    return BatchResult(states, rows, considered, sums)
 
 
-def finish(item: Entry, state: RowState) -> ExpectationOutcome:
-    """The outcome of a ``row``, ``count``, ``schema`` or ``unique`` entry from its merged
-    state, judged with GX's rules as the polars engine judges the whole frame."""
+def finish(item: Entry, state: RowState, exact: ExactSum | None = None) -> ExpectationOutcome:
+    """The outcome of a ``row``, ``count``, ``sum``, ``schema`` or ``unique`` entry from its
+    merged state (``exact`` for a ``sum`` entry), judged with GX's rules as the polars engine
+    judges the whole frame."""
     entry = item.entry
     if item.error is not None:
         return _raised(entry, item.error)
@@ -259,7 +280,9 @@ def finish(item: Entry, state: RowState) -> ExpectationOutcome:
     plan = item.plan
     try:
         if isinstance(plan, BatchPlan):
-            collected = {k: state.domain for k in plan.aggregates}
+            collected: dict[str, object] = {k: state.domain for k in plan.aggregates}
+            if item.kind == "sum":
+                collected = {ARRAY_KEY: exact if exact is not None else ExactSum()}
             result = plan.finish(collected)
             return ExpectationOutcome(
                 entry=entry,
@@ -292,6 +315,7 @@ def finish(item: Entry, state: RowState) -> ExpectationOutcome:
 __all__ = [
     "COUNT_TYPES",
     "ROW_LOCAL_TYPES",
+    "SUM_TYPES",
     "UNIQUE_TYPES",
     "BatchResult",
     "Entry",

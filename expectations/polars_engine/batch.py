@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from expectations.exact import ExactSum
 from expectations.polars_engine import dtypes, row
 from expectations.polars_engine.plan import (
     ARRAY_KEY,
@@ -229,32 +230,35 @@ def _finite(values: Any) -> tuple[npt.NDArray[np.float64], bool]:
     return arr, bool(np.isfinite(arr).all())
 
 
+def _exact(values: Any) -> ExactSum:
+    return values if isinstance(values, ExactSum) else ExactSum.of(values)
+
+
 def exact_mean(values: Any) -> float | None:
-    """The mean of ``values`` (None when empty), correctly rounded sum over the count."""
-    arr, finite = _finite(values)
-    if not arr.size:
-        return None
-    if not finite:
-        return float(np.mean(arr))
-    return math.fsum(arr) / arr.size
-
-
-def exact_stdev(values: Any) -> float | None:
-    """The sample standard deviation (ddof 1) of ``values``, None under two values; two passes
-    of ``math.fsum``."""
-    arr, finite = _finite(values)
-    if arr.size < 2:
-        return None
-    if not finite:
-        return float(np.std(arr, ddof=1))
-    mean = math.fsum(arr) / arr.size
-    return math.sqrt(math.fsum((arr - mean) ** 2) / (arr.size - 1))
+    """The mean of ``values`` (an array, or an :class:`ExactSum` of them), correctly rounded;
+    None when empty."""
+    return _exact(values).mean()
 
 
 def exact_sum(values: Any) -> float:
-    """The sum of ``values``, correctly rounded (``math.fsum``)."""
+    """The sum of ``values`` (an array, or an :class:`ExactSum` of them), correctly rounded."""
+    return _exact(values).sum()
+
+
+def exact_stdev(values: Any) -> float | None:
+    """The sample standard deviation (ddof 1) of ``values``, None under two values: the
+    correctly rounded mean, then ``math.fsum`` of the squared deviations."""
     arr, finite = _finite(values)
-    return math.fsum(arr) if finite else float(np.sum(arr))
+    if arr.size < 2:
+        return None
+    mean = ExactSum.of(arr).mean()
+    assert mean is not None
+    try:
+        if not finite:
+            raise ValueError("not finite")
+        return math.sqrt(math.fsum((arr - mean) ** 2) / (arr.size - 1))
+    except (OverflowError, ValueError):
+        return float(np.std(arr, ddof=1))
 
 
 def column_mean(ctx: Ctx) -> BatchPlan:

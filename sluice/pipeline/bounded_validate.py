@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 
 from expectations.batched import Entry, RowState, classify, finish, run_batch
 from expectations.engine import validate as run_suite
+from expectations.exact import ExactSum
 from expectations.failures import entry_verdict, failures_from_outcomes
 from expectations.polars_engine import run_polars
 from expectations.polars_engine.row import _comparable
@@ -234,7 +235,7 @@ def _batch_columns(
     name."""
     wanted: set[str] = set(keys)
     for item in items:
-        if item.error is not None or item.kind not in ("row", "count", "unique"):
+        if item.error is not None or item.kind not in ("row", "count", "sum", "unique"):
             continue
         if item.kind == "count":
             condition = item.entry.kwargs.get("row_condition")
@@ -336,6 +337,7 @@ def _check(
 ) -> BoundedChecked:
     by_index = {item.entry.index: item for item in items}
     states = {i: RowState() for i, item in by_index.items() if item.kind != "whole"}
+    sums = {i: ExactSum() for i, item in by_index.items() if item.kind == "sum"}
     entry_spills = {i: _Spill(spill_dir / f"entry_{i}.parquet") for i in by_index}
     marked = dict.fromkeys(by_index, 0)
     unique = [item for item in items if item.kind == "unique" and item.error is None]
@@ -354,6 +356,8 @@ def _check(
         got = run_batch(data.drop(ROW_ID), items)
         for i, state in got.states.items():
             states[i] = states[i].merge(state)
+        for i, exact in got.sums.items():
+            sums[i] = sums[i].merge(exact)
         for i, rows in got.rows.items():
             if len(rows):
                 outcome = ExpectationOutcome(
@@ -405,7 +409,7 @@ def _check(
     for item in items:
         i = item.entry.index
         if item.kind != "whole":
-            outcomes[i] = finish(item, states[i])
+            outcomes[i] = finish(item, states[i], sums.get(i))
             continue
         reads = _read_columns(item, data_columns)
         projected = pl.read_parquet(
