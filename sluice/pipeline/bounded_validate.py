@@ -6,7 +6,8 @@ the work files in batches of at most ``batch_rows`` rows and writing
 ``validation_failures.parquet`` as a stream of row groups. How each suite entry runs is
 decided in :mod:`expectations.batched`:
 
-- row-level entries and row counts run per batch; their states merge by addition;
+- row-level entries and row counts run per batch; their states merge by addition; the mean
+  and sum of a float column merge as exact sums (:class:`expectations.exact.ExactSum`);
 - schema checks are judged from the file's schema;
 - column and compound uniqueness, and the dataset's keys check, write the rows they consider
   (the key values, ``_row_id``, position and provenance) into hash buckets on disk under the
@@ -14,8 +15,8 @@ decided in :mod:`expectations.batched`:
   judge each bucket alone with the same code as the whole frame, so ``keep_first``,
   ``keep_none`` and ``duplicate_of`` are the same; the failures of the buckets are merged back
   into position order by windows of ``batch_rows`` positions;
-- every other entry (aggregates such as mean, stdev, median, quantiles, distinct values, the
-  most common value; increasing/decreasing and z-scores; sluice's group rules; whatever GX
+- every other entry (aggregates such as min, max, stdev, median, quantiles, distinct values,
+  the most common value; increasing/decreasing and z-scores; sluice's group rules; whatever GX
   runs) runs with the ordinary engine on a projection of only the columns it reads, so it is
   exact at the cost of those columns of the partition in memory, one entry at a time. A
   table-level entry that only GX runs would need every column at once: it is refused.
