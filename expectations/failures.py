@@ -62,39 +62,49 @@ def failures_from_outcomes(
     critical_failed = False
     for outcome in ordered:
         entry = outcome.entry
-        success = outcome.success and outcome.exception is None
-        note: str | None = None
         marked = 0
-        if outcome.exception is not None:
-            note = "the check could not run, so it fails and marks no rows"
-        elif outcome.unexpected_rows is not None and len(outcome.unexpected_rows):
+        if (
+            outcome.exception is None
+            and outcome.unexpected_rows is not None
+            and len(outcome.unexpected_rows)
+        ):
             part = _row_failures(frame, outcome)
             marked = part.height
             parts.append(part)
-        elif outcome.unexpected_rows is None and not success:
-            note = "batch-level check: it marks no rows"
-        if entry.severity == "critical" and not success:
+        verdict = entry_verdict(outcome, marked)
+        if entry.severity == "critical" and not verdict["success"]:
             critical_failed = True
-        verdicts.append(
-            {
-                "index": entry.index,
-                "type": entry.type,
-                "kwargs": json_safe(entry.kwargs),
-                "severity": entry.severity,
-                "success": success,
-                "unexpected_count": outcome.unexpected_count,
-                "observed_value": json_safe(outcome.observed_value),
-                "engine": outcome.engine,
-                "exception": outcome.exception,
-                "reason": reason(entry.failure_column, entry.type),
-                "failing_rows": marked,
-                "note": note,
-                **verdict_state(outcome),
-            }
-        )
+        verdicts.append(verdict)
     return ValidationResult(
         failures=concat_failures(parts), verdicts=verdicts, critical_failed=critical_failed
     )
+
+
+def entry_verdict(outcome: ExpectationOutcome, marked: int) -> dict[str, Any]:
+    """One entry's verdict as the validate stage records it; ``marked`` is the number of
+    failure rows its outcome gave."""
+    entry = outcome.entry
+    success = outcome.success and outcome.exception is None
+    note: str | None = None
+    if outcome.exception is not None:
+        note = "the check could not run, so it fails and marks no rows"
+    elif outcome.unexpected_rows is None and not success:
+        note = "batch-level check: it marks no rows"
+    return {
+        "index": entry.index,
+        "type": entry.type,
+        "kwargs": json_safe(entry.kwargs),
+        "severity": entry.severity,
+        "success": success,
+        "unexpected_count": outcome.unexpected_count,
+        "observed_value": json_safe(outcome.observed_value),
+        "engine": outcome.engine,
+        "exception": outcome.exception,
+        "reason": reason(entry.failure_column, entry.type),
+        "failing_rows": marked,
+        "note": note,
+        **verdict_state(outcome),
+    }
 
 
 def verdict_state(outcome: ExpectationOutcome) -> dict[str, str]:
@@ -120,7 +130,7 @@ def _row_failures(frame: pl.DataFrame, outcome: ExpectationOutcome) -> pl.DataFr
             f"{entry.type} (expectation {entry.index}) names row positions outside the frame "
             f"of {frame.height} rows"
         )
-    cols = [c for c in entry.columns if c in frame.columns]
+    cols = [c for c in dict.fromkeys(entry.columns) if c in frame.columns]
     sub = frame.select(ROW_ID, *cols)[pl.Series(positions)]
     values = _values(sub, cols) if cols else None
     if outcome.row_details is not None:

@@ -11,10 +11,14 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
+from expectations.exact import ExactSum
 from expectations.polars_engine import dtypes, row
 from expectations.polars_engine.plan import (
+    ARRAY_KEY,
     BatchPlan,
     BatchResult,
     CheckError,
@@ -204,9 +208,62 @@ def column_max(ctx: Ctx) -> BatchPlan:
     return _extreme(ctx, largest=True)
 
 
+def _exact_plan(ctx: Ctx, values: pl.Expr, reduce: Callable[[Any], float | None]) -> BatchPlan:
+    """A between check on ``reduce`` of the column's non-missing values, computed in finish.
+
+    polars' float sums depend on how the column is chunked and on the rest of the query (a
+    suite's other checks, a batch of a bounded run): the same column can give a mean that
+    differs in its last digit. ``math.fsum`` is correctly rounded whatever the order, so the
+    verdict depends on the values alone.
+    """
+    _, _, smin, smax = _bounds_kwargs(ctx)
+    lo, hi = ctx.comparable("min_value"), ctx.comparable("max_value")
+
+    def finish(collected: Mapping[str, Any]) -> BatchResult:
+        return metric_between(reduce(collected[ARRAY_KEY]), lo, hi, smin, smax)
+
+    return BatchPlan(finish, {ARRAY_KEY: values.cast(pl.Float64).drop_nulls().implode()})
+
+
+def _finite(values: Any) -> tuple[npt.NDArray[np.float64], bool]:
+    arr = np.asarray(values, dtype=np.float64)
+    return arr, bool(np.isfinite(arr).all())
+
+
+def _exact(values: Any) -> ExactSum:
+    return values if isinstance(values, ExactSum) else ExactSum.of(values)
+
+
+def exact_mean(values: Any) -> float | None:
+    """The mean of ``values`` (an array, or an :class:`ExactSum` of them), correctly rounded;
+    None when empty."""
+    return _exact(values).mean()
+
+
+def exact_sum(values: Any) -> float:
+    """The sum of ``values`` (an array, or an :class:`ExactSum` of them), correctly rounded."""
+    return _exact(values).sum()
+
+
+def exact_stdev(values: Any) -> float | None:
+    """The sample standard deviation (ddof 1) of ``values``, None under two values: the
+    correctly rounded mean, then ``math.fsum`` of the squared deviations."""
+    arr, finite = _finite(values)
+    if arr.size < 2:
+        return None
+    mean = ExactSum.of(arr).mean()
+    assert mean is not None
+    try:
+        if not finite:
+            raise ValueError("not finite")
+        return math.sqrt(math.fsum((arr - mean) ** 2) / (arr.size - 1))
+    except (OverflowError, ValueError):
+        return float(np.std(arr, ddof=1))
+
+
 def column_mean(ctx: Ctx) -> BatchPlan:
     """``expect_column_mean_to_be_between``."""
-    return _between_plan(ctx, _numeric(ctx, ctx.column(), "mean").cast(pl.Float64).mean())
+    return _exact_plan(ctx, _numeric(ctx, ctx.column(), "mean"), exact_mean)
 
 
 def column_median(ctx: Ctx) -> BatchPlan:
@@ -218,7 +275,7 @@ def column_median(ctx: Ctx) -> BatchPlan:
 
 def column_stdev(ctx: Ctx) -> BatchPlan:
     """``expect_column_stdev_to_be_between`` (sample standard deviation, ddof 1)."""
-    return _between_plan(ctx, _numeric(ctx, ctx.column(), "stdev").cast(pl.Float64).std())
+    return _exact_plan(ctx, _numeric(ctx, ctx.column(), "stdev"), exact_stdev)
 
 
 def column_sum(ctx: Ctx) -> BatchPlan:
@@ -226,8 +283,9 @@ def column_sum(ctx: Ctx) -> BatchPlan:
     col = ctx.column()
     values = _numeric(ctx, col, "sum")
     k = dtypes.kind(ctx.dtype(col))
-    total = values.cast(pl.Float64).sum() if k == "float" else values.cast(pl.Int64).sum()
-    return _between_plan(ctx, total)
+    if k == "float":
+        return _exact_plan(ctx, values, exact_sum)
+    return _between_plan(ctx, values.cast(pl.Int64).sum())
 
 
 def _isclose(a: float, b: float) -> bool:
@@ -239,7 +297,6 @@ def _isclose(a: float, b: float) -> bool:
 
 def quantile_values(ctx: Ctx) -> BatchPlan:
     """``expect_column_quantile_values_to_be_between`` (numpy's quantile, as pandas uses)."""
-    import numpy as np
 
     col = ctx.column()
     values = _numeric(ctx, col, "quantiles").drop_nulls().cast(pl.Float64)

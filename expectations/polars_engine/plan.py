@@ -100,6 +100,10 @@ class BatchPlan:
     aggregates: Mapping[str, pl.Expr] = field(default_factory=dict)
 
 
+ARRAY_KEY = "array"
+"""A batch plan's aggregate whose name starts with this is collected as a numpy array (an
+imploded column), not a Python list."""
+
 POSITION = "__sluice_position"
 """The column holding each row's position in the validated frame, for frame plans."""
 

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from expectations.polars_engine.plan import (
+    ARRAY_KEY,
     POSITION,
     BatchPlan,
     CheckError,
@@ -144,14 +145,17 @@ def run_polars(
     entries: Sequence[ExpectationEntry],
     *,
     path: Path | str | None = None,
+    null_counts: Mapping[str, int] | None = None,
 ) -> list[ExpectationOutcome]:
     """Validate ``frame`` with the polars engine: one outcome per entry, in entry order.
 
     Every entry must compile (``ConfigError`` names the first that does not, with the list of
-    supported types). Row positions are 0-based positions in ``frame``.
+    supported types). Row positions are 0-based positions in ``frame``. ``null_counts`` (each
+    column's nulls in the whole partition, when ``frame`` is a part of it) is what entries
+    compile against; by default the frame's own.
     """
     data = data_columns(frame)
-    nulls = _null_counts(data)
+    nulls = _null_counts(data) if null_counts is None else null_counts
     compiled: dict[int, _Compiled] = {}
     outcomes: dict[int, ExpectationOutcome] = {}
     for pos, entry in enumerate(entries):
@@ -255,10 +259,10 @@ def _evaluate(
     return values
 
 
-def _scalar(series: pl.Series) -> Any:
+def _scalar(series: pl.Series, key: str = "") -> Any:
     value = series[0]
     if isinstance(value, pl.Series):
-        return value.to_list()
+        return value.to_numpy() if key.startswith(ARRAY_KEY) else value.to_list()
     return value
 
 
@@ -290,7 +294,7 @@ def _judge(item: _Compiled, pos: int, values: Mapping[str, pl.Series]) -> Expect
     assert not isinstance(plan, FramePlan)
     entry = item.entry
     if isinstance(plan, BatchPlan):
-        collected = {key: _scalar(values[f"b{pos}_{key}"]) for key in plan.aggregates}
+        collected = {key: _scalar(values[f"b{pos}_{key}"], key) for key in plan.aggregates}
         result = plan.finish(collected)
         return ExpectationOutcome(
             entry=entry,

@@ -17,6 +17,7 @@ from sluice.config import LoadedSpec
 from sluice.core.failures import concat_failures
 from sluice.ingest import ingest
 from sluice.lineage import run_started
+from sluice.pipeline.budget import use_bounded
 from sluice.pipeline.recovery import recover_for_run
 from sluice.pipeline.reference import reference_rows
 from sluice.pipeline.run import OWNER_NAME, Run, output_roots, timed
@@ -59,6 +60,10 @@ def _ingest(run: Run, inputs: Mapping[str, bytes] | None = None) -> dict[str, An
 
 def _validate(run: Run) -> dict[str, Any]:
     """Run the suite and the keys check; keep the per-row failures and every verdict."""
+    if use_bounded(run.loaded, run.partition):
+        from sluice.pipeline.bounded_validate import validate_bounded
+
+        return validate_bounded(run)
     spec = run.loaded.spec
     checked = check_rows(
         pl.read_parquet(run.file("frame.parquet")),

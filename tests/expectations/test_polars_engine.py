@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import statistics
 from typing import Any
 
 import numpy as np
@@ -362,6 +363,25 @@ def test_difference_datetime_bounds_written_as_text() -> None:
     assert p.exception is None
     assert not p.success
     assert p.observed_value == dt.datetime(2021, 1, 1)
+
+
+def test_difference_float_mean_stdev_and_sum_are_correctly_rounded() -> None:
+    values = [1e16, 1.0, -1e16, 1.0, None]
+    chunked = pl.concat(
+        [pl.DataFrame({"x": values[:2]}), pl.DataFrame({"x": values[2:]})], rechunk=False
+    )
+    for frame in (pl.DataFrame({"x": values}), chunked, chunked.reverse()):
+        mean = entry("expect_column_mean_to_be_between", column="x", min_value=0)
+        total = entry("expect_column_sum_to_be_between", column="x", min_value=0)
+        stdev = entry("expect_column_stdev_to_be_between", column="x", min_value=0)
+        got = run_polars(frame, [mean, total, stdev])
+        assert [o.observed_value for o in got[:2]] == [0.5, 2.0]
+        assert got[2].observed_value == statistics.stdev([1e16, 1.0, -1e16, 1.0])
+    (g,) = run_gx(
+        pl.DataFrame({"x": values}),
+        [entry("expect_column_sum_to_be_between", column="x", min_value=0)],
+    )
+    assert g.observed_value != 2.0
 
 
 def test_difference_integer_column_with_nulls_keeps_its_type() -> None:

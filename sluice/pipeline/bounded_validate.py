@@ -1,0 +1,605 @@
+"""The validate stage over ``frame.parquet`` in row batches, with the in-memory stage's results.
+
+:func:`check_partition` gives what :func:`sluice.screening.check_rows` gives on the whole frame
+(the same verdicts, the same failures in the same order, the same keys facts) while reading
+the work files in batches of at most ``batch_rows`` rows and writing
+``validation_failures.parquet`` as a stream of row groups. How each suite entry runs is
+decided in :mod:`expectations.batched`:
+
+- row-level entries and row counts run per batch; their states merge by addition; the mean
+  and sum of a float column merge as exact sums (:class:`expectations.exact.ExactSum`);
+- schema checks are judged from the file's schema;
+- column and compound uniqueness, and the dataset's keys check, write the rows they consider
+  (the key values, ``_row_id``, position and provenance) into hash buckets on disk under the
+  work folder (``validate_spill/``; every occurrence of a value lands in one bucket), then
+  judge each bucket alone with the same code as the whole frame, so ``keep_first``,
+  ``keep_none`` and ``duplicate_of`` are the same; the failures of the buckets are merged back
+  into position order by windows of ``batch_rows`` positions;
+- every other entry (aggregates such as min, max, stdev, median, quantiles, distinct values,
+  the most common value; increasing/decreasing and z-scores; sluice's group rules; whatever GX
+  runs) runs with the ordinary engine on a projection of only the columns it reads, so it is
+  exact at the cost of those columns of the partition in memory, one entry at a time. A
+  table-level entry that only GX runs would need every column at once: it is refused.
+
+What grows with the partition's rows: the projected columns of one such entry at a time (8
+bytes a row for a number, the text for a string column), one hash bucket (about
+``rows / buckets`` rows of the key columns), the failures of one projected entry, the
+``_row_id`` and column name of each parse failure (to drop failures on cells that did not
+parse), and the provenance of each row another row duplicates. Everything else is one batch.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from expectations.batched import Entry, RowState, classify, finish, run_batch
+from expectations.engine import validate as run_suite
+from expectations.exact import ExactSum
+from expectations.failures import entry_verdict, failures_from_outcomes
+from expectations.polars_engine import run_polars
+from expectations.polars_engine.row import _comparable
+from expectations.polars_engine.row_condition import condition_columns
+from expectations.results import ExpectationOutcome, Suite
+from sluice.core.errors import ConfigError
+from sluice.core.failures import FAILURE_SCHEMA, concat_failures
+from sluice.core.frame import PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW, EngineChoice
+from sluice.decide import drop_shadowed, key_duplicates, trace_duplicates
+from sluice.pipeline.budget import batch_rows
+from sluice.pipeline.run import Run
+from sluice.screening import key_check
+from sluice.verdict import verdict_state, why_not_run
+from sluice.write import OutputError, write_parquet
+
+POS = "__sluice_pos"
+BUCKET = "__sluice_bucket"
+MAX_BUCKETS = 64
+SPILL_DIR = "validate_spill"
+
+
+@dataclass(frozen=True)
+class BoundedChecked:
+    """What the bounded validate stage gave: the stage's facts, as the in-memory stage's."""
+
+    verdicts: list[dict[str, Any]]
+    critical_failed: bool
+    keys: dict[str, Any]
+    failures: int
+
+
+class _Spill:
+    """Polars frames appended to one Parquet file as row groups (created on the first rows)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, frame: pl.DataFrame) -> None:
+        if frame.is_empty():
+            return
+        table = frame.to_arrow()
+        with _writing(self.path):
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.path, table.schema, compression="lz4")
+            self._writer.write_table(table.cast(self._writer.schema))
+        self.rows += frame.height
+
+    def close(self) -> None:
+        if self._writer is not None:
+            with _writing(self.path):
+                self._writer.close()
+            self._writer = None
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn a failed write (a full disk, a read-only folder) into an :class:`OutputError`."""
+    try:
+        yield
+    except (OSError, pa.ArrowException) as exc:
+        raise OutputError(f"cannot write {path}: {exc}") from None
+
+
+def frame_batches(
+    path: Path, size: int, columns: Sequence[str] | None = None
+) -> Iterator[pl.DataFrame]:
+    """The rows of a work file in order, as polars frames of at most ``size`` rows, typed as
+    ``polars.read_parquet`` types the whole file."""
+    schema = pl.read_parquet_schema(path)
+    if columns is not None:
+        schema = {c: schema[c] for c in columns}
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=size, columns=columns):
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        yield frame.cast(schema)  # type: ignore[arg-type]
+
+
+def _null_counts(path: Path, columns: Sequence[str], size: int) -> dict[str, int]:
+    """Each column's nulls in the whole file: from the row groups' statistics, or a pass."""
+    meta = pq.ParquetFile(path).metadata
+    names = [meta.schema.column(j).path for j in range(meta.num_columns)]
+    counts = dict.fromkeys(columns, 0)
+    try:
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for j, name in enumerate(names):
+                if name in counts:
+                    stats = group.column(j).statistics
+                    if stats is None or not stats.has_null_count:
+                        raise LookupError(name)
+                    counts[name] += stats.null_count
+        return counts
+    except LookupError:
+        pass
+    counts = dict.fromkeys(columns, 0)
+    for frame in frame_batches(path, size, list(columns)):
+        for name, n in frame.null_count().row(0, named=True).items():
+            counts[name] += int(n)
+    return counts
+
+
+def _bucket_of(keys: pl.DataFrame, buckets: int) -> pl.Series:
+    """Each row's bucket from its key values, such that values polars calls equal (0.0 and
+    -0.0, NaNs) share one."""
+    exprs = []
+    for name, dtype in keys.schema.items():
+        col = pl.col(name)
+        if dtype.is_float():
+            col = pl.when(col.is_nan()).then(float("nan")).otherwise(col + 0.0)
+        exprs.append(col)
+    hashed = keys.select(pl.struct(exprs).hash(seed=16).alias("h")).get_column("h")
+    return (hashed % buckets).cast(pl.Int64).alias(BUCKET)
+
+
+def _spill_buckets(spills: list[_Spill], rows: pl.DataFrame, bucket: pl.Series) -> None:
+    if rows.is_empty():
+        return
+    tagged = rows.with_columns(bucket)
+    for (b,), part in tagged.partition_by(BUCKET, as_dict=True, maintain_order=True).items():
+        spills[int(b)].write(part.drop(BUCKET))
+
+
+def _merge_by_position(files: Sequence[Path], window: int) -> Iterator[pl.DataFrame]:
+    """Frames of rows from files each sorted by :data:`POS`, in :data:`POS` order, holding
+    about two windows of rows at a time."""
+    step = max(1, window // max(1, len(files)))
+    iters = [frame_batches(f, step) for f in files]
+    buffers: list[pl.DataFrame | None] = [None] * len(files)
+    done = [False] * len(files)
+
+    def pull(i: int) -> None:
+        frame = next(iters[i], None)
+        if frame is None:
+            done[i] = True
+            return
+        current = buffers[i]
+        buffers[i] = frame if current is None else pl.concat([current, frame])
+
+    while True:
+        for i in range(len(files)):
+            current = buffers[i]
+            if (current is None or current.is_empty()) and not done[i]:
+                pull(i)
+        heads = [int(b.get_column(POS)[0]) for b in buffers if b is not None and not b.is_empty()]
+        if not heads:
+            return
+        hi = min(heads) + window
+        taken = []
+        for i in range(len(files)):
+            while True:
+                current = buffers[i]
+                if current is None or current.is_empty():
+                    if done[i]:
+                        break
+                    pull(i)
+                    continue
+                if int(current.get_column(POS)[-1]) >= hi or done[i]:
+                    break
+                pull(i)
+            current = buffers[i]
+            if current is not None and not current.is_empty():
+                below = current.get_column(POS) < hi
+                taken.append(current.filter(below))
+                buffers[i] = current.filter(~below)
+        yield pl.concat(taken).sort(POS)
+
+
+def _read_columns(item: Entry, data_columns: Sequence[str]) -> list[str] | None:
+    """The data columns an entry reads (its row condition's too), or None for every one."""
+    wanted = set(item.entry.read_columns)
+    condition = item.entry.kwargs.get("row_condition")
+    if condition:
+        names = condition_columns(condition)
+        if names is None:
+            return None
+        wanted |= names
+    if not item.entry.read_columns:
+        return None
+    return [c for c in data_columns if c in wanted]
+
+
+def _batch_columns(
+    items: Sequence[Entry], data_columns: Sequence[str], keys: Sequence[str]
+) -> list[str] | None:
+    """The columns the batch pass reads: ``_row_id``, the provenance when the keys check runs,
+    and what the batched entries read; None (every column) when one reads columns it does not
+    name."""
+    wanted: set[str] = set(keys)
+    for item in items:
+        if item.error is not None or item.kind not in ("row", "count", "sum", "unique"):
+            continue
+        if item.kind == "count":
+            condition = item.entry.kwargs.get("row_condition")
+            names: set[str] | list[str] | None = (
+                condition_columns(condition) if condition else set()
+            )
+        else:
+            names = _read_columns(item, data_columns)
+        if names is None:
+            return None
+        wanted.update(names)
+    provenance = [ROW_ID, SOURCE_FILE, SOURCE_ROW] if keys else [ROW_ID]
+    return [*provenance, *(c for c in data_columns if c in wanted)]
+
+
+def _refuse_whole(item: Entry, suite: Suite) -> ConfigError:
+    return ConfigError(
+        f"{item.entry.type} needs every column of the partition at once, which a bounded run "
+        "does not hold (it runs with GX here); run this partition in memory (SLUICE_BOUNDED=0) "
+        "or use a check the polars engine compiles",
+        file=suite.path if suite.path is not None else "<suite>",
+        line=item.entry.line,
+        key=f"expectations[{item.entry.index}]",
+        found=item.entry.type,
+        allowed="entries that name their columns, or table-level checks the polars engine runs",
+    )
+
+
+def check_partition(
+    frame_path: Path,
+    ingest_failures_path: Path,
+    suite: Suite,
+    out: Path,
+    *,
+    engine: EngineChoice = "auto",
+    keys: Sequence[str] = (),
+    duplicates: str = "keep_first",
+    rows_per_batch: int,
+    spill_dir: Path,
+) -> BoundedChecked:
+    """Run the suite and the keys check over ``frame_path`` in batches and write the failures
+    to ``out``, as :func:`sluice.screening.check_rows` on the whole frame would."""
+    schema = pl.read_parquet_schema(frame_path)
+    data_columns = [c for c in schema if c not in PROVENANCE]
+    n_rows = pq.ParquetFile(frame_path).metadata.num_rows
+    size = max(1, rows_per_batch)
+    nulls = _null_counts(frame_path, data_columns, size)
+    data_schema = pl.Schema({c: schema[c] for c in data_columns})
+    items = classify(suite.entries, data_schema, nulls, engine)
+    for item in items:
+        if item.kind == "whole" and _read_columns(item, data_columns) is None:
+            raise _refuse_whole(item, suite)
+    keys = list(keys)
+    by_suite = key_check(suite, keys, duplicates) if keys else None
+    key_check_runs = bool(keys) and by_suite is None and all(k in schema for k in keys)
+    buckets = min(MAX_BUCKETS, max(1, math.ceil(n_rows / size)))
+    shutil.rmtree(spill_dir, ignore_errors=True)
+    with _writing(spill_dir):
+        spill_dir.mkdir(parents=True)
+    try:
+        return _check(
+            frame_path,
+            ingest_failures_path,
+            suite,
+            out,
+            items=items,
+            nulls=nulls,
+            data_columns=data_columns,
+            engine=engine,
+            keys=keys,
+            duplicates=duplicates,
+            by_suite=by_suite,
+            key_check_runs=key_check_runs,
+            size=size,
+            buckets=buckets,
+            spill_dir=spill_dir,
+        )
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True)
+
+
+def _check(
+    frame_path: Path,
+    ingest_failures_path: Path,
+    suite: Suite,
+    out: Path,
+    *,
+    items: list[Entry],
+    nulls: Mapping[str, int],
+    data_columns: list[str],
+    engine: EngineChoice,
+    keys: list[str],
+    duplicates: str,
+    by_suite: int | None,
+    key_check_runs: bool,
+    size: int,
+    buckets: int,
+    spill_dir: Path,
+) -> BoundedChecked:
+    by_index = {item.entry.index: item for item in items}
+    states = {i: RowState() for i, item in by_index.items() if item.kind != "whole"}
+    sums = {i: ExactSum() for i, item in by_index.items() if item.kind == "sum"}
+    entry_spills = {i: _Spill(spill_dir / f"entry_{i}.parquet") for i in by_index}
+    marked = dict.fromkeys(by_index, 0)
+    unique = [item for item in items if item.kind == "unique" and item.error is None]
+    unique_spills = {
+        u.entry.index: [
+            _Spill(spill_dir / f"u{u.entry.index}_b{b}.parquet") for b in range(buckets)
+        ]
+        for u in unique
+    }
+    key_spills = [_Spill(spill_dir / f"keys_b{b}.parquet") for b in range(buckets)]
+    offset = 0
+    for batch in frame_batches(
+        frame_path, size, _batch_columns(items, data_columns, keys if key_check_runs else [])
+    ):
+        data = batch.drop(SOURCE_FILE, SOURCE_ROW, strict=False)
+        got = run_batch(data.drop(ROW_ID), items)
+        for i, state in got.states.items():
+            states[i] = states[i].merge(state)
+        for i, exact in got.sums.items():
+            sums[i] = sums[i].merge(exact)
+        for i, rows in got.rows.items():
+            if len(rows):
+                outcome = ExpectationOutcome(
+                    entry=by_index[i].entry, success=False, engine="polars", unexpected_rows=rows
+                )
+                part = failures_from_outcomes(data, [outcome]).failures
+                marked[i] += part.height
+                entry_spills[i].write(part)
+        for u in unique:
+            i = u.entry.index
+            mask = got.considered.get(i)
+            if mask is None or not mask.any():
+                continue
+            rows_of = batch.with_columns(
+                pl.int_range(offset, offset + batch.height, dtype=pl.Int64).alias(POS)
+            ).filter(pl.Series(mask))
+            cols = _read_columns(u, data_columns) or data_columns
+            assert u.ctx is not None
+            key_frame = rows_of.select(
+                [_comparable(u.ctx, c).alias(f"k{j}") for j, c in enumerate(u.entry.columns)]
+            )
+            _spill_buckets(
+                unique_spills[i],
+                rows_of.select(ROW_ID, POS, *cols),
+                _bucket_of(key_frame, buckets),
+            )
+        if key_check_runs:
+            keyed = batch.with_columns(
+                pl.int_range(offset, offset + batch.height, dtype=pl.Int64).alias(POS)
+            ).filter(pl.all_horizontal(pl.col(k).is_not_null() for k in keys))
+            _spill_buckets(
+                key_spills,
+                keyed.select(ROW_ID, SOURCE_FILE, SOURCE_ROW, POS, *keys),
+                _bucket_of(keyed.select(keys), buckets),
+            )
+        offset += batch.height
+    for spill in [s for ss in unique_spills.values() for s in ss] + key_spills:
+        spill.close()
+
+    outcomes: dict[int, ExpectationOutcome] = {}
+    verdicts: dict[int, dict[str, Any]] = {}
+    for u in unique:
+        i = u.entry.index
+        found, failed = _unique_buckets(u, unique_spills[i], nulls, spill_dir, size)
+        states[i] = states[i].merge(found)
+        for frame in failed:
+            marked[i] += frame.height
+            entry_spills[i].write(frame)
+    for item in items:
+        i = item.entry.index
+        if item.kind != "whole":
+            outcomes[i] = finish(item, states[i], sums.get(i))
+            continue
+        reads = _read_columns(item, data_columns)
+        projected = pl.read_parquet(
+            frame_path, columns=[ROW_ID, *(data_columns if reads is None else reads)]
+        )
+        done = run_suite(projected.drop(ROW_ID), replace(suite, entries=(item.entry,)), engine)
+        result = failures_from_outcomes(projected, done)
+        del projected
+        verdicts[i] = result.verdicts[0]
+        for start in range(0, result.failures.height, size):
+            entry_spills[i].write(result.failures.slice(start, size))
+    for i, outcome in outcomes.items():
+        verdicts[i] = entry_verdict(outcome, marked[i] if outcome.exception is None else 0)
+    key_rows = 0
+    key_spill = _Spill(spill_dir / "keys.parquet")
+    if key_check_runs:
+        for frame in _key_buckets(key_spills, keys, duplicates, spill_dir, size):
+            key_rows += frame.height
+            key_spill.write(frame)
+    for spill in [*entry_spills.values(), key_spill]:
+        spill.close()
+
+    ordered = [entry_spills[i].path for i in sorted(by_index)] + [key_spill.path]
+    written = _write_failures(
+        [p for p in ordered if p.exists()], frame_path, ingest_failures_path, out, size
+    )
+    result_verdicts = [verdicts[i] for i in sorted(verdicts)]
+    for v in result_verdicts:
+        v.setdefault("state", verdict_state(v))
+        if v["state"] == "could_not_run":
+            v.setdefault("why", why_not_run(v))
+    critical_failed = any(v["severity"] == "critical" and not v["success"] for v in result_verdicts)
+    enforced = (
+        "none" if not keys else f"suite entry {by_suite}" if by_suite is not None else "keys check"
+    )
+    return BoundedChecked(
+        verdicts=result_verdicts,
+        critical_failed=critical_failed,
+        keys={
+            "columns": keys,
+            "duplicates": duplicates,
+            "enforced_by": enforced,
+            "duplicate_rows": key_rows,
+        },
+        failures=written,
+    )
+
+
+def _unique_buckets(
+    item: Entry,
+    spills: list[_Spill],
+    nulls: Mapping[str, int],
+    spill_dir: Path,
+    size: int,
+) -> tuple[RowState, Iterator[pl.DataFrame]]:
+    """Judge each bucket of a uniqueness entry alone; the unexpected rows found and the
+    failures in position order."""
+    unexpected = 0
+    exception: str | None = None
+    parts: list[Path] = []
+    for b, spill in enumerate(spills):
+        if not spill.path.exists():
+            continue
+        rows = pl.read_parquet(spill.path)
+        data = rows.drop(POS)
+        (outcome,) = run_polars(data.drop(ROW_ID), [item.entry], null_counts=nulls)
+        if outcome.exception is not None:
+            exception = exception or outcome.exception.split(": ", 1)[-1]
+            continue
+        found = outcome.unexpected_rows
+        if found is None or not len(found):
+            continue
+        unexpected += len(found)
+        marked = replace(outcome, success=False)
+        failed = failures_from_outcomes(data, [marked]).failures
+        positioned = failed.join(rows.select(ROW_ID, POS), on=ROW_ID, how="left")
+        out = _Spill(spill_dir / f"u{item.entry.index}_f{b}.parquet")
+        out.write(positioned.sort(POS, maintain_order=True))
+        out.close()
+        parts.append(out.path)
+        spill.path.unlink()
+    state = RowState(unexpected=unexpected, exception=exception)
+    return state, (f.drop(POS) for f in _merge_by_position(parts, size))
+
+
+def _key_buckets(
+    spills: list[_Spill], keys: list[str], policy: str, spill_dir: Path, size: int
+) -> Iterator[pl.DataFrame]:
+    parts: list[Path] = []
+    for b, spill in enumerate(spills):
+        if not spill.path.exists():
+            continue
+        rows = pl.read_parquet(spill.path)
+        failed = key_duplicates(rows.drop(POS), keys, policy)
+        if failed.is_empty():
+            continue
+        positioned = failed.join(rows.select(ROW_ID, POS), on=ROW_ID, how="left")
+        out = _Spill(spill_dir / f"keys_f{b}.parquet")
+        out.write(positioned.sort(POS, maintain_order=True))
+        out.close()
+        parts.append(out.path)
+    for frame in _merge_by_position(parts, size):
+        yield frame.drop(POS)
+
+
+DUP_ID = "__sluice_dup"
+
+
+def _traced_firsts(files: Sequence[Path], frame_path: Path, size: int) -> pl.DataFrame:
+    """``_row_id`` and provenance of every row a failure's details name as ``duplicate_of``."""
+    wanted: list[pl.Series] = []
+    hit = (
+        pl.col("details").str.contains('"duplicate_of":', literal=True)
+        & ~pl.col("details").str.contains('"duplicate_of_file":', literal=True)
+    ).fill_null(False)
+    for f in files:
+        for chunk in frame_batches(f, size, ["details"]):
+            ids = chunk.filter(hit).select(
+                pl.col("details")
+                .str.json_path_match("$.duplicate_of")
+                .cast(pl.UInt64, strict=False)
+            )
+            if ids.height:
+                wanted.append(ids.to_series().drop_nulls().unique())
+    columns = [ROW_ID, SOURCE_FILE, SOURCE_ROW]
+    if not wanted:
+        return pl.read_parquet(frame_path, columns=columns).clear()
+    known = pl.concat(wanted).unique().implode()
+    found = [
+        batch.filter(pl.col(ROW_ID).cast(pl.UInt64).is_in(known))
+        for batch in frame_batches(frame_path, size, columns)
+    ]
+    return pl.concat(found) if found else pl.read_parquet(frame_path, columns=columns).clear()
+
+
+def _write_failures(
+    files: Sequence[Path], frame_path: Path, ingest_failures_path: Path, out: Path, size: int
+) -> int:
+    """Stream the failures of every entry, then the keys check's, into ``out``: rule failures
+    on cells that did not parse dropped, every ``duplicate_of`` traced to its source row."""
+    parse = pl.read_parquet(ingest_failures_path, columns=[ROW_ID, "column"])
+    firsts = _traced_firsts(files, frame_path, size)
+    writer: pq.ParquetWriter | None = None
+    schema = concat_failures([]).to_arrow().schema
+    written = 0
+    try:
+        for f in files:
+            for chunk in frame_batches(f, size):
+                kept = trace_duplicates(drop_shadowed(concat_failures([chunk]), parse), firsts)
+                if kept.is_empty():
+                    continue
+                with _writing(out):
+                    if writer is None:
+                        writer = pq.ParquetWriter(out, schema, compression="zstd")
+                    writer.write_table(pa.Table.from_batches(kept.to_arrow().to_batches(), schema))
+                written += kept.height
+    finally:
+        if writer is not None:
+            with _writing(out):
+                writer.close()
+    if writer is None:
+        write_parquet(pl.DataFrame(schema=FAILURE_SCHEMA), out)
+    return written
+
+
+def validate_bounded(run: Run) -> dict[str, Any]:
+    """The validate stage of a bounded run: the facts :func:`sluice.pipeline.stages._validate`
+    records, from batches of ``frame.parquet``."""
+    spec = run.loaded.spec
+    frame_path = run.file("frame.parquet")
+    columns = len(pl.read_parquet_schema(frame_path))
+    checked = check_partition(
+        frame_path,
+        run.file("ingest_failures.parquet"),
+        run.suite,
+        run.file("validation_failures.parquet"),
+        engine=run.engine,
+        keys=spec.keys,
+        duplicates=spec.duplicates,
+        rows_per_batch=batch_rows(columns),
+        spill_dir=run.work / SPILL_DIR,
+    )
+    return {
+        "engine": run.engine,
+        "verdicts": checked.verdicts,
+        "critical_failed": checked.critical_failed,
+        "failures": checked.failures,
+        "keys": checked.keys,
+    }
+
+
+__all__ = ["BoundedChecked", "check_partition", "frame_batches", "validate_bounded"]
