@@ -59,7 +59,10 @@ def release_markdown(summary: dict[str, Any], manifest: dict[str, Any] | None) -
 
 @flow(name="release-partition")
 def release_decisions(
-    dataset: DatasetName, partition: dt.date, decisions: DecisionFile, by: Reviewer
+    dataset: DatasetName,
+    partition: dt.datetime | dt.date | str,
+    decisions: DecisionFile,
+    by: Reviewer,
 ) -> dict[str, Any]:
     """Apply a decision file to a committed partition as a new commit.
 

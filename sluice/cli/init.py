@@ -3,9 +3,10 @@
 Writes ``DIR/datasets/NAME.yaml`` and ``DIR/expectations/suites/NAME.json`` (``--out DIR``, by
 default the current folder) that ``sluice run`` accepts unedited, after loading both back with
 the same loaders ``sluice run`` uses. Existing files are kept unless ``--force``. Files in
-hive-style folders (``key=YYYY-MM-DD/`` or ``key=YYYY-MM/``) give the source template and the
-partition key; otherwise the source is the sample file itself (or its folder's files of the same
-ending). Prints each column's declaration and each suggestion with its evidence.
+hive-style folders (``key=YYYY-MM-DD/``, ``key=YYYY-MM/`` or ``key=YYYY-MM-DDTHH/``) give the
+source template, the partition key and kind (day, month or hour); otherwise the source is the
+sample file itself (or its folder's files of the same ending). Prints each column's
+declaration and each suggestion with its evidence.
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ def _hive(path: Path) -> tuple[str, str, str, str] | None:
             if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)
             else "month"
             if re.fullmatch(r"\d{4}-\d{2}", value)
+            else "hour"
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}", value)
             else None
         )
         if kind is None:
