@@ -27,7 +27,7 @@ from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
 from flows import alerts, fanout
-from flows.parameters import DatasetName, QuarantineRate
+from flows.parameters import DatasetName, PartitionValue, QuarantineRate, flow_value
 from sluice.config import (
     LoadedSpec,
     Partition,
@@ -173,7 +173,7 @@ def _screen_run_name() -> str:
 @flow(name="screen-partition", flow_run_name=_screen_run_name)
 def screen_partition(
     dataset: DatasetName,
-    partition: dt.datetime | dt.date | str | None = None,
+    partition: PartitionValue | None = None,
     engine: EngineChoice | None = None,
     *,
     force: bool = False,
@@ -312,7 +312,7 @@ def _in_process(
     failed: list[dict[str, Any]] = []
     for part in parts:
         t0 = time.perf_counter()
-        state = screen_partition(dataset, part.start, return_state=True, **options)
+        state = screen_partition(dataset, flow_value(part.start), return_state=True, **options)
         seconds = time.perf_counter() - t0
         if state.is_completed():
             result: dict[str, Any] = state.result()
@@ -341,7 +341,7 @@ def _fan_out(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     label = _dataset_label(dataset)
     ids = fanout.launch(
-        {str(p): p.start if p.kind != "hour" else str(p) for p in parts},
+        {str(p): flow_value(p.start) for p in parts},
         {"dataset": dataset, **options},
         run_name=f"{label} {{partition}}",
     )
@@ -404,8 +404,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 @flow(name="backfill", flow_run_name="{dataset} {start}..{end}")
 def backfill(
     dataset: DatasetName,
-    start: dt.datetime | dt.date | str,
-    end: dt.datetime | dt.date | str,
+    start: PartitionValue,
+    end: PartitionValue,
     engine: EngineChoice | None = None,
     *,
     force: bool = False,

@@ -307,12 +307,15 @@ def _run(args: argparse.Namespace) -> int:
 
     preflight(args.dataset, args.partition, engine=args.engine)
     if _with_prefect(args):
+        from flows.parameters import flow_value
         from flows.screen import screen_partition
         from sluice.core.errors import RunFailed
 
         _temporary_api()
         try:
-            summary = screen_partition(args.dataset, args.partition, args.engine, force=args.force)
+            summary = screen_partition(
+                args.dataset, flow_value(args.partition), args.engine, force=args.force
+            )
         except RunFailed as exc:
             if exc.summary is None:
                 raise
@@ -336,11 +339,13 @@ def _backfill(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise_usage(f"backfill {checked.loaded.name}: {exc}")
     if _with_prefect(args):
+        from flows.parameters import flow_value
         from flows.screen import backfill
 
         _show_partition_lines(verbose=args.verbose)
         _temporary_api()
-        summary = backfill(args.dataset, args.start, args.end, args.engine, force=args.force)
+        start, end = flow_value(args.start), flow_value(args.end)
+        summary = backfill(args.dataset, start, end, args.engine, force=args.force)
     else:
         from sluice.pipeline.local import backfill_local
 
