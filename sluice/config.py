@@ -762,7 +762,8 @@ class Partition:
                     return cls(dt.date.fromisoformat(text), kind, key)
         except ValueError:
             pass
-        raise ValueError(f"partition {text!r} is not a {kind} of the form {_FORMS[kind]}")
+        article = "an" if kind == "hour" else "a"
+        raise ValueError(f"partition {text!r} is not {article} {kind} of the form {_FORMS[kind]}")
 
     @property
     def day(self) -> dt.date:
