@@ -66,7 +66,8 @@ def test_the_lag_is_elapsed_hours_across_the_repeated_hour() -> None:
     first = dt.datetime(2024, 10, 26, 22, 30, tzinfo=dt.UTC)
     instants = [first + dt.timedelta(hours=i) for i in range(25)]
     named = [local_hour(i, PARIS) for i in instants]
-    assert len(named) == 25 and len(set(named)) == 24
+    assert len(named) == 25
+    assert len(set(named)) == 24
     assert named.count(dt.datetime(2024, 10, 27, 2)) == 2
     lagged = [local_hour(i, PARIS, lag=3) for i in instants]
     # 02:30 CEST and 02:30 CET, less 3 hours elapsed: 23:30 CEST and 00:30 CEST
