@@ -139,6 +139,9 @@ class CsvOptions(_Strict):
     )
 
 
+MAX_FILES = 10_000
+
+
 class SourceSpec(_Strict):
     """Where a partition's files are and how to read them."""
 
@@ -151,6 +154,13 @@ class SourceSpec(_Strict):
         )
     )
     format: SourceFormat = Field(default="csv", description="File format of the source.")
+    max_files: int = Field(
+        default=MAX_FILES,
+        ge=1,
+        le=1_000_000,
+        description="A partition whose path matches more files than this is refused before "
+        "any is read (exit 2); for a feed that drops many files a day, hourly partitions.",
+    )
     csv: CsvOptions = Field(
         default_factory=CsvOptions, description="Reader options for CSV sources."
     )
