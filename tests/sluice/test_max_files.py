@@ -50,7 +50,7 @@ def test_the_default_limit_and_bad_limits(make_dataset: SpecFactory) -> None:
     assert load_spec(spec).spec.source.max_files == MAX_FILES
     for bad in (0, -1, "many"):
         _limit(spec, bad)  # type: ignore[arg-type]
-        with pytest.raises(ConfigError, match="source.max_files"):
+        with pytest.raises(ConfigError, match=r"source\.max_files"):
             load_spec(spec)
 
 
