@@ -18,6 +18,7 @@ from sluice.config import (
     value_text,
     wall_clock_exists,
 )
+from sluice.core.errors import SluiceError
 from sluice.lineage import span
 from sluice.report.history import age_span
 
@@ -175,3 +176,19 @@ def test_init_suggests_hourly_partitions_for_hour_folders(tmp_path: Path) -> Non
     assert partition == {"key": "stamp", "kind": "hour"}
     assert source == "feed/stamp={stamp}/*.csv"
     assert "hold hours" in why
+
+
+def test_init_suggests_hourly_partitions_for_dated_folders(tmp_path: Path) -> None:
+    hours = [tmp_path / "feed" / "2024" / "03" / "04" / h / "part.csv" for h in ("04", "05")]
+    source, partition, why = source_and_partition(hours, tmp_path)
+    assert partition == {"key": "date", "kind": "hour"}
+    assert source == "feed/{date:%Y/%m/%d/%H}/*.csv"
+    assert "hold hours" in why
+    days = [tmp_path / "feed" / "2024" / "03" / d / "part.csv" for d in ("04", "05")]
+    assert source_and_partition(days, tmp_path)[:2] == (
+        "feed/{date:%Y/%m/%d}/*.csv",
+        {"key": "date", "kind": "day"},
+    )
+    not_hours = [tmp_path / "feed" / "2024" / "03" / "04" / h / "part.csv" for h in ("05", "25")]
+    with pytest.raises(SluiceError, match="YYYY/MM/DD/HH folders"):
+        source_and_partition(not_hours, tmp_path)  # 25 is no hour
