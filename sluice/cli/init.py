@@ -5,8 +5,9 @@ default the current folder) that ``sluice run`` accepts unedited, after loading 
 the same loaders ``sluice run`` uses. Existing files are kept unless ``--force``. Files in
 hive-style folders (``key=YYYY-MM-DD/``, ``key=YYYY-MM/`` or ``key=YYYY-MM-DDTHH/``) give the
 source template, the partition key and kind (day, month or hour), and so do dated folders
-(``YYYY/MM/DD/`` or ``YYYY/MM/DD/HH/``); otherwise the source is the sample file itself (or its folder's files of the same ending). Prints each column's
-declaration and each suggestion with its evidence.
+(``YYYY/MM/DD/`` or ``YYYY/MM/DD/HH/``); otherwise the source is the sample file itself (or
+its folder's files of the same ending). Prints each column's declaration and each suggestion
+with its evidence.
 """
 
 from __future__ import annotations
