@@ -1,21 +1,24 @@
 """Which hour a scheduled run of an hourly dataset screens, over Prefect's own cron dates.
 
 The dates come from the server's ``CronSchedule`` (what the scheduler creates runs from), so a
-change in how Prefect fires an hourly cron across daylight saving shows here. No server runs.
+change in how Prefect fires an hourly cron across daylight saving shows here; only the last test
+runs flows (under the session's Prefect test harness).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from prefect.runtime import flow_run
 from prefect.server.schemas.schedules import CronSchedule
 
-from flows.screen import local_hour, partition_at, scheduled_partition
+from flows.screen import backfill, local_hour, partition_at, scheduled_partition, screen_partition
 from sluice.config import Partition, PartitionSpec, partition_range
+from sluice.core.errors import SluiceError
 from tests.conftest import SpecFactory
 
 PARIS = "Europe/Paris"
@@ -98,3 +101,19 @@ def test_a_scheduled_run_of_an_hourly_dataset_screens_the_hour_before(
     spec = make_dataset({}, extra={"partition": partition})
     monkeypatch.setattr(flow_run, "get_scheduled_start_time", lambda: utc)
     assert scheduled_partition(str(spec)) == expected
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_flows_take_hours_as_text(make_dataset: SpecFactory) -> None:
+    rows = "id,amount,count,when,kind\na,1,1,2024-03-04 04:10:00,a\n"
+    hourly = {"key": "date", "kind": "hour"}
+    spec = str(
+        make_dataset({"2024-03-04T04": rows, "2024-03-04T05": rows}, extra={"partition": hourly})
+    )
+    one: dict[str, Any] = screen_partition(spec, "2024-03-04 04")
+    assert (one["partition"], one["counts"]["in"]) == ("2024-03-04T04", 1)
+    result = backfill(spec, "2024-03-04T04", "2024-03-04T05:00")
+    assert [s["partition"] for s in result["skipped"]] == ["2024-03-04T04"]
+    assert [s["partition"] for s in result["screened"]] == ["2024-03-04T05"]
+    with pytest.raises(SluiceError, match="partition 2024-03-04 is a day, not an hour"):
+        backfill(spec, dt.date(2024, 3, 4), "2024-03-04T05")
