@@ -763,8 +763,7 @@ class Partition:
                     day = dt.date.fromisoformat(m.group(1))
                     return cls(dt.datetime.combine(day, dt.time(int(m.group(2)))), kind, key)
             elif kind == "day":
-                if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-                    return cls(dt.date.fromisoformat(text), kind, key)
+                return cls(dt.date.fromisoformat(text), kind, key)
             else:
                 if re.fullmatch(r"\d{4}-\d{2}", text):
                     return cls(dt.date.fromisoformat(text + "-01"), kind, key)
