@@ -54,7 +54,7 @@ def deployment_exists(name: str = SCREEN_DEPLOYMENT) -> bool:
 
 
 def launch(
-    partitions: Mapping[str, dt.date],
+    partitions: Mapping[str, dt.date | str],
     parameters: dict[str, Any],
     *,
     deployment: str = SCREEN_DEPLOYMENT,
@@ -67,9 +67,10 @@ def launch(
     """
     ids: dict[str, UUID] = {}
     for name, start in partitions.items():
+        value = start if isinstance(start, str) else start.isoformat()
         run = run_deployment(
             deployment,
-            parameters={**parameters, "partition": start.isoformat()},
+            parameters={**parameters, "partition": value},
             flow_run_name=run_name.format(partition=name),
             timeout=0,
             as_subflow=True,

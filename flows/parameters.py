@@ -9,6 +9,7 @@ the CLI and tests use.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 from typing import Annotated, Any
@@ -53,3 +54,14 @@ DATASETS = dataset_names()
 
 DatasetName = Annotated[str, WithJsonSchema(dataset_schema(DATASETS))]
 QuarantineRate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}(:00(:00)?)?$"
+PartitionValue = dt.date | Annotated[str, Field(pattern=HOUR_PATTERN)]
+"""A partition parameter: a date (a day, or any day of a month), or an hour ``YYYY-MM-DDTHH``
+as text (the form offers a date picker and a text field)."""
+
+
+def flow_value(value: dt.date | str) -> dt.date | str:
+    """A partition value as a flow parameter: an hour (a ``datetime``) as its text, which the
+    flow's :data:`PartitionValue` keeps as it is; a day stays a date."""
+    return value.strftime("%Y-%m-%dT%H") if isinstance(value, dt.datetime) else value

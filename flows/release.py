@@ -7,14 +7,13 @@ markdown artifact summarising the release.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import Field
 
-from flows.parameters import DatasetName
+from flows.parameters import DatasetName, PartitionValue
 from sluice.pipeline.release import release_partition
 from sluice.report.artifacts import artifact_key
 
@@ -59,7 +58,10 @@ def release_markdown(summary: dict[str, Any], manifest: dict[str, Any] | None) -
 
 @flow(name="release-partition")
 def release_decisions(
-    dataset: DatasetName, partition: dt.date, decisions: DecisionFile, by: Reviewer
+    dataset: DatasetName,
+    partition: PartitionValue,
+    decisions: DecisionFile,
+    by: Reviewer,
 ) -> dict[str, Any]:
     """Apply a decision file to a committed partition as a new commit.
 

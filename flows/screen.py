@@ -27,8 +27,15 @@ from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
 from flows import alerts, fanout
-from flows.parameters import DatasetName, QuarantineRate
-from sluice.config import LoadedSpec, Partition, find_spec, partition_range
+from flows.parameters import DatasetName, PartitionValue, QuarantineRate, flow_value
+from sluice.config import (
+    LoadedSpec,
+    Partition,
+    PartitionSpec,
+    find_spec,
+    partition_range,
+    value_text,
+)
 from sluice.core.errors import RunFailed, SluiceError
 from sluice.core.frame import EngineChoice
 from sluice.lineage import run_stopped
@@ -117,16 +124,35 @@ def local_day(when: dt.datetime, timezone: str) -> dt.date:
     return dt.datetime.fromtimestamp(when.timestamp(), ZoneInfo(timezone)).date()
 
 
-def scheduled_partition(dataset: str) -> dt.date:
-    """The partition a scheduled run screens: its scheduled local day, less the lag."""
-    spec = find_spec(dataset).spec.partition
-    local = local_day(flow_run.get_scheduled_start_time(), spec.timezone)
+def local_hour(when: dt.datetime, timezone: str, lag: int = 0) -> dt.datetime:
+    """The wall-clock hour (naive) in a time zone of the instant ``lag`` hours before ``when``.
+
+    The lag is elapsed time: on the day clocks go back, two runs an hour apart name the same
+    wall-clock hour, and on the day they go forward no run names the skipped hour.
+    """
+    instant = dt.datetime.fromtimestamp(when.timestamp(), dt.UTC) - dt.timedelta(hours=lag)
+    local = instant.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+    return local.replace(minute=0, second=0, microsecond=0)
+
+
+def partition_at(when: dt.datetime, spec: PartitionSpec) -> dt.date:
+    """The partition a run scheduled at ``when`` screens: its local day, month or hour in the
+    partition time zone, less the lag (a day or an hour, a ``datetime`` for an hour)."""
+    if spec.kind == "hour":
+        return local_hour(when, spec.timezone, spec.lag)
+    local = local_day(when, spec.timezone)
     if spec.kind == "day":
         return local - dt.timedelta(days=spec.lag)
     month = local.replace(day=1)
     for _ in range(spec.lag):
         month = (month - dt.timedelta(days=1)).replace(day=1)
     return month
+
+
+def scheduled_partition(dataset: str) -> dt.date:
+    """The partition a scheduled run screens: its scheduled local day (or hour), less the lag."""
+    spec = find_spec(dataset).spec.partition
+    return partition_at(flow_run.get_scheduled_start_time(), spec)
 
 
 def _dataset_label(dataset: str) -> str:
@@ -143,13 +169,13 @@ def _screen_run_name() -> str:
             partition = scheduled_partition(dataset)
         except Exception:
             partition = "scheduled"
-    return f"{_dataset_label(dataset)} {partition}"
+    return f"{_dataset_label(dataset)} {value_text(partition)}"
 
 
 @flow(name="screen-partition", flow_run_name=_screen_run_name)
 def screen_partition(
     dataset: DatasetName,
-    partition: dt.date | None = None,
+    partition: PartitionValue | None = None,
     engine: EngineChoice | None = None,
     *,
     force: bool = False,
@@ -165,8 +191,9 @@ def screen_partition(
 
     Args:
         dataset: The dataset to screen: one of the specs in datasets/.
-        partition: The partition to screen; empty for the one the schedule implies (the run's
-            scheduled local day, less the dataset's lag).
+        partition: The partition to screen (YYYY-MM-DD, YYYY-MM or YYYY-MM-DDTHH, as the
+            dataset's partitions); empty for the one the schedule implies (the run's scheduled
+            local day or hour, less the dataset's lag).
         engine: Which engine validates the suite: polars where it can (auto), polars only, or
             GX itself; empty for the dataset spec's validation.engine.
         force: Screen again even when the partition is already done.
@@ -268,7 +295,9 @@ class _Finished:
         self.log.log(level, "[%d/%d] %s", self.count, self.total, line, extra=self.extra)
 
 
-def _backfill_partitions(loaded: LoadedSpec, start: dt.date, end: dt.date) -> list[Partition]:
+def _backfill_partitions(
+    loaded: LoadedSpec, start: dt.date | str, end: dt.date | str
+) -> list[Partition]:
     try:
         return partition_range(loaded.spec.partition, start, end)
     except ValueError as exc:
@@ -287,7 +316,7 @@ def _in_process(
     failed: list[dict[str, Any]] = []
     for part in parts:
         t0 = time.perf_counter()
-        state = screen_partition(dataset, part.start, return_state=True, **options)
+        state = screen_partition(dataset, flow_value(part.start), return_state=True, **options)
         seconds = time.perf_counter() - t0
         if state.is_completed():
             result: dict[str, Any] = state.result()
@@ -316,7 +345,7 @@ def _fan_out(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     label = _dataset_label(dataset)
     ids = fanout.launch(
-        {str(p): p.start for p in parts},
+        {str(p): flow_value(p.start) for p in parts},
         {"dataset": dataset, **options},
         run_name=f"{label} {{partition}}",
     )
@@ -379,8 +408,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 @flow(name="backfill", flow_run_name="{dataset} {start}..{end}")
 def backfill(
     dataset: DatasetName,
-    start: dt.date,
-    end: dt.date,
+    start: PartitionValue,
+    end: PartitionValue,
     engine: EngineChoice | None = None,
     *,
     force: bool = False,
@@ -396,7 +425,8 @@ def backfill(
 
     Args:
         dataset: The dataset to screen: one of the specs in datasets/.
-        start: The first partition (for a monthly dataset, any day of the month).
+        start: The first partition (for a monthly dataset, any day of the month; for an
+            hourly one, an hour YYYY-MM-DDTHH).
         end: The last partition, included.
         engine: Which engine validates the suite: polars where it can (auto), polars only, or
             GX itself; empty for the dataset spec's validation.engine.

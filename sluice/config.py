@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import (
@@ -138,6 +139,9 @@ class CsvOptions(_Strict):
     )
 
 
+MAX_FILES = 10_000
+
+
 class SourceSpec(_Strict):
     """Where a partition's files are and how to read them."""
 
@@ -150,26 +154,61 @@ class SourceSpec(_Strict):
         )
     )
     format: SourceFormat = Field(default="csv", description="File format of the source.")
+    max_files: int = Field(
+        default=MAX_FILES,
+        ge=1,
+        le=1_000_000,
+        description="A partition whose path matches more files than this is refused before "
+        "any is read (exit 2); for a feed that drops many files a day, hourly partitions.",
+    )
     csv: CsvOptions = Field(
         default_factory=CsvOptions, description="Reader options for CSV sources."
     )
 
 
+PartitionKind = Literal["day", "month", "hour"]
+HOUR_FORM = "YYYY-MM-DDTHH"
+_FORMS: dict[str, str] = {"day": "YYYY-MM-DD", "month": "YYYY-MM", "hour": HOUR_FORM}
+_HOUR_RE = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2})(?::00(?::00)?)?")
+
+
 class PartitionSpec(_Strict):
-    """How partitions are named: a day (YYYY-MM-DD) or a month (YYYY-MM)."""
+    """How partitions are named: a day (YYYY-MM-DD), a month (YYYY-MM) or an hour
+    (YYYY-MM-DDTHH)."""
 
     key: str = Field(
         default="date",
         description="Name of the partition placeholder and of the hive-style output folders "
         "(`<key>=<value>`); an identifier.",
     )
-    kind: Literal["day", "month"] = Field(
-        default="day", description="A partition is a day (YYYY-MM-DD) or a month (YYYY-MM)."
+    kind: PartitionKind = Field(
+        default="day",
+        description="A partition is a day (YYYY-MM-DD), a month (YYYY-MM) or an hour "
+        "(YYYY-MM-DDTHH, the canonical form; YYYY-MM-DD HH and YYYY-MM-DDTHH:00 are read too). "
+        "Hours are wall-clock hours of the time zone (docs/design.md, hourly partitions).",
     )
     timezone: str = Field(
-        default="UTC", description="IANA time zone of the nightly schedule's local day."
+        default="UTC",
+        description="IANA time zone of the schedule's local day (or hour), and of hourly "
+        "partition values.",
     )
-    lag: int = Field(default=1, ge=0, description="A nightly run screens the period this far back.")
+    lag: int = Field(
+        default=1,
+        ge=0,
+        description="A scheduled run screens the period this far back (days, months or hours, "
+        "as the partitions).",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ValueError, KeyError, OSError):
+            raise ValueError(
+                f"{v!r} is not an IANA time zone (e.g. UTC, Europe/Paris, America/New_York)"
+            ) from None
+        return v
 
     @field_validator("key")
     @classmethod
@@ -345,7 +384,7 @@ class MonitorSpec(_Strict):
             raise ValueError("an empty baseline list pins nothing; leave baseline out instead")
         return v
 
-    def parsed(self, kind: Literal["day", "month"], key: str) -> list[dt.date]:
+    def parsed(self, kind: PartitionKind, key: str) -> list[dt.date]:
         """Every baseline bound or partition as a partition start; ValueError when one is not
         a partition of ``kind``."""
         b = self.baseline
@@ -678,35 +717,71 @@ class DatasetSpec(_Strict):
 
 
 class Partition:
-    """A partition value: a day or a month. ``format(p)`` gives its canonical text."""
+    """A partition value: a day, a month or an hour. ``format(p)`` gives its canonical text.
+
+    ``start`` is the first day (a ``datetime.date``) of a day or month partition, and the
+    first instant (a naive ``datetime.datetime``, the wall-clock hour in the dataset's
+    partition time zone) of an hour partition; ``day`` is the calendar day in every case.
+    """
 
     __slots__ = ("key", "kind", "start")
 
-    def __init__(self, start: dt.date, kind: Literal["day", "month"], key: str = "date") -> None:
-        self.start = start if kind == "day" else start.replace(day=1)
+    def __init__(self, start: dt.date, kind: PartitionKind, key: str = "date") -> None:
+        if kind == "hour":
+            if not isinstance(start, dt.datetime):
+                raise ValueError(f"partition {start} is a day, not an hour ({HOUR_FORM})")
+            self.start: dt.date = start.replace(minute=0, second=0, microsecond=0, tzinfo=None)
+        elif isinstance(start, dt.datetime):
+            raise ValueError(
+                f"partition {start.isoformat()} is an hour; this dataset's partitions are "
+                f"{kind}s ({_FORMS[kind]})"
+            )
+        else:
+            self.start = start if kind == "day" else start.replace(day=1)
         self.kind = kind
         self.key = key
 
     @classmethod
-    def parse(cls, value: str | dt.date, kind: Literal["day", "month"], key: str) -> Partition:
-        """Parse ``YYYY-MM-DD`` (day) or ``YYYY-MM`` (month)."""
+    def parse(cls, value: str | dt.date, kind: PartitionKind, key: str) -> Partition:
+        """Parse ``YYYY-MM-DD`` (day), ``YYYY-MM`` (month) or ``YYYY-MM-DDTHH`` (hour; also
+        ``YYYY-MM-DD HH`` and ``YYYY-MM-DDTHH:00``)."""
         if isinstance(value, dt.date):
+            if (
+                kind == "hour"
+                and isinstance(value, dt.datetime)
+                and value.time() != dt.time(value.hour)
+            ):
+                raise ValueError(
+                    f"partition {value.isoformat()} is not the start of an hour ({HOUR_FORM})"
+                )
             return cls(value, kind, key)
         text = str(value).strip()
         try:
-            if kind == "day":
+            if kind == "hour":
+                m = _HOUR_RE.fullmatch(text)
+                if m is not None:
+                    day = dt.date.fromisoformat(m.group(1))
+                    return cls(dt.datetime.combine(day, dt.time(int(m.group(2)))), kind, key)
+            elif kind == "day":
                 return cls(dt.date.fromisoformat(text), kind, key)
-            if re.fullmatch(r"\d{4}-\d{2}", text):
-                return cls(dt.date.fromisoformat(text + "-01"), kind, key)
-            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-                return cls(dt.date.fromisoformat(text), kind, key)
+            else:
+                if re.fullmatch(r"\d{4}-\d{2}", text):
+                    return cls(dt.date.fromisoformat(text + "-01"), kind, key)
+                if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                    return cls(dt.date.fromisoformat(text), kind, key)
         except ValueError:
             pass
-        form = "YYYY-MM-DD" if kind == "day" else "YYYY-MM"
-        raise ValueError(f"partition {text!r} is not a {kind} of the form {form}")
+        article = "an" if kind == "hour" else "a"
+        raise ValueError(f"partition {text!r} is not {article} {kind} of the form {_FORMS[kind]}")
+
+    @property
+    def day(self) -> dt.date:
+        """The calendar day the partition starts on."""
+        start = self.start
+        return start.date() if isinstance(start, dt.datetime) else start
 
     def __str__(self) -> str:
-        return self.start.isoformat() if self.kind == "day" else self.start.strftime("%Y-%m")
+        return partition_text(self.start, self.kind)
 
     def __repr__(self) -> str:
         return f"Partition({self.key}={self})"
@@ -721,9 +796,10 @@ class Partition:
         return hash((self.start, self.kind))
 
     def next(self) -> Partition:
-        """The following partition."""
-        if self.kind == "day":
-            return Partition(self.start + dt.timedelta(days=1), "day", self.key)
+        """The following partition (for hours, the next wall-clock hour)."""
+        if self.kind != "month":
+            step = dt.timedelta(hours=1) if self.kind == "hour" else dt.timedelta(days=1)
+            return Partition(self.start + step, self.kind, self.key)
         y, m = divmod(self.start.month, 12)
         return Partition(dt.date(self.start.year + y, m + 1, 1), "month", self.key)
 
@@ -733,16 +809,51 @@ class Partition:
         return f"{self.key}={self}"
 
 
+def partition_text(start: dt.date, kind: str) -> str:
+    """The canonical text of a partition starting at ``start``: ``2024-01-31`` (day),
+    ``2024-01`` (month), ``2024-01-31T05`` (hour)."""
+    if kind == "hour":
+        return start.strftime("%Y-%m-%dT%H")
+    return start.isoformat() if kind == "day" else start.strftime("%Y-%m")
+
+
+def value_text(value: str | dt.date) -> str:
+    """A partition value as a user writes it: ``YYYY-MM-DDTHH`` for an hour (a ``datetime``),
+    ``YYYY-MM-DD`` for a date, text as it is."""
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%dT%H")
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
+
+
+def wall_clock_exists(start: dt.date, timezone: str) -> bool:
+    """Whether a naive wall-clock time exists in a time zone (the hour skipped when clocks go
+    forward does not); a plain date always exists."""
+    if not isinstance(start, dt.datetime):
+        return True
+    zone = ZoneInfo(timezone)
+    there = start.replace(tzinfo=zone)
+    back = there.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
+    return back == start
+
+
 def partition_range(
     spec: PartitionSpec, start: str | dt.date, end: str | dt.date
 ) -> list[Partition]:
-    """All partitions from ``start`` to ``end``, both included."""
+    """All partitions from ``start`` to ``end``, both included. Hours are wall-clock hours in
+    the spec's time zone: the hour skipped when clocks go forward is left out, and the hour
+    repeated when they go back is one partition."""
     first, last = spec.parse(start), spec.parse(end)
     if last.start < first.start:
         raise ValueError(f"end {last} is before start {first}")
     out = [first]
     while out[-1].start < last.start:
         out.append(out[-1].next())
+    if spec.kind == "hour":
+        out = [p for p in out if wall_clock_exists(p.start, spec.timezone)]
+        if not out:
+            raise ValueError(
+                f"{first}..{last} holds no hour of time zone {spec.timezone} (clocks skip it)"
+            )
     return out
 
 
@@ -761,6 +872,7 @@ def expand_env(text: str) -> str:
 
 
 DATE_CODES = "aAbBdjmUwWyYGuV%"
+HOUR_CODES = "HIp"
 _TEMPLATE_TOKEN = re.compile(
     r"(?P<env>\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\})"
     r"|(?P<open>\{\{)|(?P<close>\}\})"
@@ -791,8 +903,9 @@ class PathTemplate:
     parts: tuple[str | Placeholder, ...]
 
     @classmethod
-    def parse(cls, text: str, key: str) -> PathTemplate:
-        """Parse a template; ValueError names the placeholder and what is allowed."""
+    def parse(cls, text: str, key: str, kind: PartitionKind = "day") -> PathTemplate:
+        """Parse a template; ValueError names the placeholder and what is allowed. The codes
+        of an hour (``%H``, ``%I``, ``%p``) are allowed only when ``kind`` is hour."""
         parts: list[str | Placeholder] = []
         for m in _TEMPLATE_TOKEN.finditer(text):
             if m.group("env") is not None:
@@ -802,7 +915,7 @@ class PathTemplate:
             elif m.group("close") is not None:
                 parts.append("}")
             elif m.group("field") is not None:
-                parts.append(_placeholder(m.group("field"), key))
+                parts.append(_placeholder(m.group("field"), key, kind))
             elif m.group("stray") is not None:
                 raise ValueError(
                     f"a lone {m.group('stray')!r} at character {m.start() + 1} (write "
@@ -842,9 +955,11 @@ class PathTemplate:
         return head[: head.rfind("/") + 1] if "/" in head else ""
 
 
-def _placeholder(field: str, key: str) -> Placeholder:
+def _placeholder(field: str, key: str, kind: PartitionKind = "day") -> Placeholder:
     name, colon, fmt = field.partition(":")
-    allowed = f"{{{key}}} or {{{key}:<strftime codes of a date: %{', %'.join(DATE_CODES)}>}}"
+    codes = DATE_CODES + HOUR_CODES if kind == "hour" else DATE_CODES
+    what = "an hour" if kind == "hour" else "a date"
+    allowed = f"{{{key}}} or {{{key}:<strftime codes of {what}: %{', %'.join(codes)}>}}"
     if name != key:
         raise ValueError(f"placeholder {{{field}}} is not the partition key; allowed: {allowed}")
     if not colon:
@@ -854,10 +969,15 @@ def _placeholder(field: str, key: str) -> Placeholder:
     if "%" not in fmt:
         raise ValueError(f"placeholder {{{field}}} holds no strftime code; allowed: {allowed}")
     for m in re.finditer(r"%(.?)", fmt):
-        if m.group(1) == "" or m.group(1) not in DATE_CODES:
+        if m.group(1) == "" or m.group(1) not in codes:
+            hint = (
+                " (the hour codes need partition.kind: hour)"
+                if m.group(1) and m.group(1) in HOUR_CODES
+                else ""
+            )
             raise ValueError(
-                f"placeholder {{{field}}}: {m.group(0)!r} is not a strftime code of a date; "
-                f"allowed: {allowed}"
+                f"placeholder {{{field}}}: {m.group(0)!r} is not a strftime code of {what}"
+                f"{hint}; allowed: {allowed}"
             )
     return Placeholder(fmt)
 
@@ -954,7 +1074,8 @@ class LoadedSpec:
         """``source.path`` parsed (placeholders checked, environment expanded)."""
         if self._template is None:
             try:
-                self._template = PathTemplate.parse(self.spec.source.path, self.spec.partition.key)
+                part = self.spec.partition
+                self._template = PathTemplate.parse(self.spec.source.path, part.key, part.kind)
             except ValueError as exc:
                 raise self._error(str(exc), "source.path", found=self.spec.source.path) from None
         return self._template

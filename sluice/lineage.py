@@ -45,10 +45,11 @@ log = logging.getLogger("sluice.lineage")
 
 
 def span(partition: Partition) -> tuple[dt.date, dt.date]:
-    """A partition's nominal time: its first day and the first day after it."""
+    """A partition's nominal time: its start and the start of the next one (a day, a month or
+    an hour)."""
     start = partition.start
-    if partition.kind == "day":
-        return start, start + dt.timedelta(days=1)
+    if partition.kind != "month":
+        return start, partition.next().start
     nxt = (
         start.replace(year=start.year + 1, month=1)
         if start.month == 12

@@ -33,14 +33,16 @@ EXIT_PIPE = 141
 
 
 def _date(text: str) -> dt.date:
-    try:
-        if len(text) == 7:
-            return dt.date.fromisoformat(text + "-01")
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a date of the form YYYY-MM-DD (or YYYY-MM for monthly datasets)"
-        ) from None
+    """A partition value: a day, a month (its first day) or an hour (a ``datetime``)."""
+    from sluice.config import Partition
+
+    for kind in ("day", "month", "hour"):
+        with contextlib.suppress(ValueError):
+            return Partition.parse(text, kind, "date").start
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a partition of the form YYYY-MM-DD (YYYY-MM for monthly datasets, "
+        "YYYY-MM-DDTHH for hourly ones)"
+    )
 
 
 def _positive(text: str) -> int:
@@ -77,7 +79,9 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="screen one partition of a dataset")
     run.add_argument("dataset", help="dataset name (datasets/<name>.yaml) or a spec file")
-    run.add_argument("--partition", required=True, type=_date, help="YYYY-MM-DD or YYYY-MM")
+    run.add_argument(
+        "--partition", required=True, type=_date, help="YYYY-MM-DD, YYYY-MM or YYYY-MM-DDTHH"
+    )
     run.add_argument("--engine", choices=("auto", "polars", "gx"), default=None)
     run.add_argument(
         "--force", action="store_true", help="screen again even if already done with same inputs"
@@ -306,12 +310,15 @@ def _run(args: argparse.Namespace) -> int:
 
     preflight(args.dataset, args.partition, engine=args.engine)
     if _with_prefect(args):
+        from flows.parameters import flow_value
         from flows.screen import screen_partition
         from sluice.core.errors import RunFailed
 
         _temporary_api()
         try:
-            summary = screen_partition(args.dataset, args.partition, args.engine, force=args.force)
+            summary = screen_partition(
+                args.dataset, flow_value(args.partition), args.engine, force=args.force
+            )
         except RunFailed as exc:
             if exc.summary is None:
                 raise
@@ -329,19 +336,19 @@ def _backfill(args: argparse.Namespace) -> int:
     from sluice.config import partition_range
     from sluice.preflight import preflight
 
-    if args.end < args.start:
-        raise_usage(f"--end {args.end} is before --start {args.start}")
     checked = preflight(args.dataset, args.start, engine=args.engine)
     try:
         partition_range(checked.loaded.spec.partition, args.start, args.end)
     except ValueError as exc:
         raise_usage(f"backfill {checked.loaded.name}: {exc}")
     if _with_prefect(args):
+        from flows.parameters import flow_value
         from flows.screen import backfill
 
         _show_partition_lines(verbose=args.verbose)
         _temporary_api()
-        summary = backfill(args.dataset, args.start, args.end, args.engine, force=args.force)
+        start, end = flow_value(args.start), flow_value(args.end)
+        summary = backfill(args.dataset, start, end, args.engine, force=args.force)
     else:
         from sluice.pipeline.local import backfill_local
 

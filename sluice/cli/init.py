@@ -3,15 +3,18 @@
 Writes ``DIR/datasets/NAME.yaml`` and ``DIR/expectations/suites/NAME.json`` (``--out DIR``, by
 default the current folder) that ``sluice run`` accepts unedited, after loading both back with
 the same loaders ``sluice run`` uses. Existing files are kept unless ``--force``. Files in
-hive-style folders (``key=YYYY-MM-DD/`` or ``key=YYYY-MM/``) give the source template and the
-partition key; otherwise the source is the sample file itself (or its folder's files of the same
-ending). Prints each column's declaration and each suggestion with its evidence.
+hive-style folders (``key=YYYY-MM-DD/``, ``key=YYYY-MM/`` or ``key=YYYY-MM-DDTHH/``) give the
+source template, the partition key and kind (day, month or hour), and so do dated folders
+(``YYYY/MM/DD/`` or ``YYYY/MM/DD/HH/``); otherwise the source is the sample file itself (or
+its folder's files of the same ending). Prints each column's declaration and each suggestion
+with its evidence.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import os
 import re
@@ -86,6 +89,13 @@ def source_and_partition(files: list[Path], spec_dir: Path) -> tuple[str, dict[s
             pattern = template + ("/*" + suffixes.pop() if len(suffixes) == 1 else "/*")
             why = f"hive folders {key}=... hold {kind}s: partition key {key!r}"
             return _rel(pattern, spec_dir), {"key": key, "kind": kind}, why
+    dated = {_dated(f) for f in resolved}
+    if len(resolved) > 1 and None not in dated and len(dated) == 1:
+        kind, prefix, codes = next(d for d in dated if d is not None)
+        ending = "*" + suffixes.pop() if len(suffixes) == 1 else "*"
+        pattern = f"{prefix}/{{date:{codes}}}/{ending}"
+        why = f"folders {codes.replace('%', '')} hold {kind}s: partition key 'date'"
+        return _rel(pattern, spec_dir), {"key": "date", "kind": kind}, why
     if len(resolved) == 1:
         why = "one file, no hive folder: every partition reads this file"
         return _rel(str(resolved[0]), spec_dir), {"key": "date", "kind": "day"}, why
@@ -97,7 +107,8 @@ def source_and_partition(files: list[Path], spec_dir: Path) -> tuple[str, dict[s
     raise SluiceError(
         "sample files in several folders without hive-style partition folders "
         f"(key=YYYY-MM-DD/); found {', '.join(str(f) for f in files)}; allowed: one file, "
-        "files of one folder, or files in key=value folders of one key"
+        "files of one folder, files in key=value folders of one key, or files in YYYY/MM/DD or "
+        "YYYY/MM/DD/HH folders under one folder"
     )
 
 
@@ -114,6 +125,8 @@ def _hive(path: Path) -> tuple[str, str, str, str] | None:
             if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)
             else "month"
             if re.fullmatch(r"\d{4}-\d{2}", value)
+            else "hour"
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}", value)
             else None
         )
         if kind is None:
@@ -122,6 +135,25 @@ def _hive(path: Path) -> tuple[str, str, str, str] | None:
         rest = parts[i + 1 :]
         template = str(Path(*parts[:i], f"{key}={{{key}}}", *rest))
         return key, kind, value, template
+    return None
+
+
+def _dated(path: Path) -> tuple[str, str, str] | None:
+    """(kind, folder above, strftime codes) of a file in ``YYYY/MM/DD/`` or ``YYYY/MM/DD/HH/``
+    folders, the deepest such layout; None when its folders are not a date (or an hour)."""
+    parts = path.parent.parts
+    for size, kind, codes in ((4, "hour", "%Y/%m/%d/%H"), (3, "day", "%Y/%m/%d")):
+        if len(parts) <= size:
+            continue
+        tail = parts[-size:]
+        if not all(re.fullmatch(r"\d{4}" if i == 0 else r"\d{2}", p) for i, p in enumerate(tail)):
+            continue
+        n = [int(p) for p in tail]
+        try:
+            dt.datetime(n[0], n[1], n[2], n[3] if size == 4 else 0)
+        except ValueError:
+            continue
+        return kind, str(Path(*parts[:-size])), codes
     return None
 
 

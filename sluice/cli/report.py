@@ -12,7 +12,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``report`` command's arguments to its sub-parser."""
     parser.add_argument("dataset", help="dataset name (datasets/<name>.yaml) or a spec file")
     parser.add_argument(
-        "--partition", required=True, help="the partition of the run, YYYY-MM-DD or YYYY-MM"
+        "--partition",
+        required=True,
+        help="the partition of the run, YYYY-MM-DD, YYYY-MM or YYYY-MM-DDTHH",
     )
     parser.add_argument(
         "--open", action="store_true", help="open the report in the default web browser"

@@ -20,7 +20,9 @@ from sluice.core.errors import EXIT_OK
 def add_review_arguments(p: argparse.ArgumentParser, date: Callable[[str], Any]) -> None:
     """The options of ``sluice review``."""
     p.add_argument("dataset", help="dataset name (datasets/<name>.yaml) or a spec file")
-    p.add_argument("--partition", required=True, type=date, help="YYYY-MM-DD or YYYY-MM")
+    p.add_argument(
+        "--partition", required=True, type=date, help="YYYY-MM-DD, YYYY-MM or YYYY-MM-DDTHH"
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -32,7 +34,9 @@ def add_review_arguments(p: argparse.ArgumentParser, date: Callable[[str], Any])
 def add_release_arguments(p: argparse.ArgumentParser, date: Callable[[str], Any]) -> None:
     """The options of ``sluice release``."""
     p.add_argument("dataset", help="dataset name (datasets/<name>.yaml) or a spec file")
-    p.add_argument("--partition", required=True, type=date, help="YYYY-MM-DD or YYYY-MM")
+    p.add_argument(
+        "--partition", required=True, type=date, help="YYYY-MM-DD, YYYY-MM or YYYY-MM-DDTHH"
+    )
     p.add_argument(
         "--decisions", required=True, type=Path, help="the filled-in review file (.csv, .parquet)"
     )
@@ -42,13 +46,15 @@ def add_release_arguments(p: argparse.ArgumentParser, date: Callable[[str], Any]
 
 def review_main(args: argparse.Namespace) -> int:
     """Write the review file of a partition's quarantine."""
+    from sluice.config import value_text
     from sluice.pipeline.release import review_partition
 
     path, rows = review_partition(args.dataset, args.partition, args.out)
     args.document = {"path": str(path), "rows": rows}
-    print(f"{args.dataset} {args.partition}: {rows} quarantined rows for review in {path}")
+    shown = value_text(args.partition)
+    print(f"{args.dataset} {shown}: {rows} quarantined rows for review in {path}")
     print("  fill in decision (release | fix | reject), note and, for a fix, the corrected values;")
-    print(f"  then: sluice release {args.dataset} --partition {args.partition} --decisions {path} ")
+    print(f"  then: sluice release {args.dataset} --partition {shown} --decisions {path} ")
     print("        --by NAME")
     return EXIT_OK
 

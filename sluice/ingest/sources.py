@@ -47,6 +47,14 @@ def list_source_files(loaded: LoadedSpec, partition: Partition) -> list[str]:
         raise InputError(
             f"no source files for {spec.name} {partition.dirname}: nothing matches {pattern}"
         )
+    if len(files) > spec.source.max_files:
+        smaller = {"month": "day or hour", "day": "hour"}.get(partition.kind)
+        split = f"smaller partitions (partition.kind: {smaller}) or " if smaller else ""
+        raise InputError(
+            f"{spec.name} {partition.dirname}: {len(files)} source files match {pattern}; "
+            f"source.max_files allows {spec.source.max_files}; use {split}a larger "
+            "source.max_files"
+        )
     return [p if protocol in ("file", "local") else f"{protocol}://{p}" for p in files]
 
 

@@ -74,8 +74,11 @@ class PartitionRef(Record):
     """Which partition the run screened."""
 
     key: str = Field(description="the partition column, e.g. date")
-    value: str = Field(description="the partition: YYYY-MM-DD for a day, YYYY-MM for a month")
-    kind: Literal["day", "month"]
+    value: str = Field(
+        description="the partition: YYYY-MM-DD for a day, YYYY-MM for a month, YYYY-MM-DDTHH "
+        "for an hour"
+    )
+    kind: Literal["day", "month", "hour"]
 
 
 class Counts(Record):

@@ -159,6 +159,11 @@ def reference_values(
 
 def method_text(partition_kind: str, policy: AnomalyPolicy, baseline: Baseline | None) -> str:
     """How this dataset's metrics are judged, in words, for the report."""
+    if partition_kind == "hour":
+        return (
+            "Hourly metrics are recorded in the metric history but not judged against it: "
+            "hourly partitions have no anomaly bands yet (docs/design.md, hourly partitions)"
+        )
     if baseline is not None:
         return (
             f"Metrics are judged against the {baseline} (the same weekday among its partitions "

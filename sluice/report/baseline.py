@@ -27,11 +27,11 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
-from sluice.config import NAME_RE, Partition
+from sluice.config import NAME_RE, Partition, PartitionKind
 from sluice.core.errors import SluiceError
 from sluice.core.files import Unverified, config_error, read_regular, read_verified, sha256_hex
 from sluice.report.drift import REF_PARTITION
@@ -60,7 +60,7 @@ class SavedBaseline:
     name: str
     version: int
     dataset: str
-    kind: Literal["day", "month"]
+    kind: PartitionKind
     key: str
     partitions: list[dict[str, Any]]
     created_at: str
@@ -382,7 +382,7 @@ def load_baseline(
     except (OSError, ValueError, KeyError) as exc:
         raise BaselineError(f"baseline {name!r} v{v} cannot be read: {exc}") from None
     kind = meta.get("partition_kind")
-    if kind not in ("day", "month"):
+    if kind not in ("day", "month", "hour"):
         raise BaselineError(f"baseline {name!r} v{v}: unknown partition kind {kind!r}")
     return SavedBaseline(
         name=name,
@@ -496,7 +496,7 @@ def model_provenance(path: Path, sha256: str | None) -> dict[str, Any]:
 
 
 def model_partitions(
-    prov: Mapping[str, Any], kind: Literal["day", "month"], key: str
+    prov: Mapping[str, Any], kind: PartitionKind, key: str
 ) -> tuple[list[Partition], dict[str, str]]:
     """The partitions a model was fitted on and the clean sha256 each had then."""
     parts: list[Partition] = []
@@ -521,7 +521,7 @@ def model_baseline(
     detector: str,
     path: Path,
     sha256: str | None,
-    kind: Literal["day", "month"],
+    kind: PartitionKind,
     key: str,
     rows: int = SAMPLE_ROWS,
     storage_options: Mapping[str, str] | None = None,

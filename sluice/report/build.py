@@ -34,6 +34,7 @@ from sluice.report.drift import (
 )
 from sluice.report.history import METRICS_NAME, Baseline, load_history
 from sluice.report.metrics import (
+    METRICS_SCHEMA,
     ColumnProfile,
     DetectorStats,
     RuleSummary,
@@ -179,7 +180,11 @@ def compose(
     apol = anomaly_policy or AnomalyPolicy()
     dpol = drift_policy or DriftPolicy()
     part = outputs.partition
-    history = load_history(reports_root, before=part.start)
+    history = (
+        load_history(reports_root, before=part.start)
+        if part.kind != "hour"
+        else pl.DataFrame(schema=METRICS_SCHEMA)
+    )
     cols = profiles(outputs)
     dets = detector_stats(outputs)
     candidates = (
@@ -202,7 +207,11 @@ def compose(
     judged_on = history
     if baseline is not None:
         judged_on = load_history(reports_root).filter(pl.col("partition_start") != part.start)
-    findings = detect(metrics, judged_on, partition_kind=part.kind, policy=apol, baseline=baseline)
+    findings = (
+        detect(metrics, judged_on, partition_kind=part.kind, policy=apol, baseline=baseline)
+        if part.kind != "hour"
+        else []
+    )
     return Report(
         outputs=outputs,
         stages=stage_counts(outputs),

@@ -18,6 +18,7 @@ import datetime as dt
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -134,7 +135,13 @@ class Baseline:
 
 
 def _label(day: dt.date, kind: str) -> str:
+    if kind == "hour":
+        return day.strftime("%Y-%m-%dT%H")
     return day.isoformat() if kind == "day" else day.strftime("%Y-%m")
+
+
+def _hours(a: dt.date, b: dt.date) -> int:
+    return round((b - a).total_seconds() / 3600)
 
 
 def _months(a: dt.date, b: dt.date) -> int:
@@ -152,8 +159,14 @@ def age_span(days: list[dt.date], day: dt.date, kind: str) -> str:
     if not days:
         return "no partitions"
     lo, hi = min(days), max(days)
-    unit = "day" if kind == "day" else "month"
-    age = (lambda d: (day - d).days) if kind == "day" else (lambda d: _months(d, day))
+    unit = kind if kind in ("day", "hour") else "month"
+    age: Callable[[dt.date], int] = (
+        (lambda d: (day - d).days)
+        if kind == "day"
+        else (lambda d: _hours(d, day))
+        if kind == "hour"
+        else (lambda d: _months(d, day))
+    )
     near, far = age(hi), age(lo)
     where = _label(lo, kind) if lo == hi else f"{_label(lo, kind)} to {_label(hi, kind)}"
     if near == far:

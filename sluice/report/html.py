@@ -157,7 +157,7 @@ def _drift_stat(d: DriftResult) -> str:
 def _header(r: Report) -> View:
     m = r.outputs.manifest
     part = r.outputs.partition
-    day = f" ({WEEKDAYS[part.start.weekday()]})" if part.kind == "day" else ""
+    day = f" ({WEEKDAYS[part.start.weekday()]})" if part.kind != "month" else ""
     return {
         "title": f"{m['dataset']} · {part.dirname}",
         "sub": f"run {m.get('run_id', '')} · partition {part}{day} · finished "

@@ -693,8 +693,8 @@ def metrics_frame(
     base = {
         "dataset": m["dataset"],
         "partition": str(part),
-        "partition_start": part.start,
-        "weekday": part.start.weekday(),
+        "partition_start": part.day,
+        "weekday": part.day.weekday(),
         "run_id": m.get("run_id", ""),
         "finished_at": m.get("finished_at", ""),
     }

@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from flows.parameters import HOUR_PATTERN
 from flows.release import release_decisions
 from sluice.pipeline import run_partition
 from sluice.pipeline.release import review_partition
@@ -28,7 +29,8 @@ def test_the_form_asks_for_dataset_partition_file_and_reviewer() -> None:
     props = release_decisions.parameters.properties
     assert set(props) == {"dataset", "partition", "decisions", "by"}
     assert set(release_decisions.parameters.required or []) == set(props)
-    assert props["partition"]["format"] == "date"
+    assert {"type": "string", "format": "date"} in props["partition"]["anyOf"]
+    assert {"type": "string", "pattern": HOUR_PATTERN} in props["partition"]["anyOf"]
     assert props["decisions"]["pattern"] == r"(?i)\.(csv|parquet)$"
     assert props["decisions"]["minLength"] == 1
     assert props["by"]["minLength"] == 1

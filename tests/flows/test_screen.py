@@ -12,7 +12,7 @@ import yaml
 from prefect.runtime import flow_run
 
 from flows import alerts, fanout
-from flows.parameters import dataset_names
+from flows.parameters import HOUR_PATTERN, dataset_names
 from flows.screen import (
     backfill,
     scheduled_partition,
@@ -75,8 +75,9 @@ def test_backfill_fans_out_to_a_declared_deployment_on_another_queue() -> None:
 def test_backfill_parameters_render_as_a_typed_form() -> None:
     props = backfill.parameters.properties
     assert props["dataset"]["enum"] == dataset_names() == list(SESSION_DATASETS)
-    assert props["start"] == {**props["start"], "type": "string", "format": "date"}
-    assert props["end"]["format"] == "date"
+    for end in ("start", "end"):  # a date picker, or an hour as text
+        assert {"type": "string", "format": "date"} in props[end]["anyOf"]
+        assert {"type": "string", "pattern": HOUR_PATTERN} in props[end]["anyOf"]
     engine = {k: v for option in props["engine"]["anyOf"] for k, v in option.items() if k != "type"}
     assert engine["enum"] == ["auto", "polars", "gx"]
     assert {"type": "null"} in props["engine"]["anyOf"]  # or null: the spec's validation.engine
