@@ -22,6 +22,7 @@ import polars as pl
 from sluice.config import LoadedSpec, Partition, find_spec
 from sluice.core.errors import ConfigError, SluiceError
 from sluice.report.anomalies import AnomalyPolicy, Finding, detect
+from sluice.report.bounded import Mode, copy_columns
 from sluice.report.drift import (
     DriftPolicy,
     DriftResult,
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
 REPORT_NAME = "report.html"
 SCORES_NAME = "scores.parquet"
 REBUILT_NAME = "report.rebuilt.html"
+SCORE_COLUMNS = ("_row_id", "detector", "score")
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ def _drift(
     *,
     partition: Partition,
     pinned: bool,
+    bounded: bool = False,
 ) -> list[DriftResult]:
     """Drift of every column, tested under positional names (``_c0``, ``_c1``...): a column
     called ``*``, ``^a.*$`` or like a frame's own column would otherwise be read as a pattern or
@@ -141,7 +144,8 @@ def _drift(
     tested = [c for c in columns if c in present]
     slot = {c: f"_c{i}" for i, c in enumerate(tested)}
     name = {v: k for k, v in slot.items()}
-    reference = load_reference(files, tested, policy, schemas=schemas, names=slot)
+    mode: Mode = "row_groups" if bounded else "exact"
+    reference = load_reference(files, tested, policy, schemas=schemas, names=slot, mode=mode)
     current = pl.DataFrame([outputs.clean.get_column(c).alias(slot[c]) for c in tested])
     drifted = {} if pinned else _drifted_before(history)
     before = {slot[c]: p for c, p in drifted.items() if c in slot}
@@ -173,9 +177,12 @@ def compose(
     baseline: Baseline | None = None,
     storage_options: Mapping[str, str] | None = None,
     monitor: MonitorPlan | None = None,
+    bounded: bool = False,
 ) -> Report:
     """Measure a run, judge its metrics against the history before it (or the pinned
-    ``baseline``), test drift, and compare it with the named baselines of ``monitor``."""
+    ``baseline``), test drift, and compare it with the named baselines of ``monitor``.
+    ``bounded``: drift references from a seeded choice of row groups of each earlier
+    partition (:mod:`sluice.report.bounded`)."""
     apol = anomaly_policy or AnomalyPolicy()
     dpol = drift_policy or DriftPolicy()
     part = outputs.partition
@@ -188,7 +195,15 @@ def compose(
     files, dpol = reference_files(
         clean_root or reports_root, part, dpol, baseline, candidates=candidates
     )
-    drift = _drift(outputs, files, history, dpol, partition=part, pinned=baseline is not None)
+    drift = _drift(
+        outputs,
+        files,
+        history,
+        dpol,
+        partition=part,
+        pinned=baseline is not None,
+        bounded=bounded,
+    )
     extra: list[tuple[str, str, str, float | None, int]] = []
     for d in drift:
         if d.kind == "skipped":
@@ -254,13 +269,17 @@ def stage_report(
     scores: Path,
     writer: PartitionWriter,
     manifest: Mapping[str, Any],
+    *,
+    bounded: bool = False,
 ) -> StagedReport:
     """Keep the scores, measure the run, and stage ``metrics.parquet`` and ``report.html``.
 
     Called by the write stage after the clean and quarantine folders are committed and
     ``failures.parquet`` is staged; the caller adds the returned entries to the manifest. A
     report that cannot be built does not stop the run: the result says why (``problem``) and
-    the caller warns the run with that cause.
+    the caller warns the run with that cause. ``bounded`` (a run in bounded batches): the
+    scores are copied by polars' streaming engine and drift references read by row groups
+    (:mod:`sluice.report.bounded`).
     """
     from sluice.report.html import render
 
@@ -272,8 +291,10 @@ def stage_report(
         entry["path"] = str(writer.final / name)
         staged[name.split(".", maxsplit=1)[0]] = entry
 
-    if scores.exists():
-        frame = pl.read_parquet(scores, columns=["_row_id", "detector", "score"])
+    if scores.exists() and bounded:
+        keep(SCORES_NAME, copy_columns(scores, writer.path(SCORES_NAME), SCORE_COLUMNS))
+    elif scores.exists():
+        frame = pl.read_parquet(scores, columns=list(SCORE_COLUMNS))
         write_parquet(frame, writer.path(SCORES_NAME))
         keep(SCORES_NAME, frame.height)
     try:
@@ -291,6 +312,7 @@ def stage_report(
             baseline=plan.bands or Baseline.of(loaded.spec),
             storage_options=loaded.storage_options(),
             monitor=plan,
+            bounded=bounded,
         )
         text = render(report)
     except Exception as exc:

@@ -35,6 +35,7 @@ import polars as pl
 from scipy import stats
 
 from sluice.config import Partition
+from sluice.report.bounded import Mode, sample_rows
 from sluice.report.history import Baseline, age_span
 from sluice.report.metrics import (
     HIST_BINS,
@@ -312,12 +313,15 @@ def load_reference(
     *,
     schemas: Sequence[Sequence[str]] | None = None,
     names: Mapping[str, str] | None = None,
+    mode: Mode = "exact",
 ) -> pl.DataFrame:
     """Clean rows of earlier partitions (a seeded sample of each), with their partition.
 
     Columns are picked by their position in each file (``schemas``: each file's column names, read
     when not given), since polars reads a projected name such as ``*`` or ``^a.*$`` as a pattern;
-    ``names`` renames them (for example to positional slots).
+    ``names`` renames them (for example to positional slots). A Parquet file is read one row group
+    at a time (:func:`sluice.report.bounded.sample_rows`; ``mode`` ``row_groups`` reads only a
+    seeded choice of them, for bounded runs).
     """
     parts = []
     for i, (p, f) in enumerate(files):
@@ -325,7 +329,8 @@ def load_reference(
             break
         have = list(schemas[i]) if schemas is not None else source_schema(f)
         if isinstance(f, Path):
-            frame = pl.read_parquet(f, columns=[have.index(c) for c in columns])
+            idx = [have.index(c) for c in columns]
+            frame = sample_rows(f, idx, policy.rows_per_partition, policy.seed, mode)
         else:
             got = f.read()
             frame = got.select(pl.nth([list(got.columns).index(c) for c in columns]))

@@ -1,0 +1,120 @@
+"""The report's bounded readers: drift references by row group, scores copied by streaming."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from sluice.config import Partition
+from sluice.report.bounded import column_values, copy_columns, sample_rows
+from sluice.report.drift import REF_PARTITION, DriftPolicy, load_reference
+
+
+def _hostile(rows: int, seed: int = 3) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    words = ["a", "é", "日本", "", " x ", "\u202e", "NULL", "🙂"]
+    return pl.DataFrame(
+        {
+            "*": rng.normal(0, 1, rows),
+            "^a.*$": [None if i % 3 == 0 else words[i % len(words)] for i in range(rows)],
+            "all_null": pl.Series([None] * rows, dtype=pl.Float64),
+            "n": pl.Series(rng.integers(0, 5, rows)).cast(pl.Int32),
+            "when": [dt.date(2024, 1, 1) + dt.timedelta(days=i % 40) for i in range(rows)],
+            "dup": [7] * rows,
+        }
+    )
+
+
+def _write(frame: pl.DataFrame, path: Path, group: int) -> Path:
+    frame.write_parquet(path, row_group_size=group)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("rows", "group", "n"),
+    [
+        (0, 10, 5),
+        (1, 10, 5),
+        (5, 10, 5),
+        (6, 10, 5),
+        (100, 7, 13),
+        (1000, 64, 100),
+        (1000, 1000, 999),
+        (2500, 7, 1),
+        (3000, 128, 2999),
+    ],
+)
+def test_the_exact_sample_is_the_whole_file_sample(
+    tmp_path: Path, rows: int, group: int, n: int
+) -> None:
+    path = _write(_hostile(rows), tmp_path / "p.parquet", group)
+    for columns, seed in (([0, 1, 2, 3, 4], 0), ([5, 1], 11), ([3], 123)):
+        whole = pl.read_parquet(path, columns=columns)
+        expected = whole.sample(n, seed=seed) if whole.height > n else whole
+        got = sample_rows(path, columns, n, seed)
+        assert got.schema == expected.schema
+        assert got.equals(expected), (rows, group, n, columns)
+
+
+def test_row_groups_reads_a_seeded_choice_of_groups_holding_the_sample(tmp_path: Path) -> None:
+    rows, group, n = 10_000, 500, 1_200
+    frame = _hostile(rows).with_row_index("i")
+    path = _write(frame, tmp_path / "p.parquet", group)
+    assert pq.ParquetFile(path).metadata.num_row_groups == rows // group
+    got = sample_rows(path, [0, 2], n, 5, "row_groups")
+    assert got.height == n
+    assert got.get_column("i").n_unique() == n
+    touched = set((got.get_column("i") // group).to_list())
+    assert len(touched) == 3, "1,200 rows come from three groups of 500"
+    again = sample_rows(path, [0, 2], n, 5, "row_groups")
+    assert got.equals(again)
+    other = sample_rows(path, [0, 2], n, 6, "row_groups")
+    assert not other.equals(got)
+    small = sample_rows(path, [0, 2], rows, 5, "row_groups")
+    assert small.equals(pl.read_parquet(path, columns=[0, 2]))
+
+
+def test_load_reference_reads_earlier_partitions_as_before(tmp_path: Path) -> None:
+    files: list[tuple[Partition, Path]] = []
+    for day in range(3):
+        p = Partition.parse(f"2024-01-0{day + 1}", "day", "date")
+        frame = _hostile(3000 + 500 * day, seed=day)
+        files.append((p, _write(frame, tmp_path / f"{day}.parquet", 256)))
+    policy = DriftPolicy(rows_per_partition=1000, seed=4)
+    columns = ["^a.*$", "*", "all_null"]
+    got = load_reference(files, columns, policy, names={c: f"_c{i}" for i, c in enumerate(columns)})
+    parts = []
+    for p, f in files:
+        whole = pl.read_parquet(f, columns=[1, 0, 2]).sample(1000, seed=4)
+        parts.append(
+            whole.rename(dict(zip(whole.columns, ["_c0", "_c1", "_c2"], strict=True))).with_columns(
+                pl.lit(str(p)).alias(REF_PARTITION)
+            )
+        )
+    assert got.equals(pl.concat(parts))
+    bounded = load_reference(files, columns, policy, mode="row_groups")
+    assert bounded.height == 3000
+    assert (
+        bounded.get_column(REF_PARTITION).value_counts().get_column("count").to_list() == [1000] * 3
+    )
+
+
+def test_scores_are_copied_row_for_row(tmp_path: Path) -> None:
+    scores = pl.DataFrame(
+        {
+            "_row_id": pl.Series(range(5000), dtype=pl.UInt64),
+            "detector": ["iforest", "ecod"] * 2500,
+            "score": np.random.default_rng(1).normal(size=5000),
+            "extra": ["x"] * 5000,
+        }
+    )
+    source = _write(scores, tmp_path / "s.parquet", 300)
+    target = tmp_path / "kept.parquet"
+    assert copy_columns(source, target, ["_row_id", "detector", "score"]) == 5000
+    assert pl.read_parquet(target).equals(scores.drop("extra"))
+    assert column_values(target, 2).equals(scores.get_column("score"))
