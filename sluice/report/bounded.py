@@ -107,7 +107,12 @@ def copy_columns(source: Path, target: Path, columns: Sequence[str]) -> int:
         )
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise OutputError(f"cannot copy {source} to {target}: {exc}") from None
-    return int(pq.ParquetFile(target).metadata.num_rows)
+    return parquet_rows(target)
+
+
+def parquet_rows(path: Path) -> int:
+    """Rows in a Parquet file, from its footer."""
+    return int(pq.ParquetFile(path).metadata.num_rows)
 
 
 def column_values(path: Path, column: int) -> pl.Series:
@@ -115,4 +120,4 @@ def column_values(path: Path, column: int) -> pl.Series:
     return pl.scan_parquet(path).select(pl.nth(column)).collect().to_series()
 
 
-__all__ = ["Mode", "column_values", "copy_columns", "sample_rows"]
+__all__ = ["Mode", "column_values", "copy_columns", "parquet_rows", "sample_rows"]

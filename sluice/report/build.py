@@ -146,7 +146,10 @@ def _drift(
     name = {v: k for k, v in slot.items()}
     mode: Mode = "row_groups" if bounded else "exact"
     reference = load_reference(files, tested, policy, schemas=schemas, names=slot, mode=mode)
-    current = pl.DataFrame([outputs.clean.get_column(c).alias(slot[c]) for c in tested])
+
+    def current(column: str) -> pl.Series:
+        return outputs.clean_column(name[column]).alias(column)
+
     drifted = {} if pinned else _drifted_before(history)
     before = {slot[c]: p for c, p in drifted.items() if c in slot}
     got = detect_drift(
@@ -162,7 +165,7 @@ def _drift(
     missing = DriftResult("", "skipped", "", None, None, None, 0, 0, [], False)
     note = "not in every earlier partition it would be compared with"
     return [
-        by_column.get(c) or replace(missing, column=c, n_current=outputs.clean.height, note=note)
+        by_column.get(c) or replace(missing, column=c, n_current=outputs.clean_rows, note=note)
         for c in columns
     ]
 
@@ -210,7 +213,13 @@ def compose(
             continue
         extra.append(("column", d.column, "drift", 1.0 if d.drifted else 0.0, d.n_current))
         extra.append(("column", d.column, "drift_statistic", d.statistic, d.n_current))
-    checks = check_all(outputs.clean, list(outputs.columns), part, monitor) if monitor else []
+    checks = (
+        check_all(
+            outputs.clean_frame(list(outputs.clean.columns)), list(outputs.columns), part, monitor
+        )
+        if monitor and monitor.baselines
+        else []
+    )
     extra += metric_rows(checks)
     metrics = metrics_frame(outputs, cols, dets, extra)
     shifts = change_points(history, metrics, change_keys(metrics))
@@ -303,6 +312,7 @@ def stage_report(
             writer.staging,
             formats_of(loaded),
             storage_options=loaded.storage_options(),
+            bounded=bounded,
         )
         plan = plan_monitoring(loaded, partition)
         report = compose(

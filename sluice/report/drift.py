@@ -25,7 +25,7 @@ before this partition``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -352,8 +352,13 @@ def _is_categorical(values: pl.Series, reference: pl.Series, policy: DriftPolicy
     return kind == "numeric" and reference.n_unique() <= policy.categories
 
 
+Current = pl.DataFrame | Callable[[str], pl.Series]
+"""This partition's columns: a frame, or a function reading one column by name (a bounded
+report reads them one at a time)."""
+
+
 def detect_drift(
-    current: pl.DataFrame,
+    current: Current,
     reference: pl.DataFrame,
     columns: Sequence[str],
     *,
@@ -383,16 +388,17 @@ def _span(parts: Sequence[str], partition: Partition | None) -> str:
 
 
 def _detect_drift(
-    current: pl.DataFrame,
+    current: Current,
     reference: pl.DataFrame,
     columns: Sequence[str],
     flagged: Mapping[str, set[str]],
     policy: DriftPolicy,
 ) -> list[DriftResult]:
-    plans: list[tuple[str, pl.Series, pl.Series, list[str]]] = []
+    column = current.get_column if isinstance(current, pl.DataFrame) else current
+    plans: list[tuple[str, pl.Series, list[str]]] = []
     out: dict[str, DriftResult] = {}
     for col in columns:
-        cur = current[col].drop_nulls()
+        cur = column(col).drop_nulls()
         kind = kind_of(cur.dtype)
         if kind == "temporal":
             out[col] = DriftResult(
@@ -429,10 +435,11 @@ def _detect_drift(
                 "no values to compare",
             )  # fmt: skip
             continue
-        plans.append((col, cur, ref, parts))
+        plans.append((col, ref, parts))
     n_tests = len(plans)
     stat: float | None
-    for col, cur, ref, parts in plans:
+    for col, ref, parts in plans:
+        cur = column(col).drop_nulls()
         if _is_categorical(cur, ref, policy):
             test, stat, p, drifted, counts = categorical_drift(cur, ref, n_tests, policy)
             out[col] = DriftResult(

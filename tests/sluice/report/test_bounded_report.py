@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from sluice.config import Partition
 from sluice.report.bounded import column_values, copy_columns, sample_rows
+from sluice.report.build import compose
 from sluice.report.drift import REF_PARTITION, DriftPolicy, load_reference
+from sluice.report.html import render
+from sluice.report.metrics import RunOutputs
+from sluice.report.segments import segment_bias
+from tests.sluice.report.test_hostile_frames import RULES, earlier_runs, frames, outputs_of
+from tests.sluice.report.test_segments import _outputs as segment_outputs
 
 
 def _hostile(rows: int, seed: int = 3) -> pl.DataFrame:
@@ -118,3 +128,55 @@ def test_scores_are_copied_row_for_row(tmp_path: Path) -> None:
     assert copy_columns(source, target, ["_row_id", "detector", "score"]) == 5000
     assert pl.read_parquet(target).equals(scores.drop("extra"))
     assert column_values(target, 2).equals(scores.get_column("score"))
+
+
+def _bounded(outputs: RunOutputs, folder: Path) -> RunOutputs:
+    """The same outputs with the clean rows left in a Parquet file, as a bounded report has them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "clean.parquet"
+    outputs.clean.write_parquet(path, row_group_size=3)
+    return replace(outputs, clean=outputs.clean.head(0), clean_file=path)
+
+
+def _same_report(outputs: RunOutputs, root: Path) -> None:
+    exact = compose(outputs, reports_root=root / "reports", clean_root=root / "clean")
+    bounded_outputs = _bounded(outputs, root / "bounded")
+    assert bounded_outputs.clean.is_empty()
+    got = compose(
+        bounded_outputs, reports_root=root / "reports", clean_root=root / "clean", bounded=True
+    )
+    assert got.metrics.equals(exact.metrics)
+    assert got.summary() == exact.summary()
+    assert [repr(c) for c in got.columns] == [repr(c) for c in exact.columns]
+    assert [repr(d) for d in got.drift] == [repr(d) for d in exact.drift]
+    assert got.segments == exact.segments
+    assert render(got) == render(exact)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=frames(), rule=st.sampled_from(RULES), history=st.booleans())
+@example(
+    case=(pl.DataFrame({"*": [1.0, None, 3.0, 4.0]}), ["", "", "q", ""]), rule="type", history=True
+)
+def test_a_bounded_report_is_the_in_memory_report(
+    case: tuple[pl.DataFrame, list[str]], rule: str, history: bool, tmp_path: Path
+) -> None:
+    """Hostile frames (names, types, nulls, NaN, empty sides) with and without earlier
+    partitions: the report read by column from the clean file is the report built in memory."""
+    frame, sides = case
+    root = tmp_path / uuid.uuid4().hex
+    if history:
+        earlier_runs(frame, sides, rule, root)
+    _same_report(outputs_of(frame, sides, rule), root)
+
+
+@pytest.mark.parametrize("quarantined", [False, True])
+def test_segment_bias_read_by_column_is_the_same(quarantined: bool, tmp_path: Path) -> None:
+    outputs = segment_outputs(quarantined)
+    exact = segment_bias(outputs)
+    assert exact, "the fixture has a biased segment"
+    assert segment_bias(_bounded(outputs, tmp_path)) == exact
