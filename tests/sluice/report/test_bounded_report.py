@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -21,6 +26,7 @@ from sluice.report.drift import REF_PARTITION, DriftPolicy, load_reference
 from sluice.report.html import render
 from sluice.report.metrics import RunOutputs
 from sluice.report.segments import segment_bias
+from tests.conftest import SpecFactory
 from tests.sluice.report.test_hostile_frames import RULES, earlier_runs, frames, outputs_of
 from tests.sluice.report.test_segments import _outputs as segment_outputs
 
@@ -180,3 +186,57 @@ def test_segment_bias_read_by_column_is_the_same(quarantined: bool, tmp_path: Pa
     exact = segment_bias(outputs)
     assert exact, "the fixture has a biased segment"
     assert segment_bias(_bounded(outputs, tmp_path)) == exact
+
+
+def _partition(day: int) -> str:
+    """A hostile day: unicode, nulls, an unparsable number, a short record, a duplicate id
+    and an outlier, around ordinary rows."""
+    rng = np.random.default_rng(day)
+    lines = ["id,amount,count,when,kind"]
+    kinds = ["a", "b", "é", "日本", ""]
+    for i in range(300):
+        amount = "" if i % 41 == 0 else f"{rng.gamma(2.0, 8.0):.2f}"
+        lines.append(f"r{i},{amount},{i % 7},2024-01-0{day} 10:{i % 60:02d}:00,{kinds[i % 5]}")
+    lines += ["r5,12.5,3,2024-01-01 10:00:00,a", "x1,abc,1,2024-01-01 10:00:00,b", "x2,5"]
+    lines.append("x3,99999,2,2024-01-01 10:00:00,\u202e")
+    return "\n".join(lines) + "\n"
+
+
+def test_sluice_run_reports_the_same_bounded_and_in_memory(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    """The real command on a partition with two earlier ones (drift is tested): with
+    ``SLUICE_BOUNDED=1`` the report's metrics, findings, counts and exit code are those of
+    ``SLUICE_BOUNDED=0``."""
+    spec = make_dataset({f"2024-01-0{d}": _partition(d) for d in (1, 2, 3)})
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "SLUICE_PREFECT")}
+    env["SLUICE_BATCH_ROWS"] = "7"
+    exe = str(Path(sys.executable).with_name("sluice"))
+    reports = tmp_path / "out" / "reports"
+
+    def run(day: str, bounded: str) -> tuple[int, dict[str, Any], pl.DataFrame]:
+        done = subprocess.run(
+            [exe, "run", str(spec), "--partition", day, "--force"],
+            env={**env, "SLUICE_BOUNDED": bounded},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode in (0, 1), done.stderr
+        folder = reports / f"date={day}"
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        metrics = pl.read_parquet(folder / "metrics.parquet").drop("run_id", "finished_at")
+        return done.returncode, manifest, metrics
+
+    run("2024-01-01", "0")
+    run("2024-01-02", "0")
+    code, manifest, metrics = run("2024-01-03", "0")
+    got_code, got_manifest, got_metrics = run("2024-01-03", "1")
+    assert got_code == code
+    assert got_metrics.equals(metrics)
+    assert "drift" in metrics.get_column("metric").to_list(), "drift was tested"
+    assert got_manifest["findings"] == manifest["findings"]
+    assert got_manifest["counts"] == manifest["counts"]
+    assert "report" in got_manifest["outputs"], "a report was made"
+    assert manifest["counts"]["quarantine"] > 0
