@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -160,13 +161,23 @@ def tree_rss(proc: psutil.Process) -> int:
 
 
 def measure(
-    name: str, rows: int, cmd: list[str], env: dict[str, str], log: Path, *, spill: Path | None
+    name: str,
+    rows: int,
+    cmd: list[str],
+    env: dict[str, str],
+    log: Path,
+    *,
+    spill: Path | None,
+    limit_mb: float | None = None,
 ) -> Measured:
     """Run ``cmd`` to its end (output to ``log``), sampling its tree's RSS and the size of
-    ``spill`` every :data:`SAMPLE_S` seconds."""
+    ``spill`` every :data:`SAMPLE_S` seconds; a tree passing ``limit_mb`` is killed (its
+    session: the command runs in a new one)."""
     with log.open("w") as out:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         watched = psutil.Process(proc.pid)
         peak = spilled = 0
         while True:
@@ -174,6 +185,8 @@ def measure(
             if pid:
                 break
             peak = max(peak, tree_rss(watched))
+            if limit_mb is not None and peak > limit_mb * 2**20:
+                os.killpg(proc.pid, signal.SIGKILL)
             if spill is not None:
                 spilled = max(spilled, folder_bytes(spill))
             time.sleep(SAMPLE_S)

@@ -18,8 +18,15 @@ a time and only the sampled rows are kept:
   written sorted by a column gives a sample clustered in it. Partitions of at most ``n`` rows
   are read whole, exactly as in the exact mode.
 
-Column profiles (:func:`column_values`): one projected column of a Parquet file at a time, so a
-profile holds one column of the partition, not all of them; the numbers are the exact ones.
+This partition's clean rows (:func:`column_values`, used by
+:meth:`sluice.report.metrics.RunOutputs.clean_column` in a bounded run): one projected column of
+the clean Parquet file at a time, so profiles, drift and segment bias hold one column of the
+partition, not all of them, and their numbers are the exact ones.
+
+What a bounded report holds that grows with the partition: one clean column (its values, e.g.
+8 bytes a row for a number), the scores (about 20 bytes a scored row), and the failures and
+quarantined rows whole. Named baselines (``monitor.baselines``) and Delta outputs still read
+every clean column.
 """
 
 from __future__ import annotations
