@@ -172,7 +172,10 @@ def measure(
 ) -> Measured:
     """Run ``cmd`` to its end (output to ``log``), sampling its tree's RSS and the size of
     ``spill`` every :data:`SAMPLE_S` seconds; a tree passing ``limit_mb`` is killed (its
-    session: the command runs in a new one)."""
+    session: the command runs in a new one).
+
+    The peak is the samples' only: the child's ``ru_maxrss`` is not, since a child that
+    ``subprocess`` starts by ``vfork`` and ``exec`` inherits this process's high-water RSS."""
     with log.open("w") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
@@ -192,7 +195,6 @@ def measure(
             time.sleep(SAMPLE_S)
         wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    peak = max(peak, usage.ru_maxrss * 1024)
     return Measured(
         name,
         rows,
