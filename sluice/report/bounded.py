@@ -42,7 +42,6 @@ import pyarrow.parquet as pq
 from sluice.write import OutputError
 
 Mode = Literal["exact", "row_groups"]
-POSITION = "_position"
 
 
 def _groups(path: Path) -> list[tuple[int, int]]:
