@@ -98,16 +98,23 @@ SUITE: dict[str, Any] = {
 }
 
 
-def generate(rows: int, seed: int = 7) -> pl.DataFrame:
-    """Taxi-like trips, 20 columns, with about 0.1% planted errors of each kind."""
-    rng = np.random.default_rng(seed)
+def generate(
+    rows: int, seed: int = 7, *, offset: int = 0, total: int | None = None
+) -> pl.DataFrame:
+    """Taxi-like trips, 20 columns, with about 0.1% planted errors of each kind.
+
+    ``offset`` and ``total`` make one chunk of a larger partition (bench/scale writes one chunk
+    at a time): rows ``offset`` to ``offset + rows`` of ``total``, trip ids and planted errors
+    placed by their position in the whole partition, duplicate ids drawn from all of it."""
+    rng = np.random.default_rng(seed if offset == 0 else [seed, offset])
+    total = rows if total is None else total
 
     def some(p: float) -> np.ndarray[Any, Any]:
         return rng.random(rows) < p
 
-    ids = np.arange(rows, dtype=np.int64)
+    ids = np.arange(offset, offset + rows, dtype=np.int64)
     dup = some(0.001)
-    ids[dup] = rng.integers(0, rows, int(dup.sum()))
+    ids[dup] = rng.integers(0, total, int(dup.sum()))
     pickup = np.datetime64("2024-01-01", "us") + rng.integers(0, 30 * 86_400, rows).astype(
         "timedelta64[s]"
     ).astype("timedelta64[us]")
@@ -123,7 +130,7 @@ def generate(rows: int, seed: int = 7) -> pl.DataFrame:
     passengers[some(0.002)] = np.nan
     letters = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))[rng.integers(0, 26, rows)]
     letters[some(0.001)] = "a"
-    position = pl.int_range(pl.len())
+    position = pl.int_range(pl.len()) + offset
     frame = pl.DataFrame(
         {
             "trip_id": ids,

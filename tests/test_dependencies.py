@@ -48,6 +48,7 @@ DEV_TOOLS: dict[str, str] = {
     "types-pyyaml": "type stubs for mypy",
     "pandas-stubs": "type stubs for mypy",
     "types-jsonschema": "type stubs for mypy",
+    "types-psutil": "type stubs for mypy",
     "moto": "local S3 server, run as `python -m moto.server` by tests/s3.py",
 }
 

@@ -279,10 +279,14 @@ def _write_committed(
     )
     # report: scores, metrics.parquet and report.html, committed with the manifest; the report
     # builder is imported only now, when it is used
+    from sluice.pipeline.budget import use_bounded
     from sluice.pipeline.release import add_review_section
     from sluice.report import SCORES_NAME, append_history, stage_report
 
-    report = stage_report(run.loaded, run.partition, run.file(SCORES_NAME), w, manifest.dump())
+    bounded = use_bounded(run.loaded, run.partition)
+    report = stage_report(
+        run.loaded, run.partition, run.file(SCORES_NAME), w, manifest.dump(), bounded=bounded
+    )
     if report.problem is not None:
         verdict = with_cause(verdict, report_cause(report.problem))
     elif "report" in report.outputs and add_review_section(

@@ -22,6 +22,7 @@ import polars as pl
 from sluice.config import LoadedSpec, Partition, find_spec
 from sluice.core.errors import ConfigError, SluiceError
 from sluice.report.anomalies import AnomalyPolicy, Finding, detect
+from sluice.report.bounded import Mode, copy_columns
 from sluice.report.drift import (
     DriftPolicy,
     DriftResult,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 REPORT_NAME = "report.html"
 SCORES_NAME = "scores.parquet"
 REBUILT_NAME = "report.rebuilt.html"
+SCORE_COLUMNS = ("_row_id", "detector", "score")
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ def _drift(
     *,
     partition: Partition,
     pinned: bool,
+    bounded: bool = False,
 ) -> list[DriftResult]:
     """Drift of every column, tested under positional names (``_c0``, ``_c1``...): a column
     called ``*``, ``^a.*$`` or like a frame's own column would otherwise be read as a pattern or
@@ -142,8 +145,12 @@ def _drift(
     tested = [c for c in columns if c in present]
     slot = {c: f"_c{i}" for i, c in enumerate(tested)}
     name = {v: k for k, v in slot.items()}
-    reference = load_reference(files, tested, policy, schemas=schemas, names=slot)
-    current = pl.DataFrame([outputs.clean.get_column(c).alias(slot[c]) for c in tested])
+    mode: Mode = "row_groups" if bounded else "exact"
+    reference = load_reference(files, tested, policy, schemas=schemas, names=slot, mode=mode)
+
+    def current(column: str) -> pl.Series:
+        return outputs.clean_column(name[column]).alias(column)
+
     drifted = {} if pinned else _drifted_before(history)
     before = {slot[c]: p for c, p in drifted.items() if c in slot}
     got = detect_drift(
@@ -159,7 +166,7 @@ def _drift(
     missing = DriftResult("", "skipped", "", None, None, None, 0, 0, [], False)
     note = "not in every earlier partition it would be compared with"
     return [
-        by_column.get(c) or replace(missing, column=c, n_current=outputs.clean.height, note=note)
+        by_column.get(c) or replace(missing, column=c, n_current=outputs.clean_rows, note=note)
         for c in columns
     ]
 
@@ -174,9 +181,12 @@ def compose(
     baseline: Baseline | None = None,
     storage_options: Mapping[str, str] | None = None,
     monitor: MonitorPlan | None = None,
+    bounded: bool = False,
 ) -> Report:
     """Measure a run, judge its metrics against the history before it (or the pinned
-    ``baseline``), test drift, and compare it with the named baselines of ``monitor``."""
+    ``baseline``), test drift, and compare it with the named baselines of ``monitor``.
+    ``bounded``: drift references from a seeded choice of row groups of each earlier
+    partition (:mod:`sluice.report.bounded`)."""
     apol = anomaly_policy or AnomalyPolicy()
     dpol = drift_policy or DriftPolicy()
     part = outputs.partition
@@ -193,14 +203,28 @@ def compose(
     files, dpol = reference_files(
         clean_root or reports_root, part, dpol, baseline, candidates=candidates
     )
-    drift = _drift(outputs, files, history, dpol, partition=part, pinned=baseline is not None)
+    drift = _drift(
+        outputs,
+        files,
+        history,
+        dpol,
+        partition=part,
+        pinned=baseline is not None,
+        bounded=bounded,
+    )
     extra: list[tuple[str, str, str, float | None, int]] = []
     for d in drift:
         if d.kind == "skipped":
             continue
         extra.append(("column", d.column, "drift", 1.0 if d.drifted else 0.0, d.n_current))
         extra.append(("column", d.column, "drift_statistic", d.statistic, d.n_current))
-    checks = check_all(outputs.clean, list(outputs.columns), part, monitor) if monitor else []
+    checks = (
+        check_all(
+            outputs.clean_frame(list(outputs.clean.columns)), list(outputs.columns), part, monitor
+        )
+        if monitor and monitor.baselines
+        else []
+    )
     extra += metric_rows(checks)
     metrics = metrics_frame(outputs, cols, dets, extra)
     shifts = change_points(history, metrics, change_keys(metrics))
@@ -263,13 +287,17 @@ def stage_report(
     scores: Path,
     writer: PartitionWriter,
     manifest: Mapping[str, Any],
+    *,
+    bounded: bool = False,
 ) -> StagedReport:
     """Keep the scores, measure the run, and stage ``metrics.parquet`` and ``report.html``.
 
     Called by the write stage after the clean and quarantine folders are committed and
     ``failures.parquet`` is staged; the caller adds the returned entries to the manifest. A
     report that cannot be built does not stop the run: the result says why (``problem``) and
-    the caller warns the run with that cause.
+    the caller warns the run with that cause. ``bounded`` (a run in bounded batches): the
+    scores are copied by polars' streaming engine and drift references read by row groups
+    (:mod:`sluice.report.bounded`).
     """
     from sluice.report.html import render
 
@@ -281,8 +309,10 @@ def stage_report(
         entry["path"] = str(writer.final / name)
         staged[name.split(".", maxsplit=1)[0]] = entry
 
-    if scores.exists():
-        frame = pl.read_parquet(scores, columns=["_row_id", "detector", "score"])
+    if scores.exists() and bounded:
+        keep(SCORES_NAME, copy_columns(scores, writer.path(SCORES_NAME), SCORE_COLUMNS))
+    elif scores.exists():
+        frame = pl.read_parquet(scores, columns=list(SCORE_COLUMNS))
         write_parquet(frame, writer.path(SCORES_NAME))
         keep(SCORES_NAME, frame.height)
     try:
@@ -291,6 +321,7 @@ def stage_report(
             writer.staging,
             formats_of(loaded),
             storage_options=loaded.storage_options(),
+            bounded=bounded,
         )
         plan = plan_monitoring(loaded, partition)
         report = compose(
@@ -300,6 +331,7 @@ def stage_report(
             baseline=plan.bands or Baseline.of(loaded.spec),
             storage_options=loaded.storage_options(),
             monitor=plan,
+            bounded=bounded,
         )
         text = render(report)
     except Exception as exc:

@@ -25,7 +25,7 @@ before this partition``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +35,7 @@ import polars as pl
 from scipy import stats
 
 from sluice.config import Partition
+from sluice.report.bounded import Mode, sample_rows
 from sluice.report.history import Baseline, age_span
 from sluice.report.metrics import (
     HIST_BINS,
@@ -312,12 +313,15 @@ def load_reference(
     *,
     schemas: Sequence[Sequence[str]] | None = None,
     names: Mapping[str, str] | None = None,
+    mode: Mode = "exact",
 ) -> pl.DataFrame:
     """Clean rows of earlier partitions (a seeded sample of each), with their partition.
 
     Columns are picked by their position in each file (``schemas``: each file's column names, read
     when not given), since polars reads a projected name such as ``*`` or ``^a.*$`` as a pattern;
-    ``names`` renames them (for example to positional slots).
+    ``names`` renames them (for example to positional slots). A Parquet file is read one row group
+    at a time (:func:`sluice.report.bounded.sample_rows`; ``mode`` ``row_groups`` reads only a
+    seeded choice of them, for bounded runs).
     """
     parts = []
     for i, (p, f) in enumerate(files):
@@ -325,7 +329,8 @@ def load_reference(
             break
         have = list(schemas[i]) if schemas is not None else source_schema(f)
         if isinstance(f, Path):
-            frame = pl.read_parquet(f, columns=[have.index(c) for c in columns])
+            idx = [have.index(c) for c in columns]
+            frame = sample_rows(f, idx, policy.rows_per_partition, policy.seed, mode)
         else:
             got = f.read()
             frame = got.select(pl.nth([list(got.columns).index(c) for c in columns]))
@@ -347,8 +352,13 @@ def _is_categorical(values: pl.Series, reference: pl.Series, policy: DriftPolicy
     return kind == "numeric" and reference.n_unique() <= policy.categories
 
 
+Current = pl.DataFrame | Callable[[str], pl.Series]
+"""This partition's columns: a frame, or a function reading one column by name (a bounded
+report reads them one at a time)."""
+
+
 def detect_drift(
-    current: pl.DataFrame,
+    current: Current,
     reference: pl.DataFrame,
     columns: Sequence[str],
     *,
@@ -378,16 +388,17 @@ def _span(parts: Sequence[str], partition: Partition | None) -> str:
 
 
 def _detect_drift(
-    current: pl.DataFrame,
+    current: Current,
     reference: pl.DataFrame,
     columns: Sequence[str],
     flagged: Mapping[str, set[str]],
     policy: DriftPolicy,
 ) -> list[DriftResult]:
-    plans: list[tuple[str, pl.Series, pl.Series, list[str]]] = []
+    column = current.get_column if isinstance(current, pl.DataFrame) else current
+    plans: list[tuple[str, pl.Series, list[str]]] = []
     out: dict[str, DriftResult] = {}
     for col in columns:
-        cur = current[col].drop_nulls()
+        cur = column(col).drop_nulls()
         kind = kind_of(cur.dtype)
         if kind == "temporal":
             out[col] = DriftResult(
@@ -424,10 +435,11 @@ def _detect_drift(
                 "no values to compare",
             )  # fmt: skip
             continue
-        plans.append((col, cur, ref, parts))
+        plans.append((col, ref, parts))
     n_tests = len(plans)
     stat: float | None
-    for col, cur, ref, parts in plans:
+    for col, ref, parts in plans:
+        cur = column(col).drop_nulls()
         if _is_categorical(cur, ref, policy):
             test, stat, p, drifted, counts = categorical_drift(cur, ref, n_tests, policy)
             out[col] = DriftResult(

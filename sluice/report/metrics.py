@@ -21,6 +21,7 @@ import polars as pl
 from sluice.config import Partition
 from sluice.core.frame import MALFORMED, PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW
 from sluice.decide import RAW
+from sluice.report.bounded import column_values, parquet_rows
 from sluice.storage import open_output
 
 Kind = Literal["numeric", "temporal", "boolean", "string"]
@@ -52,7 +53,11 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class RunOutputs:
-    """The files one run left, loaded."""
+    """The files one run left, loaded.
+
+    With ``clean_file`` (a bounded run's report) the clean rows stay in that Parquet file and
+    ``clean`` holds only their schema: read them through :meth:`clean_column` and
+    :meth:`clean_frame`, one projected column at a time where the numbers allow it."""
 
     manifest: dict[str, Any]
     partition: Partition
@@ -61,12 +66,37 @@ class RunOutputs:
     failures: pl.DataFrame
     scores: pl.DataFrame | None
     formats: Mapping[str, str] = field(default_factory=dict)
+    clean_file: Path | None = None
 
     @property
     def columns(self) -> dict[str, pl.DataType]:
         """Declared columns and their types (the clean data's schema without provenance: clean
         files written before provenance was kept hold ``_row_id`` only)."""
         return {c: t for c, t in self.clean.schema.items() if c not in PROVENANCE}
+
+    @property
+    def clean_rows(self) -> int:
+        """Rows in the clean data."""
+        if self.clean_file is None:
+            return self.clean.height
+        return parquet_rows(self.clean_file)
+
+    def clean_column(self, name: str) -> pl.Series:
+        """One column of the clean rows, read alone from ``clean_file`` when there is one."""
+        if self.clean_file is None:
+            return self.clean.get_column(name)
+        return column_values(self.clean_file, list(self.clean.columns).index(name))
+
+    def clean_frame(self, names: Sequence[str]) -> pl.DataFrame:
+        """The clean rows' columns ``names`` (projected from ``clean_file`` when there is one)."""
+        if self.clean_file is None:
+            return self.clean.select(pl.nth([self.clean.columns.index(c) for c in names]))
+        have = list(self.clean.columns)
+        return (
+            pl.scan_parquet(self.clean_file)
+            .select(pl.nth([have.index(c) for c in names]))
+            .collect()
+        )
 
     @property
     def rows_in(self) -> int:
@@ -80,11 +110,13 @@ def load_outputs(
     formats: Mapping[str, str] | None = None,
     *,
     storage_options: Mapping[str, str] | None = None,
+    bounded: bool = False,
 ) -> RunOutputs:
     """Load a run's outputs; ``folder`` holds its ``failures.parquet`` (and ``scores.parquet``).
 
     Clean and quarantine rows are read as the manifest names them (sluice.storage): a Delta
-    table at the manifest's version, or a Parquet file (read as it is, for a rebuilt report)."""
+    table at the manifest's version, or a Parquet file (read as it is, for a rebuilt report).
+    ``bounded``: a clean Parquet file is left on disk and read by column (``clean_file``)."""
     outs = manifest["outputs"]
     part = manifest["partition"]
     scores_path = folder / "scores.parquet"
@@ -95,14 +127,21 @@ def load_outputs(
             return open_output(manifest, name, storage_options=storage_options).read()
         return pl.read_parquet(outs[name]["path"])
 
+    clean_file = Path(outs["clean"]["path"]) if bounded and "clean" not in tables else None
+    clean = (
+        pl.DataFrame(schema=pl.read_parquet_schema(clean_file))
+        if clean_file is not None
+        else side("clean")
+    )
     return RunOutputs(
         manifest=manifest,
         partition=Partition.parse(part["value"], part["kind"], part["key"]),
-        clean=side("clean"),
+        clean=clean,
         quarantine=side("quarantine"),
         failures=pl.read_parquet(folder / "failures.parquet"),
         scores=pl.read_parquet(scores_path) if scores_path.exists() else None,
         formats=dict(formats or {}),
+        clean_file=clean_file,
     )
 
 
@@ -494,7 +533,7 @@ def profiles(outputs: RunOutputs) -> list[ColumnProfile]:
         profile_column(
             c,
             t,
-            outputs.clean[c],
+            outputs.clean_column(c),
             None if typed or c not in q.columns else q[c],
             rows=outputs.rows_in,
             unparsed=int(unparsed.get(c, 0)),

@@ -72,19 +72,22 @@ def _categorical(dtype: pl.DataType) -> bool:
     return dtype in (pl.String, pl.Categorical, pl.Boolean) or dtype.is_integer()
 
 
-def _values(outputs: RunOutputs, columns: list[str]) -> pl.DataFrame:
-    """``_row_id`` and each column as text, for clean and quarantined rows alike."""
-    clean = outputs.clean.select(ROW_ID, *(pl.col(c).cast(pl.String).alias(c) for c in columns))
+def _values(outputs: RunOutputs, column: str) -> pl.DataFrame:
+    """``_row_id`` and one column as text, for clean and quarantined rows alike (the clean rows
+    read one column at a time: a bounded report holds no more)."""
+    got = outputs.clean_frame([ROW_ID, column])
+    clean = pl.DataFrame([got.get_column(ROW_ID), got.get_column(column).cast(pl.String)])
     q = outputs.quarantine
     if q.is_empty() or ROW_ID not in q.columns:
         return clean
-    parsed = [
-        _parse_raw(q[c], outputs.columns[c], outputs.formats.get(c)).cast(pl.String).alias(c)
-        if c in q.columns
-        else pl.Series(c, [None] * q.height, dtype=pl.String)
-        for c in columns
-    ]
-    quarantined = pl.DataFrame([q[ROW_ID], *parsed])
+    parsed = (
+        _parse_raw(q[column], outputs.columns[column], outputs.formats.get(column))
+        .cast(pl.String)
+        .alias(column)
+        if column in q.columns
+        else pl.Series(column, [None] * q.height, dtype=pl.String)
+    )
+    quarantined = pl.DataFrame([q[ROW_ID], parsed])
     return pl.concat([clean, quarantined], how="vertical_relaxed").unique(ROW_ID, keep="first")
 
 
@@ -97,11 +100,10 @@ def segment_bias(outputs: RunOutputs, policy: SegmentPolicy | None = None) -> li
     columns = [c for c, t in outputs.columns.items() if _categorical(t)]
     if not columns:
         return []
-    values = _values(outputs, columns)
     severity = {
         m["name"]: str(m.get("severity", "error")) for m in outputs.manifest.get("detectors", [])
     }
-    candidates: list[tuple[str, str, str, int, int, float]] = []
+    screened: dict[str, tuple[pl.DataFrame, float]] = {}
     for detector in sorted(set(scores["detector"].to_list())):
         flagged = (
             outputs.failures.filter(
@@ -111,29 +113,31 @@ def segment_bias(outputs: RunOutputs, policy: SegmentPolicy | None = None) -> li
             .unique()
             .with_columns(pl.lit(True).alias("_flagged"))
         )
-        screened = (
+        ids = (
             scores.filter(pl.col("detector") == detector)
             .select(ROW_ID)
             .unique()
             .join(flagged, on=ROW_ID, how="left")
             .with_columns(pl.col("_flagged").fill_null(False))
-            .join(values, on=ROW_ID, how="left")
         )
-        n, k = screened.height, int(screened["_flagged"].sum())
-        if n == 0 or k in (0, n):
-            continue
-        overall = k / n
-        for column in columns:
-            col = screened[column]
+        n, k = ids.height, int(ids["_flagged"].sum())
+        if n and k not in (0, n):
+            screened[detector] = (ids, k / n)
+    candidates: list[tuple[str, str, str, int, int, float]] = []
+    for column in columns if screened else []:
+        values = _values(outputs, column)
+        for detector, (ids, overall) in screened.items():
+            joined = ids.join(values, on=ROW_ID, how="left")
+            col = joined[column]
             if not 2 <= col.n_unique() <= pol.max_categories:
                 continue
             by = (
-                screened.group_by(pl.col(column).fill_null(NULL_LABEL))
+                joined.group_by(pl.col(column).fill_null(NULL_LABEL))
                 .agg(pl.len().alias("rows"), pl.col("_flagged").sum().alias("flagged"))
                 .filter(pl.col("rows") >= pol.min_rows)
             )
-            for value, rows, hits in by.iter_rows():
-                candidates.append((detector, column, str(value), int(rows), int(hits), overall))
+            for value, count, hits in by.iter_rows():
+                candidates.append((detector, column, str(value), int(count), int(hits), overall))
     tested = len(candidates)
     out: list[SegmentBias] = []
     for detector, column, value, rows, hits, overall in candidates:
