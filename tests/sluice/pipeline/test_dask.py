@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,11 @@ class Cluster:
 
 
 def _wait_for_workers(address: str, count: int) -> None:
-    from distributed import Client
-
-    with Client(address, timeout=30, set_as_default=False) as client:
+    client: Any = import_module("distributed").Client(address, timeout=30, set_as_default=False)
+    try:
         client.wait_for_workers(count, timeout=90)
+    finally:
+        client.close()
 
 
 @contextlib.contextmanager
