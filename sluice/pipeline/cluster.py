@@ -169,6 +169,21 @@ def worker_identity() -> dict[str, Any]:
     }
 
 
+def each_worker(client: Any, fn: Any, *args: Any) -> dict[str, Any]:
+    """``fn(*args)`` on every worker, one at a time: its result, or the exception it raised.
+
+    (``client.run(..., on_error="return")`` itself fails with an AssertionError when a worker's
+    traceback cannot be rebuilt here, as when the worker cannot import sluice.)
+    """
+    found: dict[str, Any] = {}
+    for worker in sorted(client.nthreads()):
+        try:
+            found[worker] = client.run(fn, *args, workers=[worker])[worker]
+        except Exception as exc:
+            found[worker] = exc
+    return found
+
+
 def check_workers(client: Any, address: Address) -> dict[str, dict[str, Any]]:
     """Every worker's :func:`worker_identity`, after checking it matches this process's.
 
@@ -176,7 +191,7 @@ def check_workers(client: Any, address: Address) -> dict[str, dict[str, Any]]:
     version of sluice, Python or a main dependency, or other sluice code; and when the cluster
     has no worker.
     """
-    found: dict[str, Any] = client.run(worker_identity, on_error="return")
+    found = each_worker(client, worker_identity)
     if not found:
         raise ClusterError(
             f"the Dask cluster at {address.address} (from {address.source}) has no workers; "
@@ -186,11 +201,14 @@ def check_workers(client: Any, address: Address) -> dict[str, dict[str, Any]]:
     problems: list[str] = []
     for worker, got in sorted(found.items()):
         if not isinstance(got, dict):
-            text = str(got)
+            text = f"{type(got).__name__}: {got}".rstrip(": ")
             if "ModuleNotFound" in text or "No module named" in text:
                 problems.append(f"worker {worker} cannot import sluice ({text}); install it there")
             else:
-                problems.append(f"worker {worker} cannot run sluice: {text}")
+                problems.append(
+                    f"worker {worker} cannot run sluice's check ({text}); is the same sluice "
+                    "installed there?"
+                )
             continue
         theirs = got.get("versions", {})
         for name, version in mine["versions"].items():
@@ -264,10 +282,8 @@ def check_shared_storage(client: Any, loaded: LoadedSpec) -> None:
     probe = work_root / f".probe-{token}"
     probe.write_text(token, encoding="utf-8")
     try:
-        seen: dict[str, Any] = client.run(
-            storage_facts, str(loaded.path), str(probe), str(work_root), on_error="return"
-        )
-        sources: dict[str, Any] = client.run(source_facts, str(loaded.path), on_error="return")
+        seen = each_worker(client, storage_facts, str(loaded.path), str(probe), str(work_root))
+        sources = each_worker(client, source_facts, str(loaded.path))
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
