@@ -15,9 +15,11 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import logging
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -75,6 +77,24 @@ def resolve_address(option: str | None, loaded: LoadedSpec | None = None) -> Add
         where = f"{loaded.path}:{line}" if line else str(loaded.path)
         return Address(loaded.spec.execution.dask, f"execution.dask in {where}")
     return None
+
+
+@contextlib.contextmanager
+def quiet_distributed() -> Iterator[None]:
+    """Keep dask.distributed's own log records (tracebacks of lost connections, reconnect
+    attempts) off this process's console; sluice reports what they mean in its own words."""
+    _distributed()  # its loggers exist once it is imported
+    names = ["distributed"] + [
+        n for n in logging.root.manager.loggerDict if n.startswith("distributed.")
+    ]
+    levels = {n: logging.getLogger(n).level for n in names}
+    for name in names:  # each: dask's config sets levels on some of them
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def _distributed() -> Any:

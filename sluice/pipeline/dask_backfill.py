@@ -33,7 +33,13 @@ from typing import Any
 from sluice.config import LoadedSpec, Partition
 from sluice.core.errors import ConfigError, SluiceError
 from sluice.core.frame import EngineChoice
-from sluice.pipeline.cluster import Address, ClusterError, check_shared_storage, connect
+from sluice.pipeline.cluster import (
+    Address,
+    ClusterError,
+    check_shared_storage,
+    connect,
+    quiet_distributed,
+)
 from sluice.pipeline.commit import stage_write
 from sluice.pipeline.local import _ingest_validate, with_io_retries
 from sluice.pipeline.run import OWNER, OWNER_NAME, Run, RunRef
@@ -160,11 +166,11 @@ def _commit(got: dict[str, Any], screened: bool) -> dict[str, Any]:
         raise
 
 
-def _lost(address: Address, seconds: float, why: str) -> ClusterError:
+def _lost(address: Address, why: str) -> ClusterError:
     return ClusterError(
-        f"{why} (the Dask cluster at {address.address}, waited {seconds:g} s); this partition "
-        "was not prepared and nothing of it was committed: run the backfill again to screen it "
-        "(partitions already committed are skipped)"
+        f"the Dask cluster at {address.address}: {why}; this partition was not prepared and "
+        "nothing of it was committed: run the backfill again to screen it (partitions already "
+        "committed are skipped)"
     )
 
 
@@ -180,7 +186,7 @@ def _taken(future: Any, address: Address) -> dict[str, Any] | BaseException:
                 "look at the workers' memory and logs, then run the backfill again"
             )
         if type(exc).__name__ in ("CancelledError", "FutureCancelledError"):
-            return _lost(address, 0, "the task was cancelled (the scheduler was lost?)")
+            return _lost(address, "its task was cancelled (the scheduler was lost)")
         return exc
     if "error" in got:
         error = PartitionFailed(f"on worker {got.get('worker')}: {got['error']}")
@@ -203,6 +209,19 @@ def screen_on_cluster(
     """Prepare ``todo`` as tasks on the cluster at ``address`` and commit each partition here,
     in date order, once; returns each partition's summary or error with its seconds."""
     grace = no_workers_seconds()
+    with quiet_distributed():
+        return _on_cluster(loaded, todo, engine, address, screen_first=screen_first, grace=grace)
+
+
+def _on_cluster(
+    loaded: LoadedSpec,
+    todo: list[Partition],
+    engine: EngineChoice | None,
+    address: Address,
+    *,
+    screen_first: bool,
+    grace: float,
+) -> list[tuple[Partition, Result]]:
     client = connect(address)
     token = uuid.uuid4().hex
     owner = {"host": socket.gethostname(), "pid": os.getpid(), "backfill": token}
@@ -291,7 +310,7 @@ def _run(
         try:
             workers = _workers(client)
         except Exception as exc:
-            error = _lost(address, 0, f"the scheduler was lost ({type(exc).__name__}: {exc})")
+            error = _lost(address, f"the scheduler was lost ({type(exc).__name__}: {exc})")
             _give_up(pending, ready, error)
             continue
         if workers:
@@ -300,7 +319,8 @@ def _run(
             continue
         alone_since = alone_since or time.monotonic()
         if time.monotonic() - alone_since >= grace:
-            _give_up(pending, ready, _lost(address, grace, "every worker is gone"))
+            why = f"every worker is gone (none for {grace:g} s, {NO_WORKERS_ENV})"
+            _give_up(pending, ready, _lost(address, why))
         else:
             time.sleep(POLL_SECONDS)
     return results

@@ -425,3 +425,49 @@ def test_a_cluster_that_loses_every_worker_fails_clearly_and_resumes(tmp_path: P
     got = _outputs(root, DAYS)
     assert got == expected, _diff(got, expected)[:20]
     _committed_once(root, DAYS)
+
+
+@pytest.mark.slow
+def test_a_lost_scheduler_fails_the_unprepared_partitions_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "data"
+    generate(root, DAYS, rows_per_partition=300, seed=5)
+    spec = _project(tmp_path / "project", root)
+    held = tmp_path / "held.json"
+    hold = {HOLD_PARTITION_ENV: HELD, HOLD_FILE_ENV: str(held)}
+    exe = str(Path(sys.executable).with_name("sluice"))
+    args = ["backfill", "trips", "--start", str(DAYS[0]), "--end", str(DAYS[-1]), "--json"]
+    with cluster(tmp_path / "cluster", [None, None], env=hold) as dask:
+        proc = subprocess.Popen(
+            [exe, *args, "--dask", dask.address],
+            env=_env(spec),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while not held.exists() or not held.read_text():
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "no task held"
+                time.sleep(0.1)
+            dask.scheduler.kill()
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    summary = json.loads(out)
+    failed = {f["partition"]: f["error"] for f in summary["failed"]}
+    assert "the scheduler was lost" in failed[HELD]
+    assert "run the backfill again" in failed[HELD]
+    for day in failed:
+        assert not (root / "reports" / "trips" / f"pickup_date={day}").exists()
+    committed = [s["partition"] for s in summary["screened"]]
+    assert sorted([*committed, *failed]) == [str(d) for d in DAYS]
+    _committed_once(root, [d for d in DAYS if str(d) in committed])
+    _no_work_left(root)
