@@ -264,6 +264,9 @@ def test_a_backfill_without_a_scheduler_exits_2_naming_the_address(tmp_path: Pat
     assert "Traceback" not in done.stderr
     assert time.monotonic() - t0 < 60
     assert not (root / "reports" / "trips" / "pickup_date=2024-03-04").exists()
+    both = sluice(*args, address, "--prefect", env=_env(spec))
+    assert both.returncode == 2, both.stderr
+    assert "--dask and --prefect do not go together" in both.stderr
 
 
 def test_a_worker_killed_mid_task_costs_only_its_task(tmp_path: Path) -> None:
@@ -471,3 +474,30 @@ def test_a_lost_scheduler_fails_the_unprepared_partitions_without_a_traceback(
     assert sorted([*committed, *failed]) == [str(d) for d in DAYS]
     _committed_once(root, [d for d in DAYS if str(d) in committed])
     _no_work_left(root)
+
+
+@pytest.mark.slow
+def test_workers_that_resolve_the_source_elsewhere_are_refused(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    generate(root, DAYS[:2], rows_per_partition=200, seed=5)
+    spec = _project(tmp_path / "project", root)
+    text = spec.read_text().replace(f"{root}/raw/", "${SLUICE_TEST_SOURCE}/")
+    spec.write_text(text)
+    elsewhere = {"SLUICE_TEST_SOURCE": str(tmp_path / "not-shared")}
+    with cluster(tmp_path / "cluster", [None], env=elsewhere) as dask:
+        done = sluice(
+            "backfill",
+            "trips",
+            "--start",
+            str(DAYS[0]),
+            "--end",
+            str(DAYS[1]),
+            "--dask",
+            dask.address,
+            env=_env(spec, SLUICE_TEST_SOURCE=str(root / "raw")),
+        )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"resolves source.path to {tmp_path / 'not-shared'}" in done.stderr
+    assert dask.address.split("//")[1].split(":")[0] in done.stderr
+    assert not (root / "reports" / "trips" / f"pickup_date={DAYS[0]}").exists()
