@@ -62,6 +62,11 @@ class Cluster:
     scheduler: subprocess.Popen[bytes]
     workers: list[subprocess.Popen[bytes]]
 
+    def ready(self) -> Cluster:
+        """Wait until every worker has joined the scheduler."""
+        _wait_for_workers(self.address, len(self.workers))
+        return self
+
 
 def _wait_for_workers(address: str, count: int) -> None:
     client: Any = import_module("distributed").Client(address, timeout=30, set_as_default=False)
@@ -76,7 +81,9 @@ def cluster(
     folder: Path, preloads: list[Path | None], env: dict[str, str] | None = None
 ) -> Iterator[Cluster]:
     """A scheduler on a free port of 127.0.0.1 and one worker per entry of ``preloads`` (one
-    thread each, no nanny: a killed worker stays dead), all stopped on the way out."""
+    thread each, no nanny: a killed worker stays dead; without a preload of its own a worker
+    imports sluice's stages as it starts), all stopped on the way out. Call
+    :meth:`Cluster.ready` before using it (meanwhile the workers start)."""
     folder.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -97,14 +104,12 @@ def cluster(
             args = [str(DASK), "worker", address, "--nthreads", "1", "--no-nanny"]
             args += ["--no-dashboard", "--host", "127.0.0.1"]
             args += ["--local-directory", str(folder / f"worker{i}")]
-            if preload is not None:
-                args += ["--preload", str(preload)]
+            args += ["--preload", str(preload) if preload else "sluice.pipeline.stages"]
             worker = subprocess.Popen(
                 args, env=environ, cwd=folder, stdout=log, stderr=subprocess.STDOUT
             )
             started.append(worker)
             workers.append(worker)
-        _wait_for_workers(address, len(workers))
         yield Cluster(address, scheduler, workers)
     finally:
         for proc in reversed(started):
@@ -273,10 +278,11 @@ def test_a_worker_killed_mid_task_costs_only_its_task(tmp_path: Path) -> None:
     root = tmp_path / "data"
     generate(root, DAYS, rows_per_partition=600, seed=5)
     spec = _project(tmp_path / "project", root)
-    expected = _single_process(spec, root, DAYS)
     held = tmp_path / "held.json"
     hold = {HOLD_PARTITION_ENV: HELD, HOLD_FILE_ENV: str(held)}
     with cluster(tmp_path / "cluster", [None, None], env=hold) as dask:
+        expected = _single_process(spec, root, DAYS)  # while the workers start
+        dask.ready()
         args = ["backfill", "trips", "--start", str(DAYS[0]), "--end", str(DAYS[-1])]
         proc = subprocess.Popen(
             [
@@ -359,6 +365,7 @@ def test_workers_without_sluice_or_with_other_versions_are_refused(tmp_path: Pat
     (tmp_path / "other_polars.py").write_text(OTHER_POLARS)
     preloads: list[Path | None] = [tmp_path / "no_sluice.py", tmp_path / "other_polars.py"]
     with cluster(tmp_path / "cluster", preloads) as dask:
+        dask.ready()
         done = sluice(
             "backfill",
             "trips",
@@ -382,12 +389,13 @@ def test_a_cluster_that_loses_every_worker_fails_clearly_and_resumes(tmp_path: P
     root = tmp_path / "data"
     generate(root, DAYS, rows_per_partition=600, seed=5)
     spec = _project(tmp_path / "project", root, reference=1)
-    expected = _single_process(spec, root, DAYS)
     held = tmp_path / "held.json"
     hold = {HOLD_PARTITION_ENV: HELD, HOLD_FILE_ENV: str(held)}
     args = ["backfill", "trips", "--start", str(DAYS[0]), "--end", str(DAYS[-1]), "--json"]
     exe = str(Path(sys.executable).with_name("sluice"))
     with cluster(tmp_path / "cluster", [None], env=hold) as dask:
+        expected = _single_process(spec, root, DAYS)  # while the worker starts
+        dask.ready()
         proc = subprocess.Popen(
             [exe, *args, "--dask", dask.address],
             env=_env(spec, **{NO_WORKERS_ENV: "3"}),
@@ -420,6 +428,7 @@ def test_a_cluster_that_loses_every_worker_fails_clearly_and_resumes(tmp_path: P
             assert not (root / "reports" / "trips" / f"pickup_date={day}").exists()
         _no_work_left(root)
         with cluster(tmp_path / "cluster2", [None]) as again:
+            again.ready()
             resumed = sluice(*args, "--dask", again.address, env=_env(spec))
     assert resumed.returncode == 0, resumed.stderr
     second = json.loads(resumed.stdout)
@@ -442,6 +451,7 @@ def test_a_lost_scheduler_fails_the_unprepared_partitions_without_a_traceback(
     exe = str(Path(sys.executable).with_name("sluice"))
     args = ["backfill", "trips", "--start", str(DAYS[0]), "--end", str(DAYS[-1]), "--json"]
     with cluster(tmp_path / "cluster", [None, None], env=hold) as dask:
+        dask.ready()
         proc = subprocess.Popen(
             [exe, *args, "--dask", dask.address],
             env=_env(spec),
@@ -485,6 +495,7 @@ def test_workers_that_resolve_the_source_elsewhere_are_refused(tmp_path: Path) -
     spec.write_text(text)
     elsewhere = {"SLUICE_TEST_SOURCE": str(tmp_path / "not-shared")}
     with cluster(tmp_path / "cluster", [None], env=elsewhere) as dask:
+        dask.ready()
         done = sluice(
             "backfill",
             "trips",
