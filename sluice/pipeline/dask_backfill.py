@@ -50,6 +50,7 @@ NO_WORKERS_SECONDS = 60.0
 POLL_SECONDS = 0.5
 HOLD_PARTITION_ENV = "SLUICE_TEST_HOLD_PARTITION"
 HOLD_FILE_ENV = "SLUICE_TEST_HOLD_FILE"
+HOLD_SECONDS_ENV = "SLUICE_TEST_HOLD_SECONDS"
 HOLD_SECONDS = 120.0
 Result = tuple[dict[str, Any] | None, BaseException | None, float]
 
@@ -76,9 +77,10 @@ def no_workers_seconds() -> float:
 
 
 def _hold_for_tests(partition: str) -> None:
-    """A test hook: hold the first attempt at ``SLUICE_TEST_HOLD_PARTITION`` after its stages,
-    having written this process's id to ``SLUICE_TEST_HOLD_FILE``, so that a test can kill the
-    worker mid-task. Later attempts (the file exists) go on."""
+    """A test hook: hold the first attempt at ``SLUICE_TEST_HOLD_PARTITION`` after its stages
+    (``SLUICE_TEST_HOLD_SECONDS``, default 120), having written this process's id to
+    ``SLUICE_TEST_HOLD_FILE``, so that a test can kill the worker mid-task. Later attempts (the
+    file exists) go on."""
     if os.environ.get(HOLD_PARTITION_ENV) != partition or not os.environ.get(HOLD_FILE_ENV):
         return
     try:
@@ -87,7 +89,7 @@ def _hold_for_tests(partition: str) -> None:
         return
     with os.fdopen(fd, "w") as out:
         out.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-    time.sleep(HOLD_SECONDS)
+    time.sleep(float(os.environ.get(HOLD_SECONDS_ENV) or HOLD_SECONDS))
 
 
 def _worker_name() -> str:

@@ -34,7 +34,12 @@ from sluice.core.errors import ConfigError
 from sluice.demo_data import generate
 from sluice.pipeline.cluster import ADDRESS_ENV, Address, ClusterError, probe_scheduler
 from sluice.pipeline.cluster import resolve_address as resolve
-from sluice.pipeline.dask_backfill import HOLD_FILE_ENV, HOLD_PARTITION_ENV, NO_WORKERS_ENV
+from sluice.pipeline.dask_backfill import (
+    HOLD_FILE_ENV,
+    HOLD_PARTITION_ENV,
+    HOLD_SECONDS_ENV,
+    NO_WORKERS_ENV,
+)
 from sluice.pipeline.local import backfill_local
 from tests.conftest import ROOT, demo_datasets
 from tests.test_e2e import sluice
@@ -305,8 +310,9 @@ def test_a_worker_killed_mid_task_costs_only_its_task(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "no task held"
                 time.sleep(0.1)
             pid = json.loads(held.read_text())["pid"]
-            assert pid in [w.pid for w in dask.workers]
+            (victim,) = [w for w in dask.workers if w.pid == pid]
             os.kill(pid, signal.SIGKILL)
+            victim.wait(timeout=20)
             out, err = proc.communicate(timeout=300)
         finally:
             if proc.poll() is None:
@@ -321,6 +327,54 @@ def test_a_worker_killed_mid_task_costs_only_its_task(tmp_path: Path) -> None:
     for day in DAYS:
         assert _manifest(root, day)["orchestrator"] == "dask"
     assert got == expected, _diff(got, expected)[:20]
+    _committed_once(root, DAYS)
+    _no_work_left(root)
+
+
+def test_prepared_partitions_survive_the_death_of_the_worker_that_prepared_them(
+    tmp_path: Path,
+) -> None:
+    """The first partition is held on one worker while the other prepares the rest and dies:
+    the later partitions' work folders belong to the client, so committing the first one
+    (which recovers what dead runs left) keeps them, and each is committed without being
+    prepared again."""
+    root = tmp_path / "data"
+    generate(root, DAYS, rows_per_partition=300, seed=5)
+    spec = _project(tmp_path / "project", root)
+    held = tmp_path / "held.json"
+    hold = {HOLD_PARTITION_ENV: str(DAYS[0]), HOLD_FILE_ENV: str(held), HOLD_SECONDS_ENV: "8"}
+    work = root / "reports" / "trips" / ".work"
+    exe = str(Path(sys.executable).with_name("sluice"))
+    args = ["backfill", "trips", "--start", str(DAYS[0]), "--end", str(DAYS[-1]), "--json"]
+    with cluster(tmp_path / "cluster", [None, None], env=hold) as dask:
+        dask.ready()
+        proc = subprocess.Popen(
+            [exe, *args, "--dask", dask.address],
+            env=_env(spec),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while len(list(work.glob("*/screen.json"))) < len(DAYS):
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the partitions were not prepared"
+                time.sleep(0.1)
+            holder = json.loads(held.read_text())["pid"]
+            (other,) = [w for w in dask.workers if w.pid != holder]
+            time.sleep(1.5)  # the client takes finished results every 0.5 s
+            other.kill()
+            other.wait(timeout=20)  # reaped, as a worker's parent would: its pid is dead
+            out, err = proc.communicate(timeout=180)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert [s["partition"] for s in summary["screened"]] == [str(d) for d in DAYS]
     _committed_once(root, DAYS)
     _no_work_left(root)
 
