@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from detectors.spec import DetectorSpec
+from sluice.core.dask_address import dask_address
 from sluice.core.errors import ConfigError
 from sluice.core.files import SPEC_LIMIT, config_error, read_regular, sha256_hex
 
@@ -475,6 +476,22 @@ class RetentionSpec(_Strict):
         return self
 
 
+class ExecutionSpec(_Strict):
+    """Where a backfill's partitions are prepared: in this process and its worker processes
+    (the default), or as tasks on a Dask cluster (docs/production.md)."""
+
+    dask: str | None = Field(
+        default=None,
+        description="Address of a Dask scheduler (`tcp://host:8786`; tcp, tls, ws or wss) that "
+        "prepares a backfill's partitions; `--dask` and SLUICE_DASK_ADDRESS take precedence.",
+    )
+
+    @field_validator("dask")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        return None if v is None else dask_address(v)
+
+
 class Threshold(_Strict):
     """Shares of rows (0 to 1) above which a run warns or fails.
 
@@ -607,6 +624,7 @@ class DatasetSpec(_Strict):
         "`<reports>/_inputs/`, so `sluice replay` works after the source is gone.",
     )
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
 
     @field_validator("name")
     @classmethod
@@ -1302,7 +1320,7 @@ def load_spec(path: str | Path) -> LoadedSpec:
         raise ConfigError(
             err["msg"], file=p, line=line, key=key, found=found, allowed=_allowed_for(err)
         ) from None
-    lines = {k: _node_line(tree, tuple(k.split("."))) for k in PATH_KEYS}
+    lines = {k: _node_line(tree, tuple(k.split("."))) for k in (*PATH_KEYS, "execution.dask")}
     loaded = LoadedSpec(spec, p.resolve(), sha256_hex(raw), lines)
     loaded.check_paths()
     return loaded

@@ -50,6 +50,7 @@ DEV_TOOLS: dict[str, str] = {
     "types-jsonschema": "type stubs for mypy",
     "types-psutil": "type stubs for mypy",
     "moto": "local S3 server, run as `python -m moto.server` by tests/s3.py",
+    "dask": "the `dask scheduler` and `dask worker` commands of tests/sluice/pipeline/test_dask.py",
 }
 
 # "package.module:attribute"; a dotted module, so that "about:blank" is not one

@@ -109,6 +109,13 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     _json_option(bf, "the backfill summary: screened, skipped and failed partitions")
     _prefect_option(bf)
+    bf.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help="prepare the partitions as tasks on the Dask cluster whose scheduler is at ADDRESS "
+        "(tcp://host:8786); default: SLUICE_DASK_ADDRESS, else the spec's execution.dask",
+    )
 
     demo = sub.add_parser("demo", help="generate sample data with planted errors and screen it")
     demo.add_argument("--dir", default="var/demo", help="where data and outputs go")
@@ -341,7 +348,7 @@ def _backfill(args: argparse.Namespace) -> int:
         partition_range(checked.loaded.spec.partition, args.start, args.end)
     except ValueError as exc:
         raise_usage(f"backfill {checked.loaded.name}: {exc}")
-    if _with_prefect(args):
+    if _with_prefect(args) and not _dask_backfill(args, checked.loaded):
         from flows.parameters import flow_value
         from flows.screen import backfill
 
@@ -353,7 +360,9 @@ def _backfill(args: argparse.Namespace) -> int:
         from sluice.pipeline.local import backfill_local
 
         _show_partition_lines(verbose=False)
-        summary = backfill_local(args.dataset, args.start, args.end, args.engine, force=args.force)
+        summary = backfill_local(
+            args.dataset, args.start, args.end, args.engine, force=args.force, dask=args.dask
+        )
     args.document = summary
     for s in [*summary["screened"], *summary["skipped"]]:
         _print_summary(s)
@@ -370,6 +379,30 @@ def _backfill(args: argparse.Namespace) -> int:
     if summary["failed"]:
         return EXIT_FAILED
     return exit_code("warned" if warned else "passed", args.fail_on)
+
+
+def _dask_backfill(args: argparse.Namespace, loaded: Any) -> bool:
+    """Whether a backfill that would run as Prefect flows runs on a Dask cluster instead:
+    yes with ``--dask`` (refused together with ``--prefect``); a cluster set only by
+    SLUICE_DASK_ADDRESS or the spec is not used by Prefect flows, which says so."""
+    from sluice.pipeline.cluster import resolve_address
+
+    if args.dask is not None and args.dask.strip():
+        if args.prefect:
+            raise_usage(
+                "--dask and --prefect do not go together: a backfill on a Dask cluster runs "
+                "from this process; under Prefect, partitions are flow runs of the deployment "
+                "(docs/production.md)"
+            )
+        return True
+    address = resolve_address(None, loaded)
+    if address is not None:
+        print(
+            f"sluice: the Dask cluster at {address.address} ({address.source}) is not used: "
+            "this backfill runs as Prefect flows (pass --dask to run it on the cluster)",
+            file=sys.stderr,
+        )
+    return False
 
 
 def _temporary_api() -> None:

@@ -81,7 +81,7 @@ def _judge(
     )
 
 
-Orchestrator = Literal["in-process", "prefect"]
+Orchestrator = Literal["in-process", "prefect", "dask"]
 
 
 @dataclass(frozen=True)

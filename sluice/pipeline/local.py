@@ -272,16 +272,22 @@ def backfill_local(
     *,
     force: bool = False,
     workers: int | None = None,
+    dask: str | None = None,
 ) -> dict[str, Any]:
     """Screen every partition from start to end (both included) in this process and worker
     processes; one failure stops no other. Returns the backfill summary (``screened``,
     ``skipped``, ``failed``), the same as the backfill flow's. ``workers`` overrides
-    :func:`plan_workers`."""
+    :func:`plan_workers`. With a Dask scheduler address (``dask``, else
+    ``SLUICE_DASK_ADDRESS``, else the spec's ``execution.dask``) the partitions are prepared
+    on that cluster instead (:mod:`sluice.pipeline.dask_backfill`)."""
+    from sluice.pipeline.cluster import resolve_address
+
     loaded = find_spec(dataset)
     try:
         parts = partition_range(loaded.spec.partition, start, end)
     except ValueError as exc:
         raise SluiceError(f"backfill {loaded.name}: {exc}") from None
+    address = resolve_address(dask, loaded)
     plan_workers(loaded, parts)  # a bad setting stops the backfill before any partition
     finished = _Finished(loaded.name, len(parts))
     out: dict[str, list[dict[str, Any]]] = {"screened": [], "skipped": [], "failed": []}
@@ -294,22 +300,26 @@ def backfill_local(
             continue
         out["skipped"].append(done)
         finished(str(part), done, None, time.perf_counter() - t0)
-    plan = plan_workers(loaded, todo)
-    count = plan.workers if workers is None else max(1, workers)
-    logging.getLogger(PARTITION_LOG).info(
-        "backfill %s: %d partitions to screen on %d processes (%s; budget %d MiB, %d MiB each)",
-        loaded.name,
-        len(todo),
-        count,
-        plan.reason,
-        plan.budget >> 20,
-        plan.per_partition >> 20,
-    )
     # detectors that learn from earlier partitions must wait for them to be committed
     screen_first = loaded.spec.reference.partitions == 0
-    for part, (summary, error, seconds) in _screen_all(
-        dataset, todo, engine, count, screen_first=screen_first
-    ):
+    if address is not None and todo:
+        from sluice.pipeline.dask_backfill import screen_on_cluster
+
+        ended = screen_on_cluster(loaded, todo, engine, address, screen_first=screen_first)
+    else:
+        plan = plan_workers(loaded, todo)
+        count = plan.workers if workers is None else max(1, workers)
+        logging.getLogger(PARTITION_LOG).info(
+            "backfill %s: %d partitions to screen on %d processes (%s; budget %d MiB, %d MiB each)",
+            loaded.name,
+            len(todo),
+            count,
+            plan.reason,
+            plan.budget >> 20,
+            plan.per_partition >> 20,
+        )
+        ended = _screen_all(dataset, todo, engine, count, screen_first=screen_first)
+    for part, (summary, error, seconds) in ended:
         kind, entry = _outcome(summary, error, str(part))
         out[kind].append(entry)
         finished(str(part), entry if kind != "failed" else None, entry.get("error"), seconds)

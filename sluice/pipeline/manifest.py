@@ -427,10 +427,11 @@ class Manifest(Record):
         description="outputs.format delta: clean, quarantine and failures as table versions "
         "(they are then not in outputs)",
     )
-    orchestrator: Literal["in-process", "prefect"] | None = Field(
+    orchestrator: Literal["in-process", "prefect", "dask"] | None = Field(
         default=None,
-        description="what ran the stages: sluice in one process (and its workers), or Prefect "
-        "flows; absent in manifests written before it was recorded",
+        description="what ran the stages: sluice in one process (and its workers), Prefect "
+        "flows, or a Dask cluster (the stages before the write; the write ran in sluice's "
+        "process); absent in manifests written before it was recorded",
     )
 
     @model_validator(mode="after")

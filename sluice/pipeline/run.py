@@ -12,10 +12,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -228,6 +231,17 @@ class Run:
         """What a finished stage recorded, as JSON types (checked against its model)."""
         data: dict[str, Any] = self.stage_facts(stage, FACTS[stage]).model_dump(mode="json")
         return data
+
+
+OWNER: ContextVar[dict[str, Any] | None] = ContextVar("sluice_run_owner", default=None)
+"""Who owns the work folders runs make in this context (:func:`run_owner`); unset: this process."""
+
+
+def run_owner() -> dict[str, Any]:
+    """The owner a new work folder records: this host and process, unless :data:`OWNER` says
+    otherwise (a Dask task records the client that will commit or discard the folder, so that
+    recovery leaves it alone while that process lives)."""
+    return dict(OWNER.get() or {"host": socket.gethostname(), "pid": os.getpid()})
 
 
 def unchanged(ref: RunRef, run: Run | None = None) -> None:

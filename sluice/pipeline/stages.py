@@ -5,8 +5,6 @@ Each reads its inputs from, and leaves its results in, the run's work folder.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +18,7 @@ from sluice.lineage import run_started
 from sluice.pipeline.budget import use_bounded
 from sluice.pipeline.recovery import recover_for_run
 from sluice.pipeline.reference import reference_rows
-from sluice.pipeline.run import OWNER_NAME, Run, output_roots, timed
+from sluice.pipeline.run import OWNER_NAME, Run, output_roots, run_owner, timed
 from sluice.preflight import with_model_path
 from sluice.screening import check_rows, rows_to_score, why_not_scored
 from sluice.write import (
@@ -38,7 +36,7 @@ def _ingest(run: Run, inputs: Mapping[str, bytes] | None = None) -> dict[str, An
     """
     run_started(run.loaded.name, run.run_id, run.partition)
     roots = output_roots(run.loaded)
-    owner = {"host": socket.gethostname(), "pid": os.getpid(), "partition": run.partition.dirname}
+    owner = {**run_owner(), "partition": run.partition.dirname}
     with partition_lock(roots["reports"], run.partition.dirname):
         recover_for_run(run, roots)
         run.work.mkdir(parents=True, exist_ok=True)
