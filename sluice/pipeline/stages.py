@@ -17,6 +17,7 @@ from sluice.config import LoadedSpec
 from sluice.core.failures import concat_failures
 from sluice.ingest import ingest
 from sluice.lineage import run_started
+from sluice.pipeline.budget import use_bounded
 from sluice.pipeline.recovery import recover_for_run
 from sluice.pipeline.reference import reference_rows
 from sluice.pipeline.run import OWNER_NAME, Run, output_roots, timed
@@ -42,6 +43,10 @@ def _ingest(run: Run, inputs: Mapping[str, bytes] | None = None) -> dict[str, An
         recover_for_run(run, roots)
         run.work.mkdir(parents=True, exist_ok=True)
         write_json(owner, run.file(OWNER_NAME))
+    if inputs is None and use_bounded(run.loaded, run.partition):
+        from sluice.pipeline.bounded_ingest import ingest_bounded
+
+        return ingest_bounded(run)
     got = ingest(run.loaded, run.partition, None if inputs is None else list(inputs), inputs)
     write_parquet(got.frame, run.file("frame.parquet"))
     write_parquet(got.raw, run.file("raw.parquet"))
