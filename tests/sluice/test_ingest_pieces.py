@@ -333,3 +333,20 @@ def test_generated_csv_text(
         compare(root, data, "csv", rows=(rows,), schema={"id": "string", "kind": "string"})
     finally:
         pieces.BLOCK = saved
+
+
+def test_object_store_files_are_scanned_and_read_by_byte_ranges(tmp_path: Path) -> None:
+    import fsspec
+
+    data = HOSTILE_CSV["quoted_newlines"]
+    local = tmp_path / "a.csv"
+    local.write_bytes(data)
+    with fsspec.open("memory://bucket/a.csv", "wb") as fh:
+        fh.write(data)
+    remote = scan_text("memory://bucket/a.csv", "csv", CsvOptions(), rows=3, block=16)
+    here = scan_text(str(local), "csv", CsvOptions(), rows=3, block=16)
+    assert (remote.sha256, remote.pieces, remote.lines) == (here.sha256, here.pieces, here.lines)
+    with pieces.open_source("memory://bucket/a.csv") as fh:
+        parts = [pieces.read_range(fh, start, end) for start, end in remote.pieces]
+    assert b"".join(parts) == data
+    assert len(parts) == 4
