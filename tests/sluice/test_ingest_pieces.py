@@ -350,3 +350,39 @@ def test_object_store_files_are_scanned_and_read_by_byte_ranges(tmp_path: Path) 
         parts = [pieces.read_range(fh, start, end) for start, end in remote.pieces]
     assert b"".join(parts) == data
     assert len(parts) == 4
+
+
+LINES = st.sampled_from(
+    [
+        '{"id": "a"}',
+        '{"kind": 1, "id": null}',
+        '{"x": [1]}',
+        "",
+        " ",
+        "\r",
+        "nope",
+        "[]",
+        "\ufeff{}",
+    ]
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    lines=st.lists(st.lists(LINES, min_size=1, max_size=2).map("".join), max_size=10),
+    bad=st.booleans(),
+    rows=st.integers(1, 4),
+    block=st.integers(1, 9),
+)
+def test_generated_ndjson_text(
+    lines: list[str], bad: bool, rows: int, block: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    data = "\n".join(lines).encode() + (b'\n{"id": "\xff"}' if bad else b"")
+    saved = pieces.BLOCK
+    pieces.BLOCK = block
+    try:
+        compare(tmp_path_factory.mktemp("gen"), data, "ndjson", rows=(rows,))
+    finally:
+        pieces.BLOCK = saved
