@@ -74,6 +74,7 @@ _NEWLINE_SAFE = ("utf8", "latin1", "cp1252")
 """Encodings in which a newline byte is always a newline (ASCII-compatible)."""
 _BOM = b"\xef\xbb\xbf"
 _LF, _CR = 10, 13
+_EMPTY: npt.NDArray[np.intp] = np.zeros(0, dtype=np.intp)
 
 
 @dataclass(frozen=True)
@@ -173,8 +174,6 @@ class _Scanner:
         the end of the file)."""
         arr = np.frombuffer(work, np.uint8)
         n = arr.size
-        if self.pos == 0:
-            self.bom = work.startswith(_BOM)
         quotes = np.flatnonzero(arr == self.quote) if self.quote is not None else _EMPTY
         ends = np.flatnonzero(arr == _LF)
         if self.csv:
@@ -218,8 +217,8 @@ class _Scanner:
         """Find the end of the header (the first record that is not blank); the boundaries
         after it."""
         filled = np.flatnonzero((arr != _LF) & (arr != _CR))
-        if self.pos == 0 and self.bom:
-            filled = filled[filled >= len(_BOM)]
+        if self.bom and self.pos < len(_BOM):
+            filled = filled[self.pos + filled >= len(_BOM)]
         if not bounds.size:
             self.content = self.content or bool(filled.size)
             return bounds
@@ -233,7 +232,6 @@ class _Scanner:
         end = int(bounds[hit[0]])
         self.header_end = self.pos + end
         self.header_lines = self.terms + int(np.searchsorted(ends, end))
-        self.cuts[0] = 0
         return bounds[hit[0] + 1 :]
 
     def _cut(self, bounds: npt.NDArray[np.intp], ends: npt.NDArray[np.intp]) -> None:
@@ -267,9 +265,6 @@ class _Scanner:
         )
 
 
-_EMPTY: npt.NDArray[np.intp] = np.zeros(0, dtype=np.intp)
-
-
 def scan_text(path: str, fmt: str, opts: CsvOptions, rows: int, block: int = BLOCK) -> FileScan:
     """Scan a CSV or NDJSON file in blocks of ``block`` bytes: its sha256, whether its bytes are
     valid in its encoding, and pieces of about ``rows`` records each (see the module)."""
@@ -281,8 +276,12 @@ def scan_text(path: str, fmt: str, opts: CsvOptions, rows: int, block: int = BLO
         while True:
             try:
                 chunk = fh.read(block)
+                while not size and len(chunk) < len(_BOM) and (more := fh.read(block)):
+                    chunk += more
             except OSError as exc:
                 raise InputError(f"{path}: cannot read: {exc}") from None
+            if not size:
+                scanner.bom = chunk.startswith(_BOM)
             digest.update(chunk)
             size += len(chunk)
             scanner.decode(chunk)

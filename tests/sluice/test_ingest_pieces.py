@@ -135,6 +135,7 @@ def _quoted(i: int) -> str:
 HOSTILE_CSV: dict[str, bytes] = {
     "quoted_newlines": _csv(*[_quoted(i) if i % 2 else good(i) for i in range(12)]),
     "crlf_bom": b"\xef\xbb\xbf" + _csv(*[good(i) for i in range(9)], end="\r\n"),
+    "bom_blank_line_header": b"\xef\xbb\xbf\n" + _csv(*[good(i) for i in range(5)]),
     "bom_quoted_header": b'\xef\xbb\xbf"id","amount",count,when,kind\n' + _csv(good(1))[32:],
     "lone_cr": _csv(*[good(i) for i in range(9)], end="\r"),
     "ragged_late": _csv(*[good(i) for i in range(10)], "r10,2", good(11), "r12,1,2,3,4,5,6"),
@@ -318,13 +319,14 @@ CELLS = st.sampled_from(["a", "", " ", '"', '""', ",", "\n", "\r\n", "\r", "é",
 )
 @given(
     body=st.lists(st.lists(CELLS, min_size=1, max_size=6).map("".join), max_size=12),
+    head=st.sampled_from(["", "\ufeff", "\ufeff\n", "\n\r\n", '\ufeff"i\nd"']),
     rows=st.integers(1, 4),
     block=st.integers(1, 9),
 )
 def test_generated_csv_text(
-    body: list[str], rows: int, block: int, tmp_path_factory: pytest.TempPathFactory
+    body: list[str], head: str, rows: int, block: int, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    data = ("id,kind\n" + "\n".join(body)).encode("utf-8", "surrogateescape")
+    data = (head + "id,kind\n" + "\n".join(body)).encode("utf-8", "surrogateescape")
     data = data.replace("\xff".encode(), b"\xff")
     root = tmp_path_factory.mktemp("gen")
     saved = pieces.BLOCK
