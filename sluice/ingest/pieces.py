@@ -30,7 +30,7 @@ character (UTF-16 or UTF-32: none of the encodings a spec may name today is one)
 
 Memory: the scan holds one block (8 MiB) and a few arrays of positions in it; a piece holds its
 bytes and its rows read, typed and as text. Nothing here grows with the number of rows but the
-list of piece offsets (two integers per piece).
+list of piece offsets (three Python integers per piece).
 """
 
 from __future__ import annotations

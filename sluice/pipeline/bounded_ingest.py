@@ -10,7 +10,7 @@ with the schemas, rows, row order and stage facts of the in-memory stage. Within
 stage lists a whole file's by rule and column): the same rows, in another order.
 
 Memory: one piece's bytes and rows (read, typed, as text) and one scan block (8 MiB) at a time;
-what grows with the partition is the list of piece offsets (16 bytes per piece) and one small
+what grows with the partition is the list of piece offsets (about 100 bytes per piece) and one small
 record per file. Nothing per row.
 """
 
