@@ -15,12 +15,13 @@ position, so its rows get the row ids, ``_source_row``, raw text and failures th
 reading gives them. What ingest decides per file is decided once, before any row is read (the
 first pass, :func:`plan_partition`): the header and its aliases, an NDJSON file's keys (a pass
 over its pieces), the types of a Parquet file's columns, the columns of the partition, which
-undeclared columns are retyped, missing and extra columns, reserved and pattern names. The choice
-between the CSV fast path (pyarrow) and the exact path (the standard library) is the file's when
-its bytes are not valid in its encoding (exact for every piece); otherwise each piece tries the
-fast path and, from the first piece it refuses (a ragged record), the exact path reads the rest
-of the file: on records the fast path takes, both give the same rows (tests/sluice/
-test_ingest_pieces.py proves it on the robustness corpus).
+undeclared columns are retyped, missing and extra columns, reserved and pattern names; and the
+choice between the CSV fast path (pyarrow) and the exact path (the standard library): the exact
+path reads every piece of a file whose bytes are not valid in its encoding or that holds a record
+with another number of fields (delimiters outside quotes, counted by the scan) than its header,
+as it reads such a file whole. Should pyarrow still refuse a piece of another file, the exact path
+reads the rest of that file: on text pyarrow reads, both give the same rows
+(tests/sluice/test_ingest_pieces.py proves both on the robustness corpus and generated text).
 
 Read as one piece, and so held whole as today: a CSV file whose quoting the parity count cannot
 follow (a quote inside an unquoted field, text after a closing quote: the standard library's
@@ -85,7 +86,8 @@ class FileScan:
     CSV the first holds the header, which ends at ``header_end`` (the others are read after
     ``data[:header_end]``). ``lines[i]`` is the number of line ends before piece ``i``, and
     ``header_lines`` before ``header_end``. ``valid`` says whether every byte is valid in the
-    encoding; ``whole`` that the file is one piece because its quoting cannot be followed.
+    encoding; ``whole`` that the file is one piece because its quoting cannot be followed;
+    ``ragged`` that a CSV record has another number of fields than the header.
     """
 
     path: str
@@ -97,6 +99,7 @@ class FileScan:
     header_lines: int
     valid: bool
     whole: bool
+    ragged: bool = False
 
 
 @contextmanager
@@ -158,6 +161,10 @@ class _Scanner:
         self.count = 0
         self.header_end: int | None = None if self.csv else 0
         self.header_lines = 0
+        self.seg_fields = 0
+        self.seg_len = 0
+        self.width: int | None = None
+        self.ragged = False
         self.cuts: list[int] = [0]
         self.lines: list[int] = [0]
 
@@ -184,9 +191,13 @@ class _Scanner:
         bounds = ends[outside] + 1
         if self.follows:
             self.follows = self._regular(arr, quotes, lookahead)
-        if self.header_end is None:
-            bounds = self._header(arr, bounds, ends)
-        self._cut(bounds, ends)
+        check = self.follows and not self.ragged
+        if check:
+            counts, blank = self._fields(arr, quotes, bounds)
+        rest = bounds if self.header_end is not None else self._header(arr, bounds, ends)
+        if check:
+            self._ragged(counts, blank, bounds.size - rest.size, lookahead < 0)
+        self._cut(rest, ends)
         self.terms += ends.size
         self.parity = (self.parity + quotes.size) & 1
         if n:
@@ -210,6 +221,43 @@ class _Scanner:
         nxt = np.where(closes + 1 < n, arr[np.minimum(closes + 1, n - 1)], ahead)
         ok_close = np.isin(nxt, [self.delim, self.quote, _LF, _CR, -1])
         return bool(ok_open.all() and ok_close.all())
+
+    def _fields(
+        self, arr: npt.NDArray[np.uint8], quotes: npt.NDArray[np.intp], bounds: npt.NDArray[np.intp]
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+        """For each record ending at ``bounds``: its delimiters outside quotes, and whether it is
+        blank (a line end alone, which both CSV readers pass over)."""
+        delims = np.flatnonzero(arr == self.delim)
+        delims = delims[((self.parity + np.searchsorted(quotes, delims)) & 1) == 0]
+        before = np.searchsorted(delims, bounds)
+        counts = np.diff(before, prepend=0)
+        length = bounds - np.concatenate([[-self.seg_len], bounds[:-1]])
+        if counts.size:
+            counts[0] += self.seg_fields
+        prev = np.where(bounds >= 2, arr[np.maximum(bounds - 2, 0)], self.last)
+        crlf = (length == 2) & (prev == _CR) & (arr[np.maximum(bounds - 1, 0)] == _LF)
+        if bounds.size:
+            self.seg_fields, self.seg_len = (
+                delims.size - int(before[-1]),
+                arr.size - int(bounds[-1]),
+            )
+        else:
+            self.seg_fields, self.seg_len = self.seg_fields + delims.size, self.seg_len + arr.size
+        return counts, (length == 1) | crlf
+
+    def _ragged(
+        self, counts: npt.NDArray[np.intp], blank: npt.NDArray[np.bool_], header: int, end: bool
+    ) -> None:
+        """Note a record whose number of fields is not the header's (the records ending at the
+        boundaries from index ``header`` on, and at the ``end`` of the file the last one)."""
+        if self.width is None and self.header_end is not None and header > 0:
+            self.width = int(counts[header - 1])
+        if self.width is None:
+            return
+        if bool((~blank[header:] & (counts[header:] != self.width)).any()):
+            self.ragged = True
+        if end and self.seg_len and self.seg_fields != self.width:
+            self.ragged = True
 
     def _header(
         self, arr: npt.NDArray[np.uint8], bounds: npt.NDArray[np.intp], ends: npt.NDArray[np.intp]
@@ -261,6 +309,7 @@ class _Scanner:
             header_end=size if whole else header_end,
             header_lines=self.header_lines,
             valid=self.valid,
+            ragged=self.ragged,
             whole=whole,
         )
 
@@ -482,7 +531,7 @@ def _records(
         scan = planned.scan
         assert scan is not None
         head = read_range(fh, 0, scan.header_end) if fmt == "csv" else b""
-        exact = not scan.valid
+        exact = not scan.valid or scan.ragged
         for i, (start, end) in enumerate(scan.pieces):
             data = read_range(fh, start, end)
             if fmt == "ndjson":

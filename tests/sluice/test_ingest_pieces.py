@@ -388,3 +388,33 @@ def test_generated_ndjson_text(
         compare(tmp_path_factory.mktemp("gen"), data, "ndjson", rows=(rows,))
     finally:
         pieces.BLOCK = saved
+
+
+@pytest.mark.parametrize(
+    ("name", "ragged"),
+    [
+        ("ragged_late", True),
+        ("ragged_first", True),
+        ("quoted_newlines", False),
+        ("blank_lines", False),
+        ("crlf_bom", False),
+        ("lone_cr", False),
+        ("no_trailing_newline", False),
+    ],
+)
+def test_ragged_files_take_the_exact_path_for_every_piece(
+    name: str, ragged: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "data.csv"
+    path.write_bytes(HOSTILE_CSV[name])
+    assert scan_text(str(path), "csv", CsvOptions(), rows=2, block=4).ragged is ragged
+    calls: list[int] = []
+
+    def fast(data: bytes, opts: CsvOptions, where: str) -> pl.DataFrame | None:
+        calls.append(len(data))
+        return _csv_fast(data, opts, where)
+
+    monkeypatch.setattr(pieces, "_csv_fast", fast)
+    monkeypatch.setattr(pieces, "BLOCK", 4)
+    compare(tmp_path, HOSTILE_CSV[name], "csv", rows=(2,))
+    assert (not calls) is ragged
