@@ -24,15 +24,16 @@ EngineChoice = Literal["auto", "polars", "gx"]
 ENGINE_CHOICES: tuple[EngineChoice, ...] = ("auto", "polars", "gx")
 
 
-def row_ids(file_sha256: str, n: int) -> npt.NDArray[np.uint64]:
-    """Stable row ids: splitmix64 of (first 8 bytes of the file's sha256 + row number).
+def row_ids(file_sha256: str, n: int, start: int = 0) -> npt.NDArray[np.uint64]:
+    """Stable row ids: splitmix64 of (first 8 bytes of the file's sha256 + row number), for the
+    ``n`` rows from row ``start``.
 
     splitmix64 is a bijection on 64-bit integers, so the ids of one file never collide; the same
     bytes always give the same ids, wherever the file lives.
     """
     base = np.uint64(int(file_sha256[:16], 16))
     with np.errstate(over="ignore"):
-        z = np.arange(n, dtype=np.uint64) + base
+        z = np.arange(start, start + n, dtype=np.uint64) + base
         z = z + np.uint64(0x9E3779B97F4A7C15)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)

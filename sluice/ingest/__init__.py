@@ -100,11 +100,7 @@ def ingest(
             f"{loaded.name} {partition.dirname}: two source files have identical bytes "
             f"({', '.join(paths)}); a row would be counted twice"
         )
-    declared = list(loaded.spec.columns)
-    seen = [c for c in frame.columns if c not in PROVENANCE]
-    missing = tuple(c for c in declared if c not in seen)
-    extra = tuple(c for c in seen if c not in declared)
-    order = [*PROVENANCE, *[c for c in declared if c in seen], *extra]
+    missing, extra, order = _layout(frame.columns, list(loaded.spec.columns))
     return Ingested(
         frame=frame.select(order),
         raw=raw.select([ROW_ID, *[c for c in order if c in raw.columns and c != ROW_ID]]),
@@ -114,6 +110,17 @@ def ingest(
         extra_columns=extra,
         retyped_columns=retyped,
     )
+
+
+def _layout(
+    columns: Sequence[str], declared: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[str, ...], list[str]]:
+    """The missing and extra columns of a partition whose frame has ``columns``, and the
+    frame's column order: provenance, declared columns, then extra ones as first seen."""
+    seen = [c for c in columns if c not in PROVENANCE]
+    missing = tuple(c for c in declared if c not in seen)
+    extra = tuple(c for c in seen if c not in declared)
+    return missing, extra, [*PROVENANCE, *[c for c in declared if c in seen], *extra]
 
 
 def _retyped(sources: Sequence[SourceFile]) -> dict[str, dict[str, str]]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -43,6 +44,28 @@ def ingest_file(
         read, bad = _read_ndjson(data, path)
     else:
         read = _read_parquet(data, path)
+    got = typed_records(read, bad, sha, path, loaded)
+    source = SourceFile(path, sha, len(data), read.height, got.aliases, got.types)
+    return got.frame, got.raw, got.failures, source
+
+
+def typed_records(
+    read: pl.DataFrame,
+    bad: Sequence[BadRecord],
+    sha: str,
+    path: str,
+    loaded: LoadedSpec,
+    *,
+    start: int = 0,
+) -> Records:
+    """Records read from ``path`` (its records from ``start`` on, a whole file when 0) typed as
+    declared.
+
+    Row ids and ``_source_row`` count from ``start``, so a piece of a file gets what the whole
+    file's reading gives its rows.
+    """
+    spec = loaded.spec
+    fmt = spec.source.format
     clash = [c for c in read.columns if c in RESERVED_COLUMNS]
     if clash:
         where = f"{path}:1" if fmt == "csv" else path
@@ -51,8 +74,8 @@ def ingest_file(
             f"its own columns ({', '.join(RESERVED_COLUMNS)}); rename it in the source"
         )
     n = read.height
-    ids = pl.Series(ROW_ID, row_ids(sha, n), dtype=pl.UInt64)
-    typed = type_frame(read, spec.columns, ids, path)
+    ids = pl.Series(ROW_ID, row_ids(sha, n, start), dtype=pl.UInt64)
+    typed = type_frame(read, spec.columns, ids, path, first_row=start)
     frame, raw, parts = typed.frame, typed.raw, [typed.failures]
     for rule in ("malformed", "encoding"):
         records = [b for b in bad if b.rule == rule]
@@ -67,10 +90,20 @@ def ingest_file(
                     details=json.dumps(_bad_details(rule, fmt, read.width, spec.source.csv)),
                 )
             )
-    failures = concat_failures(parts)
     read = typed.read
     types = tuple((c, str(read[c].dtype)) for c in read.columns if read[c].dtype != pl.Null)
-    return frame, raw, failures, SourceFile(path, sha, len(data), n, typed.aliases, types)
+    return Records(frame, raw, concat_failures(parts), types, typed.aliases)
+
+
+class Records(NamedTuple):
+    """What :func:`typed_records` gives: frame, raw and failures as on :class:`Ingested`; the
+    types of the columns as read (null-typed ones aside) and the ``(column, alias)`` pairs."""
+
+    frame: pl.DataFrame
+    raw: pl.DataFrame
+    failures: pl.DataFrame
+    types: tuple[tuple[str, str], ...]
+    aliases: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -91,7 +124,11 @@ class Typed:
 
 
 def type_frame(
-    read: pl.DataFrame, declared: Mapping[str, ColumnSpec], ids: pl.Series, path: str
+    read: pl.DataFrame,
+    declared: Mapping[str, ColumnSpec],
+    ids: pl.Series,
+    path: str,
+    first_row: int = 0,
 ) -> Typed:
     """Type the columns of a frame as read from ``path`` (one row per record) as declared.
 
@@ -99,8 +136,8 @@ def type_frame(
     as its declared type (text by the column's parser, other types converted when they can be);
     a cell that does not parse is null in ``frame`` and a ``column|type`` failure carrying its
     text. ``ids`` are the rows' ``_row_id``; ``_source_file`` is ``path`` and ``_source_row``
-    the position. This is ingest's reading of every file, and :func:`sluice.screening.screen`'s
-    of a frame.
+    the position (from ``first_row``). This is ingest's reading of every file, and
+    :func:`sluice.screening.screen`'s of a frame.
     """
     columns = dict(declared)
     read, aliases = _rename(read, columns, path)
@@ -116,7 +153,7 @@ def type_frame(
         {
             ROW_ID: ids,
             SOURCE_FILE: pl.Series(SOURCE_FILE, [path] * n, dtype=pl.String),
-            SOURCE_ROW: pl.Series(SOURCE_ROW, np.arange(n, dtype=np.int64)),
+            SOURCE_ROW: pl.Series(SOURCE_ROW, np.arange(first_row, first_row + n, dtype=np.int64)),
         }
     )
     text = _as_text(read)

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import polars as pl
@@ -237,19 +238,48 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _read_ndjson(data: bytes, path: str) -> tuple[pl.DataFrame, list[BadRecord]]:
+def _read_ndjson(
+    data: bytes,
+    path: str,
+    *,
+    keys: Sequence[str] | None = None,
+    at_start: bool = True,
+    first_line: int = 1,
+) -> tuple[pl.DataFrame, list[BadRecord]]:
     """One JSON object a line; values become text (objects and arrays as compact JSON).
 
     Lines end at ``\\n`` only (JSON strings may hold U+2028 and other separators). A line that is
     not one JSON object with distinct keys is malformed; a line with bytes that are not UTF-8 is
-    an encoding failure.
+    an encoding failure. ``keys`` (a piece of a file, :mod:`sluice.ingest.pieces`) are the
+    frame's columns, those of the whole file; ``at_start`` whether ``data`` starts the file (a
+    byte order mark is dropped only there) and ``first_line`` the line it starts on.
     """
-    text, lossy = _decode(data, "utf8")
+    records, bad, found, first_bad = ndjson_records(
+        data, path, at_start=at_start, first_line=first_line
+    )
+    if keys is None:
+        if not found:
+            raise no_json_objects(path, first_bad)
+        keys = list(found)
+    cols: dict[str, list[str | None]] = {k: [] for k in keys}
+    for rec in records:
+        for k, out in cols.items():
+            v = None if rec is None else rec.get(k)
+            out.append(None if v is None else v if isinstance(v, str) else _json_text(v))
+    return pl.DataFrame({k: pl.Series(k, v, dtype=pl.String) for k, v in cols.items()}), bad
+
+
+def ndjson_records(
+    data: bytes, path: str, *, at_start: bool = True, first_line: int = 1
+) -> tuple[list[dict[str, Any] | None], list[BadRecord], dict[str, None], tuple[int, str] | None]:
+    """NDJSON lines as objects (None for a bad line), the bad ones, the keys in the order they
+    first appear, and the first bad line's number and why (see :func:`_read_ndjson`)."""
+    text, lossy = _decode(data, "utf8" if at_start else "utf-8")
     records: list[dict[str, Any] | None] = []
     bad: list[BadRecord] = []
     first_bad: tuple[int, str] | None = None
     keys: dict[str, None] = {}
-    for lineno, ended in enumerate(text.split("\n"), start=1):
+    for lineno, ended in enumerate(text.split("\n"), start=first_line):
         line = ended.removesuffix("\r")
         if not line.strip():
             continue
@@ -271,19 +301,17 @@ def _read_ndjson(data: bytes, path: str) -> tuple[pl.DataFrame, list[BadRecord]]
             continue
         keys.update(dict.fromkeys(obj))
         records.append(obj)
-    if not keys:
-        if first_bad is not None:
-            raise InputError(
-                f"{path}:{first_bad[0]}: no line holds a JSON object (line {first_bad[0]}: "
-                f"{first_bad[1][:200]})"
-            )
-        raise InputError(f"{path}: no JSON object lines (the file is empty or holds no records)")
-    cols: dict[str, list[str | None]] = {k: [] for k in keys}
-    for rec in records:
-        for k, out in cols.items():
-            v = None if rec is None else rec.get(k)
-            out.append(None if v is None else v if isinstance(v, str) else _json_text(v))
-    return pl.DataFrame({k: pl.Series(k, v, dtype=pl.String) for k, v in cols.items()}), bad
+    return records, bad, keys, first_bad
+
+
+def no_json_objects(path: str, first_bad: tuple[int, str] | None) -> InputError:
+    """The error for an NDJSON file without a single JSON object line."""
+    if first_bad is not None:
+        return InputError(
+            f"{path}:{first_bad[0]}: no line holds a JSON object (line {first_bad[0]}: "
+            f"{first_bad[1][:200]})"
+        )
+    return InputError(f"{path}: no JSON object lines (the file is empty or holds no records)")
 
 
 def read_text_records(

@@ -41,6 +41,10 @@ def _ingest(run: Run, inputs: Mapping[str, bytes] | None = None) -> dict[str, An
         recover_for_run(run, roots)
         run.work.mkdir(parents=True, exist_ok=True)
         write_json(owner, run.file(OWNER_NAME))
+    if inputs is None and use_bounded(run.loaded, run.partition):
+        from sluice.pipeline.bounded_ingest import ingest_bounded
+
+        return ingest_bounded(run)
     got = ingest(run.loaded, run.partition, None if inputs is None else list(inputs), inputs)
     write_parquet(got.frame, run.file("frame.parquet"))
     write_parquet(got.raw, run.file("raw.parquet"))
