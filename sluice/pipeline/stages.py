@@ -17,6 +17,7 @@ from sluice.config import LoadedSpec
 from sluice.core.failures import concat_failures
 from sluice.ingest import ingest
 from sluice.lineage import run_started
+from sluice.pipeline.budget import use_bounded
 from sluice.pipeline.recovery import recover_for_run
 from sluice.pipeline.reference import reference_rows
 from sluice.pipeline.run import OWNER_NAME, Run, output_roots, timed
@@ -84,6 +85,10 @@ def _screen(run: Run, reference_from: LoadedSpec | None = None) -> dict[str, Any
     ``reference_from`` (a replay's) is the spec whose committed partitions the reference
     window is read from, when not the run's own.
     """
+    if use_bounded(run.loaded, run.partition):
+        from sluice.pipeline.bounded_screen import screen_bounded
+
+        return screen_bounded(run, reference_from)
     frame = pl.read_parquet(run.file("frame.parquet"))
     earlier = concat_failures(
         pl.read_parquet(run.file(f))
