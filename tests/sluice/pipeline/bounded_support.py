@@ -3,14 +3,18 @@ the in-memory path and on the bounded path over the same work files."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 
-from sluice.pipeline import Run, stage_ingest, stage_validate
+from sluice.pipeline import Run, stage_ingest, stage_screen, stage_validate, stage_write
+from sluice.write import load_partition
+from tests.conftest import tiny_spec, tiny_suite
 
 HEADER = "id,amount,count,when,kind"
 DETECTORS: dict[str, list[dict[str, Any]]] = {
@@ -80,7 +84,90 @@ def read_work(run: Run, *names: str) -> dict[str, pl.DataFrame | None]:
     return {n: pl.read_parquet(run.file(n)) if run.file(n).exists() else None for n in names}
 
 
-def row_sets(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
-    """The rows of ``frame`` as a sorted list (lists in cells made tuples)."""
-    rows = [tuple(tuple(v) if isinstance(v, list) else v for v in r) for r in frame.rows()]
-    return sorted(rows, key=repr)
+def row_sets(frame: pl.DataFrame, root: Path | None = None) -> list[str]:
+    """The rows of ``frame``, each as its repr with ``root`` (the dataset's folder, in source
+    paths) written ``<root>``, sorted."""
+    rows = [repr(r) for r in frame.rows()]
+    if root is not None:
+        rows = [r.replace(str(root), "<root>") for r in rows]
+    return sorted(rows)
+
+
+def dataset(
+    root: Path,
+    files: dict[str, str],
+    *,
+    detectors: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """A dataset of the tiny schema and suite under ``root`` (its own folder), one CSV per
+    partition; returns the spec's path."""
+    root.mkdir(parents=True, exist_ok=True)
+    for day, text in files.items():
+        folder = root / "raw" / f"date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "data.csv").write_text(text, encoding="utf-8")
+    (root / "suite.json").write_text(json.dumps(tiny_suite()))
+    spec = {**tiny_spec(), "detectors": detectors or [], **(extra or {})}
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def run_stages(spec: Path, day: str, *, bounded: bool) -> dict[str, Any]:
+    """Ingest, validate and screen in memory, then the write stage bounded or in memory;
+    returns the committed manifest."""
+    run = prepared(spec, day)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLUICE_BOUNDED", "0")
+        stage_screen(run)
+        mp.setenv("SLUICE_BOUNDED", "1" if bounded else "0")
+        summary = stage_write(run)
+    manifest: dict[str, Any] = json.loads(Path(summary["manifest"]).read_text())
+    return manifest
+
+
+NUMBERS = (
+    "status",
+    "critical",
+    "verdict",
+    "counts",
+    "checksums",
+    "conservation",
+    "reasons",
+    "detectors",
+    "validation",
+    "schema",
+)
+
+
+def same_partition(memory: Path, bounded: Path) -> dict[str, Any]:
+    """Assert that two committed partitions (manifest paths of two copies of a dataset) hold
+    the same rows with the same reasons and numbers, Parquet files' rows in the same order (a
+    Delta table's order is its reader's); returns the in-memory manifest."""
+    want, got = load_partition(memory), load_partition(bounded)
+    for key in NUMBERS:
+        assert _rooted(got.manifest.get(key), bounded) == _rooted(want.manifest.get(key), memory), (
+            key
+        )
+    for side in ("clean", "quarantine", "failures"):
+        w, g = want.frames[side], got.frames[side]
+        assert g.schema == w.schema, side
+        assert row_sets(g, _root(bounded)) == row_sets(w, _root(memory)), side
+        if side != "failures" and side not in (want.manifest.get("tables") or {}):
+            assert g.get_column("_row_id").equals(w.get_column("_row_id")), side
+    for kind in ("outputs", "tables"):
+        for side, entry in (want.manifest.get(kind) or {}).items():
+            other = got.manifest[kind][side]
+            assert other.get("rows") == entry.get("rows"), side
+            assert other.get("checksum") == entry.get("checksum"), side
+    return want.manifest
+
+
+def _root(manifest: Path) -> Path:
+    """The dataset folder of a manifest at ``<root>/out/reports/<partition>/manifest.json``."""
+    return manifest.parents[3]
+
+
+def _rooted(value: Any, manifest: Path) -> str:
+    return json.dumps(value, sort_keys=True).replace(str(_root(manifest)), "<root>")
