@@ -213,7 +213,8 @@ def screen_bounded(run: Run, reference_from: LoadedSpec | None = None) -> dict[s
     ):
         for i, spec in enumerate(specs):
             features = list(dict.fromkeys(f.column for f in spec.feature_specs()))
-            on_batch = spec.fit == "batch" or (spec.fit == "auto" and reference is None)
+            on_reference = spec.fit in ("auto", "reference") and reference is not None
+            on_batch = not on_reference and not (spec.fit == "model" and spec.model is not None)
             at = _sample(spec, i, n) if on_batch else np.empty(0, dtype=np.intp)
             sample = _gather(frame_path, bad, features, rows, at)
             fitted, record, known = _fit(spec, i, sample, reference)

@@ -101,6 +101,16 @@ def test_reference_window(
     assert facts["reference"][0]["partition"] == "2024-01-01"
 
 
+def test_fit_reference_without_reference_rows_fits_on_the_batch(
+    make_dataset: SpecFactory, monkeypatch: pytest.MonkeyPatch, tiny_batches: None
+) -> None:
+    detectors = [{**DETECTORS["ecod"][0], "fit": "reference"}]
+    spec = make_dataset({DAY: hostile_csv(120, seed=12)}, detectors=detectors)
+    facts = _assert_same(prepared(spec, DAY), monkeypatch)
+    assert facts["models"][0]["fit_mode"] == "batch"
+    assert facts["models"][0]["n_fit"] > 90
+
+
 @pytest.mark.parametrize("n", [0, 1, 11])
 def test_empty_single_row_and_too_few_rows(
     n: int, make_dataset: SpecFactory, monkeypatch: pytest.MonkeyPatch, tiny_batches: None
