@@ -11,10 +11,12 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from sluice.core.errors import SluiceError
 from sluice.pipeline import bounded_write, run_partition
 from sluice.pipeline.bounded_screen import StreamWriter
 from sluice.write import ConservationError
-from tests.robustness.support import leftovers, snapshot
+from tests.robustness.corpus import CASES, Case
+from tests.robustness.support import leftovers, snapshot, write_dataset
 from tests.sluice.pipeline.bounded_support import (
     DETECTORS,
     dataset,
@@ -190,3 +192,18 @@ def test_sluice_run_bounded_equals_in_memory(tmp_path: Path) -> None:
     ]
     assert groups[0] == 1
     assert groups[1] >= manifest["counts"]["clean"] // 7  # one per batch of 7 rows in
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [c for c in CASES if c.error is None], ids=lambda c: c.name)
+def test_robustness_corpus(case: Case, tmp_path: Path, tiny_batches: None) -> None:
+    specs = [
+        write_dataset(tmp_path / side, {DAY: case.content}, fmt=case.fmt, schema=case.schema)
+        for side in ("memory", "bounded")
+    ]
+    try:
+        run_stages(specs[0], DAY, bounded=False)
+    except SluiceError:  # the corpus test checks these errors; here only runs count
+        pytest.skip("the case ends in an error before the write stage")
+    run_stages(specs[1], DAY, bounded=True)
+    same_partition(_manifest_path(specs[0]), _manifest_path(specs[1]))
