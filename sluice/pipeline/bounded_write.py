@@ -76,14 +76,15 @@ def read_back_stream(path: Path, sha256: str, column: str) -> pl.Series:
             if digest.hexdigest() != sha256:
                 raise ConservationError(f"{path} changed after it was written (sha256 differs)")
             f.seek(0)
-            parts = [
-                b.column(0).to_numpy(zero_copy_only=False)
-                for b in pq.ParquetFile(f).iter_batches(batch_size=1 << 16, columns=[column])
-            ]
-    except (OSError, pa.ArrowException) as exc:
+            parquet = pq.ParquetFile(f)
+            ids = np.empty(parquet.metadata.num_rows, dtype=np.uint64)
+            at = 0
+            for b in parquet.iter_batches(batch_size=1 << 16, columns=[column]):
+                ids[at : at + b.num_rows] = b.column(0).to_numpy(zero_copy_only=False)
+                at += b.num_rows
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise ConservationError(f"cannot read back {path}: {exc}") from None
-    ids = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
-    return pl.Series(column, ids, dtype=pl.UInt64)
+    return pl.Series(column, ids[:at], dtype=pl.UInt64)
 
 
 def _batches(run: Run, rows: int) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
@@ -137,10 +138,13 @@ def write_bounded(run: Run, backend: OutputBackend) -> _Staged:
         else run.file(f"bounded_{side}.parquet")
         for side in SIDES
     }
-    ids: dict[str, list[pl.Series]] = {"in": [], "clean": [], "quarantine": []}
+    n_in = pq.ParquetFile(run.file("frame.parquet")).metadata.num_rows
+    ids_in = np.empty(n_in, dtype=np.uint64)
+    is_clean = np.empty(n_in, dtype=np.bool_)
+    at = 0
     rows = batch_rows(len(frame_schema) + len(raw_schema))
     reasons: set[str] = set(failures.get_column("reason").unique().to_list())
-    if critical and pq.ParquetFile(run.file("frame.parquet")).metadata.num_rows:
+    if critical and n_in:
         reasons.update(f"{c}|{r}" for c, r, _ in critical)
     qmeta = {**meta, "sluice.rules": json.dumps(sorted(reasons))}
     meta_of = {"clean": meta, "quarantine": qmeta}
@@ -154,10 +158,20 @@ def write_bounded(run: Run, backend: OutputBackend) -> _Staged:
             got = split_rows(frame, raw, mine, declared, critical)
             write_batch(clean, got.clean)
             write_batch(held, got.quarantine)
-            ids["in"].append(batch_ids.get_column(ROW_ID))
-            ids["clean"].append(got.clean.get_column(ROW_ID))
-            ids["quarantine"].append(got.quarantine.get_column(ROW_ID))
-    side_ids = {k: _joined(v) for k, v in ids.items()}
+            batch = batch_ids.get_column(ROW_ID).to_numpy()
+            if at + len(batch) > n_in:
+                raise SluiceError(f"{run.work}: frame.parquet holds more rows than it counts")
+            ids_in[at : at + len(batch)] = batch
+            is_clean[at : at + len(batch)] = np.isin(batch, got.clean.get_column(ROW_ID).to_numpy())
+            at += len(batch)
+    if at != n_in:
+        raise SluiceError(f"{run.work}: frame.parquet holds fewer rows than it counts")
+    side_ids = {
+        "in": pl.Series(ROW_ID, ids_in, dtype=pl.UInt64),
+        "clean": pl.Series(ROW_ID, ids_in[is_clean], dtype=pl.UInt64),
+        "quarantine": pl.Series(ROW_ID, ids_in[~is_clean], dtype=pl.UInt64),
+    }
+    del ids_in, is_clean
     if isinstance(backend, PosixParquet):
         written = {side: _posix_entry(backend, side, targets[side]) for side in SIDES}
     elif isinstance(backend, DeltaTables):
@@ -183,10 +197,6 @@ def write_batch(writer: StreamWriter, frame: pl.DataFrame) -> None:
 
 def _writer(path: Path, empty: pl.DataFrame, metadata: Mapping[str, str] | None) -> StreamWriter:
     return StreamWriter(path, arrow_schema(empty.schema), dict(metadata) if metadata else None)
-
-
-def _joined(parts: list[pl.Series]) -> pl.Series:
-    return pl.concat(parts) if parts else pl.Series(ROW_ID, [], dtype=pl.UInt64)
 
 
 def _posix_entry(backend: PosixParquet, side: str, staged: Path) -> Written:
