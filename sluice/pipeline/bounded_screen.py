@@ -67,7 +67,8 @@ FAILURE_FILES = ("ingest_failures.parquet", "validation_failures.parquet")
 def iter_frames(path: Path, columns: Sequence[str] | None, rows: int) -> Iterator[pl.DataFrame]:
     """The rows of a Parquet file as polars frames of at most ``rows`` rows, in file order,
     holding ``columns`` only (all when None)."""
-    f = pq.ParquetFile(path)
+    # pre_buffer (pyarrow's default) caches every row group read so far until the reader closes
+    f = pq.ParquetFile(path, pre_buffer=False)
     for batch in f.iter_batches(
         batch_size=rows, columns=None if columns is None else list(columns)
     ):
