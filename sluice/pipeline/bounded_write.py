@@ -24,9 +24,9 @@ What grows with the partition's rows:
   concatenation and polars' hash sets, a few tens of bytes per row while it runs).
 
 Measured on the ``bench.bounded_stages`` partition (20 columns, ``SLUICE_MEMORY_BUDGET=4G``:
-batches of about 61,000 rows), split, write, read-back and conservation peak at 0.59 GB for
-1 M rows and 1.4 GB for 10 M rows; the rest of the write stage (the report builder) is not
-bounded yet.
+batches of about 61,000 rows), split, write, read-back and conservation peak at 0.64 GB for
+1 M rows and 1.0 GB for 10 M rows (0.78 GB before conservation); the rest of the write stage
+(the report builder) is not bounded yet.
 """
 
 from __future__ import annotations
