@@ -26,6 +26,7 @@ from sluice.decide import (
 )
 from sluice.ingest import polars_dtype
 from sluice.lineage import run_completed
+from sluice.pipeline.budget import use_bounded
 from sluice.pipeline.manifest import (
     Checksums,
     Conservation,
@@ -99,6 +100,10 @@ def backend_for(run: Run, commit: PartitionCommit) -> OutputBackend:
     """The dataset's storage backend (``outputs.format``) for this run's commit."""
     loaded = run.loaded
     if not loaded.delta:
+        if use_bounded(loaded, run.partition):
+            from sluice.pipeline.bounded_write import StreamedParquet
+
+            return StreamedParquet(commit, write=_write_parquet)
         return PosixParquet(commit, write=_write_parquet)
     return DeltaTables(
         {side: loaded.table_uri(side) for side in TABLE_SIDES},
@@ -111,6 +116,10 @@ def backend_for(run: Run, commit: PartitionCommit) -> OutputBackend:
 
 def _write(run: Run, backend: OutputBackend) -> _Staged:
     """Split rows into clean and quarantine and write them through the backend."""
+    if use_bounded(run.loaded, run.partition):
+        from sluice.pipeline.bounded_write import write_bounded
+
+        return write_bounded(run, backend)
     frame = pl.read_parquet(run.file("frame.parquet"))
     raw = pl.read_parquet(run.file("raw.parquet"))
     failures = concat_failures(

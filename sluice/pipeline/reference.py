@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from sluice.config import LoadedSpec, Partition
-from sluice.core.frame import ROW_ID
+from sluice.core.frame import ROW_ID, SOURCE_FILE, SOURCE_ROW
 from sluice.storage import open_output
 from sluice.write import NotCommitted
 
@@ -71,6 +71,10 @@ def verified_clean(
     if "clean" in tables:
         entry = tables["clean"]
         where: dict[str, Any] = {"table": entry["uri"], "table_version": entry["version"]}
+        if {SOURCE_FILE, SOURCE_ROW} <= set(frame.columns):
+            # delta-rs keeps no row order across the record batches of one write: put the rows
+            # back in ingest order (files sorted, records in order), which a fit's sample follows
+            frame = frame.sort(SOURCE_FILE, SOURCE_ROW, maintain_order=True)
     else:
         where = {"sha256": doc["outputs"]["clean"]["sha256"]}
     return frame.select(ROW_ID, *columns), {**where, "rows": frame.height}

@@ -91,6 +91,10 @@ def _screen(run: Run, reference_from: LoadedSpec | None = None) -> dict[str, Any
     ``reference_from`` (a replay's) is the spec whose committed partitions the reference
     window is read from, when not the run's own.
     """
+    if use_bounded(run.loaded, run.partition):
+        from sluice.pipeline.bounded_screen import screen_bounded
+
+        return screen_bounded(run, reference_from)
     frame = pl.read_parquet(run.file("frame.parquet"))
     earlier = concat_failures(
         pl.read_parquet(run.file(f))
