@@ -78,8 +78,8 @@ def partition_estimate(loaded: LoadedSpec, partition: Partition) -> int:
     return BASE_BYTES + factor * size
 
 
-def use_bounded(loaded: LoadedSpec, partition: Partition) -> bool:
-    """Whether ``partition`` is screened in bounded batches (``SLUICE_BOUNDED``, else by size)."""
+def forced_bounded() -> bool | None:
+    """``SLUICE_BOUNDED`` as a switch: True (``1``), False (``0``), or None when unset."""
     text = os.environ.get(BOUNDED_ENV, "").strip()
     if text in ("0", "1"):
         return text == "1"
@@ -91,6 +91,14 @@ def use_bounded(loaded: LoadedSpec, partition: Partition) -> bool:
             allowed="1 (always bounded), 0 (never) or unset (by the partition's size)",
             found=text,
         )
+    return None
+
+
+def use_bounded(loaded: LoadedSpec, partition: Partition) -> bool:
+    """Whether ``partition`` is screened in bounded batches (``SLUICE_BOUNDED``, else by size)."""
+    forced = forced_bounded()
+    if forced is not None:
+        return forced
     return partition_estimate(loaded, partition) > memory_budget()
 
 
@@ -120,6 +128,7 @@ __all__ = [
     "MEMORY_ENV",
     "available_memory",
     "batch_rows",
+    "forced_bounded",
     "memory_budget",
     "parse_bytes",
     "partition_estimate",

@@ -26,7 +26,6 @@ from sluice.decide import (
 )
 from sluice.ingest import polars_dtype
 from sluice.lineage import run_completed
-from sluice.pipeline.budget import use_bounded
 from sluice.pipeline.manifest import (
     Checksums,
     Conservation,
@@ -100,7 +99,7 @@ def backend_for(run: Run, commit: PartitionCommit) -> OutputBackend:
     """The dataset's storage backend (``outputs.format``) for this run's commit."""
     loaded = run.loaded
     if not loaded.delta:
-        if use_bounded(loaded, run.partition):
+        if run.bounded:
             from sluice.pipeline.bounded_write import StreamedParquet
 
             return StreamedParquet(commit, write=_write_parquet)
@@ -116,7 +115,7 @@ def backend_for(run: Run, commit: PartitionCommit) -> OutputBackend:
 
 def _write(run: Run, backend: OutputBackend) -> _Staged:
     """Split rows into clean and quarantine and write them through the backend."""
-    if use_bounded(run.loaded, run.partition):
+    if run.bounded:
         from sluice.pipeline.bounded_write import write_bounded
 
         return write_bounded(run, backend)
@@ -288,11 +287,10 @@ def _write_committed(
     )
     # report: scores, metrics.parquet and report.html, committed with the manifest; the report
     # builder is imported only now, when it is used
-    from sluice.pipeline.budget import use_bounded
     from sluice.pipeline.release import add_review_section
     from sluice.report import SCORES_NAME, append_history, stage_report
 
-    bounded = use_bounded(run.loaded, run.partition)
+    bounded = run.bounded
     report = stage_report(
         run.loaded, run.partition, run.file(SCORES_NAME), w, manifest.dump(), bounded=bounded
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import shutil
@@ -30,6 +31,7 @@ from sluice.config import LoadedSpec, Partition
 from sluice.core.errors import InputError, SluiceError
 from sluice.core.files import file_sha256
 from sluice.core.frame import EngineChoice
+from sluice.pipeline.budget import forced_bounded, use_bounded
 from sluice.pipeline.manifest import (
     AliasUse,
     DetectorRecord,
@@ -49,6 +51,7 @@ STAGES = ("ingest", "validate", "screen", "write")
 Side = Literal["clean", "quarantine", "reports"]
 SIDES: tuple[Side, ...] = ("clean", "quarantine", "reports")
 OWNER_NAME = "owner.json"
+BOUNDED_NAME = "bounded.json"
 log = logging.getLogger("sluice")
 
 
@@ -205,6 +208,30 @@ class Run:
     def file(self, name: str) -> Path:
         """A file in the work folder."""
         return self.work / name
+
+    @property
+    def bounded(self) -> bool:
+        """Whether this run works in bounded batches (:func:`sluice.pipeline.budget.use_bounded`).
+
+        ``SLUICE_BOUNDED`` decides when set. Otherwise the partition's size against the memory
+        budget decides, once, at the first stage that asks once the work folder exists, and the
+        answer is kept there: the budget follows the memory available, which changes while a run
+        goes on, and every stage of one run takes the same path.
+        """
+        forced = forced_bounded()
+        if forced is not None:
+            return forced
+        marker = self.file(BOUNDED_NAME)
+        try:
+            return bool(json.loads(marker.read_bytes())["bounded"])
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SluiceError(f"run {self.run_id}: {marker} cannot be read ({exc})") from None
+        decided = use_bounded(self.loaded, self.partition)
+        if self.work.is_dir():
+            write_json({"bounded": decided}, marker)
+        return decided
 
     def record(self, stage: str, seconds: float, **facts: Any) -> None:
         """Keep a stage's timing and facts for the manifest, checked against its model."""

@@ -15,7 +15,6 @@ from sluice.config import LoadedSpec
 from sluice.core.failures import concat_failures
 from sluice.ingest import ingest
 from sluice.lineage import run_started
-from sluice.pipeline.budget import use_bounded
 from sluice.pipeline.recovery import recover_for_run
 from sluice.pipeline.reference import reference_rows
 from sluice.pipeline.run import OWNER_NAME, Run, output_roots, run_owner, timed
@@ -41,7 +40,7 @@ def _ingest(run: Run, inputs: Mapping[str, bytes] | None = None) -> dict[str, An
         recover_for_run(run, roots)
         run.work.mkdir(parents=True, exist_ok=True)
         write_json(owner, run.file(OWNER_NAME))
-    if inputs is None and use_bounded(run.loaded, run.partition):
+    if inputs is None and run.bounded:
         from sluice.pipeline.bounded_ingest import ingest_bounded
 
         return ingest_bounded(run)
@@ -62,7 +61,7 @@ def _ingest(run: Run, inputs: Mapping[str, bytes] | None = None) -> dict[str, An
 
 def _validate(run: Run) -> dict[str, Any]:
     """Run the suite and the keys check; keep the per-row failures and every verdict."""
-    if use_bounded(run.loaded, run.partition):
+    if run.bounded:
         from sluice.pipeline.bounded_validate import validate_bounded
 
         return validate_bounded(run)
@@ -91,7 +90,7 @@ def _screen(run: Run, reference_from: LoadedSpec | None = None) -> dict[str, Any
     ``reference_from`` (a replay's) is the spec whose committed partitions the reference
     window is read from, when not the run's own.
     """
-    if use_bounded(run.loaded, run.partition):
+    if run.bounded:
         from sluice.pipeline.bounded_screen import screen_bounded
 
         return screen_bounded(run, reference_from)

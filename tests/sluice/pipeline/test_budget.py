@@ -5,6 +5,7 @@ import pytest
 from sluice.config import find_spec
 from sluice.core.errors import ConfigError
 from sluice.pipeline import budget
+from sluice.pipeline.run import Run
 from tests.conftest import SpecFactory
 
 
@@ -38,3 +39,18 @@ def test_batch_rows_follow_the_budget_or_the_setting(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv(budget.BATCH_ROWS_ENV, "0")
     with pytest.raises(ConfigError, match="SLUICE_BATCH_ROWS"):
         budget.batch_rows(20)
+
+
+def test_a_run_keeps_the_size_judgement_of_its_first_stage(
+    make_dataset: SpecFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = make_dataset({"2024-03-01": "id,fare\n1,2.5\n"})
+    run = Run.prepare(str(spec), "2024-03-01")
+    estimate = budget.partition_estimate(run.loaded, run.partition)
+    run.work.mkdir(parents=True)
+    monkeypatch.setenv(budget.MEMORY_ENV, str(estimate - 1))
+    assert run.bounded
+    monkeypatch.setenv(budget.MEMORY_ENV, str(estimate + 1))
+    assert run.bounded, "the memory available changed while the run went on"
+    monkeypatch.setenv(budget.BOUNDED_ENV, "0")
+    assert not run.bounded
