@@ -45,6 +45,7 @@ import yaml
 from bench.e2e import DAY, SCHEMA, sluice_cmd
 from bench.peer import FEATURES
 from bench.validate import SUITE, generate
+from sluice.core.memory import STAGE_LOG_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNK_ROWS = 250_000
@@ -71,6 +72,7 @@ class Measured:
     spilled_mb: float
     code: int
     stages_s: dict[str, float] = field(default_factory=dict)
+    stage_peak_mb: dict[str, float] = field(default_factory=dict)
 
 
 def label(rows: int) -> str:
@@ -227,18 +229,32 @@ def run_sluice(folder: Path, rows: int, mode: str, detector: str) -> Measured:
     """``sluice run`` of the partition in ``mode``, measured, with its manifest's stage times."""
     spec = write_spec(folder, mode, detector)
     work = folder / f"out-{mode}" / "reports" / ".work"
+    stage_log = folder / "logs" / f"stages-{mode}.jsonl"
+    stage_log.unlink(missing_ok=True)
     got = measure(
         f"sluice {mode}",
         rows,
         sluice_cmd("run", str(spec), "--partition", DAY, "--force"),
-        _env(mode),
+        {**_env(mode), STAGE_LOG_ENV: str(stage_log)},
         folder / "logs" / f"sluice-{mode}.log",
         spill=work,
     )
     manifest = manifest_of(folder, mode) if got.code in (0, 1) else None
     timings = (manifest or {}).get("timings_s") or {}
     stages = {s: float(timings[s]) for s in STAGES if timings.get(s) is not None}
-    return Measured(**{**asdict(got), "stages_s": stages})
+    return Measured(**{**asdict(got), "stages_s": stages, "stage_peak_mb": stage_peaks(stage_log)})
+
+
+def stage_peaks(path: Path) -> dict[str, float]:
+    """The process's peak RSS in MB at the end of each stage, from the run's stage log
+    (``SLUICE_STAGE_LOG``: a high-water mark, so a stage that raised it shows the new value)."""
+    if not path.exists():
+        return {}
+    peaks: dict[str, float] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        peaks[entry["stage"]] = round(entry["peak_rss_bytes"] / 2**20, 1)
+    return peaks
 
 
 def bench_size(data: Path, rows: int, modes: list[str], detector: str) -> list[Measured]:
@@ -271,16 +287,18 @@ def table(results: list[Measured]) -> str:
     """The results as a Markdown table, with wall and CPU ratios to the floor of each size."""
     head = "| rows | command | wall s | CPU s | peak RSS MB | spilled MB | "
     head += " | ".join(f"{s} s" for s in STAGES) + " | wall / floor | CPU / floor | exit |"
-    lines = [head, "|---|---|" + "---:|" * (len(STAGES) + 7)]
+    head += " peak MB after " + " / ".join(STAGES) + " |"
+    lines = [head, "|---|---|" + "---:|" * (len(STAGES) + 8)]
     floors = {m.rows: m for m in results if m.name == "floor"}
     for m in results:
         f = floors.get(m.rows)
         rw = f"{m.wall_s / f.wall_s:.1f}" if f and f.wall_s else ""
         rc = f"{m.cpu_s / f.cpu_s:.1f}" if f and f.cpu_s else ""
         stages = " | ".join(str(m.stages_s.get(s, "")) for s in STAGES)
+        peaks = " / ".join(f"{m.stage_peak_mb[s]:.0f}" for s in STAGES if s in m.stage_peak_mb)
         lines.append(
             f"| {label(m.rows)} | {m.name} | {m.wall_s} | {m.cpu_s} | {m.peak_rss_mb} "
-            f"| {m.spilled_mb} | {stages} | {rw} | {rc} | {m.code} |"
+            f"| {m.spilled_mb} | {stages} | {rw} | {rc} | {m.code} | {peaks} |"
         )
     return "\n".join(lines)
 

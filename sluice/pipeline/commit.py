@@ -18,6 +18,7 @@ from sluice.audit.store import StoreError
 from sluice.config import TABLE_SIDES
 from sluice.core.failures import concat_failures
 from sluice.core.frame import ROW_ID
+from sluice.core.memory import note_stage
 from sluice.core.versions import versions
 from sluice.decide import (
     Split,
@@ -242,6 +243,7 @@ def _write_committed(
         "screen": screened.seconds,
         "write": round(time.perf_counter() - t0, 4),
     }
+    note_stage(run.run_id, "write", timings["write"])
     manifest = Manifest(
         run_id=run.run_id,
         dataset=run.loaded.name,
@@ -294,6 +296,7 @@ def _write_committed(
     report = stage_report(
         run.loaded, run.partition, run.file(SCORES_NAME), w, manifest.dump(), bounded=bounded
     )
+    note_stage(run.run_id, "report", report.seconds)
     if report.problem is not None:
         verdict = with_cause(verdict, report_cause(report.problem))
     elif "report" in report.outputs and add_review_section(

@@ -31,6 +31,7 @@ from sluice.config import LoadedSpec, Partition
 from sluice.core.errors import InputError, SluiceError
 from sluice.core.files import file_sha256
 from sluice.core.frame import EngineChoice
+from sluice.core.memory import note_stage
 from sluice.pipeline.budget import forced_bounded, use_bounded
 from sluice.pipeline.manifest import (
     AliasUse,
@@ -303,7 +304,9 @@ def timed(fn: Callable[[Run], dict[str, Any]], stage: str) -> Callable[[Run], No
     def wrapper(run: Run) -> None:
         t0 = time.perf_counter()
         facts = fn(run)
-        run.record(stage, time.perf_counter() - t0, **facts)
+        seconds = time.perf_counter() - t0
+        run.record(stage, seconds, **facts)
+        note_stage(run.run_id, stage, seconds)
 
     wrapper.__name__ = f"stage_{stage}"
     wrapper.__doc__ = fn.__doc__
