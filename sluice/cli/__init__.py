@@ -530,7 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = COMMANDS[args.command](args)
         if wants_json and args.document is not None and code in (EXIT_OK, EXIT_FAILED):
             _print_json(args.document)
-        sys.stdout.flush()
+        if sys.stdout is not None:  # None when started with stdout closed
+            sys.stdout.flush()
         return code
     except BrokenPipeError:
         # the reader of stdout went away (`sluice ... | head`): what was to be done is done
