@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+import pyarrow.parquet as pq
 
 from sluice.config import Partition
 from sluice.core.frame import MALFORMED, PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW
@@ -97,6 +98,23 @@ class RunOutputs:
             .select(pl.nth([have.index(c) for c in names]))
             .collect()
         )
+
+    def clean_has_more_values_than(self, name: str, limit: int) -> bool:
+        """Whether the clean rows' column ``name`` holds more than ``limit`` distinct values
+        (null counts as one), exactly, reading a clean file by row group and stopping as soon
+        as the answer is yes: a unique key column costs one row group, not a hash of every row."""
+        if self.clean_file is None:
+            return int(self.clean.get_column(name).n_unique()) > limit
+        index = list(self.clean.columns).index(name)
+        seen: set[Any] = set()
+        parquet = pq.ParquetFile(self.clean_file, pre_buffer=False)
+        for batch in parquet.iter_batches(
+            batch_size=65_536, columns=[parquet.schema_arrow.names[index]]
+        ):
+            seen.update(pl.from_arrow(batch).to_series().unique().to_list())  # type: ignore[union-attr]
+            if len(seen) > limit:
+                return True
+        return False
 
     @property
     def rows_in(self) -> int:

@@ -124,7 +124,20 @@ def segment_bias(outputs: RunOutputs, policy: SegmentPolicy | None = None) -> li
         if n and k not in (0, n):
             screened[detector] = (ids, k / n)
     candidates: list[tuple[str, str, str, int, int, float]] = []
+    # when every detector screened every clean row, a column with too many values among the
+    # clean rows has too many among each detector's screened rows: it is passed over before it
+    # is read whole (a unique key costs one row group, not a hash of every row)
+    quarantined = (
+        outputs.quarantine.select(ROW_ID) if ROW_ID in outputs.quarantine.columns else None
+    )
+    all_clean_screened = all(
+        (ids.height if quarantined is None else ids.join(quarantined, on=ROW_ID, how="anti").height)
+        == outputs.clean_rows
+        for ids, _ in screened.values()
+    )
     for column in columns if screened else []:
+        if all_clean_screened and outputs.clean_has_more_values_than(column, pol.max_categories):
+            continue
         values = _values(outputs, column)
         for detector, (ids, overall) in screened.items():
             joined = ids.join(values, on=ROW_ID, how="left")
