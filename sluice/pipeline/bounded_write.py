@@ -52,8 +52,8 @@ from sluice.pipeline.budget import batch_rows
 from sluice.pipeline.run import Run
 from sluice.screening import critical_checks, split_rows
 from sluice.storage import DeltaTables, OutputBackend, PosixParquet, Written, kill_point
-from sluice.storage.delta import COMMIT_RETRIES, _storable, _version_of, _why
-from sluice.write import PARQUET_NAME, ConservationError, OutputError, describe
+from sluice.storage.delta import _storable, refuse_key_column, replace_partition
+from sluice.write import PARQUET_NAME, ConservationError, describe
 
 if TYPE_CHECKING:
     from sluice.pipeline.commit import _Staged
@@ -217,16 +217,9 @@ def _delta_write(
 ) -> Written:
     """Stream a staged side into its Delta table: one predicate overwrite of the partition, as
     :func:`sluice.storage.delta.write_partition` makes it."""
-    from deltalake import CommitProperties, DeltaTable, write_deltalake
-    from deltalake.exceptions import DeltaError, TableNotFoundError
-
     uri, column, value = backend.uris[side], backend.column, backend.value
     schema = pl.read_parquet_schema(staged)
-    if column in schema:
-        raise OutputError(
-            f"{uri}: the rows have a column {column!r}, the name of the partition key that "
-            "partitions the Delta table; rename the column or the partition key"
-        )
+    refuse_key_column(uri, schema, column)
     count = 0
     total = 0
 
@@ -244,41 +237,15 @@ def _delta_write(
             total = (total + int(checksum(frame.get_column(ROW_ID)), 16)) % (1 << 64)
             yield from storable(frame).cast(target).to_batches()
 
-    reader = pa.RecordBatchReader.from_batches(target, batches())
-    options = dict(backend.storage_options) or None
-    props = CommitProperties(
-        custom_metadata={**metadata, "sluice.side": side, "sluice.run_id": backend.run_id},
-        max_commit_retries=COMMIT_RETRIES,
+    version = replace_partition(
+        uri,
+        pa.RecordBatchReader.from_batches(target, batches()),
+        column=column,
+        value=value,
+        metadata={**metadata, "sluice.side": side},
+        run_id=backend.run_id,
+        storage_options=dict(backend.storage_options) or None,
     )
-    quoted = value.replace("'", "''")
-    try:
-        try:
-            DeltaTable(uri, storage_options=options, without_files=True)
-            exists = True
-        except TableNotFoundError:
-            exists = False
-        if exists:
-            write_deltalake(
-                uri,
-                reader,
-                mode="overwrite",
-                predicate=f"{column} = '{quoted}'",
-                schema_mode="merge",
-                storage_options=options,
-                commit_properties=props,
-            )
-        else:
-            write_deltalake(
-                uri,
-                reader,
-                mode="append",
-                partition_by=[column],
-                storage_options=options,
-                commit_properties=props,
-            )
-        version = _version_of(DeltaTable(uri, storage_options=options), backend.run_id)
-    except (DeltaError, OSError, ValueError) as exc:
-        raise OutputError(f"cannot write the Delta table {uri}: {_why(exc)}") from None
     kill_point(side)
     entry: dict[str, Any] = {
         "format": "delta",

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from sluice.core.errors import SluiceError
 from sluice.core.frame import ROW_ID
 from sluice.write import NotCommitted, OutputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 KILL_AT_ENV = "SLUICE_TEST_KILL_AT"
 """Test hook: the name of a commit step (``clean``, ``quarantine``, ``failures``, ``manifest``)
@@ -132,15 +135,45 @@ def write_partition(
     commit's ``custom_metadata`` with ``sluice.run_id``; the version returned is the one whose
     commit carries this run id (another writer may have committed since).
     """
-    from deltalake import CommitProperties, DeltaTable, write_deltalake
-    from deltalake.exceptions import DeltaError, TableNotFoundError
+    refuse_key_column(uri, frame.columns, column)
+    data = _storable(frame).with_columns(pl.lit(value, dtype=pl.String).alias(column))
+    version = replace_partition(
+        uri,
+        data.to_arrow(),
+        column=column,
+        value=value,
+        metadata=metadata,
+        run_id=run_id,
+        storage_options=storage_options,
+    )
+    return TableSlice(uri, version, column, value, storage_options)
 
-    if column in frame.columns:
+
+def refuse_key_column(uri: str, columns: Iterable[str], column: str) -> None:
+    """Refuse rows holding a column named as the partition key of the table at ``uri``."""
+    if column in columns:
         raise OutputError(
             f"{uri}: the rows have a column {column!r}, the name of the partition key that "
             "partitions the Delta table; rename the column or the partition key"
         )
-    data = _storable(frame).with_columns(pl.lit(value, dtype=pl.String).alias(column))
+
+
+def replace_partition(
+    uri: str,
+    data: pa.Table | pa.RecordBatchReader,
+    *,
+    column: str,
+    value: str,
+    metadata: Mapping[str, str],
+    run_id: str,
+    storage_options: Mapping[str, str] | None = None,
+) -> int:
+    """Replace the partition ``column = value`` of the table at ``uri`` with ``data`` (Arrow
+    rows that already hold ``column``, as a table or a stream of batches) in one commit; the
+    table is made when absent. Returns the version whose commit carries ``run_id``."""
+    from deltalake import CommitProperties, DeltaTable, write_deltalake
+    from deltalake.exceptions import DeltaError, TableNotFoundError
+
     quoted = value.replace("'", "''")
     props = CommitProperties(
         custom_metadata={**metadata, "sluice.run_id": run_id}, max_commit_retries=COMMIT_RETRIES
@@ -155,7 +188,7 @@ def write_partition(
         if exists:
             write_deltalake(
                 uri,
-                data.to_arrow(),
+                data,
                 mode="overwrite",
                 predicate=f"{column} = '{quoted}'",
                 schema_mode="merge",
@@ -165,16 +198,15 @@ def write_partition(
         else:
             write_deltalake(
                 uri,
-                data.to_arrow(),
+                data,
                 mode="append",
                 partition_by=[column],
                 storage_options=options,
                 commit_properties=props,
             )
-        version = _version_of(DeltaTable(uri, storage_options=options), run_id)
+        return _version_of(DeltaTable(uri, storage_options=options), run_id)
     except (DeltaError, OSError, ValueError) as exc:
         raise OutputError(f"cannot write the Delta table {uri}: {_why(exc)}") from None
-    return TableSlice(uri, version, column, value, storage_options)
 
 
 def _version_of(table: Any, run_id: str) -> int:
