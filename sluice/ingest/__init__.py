@@ -86,15 +86,7 @@ def ingest(
         sources.append(s)
     retyped = _retyped(sources)
     frames = [_undeclared_as_text(f, r, retyped, loaded) for f, r in zip(frames, raws, strict=True)]
-    try:
-        frame = pl.concat(frames, how="diagonal_relaxed")
-        raw = pl.concat(raws, how="diagonal_relaxed")
-    except pl.exceptions.PolarsError as exc:
-        first = str(exc).strip().split("\n", 1)[0]
-        raise InputError(
-            f"{loaded.name} {partition.dirname}: the files' columns cannot be put together "
-            f"({', '.join(paths)}): {first}"
-        ) from None
+    frame, raw = combine(frames, raws, f"{loaded.name} {partition.dirname}", paths)
     if frame[ROW_ID].n_unique() != frame.height:
         raise InputError(
             f"{loaded.name} {partition.dirname}: two source files have identical bytes "
@@ -121,6 +113,20 @@ def _layout(
     missing = tuple(c for c in declared if c not in seen)
     extra = tuple(c for c in seen if c not in declared)
     return missing, extra, [*PROVENANCE, *[c for c in declared if c in seen], *extra]
+
+
+def combine(
+    frames: Sequence[pl.DataFrame], raws: Sequence[pl.DataFrame], what: str, paths: Sequence[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The files' typed rows and raw text, each put together (columns by name); an
+    :class:`InputError` naming ``what`` and the files when their columns cannot be."""
+    try:
+        return pl.concat(frames, how="diagonal_relaxed"), pl.concat(raws, how="diagonal_relaxed")
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).strip().split("\n", 1)[0]
+        raise InputError(
+            f"{what}: the files' columns cannot be put together ({', '.join(paths)}): {first}"
+        ) from None
 
 
 def _retyped(sources: Sequence[SourceFile]) -> dict[str, dict[str, str]]:

@@ -410,7 +410,7 @@ def plan_partition(
 
     Raises the :class:`InputError` ingest raises for a header, keys or schema it refuses.
     """
-    from sluice.ingest import _layout, _retyped, _undeclared_as_text
+    from sluice.ingest import _layout, _retyped, _undeclared_as_text, combine
 
     spec = loaded.spec
     files = [_plan_file(path, loaded, rows) for path in paths]
@@ -421,15 +421,7 @@ def plan_partition(
         assert f.empty is not None
         frames.append(_undeclared_as_text(f.empty.frame, f.empty.raw, retyped, loaded))
         raws.append(f.empty.raw)
-    try:
-        frame = pl.concat(frames, how="diagonal_relaxed")
-        raw = pl.concat(raws, how="diagonal_relaxed")
-    except pl.exceptions.PolarsError as exc:
-        first = str(exc).strip().split("\n", 1)[0]
-        raise InputError(
-            f"{loaded.name} {partition.dirname}: the files' columns cannot be put together "
-            f"({', '.join(paths)}): {first}"
-        ) from None
+    frame, raw = combine(frames, raws, f"{loaded.name} {partition.dirname}", paths)
     missing, extra, order = _layout(frame.columns, list(spec.columns))
     raw_order = [ROW_ID, *[c for c in order if c in raw.columns and c != ROW_ID]]
     return Plan(
