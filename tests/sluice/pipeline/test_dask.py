@@ -207,6 +207,20 @@ def _single_process(spec: Path, root: Path, days: list[dt.date]) -> dict[str, An
     return got
 
 
+def _start_backfill(address: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``sluice backfill`` of every day of :data:`DAYS` on the cluster at ``address``, started."""
+    exe = str(Path(sys.executable).with_name("sluice"))
+    args = ["backfill", "trips", "--start", str(DAYS[0]), "--end", str(DAYS[-1]), "--json"]
+    return subprocess.Popen(
+        [exe, *args, "--dask", address],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _committed_once(root: Path, days: list[dt.date]) -> None:
     """Each partition was committed by exactly one run (the kept manifests of its runs)."""
     for day in days:
@@ -288,21 +302,7 @@ def test_a_worker_killed_mid_task_costs_only_its_task(tmp_path: Path) -> None:
     with cluster(tmp_path / "cluster", [None, None], env=hold) as dask:
         expected = _single_process(spec, root, DAYS)  # while the workers start
         dask.ready()
-        args = ["backfill", "trips", "--start", str(DAYS[0]), "--end", str(DAYS[-1])]
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("sluice")),
-                *args,
-                "--dask",
-                dask.address,
-                "--json",
-            ],
-            env=_env(spec),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _start_backfill(dask.address, _env(spec))
         try:
             deadline = time.monotonic() + 180
             while not held.exists() or not held.read_text():
@@ -344,18 +344,9 @@ def test_prepared_partitions_survive_the_death_of_the_worker_that_prepared_them(
     held = tmp_path / "held.json"
     hold = {HOLD_PARTITION_ENV: str(DAYS[0]), HOLD_FILE_ENV: str(held), HOLD_SECONDS_ENV: "8"}
     work = root / "reports" / "trips" / ".work"
-    exe = str(Path(sys.executable).with_name("sluice"))
-    args = ["backfill", "trips", "--start", str(DAYS[0]), "--end", str(DAYS[-1]), "--json"]
     with cluster(tmp_path / "cluster", [None, None], env=hold) as dask:
         dask.ready()
-        proc = subprocess.Popen(
-            [exe, *args, "--dask", dask.address],
-            env=_env(spec),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _start_backfill(dask.address, _env(spec))
         try:
             deadline = time.monotonic() + 180
             while len(list(work.glob("*/screen.json"))) < len(DAYS):
@@ -446,18 +437,10 @@ def test_a_cluster_that_loses_every_worker_fails_clearly_and_resumes(tmp_path: P
     held = tmp_path / "held.json"
     hold = {HOLD_PARTITION_ENV: HELD, HOLD_FILE_ENV: str(held)}
     args = ["backfill", "trips", "--start", str(DAYS[0]), "--end", str(DAYS[-1]), "--json"]
-    exe = str(Path(sys.executable).with_name("sluice"))
     with cluster(tmp_path / "cluster", [None], env=hold) as dask:
         expected = _single_process(spec, root, DAYS)  # while the worker starts
         dask.ready()
-        proc = subprocess.Popen(
-            [exe, *args, "--dask", dask.address],
-            env=_env(spec, **{NO_WORKERS_ENV: "3"}),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _start_backfill(dask.address, _env(spec, **{NO_WORKERS_ENV: "3"}))
         try:
             deadline = time.monotonic() + 180
             while not held.exists() or not held.read_text():
@@ -502,18 +485,9 @@ def test_a_lost_scheduler_fails_the_unprepared_partitions_without_a_traceback(
     spec = _project(tmp_path / "project", root)
     held = tmp_path / "held.json"
     hold = {HOLD_PARTITION_ENV: HELD, HOLD_FILE_ENV: str(held)}
-    exe = str(Path(sys.executable).with_name("sluice"))
-    args = ["backfill", "trips", "--start", str(DAYS[0]), "--end", str(DAYS[-1]), "--json"]
     with cluster(tmp_path / "cluster", [None, None], env=hold) as dask:
         dask.ready()
-        proc = subprocess.Popen(
-            [exe, *args, "--dask", dask.address],
-            env=_env(spec),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _start_backfill(dask.address, _env(spec))
         try:
             deadline = time.monotonic() + 180
             while not held.exists() or not held.read_text():
