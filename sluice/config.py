@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from detectors.spec import DetectorSpec
-from sluice.core.dask_address import dask_address
+from sluice.core.dask_address import dask_address, is_loopback
 from sluice.core.errors import ConfigError
 from sluice.core.files import SPEC_LIMIT, config_error, read_regular, sha256_hex
 
@@ -482,14 +482,25 @@ class ExecutionSpec(_Strict):
 
     dask: str | None = Field(
         default=None,
-        description="Address of a Dask scheduler (`tcp://host:8786`; tcp, tls, ws or wss) that "
-        "prepares a backfill's partitions; `--dask` and SLUICE_DASK_ADDRESS take precedence.",
+        description="Address of a Dask scheduler on this machine (`tcp://127.0.0.1:8786`; tcp, "
+        "tls, ws or wss) that prepares a backfill's partitions. A remote cluster is named with "
+        "`--dask` or SLUICE_DASK_ADDRESS, which take precedence: a Dask client unpickles what "
+        "its scheduler sends, so a spec file does not choose a remote one.",
     )
 
     @field_validator("dask")
     @classmethod
     def _address(cls, v: str | None) -> str | None:
-        return None if v is None else dask_address(v)
+        if v is None:
+            return None
+        address = dask_address(v)
+        if not is_loopback(address):
+            raise ValueError(
+                f"{v!r} is not on this machine: a Dask client unpickles what its scheduler "
+                "sends, so configuration names only a local one (localhost, 127.0.0.1, ::1); "
+                "name a remote cluster with --dask or SLUICE_DASK_ADDRESS"
+            )
+        return address
 
 
 class Threshold(_Strict):

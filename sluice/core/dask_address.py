@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 SCHEMES = ("tcp", "tls", "ws", "wss")
@@ -26,3 +27,15 @@ def dask_address(text: str) -> str:
     if not 1 <= port <= 65535:
         raise ValueError(f"{text!r}: port {port} is not between 1 and 65535")
     return f"{scheme}://{match.group('host')}:{port}"
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a checked address (:func:`dask_address`) names this machine (localhost, 127.0.0.0/8
+    or ::1)."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -29,7 +29,7 @@ import polars as pl
 import pytest
 
 from sluice.config import find_spec
-from sluice.core.dask_address import dask_address
+from sluice.core.dask_address import dask_address, is_loopback
 from sluice.core.errors import ConfigError
 from sluice.demo_data import generate
 from sluice.pipeline.cluster import ADDRESS_ENV, Address, ClusterError, probe_scheduler
@@ -241,13 +241,20 @@ def test_addresses_come_from_the_option_the_environment_or_the_spec(
     for bad in ("scheduler", "inproc://x:1", "tcp://h:0", "tcp://h:99999", "http://h:80", ""):
         with pytest.raises(ValueError, match=r"scheduler address|scheme|port"):
             dask_address(bad)
+    for here in ("localhost:1", "127.0.0.2:1", "tls://[::1]:1", "LOCALHOST:1"):
+        assert is_loopback(dask_address(here)), here
+    for there in ("10.0.0.1:1", "localhost.example.com:1", "[2001:db8::1]:1", "host:1"):
+        assert not is_loopback(dask_address(there)), there
     spec = _project(tmp_path, tmp_path / "data")
     spec.write_text(spec.read_text() + "execution:\n  dask: spec-host:8786\n")
+    with pytest.raises(ConfigError, match=r"execution\.dask.*not on this machine.*--dask"):
+        find_spec(str(spec))  # a spec cannot make sluice unpickle a remote host's answers
+    spec.write_text(spec.read_text().replace("spec-host:8786", "127.0.0.1:8786"))
     loaded = find_spec(str(spec))
     monkeypatch.delenv(ADDRESS_ENV, raising=False)
     found = resolve(None, loaded)
     assert found is not None
-    assert found.address == "tcp://spec-host:8786"
+    assert found.address == "tcp://127.0.0.1:8786"
     assert found.source.startswith(f"execution.dask in {spec}:")
     monkeypatch.setenv(ADDRESS_ENV, "env-host:1")
     assert resolve(None, loaded) == Address("tcp://env-host:1", ADDRESS_ENV)
@@ -259,7 +266,7 @@ def test_addresses_come_from_the_option_the_environment_or_the_spec(
         resolve(None, loaded)
     monkeypatch.delenv(ADDRESS_ENV)
     assert resolve(None, find_spec(str(_project(tmp_path / "b", tmp_path / "d")))) is None
-    spec.write_text(spec.read_text().replace("spec-host:8786", "ftp://spec-host:8786"))
+    spec.write_text(spec.read_text().replace("127.0.0.1:8786", "ftp://127.0.0.1:8786"))
     with pytest.raises(ConfigError, match=r"execution\.dask"):
         find_spec(str(spec))
 
