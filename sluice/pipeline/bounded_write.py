@@ -46,11 +46,10 @@ from sluice.core.errors import SluiceError
 from sluice.core.failures import concat_failures
 from sluice.core.frame import ROW_ID
 from sluice.decide import Split, checksum, partition_failures
-from sluice.ingest import polars_dtype
 from sluice.pipeline.bounded_screen import StreamWriter, arrow_schema, iter_frames
 from sluice.pipeline.budget import batch_rows
 from sluice.pipeline.run import Run
-from sluice.screening import critical_checks, split_rows
+from sluice.screening import split_rows
 from sluice.storage import DeltaTables, OutputBackend, PosixParquet, Written, kill_point
 from sluice.storage.delta import _storable, refuse_key_column, replace_partition
 from sluice.write import PARQUET_NAME, ConservationError, describe
@@ -111,16 +110,9 @@ def _batches(run: Run, rows: int) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]
 def write_bounded(run: Run, backend: OutputBackend) -> _Staged:
     """Split the partition batch by batch and write each side as a stream through ``backend``;
     what ``sluice.pipeline.commit._write`` returns, with each side's ``_row_id`` only."""
-    from sluice.pipeline.commit import _Staged
+    from sluice.pipeline.commit import _Staged, split_inputs
 
-    failures = concat_failures(
-        pl.read_parquet(run.file(f"{s}_failures.parquet"))
-        for s in ("ingest", "validation", "screen")
-    )
-    declared = {c: polars_dtype(s) for c, s in run.loaded.spec.columns.items()}
-    critical = critical_checks(
-        run.facts("ingest")["missing_columns"], run.facts("validate")["verdicts"]
-    )
+    failures, declared, critical = split_inputs(run)
     frame_schema = pl.read_parquet_schema(run.file("frame.parquet"))
     raw_schema = pl.read_parquet_schema(run.file("raw.parquet"))
     empty = split_rows(

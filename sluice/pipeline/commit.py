@@ -114,14 +114,11 @@ def backend_for(run: Run, commit: PartitionCommit) -> OutputBackend:
     )
 
 
-def _write(run: Run, backend: OutputBackend) -> _Staged:
-    """Split rows into clean and quarantine and write them through the backend."""
-    if run.bounded:
-        from sluice.pipeline.bounded_write import write_bounded
-
-        return write_bounded(run, backend)
-    frame = pl.read_parquet(run.file("frame.parquet"))
-    raw = pl.read_parquet(run.file("raw.parquet"))
+def split_inputs(
+    run: Run,
+) -> tuple[pl.DataFrame, dict[str, pl.DataType], list[tuple[str, str, str]]]:
+    """What the split of a run's rows needs besides the rows: the failures of every stage, the
+    declared columns' types and the critical checks that failed."""
     failures = concat_failures(
         pl.read_parquet(run.file(f"{s}_failures.parquet"))
         for s in ("ingest", "validation", "screen")
@@ -130,6 +127,18 @@ def _write(run: Run, backend: OutputBackend) -> _Staged:
     critical = critical_checks(
         run.facts("ingest")["missing_columns"], run.facts("validate")["verdicts"]
     )
+    return failures, declared, critical
+
+
+def _write(run: Run, backend: OutputBackend) -> _Staged:
+    """Split rows into clean and quarantine and write them through the backend."""
+    if run.bounded:
+        from sluice.pipeline.bounded_write import write_bounded
+
+        return write_bounded(run, backend)
+    frame = pl.read_parquet(run.file("frame.parquet"))
+    raw = pl.read_parquet(run.file("raw.parquet"))
+    failures, declared, critical = split_inputs(run)
     result = split_rows(frame, raw, failures, declared, critical)
     part = run.partition
     meta = {
