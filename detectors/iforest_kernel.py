@@ -78,9 +78,12 @@ def leaf_sums(  # noqa: PLR0917 (numba takes no keyword-only parameters)
             acc[i] = 0.0
         for t in range(roots.shape[0]):
             tree = node[roots[t] :]
+            # the root is the same node for every row: its split is read once, not per row
+            w0 = tree[0]
+            f0, t0, k0 = (w0 >> 16) & 0xFFFF, w0 >> 32, w0 & 0xFFFF
             for i in range(m):
-                at[i] = 0
-            for _ in range(depths[t]):
+                at[i] = k0 + (1 if keys[i, f0] > t0 else 0)
+            for _ in range(depths[t] - 1):
                 for i in range(m):
                     w = tree[at[i]]
                     right = keys[i, (w >> 16) & 0xFFFF] > (w >> 32)
