@@ -114,11 +114,15 @@ def frame_batches(
     path: Path, size: int, columns: Sequence[str] | None = None
 ) -> Iterator[pl.DataFrame]:
     """The rows of a work file in order, as polars frames of at most ``size`` rows, typed as
-    ``polars.read_parquet`` types the whole file."""
+    ``polars.read_parquet`` types the whole file.
+
+    ``pre_buffer`` is off: with it, pyarrow keeps every row group it read until the file is
+    closed, so memory grows with the rows read (apache/arrow#39808)."""
     schema = pl.read_parquet_schema(path)
     if columns is not None:
         schema = {c: schema[c] for c in columns}
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=size, columns=columns):
+    parquet = pq.ParquetFile(path, pre_buffer=False)
+    for batch in parquet.iter_batches(batch_size=size, columns=columns):
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
         yield frame.cast(schema)  # type: ignore[arg-type]
@@ -520,7 +524,11 @@ DUP_ID = "__sluice_dup"
 
 
 def _traced_firsts(files: Sequence[Path], frame_path: Path, size: int) -> pl.DataFrame:
-    """``_row_id`` and provenance of every row a failure's details name as ``duplicate_of``."""
+    """``_row_id`` and provenance of every row a failure's details name as ``duplicate_of``.
+
+    The rows are picked with Arrow's filter, which copies them: a polars filter of a string
+    column keeps views into the whole batch's text, so the picked rows would hold every
+    batch's file names."""
     wanted: list[pl.Series] = []
     hit = (
         pl.col("details").str.contains('"duplicate_of":', literal=True)
@@ -536,14 +544,24 @@ def _traced_firsts(files: Sequence[Path], frame_path: Path, size: int) -> pl.Dat
             if ids.height:
                 wanted.append(ids.to_series().drop_nulls().unique())
     columns = [ROW_ID, SOURCE_FILE, SOURCE_ROW]
+    schema = pl.read_parquet_schema(frame_path)
+    empty = pl.DataFrame(schema={c: schema[c] for c in columns})
     if not wanted:
-        return pl.read_parquet(frame_path, columns=columns).clear()
+        return empty
     known = pl.concat(wanted).unique().implode()
-    found = [
-        batch.filter(pl.col(ROW_ID).cast(pl.UInt64).is_in(known))
-        for batch in frame_batches(frame_path, size, columns)
-    ]
-    return pl.concat(found) if found else pl.read_parquet(frame_path, columns=columns).clear()
+    found = []
+    parquet = pq.ParquetFile(frame_path, pre_buffer=False)
+    for batch in parquet.iter_batches(batch_size=size, columns=columns):
+        ids = pl.from_arrow(batch.column(ROW_ID))
+        assert isinstance(ids, pl.Series)
+        hit = ids.cast(pl.UInt64).is_in(known)
+        if hit.any():
+            found.append(batch.filter(pa.array(hit.to_numpy())))
+    if not found:
+        return empty
+    picked = pl.from_arrow(pa.Table.from_batches(found))
+    assert isinstance(picked, pl.DataFrame)
+    return picked.cast(empty.schema)  # type: ignore[arg-type]
 
 
 def _write_failures(
