@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -110,12 +111,14 @@ class PartSpill:
 
     @staticmethod
     def _route(lo: int, group: int, streams: list[RowStream], frame: pl.DataFrame) -> None:
-        slot = ((pl.col(PART) - lo) // group).alias("__sluice_slot")
-        tagged = frame.with_columns(slot)
-        for (j,), piece in tagged.partition_by(
-            "__sluice_slot", as_dict=True, maintain_order=True
-        ).items():
-            streams[int(j)].write(piece.drop("__sluice_slot").to_arrow())
+        table = frame.to_arrow()
+        slots = (table.column(PART).to_numpy() - lo) // group
+        order = np.argsort(slots, kind="stable")
+        table = table.take(pa.array(order))
+        bounds = np.searchsorted(slots[order], np.arange(len(streams) + 1))
+        for j, stream in enumerate(streams):
+            if bounds[j + 1] > bounds[j]:
+                stream.write(table.slice(bounds[j], bounds[j + 1] - bounds[j]))
 
     def write(self, frame: pl.DataFrame, part: pl.Series) -> None:
         """Append ``frame``'s rows, row ``i`` to part ``part[i]``."""

@@ -62,6 +62,9 @@ from sluice.write import OutputError, write_parquet
 
 POS = "__sluice_pos"
 SPILL_DIR = "validate_spill"
+BUCKET_BATCHES = 8
+"""Rows of one hash bucket, in batches: a bucket holds only the key columns, ``_row_id`` and
+the position (a tenth of a batch's cells or less for a 20-column partition)."""
 
 
 @dataclass(frozen=True)
@@ -203,9 +206,13 @@ def check_partition(
     duplicates: str = "keep_first",
     rows_per_batch: int,
     spill_dir: Path,
+    bucket_rows: int | None = None,
 ) -> BoundedChecked:
     """Run the suite and the keys check over ``frame_path`` in batches and write the failures
-    to ``out``, as :func:`sluice.screening.check_rows` on the whole frame would."""
+    to ``out``, as :func:`sluice.screening.check_rows` on the whole frame would.
+
+    Uniqueness and keys use one hash bucket per ``bucket_rows`` rows of the partition
+    (:data:`BUCKET_BATCHES` batches unless given)."""
     schema = pl.read_parquet_schema(frame_path)
     data_columns = [c for c in schema if c not in PROVENANCE]
     n_rows = pq.ParquetFile(frame_path).metadata.num_rows
@@ -219,7 +226,7 @@ def check_partition(
     keys = list(keys)
     by_suite = key_check(suite, keys, duplicates) if keys else None
     key_check_runs = bool(keys) and by_suite is None and all(k in schema for k in keys)
-    buckets = part_count(n_rows, size)
+    buckets = part_count(n_rows, bucket_rows or size * BUCKET_BATCHES)
     shutil.rmtree(spill_dir, ignore_errors=True)
     with _writing(spill_dir):
         spill_dir.mkdir(parents=True)

@@ -96,6 +96,7 @@ def test_bucket_count_grows_with_rows(
             keys=keys,
             rows_per_batch=10,
             spill_dir=folder / "spill",
+            bucket_rows=10,
         )
         seen[rows] = (got.buckets, got.largest_bucket)
     assert seen[60][0] == 6
