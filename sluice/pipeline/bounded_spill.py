@@ -78,14 +78,27 @@ class RowStream:
                 self._sink = None
 
 
-def read_stream(path: Path) -> Iterator[pl.DataFrame]:
-    """The record batches of a :class:`RowStream`'s file, as polars frames, in written order."""
+def read_stream(path: Path, rows: int = 1) -> Iterator[pl.DataFrame]:
+    """The rows of a :class:`RowStream`'s file in written order, as polars frames of written
+    batches put together up to ``rows`` rows (a larger written batch is a frame alone)."""
     with pa.OSFile(str(path), "rb") as source:
         reader = pa.ipc.open_stream(source)
+        held: list[pa.RecordBatch] = []
+        count = 0
         for batch in reader:
-            frame = pl.from_arrow(batch)
-            assert isinstance(frame, pl.DataFrame)
-            yield frame
+            if held and count + batch.num_rows > rows:
+                yield _frame(held)
+                held, count = [], 0
+            held.append(batch)
+            count += batch.num_rows
+        if held:
+            yield _frame(held)
+
+
+def _frame(batches: list[pa.RecordBatch]) -> pl.DataFrame:
+    frame = pl.from_arrow(pa.Table.from_batches(batches))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 class PartSpill:
@@ -148,7 +161,7 @@ class PartSpill:
         if not stream.rows:
             return
         if hi - lo <= 1:
-            whole = pl.concat(list(read_stream(stream.path)), how="vertical")
+            whole = pl.concat(list(read_stream(stream.path, stream.rows)), how="vertical")
             stream.path.unlink()
             self.read_parts += 1
             self.largest = max(self.largest, whole.height)
@@ -156,16 +169,8 @@ class PartSpill:
             yield lo, whole.drop(PART).cast(self._schema)
             return
         sub_lo, group, subs = self._fan(lo, hi, stream.path.stem.removeprefix(self.name))
-        pending: list[pl.DataFrame] = []
-        held = 0
-        for frame in read_stream(stream.path):
-            pending.append(frame)
-            held += frame.height
-            if held >= self.rows:
-                self._route(sub_lo, group, subs, pl.concat(pending, how="vertical"))
-                pending, held = [], 0
-        if pending:
-            self._route(sub_lo, group, subs, pl.concat(pending, how="vertical"))
+        for frame in read_stream(stream.path, self.rows):
+            self._route(sub_lo, group, subs, frame)
         for sub in subs:
             sub.close()
         stream.path.unlink()

@@ -479,7 +479,7 @@ def _traced_firsts(files: Sequence[Path], frame_path: Path, size: int) -> pl.Dat
         & ~pl.col("details").str.contains('"duplicate_of_file":', literal=True)
     ).fill_null(False)
     for f in files:
-        for chunk in read_stream(f):
+        for chunk in read_stream(f, size):
             ids = chunk.filter(hit).select(
                 pl.col("details")
                 .str.json_path_match("$.duplicate_of")
@@ -524,12 +524,12 @@ def _shadowed_dropped(
     if n_parse <= size:
         parse = pl.read_parquet(ingest_failures_path, columns=[ROW_ID, "column"])
         for f in files:
-            for chunk in read_stream(f):
+            for chunk in read_stream(f, size):
                 yield drop_shadowed(concat_failures([chunk]), parse)
         return
     total = 0
     for f in files:
-        for chunk in read_stream(f):
+        for chunk in read_stream(f, size):
             total += chunk.height
     parts = part_count(max(total, n_parse), size)
 
@@ -539,7 +539,7 @@ def _shadowed_dropped(
     failed = PartSpill(spill_dir, "vf_b", parts, size)
     seq = 0
     for f in files:
-        for chunk in read_stream(f):
+        for chunk in read_stream(f, size):
             rows = concat_failures([chunk]).with_columns(
                 pl.int_range(seq, seq + chunk.height, dtype=pl.Int64).alias(SEQ)
             )
