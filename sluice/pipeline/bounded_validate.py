@@ -11,10 +11,12 @@ decided in :mod:`expectations.batched`:
 - schema checks are judged from the file's schema;
 - column and compound uniqueness, and the dataset's keys check, write the rows they consider
   (the key values, ``_row_id``, position and provenance) into hash buckets on disk under the
-  work folder (``validate_spill/``; every occurrence of a value lands in one bucket), then
-  judge each bucket alone with the same code as the whole frame, so ``keep_first``,
-  ``keep_none`` and ``duplicate_of`` are the same; the failures of the buckets are merged back
-  into position order by windows of ``batch_rows`` positions;
+  work folder (``validate_spill/``, :class:`sluice.pipeline.bounded_spill.PartSpill`; every
+  occurrence of a value lands in one bucket; one bucket per :data:`BUCKET_BATCHES` batches of
+  rows, so the number of buckets grows with the partition and a bucket does not), then judge
+  each bucket alone with the same code as the whole frame, so ``keep_first``, ``keep_none``
+  and ``duplicate_of`` are the same; the buckets' failures go back into position order
+  through spilled ranges of ``batch_rows`` positions, each sorted alone;
 - every other entry (aggregates such as min, max, stdev, median, quantiles, distinct values,
   the most common value; increasing/decreasing and z-scores; sluice's group rules; whatever GX
   runs) runs with the ordinary engine on a projection of only the columns it reads, so it is
@@ -22,10 +24,11 @@ decided in :mod:`expectations.batched`:
   table-level entry that only GX runs would need every column at once: it is refused.
 
 What grows with the partition's rows: the projected columns of one such entry at a time (8
-bytes a row for a number, the text for a string column), one hash bucket (about
-``rows / buckets`` rows of the key columns), the failures of one projected entry, the
-``_row_id`` and column name of each parse failure (to drop failures on cells that did not
-parse), and the provenance of each row another row duplicates. Everything else is one batch.
+bytes a row for a number and 8 for its ``_row_id``, the text for a string column) and that
+entry's failures. What grows with the failures: the ``_row_id`` of each row a failure names as
+``duplicate_of`` (and its provenance), the rows of one repeated value (all in one bucket), and
+the parse failures while there are at most ``batch_rows`` of them (more are bucketed by
+``_row_id`` beside the rule failures). Everything else is a batch or a bucket.
 """
 
 from __future__ import annotations
