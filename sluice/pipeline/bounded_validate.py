@@ -373,7 +373,7 @@ def _check(
 
     ordered = [entry_spills[i] for i in sorted(by_index)] + [key_spill]
     written = _write_failures(
-        [s.path for s in ordered if s.rows],
+        [s for s in ordered if s.rows],
         frame_path,
         ingest_failures_path,
         out,
@@ -470,7 +470,7 @@ def _key_buckets(
 DUP_ID = "__sluice_dup"
 
 
-def _traced_firsts(files: Sequence[Path], frame_path: Path, size: int) -> pl.DataFrame:
+def _traced_firsts(files: Sequence[RowStream], frame_path: Path, size: int) -> pl.DataFrame:
     """``_row_id`` and provenance of every row a failure's details name as ``duplicate_of``.
 
     The rows are picked with Arrow's filter, which copies them: a polars filter of a string
@@ -482,7 +482,7 @@ def _traced_firsts(files: Sequence[Path], frame_path: Path, size: int) -> pl.Dat
         & ~pl.col("details").str.contains('"duplicate_of_file":', literal=True)
     ).fill_null(False)
     for f in files:
-        for chunk in read_stream(f, size):
+        for chunk in read_stream(f.path, size):
             ids = chunk.filter(hit).select(
                 pl.col("details")
                 .str.json_path_match("$.duplicate_of")
@@ -515,7 +515,7 @@ SEQ = "__sluice_seq"
 
 
 def _shadowed_dropped(
-    files: Sequence[Path], ingest_failures_path: Path, *, spill_dir: Path, size: int
+    files: Sequence[RowStream], ingest_failures_path: Path, *, spill_dir: Path, size: int
 ) -> Iterator[pl.DataFrame]:
     """The failures of ``files`` in order, without those on cells that did not parse.
 
@@ -527,13 +527,10 @@ def _shadowed_dropped(
     if n_parse <= size:
         parse = pl.read_parquet(ingest_failures_path, columns=[ROW_ID, "column"])
         for f in files:
-            for chunk in read_stream(f, size):
+            for chunk in read_stream(f.path, size):
                 yield drop_shadowed(concat_failures([chunk]), parse)
         return
-    total = 0
-    for f in files:
-        for chunk in read_stream(f, size):
-            total += chunk.height
+    total = sum(f.rows for f in files)
     parts = part_count(max(total, n_parse), size)
 
     def bucket(frame: pl.DataFrame) -> pl.Series:
@@ -542,7 +539,7 @@ def _shadowed_dropped(
     failed = PartSpill(spill_dir, "vf_b", parts, size)
     seq = 0
     for f in files:
-        for chunk in read_stream(f, size):
+        for chunk in read_stream(f.path, size):
             rows = concat_failures([chunk]).with_columns(
                 pl.int_range(seq, seq + chunk.height, dtype=pl.Int64).alias(SEQ)
             )
@@ -567,7 +564,7 @@ def _shadowed_dropped(
 
 
 def _write_failures(
-    files: Sequence[Path],
+    files: Sequence[RowStream],
     frame_path: Path,
     ingest_failures_path: Path,
     out: Path,
