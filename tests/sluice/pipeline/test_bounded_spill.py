@@ -140,3 +140,25 @@ def test_many_parse_failures_shadow_rule_failures(small_fanout: int, tmp_path: P
     )
     found = compare(tmp_path, data, suite, keys=["id"], parse_failures=parse, batches=(7, 1000))
     assert found > rows // 2
+
+
+def test_parts_keep_every_column_type(small_fanout: int, tmp_path: Path) -> None:
+    rows = 40
+    frame = pl.DataFrame(
+        {
+            "cat": pl.Series([f"c{i % 3}" for i in range(rows)], dtype=pl.Categorical),
+            "dec": pl.Series([i / 4 for i in range(rows)]).cast(pl.Decimal(10, 2)),
+            "ts": pl.Series([i * 10**6 for i in range(rows)]).cast(pl.Datetime("us", "UTC")),
+            "day": pl.Series([i for i in range(rows)]).cast(pl.Date),
+            "nested": [[i, None] if i % 2 else None for i in range(rows)],
+            "blank": pl.Series([None] * rows, dtype=pl.String),
+            "flag": [i % 5 == 0 for i in range(rows)],
+        }
+    )
+    number = pl.Series([i % 7 for i in range(rows)])
+    spill = PartSpill(tmp_path, "t", 7, rows=4)
+    for start in range(0, rows, 6):
+        spill.write(frame.slice(start, 6), number.slice(start, 6))
+    got = pl.concat([part for _, part in spill.read()])
+    expected = frame.with_columns(number.alias("n")).sort("n", maintain_order=True).drop("n")
+    assert_frame_equal(got, expected, categorical_as_str=True)
