@@ -11,10 +11,12 @@ decided in :mod:`expectations.batched`:
 - schema checks are judged from the file's schema;
 - column and compound uniqueness, and the dataset's keys check, write the rows they consider
   (the key values, ``_row_id``, position and provenance) into hash buckets on disk under the
-  work folder (``validate_spill/``; every occurrence of a value lands in one bucket), then
-  judge each bucket alone with the same code as the whole frame, so ``keep_first``,
-  ``keep_none`` and ``duplicate_of`` are the same; the failures of the buckets are merged back
-  into position order by windows of ``batch_rows`` positions;
+  work folder (``validate_spill/``, :class:`sluice.pipeline.bounded_spill.PartSpill`; every
+  occurrence of a value lands in one bucket; one bucket per :data:`BUCKET_BATCHES` batches of
+  rows, so the number of buckets grows with the partition and a bucket does not), then judge
+  each bucket alone with the same code as the whole frame, so ``keep_first``, ``keep_none``
+  and ``duplicate_of`` are the same; the buckets' failures go back into position order
+  through spilled ranges of ``batch_rows`` positions, each sorted alone;
 - every other entry (aggregates such as min, max, stdev, median, quantiles, distinct values,
   the most common value; increasing/decreasing and z-scores; sluice's group rules; whatever GX
   runs) runs with the ordinary engine on a projection of only the columns it reads, so it is
@@ -22,15 +24,15 @@ decided in :mod:`expectations.batched`:
   table-level entry that only GX runs would need every column at once: it is refused.
 
 What grows with the partition's rows: the projected columns of one such entry at a time (8
-bytes a row for a number, the text for a string column), one hash bucket (about
-``rows / buckets`` rows of the key columns), the failures of one projected entry, the
-``_row_id`` and column name of each parse failure (to drop failures on cells that did not
-parse), and the provenance of each row another row duplicates. Everything else is one batch.
+bytes a row for a number and 8 for its ``_row_id``, the text for a string column) and that
+entry's failures. What grows with the failures: the ``_row_id`` of each row a failure names as
+``duplicate_of`` (and its provenance), the rows of one repeated value (all in one bucket), and
+the parse failures while there are at most ``batch_rows`` of them (more are bucketed by
+``_row_id`` beside the rule failures). Everything else is a batch or a bucket.
 """
 
 from __future__ import annotations
 
-import math
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -54,6 +56,7 @@ from sluice.core.errors import ConfigError
 from sluice.core.failures import FAILURE_SCHEMA, concat_failures
 from sluice.core.frame import PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW, EngineChoice
 from sluice.decide import drop_shadowed, key_duplicates, trace_duplicates
+from sluice.pipeline.bounded_spill import PartSpill, RowStream, part_count, read_stream
 from sluice.pipeline.budget import batch_rows
 from sluice.pipeline.run import Run
 from sluice.screening import key_check
@@ -61,44 +64,23 @@ from sluice.verdict import verdict_state, why_not_run
 from sluice.write import OutputError, write_parquet
 
 POS = "__sluice_pos"
-BUCKET = "__sluice_bucket"
-MAX_BUCKETS = 64
 SPILL_DIR = "validate_spill"
+BUCKET_BATCHES = 8
+"""Rows of one hash bucket, in batches: a bucket holds only the key columns, ``_row_id`` and
+the position (a tenth of a batch's cells or less for a 20-column partition)."""
 
 
 @dataclass(frozen=True)
 class BoundedChecked:
-    """What the bounded validate stage gave: the stage's facts, as the in-memory stage's."""
+    """What the bounded validate stage gave: the stage's facts, as the in-memory stage's, and
+    the hash buckets of its uniqueness and keys checks (how many, the rows of the largest)."""
 
     verdicts: list[dict[str, Any]]
     critical_failed: bool
     keys: dict[str, Any]
     failures: int
-
-
-class _Spill:
-    """Polars frames appended to one Parquet file as row groups (created on the first rows)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.rows = 0
-        self._writer: pq.ParquetWriter | None = None
-
-    def write(self, frame: pl.DataFrame) -> None:
-        if frame.is_empty():
-            return
-        table = frame.to_arrow()
-        with _writing(self.path):
-            if self._writer is None:
-                self._writer = pq.ParquetWriter(self.path, table.schema, compression="lz4")
-            self._writer.write_table(table.cast(self._writer.schema))
-        self.rows += frame.height
-
-    def close(self) -> None:
-        if self._writer is not None:
-            with _writing(self.path):
-                self._writer.close()
-            self._writer = None
+    buckets: int = 1
+    largest_bucket: int = 0
 
 
 @contextmanager
@@ -114,11 +96,15 @@ def frame_batches(
     path: Path, size: int, columns: Sequence[str] | None = None
 ) -> Iterator[pl.DataFrame]:
     """The rows of a work file in order, as polars frames of at most ``size`` rows, typed as
-    ``polars.read_parquet`` types the whole file."""
+    ``polars.read_parquet`` types the whole file.
+
+    ``pre_buffer`` is off: with it, pyarrow keeps every row group it read until the file is
+    closed, so memory grows with the rows read (apache/arrow#39808)."""
     schema = pl.read_parquet_schema(path)
     if columns is not None:
         schema = {c: schema[c] for c in columns}
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=size, columns=columns):
+    parquet = pq.ParquetFile(path, pre_buffer=False)
+    for batch in parquet.iter_batches(batch_size=size, columns=columns):
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
         yield frame.cast(schema)  # type: ignore[arg-type]
@@ -158,60 +144,7 @@ def _bucket_of(keys: pl.DataFrame, buckets: int) -> pl.Series:
             col = pl.when(col.is_nan()).then(float("nan")).otherwise(col + 0.0)
         exprs.append(col)
     hashed = keys.select(pl.struct(exprs).hash(seed=16).alias("h")).get_column("h")
-    return (hashed % buckets).cast(pl.Int64).alias(BUCKET)
-
-
-def _spill_buckets(spills: list[_Spill], rows: pl.DataFrame, bucket: pl.Series) -> None:
-    if rows.is_empty():
-        return
-    tagged = rows.with_columns(bucket)
-    for (b,), part in tagged.partition_by(BUCKET, as_dict=True, maintain_order=True).items():
-        spills[int(b)].write(part.drop(BUCKET))
-
-
-def _merge_by_position(files: Sequence[Path], window: int) -> Iterator[pl.DataFrame]:
-    """Frames of rows from files each sorted by :data:`POS`, in :data:`POS` order, holding
-    about two windows of rows at a time."""
-    step = max(1, window // max(1, len(files)))
-    iters = [frame_batches(f, step) for f in files]
-    buffers: list[pl.DataFrame | None] = [None] * len(files)
-    done = [False] * len(files)
-
-    def pull(i: int) -> None:
-        frame = next(iters[i], None)
-        if frame is None:
-            done[i] = True
-            return
-        current = buffers[i]
-        buffers[i] = frame if current is None else pl.concat([current, frame])
-
-    while True:
-        for i in range(len(files)):
-            current = buffers[i]
-            if (current is None or current.is_empty()) and not done[i]:
-                pull(i)
-        heads = [int(b.get_column(POS)[0]) for b in buffers if b is not None and not b.is_empty()]
-        if not heads:
-            return
-        hi = min(heads) + window
-        taken = []
-        for i in range(len(files)):
-            while True:
-                current = buffers[i]
-                if current is None or current.is_empty():
-                    if done[i]:
-                        break
-                    pull(i)
-                    continue
-                if int(current.get_column(POS)[-1]) >= hi or done[i]:
-                    break
-                pull(i)
-            current = buffers[i]
-            if current is not None and not current.is_empty():
-                below = current.get_column(POS) < hi
-                taken.append(current.filter(below))
-                buffers[i] = current.filter(~below)
-        yield pl.concat(taken).sort(POS)
+    return (hashed % buckets).cast(pl.Int64)
 
 
 def _read_columns(item: Entry, data_columns: Sequence[str]) -> list[str] | None:
@@ -276,9 +209,13 @@ def check_partition(
     duplicates: str = "keep_first",
     rows_per_batch: int,
     spill_dir: Path,
+    bucket_rows: int | None = None,
 ) -> BoundedChecked:
     """Run the suite and the keys check over ``frame_path`` in batches and write the failures
-    to ``out``, as :func:`sluice.screening.check_rows` on the whole frame would."""
+    to ``out``, as :func:`sluice.screening.check_rows` on the whole frame would.
+
+    Uniqueness and keys use one hash bucket per ``bucket_rows`` rows of the partition
+    (:data:`BUCKET_BATCHES` batches unless given)."""
     schema = pl.read_parquet_schema(frame_path)
     data_columns = [c for c in schema if c not in PROVENANCE]
     n_rows = pq.ParquetFile(frame_path).metadata.num_rows
@@ -292,7 +229,7 @@ def check_partition(
     keys = list(keys)
     by_suite = key_check(suite, keys, duplicates) if keys else None
     key_check_runs = bool(keys) and by_suite is None and all(k in schema for k in keys)
-    buckets = min(MAX_BUCKETS, max(1, math.ceil(n_rows / size)))
+    buckets = part_count(n_rows, bucket_rows or size * BUCKET_BATCHES)
     shutil.rmtree(spill_dir, ignore_errors=True)
     with _writing(spill_dir):
         spill_dir.mkdir(parents=True)
@@ -310,6 +247,7 @@ def check_partition(
             duplicates=duplicates,
             by_suite=by_suite,
             key_check_runs=key_check_runs,
+            n_rows=n_rows,
             size=size,
             buckets=buckets,
             spill_dir=spill_dir,
@@ -332,6 +270,7 @@ def _check(
     duplicates: str,
     by_suite: int | None,
     key_check_runs: bool,
+    n_rows: int,
     size: int,
     buckets: int,
     spill_dir: Path,
@@ -339,17 +278,15 @@ def _check(
     by_index = {item.entry.index: item for item in items}
     states = {i: RowState() for i, item in by_index.items() if item.kind != "whole"}
     sums = {i: ExactSum() for i, item in by_index.items() if item.kind == "sum"}
-    entry_spills = {i: _Spill(spill_dir / f"entry_{i}.parquet") for i in by_index}
+    entry_spills = {i: RowStream(spill_dir / f"entry_{i}.arrow") for i in by_index}
     marked = dict.fromkeys(by_index, 0)
     unique = [item for item in items if item.kind == "unique" and item.error is None]
     unique_spills = {
-        u.entry.index: [
-            _Spill(spill_dir / f"u{u.entry.index}_b{b}.parquet") for b in range(buckets)
-        ]
-        for u in unique
+        u.entry.index: PartSpill(spill_dir, f"u{u.entry.index}_b", buckets, size) for u in unique
     }
-    key_spills = [_Spill(spill_dir / f"keys_b{b}.parquet") for b in range(buckets)]
+    key_spill_in = PartSpill(spill_dir, "keys_b", buckets, size)
     offset = 0
+    largest = 0
     for batch in frame_batches(
         frame_path, size, _batch_columns(items, data_columns, keys if key_check_runs else [])
     ):
@@ -366,7 +303,7 @@ def _check(
                 )
                 part = failures_from_outcomes(data, [outcome]).failures
                 marked[i] += part.height
-                entry_spills[i].write(part)
+                entry_spills[i].write(part.to_arrow())
         for u in unique:
             i = u.entry.index
             mask = got.considered.get(i)
@@ -380,33 +317,31 @@ def _check(
             key_frame = rows_of.select(
                 [_comparable(u.ctx, c).alias(f"k{j}") for j, c in enumerate(u.entry.columns)]
             )
-            _spill_buckets(
-                unique_spills[i],
-                rows_of.select(ROW_ID, POS, *cols),
-                _bucket_of(key_frame, buckets),
+            unique_spills[i].write(
+                rows_of.select(ROW_ID, POS, *cols), _bucket_of(key_frame, buckets)
             )
         if key_check_runs:
             keyed = batch.with_columns(
                 pl.int_range(offset, offset + batch.height, dtype=pl.Int64).alias(POS)
             ).filter(pl.all_horizontal(pl.col(k).is_not_null() for k in keys))
-            _spill_buckets(
-                key_spills,
+            key_spill_in.write(
                 keyed.select(ROW_ID, SOURCE_FILE, SOURCE_ROW, POS, *keys),
                 _bucket_of(keyed.select(keys), buckets),
             )
         offset += batch.height
-    for spill in [s for ss in unique_spills.values() for s in ss] + key_spills:
-        spill.close()
 
     outcomes: dict[int, ExpectationOutcome] = {}
     verdicts: dict[int, dict[str, Any]] = {}
     for u in unique:
         i = u.entry.index
-        found, failed = _unique_buckets(u, unique_spills[i], nulls, spill_dir, size)
+        found, failed = _unique_buckets(
+            u, unique_spills[i], nulls, spill_dir=spill_dir, n_rows=n_rows, size=size
+        )
         states[i] = states[i].merge(found)
         for frame in failed:
             marked[i] += frame.height
-            entry_spills[i].write(frame)
+            entry_spills[i].write(frame.to_arrow())
+        largest = max(largest, unique_spills[i].largest)
     for item in items:
         i = item.entry.index
         if item.kind != "whole":
@@ -421,21 +356,29 @@ def _check(
         del projected
         verdicts[i] = result.verdicts[0]
         for start in range(0, result.failures.height, size):
-            entry_spills[i].write(result.failures.slice(start, size))
+            entry_spills[i].write(result.failures.slice(start, size).to_arrow())
     for i, outcome in outcomes.items():
         verdicts[i] = entry_verdict(outcome, marked[i] if outcome.exception is None else 0)
     key_rows = 0
-    key_spill = _Spill(spill_dir / "keys.parquet")
+    key_spill = RowStream(spill_dir / "keys.arrow")
     if key_check_runs:
-        for frame in _key_buckets(key_spills, keys, duplicates, spill_dir, size):
+        for frame in _key_buckets(
+            key_spill_in, keys, duplicates, spill_dir=spill_dir, n_rows=n_rows, size=size
+        ):
             key_rows += frame.height
-            key_spill.write(frame)
+            key_spill.write(frame.to_arrow())
+        largest = max(largest, key_spill_in.largest)
     for spill in [*entry_spills.values(), key_spill]:
         spill.close()
 
-    ordered = [entry_spills[i].path for i in sorted(by_index)] + [key_spill.path]
+    ordered = [entry_spills[i] for i in sorted(by_index)] + [key_spill]
     written = _write_failures(
-        [p for p in ordered if p.exists()], frame_path, ingest_failures_path, out, size
+        [s for s in ordered if s.rows],
+        frame_path,
+        ingest_failures_path,
+        out,
+        spill_dir=spill_dir,
+        size=size,
     )
     result_verdicts = [verdicts[i] for i in sorted(verdicts)]
     for v in result_verdicts:
@@ -456,78 +399,90 @@ def _check(
             "duplicate_rows": key_rows,
         },
         failures=written,
+        buckets=buckets,
+        largest_bucket=largest,
     )
+
+
+def _by_ranges(
+    failed: Iterator[pl.DataFrame], spill_dir: Path, name: str, n_rows: int, size: int
+) -> PartSpill:
+    """Failures carrying :data:`POS`, from buckets in any order, spilled by ranges of ``size``
+    positions."""
+    ranges = PartSpill(spill_dir, name, part_count(n_rows, size), size)
+    for frame in failed:
+        ranges.write(frame, frame.get_column(POS) // size)
+    return ranges
+
+
+def _in_position_order(ranges: PartSpill) -> Iterator[pl.DataFrame]:
+    """The failures of :func:`_by_ranges`, range by range, each sorted (stably) by position."""
+    for _, part in ranges.read():
+        yield part.sort(POS, maintain_order=True).drop(POS)
 
 
 def _unique_buckets(
     item: Entry,
-    spills: list[_Spill],
+    spill: PartSpill,
     nulls: Mapping[str, int],
+    *,
     spill_dir: Path,
+    n_rows: int,
     size: int,
 ) -> tuple[RowState, Iterator[pl.DataFrame]]:
     """Judge each bucket of a uniqueness entry alone; the unexpected rows found and the
     failures in position order."""
     unexpected = 0
     exception: str | None = None
-    parts: list[Path] = []
-    for b, spill in enumerate(spills):
-        if not spill.path.exists():
-            continue
-        rows = pl.read_parquet(spill.path)
-        data = rows.drop(POS)
-        (outcome,) = run_polars(data.drop(ROW_ID), [item.entry], null_counts=nulls)
-        if outcome.exception is not None:
-            exception = exception or outcome.exception.split(": ", 1)[-1]
-            continue
-        found = outcome.unexpected_rows
-        if found is None or not len(found):
-            continue
-        unexpected += len(found)
-        marked = replace(outcome, success=False)
-        failed = failures_from_outcomes(data, [marked]).failures
-        positioned = failed.join(rows.select(ROW_ID, POS), on=ROW_ID, how="left")
-        out = _Spill(spill_dir / f"u{item.entry.index}_f{b}.parquet")
-        out.write(positioned.sort(POS, maintain_order=True))
-        out.close()
-        parts.append(out.path)
-        spill.path.unlink()
-    state = RowState(unexpected=unexpected, exception=exception)
-    return state, (f.drop(POS) for f in _merge_by_position(parts, size))
+
+    def judged() -> Iterator[pl.DataFrame]:
+        nonlocal unexpected, exception
+        for _, rows in spill.read():
+            data = rows.drop(POS)
+            (outcome,) = run_polars(data.drop(ROW_ID), [item.entry], null_counts=nulls)
+            if outcome.exception is not None:
+                exception = exception or outcome.exception.split(": ", 1)[-1]
+                continue
+            found = outcome.unexpected_rows
+            if found is None or not len(found):
+                continue
+            unexpected += len(found)
+            marked = replace(outcome, success=False)
+            failed = failures_from_outcomes(data, [marked]).failures
+            yield failed.join(rows.select(ROW_ID, POS), on=ROW_ID, how="left")
+
+    ranges = _by_ranges(judged(), spill_dir, f"u{item.entry.index}_f", n_rows, size)
+    return RowState(unexpected=unexpected, exception=exception), _in_position_order(ranges)
 
 
 def _key_buckets(
-    spills: list[_Spill], keys: list[str], policy: str, spill_dir: Path, size: int
+    spill: PartSpill, keys: list[str], policy: str, *, spill_dir: Path, n_rows: int, size: int
 ) -> Iterator[pl.DataFrame]:
-    parts: list[Path] = []
-    for b, spill in enumerate(spills):
-        if not spill.path.exists():
-            continue
-        rows = pl.read_parquet(spill.path)
-        failed = key_duplicates(rows.drop(POS), keys, policy)
-        if failed.is_empty():
-            continue
-        positioned = failed.join(rows.select(ROW_ID, POS), on=ROW_ID, how="left")
-        out = _Spill(spill_dir / f"keys_f{b}.parquet")
-        out.write(positioned.sort(POS, maintain_order=True))
-        out.close()
-        parts.append(out.path)
-    for frame in _merge_by_position(parts, size):
-        yield frame.drop(POS)
+    def judged() -> Iterator[pl.DataFrame]:
+        for _, rows in spill.read():
+            failed = key_duplicates(rows.drop(POS), keys, policy)
+            if not failed.is_empty():
+                yield failed.join(rows.select(ROW_ID, POS), on=ROW_ID, how="left")
+
+    yield from _in_position_order(_by_ranges(judged(), spill_dir, "keys_f", n_rows, size))
 
 
 DUP_ID = "__sluice_dup"
 
 
-def _traced_firsts(files: Sequence[Path], frame_path: Path, size: int) -> pl.DataFrame:
-    """``_row_id`` and provenance of every row a failure's details name as ``duplicate_of``."""
+def _traced_firsts(files: Sequence[RowStream], frame_path: Path, size: int) -> pl.DataFrame:
+    """``_row_id`` and provenance of every row a failure's details name as ``duplicate_of``.
+
+    The rows are picked with Arrow's filter, which copies them: a polars filter of a string
+    column keeps views into the whole batch's text, so the picked rows would hold every
+    batch's file names."""
     wanted: list[pl.Series] = []
     hit = (
         pl.col("details").str.contains('"duplicate_of":', literal=True)
         & ~pl.col("details").str.contains('"duplicate_of_file":', literal=True)
     ).fill_null(False)
     for f in files:
-        for chunk in frame_batches(f, size, ["details"]):
+        for chunk in read_stream(f.path, size):
             ids = chunk.filter(hit).select(
                 pl.col("details")
                 .str.json_path_match("$.duplicate_of")
@@ -536,37 +491,103 @@ def _traced_firsts(files: Sequence[Path], frame_path: Path, size: int) -> pl.Dat
             if ids.height:
                 wanted.append(ids.to_series().drop_nulls().unique())
     columns = [ROW_ID, SOURCE_FILE, SOURCE_ROW]
+    schema = pl.read_parquet_schema(frame_path)
+    empty = pl.DataFrame(schema={c: schema[c] for c in columns})
     if not wanted:
-        return pl.read_parquet(frame_path, columns=columns).clear()
+        return empty
     known = pl.concat(wanted).unique().implode()
-    found = [
-        batch.filter(pl.col(ROW_ID).cast(pl.UInt64).is_in(known))
-        for batch in frame_batches(frame_path, size, columns)
-    ]
-    return pl.concat(found) if found else pl.read_parquet(frame_path, columns=columns).clear()
+    found: list[pa.RecordBatch] = []
+    parquet = pq.ParquetFile(frame_path, pre_buffer=False)
+    for batch in parquet.iter_batches(batch_size=size, columns=columns):
+        row_ids = pl.from_arrow(batch.column(ROW_ID))
+        assert isinstance(row_ids, pl.Series)
+        mask = row_ids.cast(pl.UInt64).is_in(known)
+        if mask.any():
+            found.append(batch.filter(pa.array(mask.to_numpy())))
+    if not found:
+        return empty
+    picked = pl.from_arrow(pa.Table.from_batches(found))
+    assert isinstance(picked, pl.DataFrame)
+    return picked.cast(empty.schema)
+
+
+SEQ = "__sluice_seq"
+
+
+def _shadowed_dropped(
+    files: Sequence[RowStream], ingest_failures_path: Path, *, spill_dir: Path, size: int
+) -> Iterator[pl.DataFrame]:
+    """The failures of ``files`` in order, without those on cells that did not parse.
+
+    Up to ``size`` parse failures are held whole. More are never held: both sides are spilled
+    in hash buckets of ``_row_id`` (a bucket of about ``size`` rows), each bucket's failures
+    are judged against its parse failures, and what is kept goes back in order through ranges
+    of ``size`` failures."""
+    n_parse = pq.ParquetFile(ingest_failures_path).metadata.num_rows
+    if n_parse <= size:
+        parse = pl.read_parquet(ingest_failures_path, columns=[ROW_ID, "column"])
+        for f in files:
+            for chunk in read_stream(f.path, size):
+                yield drop_shadowed(concat_failures([chunk]), parse)
+        return
+    total = sum(f.rows for f in files)
+    parts = part_count(max(total, n_parse), size)
+
+    def bucket(frame: pl.DataFrame) -> pl.Series:
+        return frame.get_column(ROW_ID).cast(pl.UInt64).hash(seed=61) % parts
+
+    failed = PartSpill(spill_dir, "vf_b", parts, size)
+    seq = 0
+    for f in files:
+        for chunk in read_stream(f.path, size):
+            rows = concat_failures([chunk]).with_columns(
+                pl.int_range(seq, seq + chunk.height, dtype=pl.Int64).alias(SEQ)
+            )
+            failed.write(rows, bucket(rows))
+            seq += chunk.height
+    parsed = PartSpill(spill_dir, "pf_b", parts, size)
+    for chunk in frame_batches(ingest_failures_path, size, [ROW_ID, "column"]):
+        parsed.write(chunk, bucket(chunk))
+    ranges = PartSpill(spill_dir, "vf_r", part_count(total, size), size)
+    parse_parts = parsed.read()
+    pending = next(parse_parts, None)
+    for n, rows in failed.read():
+        while pending is not None and pending[0] < n:
+            pending = next(parse_parts, None)
+        parse = pending[1] if pending is not None and pending[0] == n else rows.clear()
+        kept = drop_shadowed(rows, parse.select(ROW_ID, "column"))
+        ranges.write(kept, kept.get_column(SEQ) // size)
+    for _ in parse_parts:
+        pass
+    for _, kept in ranges.read():
+        yield kept.sort(SEQ).drop(SEQ)
 
 
 def _write_failures(
-    files: Sequence[Path], frame_path: Path, ingest_failures_path: Path, out: Path, size: int
+    files: Sequence[RowStream],
+    frame_path: Path,
+    ingest_failures_path: Path,
+    out: Path,
+    *,
+    spill_dir: Path,
+    size: int,
 ) -> int:
     """Stream the failures of every entry, then the keys check's, into ``out``: rule failures
     on cells that did not parse dropped, every ``duplicate_of`` traced to its source row."""
-    parse = pl.read_parquet(ingest_failures_path, columns=[ROW_ID, "column"])
     firsts = _traced_firsts(files, frame_path, size)
     writer: pq.ParquetWriter | None = None
     schema = concat_failures([]).to_arrow().schema
     written = 0
     try:
-        for f in files:
-            for chunk in frame_batches(f, size):
-                kept = trace_duplicates(drop_shadowed(concat_failures([chunk]), parse), firsts)
-                if kept.is_empty():
-                    continue
-                with _writing(out):
-                    if writer is None:
-                        writer = pq.ParquetWriter(out, schema, compression="zstd")
-                    writer.write_table(pa.Table.from_batches(kept.to_arrow().to_batches(), schema))
-                written += kept.height
+        for chunk in _shadowed_dropped(files, ingest_failures_path, spill_dir=spill_dir, size=size):
+            kept = trace_duplicates(chunk, firsts)
+            if kept.is_empty():
+                continue
+            with _writing(out):
+                if writer is None:
+                    writer = pq.ParquetWriter(out, schema, compression="zstd")
+                writer.write_table(pa.Table.from_batches(kept.to_arrow().to_batches(), schema))
+            written += kept.height
     finally:
         if writer is not None:
             with _writing(out):
