@@ -1,0 +1,303 @@
+"""One bounded partition's ingest split into tasks gives the single-process bounded ingest's work
+files and facts.
+
+Tasks run here first (in order, out of order, each read twice as a rerun would): on the
+robustness corpus, the hostile pieces of tests/sluice/test_ingest_pieces.py and several files of
+one partition, the split ingest writes the same ``frame.parquet``, ``raw.parquet`` and
+``ingest_failures.parquet`` (rows, order and row groups) and records the same facts as
+:func:`sluice.pipeline.bounded_ingest.ingest_bounded`, or stops with the same error. Then the
+real ``sluice run --dask`` screens a partition of several CSV and Parquet files on a real
+scheduler and two workers on 127.0.0.1, one of them killed mid-task: the same clean,
+quarantine, failures and manifest as the single-process run, committed once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from sluice.core.errors import SluiceError
+from sluice.pipeline.cluster import ADDRESS_ENV
+from sluice.pipeline.dask_backfill import HOLD_FILE_ENV, HOLD_SECONDS_ENV
+from sluice.pipeline.dask_partition import HOLD_UNIT_ENV, PIECES_DIR, Tasks, ingest_split
+from sluice.pipeline.run import Run
+from sluice.pipeline.stages import _ingest
+from tests.conftest import ROOT
+from tests.robustness.corpus import CASES, Case, good, good_frame
+from tests.robustness.support import check_conserved, manifest_path, write_dataset
+from tests.sluice.pipeline.bounded_support import DETECTORS
+from tests.sluice.pipeline.test_dask import VOLATILE, _diff, cluster
+from tests.sluice.test_ingest_pieces import HOSTILE_CSV, HOSTILE_NDJSON, HOSTILE_PARQUET
+
+DAY = "2024-01-01"
+WORK_FILES = ("frame.parquet", "raw.parquet", "ingest_failures.parquet")
+SIDES = ("clean", "quarantine", "failures")
+
+
+class Reversed(Tasks):
+    """Runs the tasks last first, every other one twice (a rerun after a lost worker); raises
+    the error of the first item in order, as :class:`DaskTasks` does."""
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], *args: Any) -> list[Any]:
+        """``fn(item, *args)`` for every item, last first; results in the items' order."""
+        got: dict[int, Any] = {}
+        errors: dict[int, Exception] = {}
+        for i, item in reversed(list(enumerate(items))):
+            try:
+                got[i] = fn(item, *args)
+                if i % 2:
+                    assert fn(item, *args) == got[i]
+            except SluiceError as exc:
+                errors[i] = exc
+        if errors:
+            raise errors[min(errors)]
+        return [got[i] for i in range(len(items))]
+
+
+Outcome = tuple[dict[str, Any], dict[str, pl.DataFrame], list[list[int]]] | str
+
+
+def _ingest_once(spec: Path, tasks: Tasks | None) -> Outcome:
+    """The bounded ingest's facts, work files and row groups, or its error."""
+    run = Run.prepare(str(spec), DAY, check_detectors=False)
+    try:
+        if tasks is None:
+            facts = _ingest(run)
+        else:
+            facts = _ingest(run, bounded=lambda r: ingest_split(r, tasks))
+    except SluiceError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    try:
+        assert not (run.work / PIECES_DIR).exists()
+        files = {n: pl.read_parquet(run.file(n)) for n in WORK_FILES}
+        groups = []
+        for n in WORK_FILES:
+            meta = pq.ParquetFile(run.file(n)).metadata
+            groups.append([meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+        facts.pop("seconds", None)
+        return facts, files, groups
+    finally:
+        run.discard()
+
+
+def _same(spec: Path, monkeypatch: pytest.MonkeyPatch, rows: int = 3) -> Outcome:
+    """The split ingest (tasks here, then reversed and rerun) against the bounded ingest."""
+    monkeypatch.setenv("SLUICE_BOUNDED", "1")
+    monkeypatch.setenv("SLUICE_BATCH_ROWS", str(rows))
+    want = _ingest_once(spec, None)
+    for tasks in (Tasks(), Reversed()):
+        got = _ingest_once(spec, tasks)
+        if isinstance(want, str) or isinstance(got, str):
+            assert got == want
+            continue
+        assert got[0] == want[0]
+        for name in WORK_FILES:
+            assert got[1][name].schema == want[1][name].schema, name
+            assert got[1][name].equals(want[1][name]), name
+        assert got[2] == want[2]
+    return want
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_corpus_split_and_single_process_agree(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = write_dataset(tmp_path, {DAY: case.content}, fmt=case.fmt, schema=case.schema)
+    got = _same(spec, monkeypatch)
+    if case.error is not None:
+        assert isinstance(got, str)
+    elif case.rows is not None:
+        assert not isinstance(got, str), got
+        assert got[0]["rows"] == case.rows
+
+
+HOSTILE = [
+    *[("csv", n) for n in HOSTILE_CSV],
+    *[("ndjson", n) for n in HOSTILE_NDJSON],
+    *[("parquet", n) for n in HOSTILE_PARQUET],
+]
+
+
+@pytest.mark.parametrize(("fmt", "name"), HOSTILE, ids=[f"{f}-{n}" for f, n in HOSTILE])
+def test_hostile_pieces_in_several_files(
+    fmt: str, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = {"csv": HOSTILE_CSV, "ndjson": HOSTILE_NDJSON, "parquet": HOSTILE_PARQUET}[fmt][name]
+    files = {f"a.{fmt}": content}
+    if fmt != "parquet":
+        files[f"b.{fmt}"] = content + b"\n"
+    _same(write_dataset(tmp_path, {DAY: files}, fmt=fmt), monkeypatch, rows=2)
+
+
+def test_duplicates_nulls_and_unicode_across_units(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = ["id,amount,count,when,kind"]
+    for i in range(40):
+        kind = ["a", "ü", "日本", ""][i % 4]
+        amount = "" if i % 5 == 0 else ("x" if i % 7 == 0 else f"{i}.5")
+        lines.append(f"r{i % 13},{amount},{i},2024-01-01 10:{i % 60:02d}:00,{kind}")
+    lines.insert(17, "r1,2")  # a malformed record in the middle of a piece
+    text = ("\n".join(lines) + "\n").encode()
+    files = {"a.csv": text, "b.csv": text.replace(b"r1,", b"s1,"), "c.csv": text[:30]}
+    got = _same(write_dataset(tmp_path, {DAY: files}), monkeypatch, rows=4)
+    assert not isinstance(got, str), got
+    assert got[0]["rows"] == 41 + 41 + 1  # c.csv: a header and one cut record
+    assert len(got[2][0]) > 10  # many row groups: many units
+
+
+def test_a_unit_that_reads_other_rows_than_counted_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sluice.pipeline.dask_partition as split
+
+    text = ("id,amount\n" + "".join(f"r{i},{i}\n" for i in range(9))).encode()
+    spec = write_dataset(tmp_path, {DAY: text})
+    monkeypatch.setenv("SLUICE_BOUNDED", "1")
+    monkeypatch.setenv("SLUICE_BATCH_ROWS", "3")
+    real = split.count_unit
+    monkeypatch.setattr(split, "count_unit", lambda u, *a: (real(u, *a)[0] + 1, False))
+    got = _ingest_once(spec, Tasks())
+    assert isinstance(got, str)
+    assert "a task read 3 rows from unit 0 where 4 were counted" in got
+
+
+def _csv_dataset(root: Path) -> Path:
+    """A CSV partition of three files: duplicated ids across files, nulls, unicode, bad cells,
+    a malformed record, an outlier."""
+    head = "id,amount,count,when,kind\n"
+    a = "".join(good(i, ["a", "ü", "日本"][i % 3]) + "\n" for i in range(70))
+    b = "".join(good(i + 40) + "\n" for i in range(50))
+    c = "r3,x,1,2024-01-01 10:00:00,a\nr200,,5,,\nr201,9e9\nr202,99999.5,3,2024-01-01 10:01:00,b\n"
+    files = {
+        "a.csv": (head + a).encode(),
+        "b.csv": (head + b).encode(),
+        "c.csv": (head + c).encode(),
+    }
+    return write_dataset(root, {DAY: files}, detectors=DETECTORS["default"])
+
+
+def _parquet_dataset(root: Path) -> Path:
+    """A Parquet partition of two files of several row groups each."""
+    files = {}
+    for name, first in (("a.parquet", 0), ("b.parquet", 30)):
+        frame = good_frame(45).with_columns(
+            pl.Series("id", [f"r{first + i}" for i in range(45)]),
+            pl.when(pl.int_range(45) % 7 == 0)
+            .then(None)
+            .otherwise(pl.col("amount"))
+            .alias("amount"),
+        )
+        buf = io.BytesIO()
+        pq.write_table(frame.to_arrow(), buf, row_group_size=10)
+        files[name] = buf.getvalue()
+    return write_dataset(root, {DAY: files}, fmt="parquet", detectors=DETECTORS["default"])
+
+
+def _sluice(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    exe = str(Path(sys.executable).with_name("sluice"))
+    return subprocess.run(
+        [exe, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    return value
+
+
+def _outputs(spec: Path) -> dict[str, Any]:
+    """The committed manifest (less run ids, times and file hashes) and the rows of each side,
+    with their reasons; the outputs are removed after, the committed runs counted."""
+    root = spec.parent
+    manifest = json.loads(manifest_path(root, DAY).read_text())
+    c = manifest["counts"]
+    assert c["in"] == c["clean"] + c["quarantine"]
+    check_conserved(manifest_path(root, DAY))
+    rows = {}
+    for side in SIDES:
+        frame = pl.read_parquet(manifest["outputs"][side]["path"])
+        rows[side] = sorted(json.dumps(r, default=str, sort_keys=True) for r in frame.to_dicts())
+    for entry in manifest["outputs"].values():
+        del entry["sha256"], entry["bytes"]
+    kept = list((root / "out" / "reports" / "_manifests" / f"date={DAY}").iterdir())
+    work = root / "out" / "reports" / ".work"
+    left = [p.name for p in work.iterdir()] if work.exists() else []
+    shutil.rmtree(root / "out")
+    return {"manifest": _normal(manifest), "rows": rows, "commits": len(kept), "work": left}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", ADDRESS_ENV)}
+    return {**base, "PYTHONPATH": str(ROOT), "SLUICE_PREFECT": "0", **extra}
+
+
+def test_sluice_run_dask_splits_the_partition_and_survives_a_killed_worker(
+    tmp_path: Path,
+) -> None:
+    specs = [_csv_dataset(tmp_path / "csv"), _parquet_dataset(tmp_path / "parquet")]
+    held = tmp_path / "held.json"
+    hold = {HOLD_UNIT_ENV: "2", HOLD_FILE_ENV: str(held), HOLD_SECONDS_ENV: "60"}
+    env = _env(SLUICE_BOUNDED="1", SLUICE_BATCH_ROWS="9")
+    with cluster(tmp_path / "cluster", [None, None], env=hold) as dask:
+        expected = []
+        for spec in specs:  # while the workers start
+            done = _sluice(["run", str(spec), "--partition", DAY, "--json"], env)
+            assert done.returncode in (0, 1), done.stderr
+            expected.append(_outputs(spec))
+        dask.ready()
+        exe = str(Path(sys.executable).with_name("sluice"))
+        args = ["run", str(specs[0]), "--partition", DAY, "--json", "--dask", dask.address]
+        proc = subprocess.Popen(
+            [exe, *args],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not held.exists() or not held.read_text():
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "no task held"
+                time.sleep(0.1)
+            pid = json.loads(held.read_text())["pid"]
+            (victim,) = [w for w in dask.workers if w.pid == pid]
+            os.kill(pid, signal.SIGKILL)
+            victim.wait(timeout=20)
+            out, err = proc.communicate(timeout=240)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode in (0, 1), err
+        assert "Traceback" not in err
+        assert json.loads(out)["counts"]["in"] == 70 + 50 + 4
+        got = [_outputs(specs[0])]
+        parquet_run = _sluice(
+            ["run", str(specs[1]), "--partition", DAY, "--json", "--dask", dask.address], env
+        )
+        assert parquet_run.returncode in (0, 1), parquet_run.stderr
+        got.append(_outputs(specs[1]))
+    for want, have in zip(expected, got, strict=True):
+        assert have["rows"] == want["rows"]
+        assert _diff(have["manifest"], want["manifest"]) == []
+        assert have["commits"] == want["commits"] == 1
+        assert have["work"] == []
