@@ -430,8 +430,11 @@ def ingest_split(run: Run, tasks: Tasks) -> dict[str, Any]:
     loaded = run.loaded
     paths = list_source_files(loaded, run.partition)
     rows = batch_rows(len(loaded.spec.columns) + 3)
+    t0 = time.perf_counter()
     plan = plan_partition(loaded, run.partition, paths, rows)
+    t1 = time.perf_counter()
     units, expected = _with_starts(plan, plan_units(plan), tasks, loaded)
+    t2 = time.perf_counter()
     folder = run.work / PIECES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     got = tasks.map(read_unit, units, loaded, plan, str(folder))
@@ -445,7 +448,19 @@ def ingest_split(run: Run, tasks: Tasks) -> dict[str, Any]:
             )
         plan.files[unit.file].rows += facts["rows"]
     _check_distinct(loaded, plan)
+    t3 = time.perf_counter()
     _concatenate(folder, units, run, plan)
+    log.info(
+        "%s: %d units of %d rows at most: plan %.1f s, count %.1f s, read %.1f s, "
+        "concatenate %.1f s",
+        plan.where,
+        len(units),
+        rows,
+        t1 - t0,
+        t2 - t1,
+        t3 - t2,
+        time.perf_counter() - t3,
+    )
     with contextlib.suppress(OSError):
         folder.rmdir()
     sources = [f.source() for f in plan.files]
@@ -465,32 +480,36 @@ def ingest_split(run: Run, tasks: Tasks) -> dict[str, Any]:
 
 
 class _Cluster:
-    """A connection to the cluster, made on first use (only a bounded partition needs it)."""
+    """A checked connection to the cluster, and whether the run used it."""
 
-    def __init__(self, address: Address) -> None:
+    def __init__(self, address: Address, loaded: LoadedSpec) -> None:
         self.address = address
-        self.client: Any = None
         self.used = False
+        with quiet_distributed():
+            self.client: Any = connect(address)
+            try:
+                check_shared_storage(self.client, loaded)
+            except BaseException:
+                self.close()
+                raise
 
-    def tasks(self, loaded: LoadedSpec) -> DaskTasks:
-        if self.client is None:
-            self.client = connect(self.address)
-            check_shared_storage(self.client, loaded)
-            workers = self.client.nthreads()
-            log.info(
-                "%s: ingest split into tasks on the Dask cluster at %s (from %s; %d workers)",
-                loaded.name,
-                self.address.address,
-                self.address.source,
-                len(workers),
-            )
+    def tasks(self, run: Run) -> DaskTasks:
+        """The cluster as the task runner of ``run``'s ingest."""
         self.used = True
+        log.info(
+            "%s %s: ingest split into tasks on the Dask cluster at %s (from %s; %d workers)",
+            run.loaded.name,
+            run.partition,
+            self.address.address,
+            self.address.source,
+            len(self.client.nthreads()),
+        )
         return DaskTasks(self.client, self.address, _no_workers_seconds())
 
     def close(self) -> None:
-        if self.client is not None:
-            with contextlib.suppress(Exception):
-                self.client.close(timeout=5)
+        """Close the connection (nothing runs on the cluster after the ingest)."""
+        with contextlib.suppress(Exception):
+            self.client.close(timeout=5)
 
 
 def screen_partition(
@@ -503,8 +522,10 @@ def screen_partition(
 ) -> dict[str, Any]:
     """Screen one partition: its bounded ingest split into tasks on the Dask cluster at
     ``dask`` (else ``SLUICE_DASK_ADDRESS``, else the spec's ``execution.dask``), the later
-    stages and the one commit here; without an address, :func:`screen_local`. Returns the run
-    summary, as :func:`screen_local` does."""
+    stages and the one commit here; without an address, :func:`screen_local`. A cluster that
+    cannot be used stops the run before any data moves; a partition that is not bounded is
+    screened in this process, which says so. Returns the run summary, as :func:`screen_local`
+    does."""
     loaded = find_spec(dataset)
     address = resolve_address(dask, loaded)
     if address is None:
@@ -518,17 +539,25 @@ def screen_partition(
         if done is not None:
             log.info("%s %s: skipped: %s (%s)", name, part, verdict.reason, verdict.manifest)
             return done
-    cluster = _Cluster(address)
+    cluster = _Cluster(address, run.loaded)
     stage = timed(
-        lambda r: _ingest(r, bounded=lambda b: ingest_split(b, cluster.tasks(b.loaded))), "ingest"
+        lambda r: _ingest(r, bounded=lambda b: ingest_split(b, cluster.tasks(b))), "ingest"
     )
     try:
-        with quiet_distributed():
-            progress(name, part, "ingest")
-            with_io_retries(lambda: stage(run), f"{name} {part}: ingest")
-        cluster.close()
+        try:
+            with quiet_distributed():
+                progress(name, part, "ingest")
+                with_io_retries(lambda: stage(run), f"{name} {part}: ingest")
+        finally:
+            cluster.close()
         if not cluster.used:
-            log.info("%s %s: not bounded: screened in this process", name, part)
+            log.warning(
+                "%s %s: not screened in bounded batches, so not split on the Dask cluster at "
+                "%s: screened in this process (SLUICE_BOUNDED=1 splits it)",
+                name,
+                part,
+                address.address,
+            )
         progress(name, part, "validate")
         stage_validate(run)
         progress(name, part, "screen")
@@ -540,7 +569,6 @@ def screen_partition(
         )
         return with_decisions_reapplied(run.loaded, summary)
     except BaseException as exc:
-        cluster.close()
         run.discard()
         run_stopped(run.loaded.name, run.run_id, run.partition, exc)
         raise

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import shutil
 import signal
@@ -45,7 +46,7 @@ from tests.conftest import ROOT
 from tests.robustness.corpus import CASES, Case, good, good_frame
 from tests.robustness.support import check_conserved, manifest_path, write_dataset
 from tests.sluice.pipeline.bounded_support import DETECTORS
-from tests.sluice.pipeline.test_dask import VOLATILE, _diff, cluster
+from tests.sluice.pipeline.test_dask import VOLATILE, _diff, _free_port, cluster
 from tests.sluice.test_ingest_pieces import HOSTILE_CSV, HOSTILE_NDJSON, HOSTILE_PARQUET
 
 DAY = "2024-01-01"
@@ -277,7 +278,7 @@ def _screen(spec: Path, dask: str | None = None) -> dict[str, Any]:
 
 
 def test_sluice_run_dask_splits_the_partition_and_survives_a_killed_worker(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     specs = [_csv_dataset(tmp_path / "csv"), _parquet_dataset(tmp_path / "parquet")]
     held = tmp_path / "held.json"
@@ -318,6 +319,11 @@ def test_sluice_run_dask_splits_the_partition_and_survives_a_killed_worker(
         assert "Traceback" not in err
         assert json.loads(out)["counts"]["in"] == 70 + 50 + 4
         got = [_outputs(specs[0]), _screen(specs[1], dask.address)]
+        monkeypatch.setenv("SLUICE_BOUNDED", "0")
+        with caplog.at_level(logging.WARNING, logger="sluice"):
+            in_memory = _screen(specs[1], dask.address)
+        assert in_memory["orchestrator"] == "in-process"
+        assert "not screened in bounded batches, so not split on the Dask cluster" in caplog.text
     for want, have in zip(expected, got, strict=True):
         assert have["orchestrator"] == "dask"
         assert want["orchestrator"] == "in-process"
@@ -325,3 +331,19 @@ def test_sluice_run_dask_splits_the_partition_and_survives_a_killed_worker(
         assert _diff(have["manifest"], want["manifest"]) == []
         assert have["commits"] == want["commits"] == 1
         assert have["work"] == []
+
+
+def test_sluice_run_without_a_scheduler_exits_2_before_any_data_moves(tmp_path: Path) -> None:
+    spec = _csv_dataset(tmp_path / "csv")
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    env = _env(SLUICE_BOUNDED="1")
+    done = _sluice(["run", str(spec), "--partition", DAY, "--dask", address], env)
+    assert done.returncode == 2, done.stderr
+    assert f"no Dask scheduler answers at {address} (from --dask)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not manifest_path(spec.parent, DAY).exists()
+    work = spec.parent / "out" / "reports" / ".work"
+    assert not work.exists() or list(work.iterdir()) == []
+    both = _sluice(["run", str(spec), "--partition", DAY, "--dask", address, "--prefect"], env)
+    assert both.returncode == 2, both.stderr
+    assert "--dask and --prefect do not go together" in both.stderr
