@@ -90,6 +90,7 @@ from sluice.pipeline.reapply import with_decisions_reapplied
 from sluice.pipeline.run import Run, log, timed
 from sluice.pipeline.stages import _ingest, stage_screen, stage_validate
 from sluice.progress import progress
+from sluice.write import OutputError
 
 PIECES_DIR = "ingest_pieces"
 WORK_FILES = ("frame", "raw", "ingest_failures")
@@ -321,6 +322,21 @@ def _hold_for_tests(unit: Unit) -> None:
     time.sleep(float(os.environ.get(HOLD_SECONDS_ENV) or HOLD_SECONDS))
 
 
+class _UnitWriter(RowGroupWriter):
+    """A unit's work file: row groups as :class:`RowGroupWriter` writes them, compressed with
+    lz4 (fast to write and to read back; the concatenation compresses the partition's files)."""
+
+    def __init__(self, path: Path, schema: pl.Schema, rows: int) -> None:
+        self.path = path
+        self.rows = max(1, rows)
+        self.schema = pl.DataFrame(schema=schema).to_arrow().schema
+        try:
+            self.writer = pq.ParquetWriter(path, self.schema, compression="lz4")
+        except (OSError, pa.ArrowException) as exc:
+            raise OutputError(f"cannot write {path}: {exc}") from None
+        self.written = 0
+
+
 def unit_files(folder: Path, unit: Unit) -> dict[str, Path]:
     """Where a unit's typed rows, raw text and ingest failures go."""
     return {name: folder / f"{unit.index:08d}.{name}.parquet" for name in WORK_FILES}
@@ -342,7 +358,7 @@ def read_unit(unit: Unit, loaded: LoadedSpec, plan: Plan, folder: str) -> dict[s
     try:
         with contextlib.ExitStack() as stack:
             writers = {
-                name: stack.enter_context(RowGroupWriter(temp[name], schemas[name], plan.rows))
+                name: stack.enter_context(_UnitWriter(temp[name], schemas[name], plan.rows))
                 for name in WORK_FILES
             }
             start = unit.start
