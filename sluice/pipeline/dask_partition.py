@@ -51,7 +51,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sluice.config import LoadedSpec, find_spec
-from sluice.core.errors import InputError, SluiceError
+from sluice.core.errors import EXIT_INTERNAL, InputError, SluiceError
 from sluice.core.failures import FAILURE_SCHEMA
 from sluice.core.frame import EngineChoice
 from sluice.ingest import list_source_files
@@ -96,6 +96,12 @@ PIECES_DIR = "ingest_pieces"
 WORK_FILES = ("frame", "raw", "ingest_failures")
 HOLD_UNIT_ENV = "SLUICE_TEST_HOLD_UNIT"
 POLL_SECONDS = 0.2
+
+
+class UnitMismatch(SluiceError):
+    """A unit's task read another number of rows than were counted for it: a bug (exit 3)."""
+
+    exit_code = EXIT_INTERNAL
 
 
 @dataclass(frozen=True)
@@ -457,7 +463,7 @@ def ingest_split(run: Run, tasks: Tasks) -> dict[str, Any]:
     for unit, facts in zip(units, got, strict=True):
         want = expected[unit.index]
         if facts["rows"] != want:
-            raise SluiceError(
+            raise UnitMismatch(
                 f"{plan.where}: {plan.files[unit.file].path}: a task read {facts['rows']} rows "
                 f"from unit {unit.index} where {want} were counted; the partition is not "
                 "screened (run it without --dask)"
@@ -595,6 +601,7 @@ __all__ = [
     "DaskTasks",
     "Tasks",
     "Unit",
+    "UnitMismatch",
     "count_unit",
     "ingest_split",
     "plan_units",

@@ -37,6 +37,7 @@ from sluice.pipeline.dask_partition import (
     HOLD_UNIT_ENV,
     PIECES_DIR,
     Tasks,
+    UnitMismatch,
     ingest_split,
     screen_partition,
 )
@@ -188,7 +189,9 @@ def test_a_unit_that_reads_other_rows_than_counted_stops_the_run(
     monkeypatch.setattr(split, "count_unit", lambda u, *a: (real(u, *a)[0] + 1, False))
     got = _ingest_once(spec, Tasks())
     assert isinstance(got, str)
+    assert got.startswith("UnitMismatch: ")
     assert "a task read 3 rows from unit 0 where 4 were counted" in got
+    assert UnitMismatch.exit_code == 3
 
 
 def _csv_dataset(root: Path) -> Path:
