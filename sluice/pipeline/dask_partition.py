@@ -127,6 +127,26 @@ class Tasks:
         return [fn(item, *args) for item in items]
 
 
+class TaskFailed(SluiceError):
+    """An error a task raised on a worker, as its message and exit code (a :class:`SluiceError`
+    whose constructor takes other arguments does not come back through pickle as it was)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TaskFailed, (str(self), self.exit_code))
+
+
+def _portable(fn: Callable[..., Any], item: Any, *args: Any) -> Any:
+    """On a worker: ``fn(item, *args)``, its :class:`SluiceError` as a :class:`TaskFailed`."""
+    try:
+        return fn(item, *args)
+    except SluiceError as exc:
+        raise TaskFailed(str(exc), exc.exit_code) from None
+
+
 class DaskTasks(Tasks):
     """Runs each item as a task on a Dask cluster through ``client``."""
 
@@ -143,7 +163,9 @@ class DaskTasks(Tasks):
         token = uuid.uuid4().hex[:12]
         name = getattr(fn, "__name__", "task")
         pending = {
-            self.client.submit(fn, item, *args, key=f"sluice-{name}-{i}-{token}", pure=False): i
+            self.client.submit(
+                _portable, fn, item, *args, key=f"sluice-{name}-{i}-{token}", pure=False
+            ): i
             for i, item in enumerate(items)
         }
         results: dict[int, Any] = {}

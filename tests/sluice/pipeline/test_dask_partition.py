@@ -226,6 +226,17 @@ def _parquet_dataset(root: Path) -> Path:
     return write_dataset(root, {DAY: files}, fmt="parquet", detectors=DETECTORS["default"])
 
 
+def _bad_dataset(root: Path) -> Path:
+    """A CSV partition whose second file holds a quote that never closes, late in the file."""
+    head = "id,amount,count,when,kind\n"
+    good_rows = "".join(good(i) + "\n" for i in range(30))
+    files = {
+        "a.csv": (head + good_rows).encode(),
+        "b.csv": (head + good_rows + 'r99,"1.5,2,2024-01-01 10:00:00,a\n' + good_rows).encode(),
+    }
+    return write_dataset(root, {DAY: files})
+
+
 def _sluice(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     exe = str(Path(sys.executable).with_name("sluice"))
     return subprocess.run(
@@ -322,6 +333,14 @@ def test_sluice_run_dask_splits_the_partition_and_survives_a_killed_worker(
         assert "Traceback" not in err
         assert json.loads(out)["counts"]["in"] == 70 + 50 + 4
         got = [_outputs(specs[0]), _screen(specs[1], dask.address)]
+        bad = _bad_dataset(tmp_path / "bad")
+        with pytest.raises(SluiceError) as single:
+            screen_partition(str(bad), DAY)
+        with pytest.raises(SluiceError) as split:
+            screen_partition(str(bad), DAY, dask=dask.address)
+        assert str(split.value) == str(single.value)
+        assert split.value.exit_code == single.value.exit_code == 2
+        assert not manifest_path(bad.parent, DAY).exists()
         monkeypatch.setenv("SLUICE_BOUNDED", "0")
         with caplog.at_level(logging.WARNING, logger="sluice"):
             in_memory = _screen(specs[1], dask.address)
