@@ -1,10 +1,11 @@
 """One bounded partition's ingest split into tasks on a Dask cluster (issue 16, part b).
 
 ``sluice run --dask ADDRESS`` (or ``SLUICE_DASK_ADDRESS``, or the spec's ``execution.dask``) on a
-partition the bounded path screens: this process makes the first pass over the partition's files
-(:func:`sluice.ingest.pieces.plan_partition`: sha256, record boundaries, header, keys, schema),
-cuts it into units (one piece of a CSV or NDJSON file, one row group of a Parquet file) and
-runs them as tasks (``distributed.Client.submit``):
+partition the bounded path screens: the first pass over the partition's files
+(:func:`sluice.ingest.pieces.plan_partition`: sha256, record boundaries, header, keys, schema)
+runs as one task per file, and this process lays out the partition's columns from them; it cuts
+the partition into units (one piece of a CSV or NDJSON file, one row group of a Parquet file)
+and runs them as tasks (``distributed.Client.submit``):
 
 1. **count**: a text unit's records are counted by reading it, for every unit that is not the
    last of its file, so that each unit knows the row number its first record has in its file
@@ -64,6 +65,7 @@ from sluice.ingest.pieces import (
     _conform,
     _not_parquet,
     _parquet_file,
+    _plan_file,
     _shifted,
     open_source,
     plan_partition,
@@ -475,7 +477,9 @@ def ingest_split(run: Run, tasks: Tasks) -> dict[str, Any]:
     paths = list_source_files(loaded, run.partition)
     rows = batch_rows(len(loaded.spec.columns) + 3)
     t0 = time.perf_counter()
-    plan = plan_partition(loaded, run.partition, paths, rows)
+    plan = plan_partition(
+        loaded, run.partition, paths, rows, lambda files: tasks.map(_plan_file, files, loaded, rows)
+    )
     t1 = time.perf_counter()
     units, expected = _with_starts(plan, plan_units(plan), tasks, loaded)
     t2 = time.perf_counter()
