@@ -131,7 +131,7 @@ def _same(
 
 
 CORPUS = [
-    pytest.param(c, id=c.name, marks=() if i % 3 == 0 else (pytest.mark.slow,))
+    pytest.param(c, id=c.name, marks=() if i % 6 == 0 else (pytest.mark.slow,))
     for i, c in enumerate(CASES)
 ]
 
