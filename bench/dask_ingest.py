@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +101,7 @@ def local_cluster(folder: Path, env: dict[str, str]) -> Iterator[tuple[str, list
             args += ["--host", "127.0.0.1", "--local-directory", str(folder / f"worker{i}")]
             args += ["--preload", "sluice.pipeline.dask_partition"]
             procs.append(subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT))
-        import distributed
-
-        client = distributed.Client(address, timeout=60, set_as_default=False)
+        client: Any = import_module("distributed").Client(address, timeout=60, set_as_default=False)
         client.wait_for_workers(2, timeout=120)
         client.close()
         yield address, [psutil.Process(p.pid) for p in procs[1:]]
