@@ -7,11 +7,12 @@ runs as one task per file, and this process lays out the partition's columns fro
 the partition into units (one piece of a CSV or NDJSON file, one row group of a Parquet file)
 and runs them as tasks (``distributed.Client.submit``):
 
-1. **count**: a text unit's records are counted by reading it, for every unit that is not the
-   last of its file, so that each unit knows the row number its first record has in its file
-   (its row ids and ``_source_row`` come from it) and whether an earlier piece of its file
-   needed the exact reader (the single-process ingest reads the rest of such a file with it).
-   A Parquet unit's first row comes from the file's metadata, without a task.
+1. **count**: every text unit's records are counted by reading it, so that each unit knows the
+   row number its first record has in its file (its row ids and ``_source_row`` come from it)
+   and whether an earlier piece of its file needed the exact reader (the single-process ingest
+   reads the rest of such a file with it). A Parquet unit's first row comes from the file's
+   metadata, without a task. (Counting the last unit of a file too makes a partition with
+   several bad files fail on the first in order, as the single-process ingest does.)
 2. **read**: each unit is read, typed and conformed to the partition's layout as the
    single-process ingest does, and written to ``ingest_pieces/`` in the run's work folder:
    its typed rows, raw text and ingest failures, each to a name unique to the attempt, renamed
