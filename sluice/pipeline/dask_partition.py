@@ -55,7 +55,7 @@ import pyarrow.parquet as pq
 from sluice.config import LoadedSpec, find_spec
 from sluice.core.errors import EXIT_INTERNAL, InputError, SluiceError
 from sluice.core.failures import FAILURE_SCHEMA
-from sluice.core.frame import EngineChoice
+from sluice.core.frame import ROW_ID, SOURCE_ROW, EngineChoice, row_ids
 from sluice.ingest import list_source_files
 from sluice.ingest.arrow import arrow_to_polars
 from sluice.ingest.file import typed_records
@@ -328,16 +328,6 @@ def _unit_records(
     return _text_records(loaded, planned, unit)
 
 
-def count_unit(unit: Unit, loaded: LoadedSpec, plan: Plan) -> tuple[int, bool]:
-    """On a worker: a unit's records, and whether the exact reader read any of its pieces."""
-    rows = 0
-    exact = False
-    for read, _, was_exact in _unit_records(loaded, plan, unit):
-        rows += read.height
-        exact = exact or was_exact
-    return rows, exact
-
-
 def _hold_for_tests(unit: Unit) -> None:
     """A test hook: the first attempt at unit ``SLUICE_TEST_HOLD_UNIT`` writes its process id
     to ``SLUICE_TEST_HOLD_FILE`` and waits (``SLUICE_TEST_HOLD_SECONDS``), so that a test can
@@ -375,7 +365,10 @@ def unit_files(folder: Path, unit: Unit) -> dict[str, Path]:
 
 def read_unit(unit: Unit, loaded: LoadedSpec, plan: Plan, folder: str) -> dict[str, int]:
     """On a worker: read, type and conform a unit's records and write its three files (each
-    under a name unique to this attempt, then renamed into place); its rows and failures."""
+    under a name unique to this attempt, then renamed into place); its rows, failures, and
+    whether the exact CSV reader read it (``exact``, 0 or 1). A text unit's row ids and
+    ``_source_row`` count from its first record (``unit.start`` is 0): the concatenation moves
+    them to the unit's place in its file."""
     planned = plan.files[unit.file]
     attempt = uuid.uuid4().hex[:12]
     final = unit_files(Path(folder), unit)
@@ -385,7 +378,7 @@ def read_unit(unit: Unit, loaded: LoadedSpec, plan: Plan, folder: str) -> dict[s
         "raw": plan.raw_schema,
         "ingest_failures": pl.Schema(FAILURE_SCHEMA),
     }
-    rows = failures = 0
+    rows = failures = exact = 0
     try:
         with contextlib.ExitStack() as stack:
             writers = {
@@ -393,7 +386,8 @@ def read_unit(unit: Unit, loaded: LoadedSpec, plan: Plan, folder: str) -> dict[s
                 for name in WORK_FILES
             }
             start = unit.start
-            for read, bad, _ in _unit_records(loaded, plan, unit):
+            for read, bad, was_exact in _unit_records(loaded, plan, unit):
+                exact = exact or int(was_exact)
                 got = typed_records(read, bad, planned.sha256, planned.path, loaded, start=start)
                 frame, raw, failed = _conform(got, plan, loaded)
                 start += read.height
@@ -409,49 +403,71 @@ def read_unit(unit: Unit, loaded: LoadedSpec, plan: Plan, folder: str) -> dict[s
         for path in temp.values():
             with contextlib.suppress(OSError):
                 path.unlink()
-    return {"rows": rows, "failures": failures}
+    return {"rows": rows, "failures": failures, "exact": exact}
 
 
-def _with_starts(
-    plan: Plan, units: list[Unit], tasks: Tasks, loaded: LoadedSpec
-) -> tuple[list[Unit], dict[int, int]]:
-    """The units with their first row and reader, from counts of every text unit (run as
-    tasks); and each unit's rows as counted (text) or in the metadata (Parquet)."""
-    text = [u for u in units if plan.files[u.file].scan is not None]
-    counts = dict(
-        zip((u.index for u in text), tasks.map(count_unit, text, loaded, plan), strict=True)
-    )
+def _reruns(plan: Plan, units: list[Unit], got: list[dict[str, int]]) -> list[Unit]:
+    """The text units the fast CSV reader read after an earlier piece of their file needed the
+    exact one: the single-process ingest reads them with the exact reader, so they are read
+    again with it."""
+    again: list[Unit] = []
+    fell: dict[int, bool] = {}
+    for unit, facts in zip(units, got, strict=True):
+        if plan.files[unit.file].scan is None:
+            continue
+        if fell.get(unit.file) and not facts["exact"]:
+            again.append(replace(unit, exact=True))
+        fell[unit.file] = fell.get(unit.file, False) or bool(facts["exact"])
+    return again
+
+
+def _placed(plan: Plan, units: list[Unit], got: list[dict[str, int]]) -> list[Unit]:
+    """The units with the row number of their first record in their file: text units from
+    the rows of the units before them, Parquet units from the metadata (checked against the
+    rows read). Sets each planned file's rows."""
     placed: list[Unit] = []
-    expected: dict[int, int] = {}
-    start, exact, file = 0, False, -1
-    for u in units:
-        planned = plan.files[u.file]
+    for planned in plan.files:
+        planned.rows = 0
+    for i, (unit, facts) in enumerate(zip(units, got, strict=True)):
+        planned = plan.files[unit.file]
         if planned.scan is None:
-            placed.append(u)
-            continue
-        if u.file != file:
-            start, exact, file = 0, False, u.file
-        placed.append(replace(u, start=start, exact=exact))
-        rows, fell_back = counts[u.index]
-        expected[u.index] = rows
-        start += rows
-        exact = exact or fell_back
-    for u, v in zip(placed, [*placed[1:], None], strict=False):
-        planned = plan.files[u.file]
-        if planned.scan is not None:
-            continue
-        if v is not None and v.file == u.file:
-            expected[u.index] = v.start - u.start
-            continue
-        with open_source(planned.path) as fh:
-            total = _parquet_file(fh, planned.path).metadata.num_rows
-        expected[u.index] = total - u.start
-    return placed, expected
+            following = units[i + 1] if i + 1 < len(units) else None
+            if following is not None and following.file == unit.file:
+                want = following.start - unit.start
+            else:
+                with open_source(planned.path) as fh:
+                    want = _parquet_file(fh, planned.path).metadata.num_rows - unit.start
+            if facts["rows"] != want:
+                raise UnitMismatch(
+                    f"{plan.where}: {planned.path}: a task read {facts['rows']} rows from unit "
+                    f"{unit.index} where the file's metadata says {want}; the partition is not "
+                    "screened (run it without --dask)"
+                )
+            placed.append(unit)
+        else:
+            placed.append(replace(unit, start=planned.rows))
+        planned.rows += facts["rows"]
+    return placed
 
 
-def _concatenate(folder: Path, units: list[Unit], run: Run, plan: Plan) -> None:
+def _moved(table: pa.Table, unit: Unit, n: int, sha: str) -> pa.Table:
+    """A text unit's rows (read with row ids and ``_source_row`` from 0) at its place in its
+    file: each ``_row_id`` that of the same record ``unit.start`` records on."""
+    if not unit.start or ROW_ID not in table.column_names:
+        return table
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    old = pl.Series(row_ids(sha, n, 0), dtype=pl.UInt64)
+    new = pl.Series(row_ids(sha, n, unit.start), dtype=pl.UInt64)
+    moved = [pl.col(ROW_ID).replace_strict(old, new, return_dtype=pl.UInt64)]
+    if SOURCE_ROW in frame.columns:
+        moved.append(pl.col(SOURCE_ROW) + unit.start)
+    return frame.with_columns(moved).to_arrow()
+
+
+def _concatenate(folder: Path, units: list[Unit], rows: list[int], run: Run, plan: Plan) -> None:
     """The units' files put together in order into the run's three ingest work files, row
-    group by row group."""
+    group by row group, each text unit's rows moved to its place in its file."""
     schemas = {
         "frame": plan.frame_schema,
         "raw": plan.raw_schema,
@@ -459,12 +475,15 @@ def _concatenate(folder: Path, units: list[Unit], run: Run, plan: Plan) -> None:
     }
     for name in WORK_FILES:
         with RowGroupWriter(run.file(f"{name}.parquet"), schemas[name], plan.rows) as out:
-            for unit in units:
+            for unit, n in zip(units, rows, strict=True):
                 path = unit_files(folder, unit)[name]
                 source = pq.ParquetFile(path)
+                sha = plan.files[unit.file].sha256
                 for g in range(source.num_row_groups):
                     table = source.read_row_group(g)
                     if table.num_rows:
+                        if plan.files[unit.file].scan is not None:
+                            table = _moved(table, unit, n, sha)
                         out.writer.write_table(table.cast(out.schema), row_group_size=out.rows)
                         out.written += table.num_rows
                 source.close()
@@ -482,33 +501,29 @@ def ingest_split(run: Run, tasks: Tasks) -> dict[str, Any]:
         loaded, run.partition, paths, rows, lambda files: tasks.map(_plan_file, files, loaded, rows)
     )
     t1 = time.perf_counter()
-    units, expected = _with_starts(plan, plan_units(plan), tasks, loaded)
-    t2 = time.perf_counter()
+    units = plan_units(plan)
     folder = run.work / PIECES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     got = tasks.map(read_unit, units, loaded, plan, str(folder))
-    for unit, facts in zip(units, got, strict=True):
-        want = expected[unit.index]
-        if facts["rows"] != want:
-            raise UnitMismatch(
-                f"{plan.where}: {plan.files[unit.file].path}: a task read {facts['rows']} rows "
-                f"from unit {unit.index} where {want} were counted; the partition is not "
-                "screened (run it without --dask)"
-            )
-        plan.files[unit.file].rows += facts["rows"]
+    again = _reruns(plan, units, got)
+    for unit, facts in zip(
+        again, tasks.map(read_unit, again, loaded, plan, str(folder)), strict=True
+    ):
+        got[unit.index] = facts
+    t2 = time.perf_counter()
+    units = _placed(plan, units, got)
     _check_distinct(loaded, plan)
-    t3 = time.perf_counter()
-    _concatenate(folder, units, run, plan)
+    _concatenate(folder, units, [f["rows"] for f in got], run, plan)
     log.info(
-        "%s: %d units of %d rows at most: plan %.1f s, count %.1f s, read %.1f s, "
-        "concatenate %.1f s",
+        "%s: %d units of %d rows at most (%d read again by the exact reader): plan %.1f s, "
+        "read %.1f s, concatenate %.1f s",
         plan.where,
         len(units),
         rows,
+        len(again),
         t1 - t0,
         t2 - t1,
-        t3 - t2,
-        time.perf_counter() - t3,
+        time.perf_counter() - t2,
     )
     with contextlib.suppress(OSError):
         folder.rmdir()
@@ -629,7 +644,6 @@ __all__ = [
     "Tasks",
     "Unit",
     "UnitMismatch",
-    "count_unit",
     "ingest_split",
     "plan_units",
     "read_unit",

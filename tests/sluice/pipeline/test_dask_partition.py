@@ -184,21 +184,53 @@ def test_duplicates_nulls_and_unicode_across_units(
     assert len(got[2][0]) > 10  # many row groups: many units
 
 
-def test_a_unit_that_reads_other_rows_than_counted_stops_the_run(
+def test_pieces_after_one_the_fast_reader_refuses_are_read_again_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sluice.pipeline.dask_partition as split
+    from sluice.ingest import pieces
+    from sluice.ingest.text import _csv_fast
+
+    def refusing(data: bytes, opts: Any, where: str) -> pl.DataFrame | None:
+        return None if b"\nr5," in data else _csv_fast(data, opts, where)
+
+    monkeypatch.setattr(pieces, "_csv_fast", refusing)
+    monkeypatch.setattr(split, "_csv_fast", refusing)
+    real = split._reruns
+    again: list[list[int]] = []
+
+    def spy(*args: Any) -> list[Any]:
+        got = real(*args)
+        again.append([u.index for u in got])
+        return got
+
+    monkeypatch.setattr(split, "_reruns", spy)
+    head = "id,amount,count,when,kind\n"
+    text = head + "".join(good(i, ["a", "ü"][i % 2]) + "\n" for i in range(14))
+    files = {"a.csv": text.encode(), "b.csv": text.replace("r", "s").encode()}
+    got = _same(write_dataset(tmp_path, {DAY: files}), monkeypatch, rows=3)
+    assert not isinstance(got, str), got
+    assert got[0]["rows"] == 28
+    assert again  # a.csv's r5 is in unit 1: units 2 to 4 are read again
+    assert all(a == [2, 3, 4] for a in again)
+
+
+def test_a_unit_that_reads_other_rows_than_its_metadata_stops_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sluice.pipeline.dask_partition as split
 
-    text = ("id,amount\n" + "".join(f"r{i},{i}\n" for i in range(9))).encode()
-    spec = write_dataset(tmp_path, {DAY: text})
+    buf = io.BytesIO()
+    pq.write_table(good_frame(9).to_arrow(), buf, row_group_size=3)
+    spec = write_dataset(tmp_path, {DAY: buf.getvalue()}, fmt="parquet")
     monkeypatch.setenv("SLUICE_BOUNDED", "1")
     monkeypatch.setenv("SLUICE_BATCH_ROWS", "3")
-    real = split.count_unit
-    monkeypatch.setattr(split, "count_unit", lambda u, *a: (real(u, *a)[0] + 1, False))
+    real = split.read_unit
+    monkeypatch.setattr(split, "read_unit", lambda u, *a: {**real(u, *a), "rows": 4})
     got = _ingest_once(spec, Tasks())
     assert isinstance(got, str)
     assert got.startswith("UnitMismatch: ")
-    assert "a task read 3 rows from unit 0 where 4 were counted" in got
+    assert "a task read 4 rows from unit 0 where the file's metadata says 3" in got
     assert UnitMismatch.exit_code == 3
 
 
