@@ -7,21 +7,23 @@ runs as one task per file, and this process lays out the partition's columns fro
 the partition into units (one piece of a CSV or NDJSON file, one row group of a Parquet file)
 and runs them as tasks (``distributed.Client.submit``):
 
-1. **count**: every text unit's records are counted by reading it, so that each unit knows the
-   row number its first record has in its file (its row ids and ``_source_row`` come from it)
-   and whether an earlier piece of its file needed the exact reader (the single-process ingest
-   reads the rest of such a file with it). A Parquet unit's first row comes from the file's
-   metadata, without a task. (Counting the last unit of a file too makes a partition with
-   several bad files fail on the first in order, as the single-process ingest does.)
-2. **read**: each unit is read, typed and conformed to the partition's layout as the
+1. **read**: each unit is read, typed and conformed to the partition's layout as the
    single-process ingest does, and written to ``ingest_pieces/`` in the run's work folder:
    its typed rows, raw text and ingest failures, each to a name unique to the attempt, renamed
-   into place (a rerun writes the same bytes). A unit whose row count differs from its count
-   stops the run (exit 3): the partition would not be the single-process one.
+   into place (a rerun writes the same bytes). A text unit does not know where its first
+   record is in its file, so its row ids and ``_source_row`` count from 0; a Parquet unit's
+   first row comes from the file's metadata (a unit that reads another number of rows stops
+   the run: exit 3).
+2. **read again**: the single-process ingest reads the rest of a CSV file with the exact reader
+   once a piece needed it; a later unit of that file that the fast reader read is read again
+   with the exact reader (rare: pyarrow refused a piece the scan found regular).
 
 This process then puts the units' files together in order, row group by row group, into
-``frame.parquet``, ``raw.parquet`` and ``ingest_failures.parquet`` (the bytes and row groups of
-the single-process bounded ingest), and the later stages (validate, screen, write: one commit)
+``frame.parquet``, ``raw.parquet`` and ``ingest_failures.parquet``, moving each text unit's row
+ids and ``_source_row`` to its place in its file (the rows before it in its file are known by
+then; ids are splitmix64 of the file's hash plus the row number, so an id moves by mapping the
+unit's ids from 0 to its ids from its start): the bytes and row groups of the single-process
+bounded ingest, and the later stages (validate, screen, write: one commit)
 run here, bounded, as without a cluster. Concatenating keeps the later stages unchanged and
 bounded (one row group in memory) at the cost of one more sequential copy of the work files.
 
@@ -102,7 +104,8 @@ POLL_SECONDS = 0.2
 
 
 class UnitMismatch(SluiceError):
-    """A unit's task read another number of rows than were counted for it: a bug (exit 3)."""
+    """A Parquet unit's task read another number of rows than its file's metadata says: the
+    file changed while it was read, or a bug (exit 3)."""
 
     exit_code = EXIT_INTERNAL
 
