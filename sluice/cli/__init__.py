@@ -94,6 +94,14 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     _json_option(run, "the run summary")
     _prefect_option(run)
+    run.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help="split a bounded partition's ingest into tasks on the Dask cluster whose scheduler "
+        "is at ADDRESS (tcp://host:8786); default: SLUICE_DASK_ADDRESS, else the spec's "
+        "execution.dask",
+    )
 
     bf = sub.add_parser("backfill", help="screen every partition of a date range")
     bf.add_argument("dataset", help="dataset name (datasets/<name>.yaml) or a spec file")
@@ -315,8 +323,8 @@ def _show_partition_lines(*, verbose: bool) -> None:
 def _run(args: argparse.Namespace) -> int:
     from sluice.preflight import preflight
 
-    preflight(args.dataset, args.partition, engine=args.engine)
-    if _with_prefect(args):
+    checked = preflight(args.dataset, args.partition, engine=args.engine)
+    if _with_prefect(args) and not _dask_run(args, checked.loaded):
         from flows.parameters import flow_value
         from flows.screen import screen_partition
         from sluice.core.errors import RunFailed
@@ -331,9 +339,11 @@ def _run(args: argparse.Namespace) -> int:
                 raise
             summary = exc.summary
     else:
-        from sluice.pipeline.local import screen_local
+        from sluice.pipeline.dask_partition import screen_partition as screen_here
 
-        summary = screen_local(args.dataset, args.partition, args.engine, force=args.force)
+        summary = screen_here(
+            args.dataset, args.partition, args.engine, force=args.force, dask=args.dask
+        )
     args.document = summary
     _print_summary(summary)
     return exit_code(str(summary["status"]), args.fail_on)
@@ -400,6 +410,29 @@ def _dask_backfill(args: argparse.Namespace, loaded: Any) -> bool:
         print(
             f"sluice: the Dask cluster at {address.address} ({address.source}) is not used: "
             "this backfill runs as Prefect flows (pass --dask to run it on the cluster)",
+            file=sys.stderr,
+        )
+    return False
+
+
+def _dask_run(args: argparse.Namespace, loaded: Any) -> bool:
+    """Whether a run that would run as a Prefect flow runs here with its ingest on a Dask
+    cluster instead: yes with ``--dask`` (refused together with ``--prefect``); a cluster set
+    only by SLUICE_DASK_ADDRESS or the spec is not used by the Prefect flow, which says so."""
+    from sluice.pipeline.cluster import resolve_address
+
+    if args.dask is not None and args.dask.strip():
+        if args.prefect:
+            raise_usage(
+                "--dask and --prefect do not go together: a run on a Dask cluster is driven "
+                "from this process (docs/production.md)"
+            )
+        return True
+    address = resolve_address(None, loaded)
+    if address is not None:
+        print(
+            f"sluice: the Dask cluster at {address.address} ({address.source}) is not used: "
+            "this run is a Prefect flow (pass --dask to run it on the cluster)",
             file=sys.stderr,
         )
     return False

@@ -39,7 +39,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
@@ -403,17 +403,25 @@ class Piece:
 
 
 def plan_partition(
-    loaded: LoadedSpec, partition: Partition, paths: Sequence[str], rows: int
+    loaded: LoadedSpec,
+    partition: Partition,
+    paths: Sequence[str],
+    rows: int,
+    plan_files: Callable[[Sequence[str]], list[PlannedFile]] | None = None,
 ) -> Plan:
     """The first pass over a partition's files: scan each, read its header (CSV), keys
     (NDJSON) or schema (Parquet), and lay out the partition's columns as ingest would.
+    ``plan_files`` plans the files instead of this process (as ``_plan_file`` does each).
 
     Raises the :class:`InputError` ingest raises for a header, keys or schema it refuses.
     """
     from sluice.ingest import _layout, _retyped, _undeclared_as_text, combine
 
     spec = loaded.spec
-    files = [_plan_file(path, loaded, rows) for path in paths]
+    if plan_files is None:
+        files = [_plan_file(path, loaded, rows) for path in paths]
+    else:
+        files = plan_files(paths)
     sources = [f.source() for f in files]
     retyped = _retyped(sources)
     frames, raws = [], []

@@ -5,7 +5,7 @@ Each reads its inputs from, and leaves its results in, the run's work folder.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import polars as pl
@@ -27,11 +27,17 @@ from sluice.write import (
 )
 
 
-def _ingest(run: Run, inputs: Mapping[str, bytes] | None = None) -> dict[str, Any]:
+def _ingest(
+    run: Run,
+    inputs: Mapping[str, bytes] | None = None,
+    *,
+    bounded: Callable[[Run], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Read the partition's files; keep typed rows, raw text and parse failures.
 
     ``inputs`` (a replay's) are the files to read, path as recorded to bytes, instead of those
-    the spec's source path lists.
+    the spec's source path lists. ``bounded`` ingests a bounded run's partition instead of
+    :func:`sluice.pipeline.bounded_ingest.ingest_bounded` (a Dask run's split ingest).
     """
     run_started(run.loaded.name, run.run_id, run.partition)
     roots = output_roots(run.loaded)
@@ -41,6 +47,8 @@ def _ingest(run: Run, inputs: Mapping[str, bytes] | None = None) -> dict[str, An
         run.work.mkdir(parents=True, exist_ok=True)
         write_json(owner, run.file(OWNER_NAME))
     if inputs is None and run.bounded:
+        if bounded is not None:
+            return bounded(run)
         from sluice.pipeline.bounded_ingest import ingest_bounded
 
         return ingest_bounded(run)

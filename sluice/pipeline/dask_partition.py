@@ -1,0 +1,655 @@
+"""One bounded partition's ingest split into tasks on a Dask cluster (issue 16, part b).
+
+``sluice run --dask ADDRESS`` (or ``SLUICE_DASK_ADDRESS``, or the spec's ``execution.dask``) on a
+partition the bounded path screens: the first pass over the partition's files
+(:func:`sluice.ingest.pieces.plan_partition`: sha256, record boundaries, header, keys, schema)
+runs as one task per file, and this process lays out the partition's columns from them; it cuts
+the partition into units (one piece of a CSV or NDJSON file, one row group of a Parquet file)
+and runs them as tasks (``distributed.Client.submit``):
+
+1. **read**: each unit is read, typed and conformed to the partition's layout as the
+   single-process ingest does, and written to ``ingest_pieces/`` in the run's work folder:
+   its typed rows, raw text and ingest failures, each to a name unique to the attempt, renamed
+   into place (a rerun writes the same bytes). A text unit does not know where its first
+   record is in its file, so its row ids and ``_source_row`` count from 0; a Parquet unit's
+   first row comes from the file's metadata (a unit that reads another number of rows stops
+   the run: exit 3).
+2. **read again**: the single-process ingest reads the rest of a CSV file with the exact reader
+   once a piece needed it; a later unit of that file that the fast reader read is read again
+   with the exact reader (rare: pyarrow refused a piece the scan found regular).
+
+This process then puts the units' files together in order, row group by row group, into
+``frame.parquet``, ``raw.parquet`` and ``ingest_failures.parquet``, moving each text unit's row
+ids and ``_source_row`` to its place in its file (the rows before it in its file are known by
+then; ids are splitmix64 of the file's hash plus the row number, so an id moves by mapping the
+unit's ids from 0 to its ids from its start): the bytes and row groups of the single-process
+bounded ingest, and the later stages (validate, screen, write: one commit)
+run here, bounded, as without a cluster. Concatenating keeps the later stages unchanged and
+bounded (one row group in memory) at the cost of one more sequential copy of the work files.
+
+A worker killed mid-task costs its task only: Dask runs it again elsewhere (up to
+``distributed.scheduler.allowed-failures``); its files are replaced whole. When every worker is
+gone for ``SLUICE_DASK_NO_WORKERS_SECONDS``, or the scheduler is lost, the run stops, nothing
+committed. A partition that is not bounded runs in this process as without a cluster.
+
+Memory here: one row group while concatenating, and per unit a few numbers; on a worker, one
+unit (at most ``batch_rows`` records, or one Parquet batch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sluice.config import LoadedSpec, find_spec
+from sluice.core.errors import EXIT_INTERNAL, InputError, SluiceError
+from sluice.core.failures import FAILURE_SCHEMA
+from sluice.core.frame import ROW_ID, SOURCE_ROW, EngineChoice, row_ids
+from sluice.ingest import list_source_files
+from sluice.ingest.arrow import arrow_to_polars
+from sluice.ingest.file import typed_records
+from sluice.ingest.pieces import (
+    Plan,
+    PlannedFile,
+    _check_distinct,
+    _conform,
+    _not_parquet,
+    _parquet_file,
+    _plan_file,
+    _shifted,
+    open_source,
+    plan_partition,
+    read_range,
+)
+from sluice.ingest.text import BadRecord, _csv_exact, _csv_fast, _read_ndjson
+from sluice.lineage import run_stopped
+from sluice.pipeline.bounded_ingest import RowGroupWriter
+from sluice.pipeline.budget import batch_rows
+from sluice.pipeline.cluster import (
+    Address,
+    ClusterError,
+    check_shared_storage,
+    connect,
+    quiet_distributed,
+    resolve_address,
+)
+from sluice.pipeline.commit import Orchestrator, stage_write
+from sluice.pipeline.dask_backfill import HOLD_FILE_ENV, HOLD_SECONDS, HOLD_SECONDS_ENV
+from sluice.pipeline.dask_backfill import no_workers_seconds as _no_workers_seconds
+from sluice.pipeline.idempotence import check_done, skipped_summary
+from sluice.pipeline.local import screen_local, with_io_retries
+from sluice.pipeline.reapply import with_decisions_reapplied
+from sluice.pipeline.run import Run, log, timed
+from sluice.pipeline.stages import _ingest, stage_screen, stage_validate
+from sluice.progress import progress
+from sluice.write import OutputError
+
+PIECES_DIR = "ingest_pieces"
+WORK_FILES = ("frame", "raw", "ingest_failures")
+HOLD_UNIT_ENV = "SLUICE_TEST_HOLD_UNIT"
+POLL_SECONDS = 0.2
+
+
+class UnitMismatch(SluiceError):
+    """A Parquet unit's task read another number of rows than its file's metadata says: the
+    file changed while it was read, or a bug (exit 3)."""
+
+    exit_code = EXIT_INTERNAL
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A part of a partition read by one task: pieces ``[first, last)`` of a text file, or row
+    groups ``[first, last)`` of a Parquet file; ``start`` is the row number of its first record
+    in its file, ``exact`` whether it is read by the exact CSV reader from its first piece."""
+
+    index: int
+    file: int
+    first: int
+    last: int
+    start: int = 0
+    exact: bool = False
+
+
+class Tasks:
+    """Runs a function over items, one task each; this one in this process, in order."""
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], *args: Any) -> list[Any]:
+        """``fn(item, *args)`` for every item, results in the items' order; the first error
+        raised is raised here."""
+        return [fn(item, *args) for item in items]
+
+
+class TaskFailed(SluiceError):
+    """An error a task raised on a worker, as its message and exit code (a :class:`SluiceError`
+    whose constructor takes other arguments does not come back through pickle as it was)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TaskFailed, (str(self), self.exit_code))
+
+
+def _portable(fn: Callable[..., Any], item: Any, *args: Any) -> Any:
+    """On a worker: ``fn(item, *args)``, its :class:`SluiceError` as a :class:`TaskFailed`."""
+    try:
+        return fn(item, *args)
+    except SluiceError as exc:
+        raise TaskFailed(str(exc), exc.exit_code) from None
+
+
+class DaskTasks(Tasks):
+    """Runs each item as a task on a Dask cluster through ``client``."""
+
+    def __init__(self, client: Any, address: Address, grace: float) -> None:
+        self.client = client
+        self.address = address
+        self.grace = grace
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], *args: Any) -> list[Any]:
+        """``fn(item, *args)`` for every item on the cluster, results in the items' order; the
+        error of the first item (in order) whose task raised is raised here. A task
+        whose worker dies runs again on another; every worker gone for ``grace`` seconds, or
+        the scheduler lost, is a :class:`ClusterError`."""
+        token = uuid.uuid4().hex[:12]
+        name = getattr(fn, "__name__", "task")
+        pending = {
+            self.client.submit(
+                _portable, fn, item, *args, key=f"sluice-{name}-{i}-{token}", pure=False
+            ): i
+            for i, item in enumerate(items)
+        }
+        results: dict[int, Any] = {}
+        errors: dict[int, BaseException] = {}
+        alone_since: float | None = None
+        try:
+            while pending:
+                done = [f for f in pending if f.done()]
+                for future in done:
+                    i = pending.pop(future)
+                    try:
+                        results[i] = self._result(future)
+                    except ClusterError:
+                        raise
+                    except Exception as exc:
+                        errors[i] = exc
+                    future.release()
+                if done:
+                    alone_since = None
+                    continue
+                alone_since = self._wait(alone_since)
+        finally:
+            for future in pending:
+                with contextlib.suppress(Exception):
+                    future.cancel()
+        if errors:
+            raise errors[min(errors)]
+        return [results[i] for i in range(len(items))]
+
+    def _wait(self, alone_since: float | None) -> float | None:
+        try:
+            workers = len(self.client.nthreads())
+        except Exception as exc:
+            raise self._lost(f"the scheduler was lost ({type(exc).__name__}: {exc})") from None
+        if workers:
+            time.sleep(POLL_SECONDS)
+            return None
+        alone_since = alone_since or time.monotonic()
+        if time.monotonic() - alone_since >= self.grace:
+            raise self._lost(f"every worker is gone (none for {self.grace:g} s)")
+        time.sleep(POLL_SECONDS)
+        return alone_since
+
+    def _result(self, future: Any) -> Any:
+        try:
+            return future.result()
+        except SluiceError:
+            raise
+        except Exception as exc:
+            kind = type(exc).__name__
+            if kind == "KilledWorker":
+                raise ClusterError(
+                    f"every worker that ran one of this partition's tasks died ({exc}); Dask "
+                    "gave up after distributed.scheduler.allowed-failures attempts. Nothing was "
+                    "committed: look at the workers' memory and logs, then run again"
+                ) from None
+            if kind in ("CancelledError", "FutureCancelledError"):
+                raise self._lost("a task was cancelled (the scheduler was lost)") from None
+            raise
+
+    def _lost(self, why: str) -> ClusterError:
+        return ClusterError(
+            f"the Dask cluster at {self.address.address}: {why}; nothing of this partition was "
+            "committed: run it again"
+        )
+
+
+def plan_units(plan: Plan) -> list[Unit]:
+    """The units of a planned partition, in file order then record order: one per piece of
+    a text file, one per row group of a Parquet file (with its first row from the metadata)."""
+    units: list[Unit] = []
+    for f, planned in enumerate(plan.files):
+        if planned.scan is not None:
+            for i in range(len(planned.scan.pieces)):
+                units.append(Unit(len(units), f, i, i + 1))
+            continue
+        with open_source(planned.path) as fh:
+            meta = _parquet_file(fh, planned.path).metadata
+            start = 0
+            for g in range(meta.num_row_groups):
+                units.append(Unit(len(units), f, g, g + 1, start=start))
+                start += meta.row_group(g).num_rows
+    return units
+
+
+def _text_records(
+    loaded: LoadedSpec, planned: PlannedFile, unit: Unit
+) -> Iterator[tuple[pl.DataFrame, list[BadRecord], bool]]:
+    """A text unit's pieces read as :func:`sluice.ingest.pieces.read_pieces` reads them, each
+    with whether the exact reader read it."""
+    spec = loaded.spec
+    fmt = spec.source.format
+    path = planned.path
+    scan = planned.scan
+    assert scan is not None
+    with open_source(path) as fh:
+        head = read_range(fh, 0, scan.header_end) if fmt == "csv" else b""
+        exact = unit.exact or not scan.valid or scan.ragged
+        for i in range(unit.first, unit.last):
+            start, end = scan.pieces[i]
+            data = read_range(fh, start, end)
+            if fmt == "ndjson":
+                read, bad = _read_ndjson(
+                    data, path, keys=planned.keys, at_start=i == 0, first_line=scan.lines[i] + 1
+                )
+                yield read, bad, False
+                continue
+            data = data if i == 0 else head + data
+            shift = 0 if i == 0 else scan.lines[i] - scan.header_lines
+            fast = None if exact else _csv_fast(data, spec.source.csv, path)
+            if fast is not None:
+                yield fast, [], False
+                continue
+            exact = True
+            try:
+                read, bad = _csv_exact(data, spec.source.csv, path)
+            except InputError as exc:
+                raise _shifted(exc, path, shift) from None
+            yield read, bad, True
+
+
+def _parquet_records(
+    planned: PlannedFile, unit: Unit, rows: int
+) -> Iterator[tuple[pl.DataFrame, list[BadRecord], bool]]:
+    """A Parquet unit's row groups in batches of at most ``rows`` rows, each checked against
+    its metadata, as :func:`sluice.ingest.pieces.read_pieces` reads them."""
+    path = planned.path
+    with open_source(path) as fh:
+        source = _parquet_file(fh, path)
+        schema = source.schema_arrow
+        for group in range(unit.first, unit.last):
+            try:
+                expected = source.metadata.row_group(group).num_rows
+                got = 0
+                for batch in source.iter_batches(
+                    batch_size=max(1, rows), row_groups=[group], use_threads=False
+                ):
+                    got += batch.num_rows
+                    table = pa.Table.from_batches([batch], schema=schema)
+                    yield arrow_to_polars(table, path)[0], [], False
+                if got != expected:
+                    source.read_row_group(group)
+                    raise InputError(
+                        f"{path}: not a readable Parquet file: row group {group} holds {got} "
+                        f"rows, its metadata says {expected}"
+                    )
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                raise _not_parquet(path, exc) from None
+
+
+def _unit_records(
+    loaded: LoadedSpec, plan: Plan, unit: Unit
+) -> Iterator[tuple[pl.DataFrame, list[BadRecord], bool]]:
+    planned = plan.files[unit.file]
+    if planned.scan is None:
+        return _parquet_records(planned, unit, plan.rows)
+    return _text_records(loaded, planned, unit)
+
+
+def _hold_for_tests(unit: Unit) -> None:
+    """A test hook: the first attempt at unit ``SLUICE_TEST_HOLD_UNIT`` writes its process id
+    to ``SLUICE_TEST_HOLD_FILE`` and waits (``SLUICE_TEST_HOLD_SECONDS``), so that a test can
+    kill its worker mid-task; later attempts (the file exists) go on."""
+    if os.environ.get(HOLD_UNIT_ENV) != str(unit.index) or not os.environ.get(HOLD_FILE_ENV):
+        return
+    try:
+        fd = os.open(os.environ[HOLD_FILE_ENV], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    time.sleep(float(os.environ.get(HOLD_SECONDS_ENV) or HOLD_SECONDS))
+
+
+class _UnitWriter(RowGroupWriter):
+    """A unit's work file: row groups as :class:`RowGroupWriter` writes them, compressed with
+    lz4 (fast to write and to read back; the concatenation compresses the partition's files)."""
+
+    def __init__(self, path: Path, schema: pl.Schema, rows: int) -> None:
+        self.path = path
+        self.rows = max(1, rows)
+        self.schema = pl.DataFrame(schema=schema).to_arrow().schema
+        try:
+            self.writer = pq.ParquetWriter(path, self.schema, compression="lz4")
+        except (OSError, pa.ArrowException) as exc:
+            raise OutputError(f"cannot write {path}: {exc}") from None
+        self.written = 0
+
+
+def unit_files(folder: Path, unit: Unit) -> dict[str, Path]:
+    """Where a unit's typed rows, raw text and ingest failures go."""
+    return {name: folder / f"{unit.index:08d}.{name}.parquet" for name in WORK_FILES}
+
+
+def read_unit(unit: Unit, loaded: LoadedSpec, plan: Plan, folder: str) -> dict[str, int]:
+    """On a worker: read, type and conform a unit's records and write its three files (each
+    under a name unique to this attempt, then renamed into place); its rows, failures, and
+    whether the exact CSV reader read it (``exact``, 0 or 1). A text unit's row ids and
+    ``_source_row`` count from its first record (``unit.start`` is 0): the concatenation moves
+    them to the unit's place in its file."""
+    planned = plan.files[unit.file]
+    attempt = uuid.uuid4().hex[:12]
+    final = unit_files(Path(folder), unit)
+    temp = {name: path.with_name(f".{path.name}.{attempt}") for name, path in final.items()}
+    schemas = {
+        "frame": plan.frame_schema,
+        "raw": plan.raw_schema,
+        "ingest_failures": pl.Schema(FAILURE_SCHEMA),
+    }
+    rows = failures = exact = 0
+    try:
+        with contextlib.ExitStack() as stack:
+            writers = {
+                name: stack.enter_context(_UnitWriter(temp[name], schemas[name], plan.rows))
+                for name in WORK_FILES
+            }
+            start = unit.start
+            for read, bad, was_exact in _unit_records(loaded, plan, unit):
+                exact = exact or int(was_exact)
+                got = typed_records(read, bad, planned.sha256, planned.path, loaded, start=start)
+                frame, raw, failed = _conform(got, plan, loaded)
+                start += read.height
+                writers["frame"].write(frame)
+                writers["raw"].write(raw)
+                writers["ingest_failures"].write(failed)
+                rows += frame.height
+                failures += failed.height
+        _hold_for_tests(unit)
+        for name in WORK_FILES:
+            os.replace(temp[name], final[name])
+    finally:
+        for path in temp.values():
+            with contextlib.suppress(OSError):
+                path.unlink()
+    return {"rows": rows, "failures": failures, "exact": exact}
+
+
+def _reruns(plan: Plan, units: list[Unit], got: list[dict[str, int]]) -> list[Unit]:
+    """The text units the fast CSV reader read after an earlier piece of their file needed the
+    exact one: the single-process ingest reads them with the exact reader, so they are read
+    again with it."""
+    again: list[Unit] = []
+    fell: dict[int, bool] = {}
+    for unit, facts in zip(units, got, strict=True):
+        if plan.files[unit.file].scan is None:
+            continue
+        if fell.get(unit.file) and not facts["exact"]:
+            again.append(replace(unit, exact=True))
+        fell[unit.file] = fell.get(unit.file, False) or bool(facts["exact"])
+    return again
+
+
+def _placed(plan: Plan, units: list[Unit], got: list[dict[str, int]]) -> list[Unit]:
+    """The units with the row number of their first record in their file: text units from
+    the rows of the units before them, Parquet units from the metadata (checked against the
+    rows read). Sets each planned file's rows."""
+    placed: list[Unit] = []
+    for planned in plan.files:
+        planned.rows = 0
+    for i, (unit, facts) in enumerate(zip(units, got, strict=True)):
+        planned = plan.files[unit.file]
+        if planned.scan is None:
+            following = units[i + 1] if i + 1 < len(units) else None
+            if following is not None and following.file == unit.file:
+                want = following.start - unit.start
+            else:
+                with open_source(planned.path) as fh:
+                    want = _parquet_file(fh, planned.path).metadata.num_rows - unit.start
+            if facts["rows"] != want:
+                raise UnitMismatch(
+                    f"{plan.where}: {planned.path}: a task read {facts['rows']} rows from unit "
+                    f"{unit.index} where the file's metadata says {want}; the partition is not "
+                    "screened (run it without --dask)"
+                )
+            placed.append(unit)
+        else:
+            placed.append(replace(unit, start=planned.rows))
+        planned.rows += facts["rows"]
+    return placed
+
+
+def _moved(table: pa.Table, unit: Unit, n: int, sha: str) -> pa.Table:
+    """A text unit's rows (read with row ids and ``_source_row`` from 0) at its place in its
+    file: each ``_row_id`` that of the same record ``unit.start`` records on."""
+    if not unit.start or ROW_ID not in table.column_names:
+        return table
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    old = pl.Series(row_ids(sha, n, 0), dtype=pl.UInt64)
+    new = pl.Series(row_ids(sha, n, unit.start), dtype=pl.UInt64)
+    moved = [pl.col(ROW_ID).replace_strict(old, new, return_dtype=pl.UInt64)]
+    if SOURCE_ROW in frame.columns:
+        moved.append(pl.col(SOURCE_ROW) + unit.start)
+    return frame.with_columns(moved).to_arrow()
+
+
+def _concatenate(folder: Path, units: list[Unit], rows: list[int], run: Run, plan: Plan) -> None:
+    """The units' files put together in order into the run's three ingest work files, row
+    group by row group, each text unit's rows moved to its place in its file."""
+    schemas = {
+        "frame": plan.frame_schema,
+        "raw": plan.raw_schema,
+        "ingest_failures": pl.Schema(FAILURE_SCHEMA),
+    }
+    for name in WORK_FILES:
+        with RowGroupWriter(run.file(f"{name}.parquet"), schemas[name], plan.rows) as out:
+            for unit, n in zip(units, rows, strict=True):
+                path = unit_files(folder, unit)[name]
+                source = pq.ParquetFile(path)
+                sha = plan.files[unit.file].sha256
+                for g in range(source.num_row_groups):
+                    table = source.read_row_group(g)
+                    if table.num_rows:
+                        if plan.files[unit.file].scan is not None:
+                            table = _moved(table, unit, n, sha)
+                        out.writer.write_table(table.cast(out.schema), row_group_size=out.rows)
+                        out.written += table.num_rows
+                source.close()
+                path.unlink()
+
+
+def ingest_split(run: Run, tasks: Tasks) -> dict[str, Any]:
+    """The bounded ingest of ``run``'s partition with its units read by ``tasks``: the work
+    files and stage facts of :func:`sluice.pipeline.bounded_ingest.ingest_bounded`."""
+    loaded = run.loaded
+    paths = list_source_files(loaded, run.partition)
+    rows = batch_rows(len(loaded.spec.columns) + 3)
+    t0 = time.perf_counter()
+    plan = plan_partition(
+        loaded, run.partition, paths, rows, lambda files: tasks.map(_plan_file, files, loaded, rows)
+    )
+    t1 = time.perf_counter()
+    units = plan_units(plan)
+    folder = run.work / PIECES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    got = tasks.map(read_unit, units, loaded, plan, str(folder))
+    again = _reruns(plan, units, got)
+    for unit, facts in zip(
+        again, tasks.map(read_unit, again, loaded, plan, str(folder)), strict=True
+    ):
+        got[unit.index] = facts
+    t2 = time.perf_counter()
+    units = _placed(plan, units, got)
+    _check_distinct(loaded, plan)
+    _concatenate(folder, units, [f["rows"] for f in got], run, plan)
+    log.info(
+        "%s: %d units of %d rows at most (%d read again by the exact reader): plan %.1f s, "
+        "read %.1f s, concatenate %.1f s",
+        plan.where,
+        len(units),
+        rows,
+        len(again),
+        t1 - t0,
+        t2 - t1,
+        time.perf_counter() - t2,
+    )
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+    sources = [f.source() for f in plan.files]
+    return {
+        "rows": sum(f["rows"] for f in got),
+        "inputs": [s.as_dict() for s in sources],
+        "missing_columns": list(plan.missing),
+        "extra_columns": list(plan.extra),
+        "aliases": [
+            {"file": s.path, "column": column, "alias": alias}
+            for s in sources
+            for column, alias in s.aliases
+        ],
+        "retyped_columns": plan.retyped,
+        "failures": sum(f["failures"] for f in got),
+    }
+
+
+class _Cluster:
+    """A checked connection to the cluster, and whether the run used it."""
+
+    def __init__(self, address: Address, loaded: LoadedSpec) -> None:
+        self.address = address
+        self.used = False
+        with quiet_distributed():
+            self.client: Any = connect(address)
+            try:
+                check_shared_storage(self.client, loaded)
+            except BaseException:
+                self.close()
+                raise
+
+    def tasks(self, run: Run) -> DaskTasks:
+        """The cluster as the task runner of ``run``'s ingest."""
+        self.used = True
+        log.info(
+            "%s %s: ingest split into tasks on the Dask cluster at %s (from %s; %d workers)",
+            run.loaded.name,
+            run.partition,
+            self.address.address,
+            self.address.source,
+            len(self.client.nthreads()),
+        )
+        return DaskTasks(self.client, self.address, _no_workers_seconds())
+
+    def close(self) -> None:
+        """Close the connection (nothing runs on the cluster after the ingest)."""
+        with contextlib.suppress(Exception):
+            self.client.close(timeout=5)
+
+
+def screen_partition(
+    dataset: str,
+    partition: str | dt.date,
+    engine: EngineChoice | None = None,
+    *,
+    force: bool = False,
+    dask: str | None = None,
+) -> dict[str, Any]:
+    """Screen one partition: its bounded ingest split into tasks on the Dask cluster at
+    ``dask`` (else ``SLUICE_DASK_ADDRESS``, else the spec's ``execution.dask``), the later
+    stages and the one commit here; without an address, :func:`screen_local`. A cluster that
+    cannot be used stops the run before any data moves; a partition that is not bounded is
+    screened in this process, which says so. Returns the run summary, as :func:`screen_local`
+    does."""
+    loaded = find_spec(dataset)
+    address = resolve_address(dask, loaded)
+    if address is None:
+        return screen_local(dataset, partition, engine, force=force)
+    started = dt.datetime.now(dt.UTC)
+    run = Run.prepare(dataset, partition, engine=engine)
+    name, part = run.loaded.name, str(run.partition)
+    if not force:
+        verdict = check_done(run.loaded, run.partition, suite_sha256=run.suite.sha256)
+        done = skipped_summary(verdict)
+        if done is not None:
+            log.info("%s %s: skipped: %s (%s)", name, part, verdict.reason, verdict.manifest)
+            return done
+    cluster = _Cluster(address, run.loaded)
+    stage = timed(
+        lambda r: _ingest(r, bounded=lambda b: ingest_split(b, cluster.tasks(b))), "ingest"
+    )
+    try:
+        try:
+            with quiet_distributed():
+                progress(name, part, "ingest")
+                with_io_retries(lambda: stage(run), f"{name} {part}: ingest")
+        finally:
+            cluster.close()
+        if not cluster.used:
+            log.warning(
+                "%s %s: not screened in bounded batches, so not split on the Dask cluster at "
+                "%s: screened in this process (SLUICE_BOUNDED=1 splits it)",
+                name,
+                part,
+                address.address,
+            )
+        progress(name, part, "validate")
+        stage_validate(run)
+        progress(name, part, "screen")
+        stage_screen(run)
+        progress(name, part, "write")
+        orchestrator: Orchestrator = "dask" if cluster.used else "in-process"
+        summary = with_io_retries(
+            lambda: stage_write(run, started, orchestrator), f"{name} {part}: write"
+        )
+        return with_decisions_reapplied(run.loaded, summary)
+    except BaseException as exc:
+        run.discard()
+        run_stopped(run.loaded.name, run.run_id, run.partition, exc)
+        raise
+
+
+__all__ = [
+    "PIECES_DIR",
+    "DaskTasks",
+    "Tasks",
+    "Unit",
+    "UnitMismatch",
+    "ingest_split",
+    "plan_units",
+    "read_unit",
+    "screen_partition",
+    "unit_files",
+]

@@ -1,0 +1,411 @@
+"""One bounded partition's ingest split into tasks gives the single-process bounded ingest's work
+files and facts.
+
+Tasks run here first (in order, out of order, each read twice as a rerun would): on the
+robustness corpus, the hostile pieces of tests/sluice/test_ingest_pieces.py and several files of
+one partition, the split ingest writes the same ``frame.parquet``, ``raw.parquet`` and
+``ingest_failures.parquet`` (rows, order and row groups) and records the same facts as
+:func:`sluice.pipeline.bounded_ingest.ingest_bounded`, or stops with the same error. Then the
+real ``sluice run --dask`` screens a partition of several CSV and Parquet files on a real
+scheduler and two workers on 127.0.0.1, one of them killed mid-task: the same clean,
+quarantine, failures and manifest as the single-process run, committed once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from sluice.core.errors import SluiceError
+from sluice.ingest.pieces import PlannedFile
+from sluice.pipeline.cluster import ADDRESS_ENV
+from sluice.pipeline.dask_backfill import HOLD_FILE_ENV, HOLD_SECONDS_ENV
+from sluice.pipeline.dask_partition import (
+    HOLD_UNIT_ENV,
+    PIECES_DIR,
+    Tasks,
+    UnitMismatch,
+    ingest_split,
+    screen_partition,
+)
+from sluice.pipeline.run import Run
+from sluice.pipeline.stages import _ingest
+from tests.conftest import ROOT
+from tests.robustness.corpus import CASES, Case, good, good_frame
+from tests.robustness.support import check_conserved, manifest_path, write_dataset
+from tests.sluice.pipeline.bounded_support import DETECTORS
+from tests.sluice.pipeline.test_dask import VOLATILE, _diff, _free_port, cluster
+from tests.sluice.test_ingest_pieces import HOSTILE_CSV, HOSTILE_NDJSON, HOSTILE_PARQUET
+
+DAY = "2024-01-01"
+WORK_FILES = ("frame.parquet", "raw.parquet", "ingest_failures.parquet")
+SIDES = ("clean", "quarantine", "failures")
+
+
+class Reversed(Tasks):
+    """Runs the tasks last first, every other one twice (a rerun after a lost worker); raises
+    the error of the first item in order, as :class:`DaskTasks` does."""
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], *args: Any) -> list[Any]:
+        """``fn(item, *args)`` for every item, last first; results in the items' order."""
+        got: dict[int, Any] = {}
+        errors: dict[int, Exception] = {}
+        for i, item in reversed(list(enumerate(items))):
+            try:
+                got[i] = fn(item, *args)
+                again = fn(item, *args) if i % 2 else got[i]
+                if isinstance(again, PlannedFile):
+                    assert (again.sha256, again.scan, again.keys) == (
+                        got[i].sha256,
+                        got[i].scan,
+                        got[i].keys,
+                    )
+                else:
+                    assert again == got[i]
+            except SluiceError as exc:
+                errors[i] = exc
+        if errors:
+            raise errors[min(errors)]
+        return [got[i] for i in range(len(items))]
+
+
+Outcome = tuple[dict[str, Any], dict[str, pl.DataFrame], list[list[int]]] | str
+
+
+def _ingest_once(spec: Path, tasks: Tasks | None) -> Outcome:
+    """The bounded ingest's facts, work files and row groups, or its error."""
+    run = Run.prepare(str(spec), DAY, check_detectors=False)
+    try:
+        if tasks is None:
+            facts = _ingest(run)
+        else:
+            facts = _ingest(run, bounded=lambda r: ingest_split(r, tasks))
+    except SluiceError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    try:
+        assert not (run.work / PIECES_DIR).exists()
+        files = {n: pl.read_parquet(run.file(n)) for n in WORK_FILES}
+        groups = []
+        for n in WORK_FILES:
+            meta = pq.ParquetFile(run.file(n)).metadata
+            groups.append([meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+        facts.pop("seconds", None)
+        return facts, files, groups
+    finally:
+        run.discard()
+
+
+def _same(
+    spec: Path, monkeypatch: pytest.MonkeyPatch, rows: int = 3, in_order: bool = True
+) -> Outcome:
+    """The split ingest (tasks here in order unless ``in_order`` is false, then reversed and
+    rerun) against the bounded ingest."""
+    monkeypatch.setenv("SLUICE_BOUNDED", "1")
+    monkeypatch.setenv("SLUICE_BATCH_ROWS", str(rows))
+    want = _ingest_once(spec, None)
+    for tasks in (Tasks(), Reversed())[0 if in_order else 1 :]:
+        got = _ingest_once(spec, tasks)
+        if isinstance(want, str) or isinstance(got, str):
+            assert got == want
+            continue
+        assert got[0] == want[0]
+        for name in WORK_FILES:
+            assert got[1][name].schema == want[1][name].schema, name
+            assert got[1][name].equals(want[1][name]), name
+        assert got[2] == want[2]
+    return want
+
+
+CORPUS = [
+    pytest.param(c, id=c.name, marks=() if i % 6 == 0 else (pytest.mark.slow,))
+    for i, c in enumerate(CASES)
+]
+
+
+@pytest.mark.parametrize("case", CORPUS)
+def test_corpus_split_and_single_process_agree(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = write_dataset(tmp_path, {DAY: case.content}, fmt=case.fmt, schema=case.schema)
+    got = _same(spec, monkeypatch, in_order=False)
+    if case.error is not None:
+        assert isinstance(got, str)
+    elif case.rows is not None:
+        assert not isinstance(got, str), got
+        assert got[0]["rows"] == case.rows
+
+
+HOSTILE = [
+    *[("csv", n) for n in HOSTILE_CSV],
+    *[("ndjson", n) for n in HOSTILE_NDJSON],
+    *[("parquet", n) for n in HOSTILE_PARQUET],
+]
+
+
+@pytest.mark.parametrize(("fmt", "name"), HOSTILE, ids=[f"{f}-{n}" for f, n in HOSTILE])
+def test_hostile_pieces_in_several_files(
+    fmt: str, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = {"csv": HOSTILE_CSV, "ndjson": HOSTILE_NDJSON, "parquet": HOSTILE_PARQUET}[fmt][name]
+    files = {f"a.{fmt}": content}
+    if fmt != "parquet":
+        files[f"b.{fmt}"] = content + b"\n"
+    _same(write_dataset(tmp_path, {DAY: files}, fmt=fmt), monkeypatch, rows=2)
+
+
+def test_duplicates_nulls_and_unicode_across_units(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = ["id,amount,count,when,kind"]
+    for i in range(40):
+        kind = ["a", "ü", "日本", ""][i % 4]
+        amount = "" if i % 5 == 0 else ("x" if i % 7 == 0 else f"{i}.5")
+        lines.append(f"r{i % 13},{amount},{i},2024-01-01 10:{i % 60:02d}:00,{kind}")
+    lines.insert(17, "r1,2")  # a malformed record in the middle of a piece
+    text = ("\n".join(lines) + "\n").encode()
+    files = {"a.csv": text, "b.csv": text.replace(b"r1,", b"s1,"), "c.csv": text[:30]}
+    got = _same(write_dataset(tmp_path, {DAY: files}), monkeypatch, rows=4)
+    assert not isinstance(got, str), got
+    assert got[0]["rows"] == 41 + 41 + 1  # c.csv: a header and one cut record
+    assert len(got[2][0]) > 10  # many row groups: many units
+
+
+def test_pieces_after_one_the_fast_reader_refuses_are_read_again_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sluice.pipeline.dask_partition as split
+    from sluice.ingest import pieces
+    from sluice.ingest.text import _csv_fast
+
+    def refusing(data: bytes, opts: Any, where: str) -> pl.DataFrame | None:
+        return None if b"\nr5," in data else _csv_fast(data, opts, where)
+
+    monkeypatch.setattr(pieces, "_csv_fast", refusing)
+    monkeypatch.setattr(split, "_csv_fast", refusing)
+    real = split._reruns
+    again: list[list[int]] = []
+
+    def spy(*args: Any) -> list[Any]:
+        got = real(*args)
+        again.append([u.index for u in got])
+        return got
+
+    monkeypatch.setattr(split, "_reruns", spy)
+    head = "id,amount,count,when,kind\n"
+    text = head + "".join(good(i, ["a", "ü"][i % 2]) + "\n" for i in range(14))
+    files = {"a.csv": text.encode(), "b.csv": text.replace("r", "s").encode()}
+    got = _same(write_dataset(tmp_path, {DAY: files}), monkeypatch, rows=3)
+    assert not isinstance(got, str), got
+    assert got[0]["rows"] == 28
+    assert again  # a.csv's r5 is in unit 1: units 2 to 4 are read again
+    assert all(a == [2, 3, 4] for a in again)
+
+
+def test_a_unit_that_reads_other_rows_than_its_metadata_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sluice.pipeline.dask_partition as split
+
+    buf = io.BytesIO()
+    pq.write_table(good_frame(9).to_arrow(), buf, row_group_size=3)
+    spec = write_dataset(tmp_path, {DAY: buf.getvalue()}, fmt="parquet")
+    monkeypatch.setenv("SLUICE_BOUNDED", "1")
+    monkeypatch.setenv("SLUICE_BATCH_ROWS", "3")
+    real = split.read_unit
+    monkeypatch.setattr(split, "read_unit", lambda u, *a: {**real(u, *a), "rows": 4})
+    got = _ingest_once(spec, Tasks())
+    assert isinstance(got, str)
+    assert got.startswith("UnitMismatch: ")
+    assert "a task read 4 rows from unit 0 where the file's metadata says 3" in got
+    assert UnitMismatch.exit_code == 3
+
+
+def _csv_dataset(root: Path) -> Path:
+    """A CSV partition of three files: duplicated ids across files, nulls, unicode, bad cells,
+    a malformed record, an outlier."""
+    head = "id,amount,count,when,kind\n"
+    a = "".join(good(i, ["a", "ü", "日本"][i % 3]) + "\n" for i in range(70))
+    b = "".join(good(i + 40) + "\n" for i in range(50))
+    c = "r3,x,1,2024-01-01 10:00:00,a\nr200,,5,,\nr201,9e9\nr202,99999.5,3,2024-01-01 10:01:00,b\n"
+    files = {
+        "a.csv": (head + a).encode(),
+        "b.csv": (head + b).encode(),
+        "c.csv": (head + c).encode(),
+    }
+    return write_dataset(root, {DAY: files}, detectors=DETECTORS["default"])
+
+
+def _parquet_dataset(root: Path) -> Path:
+    """A Parquet partition of two files of several row groups each."""
+    files = {}
+    for name, first in (("a.parquet", 0), ("b.parquet", 30)):
+        frame = good_frame(45).with_columns(
+            pl.Series("id", [f"r{first + i}" for i in range(45)]),
+            pl.when(pl.int_range(45) % 7 == 0)
+            .then(None)
+            .otherwise(pl.col("amount"))
+            .alias("amount"),
+        )
+        buf = io.BytesIO()
+        pq.write_table(frame.to_arrow(), buf, row_group_size=10)
+        files[name] = buf.getvalue()
+    return write_dataset(root, {DAY: files}, fmt="parquet", detectors=DETECTORS["default"])
+
+
+def _bad_dataset(root: Path) -> Path:
+    """A CSV partition whose second file holds a quote that never closes, late in the file."""
+    head = "id,amount,count,when,kind\n"
+    good_rows = "".join(good(i) + "\n" for i in range(30))
+    files = {
+        "a.csv": (head + good_rows).encode(),
+        "b.csv": (head + good_rows + 'r99,"1.5,2,2024-01-01 10:00:00,a\n' + good_rows).encode(),
+    }
+    return write_dataset(root, {DAY: files})
+
+
+def _sluice(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    exe = str(Path(sys.executable).with_name("sluice"))
+    return subprocess.run(
+        [exe, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    return value
+
+
+def _outputs(spec: Path) -> dict[str, Any]:
+    """The committed manifest (less run ids, times and file hashes) and the rows of each side,
+    with their reasons; the outputs are removed after, the committed runs counted."""
+    root = spec.parent
+    manifest = json.loads(manifest_path(root, DAY).read_text())
+    c = manifest["counts"]
+    assert c["in"] == c["clean"] + c["quarantine"]
+    check_conserved(manifest_path(root, DAY))
+    rows = {}
+    for side in SIDES:
+        frame = pl.read_parquet(manifest["outputs"][side]["path"])
+        rows[side] = sorted(json.dumps(r, default=str, sort_keys=True) for r in frame.to_dicts())
+    for entry in manifest["outputs"].values():
+        del entry["sha256"], entry["bytes"]
+    kept = list((root / "out" / "reports" / "_manifests" / f"date={DAY}").iterdir())
+    work = root / "out" / "reports" / ".work"
+    left = [p.name for p in work.iterdir()] if work.exists() else []
+    shutil.rmtree(root / "out")
+    return {
+        "manifest": _normal(manifest),
+        "orchestrator": manifest.get("orchestrator"),
+        "rows": rows,
+        "commits": len(kept),
+        "work": left,
+    }
+
+
+def _env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", ADDRESS_ENV)}
+    return {**base, "PYTHONPATH": str(ROOT), "SLUICE_PREFECT": "0", **extra}
+
+
+def _screen(spec: Path, dask: str | None = None) -> dict[str, Any]:
+    """Screen the partition in this process (its ingest on the cluster at ``dask``); its
+    outputs."""
+    screen_partition(str(spec), DAY, dask=dask)
+    return _outputs(spec)
+
+
+def test_sluice_run_dask_splits_the_partition_and_survives_a_killed_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    specs = [_csv_dataset(tmp_path / "csv"), _parquet_dataset(tmp_path / "parquet")]
+    held = tmp_path / "held.json"
+    hold = {HOLD_UNIT_ENV: "2", HOLD_FILE_ENV: str(held), HOLD_SECONDS_ENV: "60"}
+    batches = {"SLUICE_BOUNDED": "1", "SLUICE_BATCH_ROWS": "9"}
+    for name, value in {**batches, "SLUICE_PREFECT": "0"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv(ADDRESS_ENV, raising=False)
+    with cluster(tmp_path / "cluster", [None, None], env=hold) as dask:
+        expected = [_screen(spec) for spec in specs]  # while the workers start
+        dask.ready()
+        exe = str(Path(sys.executable).with_name("sluice"))
+        args = ["run", str(specs[0]), "--partition", DAY, "--json", "--dask", dask.address]
+        proc = subprocess.Popen(
+            [exe, *args],
+            env=_env(**batches),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not held.exists() or not held.read_text():
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "no task held"
+                time.sleep(0.1)
+            pid = json.loads(held.read_text())["pid"]
+            (victim,) = [w for w in dask.workers if w.pid == pid]
+            os.kill(pid, signal.SIGKILL)
+            victim.wait(timeout=20)
+            out, err = proc.communicate(timeout=240)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode in (0, 1), err
+        assert "Traceback" not in err
+        assert json.loads(out)["counts"]["in"] == 70 + 50 + 4
+        got = [_outputs(specs[0]), _screen(specs[1], dask.address)]
+        bad = _bad_dataset(tmp_path / "bad")
+        with pytest.raises(SluiceError) as single:
+            screen_partition(str(bad), DAY)
+        with pytest.raises(SluiceError) as split:
+            screen_partition(str(bad), DAY, dask=dask.address)
+        assert str(split.value) == str(single.value)
+        assert split.value.exit_code == single.value.exit_code == 2
+        assert not manifest_path(bad.parent, DAY).exists()
+        monkeypatch.setenv("SLUICE_BOUNDED", "0")
+        with caplog.at_level(logging.WARNING, logger="sluice"):
+            in_memory = _screen(specs[1], dask.address)
+        assert in_memory["orchestrator"] == "in-process"
+        assert "not screened in bounded batches, so not split on the Dask cluster" in caplog.text
+    for want, have in zip(expected, got, strict=True):
+        assert have["orchestrator"] == "dask"
+        assert want["orchestrator"] == "in-process"
+        assert have["rows"] == want["rows"]
+        assert _diff(have["manifest"], want["manifest"]) == []
+        assert have["commits"] == want["commits"] == 1
+        assert have["work"] == []
+
+
+def test_sluice_run_without_a_scheduler_exits_2_before_any_data_moves(tmp_path: Path) -> None:
+    spec = _csv_dataset(tmp_path / "csv")
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    env = _env(SLUICE_BOUNDED="1")
+    done = _sluice(["run", str(spec), "--partition", DAY, "--dask", address], env)
+    assert done.returncode == 2, done.stderr
+    assert f"no Dask scheduler answers at {address} (from --dask)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not manifest_path(spec.parent, DAY).exists()
+    work = spec.parent / "out" / "reports" / ".work"
+    assert not work.exists() or list(work.iterdir()) == []
+    both = _sluice(["run", str(spec), "--partition", DAY, "--dask", address, "--prefect"], env)
+    assert both.returncode == 2, both.stderr
+    assert "--dask and --prefect do not go together" in both.stderr
