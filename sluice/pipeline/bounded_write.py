@@ -141,6 +141,7 @@ def write_bounded(run: Run, backend: OutputBackend) -> _Staged:
     is_clean = np.empty(n_in, dtype=np.bool_)
     at = 0
     rows = batch_rows(len(frame_schema) + len(raw_schema))
+    by_row = FailuresByRow(failures)
     reasons: set[str] = set(failures.get_column("reason").unique().to_list())
     if critical and n_in:
         reasons.update(f"{c}|{r}" for c, r, _ in critical)
@@ -152,8 +153,9 @@ def write_bounded(run: Run, backend: OutputBackend) -> _Staged:
     ):
         for frame, raw in _batches(run, rows):
             batch_ids = frame.select(ROW_ID)
-            mine = failures.join(batch_ids, on=ROW_ID, how="semi", maintain_order="left")
-            got = split_rows(frame, raw, mine, declared, critical)
+            got = split_rows(
+                frame, raw, by_row.of(batch_ids.get_column(ROW_ID)), declared, critical
+            )
             write_batch(clean, got.clean)
             write_batch(held, got.quarantine)
             batch = batch_ids.get_column(ROW_ID).to_numpy()
@@ -186,6 +188,36 @@ def write_bounded(run: Run, backend: OutputBackend) -> _Staged:
         critical=tuple(sorted({f"{c}|{r}" for c, r, _ in critical})),
     )
     return _Staged(result, side_ids["in"], sorted(reasons), qmeta, written)
+
+
+class FailuresByRow:
+    """A partition's failures, those of a batch of rows found in time that grows with the
+    batch, not with the failures (a join per batch would read every failure for every batch).
+
+    Holds the failures' row ids sorted (8 bytes per failure) and their order (8 bytes more).
+    """
+
+    def __init__(self, failures: pl.DataFrame) -> None:
+        self.failures = failures
+        ids = failures.get_column(ROW_ID)
+        known = np.flatnonzero(ids.is_not_null().to_numpy())
+        values = ids.drop_nulls().to_numpy().astype(np.uint64, copy=False)
+        order = np.argsort(values, kind="stable")
+        self.ids = values[order]
+        self.rows = known[order]
+
+    def of(self, batch: pl.Series) -> pl.DataFrame:
+        """The failures of the rows whose ids are ``batch``, in the order they were given."""
+        ids = batch.drop_nulls().to_numpy().astype(np.uint64, copy=False)
+        left = np.searchsorted(self.ids, ids, side="left")
+        many = np.searchsorted(self.ids, ids, side="right") - left
+        hit = many > 0
+        if not hit.any():
+            return self.failures.head(0)
+        starts, many = left[hit], many[hit]
+        ends = np.cumsum(many)
+        at = np.arange(int(ends[-1])) + np.repeat(starts - (ends - many), many)
+        return self.failures[np.sort(self.rows[at])]
 
 
 def write_batch(writer: StreamWriter, frame: pl.DataFrame) -> None:
