@@ -3,30 +3,26 @@
 :func:`write_bounded` does what ``sluice.pipeline.commit._write`` does without holding the
 partition: ``frame.parquet`` and ``raw.parquet`` are read side by side in batches of
 ``batch_rows`` rows (the same rows, in the same order), each batch is split with the failures of
-its rows (:func:`sluice.screening.split_rows`, which proves the batch's split conserves its rows)
-and its clean and quarantined rows are appended as row groups. On POSIX Parquet they go straight
-into the commit's staging files; for Delta tables they are staged in the work folder, then each
-side is streamed into its table as a :class:`pyarrow.RecordBatchReader`, one table version per
-side as today. The rest of the write stage (checksums, counts, conservation, verdict, manifest,
-report) is the in-memory stage's, fed with the ``_row_id`` of each side instead of whole frames:
-its numbers are the in-memory path's. :class:`StreamedParquet` reads the ``_row_id`` of a staged
-file back by streaming its row groups from the hashed bytes.
+its rows (found by :class:`FailuresByRow`; :func:`sluice.screening.split_rows` proves the batch's
+split conserves its rows) and its clean and quarantined rows are appended as row groups. On
+POSIX Parquet they go straight into the commit's staging files; for Delta tables they are staged
+in the work folder, then each side is streamed into its table as a
+:class:`pyarrow.RecordBatchReader`, one table version per side as today. Each side's rows and
+checksum are summed as the batches go (:class:`IdTally`). The rest of the write stage (counts,
+conservation, verdict, manifest, report) is the in-memory stage's: its numbers are the
+in-memory path's. Conservation is proven by :func:`prove_streams`, which walks the input's ids
+against the staged files' ids (read back from their hashed bytes), a few batches at a time.
 
-What grows with the partition's rows:
+What grows with the partition's rows: nothing per row. What grows with its failures: the failures
+of every stage, read whole (the counts, the verdict, the rule list and ``failures.parquet`` are
+made from them as in memory), about 100 bytes per failure plus 16 for :class:`FailuresByRow`;
+when a critical check fails every row gets one failure per failed check (and is quarantined), as
+in the in-memory path. Per batch: the batch, its split, and up to two batches of ids per side in
+the proof. For Delta outputs the proof reads each table's ``_row_id`` back whole (8 bytes per
+row per side, and the input's) as :func:`sluice.write.check_conservation` does.
 
-- the failures of every stage (``ingest``, ``validation``, ``screen``), read whole: the counts,
-  the verdict, the rule list and ``failures.parquet`` are made from them as in memory; they grow
-  with failures, not rows, except when a critical check fails: then every row gets one failure
-  per failed critical check (about 100 bytes per row each), as in the in-memory path;
-- the ``_row_id`` of the rows in (8 bytes per row) with a side mask (1 byte), split into each
-  side's ids (8 bytes per row in all); for conservation the ids read back from the staged files
-  (8 bytes per row) and what :func:`sluice.write.check_conservation` builds over them (their
-  concatenation and polars' hash sets, a few tens of bytes per row while it runs).
-
-Measured on the ``bench.bounded_stages`` partition (20 columns, ``SLUICE_MEMORY_BUDGET=4G``:
-batches of about 61,000 rows), split, write, read-back and conservation peak at 0.64 GB for
-1 M rows and 1.0 GB for 10 M rows (0.78 GB before conservation); the rest of the write stage
-(the report builder) is not bounded yet.
+Measured with ``python -m bench.bounded_io --data DIR --rows 1000000 10000000`` (docs/design.md,
+"Ingest and write in bounded memory").
 """
 
 from __future__ import annotations
