@@ -294,7 +294,7 @@ def prove_streams(
             if broken is None:
                 n = len(ids)
                 ahead = clean.peek(n)
-                is_clean = np.isin(ids, ahead)
+                is_clean = pl.Series(ids).is_in(pl.Series(ahead).implode()).to_numpy()
                 k = int(is_clean.sum())
                 if np.array_equal(ahead[:k], ids[is_clean]) and np.array_equal(
                     held.peek(n - k), ids[~is_clean]
