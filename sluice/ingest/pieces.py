@@ -167,6 +167,8 @@ class _Scanner:
         self.ragged = False
         self.cuts: list[int] = [0]
         self.lines: list[int] = [0]
+        self._odd: npt.NDArray[np.uint8] | None = None
+        self._quote: npt.NDArray[np.uint8] | None = None
 
     def decode(self, chunk: bytes) -> None:
         if self.decoder is None or not self.valid:
@@ -181,14 +183,19 @@ class _Scanner:
         the end of the file)."""
         arr = np.frombuffer(work, np.uint8)
         n = arr.size
-        quotes = np.flatnonzero(arr == self.quote) if self.quote is not None else _EMPTY
+        is_quote = arr == self.quote if self.quote is not None else None
+        quotes = _EMPTY if is_quote is None else np.flatnonzero(is_quote)
+        self._odd = self._quote = None
+        if is_quote is not None and quotes.size:
+            self._quote = is_quote.view(np.uint8)
+            self._odd = np.bitwise_xor.accumulate(self._quote)
         ends = np.flatnonzero(arr == _LF)
         if self.csv:
             cr = np.flatnonzero(arr == _CR)
-            after = np.where(cr + 1 < n, arr[np.minimum(cr + 1, n - 1)], lookahead)
-            ends = np.union1d(ends, cr[after != _LF])
-        outside = ((self.parity + np.searchsorted(quotes, ends)) & 1) == 0
-        bounds = ends[outside] + 1
+            if cr.size:
+                after = np.where(cr + 1 < n, arr[np.minimum(cr + 1, n - 1)], lookahead)
+                ends = np.union1d(ends, cr[after != _LF])
+        bounds = ends[self._outside(ends)] + 1
         if self.follows:
             self.follows = self._regular(arr, quotes, lookahead)
         check = self.follows and not self.ragged
@@ -203,6 +210,15 @@ class _Scanner:
         if n:
             self.last = int(arr[-1])
         self.pos += n
+
+    def _outside(self, at: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+        """Whether each position ``at`` of the block being fed is outside quotes: an even
+        number of quotes before it in the file (``_odd`` counts the quote at a position too)."""
+        if self._odd is None or self._quote is None:
+            return np.full(at.size, self.parity == 0)
+        odd: npt.NDArray[np.uint8] = self._odd[at] ^ self._quote[at]
+        outside: npt.NDArray[np.bool_] = ((self.parity + odd) & 1) == 0
+        return outside
 
     def _regular(
         self, arr: npt.NDArray[np.uint8], quotes: npt.NDArray[np.intp], ahead: int
@@ -228,7 +244,7 @@ class _Scanner:
         """For each record ending at ``bounds``: its delimiters outside quotes, and whether it is
         blank (a line end alone, which both CSV readers pass over)."""
         delims = np.flatnonzero(arr == self.delim)
-        delims = delims[((self.parity + np.searchsorted(quotes, delims)) & 1) == 0]
+        delims = delims[self._outside(delims)]
         before = np.searchsorted(delims, bounds)
         counts = np.diff(before, prepend=0)
         length = bounds - np.concatenate([[-self.seg_len], bounds[:-1]])

@@ -33,16 +33,24 @@ from sluice.write import OutputError
 
 
 class RowGroupWriter:
-    """A Parquet file written as a stream of row groups of at most ``rows`` rows, in the
-    schema of a polars frame; compressed as :func:`sluice.write.write_parquet` does."""
+    """A work file written as a stream of row groups of at most ``rows`` rows, in the schema of
+    a polars frame: zstd level 1 (a fifth less CPU than :func:`sluice.write.write_parquet`'s
+    level 3, for about 5% more bytes), with dictionaries and statistics (the validate stage
+    reads null counts from them); ``scratch``, for a file only the write stage reads whole,
+    without either (statistics of text columns are half the cost of writing them)."""
 
-    def __init__(self, path: Path, schema: pl.Schema, rows: int) -> None:
+    def __init__(self, path: Path, schema: pl.Schema, rows: int, *, scratch: bool = False) -> None:
         self.path = path
         self.rows = max(1, rows)
         self.schema = pl.DataFrame(schema=schema).to_arrow().schema
         try:
             self.writer = pq.ParquetWriter(
-                path, self.schema, compression="zstd", compression_level=3
+                path,
+                self.schema,
+                compression="zstd",
+                compression_level=1,
+                use_dictionary=not scratch,
+                write_statistics=not scratch,
             )
         except (OSError, pa.ArrowException) as exc:
             raise OutputError(f"cannot write {path}: {exc}") from None
@@ -95,7 +103,7 @@ def ingest_bounded(run: Run) -> dict[str, Any]:
     total = failures = 0
     with (
         RowGroupWriter(run.file("frame.parquet"), plan.frame_schema, rows) as frames,
-        RowGroupWriter(run.file("raw.parquet"), plan.raw_schema, rows) as raws,
+        RowGroupWriter(run.file("raw.parquet"), plan.raw_schema, rows, scratch=True) as raws,
         RowGroupWriter(run.file("ingest_failures.parquet"), FAILURE_SCHEMA, rows) as fails,
     ):
         for piece in read_pieces(loaded, plan):

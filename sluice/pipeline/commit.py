@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +21,6 @@ from sluice.core.frame import ROW_ID
 from sluice.core.memory import note_stage
 from sluice.core.versions import versions
 from sluice.decide import (
-    Split,
     add_checksums,
     checksum,
 )
@@ -85,25 +84,34 @@ def _judge(
 Orchestrator = Literal["in-process", "prefect", "dask"]
 
 
+Expected = Mapping[str, Mapping[str, Any]]
+"""Each side's ``rows`` and ``checksum`` as the manifest will give them."""
+
+
 @dataclass(frozen=True)
 class _Staged:
-    """What the write stage staged: the split, the ids that came in, the reasons and outputs."""
+    """What the write stage staged: the failures, each side's rows and checksum (``in``,
+    ``clean``, ``quarantine``), the reasons and outputs, and the proof of conservation.
 
-    split: Split
-    ids_in: pl.Series
+    ``prove`` reads the staged outputs back and raises :class:`sluice.write.ConservationError`
+    unless they hold every input row exactly once and agree with what it is given; it returns
+    each side's ``rows`` and ``checksum`` as read back.
+    """
+
+    failures: pl.DataFrame
+    critical: tuple[str, ...]
+    rows: dict[str, int]
+    sums: dict[str, str]
     reasons: list[str]
     meta: dict[str, str]
     written: dict[str, Written]
+    prove: Callable[[Expected], dict[str, dict[str, Any]]]
 
 
 def backend_for(run: Run, commit: PartitionCommit) -> OutputBackend:
     """The dataset's storage backend (``outputs.format``) for this run's commit."""
     loaded = run.loaded
     if not loaded.delta:
-        if run.bounded:
-            from sluice.pipeline.bounded_write import StreamedParquet
-
-            return StreamedParquet(commit, write=_write_parquet)
         return PosixParquet(commit, write=_write_parquet)
     return DeltaTables(
         {side: loaded.table_uri(side) for side in TABLE_SIDES},
@@ -153,7 +161,28 @@ def _write(run: Run, backend: OutputBackend) -> _Staged:
         "clean": backend.write("clean", result.clean, meta),
         "quarantine": backend.write("quarantine", result.quarantine, qmeta),
     }
-    return _Staged(result, frame[ROW_ID], reasons, qmeta, written)
+    ids_in = frame.get_column(ROW_ID)
+    sides = {"in": ids_in, "clean": result.clean[ROW_ID], "quarantine": result.quarantine[ROW_ID]}
+
+    def prove(expected: Expected) -> dict[str, dict[str, Any]]:
+        return check_conservation(
+            {side: backend.read_back(w, ROW_ID) for side, w in written.items()},
+            ids_in,
+            ROW_ID,
+            expected,
+            names=", ".join(_where(w) for w in written.values()),
+        )
+
+    return _Staged(
+        failures=result.failures,
+        critical=result.critical,
+        rows={k: len(v) for k, v in sides.items()},
+        sums={k: checksum(v) for k, v in sides.items()},
+        reasons=reasons,
+        meta=qmeta,
+        written=written,
+        prove=prove,
+    )
 
 
 def stage_write(
@@ -211,41 +240,37 @@ def _write_committed(
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     staged = _write(run, backend)
-    result, ids_in = staged.split, staged.ids_in
     part = run.partition
     sums = Checksums(
-        ids_in=checksum(ids_in),
-        clean=checksum(result.clean[ROW_ID]),
-        quarantine=checksum(result.quarantine[ROW_ID]),
+        ids_in=staged.sums["in"],
+        clean=staged.sums["clean"],
+        quarantine=staged.sums["quarantine"],
         algorithm="sum of _row_id mod 2^64, hex",
     )
-    counts = _counts(result.failures, len(ids_in), result.clean.height, result.quarantine.height)
-    read_back = check_conservation(
-        {side: backend.read_back(w, ROW_ID) for side, w in staged.written.items()},
-        ids_in,
-        ROW_ID,
+    rows = staged.rows
+    counts = _counts(staged.failures, rows["in"], rows["clean"], rows["quarantine"])
+    read_back = staged.prove(
         {
             "clean": {"rows": counts.clean, "checksum": sums.clean},
             "quarantine": {"rows": counts.quarantine, "checksum": sums.quarantine},
-        },
-        names=", ".join(_where(w) for w in staged.written.values()),
+        }
     )
     holds = counts.rows_in == counts.clean + counts.quarantine and sums.ids_in == add_checksums(
         sums.clean, sums.quarantine
     )
     ingested, validated, screened = run.ingest_facts(), run.validate_facts(), run.screen_facts()
-    verdict = _judge(run, result.failures, counts.model_dump(mode="json"), list(result.critical))
+    verdict = _judge(run, staged.failures, counts.model_dump(mode="json"), list(staged.critical))
     if not staged.written["clean"].table:
         commit.swap("clean", "quarantine")
     w = commit.writer("reports")
     failures_file = PosixParquet(commit, write=_write_parquet).write(
-        "failures", result.failures, {}
+        "failures", staged.failures, {}
     )
     outputs = {side: x.entry for side, x in staged.written.items() if not x.table}
     outputs["failures"] = failures_file.entry
     tables = {side: x.entry for side, x in staged.written.items() if x.table}
     if tables:
-        tables["failures"] = backend.write("failures", result.failures, staged.meta).entry
+        tables["failures"] = backend.write("failures", staged.failures, staged.meta).entry
     timings = {
         "ingest": ingested.seconds,
         "validate": validated.seconds,
@@ -258,7 +283,7 @@ def _write_committed(
         dataset=run.loaded.name,
         partition=PartitionRef(key=part.key, value=str(part), kind=part.kind),
         status=verdict.status,
-        critical=list(result.critical),
+        critical=list(staged.critical),
         verdict=_verdict(run, verdict),
         started_at=started or now(),
         finished_at=now(),

@@ -418,3 +418,47 @@ def test_ragged_files_take_the_exact_path_for_every_piece(
     monkeypatch.setattr(pieces, "BLOCK", 4)
     compare(tmp_path, HOSTILE_CSV[name], "csv", rows=(2,))
     assert (not calls) is ragged
+
+
+_FIELD = st.text(alphabet=["a", "ü", '"', "'", ",", ";", "\n", "\r", " "], max_size=6)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(st.lists(_FIELD, min_size=3, max_size=3), min_size=1, max_size=12),
+    dialect=st.tuples(st.sampled_from([(",", '"'), (";", "'")]), st.sampled_from(["\n", "\r\n"])),
+    block=st.integers(min_value=1, max_value=40),
+    wide=st.booleans(),
+)
+def test_scan_cuts_every_record_where_it_ends(
+    rows: list[list[str]],
+    dialect: tuple[tuple[str, str], str],
+    block: int,
+    wide: bool,
+    tmp_path: Path,
+) -> None:
+    (delim, quote), end = dialect
+
+    def field(text: str) -> str:
+        if any(c in text for c in (delim, quote, "\n", "\r")) or not text:
+            return quote + text.replace(quote, quote * 2) + quote
+        return text
+
+    records = [delim.join(["a", "b", "c"])] + [delim.join(field(f) for f in r) for r in rows]
+    if wide:
+        records[-1] += delim + "x"
+    data = "".join(r + end for r in records).encode()
+    ends, at = [], 0
+    for r in records:
+        at += len((r + end).encode())
+        ends.append(at)
+    path = tmp_path / "g.csv"
+    path.write_bytes(data)
+    opts = CsvOptions(delimiter=delim, quote_char=quote)
+    scan = scan_text(str(path), "csv", opts, rows=1, block=block)
+    assert not scan.whole
+    assert scan.header_end == ends[0]
+    assert [end for _, end in scan.pieces] == ends[1:]
+    assert scan.ragged is (wide and len(rows) > 0)
