@@ -148,8 +148,10 @@ def _drift(
     mode: Mode = "row_groups" if bounded else "exact"
     reference = load_reference(files, tested, policy, schemas=schemas, names=slot, mode=mode)
 
+    sample = outputs.clean_sample(tested, policy.current_rows, policy.seed)
+
     def current(column: str) -> pl.Series:
-        return outputs.clean_column(name[column]).alias(column)
+        return sample.get_column(name[column]).alias(column)
 
     drifted = {} if pinned else _drifted_before(history)
     before = {slot[c]: p for c, p in drifted.items() if c in slot}
@@ -322,6 +324,7 @@ def stage_report(
             formats_of(loaded),
             storage_options=loaded.storage_options(),
             bounded=bounded,
+            spill_dir=scores.parent if bounded else None,
         )
         plan = plan_monitoring(loaded, partition)
         report = compose(

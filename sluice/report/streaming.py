@@ -1,0 +1,277 @@
+"""Exact statistics of a column read in batches: order statistics, quantiles, distinct counts.
+
+A column is a :data:`Batches`: a function that starts a fresh pass over it and yields its
+values batch by batch (a clean Parquet column read with ``iter_batches``, or one in-memory
+series as a single batch). Every number here is the same for any split into batches.
+
+- :func:`order_statistics`: the values at given ranks of the sorted column, by a radix
+  selection over an order-preserving 64-bit key of each float. A first pass counts the keys'
+  top 16 bits (65,536 buckets); each rank's bucket is then either collected and sorted, when
+  it holds at most :data:`COLLECT` values, or counted again by its next 16 bits. At most five
+  passes; memory: the bucket counts (0.5 MB a rank) and at most :data:`COLLECT` values a rank.
+- :func:`exact_quantiles`: :func:`numpy.quantile` (``linear``) from those order statistics,
+  computed as numpy computes it (the same interpolation, NaN when any value is NaN).
+- :class:`DistinctCount`: the distinct values merged batch by batch while there are at most
+  ``limit`` of them; past that, every batch's distinct values go to hash buckets on disk
+  (each value lands in one bucket) and the count is the sum of the buckets' counts, so the
+  answer is exact with one bucket in memory at a time. Values count as polars' ``n_unique``
+  counts them (``-0.0`` is ``0.0``, every NaN one value).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FloatArray = npt.NDArray[np.float64]
+KeyArray = npt.NDArray[np.uint64]
+Batches = Callable[[], Iterator[pl.Series]]
+FloatBatches = Callable[[], Iterator[FloatArray]]
+
+COLLECT = 1 << 20
+RADIX = 16
+_SIGN = np.uint64(1 << 63)
+_ALL = np.uint64((1 << 64) - 1)
+DISTINCT_LIMIT = 1 << 20
+SPILL_BUCKETS = 64
+
+
+def float_keys(values: FloatArray) -> KeyArray:
+    """Unsigned keys in the order of the floats (``-0.0`` as ``0.0``; no NaN)."""
+    bits = (np.asarray(values, dtype=np.float64) + 0.0).view(np.uint64)
+    keys: KeyArray = bits ^ np.where(bits >> np.uint64(63) == 1, _ALL, _SIGN)
+    return keys
+
+
+def key_value(key: int) -> float:
+    """The float of a key from :func:`float_keys`."""
+    k = np.uint64(key)
+    bits = k ^ (_SIGN if k >> np.uint64(63) == 1 else _ALL)
+    return float(np.array([bits], dtype=np.uint64).view(np.float64)[0])
+
+
+def _locate(counts: npt.NDArray[np.int64], local: int) -> tuple[int, int]:
+    """The bucket holding the ``local``-th value (0-based) and its rank within the bucket."""
+    cum = np.cumsum(counts)
+    bucket = int(np.searchsorted(cum, local, side="right"))
+    before = int(cum[bucket - 1]) if bucket else 0
+    return bucket, local - before
+
+
+def order_statistics(batches: FloatBatches, ranks: Sequence[int]) -> dict[int, float]:
+    """The ``r``-th smallest value (0-based) for each rank ``r`` of a NaN-free column."""
+    wanted = sorted(set(ranks))
+    if not wanted:
+        return {}
+    top = np.zeros(1 << RADIX, dtype=np.int64)
+    for values in batches():
+        if values.size:
+            top += np.bincount(float_keys(values) >> np.uint64(64 - RADIX), minlength=1 << RADIX)
+    # a rank's state: (prefix, prefix bits, rank within the prefix, values under the prefix)
+    state: dict[int, tuple[int, int, int, int]] = {}
+    for r in wanted:
+        bucket, local = _locate(top, r)
+        state[r] = (bucket, RADIX, local, int(top[bucket]))
+    out: dict[int, float] = {}
+    while len(out) < len(wanted):
+        groups: dict[tuple[int, int], int] = {}
+        for r, (prefix, bits, _, size) in state.items():
+            if r in out:
+                continue
+            if bits == 64:
+                out[r] = key_value(prefix)
+                continue
+            groups[(prefix, bits)] = size
+        if not groups:
+            break
+        collect = {g for g, size in groups.items() if size <= COLLECT}
+        gathered: dict[tuple[int, int], list[KeyArray]] = {g: [] for g in collect}
+        counts = {g: np.zeros(1 << RADIX, dtype=np.int64) for g in groups if g not in collect}
+        for values in batches():
+            if not values.size:
+                continue
+            keys = float_keys(values)
+            for prefix, bits in groups:
+                inside = keys[keys >> np.uint64(64 - bits) == np.uint64(prefix)]
+                if (prefix, bits) in collect:
+                    gathered[(prefix, bits)].append(inside)
+                elif inside.size:
+                    digit = (inside >> np.uint64(64 - bits - RADIX)) & np.uint64((1 << RADIX) - 1)
+                    counts[(prefix, bits)] += np.bincount(digit, minlength=1 << RADIX)
+        for r, (prefix, bits, local, _) in list(state.items()):
+            if r in out:
+                continue
+            if (prefix, bits) in collect:
+                held = np.sort(np.concatenate(gathered[(prefix, bits)]))
+                out[r] = key_value(int(held[local]))
+            else:
+                sub = counts[(prefix, bits)]
+                digit, within = _locate(sub, local)
+                state[r] = ((prefix << RADIX) | digit, bits + RADIX, within, int(sub[digit]))
+    return out
+
+
+def quantile_ranks(n: int, quantiles: Sequence[float]) -> list[int]:
+    """The ranks whose values :func:`numpy_quantiles` reads for a column of ``n`` values."""
+    previous, following, _ = _neighbours(n, quantiles)
+    return sorted({*previous.tolist(), *following.tolist()})
+
+
+def _neighbours(
+    n: int, quantiles: Sequence[float]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray]:
+    q = np.asarray(quantiles, dtype=np.float64)
+    virtual = (n - 1) * q
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= n - 1
+    previous[above] = n - 1
+    following[above] = n - 1
+    # numpy takes both neighbours at index -1 there, and its gamma from that -1
+    gamma: FloatArray = virtual - np.where(above, -1.0, previous)
+    return previous.astype(np.int64), following.astype(np.int64), gamma
+
+
+def numpy_quantiles(
+    n: int, quantiles: Sequence[float], statistic: Mapping[int, float], *, nan: bool = False
+) -> list[float]:
+    """``numpy.quantile(column, quantiles)`` (method ``linear``, the same interpolation) of a
+    column of ``n`` values from its order statistics (``statistic[rank]``, ranks from
+    :func:`quantile_ranks`); ``nan``: the column holds a NaN, and numpy then gives NaN."""
+    if n < 1:
+        raise ValueError("the quantiles of no values")
+    if nan:
+        return [float("nan")] * len(quantiles)
+    previous, following, gamma = _neighbours(n, quantiles)
+    a = np.array([statistic[int(i)] for i in previous], dtype=np.float64)
+    b = np.array([statistic[int(i)] for i in following], dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = b - a
+        result = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+    return [float(x) for x in result]
+
+
+def exact_quantiles(
+    batches: FloatBatches, n: int, quantiles: Sequence[float], *, nan: bool = False
+) -> list[float]:
+    """``numpy.quantile(column, quantiles)`` of a column of ``n`` values read in batches that
+    yield its values without its NaNs; ``nan``: the column holds a NaN."""
+    if nan or n < 1:
+        return numpy_quantiles(n, quantiles, {}, nan=nan)
+    return numpy_quantiles(n, quantiles, order_statistics(batches, quantile_ranks(n, quantiles)))
+
+
+def weighted_statistics(
+    values: FloatArray, weights: npt.NDArray[np.int64], ranks: Sequence[int]
+) -> dict[int, float]:
+    """Order statistics of a column given as distinct ``values`` and how often each occurs."""
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order])
+    at = np.searchsorted(cum, np.asarray(ranks, dtype=np.int64), side="right")
+    return {int(r): float(values[order][i]) for r, i in zip(ranks, at, strict=True)}
+
+
+class DistinctCount:
+    """The exact number of distinct non-null values of a column fed batch by batch.
+
+    Holds the distinct values while there are at most ``limit``; past that, spills every
+    batch's distinct values into hash buckets under ``spill_dir`` (module docstring). Without
+    ``spill_dir`` it holds them all."""
+
+    def __init__(self, dtype: pl.DataType, *, limit: int, spill_dir: Path | None) -> None:
+        self.dtype = dtype
+        self.limit = limit
+        self.spill_dir = spill_dir
+        self._held: pl.Series | None = pl.Series("v", [], dtype=dtype)
+        self._folder: Path | None = None
+        self._writers: dict[int, pq.ParquetWriter] = {}
+        self._count: int | None = None
+
+    def _canonical(self, values: pl.Series) -> pl.Series:
+        if values.dtype.is_float():
+            return (values + 0.0).fill_nan(float("nan"))
+        return values
+
+    def add(self, values: pl.Series) -> None:
+        """Count the distinct values of one batch (nulls are left out)."""
+        got = self._canonical(values.drop_nulls().rename("v")).unique()
+        if self._held is not None:
+            merged = pl.concat([self._held, got]).unique()
+            if self.spill_dir is None or merged.len() <= self.limit:
+                self._held = merged
+                return
+            self._folder = Path(tempfile.mkdtemp(prefix="distinct-", dir=self.spill_dir))
+            self._held = None
+            got = merged
+        self._spill(got)
+
+    def _spill(self, values: pl.Series) -> None:
+        assert self._folder is not None
+        bucket = (values.hash(seed=7) % SPILL_BUCKETS).cast(pl.Int64)
+        frame = pl.DataFrame([values, bucket.rename("b")])
+        for (b,), part in frame.partition_by("b", as_dict=True).items():
+            table = part.drop("b").to_arrow()
+            writer = self._writers.get(int(b))
+            if writer is None:
+                path = self._folder / f"{int(b):03d}.parquet"
+                writer = pq.ParquetWriter(path, table.schema, compression="lz4")
+                self._writers[int(b)] = writer
+            writer.write_table(table)
+
+    def count(self) -> int:
+        """The distinct values seen (spilled buckets are counted once, then removed)."""
+        if self._count is not None:
+            return self._count
+        if self._held is not None:
+            self._count = self._held.len()
+            return self._count
+        total = 0
+        try:
+            for b, writer in sorted(self._writers.items()):
+                writer.close()
+                path = self._folder / f"{b:03d}.parquet" if self._folder else None
+                assert path is not None
+                column = pa.concat_arrays(
+                    [c for c in pq.read_table(path).column(0).chunks] or [pa.array([])]
+                )
+                total += pl.Series("v", column).n_unique()
+                path.unlink()
+        finally:
+            self.close()
+        self._count = total
+        return total
+
+    def close(self) -> None:
+        """Remove what was spilled."""
+        for writer in self._writers.values():
+            with contextlib.suppress(OSError, ValueError):
+                writer.close()
+        self._writers = {}
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
+__all__ = [
+    "COLLECT",
+    "DISTINCT_LIMIT",
+    "Batches",
+    "DistinctCount",
+    "FloatBatches",
+    "exact_quantiles",
+    "float_keys",
+    "key_value",
+    "numpy_quantiles",
+    "order_statistics",
+    "quantile_ranks",
+    "weighted_statistics",
+]
