@@ -166,6 +166,16 @@ class RunOutputs:
             .collect()
         )
 
+    def clean_frames(self, names: Sequence[str]) -> Iterator[pl.DataFrame]:
+        """The clean rows' columns ``names`` in batches of ``batch_rows`` rows from
+        ``clean_file``, or the in-memory columns as one frame."""
+        if self.clean_file is None:
+            yield self.clean_frame(names)
+            return
+        parquet = pq.ParquetFile(self.clean_file, pre_buffer=False)
+        for batch in parquet.iter_batches(batch_size=max(1, self.batch_rows), columns=list(names)):
+            yield pl.DataFrame(pl.from_arrow(batch)).select(names)
+
     def clean_has_more_values_than(self, name: str, limit: int) -> bool:
         """Whether the clean rows' column ``name`` holds more than ``limit`` distinct values
         (null counts as one), exactly, reading a clean file by row group and stopping as soon

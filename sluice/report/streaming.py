@@ -261,12 +261,77 @@ class DistinctCount:
             self._folder = None
 
 
+class HashBuckets:
+    """Frames split into ``count`` buckets by a hash of their ``key`` column, so every row of
+    one key lands in one bucket, in the order it was added. One bucket is held in memory; more
+    are appended to Parquet files under ``folder`` and read back one at a time."""
+
+    def __init__(self, schema: pl.Schema, key: str, count: int, folder: Path | None) -> None:
+        if count > 1 and folder is None:
+            raise ValueError("hash buckets past one need a folder to spill to")
+        self.schema = schema
+        self.key = key
+        self.count = max(1, count)
+        self._held: list[pl.DataFrame] = []
+        self._folder = (
+            Path(tempfile.mkdtemp(prefix="buckets-", dir=folder))
+            if self.count > 1 and folder is not None
+            else None
+        )
+        self._writers: dict[int, pq.ParquetWriter] = {}
+
+    def add(self, frame: pl.DataFrame) -> None:
+        """Append rows (columns as ``schema``)."""
+        frame = frame.select(pl.col(c).cast(t) for c, t in self.schema.items())
+        if self._folder is None:
+            self._held.append(frame)
+            return
+        bucket = (frame.get_column(self.key).hash(seed=11) % self.count).alias("__bucket")
+        tagged = frame.with_columns(bucket)
+        for (b,), part in tagged.partition_by("__bucket", as_dict=True).items():
+            table = part.drop("__bucket").to_arrow()
+            writer = self._writers.get(int(b))
+            if writer is None:
+                path = self._folder / f"{int(b):04d}.parquet"
+                writer = pq.ParquetWriter(path, table.schema, compression="lz4")
+                self._writers[int(b)] = writer
+            writer.write_table(table)
+
+    def buckets(self) -> Iterator[pl.DataFrame]:
+        """Every bucket's rows, one bucket at a time."""
+        if self._folder is None:
+            yield pl.concat(self._held) if self._held else pl.DataFrame(schema=self.schema)
+            return
+        for writer in self._writers.values():
+            writer.close()
+        for b in range(self.count):
+            path = self._folder / f"{b:04d}.parquet"
+            if b in self._writers:
+                yield pl.read_parquet(path).select(
+                    pl.col(c).cast(t) for c, t in self.schema.items()
+                )
+            else:
+                yield pl.DataFrame(schema=self.schema)
+
+    def close(self) -> None:
+        """Remove what was spilled."""
+        for writer in self._writers.values():
+            with contextlib.suppress(OSError, ValueError):
+                writer.close()
+        self._writers = {}
+        self._held = []
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
 __all__ = [
     "COLLECT",
     "DISTINCT_LIMIT",
     "Batches",
     "DistinctCount",
     "FloatBatches",
+    "HashBuckets",
     "exact_quantiles",
     "float_keys",
     "key_value",

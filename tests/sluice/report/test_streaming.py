@@ -1,0 +1,211 @@
+"""Exact statistics over batches: the same numbers as numpy and polars on the whole column, and
+a bounded report's profiles, detector statistics and segment bias equal to the in-memory ones on
+hostile rows read in batches of a few rows, with everything that can spill spilled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sluice.config import Partition
+from sluice.core.failures import make_failures
+from sluice.report import metrics, streaming
+from sluice.report.metrics import RunOutputs, detector_stats, profiles
+from sluice.report.segments import SegmentPolicy, segment_bias
+from sluice.report.streaming import (
+    DistinctCount,
+    HashBuckets,
+    exact_quantiles,
+    float_keys,
+    key_value,
+)
+from tests.sluice.report.test_bounded_report import _bounded
+
+QS = (0.001, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999)
+SPECIAL = [np.inf, -np.inf, 0.0, -0.0, 1e308, -1e308, 5e-324, -5e-324]
+
+
+def _split(values: np.ndarray, parts: int) -> list[np.ndarray]:
+    return [np.asarray(p) for p in np.array_split(values, max(1, parts))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.floats(allow_nan=False), st.sampled_from(SPECIAL), st.integers(-3, 3).map(float)
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    parts=st.integers(1, 9),
+    collect=st.sampled_from([1, 2, 5, 1 << 20]),
+)
+def test_quantiles_over_batches_are_numpys(values: list[float], parts: int, collect: int) -> None:
+    """Any split, any collect threshold (so the radix refines through every level): the
+    quantiles are :func:`numpy.quantile` of the whole column, bit for bit."""
+    v = np.array(values, dtype=np.float64)
+    old = streaming.COLLECT
+    streaming.COLLECT = collect
+    try:
+        got = exact_quantiles(lambda: iter(_split(v, parts)), v.size, QS)
+    finally:
+        streaming.COLLECT = old
+    with np.errstate(invalid="ignore"):
+        expected = np.quantile(v, QS)
+    assert np.array_equal(np.array(got), expected, equal_nan=True), (got, expected)
+
+
+def test_a_nan_makes_every_quantile_nan_as_in_numpy() -> None:
+    v = np.array([1.0, np.nan, 3.0])
+    assert np.isnan(np.quantile(v, QS)).all()
+    assert all(np.isnan(exact_quantiles(lambda: iter([v[~np.isnan(v)]]), 3, QS, nan=True)))
+
+
+def test_keys_keep_the_order_of_floats() -> None:
+    v = np.array(sorted([*SPECIAL, 1.5, -2.25, 3e-310, -3e-310]))
+    keys = float_keys(v)
+    assert (np.diff(keys.astype(object)) >= 0).all()
+    assert [key_value(int(k)) for k in keys] == [x + 0.0 for x in v]
+
+
+@pytest.mark.parametrize("limit", [1, 3, 1000])
+@pytest.mark.parametrize(
+    "values",
+    [
+        pl.Series([0.0, -0.0, float("nan"), float("nan"), 1.0, None, 2.0, 1.0]),
+        pl.Series(["a", "é", "日本", "", " a", "a", None, "\u202e", "🙂", "é"]),
+        pl.Series(list(range(500)) * 3),
+        pl.Series([None, None], dtype=pl.Int64),
+    ],
+)
+def test_distinct_counts_spilled_or_held_are_polars_n_unique(
+    values: pl.Series, limit: int, tmp_path: Path
+) -> None:
+    counter = DistinctCount(values.dtype, limit=limit, spill_dir=tmp_path)
+    for start in range(0, values.len(), 4):
+        counter.add(values.slice(start, 4))
+    assert counter.count() == values.drop_nulls().n_unique()
+    assert list(tmp_path.iterdir()) == [], "the spill is removed"
+
+
+def test_hash_buckets_keep_every_key_in_one_bucket_in_order(tmp_path: Path) -> None:
+    frame = pl.DataFrame(
+        {"_row_id": pl.Series([5, 1, 5, 9, 1, 2] * 50, dtype=pl.UInt64), "v": list(range(300))}
+    )
+    buckets = HashBuckets(frame.schema, "_row_id", 7, tmp_path)
+    for start in range(0, 300, 11):
+        buckets.add(frame.slice(start, 11))
+    got = list(buckets.buckets())
+    assert len(got) == 7
+    assert sum(b.height for b in got) == 300
+    for b in got:
+        for (key,), part in b.partition_by("_row_id", as_dict=True).items():
+            assert part["v"].to_list() == frame.filter(pl.col("_row_id") == key)["v"].to_list()
+    buckets.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def _hostile_outputs(rows: int, seed: int) -> RunOutputs:
+    """Rows with unicode, nulls, an all-null column, NaN and infinities, a literal ``(null)``
+    category, duplicated values across batches; two detectors (one screening half the rows,
+    with null and NaN scores), flags concentrated on one category, some flagged rows
+    quarantined with their raw text."""
+    rng = np.random.default_rng(seed)
+    ids = pl.Series("_row_id", rng.permutation(10 * rows)[:rows].astype(np.uint64))
+    zone = rng.choice([1, 2, 3, 4], rows)
+    label = rng.choice(["a", "é", "日本", "(null)", "", "🙂"], rows).tolist()
+    label = [None if i % 9 == 0 else x for i, x in enumerate(label)]
+    amount = rng.normal(10, 3, rows)
+    amount[::17] = np.nan
+    amount[5 % rows] = np.inf
+    frame = pl.DataFrame(
+        {
+            "_row_id": ids,
+            "zone": pl.Series(zone, dtype=pl.Int64),
+            "label": label,
+            "amount": amount,
+            "ratio": rng.normal(0, 1, rows),
+            "empty": pl.Series([None] * rows, dtype=pl.Float64),
+            "name": [f"n{i % max(1, rows // 3)}" for i in range(rows)],
+            "day": pl.date_range(pl.date(2024, 1, 1), pl.date(2024, 1, 1), "1d", eager=True).gather(
+                [0] * rows
+            ),
+        }
+    )
+    flag_a = (zone == 3) & (rng.random(rows) < 0.8) | (rng.random(rows) < 0.03)
+    flag_b = rng.random(rows) < 0.05
+    quarantined = flag_a & (np.arange(rows) % 2 == 0)
+    a_ids = ids.filter(pl.Series(flag_a))
+    b_ids = ids.filter(pl.Series(flag_b))
+    failures = pl.concat(
+        [
+            make_failures(a_ids, column="outlier", rule="knn", severity="error"),
+            make_failures(b_ids, column="outlier", rule="iforest", severity="warn"),
+        ]
+    )
+    score_a = rng.random(rows)
+    score_a[::13] = np.nan
+    half = ids.filter(pl.Series(np.arange(rows) % 2 == 0))
+    scores = pl.concat(
+        [
+            pl.DataFrame({"_row_id": ids, "detector": ["knn"] * rows, "score": score_a}),
+            pl.DataFrame(
+                {
+                    "_row_id": half,
+                    "detector": ["iforest"] * half.len(),
+                    "score": [None if i % 5 == 0 else float(i % 7) for i in range(half.len())],
+                },
+                schema_overrides={"score": pl.Float64},
+            ),
+        ]
+    )
+    q = frame.filter(pl.Series(quarantined))
+    quarantine = q.select(
+        "_row_id", *(pl.col(c).cast(pl.String) for c in frame.columns if c != "_row_id")
+    ).with_columns(pl.col("zone").str.pad_start(3, " "))
+    manifest = {
+        "counts": {"in": rows},
+        "detectors": [
+            {"name": "knn", "severity": "error", "threshold": 0.9},
+            {"name": "iforest", "severity": "warn"},
+        ],
+    }
+    return RunOutputs(
+        manifest=manifest,
+        partition=Partition.parse("2024-01-01", "day", "date"),
+        clean=frame.filter(pl.Series(~quarantined)),
+        quarantine=quarantine,
+        failures=failures,
+        scores=scores,
+    )
+
+
+@pytest.mark.parametrize(("rows", "batch"), [(1, 1), (2, 1), (400, 7), (3000, 64)])
+def test_bounded_numbers_are_the_in_memory_numbers(
+    rows: int, batch: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Profiles, detector statistics and segment bias read in batches of a few rows, with
+    distinct values and hash buckets spilled and the radix refining, equal those of the
+    outputs in memory."""
+    monkeypatch.setattr(metrics, "DISTINCT_LIMIT", 2)
+    monkeypatch.setattr(streaming, "COLLECT", 3)
+    outputs = _hostile_outputs(rows, seed=rows)
+    bounded = _bounded(outputs, tmp_path / "b", batch)
+    assert bounded.scores is None and bounded.clean.is_empty()
+    assert [repr(p) for p in profiles(bounded)] == [repr(p) for p in profiles(outputs)]
+    assert [repr(d) for d in detector_stats(bounded)] == [repr(d) for d in detector_stats(outputs)]
+    policy = SegmentPolicy(min_rows=5, min_flagged=2, min_ratio=2.0, alpha=0.5)
+    expected = segment_bias(outputs, policy)
+    if rows >= 400:
+        assert expected, "the hostile rows hold a biased segment"
+    assert segment_bias(bounded, policy) == expected
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "clean.parquet",
+        "scores.parquet",
+    ], "every spill is removed"
