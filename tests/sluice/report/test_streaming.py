@@ -197,7 +197,8 @@ def test_bounded_numbers_are_the_in_memory_numbers(
     monkeypatch.setattr(streaming, "COLLECT", 3)
     outputs = _hostile_outputs(rows, seed=rows)
     bounded = _bounded(outputs, tmp_path / "b", batch)
-    assert bounded.scores is None and bounded.clean.is_empty()
+    assert bounded.scores is None
+    assert bounded.clean.is_empty()
     assert [repr(p) for p in profiles(bounded)] == [repr(p) for p in profiles(outputs)]
     assert [repr(d) for d in detector_stats(bounded)] == [repr(d) for d in detector_stats(outputs)]
     policy = SegmentPolicy(min_rows=5, min_flagged=2, min_ratio=2.0, alpha=0.5)
