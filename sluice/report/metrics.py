@@ -29,6 +29,7 @@ from sluice.report.streaming import (
     Batches,
     DistinctCount,
     FloatBatches,
+    TopCounts,
     numpy_quantiles,
     order_statistics,
     quantile_ranks,
@@ -540,20 +541,32 @@ def _counts_frame(held: Mapping[Any, int], dtype: pl.DataType) -> pl.DataFrame:
     return frame.sort(["n", VALUE], descending=[True, False], nulls_last=True)
 
 
-def _mean_std(batches: FloatBatches, total: ExactSum) -> tuple[float | None, float | None]:
-    """The mean (exact sum, rounded once) and the sample standard deviation: the squares of
-    ``x - mean`` (each rounded as a double) summed exactly, over ``n - 1``; 0.0 for one value."""
-    mean = total.mean()
-    if mean is None:
-        return None, None
-    if total.count < 2:
-        return mean, 0.0
-    squares = ExactSum()
-    with np.errstate(invalid="ignore", over="ignore"):
-        for v in batches():
-            d = v - mean
-            squares = squares.merge(ExactSum.of(d * d))
-    return mean, float(np.sqrt(squares.sum() / (total.count - 1)))
+class _Spread:
+    """The sample standard deviation around a known mean: the squares of ``x - mean`` (each
+    rounded as a double) summed exactly (:class:`ExactSum`), over ``n - 1``; 0.0 for one value.
+    The mean is the exact sum rounded once, so both are the same for any split of the rows."""
+
+    def __init__(self, total: ExactSum) -> None:
+        self.total = total
+        self.mean = total.mean()
+        self.squares = ExactSum()
+
+    def add(self, values: FloatArray) -> None:
+        """Add one batch's values (NaN included)."""
+        if self.mean is None or self.total.count < 2:
+            return
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = values - self.mean
+            self.squares = self.squares.merge(ExactSum.of(d * d))
+
+    @property
+    def std(self) -> float | None:
+        """The standard deviation (None for no values)."""
+        if self.mean is None:
+            return None
+        if self.total.count < 2:
+            return 0.0
+        return float(np.sqrt(self.squares.sum() / (self.total.count - 1)))
 
 
 def hist_edges_of(
@@ -650,6 +663,7 @@ def profile_batches(
     lengths: dict[int, int] = {}
     total = ExactSum()
     nans = 0
+    first = TopCounts()
     try:
         for batch in batches():
             clean_rows += len(batch)
@@ -661,14 +675,20 @@ def profile_batches(
             highs.append(values.max())
             distinct_count.add(values)
             if categories is not None:
-                _add_counts(categories, values.cast(pl.String).value_counts(name="n"))
-                if len(categories) > 2 * CATEGORY_LIMIT + 2:
+                if values.n_unique() > CATEGORY_LIMIT:
                     categories = None
+                else:
+                    vc = values.value_counts(name="n")
+                    _add_counts(categories, vc.with_columns(pl.col(VALUE).cast(pl.String)))
+                    if len(categories) > 2 * CATEGORY_LIMIT + 2:
+                        categories = None
             if kind == "string":
                 _add_counts(lengths, values.str.len_chars().value_counts(name="n"))
             elif kind in ("numeric", "temporal"):
                 f = np.asarray(_as_float(values).to_numpy(), dtype=np.float64)
-                nans += int(np.isnan(f).sum())
+                nan = np.isnan(f)
+                nans += int(nan.sum())
+                first.add(f[~nan] if nans else f)
                 if kind == "numeric":
                     total = total.merge(ExactSum.of(f))
         distinct = distinct_count.count()
@@ -680,9 +700,26 @@ def profile_batches(
     statistic: dict[int, float] = {}
     if kind in ("numeric", "temporal") and n_values and not nans:
         wanted = PROFILE_QUANTILES if kind == "numeric" else ()
-        statistic = order_statistics(floats, _needed_ranks(n_values, (*wanted, *EDGE_QUANTILES)))
-    if kind == "numeric" and n_values:
-        mean, std = _mean_std(floats_with_nan(batches), total)
+        ranks = _needed_ranks(n_values, (*wanted, *EDGE_QUANTILES))
+        statistic = order_statistics(floats, ranks, first)
+    categorical = kind in ("string", "boolean") or (
+        kind == "numeric" and distinct <= CATEGORY_LIMIT
+    )
+    edges = (
+        hist_edges_of(n_values, statistic, HIST_BINS, nan=bool(nans))
+        if n_values and not categorical
+        else None
+    )
+    spread = _Spread(total) if kind == "numeric" and n_values else None
+    counts = np.zeros(HIST_BINS)
+    if edges is not None or (spread is not None and total.count > 1):
+        for v in floats_with_nan(batches)():
+            if spread is not None:
+                spread.add(v)
+            if edges is not None:
+                counts = counts + bin_counts(v, edges)
+    if spread is not None:
+        mean, std = spread.mean, spread.std
         p01, p50, p99 = numpy_quantiles(n_values, PROFILE_QUANTILES, statistic, nan=bool(nans))
     dist: Histogram | Categories | None = None
     if kind == "string" and distinct > CATEGORY_LIMIT:
@@ -693,28 +730,23 @@ def profile_batches(
             both[length] = both.get(length, 0) + int(n)
         keys = np.array(sorted(both), dtype=np.float64)
         weights = np.array([both[k] for k in sorted(both)], dtype=np.int64)
-        edges = np.arange(keys.min() - 0.5, keys.max() + 1.5) if keys.size else np.array([0.0, 1.0])
-        if len(edges) > 2 * HIST_BINS + 1:
+        bounds = (
+            np.arange(keys.min() - 0.5, keys.max() + 1.5) if keys.size else np.array([0.0, 1.0])
+        )
+        if len(bounds) > 2 * HIST_BINS + 1:
             n_both = int(weights.sum())
-            edges = hist_edges_of(
+            bounds = hist_edges_of(
                 n_both,
                 weighted_statistics(keys, weights, _needed_ranks(n_both, EDGE_QUANTILES)),
                 HIST_BINS,
             )
         dist = Histogram(
-            edges,
-            _weighted_bins(lengths, edges),
-            bin_counts(qv, edges),
-            lengths=True,
+            bounds, _weighted_bins(lengths, bounds), bin_counts(qv, bounds), lengths=True
         )
-    elif kind in ("string", "boolean") or (kind == "numeric" and distinct <= CATEGORY_LIMIT):
+    elif categorical:
         assert categories is not None
         dist = _categories(_counts_frame(categories, pl.String()), n_values, q_typed)
-    elif n_values:
-        edges = hist_edges_of(n_values, statistic, HIST_BINS, nan=bool(nans))
-        counts = np.zeros(HIST_BINS)
-        for v in floats_with_nan(batches)():
-            counts = counts + bin_counts(v, edges)
+    elif edges is not None:
         qv = _as_float(q_typed).to_numpy() if not q_typed.is_empty() else np.array([])
         dist = Histogram(edges, counts, bin_counts(qv, edges), temporal=kind == "temporal")
     return ColumnProfile(

@@ -67,15 +67,33 @@ def _locate(counts: npt.NDArray[np.int64], local: int) -> tuple[int, int]:
     return bucket, local - before
 
 
-def order_statistics(batches: FloatBatches, ranks: Sequence[int]) -> dict[int, float]:
-    """The ``r``-th smallest value (0-based) for each rank ``r`` of a NaN-free column."""
+class TopCounts:
+    """The first pass of :func:`order_statistics`, fed batch by batch (so it can share a pass
+    with other statistics)."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(1 << RADIX, dtype=np.int64)
+
+    def add(self, values: FloatArray) -> None:
+        """Count the keys' top bits of NaN-free values."""
+        if values.size:
+            top = float_keys(values) >> np.uint64(64 - RADIX)
+            self.counts += np.bincount(top, minlength=1 << RADIX)
+
+
+def order_statistics(
+    batches: FloatBatches, ranks: Sequence[int], first: TopCounts | None = None
+) -> dict[int, float]:
+    """The ``r``-th smallest value (0-based) for each rank ``r`` of a NaN-free column;
+    ``first``: its first pass, already made."""
     wanted = sorted(set(ranks))
     if not wanted:
         return {}
-    top = np.zeros(1 << RADIX, dtype=np.int64)
-    for values in batches():
-        if values.size:
-            top += np.bincount(float_keys(values) >> np.uint64(64 - RADIX), minlength=1 << RADIX)
+    if first is None:
+        first = TopCounts()
+        for values in batches():
+            first.add(values)
+    top = first.counts
     # a rank's state: (prefix, prefix bits, rank within the prefix, values under the prefix)
     state: dict[int, tuple[int, int, int, int]] = {}
     for r in wanted:
@@ -332,6 +350,7 @@ __all__ = [
     "DistinctCount",
     "FloatBatches",
     "HashBuckets",
+    "TopCounts",
     "exact_quantiles",
     "float_keys",
     "key_value",
