@@ -164,7 +164,18 @@ def _drift(
         partition=partition,
         pinned=pinned,
     )
-    by_column = {name[d.column]: replace(d, column=name[d.column]) for d in got}
+    sampled = ""
+    if sample.height < outputs.clean_rows:
+        sampled = (
+            f"this partition: a seeded sample of {sample.height:,} of its "
+            f"{outputs.clean_rows:,} clean rows, drawn by row group"
+        )
+    by_column = {
+        name[d.column]: replace(
+            d, column=name[d.column], note=d.note or (sampled if d.kind != "skipped" else "")
+        )
+        for d in got
+    }
     missing = DriftResult("", "skipped", "", None, None, None, 0, 0, [], False)
     note = "not in every earlier partition it would be compared with"
     return [

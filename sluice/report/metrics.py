@@ -150,6 +150,13 @@ class RunOutputs:
         return self.scores is not None or self.scores_file is not None
 
     @property
+    def score_rows(self) -> int:
+        """Rows of the scores (from the footer of ``scores_file``)."""
+        if self.scores_file is not None:
+            return parquet_rows(self.scores_file)
+        return self.scores.height if self.scores is not None else 0
+
+    @property
     def score_columns(self) -> list[str]:
         """The columns of the scores."""
         if self.scores_file is not None:

@@ -96,7 +96,7 @@ def _quarantined_values(outputs: RunOutputs, columns: list[str]) -> pl.DataFrame
 def _bucket_count(outputs: RunOutputs) -> int:
     if outputs.scores_file is None and outputs.clean_file is None:
         return 1
-    rows = outputs.clean_rows + sum(b.height for b in outputs.score_batches([ROW_ID]))
+    rows = outputs.clean_rows + outputs.score_rows
     return max(1, min(MAX_BUCKETS, -(-rows // max(1, outputs.batch_rows))))
 
 

@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 from sluice.config import Partition
 from sluice.core.failures import make_failures
 from sluice.report import metrics, streaming
+from sluice.report.build import compose
+from sluice.report.drift import DriftPolicy
+from sluice.report.html import render
 from sluice.report.metrics import RunOutputs, detector_stats, profiles
 from sluice.report.segments import SegmentPolicy, segment_bias
 from sluice.report.streaming import (
@@ -25,6 +28,7 @@ from sluice.report.streaming import (
     key_value,
 )
 from tests.sluice.report.test_bounded_report import _bounded
+from tests.sluice.report.test_hostile_frames import earlier_runs, outputs_of
 
 QS = (0.001, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999)
 SPECIAL = [np.inf, -np.inf, 0.0, -0.0, 1e308, -1e308, 5e-324, -5e-324]
@@ -210,3 +214,27 @@ def test_bounded_numbers_are_the_in_memory_numbers(
         "clean.parquet",
         "scores.parquet",
     ], "every spill is removed"
+
+
+def test_a_bounded_report_tests_drift_on_a_stated_sample(tmp_path: Path) -> None:
+    """A partition larger than the drift sample is tested on a seeded sample of its clean rows
+    drawn by row group, and every tested column's result says so; the in-memory report tests
+    every clean row and says nothing of a sample."""
+    rng = np.random.default_rng(2)
+    frame = pl.DataFrame({"x": rng.normal(0, 1, 200), "k": rng.choice(["a", "b", "é"], 200)})
+    sides = [""] * 200
+    earlier_runs(frame, sides, "type", tmp_path)
+    outputs = outputs_of(frame, sides, "type")
+    policy = DriftPolicy(rows_per_partition=20, reference_partitions=3, min_reference_partitions=2)
+    roots = {"reports_root": tmp_path / "reports", "clean_root": tmp_path / "clean"}
+    exact = compose(outputs, drift_policy=policy, **roots)
+    bounded = compose(
+        _bounded(outputs, tmp_path / "b", 7), drift_policy=policy, bounded=True, **roots
+    )
+    assert [d.n_current for d in exact.drift] == [200, 200]
+    assert all(not d.note for d in exact.drift)
+    assert [d.n_current for d in bounded.drift] == [60, 60]
+    assert [d.note for d in bounded.drift] == [
+        "this partition: a seeded sample of 60 of its 200 clean rows, drawn by row group"
+    ] * 2
+    assert "a seeded sample of 60 of its 200 clean rows" in render(bounded)
