@@ -226,10 +226,14 @@ def test_a_bounded_report_tests_drift_on_a_stated_sample(tmp_path: Path) -> None
     earlier_runs(frame, sides, "type", tmp_path)
     outputs = outputs_of(frame, sides, "type")
     policy = DriftPolicy(rows_per_partition=20, reference_partitions=3, min_reference_partitions=2)
-    roots = {"reports_root": tmp_path / "reports", "clean_root": tmp_path / "clean"}
-    exact = compose(outputs, drift_policy=policy, **roots)
+    reports, clean = tmp_path / "reports", tmp_path / "clean"
+    exact = compose(outputs, reports_root=reports, clean_root=clean, drift_policy=policy)
     bounded = compose(
-        _bounded(outputs, tmp_path / "b", 7), drift_policy=policy, bounded=True, **roots
+        _bounded(outputs, tmp_path / "b", 7),
+        reports_root=reports,
+        clean_root=clean,
+        drift_policy=policy,
+        bounded=True,
     )
     assert [d.n_current for d in exact.drift] == [200, 200]
     assert all(not d.note for d in exact.drift)
