@@ -30,10 +30,12 @@ from sluice.report.streaming import (
     DistinctCount,
     FloatBatches,
     TopCounts,
+    ValueTable,
     numpy_quantiles,
     order_statistics,
     quantile_ranks,
     weighted_statistics,
+    weighted_sum,
 )
 from sluice.storage import open_output
 
@@ -566,6 +568,14 @@ class _Spread:
             d = values - self.mean
             self.squares = self.squares.merge(ExactSum.of(d * d))
 
+    def add_counted(self, values: FloatArray, weights: npt.NDArray[np.int64]) -> None:
+        """Add distinct values each taken ``weights`` times (no NaN)."""
+        if self.mean is None or self.total.count < 2:
+            return
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = values - self.mean
+            self.squares = self.squares.merge(weighted_sum(d * d, weights))
+
     @property
     def std(self) -> float | None:
         """The standard deviation (None for no values)."""
@@ -671,6 +681,7 @@ def profile_batches(
     total = ExactSum()
     nans = 0
     first = TopCounts()
+    table = ValueTable()
     try:
         for batch in batches():
             clean_rows += len(batch)
@@ -695,7 +706,9 @@ def profile_batches(
                 f = np.asarray(_as_float(values).to_numpy(), dtype=np.float64)
                 nan = np.isnan(f)
                 nans += int(nan.sum())
-                first.add(f[~nan] if nans else f)
+                kept = f[~nan] if nans else f
+                first.add(kept)
+                table.add(kept)
                 if kind == "numeric":
                     total = total.merge(ExactSum.of(f))
         distinct = distinct_count.count()
@@ -705,10 +718,15 @@ def profile_batches(
     floats = _float_batches(batches)
     mean = std = p01 = p50 = p99 = None
     statistic: dict[int, float] = {}
+    counted = table.arrays() if not nans else None
     if kind in ("numeric", "temporal") and n_values and not nans:
         wanted = PROFILE_QUANTILES if kind == "numeric" else ()
         ranks = _needed_ranks(n_values, (*wanted, *EDGE_QUANTILES))
-        statistic = order_statistics(floats, ranks, first)
+        statistic = (
+            weighted_statistics(*counted, ranks)
+            if counted is not None
+            else order_statistics(floats, ranks, first)
+        )
     categorical = kind in ("string", "boolean") or (
         kind == "numeric" and distinct <= CATEGORY_LIMIT
     )
@@ -719,7 +737,13 @@ def profile_batches(
     )
     spread = _Spread(total) if kind == "numeric" and n_values else None
     counts = np.zeros(HIST_BINS)
-    if edges is not None or (spread is not None and total.count > 1):
+    if counted is not None:
+        if spread is not None:
+            spread.add_counted(*counted)
+        if edges is not None and counted[0].size:
+            clipped = np.clip(counted[0], edges[0], edges[-1])
+            counts = np.histogram(clipped, bins=edges, weights=counted[1].astype(np.float64))[0]
+    elif edges is not None or (spread is not None and total.count > 1):
         for v in floats_with_nan(batches)():
             if spread is not None:
                 spread.add(v)

@@ -32,6 +32,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from expectations.exact import SCALE_BITS, ExactSum
+
 FloatArray = npt.NDArray[np.float64]
 KeyArray = npt.NDArray[np.uint64]
 Batches = Callable[[], Iterator[pl.Series]]
@@ -41,7 +43,8 @@ COLLECT = 1 << 20
 RADIX = 16
 _SIGN = np.uint64(1 << 63)
 _ALL = np.uint64((1 << 64) - 1)
-DISTINCT_LIMIT = 1 << 20
+DISTINCT_LIMIT = 1 << 18
+TABLE_LIMIT = 1 << 16
 SPILL_BUCKETS = 64
 
 
@@ -65,6 +68,52 @@ def _locate(counts: npt.NDArray[np.int64], local: int) -> tuple[int, int]:
     bucket = int(np.searchsorted(cum, local, side="right"))
     before = int(cum[bucket - 1]) if bucket else 0
     return bucket, local - before
+
+
+def weighted_sum(values: FloatArray, weights: npt.NDArray[np.int64]) -> ExactSum:
+    """The exact sum of ``values[i]`` taken ``weights[i]`` times (:class:`ExactSum` of the
+    repeated values, without repeating them)."""
+    v = np.asarray(values, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.int64)
+    finite = np.isfinite(v)
+    mantissa, exponent = np.frexp(v[finite])
+    whole = (mantissa * 2.0**53).astype(np.int64)
+    shift = exponent.astype(np.int64) - 53 + SCALE_BITS
+    scaled = sum(
+        (int(a) * int(c)) << int(k) for a, c, k in zip(whole, w[finite], shift, strict=True)
+    )
+    special, present = v[~finite], w[~finite] > 0
+    return ExactSum(
+        scaled=scaled,
+        count=int(w.sum()),
+        pos_inf=bool((special[present] == np.inf).any()),
+        neg_inf=bool((special[present] == -np.inf).any()),
+        nan=bool(np.isnan(special[present]).any()),
+    )
+
+
+class ValueTable:
+    """Exact counts of a float column's distinct values (NaN left out), merged batch by batch
+    while there are at most ``limit`` of them; ``None`` past that."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = TABLE_LIMIT if limit is None else limit
+        self.table: pl.DataFrame | None = pl.DataFrame(schema={"v": pl.Float64(), "n": pl.Int64()})
+
+    def add(self, values: FloatArray) -> None:
+        """Count one batch's NaN-free values."""
+        if self.table is None or not values.size:
+            return
+        counts = pl.Series("v", values).value_counts(name="n").cast({"n": pl.Int64})
+        merged = pl.concat([self.table, counts]).group_by("v").agg(pl.col("n").sum())
+        self.table = merged if merged.height <= self.limit else None
+
+    def arrays(self) -> tuple[FloatArray, npt.NDArray[np.int64]] | None:
+        """The distinct values and their counts, or ``None`` when there were too many."""
+        if self.table is None:
+            return None
+        values = np.asarray(self.table.get_column("v").to_numpy(), dtype=np.float64)
+        return values, np.asarray(self.table.get_column("n").to_numpy(), dtype=np.int64)
 
 
 class TopCounts:
@@ -351,6 +400,7 @@ __all__ = [
     "FloatBatches",
     "HashBuckets",
     "TopCounts",
+    "ValueTable",
     "exact_quantiles",
     "float_keys",
     "key_value",
@@ -358,4 +408,5 @@ __all__ = [
     "order_statistics",
     "quantile_ranks",
     "weighted_statistics",
+    "weighted_sum",
 ]

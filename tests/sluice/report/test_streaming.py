@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from expectations.exact import ExactSum
 from sluice.config import Partition
 from sluice.core.failures import make_failures
 from sluice.report import metrics, streaming
@@ -63,6 +64,27 @@ def test_quantiles_over_batches_are_numpys(values: list[float], parts: int, coll
     with np.errstate(invalid="ignore"):
         expected = np.quantile(v, QS)
     assert np.array_equal(np.array(got), expected, equal_nan=True), (got, expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.sampled_from(SPECIAL), st.integers(-3, 3).map(float)), min_size=1, max_size=40
+    )
+)
+def test_counted_values_give_numpys_quantiles_and_the_exact_sum(values: list[float]) -> None:
+    """A column kept as its distinct values and their counts: the same quantiles as numpy on
+    the column, and the same exact sum as the column's."""
+    v = np.array(values, dtype=np.float64)
+    table = streaming.ValueTable()
+    table.add(v)
+    counted = table.arrays()
+    assert counted is not None
+    ranks = streaming.quantile_ranks(v.size, QS)
+    got = streaming.numpy_quantiles(v.size, QS, streaming.weighted_statistics(*counted, ranks))
+    with np.errstate(invalid="ignore"):
+        assert np.array_equal(np.array(got), np.quantile(v, QS), equal_nan=True)
+    assert streaming.weighted_sum(*counted) == ExactSum.of(v)
 
 
 def test_a_nan_makes_every_quantile_nan_as_in_numpy() -> None:
@@ -190,15 +212,17 @@ def _hostile_outputs(rows: int, seed: int) -> RunOutputs:
     )
 
 
+@pytest.mark.parametrize("table", [2, 1 << 16])
 @pytest.mark.parametrize(("rows", "batch"), [(1, 1), (2, 1), (400, 7), (3000, 64)])
 def test_bounded_numbers_are_the_in_memory_numbers(
-    rows: int, batch: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    rows: int, batch: int, table: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Profiles, detector statistics and segment bias read in batches of a few rows, with
-    distinct values and hash buckets spilled and the radix refining, equal those of the
-    outputs in memory."""
+    distinct values and hash buckets spilled, the radix refining or the value counts kept,
+    equal those of the outputs in memory."""
     monkeypatch.setattr(metrics, "DISTINCT_LIMIT", 2)
     monkeypatch.setattr(streaming, "COLLECT", 3)
+    monkeypatch.setattr(streaming, "TABLE_LIMIT", table)
     outputs = _hostile_outputs(rows, seed=rows)
     bounded = _bounded(outputs, tmp_path / "b", batch)
     assert bounded.scores is None
