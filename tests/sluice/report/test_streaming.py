@@ -4,6 +4,7 @@ hostile rows read in batches of a few rows, with everything that can spill spill
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,13 @@ from hypothesis import strategies as st
 
 from expectations.exact import ExactSum
 from sluice.config import Partition
+from sluice.core.errors import SluiceError
 from sluice.core.failures import make_failures
 from sluice.report import metrics, streaming
 from sluice.report.build import compose
 from sluice.report.drift import DriftPolicy
 from sluice.report.html import render
-from sluice.report.metrics import RunOutputs, detector_stats, profiles
+from sluice.report.metrics import RunOutputs, detector_stats, load_outputs, profiles
 from sluice.report.segments import SegmentPolicy, segment_bias
 from sluice.report.streaming import (
     DistinctCount,
@@ -28,9 +30,16 @@ from sluice.report.streaming import (
     float_keys,
     key_value,
 )
+from tests.robustness.corpus import CASES, Case
+from tests.robustness.support import write_dataset
+from tests.sluice.pipeline.bounded_support import run_stages
 from tests.sluice.report.test_bounded_report import _bounded
 from tests.sluice.report.test_hostile_frames import earlier_runs, outputs_of
 
+CORPUS_DAY = "2024-01-02"
+CORPUS = [c for c in CASES if c.error is None]
+QUICK = {"csv_extreme_values", "ndjson_nan_and_infinities", "parquet_timezone_datetime"}
+QUICK_CASES = [c for c in CORPUS if c.name in QUICK]
 QS = (0.001, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999)
 SPECIAL = [np.inf, -np.inf, 0.0, -0.0, 1e308, -1e308, 5e-324, -5e-324]
 
@@ -266,3 +275,50 @@ def test_a_bounded_report_tests_drift_on_a_stated_sample(tmp_path: Path) -> None
         "this partition: a seeded sample of 60 of its 200 clean rows, drawn by row group"
     ] * 2
     assert "a seeded sample of 60 of its 200 clean rows" in render(bounded)
+
+
+def _corpus_reports(case: Case, tmp_path: Path) -> None:
+    spec = write_dataset(tmp_path, {CORPUS_DAY: case.content}, fmt=case.fmt, schema=case.schema)
+    try:
+        manifest = run_stages(spec, CORPUS_DAY, bounded=False)
+    except SluiceError:
+        pytest.skip("the case ends in an error before the write stage")
+    out = spec.parent / "out"
+    folder = out / "reports" / f"date={CORPUS_DAY}"
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    memory = load_outputs(manifest, folder)
+    bounded = replace(load_outputs(manifest, folder, bounded=True, spill_dir=spill), batch_rows=2)
+    assert bounded.clean_file is not None
+    roots = (out / "reports", out / "clean")
+    want = compose(memory, reports_root=roots[0], clean_root=roots[1])
+    got = compose(bounded, reports_root=roots[0], clean_root=roots[1], bounded=True)
+    assert got.metrics.equals(want.metrics)
+    assert [repr(c) for c in got.columns] == [repr(c) for c in want.columns]
+    assert got.summary() == want.summary()
+    assert render(got) == render(want)
+    assert list(spill.iterdir()) == []
+
+
+@pytest.mark.parametrize("case", QUICK_CASES, ids=lambda c: c.name)
+def test_robustness_corpus_reports_bounded_as_in_memory(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A few corpus cases through the stages, their report built from the committed outputs
+    read in batches of two rows (every spill forced) and in memory: the same report."""
+    monkeypatch.setattr(metrics, "DISTINCT_LIMIT", 1)
+    monkeypatch.setattr(streaming, "COLLECT", 1)
+    monkeypatch.setattr(streaming, "TABLE_LIMIT", 1)
+    _corpus_reports(case, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CORPUS, ids=lambda c: c.name)
+def test_whole_robustness_corpus_reports_bounded_as_in_memory(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every corpus case that reaches the write stage: the same report both ways."""
+    monkeypatch.setattr(metrics, "DISTINCT_LIMIT", 1)
+    monkeypatch.setattr(streaming, "COLLECT", 1)
+    monkeypatch.setattr(streaming, "TABLE_LIMIT", 1)
+    _corpus_reports(case, tmp_path)
