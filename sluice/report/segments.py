@@ -179,23 +179,28 @@ def _segments(
     ]
     if not kept:
         return []
-    schema = pl.Schema({ROW_ID: pl.UInt64(), **{c: pl.String() for c in kept}})
-    clean = HashBuckets(schema, ROW_ID, count, outputs.spill_dir)
-    try:
-        for frame in outputs.clean_frames([ROW_ID, *kept]):
-            clean.add(frame)
-        counts = _count(
-            outputs,
-            kept,
-            count=count,
-            scores=scores,
-            clean=clean,
-            screened=screened,
-            flagged_ids=flagged_ids,
-            pol=pol,
-        )
-    finally:
-        clean.close()
+    # spilled, every column goes to the buckets in one pass over the clean file; held in
+    # memory, one column at a time, so the text of one column is held beside the clean rows
+    groups = [kept] if count > 1 else [[c] for c in kept]
+    counts: dict[tuple[str, str], Counts | None] = {}
+    for group in groups:
+        schema = pl.Schema({ROW_ID: pl.UInt64(), **{c: pl.String() for c in group}})
+        clean = HashBuckets(schema, ROW_ID, count, outputs.spill_dir)
+        try:
+            for frame in outputs.clean_frames([ROW_ID, *group]):
+                clean.add(frame)
+            counts |= _count(
+                outputs,
+                group,
+                count=count,
+                scores=scores,
+                clean=clean,
+                screened=screened,
+                flagged_ids=flagged_ids,
+                pol=pol,
+            )
+        finally:
+            clean.close()
     candidates: list[tuple[str, str, str, int, int, float]] = []
     for (detector, column), by in counts.items():
         if by is None or not 2 <= len(by) <= pol.max_categories:
