@@ -84,8 +84,10 @@ class RunOutputs:
     """The files one run left, loaded.
 
     With ``clean_file`` (a bounded run's report) the clean rows stay in that Parquet file and
-    ``clean`` holds only their schema: read them through :meth:`clean_column` and
-    :meth:`clean_frame`, one projected column at a time where the numbers allow it."""
+    ``clean`` holds only their schema; with ``scores_file`` the scores stay on disk and
+    ``scores`` is None. Read them through :meth:`clean_batches`, :meth:`clean_frames`,
+    :meth:`clean_sample` and :meth:`score_batches`, ``batch_rows`` rows at a time; what must
+    spill goes under ``spill_dir``."""
 
     manifest: dict[str, Any]
     partition: Partition
