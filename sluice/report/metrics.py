@@ -64,7 +64,7 @@ METRICS_SCHEMA: dict[str, pl.DataType] = {
 }
 
 FloatArray = npt.NDArray[np.float64]
-BATCH_ROWS = 1 << 20
+BATCH_ROWS = 1 << 18
 
 
 def parquet_batches(path: Path, name: str, dtype: pl.DataType, rows: int) -> Batches:

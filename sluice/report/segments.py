@@ -74,7 +74,7 @@ def _categorical(dtype: pl.DataType) -> bool:
 
 
 SCREENED = pl.Schema({ROW_ID: pl.UInt64(), "detector": pl.String()})
-MAX_BUCKETS = 256
+MAX_BUCKETS = 512
 
 
 def _quarantined_values(outputs: RunOutputs, columns: list[str]) -> pl.DataFrame | None:
