@@ -94,7 +94,7 @@ def _quarantined_values(outputs: RunOutputs, columns: list[str]) -> pl.DataFrame
 
 
 def _bucket_count(outputs: RunOutputs) -> int:
-    if outputs.scores_file is None and outputs.clean_file is None:
+    if outputs.spill_dir is None or (outputs.scores_file is None and outputs.clean_file is None):
         return 1
     rows = outputs.clean_rows + outputs.score_rows
     return max(1, min(MAX_BUCKETS, -(-rows // max(1, outputs.batch_rows))))

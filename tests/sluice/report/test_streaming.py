@@ -322,3 +322,13 @@ def test_whole_robustness_corpus_reports_bounded_as_in_memory(
     monkeypatch.setattr(streaming, "COLLECT", 1)
     monkeypatch.setattr(streaming, "TABLE_LIMIT", 1)
     _corpus_reports(case, tmp_path)
+
+
+def test_without_a_spill_folder_a_bounded_report_holds_one_bucket(tmp_path: Path) -> None:
+    """Outputs read from files but given nowhere to spill: segment bias and distinct counts
+    are held in memory, with the same numbers."""
+    outputs = _hostile_outputs(400, seed=9)
+    bounded = replace(_bounded(outputs, tmp_path / "b", 7), spill_dir=None)
+    policy = SegmentPolicy(min_rows=5, min_flagged=2, min_ratio=2.0, alpha=0.5)
+    assert segment_bias(bounded, policy) == segment_bias(outputs, policy)
+    assert [repr(p) for p in profiles(bounded)] == [repr(p) for p in profiles(outputs)]
