@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from expectations.exact import SCALE_BITS, ExactSum
@@ -46,6 +45,7 @@ _ALL = np.uint64((1 << 64) - 1)
 DISTINCT_LIMIT = 1 << 18
 TABLE_LIMIT = 1 << 16
 SPILL_BUCKETS = 64
+FLUSH_ROWS = 1 << 20
 
 
 def float_keys(values: FloatArray) -> KeyArray:
@@ -247,6 +247,57 @@ def weighted_statistics(
     return {int(r): float(values[order][i]) for r, i in zip(ranks, at, strict=True)}
 
 
+class _BucketFiles:
+    """Rows appended to one Parquet file per hash bucket under ``folder``, buffered so that each
+    write carries about :data:`FLUSH_ROWS` rows split over the buckets."""
+
+    def __init__(self, folder: Path, key: str, count: int, seed: int) -> None:
+        self.folder = folder
+        self.key = key
+        self.count = count
+        self.seed = seed
+        self._pending: list[pl.DataFrame] = []
+        self._rows = 0
+        self.writers: dict[int, pq.ParquetWriter] = {}
+
+    def path(self, bucket: int) -> Path:
+        """The file of one bucket."""
+        return self.folder / f"{bucket:04d}.parquet"
+
+    def add(self, frame: pl.DataFrame) -> None:
+        """Append rows (written when enough are pending)."""
+        if frame.is_empty():
+            return
+        self._pending.append(frame)
+        self._rows += frame.height
+        if self._rows >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending rows to their buckets."""
+        if not self._pending:
+            return
+        frame = pl.concat(self._pending)
+        self._pending, self._rows = [], 0
+        tagged = frame.with_columns(
+            (pl.col(self.key).hash(seed=self.seed) % self.count).alias("__bucket")
+        )
+        for (b,), part in tagged.partition_by("__bucket", as_dict=True, include_key=False).items():
+            table = part.to_arrow()
+            writer = self.writers.get(int(b))
+            if writer is None:
+                writer = pq.ParquetWriter(self.path(int(b)), table.schema, compression="lz4")
+                self.writers[int(b)] = writer
+            writer.write_table(table)
+
+    def close(self) -> None:
+        """Write what is pending and close every file."""
+        self.flush()
+        for writer in self.writers.values():
+            with contextlib.suppress(OSError, ValueError):
+                writer.close()
+
+
 class DistinctCount:
     """The exact number of distinct non-null values of a column fed batch by batch.
 
@@ -260,7 +311,7 @@ class DistinctCount:
         self.spill_dir = spill_dir
         self._held: pl.Series | None = pl.Series("v", [], dtype=dtype)
         self._folder: Path | None = None
-        self._writers: dict[int, pq.ParquetWriter] = {}
+        self._files: _BucketFiles | None = None
         self._count: int | None = None
 
     def _canonical(self, values: pl.Series) -> pl.Series:
@@ -277,22 +328,11 @@ class DistinctCount:
                 self._held = merged
                 return
             self._folder = Path(tempfile.mkdtemp(prefix="distinct-", dir=self.spill_dir))
+            self._files = _BucketFiles(self._folder, "v", SPILL_BUCKETS, seed=7)
             self._held = None
             got = merged
-        self._spill(got)
-
-    def _spill(self, values: pl.Series) -> None:
-        assert self._folder is not None
-        bucket = (values.hash(seed=7) % SPILL_BUCKETS).cast(pl.Int64)
-        frame = pl.DataFrame([values, bucket.rename("b")])
-        for (b,), part in frame.partition_by("b", as_dict=True).items():
-            table = part.drop("b").to_arrow()
-            writer = self._writers.get(int(b))
-            if writer is None:
-                path = self._folder / f"{int(b):03d}.parquet"
-                writer = pq.ParquetWriter(path, table.schema, compression="lz4")
-                self._writers[int(b)] = writer
-            writer.write_table(table)
+        assert self._files is not None
+        self._files.add(got.to_frame())
 
     def count(self) -> int:
         """The distinct values seen (spilled buckets are counted once, then removed)."""
@@ -302,16 +342,11 @@ class DistinctCount:
             self._count = self._held.len()
             return self._count
         total = 0
+        assert self._files is not None
         try:
-            for b, writer in sorted(self._writers.items()):
-                writer.close()
-                path = self._folder / f"{b:03d}.parquet" if self._folder else None
-                assert path is not None
-                column = pa.concat_arrays(
-                    [c for c in pq.read_table(path).column(0).chunks] or [pa.array([])]
-                )
-                total += pl.Series("v", column).n_unique()
-                path.unlink()
+            self._files.close()
+            for b in sorted(self._files.writers):
+                total += pl.read_parquet(self._files.path(b)).to_series().n_unique()
         finally:
             self.close()
         self._count = total
@@ -319,10 +354,9 @@ class DistinctCount:
 
     def close(self) -> None:
         """Remove what was spilled."""
-        for writer in self._writers.values():
-            with contextlib.suppress(OSError, ValueError):
-                writer.close()
-        self._writers = {}
+        if self._files is not None:
+            self._files.close()
+            self._files = None
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
@@ -345,47 +379,38 @@ class HashBuckets:
             if self.count > 1 and folder is not None
             else None
         )
-        self._writers: dict[int, pq.ParquetWriter] = {}
+        self._files = (
+            _BucketFiles(self._folder, key, self.count, seed=11)
+            if self._folder is not None
+            else None
+        )
 
     def add(self, frame: pl.DataFrame) -> None:
         """Append rows (columns as ``schema``)."""
         frame = frame.select(pl.col(c).cast(t) for c, t in self.schema.items())
-        if self._folder is None:
+        if self._files is None:
             self._held.append(frame)
-            return
-        bucket = (frame.get_column(self.key).hash(seed=11) % self.count).alias("__bucket")
-        tagged = frame.with_columns(bucket)
-        for (b,), part in tagged.partition_by("__bucket", as_dict=True).items():
-            table = part.drop("__bucket").to_arrow()
-            writer = self._writers.get(int(b))
-            if writer is None:
-                path = self._folder / f"{int(b):04d}.parquet"
-                writer = pq.ParquetWriter(path, table.schema, compression="lz4")
-                self._writers[int(b)] = writer
-            writer.write_table(table)
+        else:
+            self._files.add(frame)
 
     def buckets(self) -> Iterator[pl.DataFrame]:
         """Every bucket's rows, one bucket at a time."""
-        if self._folder is None:
+        if self._files is None:
             yield pl.concat(self._held) if self._held else pl.DataFrame(schema=self.schema)
             return
-        for writer in self._writers.values():
-            writer.close()
+        self._files.close()
         for b in range(self.count):
-            path = self._folder / f"{b:04d}.parquet"
-            if b in self._writers:
-                yield pl.read_parquet(path).select(
-                    pl.col(c).cast(t) for c, t in self.schema.items()
-                )
+            if b in self._files.writers:
+                got = pl.read_parquet(self._files.path(b))
+                yield got.cast(self.schema) if got.schema != self.schema else got
             else:
                 yield pl.DataFrame(schema=self.schema)
 
     def close(self) -> None:
         """Remove what was spilled."""
-        for writer in self._writers.values():
-            with contextlib.suppress(OSError, ValueError):
-                writer.close()
-        self._writers = {}
+        if self._files is not None:
+            self._files.close()
+            self._files = None
         self._held = []
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
