@@ -38,14 +38,14 @@ KeyArray = npt.NDArray[np.uint64]
 Batches = Callable[[], Iterator[pl.Series]]
 FloatBatches = Callable[[], Iterator[FloatArray]]
 
-COLLECT = 1 << 20
+COLLECT = 1 << 16
 RADIX = 16
 _SIGN = np.uint64(1 << 63)
 _ALL = np.uint64((1 << 64) - 1)
 DISTINCT_LIMIT = 1 << 18
 TABLE_LIMIT = 1 << 16
 SPILL_BUCKETS = 64
-FLUSH_ROWS = 1 << 20
+FLUSH_ROWS = 1 << 18
 
 
 def float_keys(values: FloatArray) -> KeyArray:
