@@ -39,7 +39,11 @@ import json
 root, bounded = Path(sys.argv[1]), sys.argv[2] == "bounded"
 manifest = json.loads((root / "manifest.json").read_text())
 t0 = time.perf_counter()
-outputs = load_outputs(manifest, root / "run", bounded=bounded)
+spill = root / "spill"
+spill.mkdir(exist_ok=True)
+outputs = load_outputs(
+    manifest, root / "run", bounded=bounded, spill_dir=spill if bounded else None
+)
 report = compose(outputs, reports_root=root / "reports", clean_root=root / "clean", bounded=bounded)
 html = render(report)
 report.metrics.write_parquet(root / f"metrics-{sys.argv[2]}.parquet")

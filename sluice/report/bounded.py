@@ -18,15 +18,15 @@ a time and only the sampled rows are kept:
   written sorted by a column gives a sample clustered in it. Partitions of at most ``n`` rows
   are read whole, exactly as in the exact mode.
 
-This partition's clean rows (:func:`column_values`, used by
-:meth:`sluice.report.metrics.RunOutputs.clean_column` in a bounded run): one projected column of
-the clean Parquet file at a time, so profiles, drift and segment bias hold one column of the
-partition, not all of them, and their numbers are the exact ones.
+This partition's clean rows: a bounded report reads them in batches from the clean Parquet file
+(:meth:`sluice.report.metrics.RunOutputs.clean_batches`) and keeps merged states
+(:mod:`sluice.report.streaming`); its drift reads a seeded sample of them by row group
+(:meth:`sluice.report.metrics.RunOutputs.clean_sample`). :func:`column_values` reads one
+column whole, for callers that need it.
 
-What a bounded report holds that grows with the partition: one clean column (its values, e.g.
-8 bytes a row for a number), the scores (about 20 bytes a scored row), and the failures and
-quarantined rows whole. Named baselines (``monitor.baselines``) and Delta outputs still read
-every clean column.
+What a bounded report holds that grows with the partition: nothing but what grows with the
+failing rows (the failures and the quarantined rows). Named baselines (``monitor.baselines``)
+and Delta outputs still read every clean column.
 """
 
 from __future__ import annotations

@@ -148,8 +148,10 @@ def _drift(
     mode: Mode = "row_groups" if bounded else "exact"
     reference = load_reference(files, tested, policy, schemas=schemas, names=slot, mode=mode)
 
+    sample = outputs.clean_sample(tested, policy.current_rows, policy.seed)
+
     def current(column: str) -> pl.Series:
-        return outputs.clean_column(name[column]).alias(column)
+        return sample.get_column(name[column]).alias(column)
 
     drifted = {} if pinned else _drifted_before(history)
     before = {slot[c]: p for c, p in drifted.items() if c in slot}
@@ -162,7 +164,18 @@ def _drift(
         partition=partition,
         pinned=pinned,
     )
-    by_column = {name[d.column]: replace(d, column=name[d.column]) for d in got}
+    sampled = ""
+    if sample.height < outputs.clean_rows:
+        sampled = (
+            f"this partition: a seeded sample of {sample.height:,} of its "
+            f"{outputs.clean_rows:,} clean rows, drawn by row group"
+        )
+    by_column = {
+        name[d.column]: replace(
+            d, column=name[d.column], note=d.note or (sampled if d.kind != "skipped" else "")
+        )
+        for d in got
+    }
     missing = DriftResult("", "skipped", "", None, None, None, 0, 0, [], False)
     note = "not in every earlier partition it would be compared with"
     return [
@@ -322,6 +335,7 @@ def stage_report(
             formats_of(loaded),
             storage_options=loaded.storage_options(),
             bounded=bounded,
+            spill_dir=scores.parent if bounded else None,
         )
         plan = plan_monitoring(loaded, partition)
         report = compose(

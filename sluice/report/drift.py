@@ -71,6 +71,12 @@ class DriftPolicy:
     categories: int = 20
     seed: int = 0
 
+    @property
+    def current_rows(self) -> int:
+        """Rows of this partition a bounded report tests for drift: a seeded sample by row group
+        as large as the most the reference can hold (every row of a smaller partition)."""
+        return self.rows_per_partition * max(self.reference_partitions, 1)
+
 
 @dataclass(frozen=True)
 class DriftResult:

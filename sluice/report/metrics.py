@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,10 +19,24 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow.parquet as pq
 
+from expectations.exact import ExactSum
 from sluice.config import Partition
 from sluice.core.frame import MALFORMED, PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW
 from sluice.decide import RAW
-from sluice.report.bounded import column_values, parquet_rows
+from sluice.report.bounded import column_values, parquet_rows, sample_rows
+from sluice.report.streaming import (
+    DISTINCT_LIMIT,
+    Batches,
+    DistinctCount,
+    FloatBatches,
+    TopCounts,
+    ValueTable,
+    numpy_quantiles,
+    order_statistics,
+    quantile_ranks,
+    weighted_statistics,
+    weighted_sum,
+)
 from sluice.storage import open_output
 
 Kind = Literal["numeric", "temporal", "boolean", "string"]
@@ -50,6 +64,19 @@ METRICS_SCHEMA: dict[str, pl.DataType] = {
 }
 
 FloatArray = npt.NDArray[np.float64]
+BATCH_ROWS = 1 << 18
+
+
+def parquet_batches(path: Path, name: str, dtype: pl.DataType, rows: int) -> Batches:
+    """One column of a Parquet file as batches of ``rows`` rows, typed ``dtype``."""
+
+    def run() -> Iterator[pl.Series]:
+        parquet = pq.ParquetFile(path, pre_buffer=False)
+        for batch in parquet.iter_batches(batch_size=max(1, rows), columns=[name]):
+            got = pl.Series(VALUE, batch.column(0))
+            yield got if got.dtype == dtype else got.cast(dtype)
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -57,8 +84,10 @@ class RunOutputs:
     """The files one run left, loaded.
 
     With ``clean_file`` (a bounded run's report) the clean rows stay in that Parquet file and
-    ``clean`` holds only their schema: read them through :meth:`clean_column` and
-    :meth:`clean_frame`, one projected column at a time where the numbers allow it."""
+    ``clean`` holds only their schema; with ``scores_file`` the scores stay on disk and
+    ``scores`` is None. Read them through :meth:`clean_batches`, :meth:`clean_frames`,
+    :meth:`clean_sample` and :meth:`score_batches`, ``batch_rows`` rows at a time; what must
+    spill goes under ``spill_dir``."""
 
     manifest: dict[str, Any]
     partition: Partition
@@ -68,6 +97,9 @@ class RunOutputs:
     scores: pl.DataFrame | None
     formats: Mapping[str, str] = field(default_factory=dict)
     clean_file: Path | None = None
+    scores_file: Path | None = None
+    spill_dir: Path | None = None
+    batch_rows: int = BATCH_ROWS
 
     @property
     def columns(self) -> dict[str, pl.DataType]:
@@ -88,6 +120,53 @@ class RunOutputs:
             return self.clean.get_column(name)
         return column_values(self.clean_file, list(self.clean.columns).index(name))
 
+    def clean_batches(self, name: str) -> Batches:
+        """A column of the clean rows as batches: ``clean_file`` read by ``iter_batches`` of
+        ``batch_rows`` rows (typed as the schema says), or the in-memory column as one batch."""
+        dtype = self.clean.schema[name]
+        if self.clean_file is None:
+            column = self.clean.get_column(name)
+            return lambda: iter([column])
+        return parquet_batches(self.clean_file, name, dtype, self.batch_rows)
+
+    def clean_sample(self, names: Sequence[str], n: int, seed: int) -> pl.DataFrame:
+        """The clean rows' columns ``names``: all of them in memory, or from ``clean_file`` a
+        seeded sample of ``n`` rows drawn by row group (:func:`sluice.report.bounded.sample_rows`,
+        every row when the file holds at most ``n``)."""
+        if self.clean_file is None:
+            return self.clean_frame(names)
+        have = list(self.clean.columns)
+        return sample_rows(self.clean_file, [have.index(c) for c in names], n, seed, "row_groups")
+
+    def score_batches(self, columns: Sequence[str]) -> Iterator[pl.DataFrame]:
+        """``scores`` (the columns ``columns``) in batches: from ``scores_file`` when the
+        scores were left on disk, else the loaded frame as one batch."""
+        if self.scores_file is not None:
+            parquet = pq.ParquetFile(self.scores_file, pre_buffer=False)
+            for batch in parquet.iter_batches(batch_size=self.batch_rows, columns=list(columns)):
+                yield pl.DataFrame(pl.from_arrow(batch))
+        elif self.scores is not None:
+            yield self.scores.select(columns)
+
+    @property
+    def has_scores(self) -> bool:
+        """Whether the run left scores (in memory or in ``scores_file``)."""
+        return self.scores is not None or self.scores_file is not None
+
+    @property
+    def score_rows(self) -> int:
+        """Rows of the scores (from the footer of ``scores_file``)."""
+        if self.scores_file is not None:
+            return parquet_rows(self.scores_file)
+        return self.scores.height if self.scores is not None else 0
+
+    @property
+    def score_columns(self) -> list[str]:
+        """The columns of the scores."""
+        if self.scores_file is not None:
+            return list(pq.read_schema(self.scores_file).names)
+        return list(self.scores.columns) if self.scores is not None else []
+
     def clean_frame(self, names: Sequence[str]) -> pl.DataFrame:
         """The clean rows' columns ``names`` (projected from ``clean_file`` when there is one)."""
         if self.clean_file is None:
@@ -98,6 +177,16 @@ class RunOutputs:
             .select(pl.nth([have.index(c) for c in names]))
             .collect()
         )
+
+    def clean_frames(self, names: Sequence[str]) -> Iterator[pl.DataFrame]:
+        """The clean rows' columns ``names`` in batches of ``batch_rows`` rows from
+        ``clean_file``, or the in-memory columns as one frame."""
+        if self.clean_file is None:
+            yield self.clean_frame(names)
+            return
+        parquet = pq.ParquetFile(self.clean_file, pre_buffer=False)
+        for batch in parquet.iter_batches(batch_size=max(1, self.batch_rows), columns=list(names)):
+            yield pl.DataFrame(pl.from_arrow(batch)).select(names)
 
     def clean_has_more_values_than(self, name: str, limit: int) -> bool:
         """Whether the clean rows' column ``name`` holds more than ``limit`` distinct values
@@ -129,12 +218,14 @@ def load_outputs(
     *,
     storage_options: Mapping[str, str] | None = None,
     bounded: bool = False,
+    spill_dir: Path | None = None,
 ) -> RunOutputs:
     """Load a run's outputs; ``folder`` holds its ``failures.parquet`` (and ``scores.parquet``).
 
     Clean and quarantine rows are read as the manifest names them (sluice.storage): a Delta
     table at the manifest's version, or a Parquet file (read as it is, for a rebuilt report).
-    ``bounded``: a clean Parquet file is left on disk and read by column (``clean_file``)."""
+    ``bounded``: a clean Parquet file and the scores are left on disk and read in batches
+    (``clean_file``, ``scores_file``); what must spill goes under ``spill_dir``."""
     outs = manifest["outputs"]
     part = manifest["partition"]
     scores_path = folder / "scores.parquet"
@@ -151,15 +242,20 @@ def load_outputs(
         if clean_file is not None
         else side("clean")
     )
+    scores_file = scores_path if bounded and scores_path.exists() else None
     return RunOutputs(
         manifest=manifest,
         partition=Partition.parse(part["value"], part["kind"], part["key"]),
         clean=clean,
         quarantine=side("quarantine"),
         failures=pl.read_parquet(folder / "failures.parquet"),
-        scores=pl.read_parquet(scores_path) if scores_path.exists() else None,
+        scores=(
+            pl.read_parquet(scores_path) if scores_path.exists() and scores_file is None else None
+        ),
         formats=dict(formats or {}),
         clean_file=clean_file,
+        scores_file=scores_file,
+        spill_dir=spill_dir,
     )
 
 
@@ -424,11 +520,96 @@ def bin_counts(values: FloatArray, edges: FloatArray) -> FloatArray:
     return counts.astype(np.float64)
 
 
-def _quantiles(s: pl.Series) -> tuple[float | None, float | None, float | None]:
-    if s.is_empty():
-        return None, None, None
-    q = np.quantile(s.to_numpy(), [0.01, 0.5, 0.99])
-    return float(q[0]), float(q[1]), float(q[2])
+def _float_batches(batches: Batches, as_float: bool = True) -> FloatBatches:
+    """The NaN-free float values of a column's batches (nulls left out)."""
+
+    def run() -> Iterator[FloatArray]:
+        for batch in batches():
+            v = (_as_float(batch) if as_float else batch).drop_nulls().to_numpy()
+            v = np.asarray(v, dtype=np.float64)
+            yield v[~np.isnan(v)]
+
+    return run
+
+
+def _merged(values: list[Any], dtype: pl.DataType, smallest: bool) -> Any:
+    if len(values) == 1:
+        return values[0]
+    merged = pl.Series(VALUE, values, dtype=dtype)
+    return merged.min() if smallest else merged.max()
+
+
+def _add_counts(held: dict[Any, int], counts: pl.DataFrame) -> None:
+    for value, n in counts.iter_rows():
+        held[value] = held.get(value, 0) + int(n)
+
+
+def _counts_frame(held: Mapping[Any, int], dtype: pl.DataType) -> pl.DataFrame:
+    frame = pl.DataFrame(
+        {VALUE: pl.Series(VALUE, list(held), dtype=dtype), "n": list(held.values())},
+        schema={VALUE: dtype, "n": pl.UInt32},
+    )
+    return frame.sort(["n", VALUE], descending=[True, False], nulls_last=True)
+
+
+class _Spread:
+    """The sample standard deviation around a known mean: the squares of ``x - mean`` (each
+    rounded as a double) summed exactly (:class:`ExactSum`), over ``n - 1``; 0.0 for one value.
+    The mean is the exact sum rounded once, so both are the same for any split of the rows."""
+
+    def __init__(self, total: ExactSum) -> None:
+        self.total = total
+        self.mean = total.mean()
+        self.squares = ExactSum()
+
+    def add(self, values: FloatArray) -> None:
+        """Add one batch's values (NaN included)."""
+        if self.mean is None or self.total.count < 2:
+            return
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = values - self.mean
+            self.squares = self.squares.merge(ExactSum.of(d * d))
+
+    def add_counted(self, values: FloatArray, weights: npt.NDArray[np.int64]) -> None:
+        """Add distinct values each taken ``weights`` times (no NaN)."""
+        if self.mean is None or self.total.count < 2:
+            return
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = values - self.mean
+            self.squares = self.squares.merge(weighted_sum(d * d, weights))
+
+    @property
+    def std(self) -> float | None:
+        """The standard deviation (None for no values)."""
+        if self.mean is None:
+            return None
+        if self.total.count < 2:
+            return 0.0
+        return float(np.sqrt(self.squares.sum() / (self.total.count - 1)))
+
+
+def hist_edges_of(
+    n: int, statistic: Mapping[int, float], bins: int, *, nan: bool = False
+) -> FloatArray:
+    """:func:`hist_edges` of a column of ``n`` values from its order statistics (the ranks of
+    :data:`EDGE_QUANTILES` and ``0`` and ``n - 1``)."""
+    if n == 0:
+        return np.linspace(0.0, 1.0, bins + 1)
+    lo, hi = numpy_quantiles(n, EDGE_QUANTILES, statistic, nan=nan)
+    if hi <= lo:
+        lo, hi = statistic[0], statistic[n - 1]
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges: FloatArray = np.linspace(lo, hi, bins + 1)
+    return edges
+
+
+EDGE_QUANTILES = (0.001, 0.999)
+PROFILE_QUANTILES = (0.01, 0.5, 0.99)
+
+
+def _needed_ranks(n: int, quantiles: Sequence[float]) -> list[int]:
+    return sorted({0, n - 1, *quantile_ranks(n, quantiles)}) if n else []
 
 
 def profile_column(
@@ -447,9 +628,35 @@ def profile_column(
     Quarantined values come typed (``quarantine_typed``, as the quarantine file holds them:
     null for a cell that was missing or did not parse) or, from older files, as raw text.
     """
+    return profile_batches(
+        name,
+        dtype,
+        lambda: iter([clean]),
+        quarantine_raw,
+        rows=rows,
+        unparsed=unparsed,
+        fmt=fmt,
+        quarantine_typed=quarantine_typed,
+    )
+
+
+def profile_batches(
+    name: str,
+    dtype: pl.DataType,
+    clean: Batches,
+    quarantine_raw: pl.Series | None,
+    *,
+    rows: int,
+    unparsed: int,
+    fmt: str | None = None,
+    quarantine_typed: pl.Series | None = None,
+    spill_dir: Path | None = None,
+) -> ColumnProfile:
+    """:func:`profile_column` of a clean column read in batches (:mod:`sluice.report.streaming`):
+    the same numbers for any split, holding one batch and the mergeable states. Distinct values
+    past :data:`DISTINCT_LIMIT` spill to hash buckets under ``spill_dir`` when it is given."""
     kind = kind_of(dtype)
     # Series methods run as expressions on the series' name: "*" or "^a.*$" would expand.
-    clean = clean.rename(VALUE)
     quarantine_raw = None if quarantine_raw is None else quarantine_raw.rename(VALUE)
     quarantine_typed = None if quarantine_typed is None else quarantine_typed.rename(VALUE)
     if quarantine_typed is not None:
@@ -462,42 +669,130 @@ def profile_column(
             if quarantine_raw is not None
             else pl.Series(VALUE, [], dtype=dtype)
         )
-    values = clean.drop_nulls()
-    distinct = int(values.n_unique())
+
+    def batches() -> Iterator[pl.Series]:
+        for batch in clean():
+            yield batch.rename(VALUE)
+
+    clean_rows = nulls = 0
+    lows: list[Any] = []
+    highs: list[Any] = []
+    distinct_count = DistinctCount(dtype, limit=DISTINCT_LIMIT, spill_dir=spill_dir)
+    categories: dict[Any, int] | None = {} if kind != "temporal" else None
+    lengths: dict[int, int] = {}
+    total = ExactSum()
+    nans = 0
+    first = TopCounts()
+    table = ValueTable()
+    try:
+        for batch in batches():
+            clean_rows += len(batch)
+            nulls += int(batch.null_count())
+            values = batch.drop_nulls()
+            if values.is_empty():
+                continue
+            lows.append(values.min())
+            highs.append(values.max())
+            distinct_count.add(values)
+            if categories is not None:
+                if values.n_unique() > CATEGORY_LIMIT:
+                    categories = None
+                else:
+                    vc = values.value_counts(name="n")
+                    _add_counts(categories, vc.with_columns(pl.col(VALUE).cast(pl.String)))
+                    if len(categories) > 2 * CATEGORY_LIMIT + 2:
+                        categories = None
+            if kind == "string":
+                _add_counts(lengths, values.str.len_chars().value_counts(name="n"))
+            elif kind in ("numeric", "temporal"):
+                f = np.asarray(_as_float(values).to_numpy(), dtype=np.float64)
+                nan = np.isnan(f)
+                nans += int(nan.sum())
+                kept = f[~nan] if nans else f
+                first.add(kept)
+                table.add(kept)
+                if kind == "numeric":
+                    total = total.merge(ExactSum.of(f))
+        distinct = distinct_count.count()
+    finally:
+        distinct_count.close()
+    n_values = clean_rows - nulls
+    floats = _float_batches(batches)
     mean = std = p01 = p50 = p99 = None
-    if kind == "numeric" and not values.is_empty():
-        f = values.cast(pl.Float64)
-        mean, std = float(f.mean()), float(f.std() or 0.0)  # type: ignore[arg-type]
-        p01, p50, p99 = _quantiles(f)
+    statistic: dict[int, float] = {}
+    counted = table.arrays() if not nans else None
+    if kind in ("numeric", "temporal") and n_values and not nans:
+        wanted = PROFILE_QUANTILES if kind == "numeric" else ()
+        ranks = _needed_ranks(n_values, (*wanted, *EDGE_QUANTILES))
+        statistic = (
+            weighted_statistics(*counted, ranks)
+            if counted is not None
+            else order_statistics(floats, ranks, first)
+        )
+    categorical = kind in ("string", "boolean") or (
+        kind == "numeric" and distinct <= CATEGORY_LIMIT
+    )
+    edges = (
+        hist_edges_of(n_values, statistic, HIST_BINS, nan=bool(nans))
+        if n_values and not categorical
+        else None
+    )
+    spread = _Spread(total) if kind == "numeric" and n_values else None
+    counts = np.zeros(HIST_BINS)
+    if counted is not None:
+        if spread is not None:
+            spread.add_counted(*counted)
+        if edges is not None and counted[0].size:
+            clipped = np.clip(counted[0], edges[0], edges[-1])
+            counts = np.histogram(clipped, bins=edges, weights=counted[1].astype(np.float64))[0]
+    elif edges is not None or (spread is not None and total.count > 1):
+        for v in floats_with_nan(batches)():
+            if spread is not None:
+                spread.add(v)
+            if edges is not None:
+                counts = counts + bin_counts(v, edges)
+    if spread is not None:
+        mean, std = spread.mean, spread.std
+        p01, p50, p99 = numpy_quantiles(n_values, PROFILE_QUANTILES, statistic, nan=bool(nans))
     dist: Histogram | Categories | None = None
     if kind == "string" and distinct > CATEGORY_LIMIT:
-        cv = values.str.len_chars().cast(pl.Float64).to_numpy()
         qv = q_typed.cast(pl.String).str.len_chars().cast(pl.Float64).to_numpy()
-        both = np.concatenate([cv, qv])
-        edges = np.arange(both.min() - 0.5, both.max() + 1.5) if both.size else np.array([0.0, 1.0])
-        if len(edges) > 2 * HIST_BINS + 1:
-            edges = hist_edges(both, HIST_BINS)
-        dist = Histogram(edges, bin_counts(cv, edges), bin_counts(qv, edges), lengths=True)
-    elif kind in ("string", "boolean") or (kind == "numeric" and distinct <= CATEGORY_LIMIT):
-        dist = _categories(values, q_typed)
-    elif not values.is_empty():
-        cv = _as_float(values).to_numpy()
-        qv = _as_float(q_typed).to_numpy() if not q_typed.is_empty() else np.array([])
-        edges = hist_edges(cv, HIST_BINS)
-        dist = Histogram(
-            edges, bin_counts(cv, edges), bin_counts(qv, edges), temporal=kind == "temporal"
+        q_lengths = dict(pl.Series(VALUE, qv).value_counts(name="n").iter_rows())
+        both = dict(lengths)
+        for length, n in q_lengths.items():
+            both[length] = both.get(length, 0) + int(n)
+        keys = np.array(sorted(both), dtype=np.float64)
+        weights = np.array([both[k] for k in sorted(both)], dtype=np.int64)
+        bounds = (
+            np.arange(keys.min() - 0.5, keys.max() + 1.5) if keys.size else np.array([0.0, 1.0])
         )
+        if len(bounds) > 2 * HIST_BINS + 1:
+            n_both = int(weights.sum())
+            bounds = hist_edges_of(
+                n_both,
+                weighted_statistics(keys, weights, _needed_ranks(n_both, EDGE_QUANTILES)),
+                HIST_BINS,
+            )
+        dist = Histogram(
+            bounds, _weighted_bins(lengths, bounds), bin_counts(qv, bounds), lengths=True
+        )
+    elif categorical:
+        assert categories is not None
+        dist = _categories(_counts_frame(categories, pl.String()), n_values, q_typed)
+    elif edges is not None:
+        qv = _as_float(q_typed).to_numpy() if not q_typed.is_empty() else np.array([])
+        dist = Histogram(edges, counts, bin_counts(qv, edges), temporal=kind == "temporal")
     return ColumnProfile(
         name=name,
         dtype=str(dtype.base_type()),
         kind=kind,
         rows=rows,
-        missing=int(clean.null_count()) + q_missing,
+        missing=nulls + q_missing,
         unparsed=unparsed,
-        clean_rows=len(clean),
+        clean_rows=clean_rows,
         distinct=distinct,
-        minimum=values.min() if not values.is_empty() else None,
-        maximum=values.max() if not values.is_empty() else None,
+        minimum=_merged(lows, dtype, True) if lows else None,
+        maximum=_merged(highs, dtype, False) if highs else None,
         mean=mean,
         std=std,
         p01=p01,
@@ -505,6 +800,26 @@ def profile_column(
         p99=p99,
         distribution=dist,
     )
+
+
+def floats_with_nan(batches: Batches) -> FloatBatches:
+    """The float values of a column's batches, NaN included (nulls left out)."""
+
+    def run() -> Iterator[FloatArray]:
+        for batch in batches():
+            yield np.asarray(_as_float(batch.drop_nulls()).to_numpy(), dtype=np.float64)
+
+    return run
+
+
+def _weighted_bins(counts: Mapping[int, int], edges: FloatArray) -> FloatArray:
+    """:func:`bin_counts` of a column given as value counts."""
+    if not counts:
+        return np.zeros(len(edges) - 1)
+    values = np.array(list(counts), dtype=np.float64)
+    weights = np.array(list(counts.values()), dtype=np.float64)
+    got, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges, weights=weights)
+    return got.astype(np.float64)
 
 
 def counts_by_value(values: pl.Series) -> pl.DataFrame:
@@ -517,8 +832,9 @@ def counts_by_value(values: pl.Series) -> pl.DataFrame:
     )
 
 
-def _categories(clean: pl.Series, quarantine: pl.Series) -> Categories:
-    c = counts_by_value(clean.cast(pl.String).rename(VALUE))
+def _categories(c: pl.DataFrame, clean_len: int, quarantine: pl.Series) -> Categories:
+    """Categories from the clean values' counts (``counts_by_value`` of them as text) and the
+    quarantined values."""
     q = counts_by_value(quarantine.cast(pl.String).rename(VALUE))
     labels = c[VALUE].head(8).to_list()
     for v in q[VALUE].head(4).to_list():
@@ -528,7 +844,7 @@ def _categories(clean: pl.Series, quarantine: pl.Series) -> Categories:
     qmap = dict(q.iter_rows())
     cc = [float(cmap.get(v, 0)) for v in labels]
     qc = [float(qmap.get(v, 0)) for v in labels]
-    rest_c = float(len(clean)) - sum(cc)
+    rest_c = float(clean_len) - sum(cc)
     rest_q = float(len(quarantine)) - sum(qc)
     if rest_c > 0 or rest_q > 0:
         labels.append("(other)")
@@ -538,7 +854,7 @@ def _categories(clean: pl.Series, quarantine: pl.Series) -> Categories:
 
 
 def profiles(outputs: RunOutputs) -> list[ColumnProfile]:
-    """A profile of every declared column."""
+    """A profile of every declared column (a clean file read column by column, in batches)."""
     unparsed = dict(
         outputs.failures.filter(pl.col("rule") == "type")
         .group_by("column")
@@ -548,15 +864,16 @@ def profiles(outputs: RunOutputs) -> list[ColumnProfile]:
     q = outputs.quarantine
     typed = RAW in q.columns
     return [
-        profile_column(
+        profile_batches(
             c,
             t,
-            outputs.clean_column(c),
+            outputs.clean_batches(c),
             None if typed or c not in q.columns else q[c],
             rows=outputs.rows_in,
             unparsed=int(unparsed.get(c, 0)),
             fmt=outputs.formats.get(c),
             quarantine_typed=q[c] if typed and c in q.columns else None,
+            spill_dir=outputs.spill_dir,
         )
         for c, t in outputs.columns.items()
     ]
@@ -629,34 +946,49 @@ def _feature_shares(failures: pl.DataFrame, detector: str) -> list[FeatureShare]
     ]
 
 
+def _detector_scores(outputs: RunOutputs, name: str) -> FloatBatches:
+    """One detector's scores without nulls and NaN, batch by batch."""
+
+    def run() -> Iterator[FloatArray]:
+        for batch in outputs.score_batches(["detector", "score"]):
+            got = batch.filter(pl.col("detector") == name).get_column("score")
+            yield np.asarray(got.drop_nulls().drop_nans().to_numpy(), dtype=np.float64)
+
+    return run
+
+
+SCORE_QUANTILES = (0.5, 0.9, 0.99)
+
+
 def detector_stats(outputs: RunOutputs) -> list[DetectorStats]:
-    """Score distribution, threshold, flags and driving features of each detector that ran."""
+    """Score distribution, threshold, flags and driving features of each detector that ran:
+    exact quantiles and counts streamed from the scores (:mod:`sluice.report.streaming`)."""
     out = []
-    scores = outputs.scores
+    has_detector = outputs.has_scores and "detector" in outputs.score_columns
     for model in outputs.manifest.get("detectors", []):
         name = model["name"]
         threshold = model.get("threshold")
-        s = (
-            scores.filter(pl.col("detector") == name)["score"].drop_nulls().drop_nans()
-            if scores is not None and "detector" in scores.columns
-            else None
-        )
+        scores = _detector_scores(outputs, name) if has_detector else None
+        n = sum(v.size for v in scores()) if scores is not None else 0
         hist = None
         p50 = p90 = p99 = None
-        if s is not None and not s.is_empty():
-            v = s.to_numpy().astype(np.float64)
-            p50, p90, p99 = (float(x) for x in np.quantile(v, [0.5, 0.9, 0.99]))
-            lo, hi = float(v.min()), float(v.max())
+        if scores is not None and n:
+            statistic = order_statistics(scores, _needed_ranks(n, SCORE_QUANTILES))
+            p50, p90, p99 = numpy_quantiles(n, SCORE_QUANTILES, statistic)
+            lo, hi = statistic[0], statistic[n - 1]
             if threshold is not None:
                 hi = max(hi, float(threshold))
             if hi <= lo:
                 hi = lo + 1.0
             edges = np.linspace(lo, hi, SCORE_BINS + 1)
-            hist = Histogram(edges, bin_counts(v, edges), np.zeros(SCORE_BINS))
+            counts = np.zeros(SCORE_BINS)
+            for v in scores():
+                counts = counts + bin_counts(v, edges)
+            hist = Histogram(edges, counts, np.zeros(SCORE_BINS))
         out.append(
             DetectorStats(
                 name=name,
-                scored=int(model.get("n_scored") or (len(s) if s is not None else 0)),
+                scored=int(model.get("n_scored") or n),
                 flagged=int(model.get("n_flagged") or 0),
                 threshold=float(threshold) if threshold is not None else None,
                 p50=p50,

@@ -25,6 +25,7 @@ from scipy.stats import binom
 
 from sluice.core.frame import ROW_ID
 from sluice.report.metrics import OUTLIER_COLUMN, RunOutputs, _parse_raw
+from sluice.report.streaming import HashBuckets
 
 NULL_LABEL = "(null)"
 
@@ -72,85 +73,198 @@ def _categorical(dtype: pl.DataType) -> bool:
     return dtype in (pl.String, pl.Categorical, pl.Boolean) or dtype.is_integer()
 
 
-def _values(outputs: RunOutputs, column: str) -> pl.DataFrame:
-    """``_row_id`` and one column as text, for clean and quarantined rows alike (the clean rows
-    read one column at a time: a bounded report holds no more)."""
-    got = outputs.clean_frame([ROW_ID, column])
-    clean = pl.DataFrame([got.get_column(ROW_ID), got.get_column(column).cast(pl.String)])
+SCREENED = pl.Schema({ROW_ID: pl.UInt64(), "detector": pl.String()})
+MAX_BUCKETS = 512
+
+
+def _quarantined_values(outputs: RunOutputs, columns: list[str]) -> pl.DataFrame | None:
+    """``_row_id`` and each column as text of the quarantined rows (the first row of an id)."""
     q = outputs.quarantine
     if q.is_empty() or ROW_ID not in q.columns:
-        return clean
-    parsed = (
-        _parse_raw(q[column], outputs.columns[column], outputs.formats.get(column))
-        .cast(pl.String)
-        .alias(column)
-        if column in q.columns
-        else pl.Series(column, [None] * q.height, dtype=pl.String)
+        return None
+    parsed = [
+        _parse_raw(q[c], outputs.columns[c], outputs.formats.get(c)).cast(pl.String).alias(c)
+        if c in q.columns
+        else pl.Series(c, [None] * q.height, dtype=pl.String)
+        for c in columns
+    ]
+    return pl.DataFrame([q[ROW_ID].cast(pl.UInt64), *parsed]).unique(
+        ROW_ID, keep="first", maintain_order=True
     )
-    quarantined = pl.DataFrame([q[ROW_ID], parsed])
-    return pl.concat([clean, quarantined], how="vertical_relaxed").unique(ROW_ID, keep="first")
+
+
+def _bucket_count(outputs: RunOutputs) -> int:
+    if outputs.spill_dir is None or (outputs.scores_file is None and outputs.clean_file is None):
+        return 1
+    rows = outputs.clean_rows + outputs.score_rows
+    return max(1, min(MAX_BUCKETS, -(-rows // max(1, outputs.batch_rows))))
+
+
+def _in_bucket(frame: pl.DataFrame, count: int, b: int) -> pl.DataFrame:
+    if count == 1:
+        return frame
+    return frame.filter(pl.col(ROW_ID).hash(seed=11) % count == b)
+
+
+Counts = dict[str | None, list[int]]
 
 
 def segment_bias(outputs: RunOutputs, policy: SegmentPolicy | None = None) -> list[SegmentBias]:
-    """Segments each detector flagged far above its overall share, most biased first."""
+    """Segments each detector flagged far above its overall share, most biased first.
+
+    Counted from the scores and the clean rows split into hash buckets of ``_row_id``
+    (:class:`sluice.report.streaming.HashBuckets`): a bounded report spills them under the
+    run's work folder and holds one bucket at a time, an in-memory one holds one bucket."""
     pol = policy or SegmentPolicy()
-    scores = outputs.scores
-    if scores is None or scores.is_empty() or "detector" not in scores.columns:
+    if not outputs.has_scores or "detector" not in outputs.score_columns:
         return []
     columns = [c for c, t in outputs.columns.items() if _categorical(t)]
     if not columns:
         return []
+    count = _bucket_count(outputs)
+    scores = HashBuckets(SCREENED, ROW_ID, count, outputs.spill_dir)
+    try:
+        for batch in outputs.score_batches([ROW_ID, "detector"]):
+            scores.add(batch)
+        return _segments(outputs, pol, columns, count, scores)
+    finally:
+        scores.close()
+
+
+def _segments(
+    outputs: RunOutputs,
+    pol: SegmentPolicy,
+    columns: list[str],
+    count: int,
+    scores: HashBuckets,
+) -> list[SegmentBias]:
     severity = {
         m["name"]: str(m.get("severity", "error")) for m in outputs.manifest.get("detectors", [])
     }
-    screened: dict[str, tuple[pl.DataFrame, float]] = {}
-    for detector in sorted(set(scores["detector"].to_list())):
-        flagged = (
-            outputs.failures.filter(
-                (pl.col("column") == OUTLIER_COLUMN) & (pl.col("rule") == detector)
+    failures = outputs.failures.filter(pl.col("column") == OUTLIER_COLUMN)
+    flagged_ids = {
+        d: f.get_column(ROW_ID).cast(pl.UInt64).unique()
+        for (d,), f in failures.partition_by("rule", as_dict=True).items()
+    }
+    quarantined = (
+        outputs.quarantine.get_column(ROW_ID).cast(pl.UInt64)
+        if ROW_ID in outputs.quarantine.columns
+        else None
+    )
+    totals: dict[str, list[int]] = {}
+    for b, bucket in enumerate(scores.buckets()):
+        for (detector,), part in bucket.partition_by("detector", as_dict=True).items():
+            ids = part.get_column(ROW_ID).unique()
+            hit = ids.is_in(flagged_ids.get(detector, pl.Series([], dtype=pl.UInt64)))
+            outside = ids.len() - (
+                int(ids.is_in(_in_bucket(quarantined.to_frame(), count, b)[ROW_ID]).sum())
+                if quarantined is not None
+                else 0
             )
-            .select(ROW_ID)
-            .unique()
-            .with_columns(pl.lit(True).alias("_flagged"))
-        )
-        ids = (
-            scores.filter(pl.col("detector") == detector)
-            .select(ROW_ID)
-            .unique()
-            .join(flagged, on=ROW_ID, how="left")
-            .with_columns(pl.col("_flagged").fill_null(False))
-        )
-        n, k = ids.height, int(ids["_flagged"].sum())
-        if n and k not in (0, n):
-            screened[detector] = (ids, k / n)
-    candidates: list[tuple[str, str, str, int, int, float]] = []
+            got = totals.setdefault(str(detector), [0, 0, 0])
+            got[0] += ids.len()
+            got[1] += int(hit.sum())
+            got[2] += outside
+    screened = {d: k / n for d, (n, k, _) in sorted(totals.items()) if n and k not in (0, n)}
+    if not screened:
+        return []
     # when every detector screened every clean row, a column with too many values among the
     # clean rows has too many among each detector's screened rows: it is passed over before it
-    # is read whole (a unique key costs one row group, not a hash of every row)
-    quarantined = (
-        outputs.quarantine.select(ROW_ID) if ROW_ID in outputs.quarantine.columns else None
-    )
-    all_clean_screened = all(
-        (ids.height if quarantined is None else ids.join(quarantined, on=ROW_ID, how="anti").height)
-        == outputs.clean_rows
-        for ids, _ in screened.values()
-    )
-    for column in columns if screened else []:
-        if all_clean_screened and outputs.clean_has_more_values_than(column, pol.max_categories):
-            continue
-        values = _values(outputs, column)
-        for detector, (ids, overall) in screened.items():
-            joined = ids.join(values, on=ROW_ID, how="left")
-            col = joined[column]
-            if not 2 <= col.n_unique() <= pol.max_categories:
-                continue
-            by = (
-                joined.group_by(pl.col(column).fill_null(NULL_LABEL))
-                .agg(pl.len().alias("rows"), pl.col("_flagged").sum().alias("flagged"))
-                .filter(pl.col("rows") >= pol.min_rows)
+    # is read (a unique key costs one row group, not a hash of every row)
+    all_clean_screened = all(totals[d][2] == outputs.clean_rows for d in screened)
+    kept = [
+        c
+        for c in columns
+        if not (all_clean_screened and outputs.clean_has_more_values_than(c, pol.max_categories))
+    ]
+    if not kept:
+        return []
+    # spilled, every column goes to the buckets in one pass over the clean file; held in
+    # memory, one column at a time, so the text of one column is held beside the clean rows
+    groups = [kept] if count > 1 else [[c] for c in kept]
+    counts: dict[tuple[str, str], Counts | None] = {}
+    for group in groups:
+        schema = pl.Schema({ROW_ID: pl.UInt64(), **{c: pl.String() for c in group}})
+        clean = HashBuckets(schema, ROW_ID, count, outputs.spill_dir)
+        try:
+            for frame in outputs.clean_frames([ROW_ID, *group]):
+                clean.add(frame)
+            counts |= _count(
+                outputs,
+                group,
+                count=count,
+                scores=scores,
+                clean=clean,
+                screened=screened,
+                flagged_ids=flagged_ids,
+                pol=pol,
             )
-            for value, count, hits in by.iter_rows():
-                candidates.append((detector, column, str(value), int(count), int(hits), overall))
+        finally:
+            clean.close()
+    candidates: list[tuple[str, str, str, int, int, float]] = []
+    for (detector, column), by in counts.items():
+        if by is None or not 2 <= len(by) <= pol.max_categories:
+            continue
+        merged: dict[str, list[int]] = {}
+        for value, (rows, hits) in by.items():
+            got = merged.setdefault(NULL_LABEL if value is None else value, [0, 0])
+            got[0] += rows
+            got[1] += hits
+        for value, (rows, hits) in merged.items():
+            if rows >= pol.min_rows:
+                candidates.append((detector, column, value, rows, hits, screened[detector]))
+    return _judge(candidates, severity, pol)
+
+
+def _count(
+    outputs: RunOutputs,
+    columns: list[str],
+    *,
+    count: int,
+    scores: HashBuckets,
+    clean: HashBuckets,
+    screened: dict[str, float],
+    flagged_ids: dict[str, pl.Series],
+    pol: SegmentPolicy,
+) -> dict[tuple[str, str], Counts | None]:
+    """Screened rows and flagged rows per value, per detector and column, bucket by bucket
+    (a pair with more than ``max_categories`` values is dropped: ``None``)."""
+    quarantined = _quarantined_values(outputs, columns)
+    counts: dict[tuple[str, str], Counts | None] = {(d, c): {} for c in columns for d in screened}
+    for b, (s, c) in enumerate(zip(scores.buckets(), clean.buckets(), strict=True)):
+        values = c
+        if quarantined is not None:
+            values = pl.concat([c, _in_bucket(quarantined, count, b)], how="vertical_relaxed")
+            values = values.unique(ROW_ID, keep="first", maintain_order=True)
+        for detector in screened:
+            ids = s.filter(pl.col("detector") == detector).select(ROW_ID).unique()
+            ids = ids.with_columns(
+                pl.col(ROW_ID)
+                .is_in(flagged_ids.get(detector, pl.Series([], dtype=pl.UInt64)))
+                .alias("_flagged")
+            )
+            joined = ids.join(values, on=ROW_ID, how="left")
+            for column in columns:
+                held = counts[(detector, column)]
+                if held is None:
+                    continue
+                by = joined.group_by(column).agg(
+                    pl.len().alias("rows"), pl.col("_flagged").sum().alias("flagged")
+                )
+                for value, rows, hits in by.iter_rows():
+                    got = held.setdefault(value, [0, 0])
+                    got[0] += int(rows)
+                    got[1] += int(hits)
+                if len(held) > pol.max_categories:
+                    counts[(detector, column)] = None
+    return counts
+
+
+def _judge(
+    candidates: list[tuple[str, str, str, int, int, float]],
+    severity: dict[str, str],
+    pol: SegmentPolicy,
+) -> list[SegmentBias]:
     tested = len(candidates)
     out: list[SegmentBias] = []
     for detector, column, value, rows, hits, overall in candidates:

@@ -136,12 +136,26 @@ def test_scores_are_copied_row_for_row(tmp_path: Path) -> None:
     assert column_values(target, 2).equals(scores.get_column("score"))
 
 
-def _bounded(outputs: RunOutputs, folder: Path) -> RunOutputs:
-    """The same outputs with the clean rows left in a Parquet file, as a bounded report has them."""
+def _bounded(outputs: RunOutputs, folder: Path, rows: int = 3) -> RunOutputs:
+    """The same outputs with the clean rows and the scores left in Parquet files of row groups
+    of ``rows`` rows, read in batches of ``rows`` rows, spilling under ``folder``, as a bounded
+    report has them."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "clean.parquet"
-    outputs.clean.write_parquet(path, row_group_size=3)
-    return replace(outputs, clean=outputs.clean.head(0), clean_file=path)
+    outputs.clean.write_parquet(path, row_group_size=rows)
+    scores = None
+    if outputs.scores is not None:
+        scores = folder / "scores.parquet"
+        outputs.scores.write_parquet(scores, row_group_size=rows)
+    return replace(
+        outputs,
+        clean=outputs.clean.head(0),
+        clean_file=path,
+        scores=None,
+        scores_file=scores,
+        spill_dir=folder,
+        batch_rows=rows,
+    )
 
 
 def _same_report(outputs: RunOutputs, root: Path) -> None:

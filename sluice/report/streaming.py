@@ -1,0 +1,437 @@
+"""Exact statistics of a column read in batches: order statistics, quantiles, distinct counts.
+
+A column is a :data:`Batches`: a function that starts a fresh pass over it and yields its
+values batch by batch (a clean Parquet column read with ``iter_batches``, or one in-memory
+series as a single batch). Every number here is the same for any split into batches.
+
+- :func:`order_statistics`: the values at given ranks of the sorted column, by a radix
+  selection over an order-preserving 64-bit key of each float. A first pass counts the keys'
+  top 16 bits (65,536 buckets); each rank's bucket is then either collected and sorted, when
+  it holds at most :data:`COLLECT` values, or counted again by its next 16 bits. At most five
+  passes; memory: the bucket counts (0.5 MB a rank) and at most :data:`COLLECT` values a rank.
+- :func:`exact_quantiles`: :func:`numpy.quantile` (``linear``) from those order statistics,
+  computed as numpy computes it (the same interpolation, NaN when any value is NaN).
+- :class:`DistinctCount`: the distinct values merged batch by batch while there are at most
+  ``limit`` of them; past that, every batch's distinct values go to hash buckets on disk
+  (each value lands in one bucket) and the count is the sum of the buckets' counts, so the
+  answer is exact with one bucket in memory at a time. Values count as polars' ``n_unique``
+  counts them (``-0.0`` is ``0.0``, every NaN one value).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import pyarrow.parquet as pq
+
+from expectations.exact import SCALE_BITS, ExactSum
+
+FloatArray = npt.NDArray[np.float64]
+KeyArray = npt.NDArray[np.uint64]
+Batches = Callable[[], Iterator[pl.Series]]
+FloatBatches = Callable[[], Iterator[FloatArray]]
+
+COLLECT = 1 << 16
+RADIX = 16
+_SIGN = np.uint64(1 << 63)
+_ALL = np.uint64((1 << 64) - 1)
+DISTINCT_LIMIT = 1 << 18
+TABLE_LIMIT = 1 << 16
+SPILL_BUCKETS = 64
+FLUSH_ROWS = 1 << 18
+
+
+def float_keys(values: FloatArray) -> KeyArray:
+    """Unsigned keys in the order of the floats (``-0.0`` as ``0.0``; no NaN)."""
+    bits = (np.asarray(values, dtype=np.float64) + 0.0).view(np.uint64)
+    keys: KeyArray = bits ^ np.where(bits >> np.uint64(63) == 1, _ALL, _SIGN)
+    return keys
+
+
+def key_value(key: int) -> float:
+    """The float of a key from :func:`float_keys`."""
+    k = np.uint64(key)
+    bits = k ^ (_SIGN if k >> np.uint64(63) == 1 else _ALL)
+    return float(np.array([bits], dtype=np.uint64).view(np.float64)[0])
+
+
+def _locate(counts: npt.NDArray[np.int64], local: int) -> tuple[int, int]:
+    """The bucket holding the ``local``-th value (0-based) and its rank within the bucket."""
+    cum = np.cumsum(counts)
+    bucket = int(np.searchsorted(cum, local, side="right"))
+    before = int(cum[bucket - 1]) if bucket else 0
+    return bucket, local - before
+
+
+def weighted_sum(values: FloatArray, weights: npt.NDArray[np.int64]) -> ExactSum:
+    """The exact sum of ``values[i]`` taken ``weights[i]`` times (:class:`ExactSum` of the
+    repeated values, without repeating them)."""
+    v = np.asarray(values, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.int64)
+    finite = np.isfinite(v)
+    mantissa, exponent = np.frexp(v[finite])
+    whole = (mantissa * 2.0**53).astype(np.int64)
+    shift = exponent.astype(np.int64) - 53 + SCALE_BITS
+    scaled = sum(
+        (int(a) * int(c)) << int(k) for a, c, k in zip(whole, w[finite], shift, strict=True)
+    )
+    special, present = v[~finite], w[~finite] > 0
+    return ExactSum(
+        scaled=scaled,
+        count=int(w.sum()),
+        pos_inf=bool((special[present] == np.inf).any()),
+        neg_inf=bool((special[present] == -np.inf).any()),
+        nan=bool(np.isnan(special[present]).any()),
+    )
+
+
+class ValueTable:
+    """Exact counts of a float column's distinct values (NaN left out), merged batch by batch
+    while there are at most ``limit`` of them; ``None`` past that."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = TABLE_LIMIT if limit is None else limit
+        self.table: pl.DataFrame | None = pl.DataFrame(schema={"v": pl.Float64(), "n": pl.Int64()})
+
+    def add(self, values: FloatArray) -> None:
+        """Count one batch's NaN-free values."""
+        if self.table is None or not values.size:
+            return
+        counts = pl.Series("v", values).value_counts(name="n").cast({"n": pl.Int64})
+        merged = pl.concat([self.table, counts]).group_by("v").agg(pl.col("n").sum())
+        self.table = merged if merged.height <= self.limit else None
+
+    def arrays(self) -> tuple[FloatArray, npt.NDArray[np.int64]] | None:
+        """The distinct values and their counts, or ``None`` when there were too many."""
+        if self.table is None:
+            return None
+        values = np.asarray(self.table.get_column("v").to_numpy(), dtype=np.float64)
+        return values, np.asarray(self.table.get_column("n").to_numpy(), dtype=np.int64)
+
+
+class TopCounts:
+    """The first pass of :func:`order_statistics`, fed batch by batch (so it can share a pass
+    with other statistics)."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(1 << RADIX, dtype=np.int64)
+
+    def add(self, values: FloatArray) -> None:
+        """Count the keys' top bits of NaN-free values."""
+        if values.size:
+            top = float_keys(values) >> np.uint64(64 - RADIX)
+            self.counts += np.bincount(top, minlength=1 << RADIX)
+
+
+def order_statistics(
+    batches: FloatBatches, ranks: Sequence[int], first: TopCounts | None = None
+) -> dict[int, float]:
+    """The ``r``-th smallest value (0-based) for each rank ``r`` of a NaN-free column;
+    ``first``: its first pass, already made."""
+    wanted = sorted(set(ranks))
+    if not wanted:
+        return {}
+    if first is None:
+        first = TopCounts()
+        for values in batches():
+            first.add(values)
+    top = first.counts
+    # a rank's state: (prefix, prefix bits, rank within the prefix, values under the prefix)
+    state: dict[int, tuple[int, int, int, int]] = {}
+    for r in wanted:
+        bucket, local = _locate(top, r)
+        state[r] = (bucket, RADIX, local, int(top[bucket]))
+    out: dict[int, float] = {}
+    while len(out) < len(wanted):
+        groups: dict[tuple[int, int], int] = {}
+        for r, (prefix, bits, _, size) in state.items():
+            if r in out:
+                continue
+            if bits == 64:
+                out[r] = key_value(prefix)
+                continue
+            groups[(prefix, bits)] = size
+        if not groups:
+            break
+        collect = {g for g, size in groups.items() if size <= COLLECT}
+        gathered: dict[tuple[int, int], list[KeyArray]] = {g: [] for g in collect}
+        counts = {g: np.zeros(1 << RADIX, dtype=np.int64) for g in groups if g not in collect}
+        for values in batches():
+            if not values.size:
+                continue
+            keys = float_keys(values)
+            for prefix, bits in groups:
+                inside = keys[keys >> np.uint64(64 - bits) == np.uint64(prefix)]
+                if (prefix, bits) in collect:
+                    gathered[(prefix, bits)].append(inside)
+                elif inside.size:
+                    digit = (inside >> np.uint64(64 - bits - RADIX)) & np.uint64((1 << RADIX) - 1)
+                    counts[(prefix, bits)] += np.bincount(digit, minlength=1 << RADIX)
+        for r, (prefix, bits, local, _) in list(state.items()):
+            if r in out:
+                continue
+            if (prefix, bits) in collect:
+                held = np.sort(np.concatenate(gathered[(prefix, bits)]))
+                out[r] = key_value(int(held[local]))
+            else:
+                sub = counts[(prefix, bits)]
+                digit, within = _locate(sub, local)
+                state[r] = ((prefix << RADIX) | digit, bits + RADIX, within, int(sub[digit]))
+    return out
+
+
+def quantile_ranks(n: int, quantiles: Sequence[float]) -> list[int]:
+    """The ranks whose values :func:`numpy_quantiles` reads for a column of ``n`` values."""
+    previous, following, _ = _neighbours(n, quantiles)
+    return sorted({*previous.tolist(), *following.tolist()})
+
+
+def _neighbours(
+    n: int, quantiles: Sequence[float]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray]:
+    q = np.asarray(quantiles, dtype=np.float64)
+    virtual = (n - 1) * q
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= n - 1
+    previous[above] = n - 1
+    following[above] = n - 1
+    # numpy takes both neighbours at index -1 there, and its gamma from that -1
+    gamma: FloatArray = virtual - np.where(above, -1.0, previous)
+    return previous.astype(np.int64), following.astype(np.int64), gamma
+
+
+def numpy_quantiles(
+    n: int, quantiles: Sequence[float], statistic: Mapping[int, float], *, nan: bool = False
+) -> list[float]:
+    """``numpy.quantile(column, quantiles)`` (method ``linear``, the same interpolation) of a
+    column of ``n`` values from its order statistics (``statistic[rank]``, ranks from
+    :func:`quantile_ranks`); ``nan``: the column holds a NaN, and numpy then gives NaN."""
+    if n < 1:
+        raise ValueError("the quantiles of no values")
+    if nan:
+        return [float("nan")] * len(quantiles)
+    previous, following, gamma = _neighbours(n, quantiles)
+    a = np.array([statistic[int(i)] for i in previous], dtype=np.float64)
+    b = np.array([statistic[int(i)] for i in following], dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = b - a
+        result = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+    return [float(x) for x in result]
+
+
+def exact_quantiles(
+    batches: FloatBatches, n: int, quantiles: Sequence[float], *, nan: bool = False
+) -> list[float]:
+    """``numpy.quantile(column, quantiles)`` of a column of ``n`` values read in batches that
+    yield its values without its NaNs; ``nan``: the column holds a NaN."""
+    if nan or n < 1:
+        return numpy_quantiles(n, quantiles, {}, nan=nan)
+    return numpy_quantiles(n, quantiles, order_statistics(batches, quantile_ranks(n, quantiles)))
+
+
+def weighted_statistics(
+    values: FloatArray, weights: npt.NDArray[np.int64], ranks: Sequence[int]
+) -> dict[int, float]:
+    """Order statistics of a column given as distinct ``values`` and how often each occurs."""
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order])
+    at = np.searchsorted(cum, np.asarray(ranks, dtype=np.int64), side="right")
+    return {int(r): float(values[order][i]) for r, i in zip(ranks, at, strict=True)}
+
+
+class _BucketFiles:
+    """Rows appended to one Parquet file per hash bucket under ``folder``, buffered so that each
+    write carries about :data:`FLUSH_ROWS` rows split over the buckets."""
+
+    def __init__(self, folder: Path, key: str, count: int, seed: int) -> None:
+        self.folder = folder
+        self.key = key
+        self.count = count
+        self.seed = seed
+        self._pending: list[pl.DataFrame] = []
+        self._rows = 0
+        self.writers: dict[int, pq.ParquetWriter] = {}
+
+    def path(self, bucket: int) -> Path:
+        """The file of one bucket."""
+        return self.folder / f"{bucket:04d}.parquet"
+
+    def add(self, frame: pl.DataFrame) -> None:
+        """Append rows (written when enough are pending)."""
+        if frame.is_empty():
+            return
+        self._pending.append(frame)
+        self._rows += frame.height
+        if self._rows >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending rows to their buckets."""
+        if not self._pending:
+            return
+        frame = pl.concat(self._pending)
+        self._pending, self._rows = [], 0
+        tagged = frame.with_columns(
+            (pl.col(self.key).hash(seed=self.seed) % self.count).alias("__bucket")
+        )
+        for (b,), part in tagged.partition_by("__bucket", as_dict=True, include_key=False).items():
+            table = part.to_arrow()
+            writer = self.writers.get(int(b))
+            if writer is None:
+                writer = pq.ParquetWriter(self.path(int(b)), table.schema, compression="lz4")
+                self.writers[int(b)] = writer
+            writer.write_table(table)
+
+    def close(self) -> None:
+        """Write what is pending and close every file."""
+        self.flush()
+        for writer in self.writers.values():
+            with contextlib.suppress(OSError, ValueError):
+                writer.close()
+
+
+class DistinctCount:
+    """The exact number of distinct non-null values of a column fed batch by batch.
+
+    Holds the distinct values while there are at most ``limit``; past that, spills every
+    batch's distinct values into hash buckets under ``spill_dir`` (module docstring). Without
+    ``spill_dir`` it holds them all."""
+
+    def __init__(self, dtype: pl.DataType, *, limit: int, spill_dir: Path | None) -> None:
+        self.dtype = dtype
+        self.limit = limit
+        self.spill_dir = spill_dir
+        self._held: pl.Series | None = pl.Series("v", [], dtype=dtype)
+        self._folder: Path | None = None
+        self._files: _BucketFiles | None = None
+        self._count: int | None = None
+
+    def _canonical(self, values: pl.Series) -> pl.Series:
+        if values.dtype.is_float():
+            return (values + 0.0).fill_nan(float("nan"))
+        return values
+
+    def add(self, values: pl.Series) -> None:
+        """Count the distinct values of one batch (nulls are left out)."""
+        got = self._canonical(values.drop_nulls().rename("v")).unique()
+        if self._held is not None:
+            merged = pl.concat([self._held, got]).unique()
+            if self.spill_dir is None or merged.len() <= self.limit:
+                self._held = merged
+                return
+            self._folder = Path(tempfile.mkdtemp(prefix="distinct-", dir=self.spill_dir))
+            self._files = _BucketFiles(self._folder, "v", SPILL_BUCKETS, seed=7)
+            self._held = None
+            got = merged
+        assert self._files is not None
+        self._files.add(got.to_frame())
+
+    def count(self) -> int:
+        """The distinct values seen (spilled buckets are counted once, then removed)."""
+        if self._count is not None:
+            return self._count
+        if self._held is not None:
+            self._count = self._held.len()
+            return self._count
+        total = 0
+        assert self._files is not None
+        try:
+            self._files.close()
+            for b in sorted(self._files.writers):
+                total += pl.read_parquet(self._files.path(b)).to_series().n_unique()
+        finally:
+            self.close()
+        self._count = total
+        return total
+
+    def close(self) -> None:
+        """Remove what was spilled."""
+        if self._files is not None:
+            self._files.close()
+            self._files = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
+class HashBuckets:
+    """Frames split into ``count`` buckets by a hash of their ``key`` column, so every row of
+    one key lands in one bucket, in the order it was added. One bucket is held in memory; more
+    are appended to Parquet files under ``folder`` and read back one at a time."""
+
+    def __init__(self, schema: pl.Schema, key: str, count: int, folder: Path | None) -> None:
+        if count > 1 and folder is None:
+            raise ValueError("hash buckets past one need a folder to spill to")
+        self.schema = schema
+        self.key = key
+        self.count = max(1, count)
+        self._held: list[pl.DataFrame] = []
+        self._folder = (
+            Path(tempfile.mkdtemp(prefix="buckets-", dir=folder))
+            if self.count > 1 and folder is not None
+            else None
+        )
+        self._files = (
+            _BucketFiles(self._folder, key, self.count, seed=11)
+            if self._folder is not None
+            else None
+        )
+
+    def add(self, frame: pl.DataFrame) -> None:
+        """Append rows (columns as ``schema``)."""
+        frame = frame.select(pl.col(c).cast(t) for c, t in self.schema.items())
+        if self._files is None:
+            self._held.append(frame)
+        else:
+            self._files.add(frame)
+
+    def buckets(self) -> Iterator[pl.DataFrame]:
+        """Every bucket's rows, one bucket at a time."""
+        if self._files is None:
+            yield pl.concat(self._held) if self._held else pl.DataFrame(schema=self.schema)
+            return
+        self._files.close()
+        for b in range(self.count):
+            if b in self._files.writers:
+                got = pl.read_parquet(self._files.path(b))
+                yield got.cast(self.schema) if got.schema != self.schema else got
+            else:
+                yield pl.DataFrame(schema=self.schema)
+
+    def close(self) -> None:
+        """Remove what was spilled."""
+        if self._files is not None:
+            self._files.close()
+            self._files = None
+        self._held = []
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
+__all__ = [
+    "COLLECT",
+    "DISTINCT_LIMIT",
+    "Batches",
+    "DistinctCount",
+    "FloatBatches",
+    "HashBuckets",
+    "TopCounts",
+    "ValueTable",
+    "exact_quantiles",
+    "float_keys",
+    "key_value",
+    "numpy_quantiles",
+    "order_statistics",
+    "quantile_ranks",
+    "weighted_statistics",
+    "weighted_sum",
+]
