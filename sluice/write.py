@@ -602,6 +602,19 @@ def check_conservation(
     extra = int((~both.is_in(ids_in.cast(both.dtype, strict=False))).sum())
     if extra:
         problems.append(f"{extra} rows in the files did not come in")
+    return conserved(back, expected, problems, names)
+
+
+def conserved(
+    back: dict[str, dict[str, Any]],
+    expected: Mapping[str, Mapping[str, Any]] | None,
+    problems: list[str],
+    names: str,
+) -> dict[str, dict[str, Any]]:
+    """``back`` (``{side: {rows, checksum}}`` read from the staged files) when it agrees with
+    ``expected`` and no ``problems`` were found; otherwise a :class:`ConservationError` naming
+    every difference and where the files are (``names``)."""
+    problems = list(problems)
     for side, want in (expected or {}).items():
         got = back.get(side)
         if got is not None and (got["rows"], got["checksum"]) != (want["rows"], want["checksum"]):

@@ -39,7 +39,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
@@ -593,9 +593,22 @@ def _parquet_pieces(
     counted against its metadata, and a short one is read whole for pyarrow's own error.
     """
     source = _parquet_file(fh, path)
-    schema = source.schema_arrow
     seen = False
-    for group in range(source.num_row_groups):
+    for frame in row_group_frames(source, path, range(source.num_row_groups), rows):
+        seen = True
+        yield frame, []
+    if not seen:
+        yield arrow_to_polars(source.schema_arrow.empty_table(), path)[0], []
+
+
+def row_group_frames(
+    source: pq.ParquetFile, path: str, groups: Iterable[int], rows: int
+) -> Iterator[pl.DataFrame]:
+    """The row groups ``groups`` of an open Parquet file in frames of at most ``rows`` rows,
+    each group's rows counted against its metadata (a short one is read whole for pyarrow's
+    own error); anything unreadable is an :class:`InputError` naming the file."""
+    schema = source.schema_arrow
+    for group in groups:
         try:
             expected = source.metadata.row_group(group).num_rows
             got = 0
@@ -603,8 +616,7 @@ def _parquet_pieces(
                 batch_size=max(1, rows), row_groups=[group], use_threads=False
             ):
                 got += batch.num_rows
-                seen = True
-                yield arrow_to_polars(pa.Table.from_batches([batch], schema=schema), path)[0], []
+                yield arrow_to_polars(pa.Table.from_batches([batch], schema=schema), path)[0]
             if got != expected:
                 source.read_row_group(group)
                 raise InputError(
@@ -613,8 +625,6 @@ def _parquet_pieces(
                 )
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise _not_parquet(path, exc) from None
-    if not seen:
-        yield arrow_to_polars(schema.empty_table(), path)[0], []
 
 
 def _conform(

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from sluice.core.failures import FAILURE_SCHEMA
 from sluice.ingest import list_source_files
-from sluice.ingest.pieces import plan_partition, read_pieces
+from sluice.ingest.pieces import Plan, plan_partition, read_pieces
 from sluice.pipeline.budget import batch_rows
 from sluice.pipeline.run import Run
 from sluice.write import OutputError
@@ -112,9 +112,15 @@ def ingest_bounded(run: Run) -> dict[str, Any]:
             fails.write(piece.failures)
             total += piece.frame.height
             failures += piece.failures.height
+    return ingest_facts(plan, total, failures)
+
+
+def ingest_facts(plan: Plan, rows: int, failures: int) -> dict[str, Any]:
+    """The ingest stage's facts for a partition read by ``plan``: ``rows`` rows read, with
+    ``failures`` ingest failures."""
     sources = [f.source() for f in plan.files]
     return {
-        "rows": total,
+        "rows": rows,
         "inputs": [s.as_dict() for s in sources],
         "missing_columns": list(plan.missing),
         "extra_columns": list(plan.extra),

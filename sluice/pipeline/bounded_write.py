@@ -50,7 +50,7 @@ from sluice.pipeline.run import Run
 from sluice.screening import split_rows
 from sluice.storage import DeltaTables, OutputBackend, PosixParquet, Written, kill_point
 from sluice.storage.delta import _storable, refuse_key_column, replace_partition
-from sluice.write import PARQUET_NAME, ConservationError, check_conservation, describe
+from sluice.write import PARQUET_NAME, ConservationError, check_conservation, conserved, describe
 
 if TYPE_CHECKING:
     from sluice.pipeline.commit import _Staged
@@ -323,20 +323,7 @@ def prove_streams(
     elif any(beyond.values()):
         extra = " and ".join(f"{n} in {side}" for side, n in beyond.items() if n)
         problems.append(f"rows in the files did not come in ({extra} after the last input row)")
-    for side, want in expected.items():
-        got = back.get(side)
-        if got is not None and (got["rows"], got["checksum"]) != (want["rows"], want["checksum"]):
-            problems.append(
-                f"the {side} file holds {got['rows']} rows (checksum {got['checksum']}), "
-                f"the manifest would say {want['rows']} ({want['checksum']})"
-            )
-    if problems:
-        raise ConservationError(
-            f"conservation does not hold in the files staged for the commit ({names}): "
-            f"{'; '.join(problems)}. Nothing was committed and the previous outputs are "
-            "untouched; this is a bug or a failing disk: please report it"
-        )
-    return back
+    return conserved(back, expected, problems, names)
 
 
 class FailuresByRow:

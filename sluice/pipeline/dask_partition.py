@@ -59,24 +59,23 @@ from sluice.core.errors import EXIT_INTERNAL, InputError, SluiceError
 from sluice.core.failures import FAILURE_SCHEMA
 from sluice.core.frame import ROW_ID, SOURCE_ROW, EngineChoice, row_ids
 from sluice.ingest import list_source_files
-from sluice.ingest.arrow import arrow_to_polars
 from sluice.ingest.file import typed_records
 from sluice.ingest.pieces import (
     Plan,
     PlannedFile,
     _check_distinct,
     _conform,
-    _not_parquet,
     _parquet_file,
     _plan_file,
     _shifted,
     open_source,
     plan_partition,
     read_range,
+    row_group_frames,
 )
 from sluice.ingest.text import BadRecord, _csv_exact, _csv_fast, _read_ndjson
 from sluice.lineage import run_stopped
-from sluice.pipeline.bounded_ingest import RowGroupWriter
+from sluice.pipeline.bounded_ingest import RowGroupWriter, ingest_facts
 from sluice.pipeline.budget import batch_rows
 from sluice.pipeline.cluster import (
     Address,
@@ -301,25 +300,8 @@ def _parquet_records(
     path = planned.path
     with open_source(path) as fh:
         source = _parquet_file(fh, path)
-        schema = source.schema_arrow
-        for group in range(unit.first, unit.last):
-            try:
-                expected = source.metadata.row_group(group).num_rows
-                got = 0
-                for batch in source.iter_batches(
-                    batch_size=max(1, rows), row_groups=[group], use_threads=False
-                ):
-                    got += batch.num_rows
-                    table = pa.Table.from_batches([batch], schema=schema)
-                    yield arrow_to_polars(table, path)[0], [], False
-                if got != expected:
-                    source.read_row_group(group)
-                    raise InputError(
-                        f"{path}: not a readable Parquet file: row group {group} holds {got} "
-                        f"rows, its metadata says {expected}"
-                    )
-            except (pa.ArrowException, OSError, ValueError) as exc:
-                raise _not_parquet(path, exc) from None
+        for frame in row_group_frames(source, path, range(unit.first, unit.last), rows):
+            yield frame, [], False
 
 
 def _unit_records(
@@ -530,20 +512,7 @@ def ingest_split(run: Run, tasks: Tasks) -> dict[str, Any]:
     )
     with contextlib.suppress(OSError):
         folder.rmdir()
-    sources = [f.source() for f in plan.files]
-    return {
-        "rows": sum(f["rows"] for f in got),
-        "inputs": [s.as_dict() for s in sources],
-        "missing_columns": list(plan.missing),
-        "extra_columns": list(plan.extra),
-        "aliases": [
-            {"file": s.path, "column": column, "alias": alias}
-            for s in sources
-            for column, alias in s.aliases
-        ],
-        "retyped_columns": plan.retyped,
-        "failures": sum(f["failures"] for f in got),
-    }
+    return ingest_facts(plan, sum(f["rows"] for f in got), sum(f["failures"] for f in got))
 
 
 class _Cluster:
