@@ -38,7 +38,8 @@ def part_count(rows: int, per_part: int) -> int:
 
 
 @contextmanager
-def _writing(path: Path) -> Iterator[None]:
+def writing(path: Path) -> Iterator[None]:
+    """Turn a failed write (a full disk, a read-only folder) into an :class:`OutputError`."""
     try:
         yield
     except (OSError, pa.ArrowException) as exc:
@@ -59,7 +60,7 @@ class RowStream:
         """Append ``table``'s rows (cast to the first table's schema)."""
         if not table.num_rows:
             return
-        with _writing(self.path):
+        with writing(self.path):
             if self._writer is None:
                 self._schema = table.schema
                 self._sink = pa.OSFile(str(self.path), "wb")
@@ -69,7 +70,7 @@ class RowStream:
 
     def close(self) -> None:
         """Finish the file (a no-op when nothing was written or it is closed)."""
-        with _writing(self.path):
+        with writing(self.path):
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -56,12 +55,12 @@ from sluice.core.errors import ConfigError
 from sluice.core.failures import FAILURE_SCHEMA, concat_failures
 from sluice.core.frame import PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW, EngineChoice
 from sluice.decide import drop_shadowed, key_duplicates, trace_duplicates
-from sluice.pipeline.bounded_spill import PartSpill, RowStream, part_count, read_stream
+from sluice.pipeline.bounded_spill import PartSpill, RowStream, part_count, read_stream, writing
 from sluice.pipeline.budget import batch_rows
 from sluice.pipeline.run import Run
 from sluice.screening import key_check
 from sluice.verdict import verdict_state, why_not_run
-from sluice.write import OutputError, write_parquet
+from sluice.write import write_parquet
 
 POS = "__sluice_pos"
 SPILL_DIR = "validate_spill"
@@ -81,15 +80,6 @@ class BoundedChecked:
     failures: int
     buckets: int = 1
     largest_bucket: int = 0
-
-
-@contextmanager
-def _writing(path: Path) -> Iterator[None]:
-    """Turn a failed write (a full disk, a read-only folder) into an :class:`OutputError`."""
-    try:
-        yield
-    except (OSError, pa.ArrowException) as exc:
-        raise OutputError(f"cannot write {path}: {exc}") from None
 
 
 def frame_batches(
@@ -231,7 +221,7 @@ def check_partition(
     key_check_runs = bool(keys) and by_suite is None and all(k in schema for k in keys)
     buckets = part_count(n_rows, bucket_rows or size * BUCKET_BATCHES)
     shutil.rmtree(spill_dir, ignore_errors=True)
-    with _writing(spill_dir):
+    with writing(spill_dir):
         spill_dir.mkdir(parents=True)
     try:
         return _check(
@@ -583,14 +573,14 @@ def _write_failures(
             kept = trace_duplicates(chunk, firsts)
             if kept.is_empty():
                 continue
-            with _writing(out):
+            with writing(out):
                 if writer is None:
                     writer = pq.ParquetWriter(out, schema, compression="zstd")
                 writer.write_table(pa.Table.from_batches(kept.to_arrow().to_batches(), schema))
             written += kept.height
     finally:
         if writer is not None:
-            with _writing(out):
+            with writing(out):
                 writer.close()
     if writer is None:
         write_parquet(pl.DataFrame(schema=FAILURE_SCHEMA), out)

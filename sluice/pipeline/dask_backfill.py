@@ -81,7 +81,14 @@ def _hold_for_tests(partition: str) -> None:
     (``SLUICE_TEST_HOLD_SECONDS``, default 120), having written this process's id to
     ``SLUICE_TEST_HOLD_FILE``, so that a test can kill the worker mid-task. Later attempts (the
     file exists) go on."""
-    if os.environ.get(HOLD_PARTITION_ENV) != partition or not os.environ.get(HOLD_FILE_ENV):
+    hold_for_tests(os.environ.get(HOLD_PARTITION_ENV) == partition)
+
+
+def hold_for_tests(chosen: bool) -> None:
+    """When ``chosen`` and ``SLUICE_TEST_HOLD_FILE`` is set and does not exist yet: write this
+    process's id to it and wait ``SLUICE_TEST_HOLD_SECONDS`` (the test hooks of a backfill's and
+    a split partition's tasks)."""
+    if not chosen or not os.environ.get(HOLD_FILE_ENV):
         return
     try:
         fd = os.open(os.environ[HOLD_FILE_ENV], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

@@ -40,9 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -86,7 +84,7 @@ from sluice.pipeline.cluster import (
     resolve_address,
 )
 from sluice.pipeline.commit import Orchestrator, stage_write
-from sluice.pipeline.dask_backfill import HOLD_FILE_ENV, HOLD_SECONDS, HOLD_SECONDS_ENV
+from sluice.pipeline.dask_backfill import hold_for_tests
 from sluice.pipeline.dask_backfill import no_workers_seconds as _no_workers_seconds
 from sluice.pipeline.idempotence import check_done, skipped_summary
 from sluice.pipeline.local import screen_local, with_io_retries
@@ -317,15 +315,7 @@ def _hold_for_tests(unit: Unit) -> None:
     """A test hook: the first attempt at unit ``SLUICE_TEST_HOLD_UNIT`` writes its process id
     to ``SLUICE_TEST_HOLD_FILE`` and waits (``SLUICE_TEST_HOLD_SECONDS``), so that a test can
     kill its worker mid-task; later attempts (the file exists) go on."""
-    if os.environ.get(HOLD_UNIT_ENV) != str(unit.index) or not os.environ.get(HOLD_FILE_ENV):
-        return
-    try:
-        fd = os.open(os.environ[HOLD_FILE_ENV], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "w") as out:
-        out.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-    time.sleep(float(os.environ.get(HOLD_SECONDS_ENV) or HOLD_SECONDS))
+    hold_for_tests(os.environ.get(HOLD_UNIT_ENV) == str(unit.index))
 
 
 class _UnitWriter(RowGroupWriter):

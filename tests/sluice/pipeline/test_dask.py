@@ -81,6 +81,28 @@ def _wait_for_workers(address: str, count: int) -> None:
         client.close()
 
 
+def kill_held_worker(
+    proc: subprocess.Popen[str], held: Path, dask: Any, *, hold_s: float, finish_s: float
+) -> tuple[str, str]:
+    """Wait until a task writes its worker's pid to ``held``, kill that worker, then let
+    ``proc`` finish; its stdout and stderr. ``proc`` is killed if anything goes wrong."""
+    try:
+        deadline = time.monotonic() + hold_s
+        while not held.exists() or not held.read_text():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no task held"
+            time.sleep(0.1)
+        pid = json.loads(held.read_text())["pid"]
+        (victim,) = [w for w in dask.workers if w.pid == pid]
+        os.kill(pid, signal.SIGKILL)
+        victim.wait(timeout=20)
+        return proc.communicate(timeout=finish_s)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 @contextlib.contextmanager
 def cluster(
     folder: Path, preloads: list[Path | None], env: dict[str, str] | None = None
@@ -310,21 +332,7 @@ def test_a_worker_killed_mid_task_costs_only_its_task(tmp_path: Path) -> None:
         expected = _single_process(spec, root, DAYS)  # while the workers start
         dask.ready()
         proc = _start_backfill(dask.address, _env(spec))
-        try:
-            deadline = time.monotonic() + 180
-            while not held.exists() or not held.read_text():
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "no task held"
-                time.sleep(0.1)
-            pid = json.loads(held.read_text())["pid"]
-            (victim,) = [w for w in dask.workers if w.pid == pid]
-            os.kill(pid, signal.SIGKILL)
-            victim.wait(timeout=20)
-            out, err = proc.communicate(timeout=300)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+        out, err = kill_held_worker(proc, held, dask, hold_s=180, finish_s=300)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     summary = json.loads(out)

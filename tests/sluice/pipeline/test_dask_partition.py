@@ -18,10 +18,8 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,7 +46,13 @@ from tests.conftest import ROOT
 from tests.robustness.corpus import CASES, Case, good, good_frame
 from tests.robustness.support import check_conserved, manifest_path, write_dataset
 from tests.sluice.pipeline.bounded_support import DETECTORS
-from tests.sluice.pipeline.test_dask import VOLATILE, _diff, _free_port, cluster
+from tests.sluice.pipeline.test_dask import (
+    VOLATILE,
+    _diff,
+    _free_port,
+    cluster,
+    kill_held_worker,
+)
 from tests.sluice.test_ingest_pieces import HOSTILE_CSV, HOSTILE_NDJSON, HOSTILE_PARQUET
 
 DAY = "2024-01-01"
@@ -354,21 +358,7 @@ def test_sluice_run_dask_splits_the_partition_and_survives_a_killed_worker(
             stderr=subprocess.PIPE,
             text=True,
         )
-        try:
-            deadline = time.monotonic() + 120
-            while not held.exists() or not held.read_text():
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "no task held"
-                time.sleep(0.1)
-            pid = json.loads(held.read_text())["pid"]
-            (victim,) = [w for w in dask.workers if w.pid == pid]
-            os.kill(pid, signal.SIGKILL)
-            victim.wait(timeout=20)
-            out, err = proc.communicate(timeout=240)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+        out, err = kill_held_worker(proc, held, dask, hold_s=120, finish_s=240)
         assert proc.returncode in (0, 1), err
         assert "Traceback" not in err
         assert json.loads(out)["counts"]["in"] == 70 + 50 + 4
