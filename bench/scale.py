@@ -20,8 +20,12 @@ folder at its largest) and the ratios to the floor. Results also go to ``DATA/re
 ``--check`` runs both paths on each size and compares their clean, quarantine and failures as
 sets of rows with their reasons; it exits 1 when they differ.
 
-``--dask ADDRESS`` is reserved for the Dask path of issue 16 (a partition split into tasks on a
-cluster): until that path is in sluice, giving it is a usage error (exit 2).
+``--dask`` also runs the partition through ``sluice run --dask`` on a local Dask cluster started
+here (a scheduler and two one-thread worker processes on 127.0.0.1, stopped at the end): the
+ingest split into tasks on the workers, the later stages bounded in the client. Its peak RSS is
+the client's tree plus the scheduler and the workers, sampled together; its CPU seconds add the
+cluster's processes' CPU over the run. With ``--check``, its outputs are compared with the
+bounded run's as well.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +61,7 @@ FLOOR = """
 import sys, polars as pl
 pl.scan_csv(sys.argv[1]).sink_parquet(sys.argv[2])
 """
-MODES = {"bounded": "1", "in-memory": "0"}
+MODES = {"bounded": "1", "in-memory": "0", "dask": "1"}
 COMPARED = ("clean", "quarantine", "failures")
 
 
@@ -171,13 +176,17 @@ def measure(
     *,
     spill: Path | None,
     limit_mb: float | None = None,
+    cluster: Sequence[psutil.Process] = (),
 ) -> Measured:
     """Run ``cmd`` to its end (output to ``log``), sampling its tree's RSS and the size of
     ``spill`` every :data:`SAMPLE_S` seconds; a tree passing ``limit_mb`` is killed (its
     session: the command runs in a new one).
 
     The peak is the samples' only: the child's ``ru_maxrss`` is not, since a child that
-    ``subprocess`` starts by ``vfork`` and ``exec`` inherits this process's high-water RSS."""
+    ``subprocess`` starts by ``vfork`` and ``exec`` inherits this process's high-water RSS.
+    ``cluster`` (processes the command uses but did not start: a Dask scheduler and workers)
+    count in every sample's RSS, and their CPU over the run in the CPU seconds."""
+    cpu_before = sum(_cpu(p) for p in cluster)
     with log.open("w") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
@@ -189,7 +198,7 @@ def measure(
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            peak = max(peak, tree_rss(watched))
+            peak = max(peak, tree_rss(watched) + sum(tree_rss(p) for p in cluster))
             if limit_mb is not None and peak > limit_mb * 2**20:
                 os.killpg(proc.pid, signal.SIGKILL)
             if spill is not None:
@@ -201,11 +210,20 @@ def measure(
         name,
         rows,
         round(wall, 2),
-        round(usage.ru_utime + usage.ru_stime, 2),
+        round(usage.ru_utime + usage.ru_stime + sum(_cpu(p) for p in cluster) - cpu_before, 2),
         round(peak / 2**20, 1),
         round(spilled / 2**20, 1),
         proc.returncode,
     )
+
+
+def _cpu(proc: psutil.Process) -> float:
+    """User + system CPU seconds of a process and its children so far (0 once it is gone)."""
+    try:
+        t = proc.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(t.user + t.system + t.children_user + t.children_system)
 
 
 def _env(mode: str | None) -> dict[str, str]:
@@ -226,7 +244,31 @@ def manifest_of(folder: Path, mode: str) -> dict[str, Any] | None:
 
 
 def run_sluice(folder: Path, rows: int, mode: str, detector: str) -> Measured:
-    """``sluice run`` of the partition in ``mode``, measured, with its manifest's stage times."""
+    """``sluice run`` of the partition in ``mode``, measured, with its manifest's stage times;
+    ``dask`` on a local cluster of two workers started for it."""
+    if mode != "dask":
+        return _run_sluice(folder, rows, mode, detector)
+    from bench.dask_ingest import local_cluster  # it imports this module
+
+    env = {**_env(mode), "SLUICE_PREFECT": "0"}
+    with local_cluster(folder, env) as (address, workers):
+        scheduler = [
+            p for p in psutil.Process().children() if p.pid not in {w.pid for w in workers}
+        ]
+        return _run_sluice(
+            folder, rows, mode, detector, address=address, cluster=[*scheduler, *workers]
+        )
+
+
+def _run_sluice(
+    folder: Path,
+    rows: int,
+    mode: str,
+    detector: str,
+    *,
+    address: str | None = None,
+    cluster: Sequence[psutil.Process] = (),
+) -> Measured:
     spec = write_spec(folder, mode, detector)
     work = folder / f"out-{mode}" / "reports" / ".work"
     stage_log = folder / "logs" / f"stages-{mode}.jsonl"
@@ -234,10 +276,18 @@ def run_sluice(folder: Path, rows: int, mode: str, detector: str) -> Measured:
     got = measure(
         f"sluice {mode}",
         rows,
-        sluice_cmd("run", str(spec), "--partition", DAY, "--force"),
+        sluice_cmd(
+            "run",
+            str(spec),
+            "--partition",
+            DAY,
+            "--force",
+            *(["--dask", address] if address else []),
+        ),
         {**_env(mode), STAGE_LOG_ENV: str(stage_log)},
         folder / "logs" / f"sluice-{mode}.log",
         spill=work,
+        cluster=cluster,
     )
     manifest = manifest_of(folder, mode) if got.code in (0, 1) else None
     timings = (manifest or {}).get("timings_s") or {}
@@ -325,25 +375,25 @@ def row_hashes(path: Path) -> pl.Series:
     return frame.get_column("h").sort()
 
 
-def compare(folder: Path) -> dict[str, dict[str, int]]:
-    """Rows only in the bounded run's and only in the in-memory run's clean, quarantine and
+def compare(folder: Path, other: str = "in-memory") -> dict[str, dict[str, int]]:
+    """Rows only in the bounded run's and only in the ``other`` run's clean, quarantine and
     failures tables (as multisets of whole rows, reasons and raw values included)."""
     out: dict[str, dict[str, int]] = {}
     for which in COMPARED:
-        paths = {mode: _table_path(folder, mode, which) for mode in MODES}
+        paths = {mode: _table_path(folder, mode, which) for mode in ("bounded", other)}
         if any(p is None or not p.exists() for p in paths.values()):
             out[which] = {"missing": 1}
             continue
         hashes = {mode: row_hashes(p) for mode, p in paths.items() if p is not None}
         counts = {mode: pl.DataFrame({"h": h}).group_by("h").len() for mode, h in hashes.items()}
-        joined = counts["bounded"].join(counts["in-memory"], on="h", how="full", coalesce=True)
+        joined = counts["bounded"].join(counts[other], on="h", how="full", coalesce=True)
         a = joined.get_column("len").cast(pl.Int64).fill_null(0)
         b = joined.get_column("len_right").cast(pl.Int64).fill_null(0)
         out[which] = {
             "rows_bounded": hashes["bounded"].len(),
-            "rows_in_memory": hashes["in-memory"].len(),
+            f"rows_{other.replace('-', '_')}": hashes[other].len(),
             "only_bounded": int((a - b).clip(lower_bound=0).sum()),
-            "only_in_memory": int((b - a).clip(lower_bound=0).sum()),
+            f"only_{other.replace('-', '_')}": int((b - a).clip(lower_bound=0).sum()),
         }
     return out
 
@@ -360,15 +410,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--in-memory", action="store_true", help="also run the in-memory path")
     p.add_argument("--check", action="store_true", help="compare bounded and in-memory outputs")
     p.add_argument("--detector", default="ecod", help="the detector on the float columns")
-    p.add_argument("--dask", metavar="ADDRESS", help="not yet: the Dask path (issue 16)")
+    p.add_argument(
+        "--dask", action="store_true", help="also run on a local Dask cluster of two workers"
+    )
     args = p.parse_args(argv)
-    if args.dask:
-        p.error("--dask: the Dask path of issue 16 is not in sluice yet; run without it")
     if any(r < 1 for r in args.rows):
         p.error(f"--rows: each size must be 1 or more, got {args.rows}")
     data = args.data or Path(tempfile.mkdtemp(prefix="sluice-scale-"))
     data.mkdir(parents=True, exist_ok=True)
     modes = ["bounded", "in-memory"] if args.in_memory or args.check else ["bounded"]
+    modes += ["dask"] if args.dask else []
     load = os.getloadavg()
     print(f"data folder {data}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     results: list[Measured] = []
@@ -377,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         results += bench_size(data, rows, modes, args.detector)
         if args.check:
             checks[label(rows)] = compare(data / f"rows-{rows}")
+            if args.dask:
+                checks[f"{label(rows)} dask"] = compare(data / f"rows-{rows}", "dask")
     load = os.getloadavg()
     print(f"\nload average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}\n")
     print(table(results))
@@ -389,7 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for size, tables in checks.items():
         for which, got in tables.items():
-            same = got.get("only_bounded") == 0 and got.get("only_in_memory") == 0
+            same = got.get("only_bounded") == 0 and not any(
+                v for k, v in got.items() if k.startswith("only_")
+            )
             differ |= not same
             verdict = "identical" if same else "DIFFER"
             print(f"check {size} {which}: {verdict} {json.dumps(got)}")

@@ -121,8 +121,17 @@ def test_the_partition_is_written_in_chunks_and_reused(
     assert not list(csv.parent.glob(".*.tmp"))
 
 
-def test_dask_is_refused_until_the_dask_path_exists(tmp_path: Path) -> None:
-    got = _bench("--rows", "10", "--data", str(tmp_path), "--dask", "tcp://127.0.0.1:8786")
-    assert got.returncode == 2
-    assert "--dask: the Dask path of issue 16 is not in sluice yet" in got.stderr
-    assert not any(tmp_path.iterdir()), "nothing generated"
+@pytest.mark.slow
+def test_dask_runs_the_partition_on_a_local_cluster_with_the_bounded_runs_outputs(
+    tmp_path: Path,
+) -> None:
+    got = _bench("--rows", str(ROWS), "--data", str(tmp_path), "--dask", "--check")
+    assert got.returncode == 0, got.stdout + got.stderr
+    row = next(line for line in got.stdout.splitlines() if "| sluice dask |" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert float(cells[4]) > 150, "the workers' and scheduler's memory counts in the peak"
+    assert "check 2,000 dask clean: identical" in got.stdout
+    assert "check 2,000 dask quarantine: identical" in got.stdout
+    manifest = tmp_path / f"rows-{ROWS}" / "out-dask" / "reports" / "date=2024-01-01"
+    assert '"orchestrator": "dask"' in (manifest / "manifest.json").read_text()
+    assert not list((tmp_path / f"rows-{ROWS}").glob("worker*/*.lock")), "workers stopped"
