@@ -6,13 +6,16 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sluice.core.errors import SluiceError
 from sluice.pipeline import Run, run_partition
-from sluice.pipeline.bounded_screen import screen_bounded
+from sluice.pipeline.bounded_screen import not_in, screen_bounded
 from sluice.pipeline.stages import _screen
 from tests.conftest import SpecFactory
 from tests.robustness.corpus import CASES, Case
@@ -156,3 +159,16 @@ def test_robustness_corpus(
     except SluiceError:  # the corpus test checks these errors; here only runs count
         pytest.skip("the case ends before the screen stage")
     _assert_same(run, monkeypatch)
+
+
+U64 = st.integers(min_value=0, max_value=2**64 - 1)
+
+
+@given(st.lists(U64, min_size=1, max_size=60), st.lists(U64, max_size=60), st.data())
+def test_not_in_is_numpys_isin_negated(bad: list[int], ids: list[int], data: st.DataObject) -> None:
+    """The rows to score: ids absent from the sorted failing ids, including ids equal to the
+    first, the last and the largest possible."""
+    sorted_bad = np.unique(np.array(bad, dtype=np.uint64))
+    mixed = ids + data.draw(st.lists(st.sampled_from(bad), max_size=20)) + [2**64 - 1, 0]
+    got = np.array(mixed, dtype=np.uint64)
+    assert np.array_equal(not_in(got, sorted_bad), ~np.isin(got, sorted_bad))
