@@ -28,7 +28,7 @@ from typing import Any
 import psutil
 
 from bench.e2e import DAY, ROOT
-from bench.scale import write_spec
+from bench.scale import tree_rss, write_spec
 
 SAMPLE_S = 0.2
 QUIET = ("--no-dashboard",)
@@ -65,15 +65,6 @@ print(json.dumps({"seconds": seconds, "rows": facts["rows"], "sha256": sums}))
 """.replace("DAY", DAY)
 
 
-def tree_rss(proc: psutil.Process) -> int:
-    """Resident bytes of a process and its children."""
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total
-
-
 def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -82,8 +73,9 @@ def _port() -> int:
 
 
 @contextlib.contextmanager
-def local_cluster(folder: Path, env: dict[str, str]) -> Iterator[tuple[str, list[Any]]]:
-    """A scheduler and two one-thread workers on 127.0.0.1, stopped on the way out."""
+def local_cluster(folder: Path, env: dict[str, str]) -> Iterator[tuple[str, list[Any], list[Any]]]:
+    """A scheduler and two one-thread workers on 127.0.0.1, stopped on the way out: the
+    scheduler's address, the workers' processes and the scheduler's (psutil)."""
     dask = str(Path(sys.executable).with_name("dask"))
     address = f"tcp://127.0.0.1:{_port()}"
     log = (folder / "cluster.log").open("ab")
@@ -104,7 +96,7 @@ def local_cluster(folder: Path, env: dict[str, str]) -> Iterator[tuple[str, list
         client: Any = import_module("distributed").Client(address, timeout=60, set_as_default=False)
         client.wait_for_workers(2, timeout=120)
         client.close()
-        yield address, [psutil.Process(p.pid) for p in procs[1:]]
+        yield address, [psutil.Process(p.pid) for p in procs[1:]], [psutil.Process(procs[0].pid)]
     finally:
         for p in reversed(procs):
             p.kill()
@@ -149,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     results["single"] = run_child(spec, "single", "", env, [])
     print(json.dumps({"mode": "single", **results["single"]}), flush=True)
-    with local_cluster(folder, env) as (address, workers):
+    with local_cluster(folder, env) as (address, workers, _):
         results["split"] = run_child(spec, "split", address, env, workers)
     print(json.dumps({"mode": "split", **results["split"]}), flush=True)
     same = {n: results["single"]["sha256"][n] == results["split"]["sha256"][n] for n in WORK_FILES}

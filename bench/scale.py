@@ -251,10 +251,7 @@ def run_sluice(folder: Path, rows: int, mode: str, detector: str) -> Measured:
     from bench.dask_ingest import local_cluster  # it imports this module
 
     env = {**_env(mode), "SLUICE_PREFECT": "0"}
-    with local_cluster(folder, env) as (address, workers):
-        scheduler = [
-            p for p in psutil.Process().children() if p.pid not in {w.pid for w in workers}
-        ]
+    with local_cluster(folder, env) as (address, workers, scheduler):
         return _run_sluice(
             folder, rows, mode, detector, address=address, cluster=[*scheduler, *workers]
         )

@@ -392,47 +392,42 @@ def _backfill(args: argparse.Namespace) -> int:
 
 
 def _dask_backfill(args: argparse.Namespace, loaded: Any) -> bool:
-    """Whether a backfill that would run as Prefect flows runs on a Dask cluster instead:
-    yes with ``--dask`` (refused together with ``--prefect``); a cluster set only by
-    SLUICE_DASK_ADDRESS or the spec is not used by Prefect flows, which says so."""
-    from sluice.pipeline.cluster import resolve_address
-
-    if args.dask is not None and args.dask.strip():
-        if args.prefect:
-            raise_usage(
-                "--dask and --prefect do not go together: a backfill on a Dask cluster runs "
-                "from this process; under Prefect, partitions are flow runs of the deployment "
-                "(docs/production.md)"
-            )
-        return True
-    address = resolve_address(None, loaded)
-    if address is not None:
-        print(
-            f"sluice: the Dask cluster at {address.address} ({address.source}) is not used: "
-            "this backfill runs as Prefect flows (pass --dask to run it on the cluster)",
-            file=sys.stderr,
-        )
-    return False
+    """Whether a backfill that would run as Prefect flows runs on a Dask cluster instead
+    (:func:`_dask_instead`)."""
+    return _dask_instead(
+        args,
+        loaded,
+        "a backfill on a Dask cluster runs from this process; under Prefect, partitions are "
+        "flow runs of the deployment",
+        "this backfill runs as Prefect flows",
+    )
 
 
 def _dask_run(args: argparse.Namespace, loaded: Any) -> bool:
     """Whether a run that would run as a Prefect flow runs here with its ingest on a Dask
-    cluster instead: yes with ``--dask`` (refused together with ``--prefect``); a cluster set
-    only by SLUICE_DASK_ADDRESS or the spec is not used by the Prefect flow, which says so."""
+    cluster instead (:func:`_dask_instead`)."""
+    return _dask_instead(
+        args,
+        loaded,
+        "a run on a Dask cluster is driven from this process",
+        "this run is a Prefect flow",
+    )
+
+
+def _dask_instead(args: argparse.Namespace, loaded: Any, why: str, flow: str) -> bool:
+    """Yes with ``--dask`` (refused together with ``--prefect``: ``why``); a cluster set only
+    by SLUICE_DASK_ADDRESS or the spec is not used by the Prefect flow (``flow``), which says so."""
     from sluice.pipeline.cluster import resolve_address
 
     if args.dask is not None and args.dask.strip():
         if args.prefect:
-            raise_usage(
-                "--dask and --prefect do not go together: a run on a Dask cluster is driven "
-                "from this process (docs/production.md)"
-            )
+            raise_usage(f"--dask and --prefect do not go together: {why} (docs/production.md)")
         return True
     address = resolve_address(None, loaded)
     if address is not None:
         print(
             f"sluice: the Dask cluster at {address.address} ({address.source}) is not used: "
-            "this run is a Prefect flow (pass --dask to run it on the cluster)",
+            f"{flow} (pass --dask to run it on the cluster)",
             file=sys.stderr,
         )
     return False
