@@ -1,10 +1,13 @@
 """A fitted scikit-learn isolation forest as compact arrays, scored by a compiled kernel.
 
 scikit-learn's ``IsolationForest.score_samples`` walks its trees one after another on one thread,
-over 64-byte nodes (a 300-tree forest is beyond L2). :class:`CompactForest` exports the same trees
-to a few small arrays per node (feature, float32 threshold, child) and scores blocks of rows tree
-by tree, so one tree (a few KiB) stays in L1 while a block of rows goes through it, with blocks
-split over threads that run without the GIL.
+over 64-byte nodes. :class:`CompactForest` exports the same trees to one int64 per node (feature,
+float32 threshold, child) and scores blocks of ``BLOCK`` rows tree by tree, so one tree (about a
+KiB) stays in L1 while a block of rows goes through it, with blocks split over threads that run
+without the GIL. A block's values are held as integer keys feature by feature, and each level of
+a tree is taken for ``LANES`` rows at once in vector registers: their nodes and then their keys
+are gathered (``llvm.masked.gather``, AVX-512 ``vpgather`` where the CPU has it; LLVM makes scalar
+loads of it elsewhere), compared, and the next nodes computed without a branch.
 
 Exact, not approximate: scikit-learn casts ``X`` to float32 and sends a row left when
 ``x32 <= threshold`` (a float64). For a float32 ``x`` that holds exactly when ``x`` is at most the
@@ -31,11 +34,16 @@ from typing import Any
 import numba
 import numpy as np
 import numpy.typing as npt
+from llvmlite import ir
+from numba import types
+from numba.core.extending import intrinsic
 
 FloatArray = npt.NDArray[np.float64]
 BLOCK = 256
+LANES = 16
 MIN_PARALLEL_ROWS = 8_192
 LIMIT = 0xFFFF
+_I32 = ir.IntType(32)
 
 
 def _compiled(fn: Callable[..., Any]) -> Any:
@@ -54,6 +62,89 @@ def ordered_key(x: float) -> Any:
     return b ^ ((b >> 31) & np.int32(0x7FFFFFFF))
 
 
+def _vector(element: Any) -> Any:
+    return ir.VectorType(element, LANES)
+
+
+def _const(vt: Any, values: Any) -> Any:
+    return ir.Constant(vt, [ir.Constant(vt.element, v) for v in values])
+
+
+def _splat(builder: Any, x: Any, vt: Any) -> Any:
+    v = builder.insert_element(ir.Constant(vt, None), x, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(v, ir.Constant(vt, None), _const(_vector(_I32), [0] * LANES))
+
+
+def _gather(builder: Any, base: Any, index: Any, shift: int, vt: Any) -> Any:
+    """``LANES`` elements of type ``vt.element`` at ``base[index]`` (``index`` an int32 vector,
+    elements ``1 << shift`` bytes): ``llvm.masked.gather``, all lanes on."""
+    i64 = ir.IntType(64)
+    offsets = builder.shl(builder.sext(index, _vector(i64)), _const(_vector(i64), [shift] * LANES))
+    addr = builder.add(_splat(builder, builder.ptrtoint(base, i64), _vector(i64)), offsets)
+    vp = _vector(base.type)
+    ptrs = builder.inttoptr(addr, vp)
+    kind = "f64" if isinstance(vt.element, ir.DoubleType) else f"i{vt.element.width}"
+    fnty = ir.FunctionType(vt, [vp, _I32, _vector(ir.IntType(1)), vt])
+    name = f"llvm.masked.gather.v{LANES}{kind}.v{LANES}p0"
+    fn = builder.module.globals.get(name) or ir.Function(builder.module, fnty, name)
+    on = _const(_vector(ir.IntType(1)), [1] * LANES)
+    return builder.call(fn, [ptrs, ir.Constant(_I32, 1 << shift), on, ir.Constant(vt, None)])
+
+
+def _level_typer(  # noqa: PLR0917 (numba passes the typing context and the argument types)
+    typingctx: Any, at: Any, node: Any, root: Any, keys: Any, i0: Any
+) -> Any:
+    """One level of tree ``node[root:]`` for rows ``i0 .. i0 + LANES`` of the block, in vector
+    registers: ``at[i] = child + (keys[feature * BLOCK + i] > threshold)``, nodes and keys
+    gathered."""
+    sig = types.void(at, node, root, keys, i0)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        arr = [context.make_array(signature.args[k])(context, builder, args[k]) for k in (0, 1, 3)]
+        p_at = builder.gep(arr[0].data, [args[4]])
+        p_node = builder.gep(arr[1].data, [args[2]])
+        p_keys = builder.gep(arr[2].data, [args[4]])
+        v32 = _vector(_I32)
+        v64 = _vector(ir.IntType(64))
+        pv = builder.bitcast(p_at, v32.as_pointer())
+        w = _gather(builder, p_node, builder.load(pv, align=4), 3, v64)
+        mask = _const(v32, [LIMIT] * LANES)
+        feature = builder.and_(builder.trunc(builder.lshr(w, _const(v64, [16] * LANES)), v32), mask)
+        threshold = builder.trunc(builder.ashr(w, _const(v64, [32] * LANES)), v32)
+        child = builder.and_(builder.trunc(w, v32), mask)
+        row = builder.mul(feature, _const(v32, [BLOCK] * LANES))
+        key = _gather(builder, p_keys, builder.add(row, _const(v32, range(LANES))), 2, v32)
+        right = builder.zext(builder.icmp_signed(">", key, threshold), v32)
+        builder.store(builder.add(child, right), pv, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _add_leaves_typer(  # noqa: PLR0917 (as for _level_typer)
+    typingctx: Any, acc: Any, at: Any, value: Any, root: Any, i0: Any
+) -> Any:
+    """``acc[i] += value[root + at[i]]`` for rows ``i0 .. i0 + LANES``, lane by lane."""
+    sig = types.void(acc, at, value, root, i0)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        arr = [context.make_array(signature.args[k])(context, builder, args[k]) for k in (0, 1, 2)]
+        vd = _vector(ir.DoubleType())
+        p_acc = builder.bitcast(builder.gep(arr[0].data, [args[4]]), vd.as_pointer())
+        p_at = builder.bitcast(builder.gep(arr[1].data, [args[4]]), _vector(_I32).as_pointer())
+        leaf = _gather(
+            builder, builder.gep(arr[2].data, [args[3]]), builder.load(p_at, align=4), 3, vd
+        )
+        builder.store(builder.fadd(builder.load(p_acc, align=8), leaf), p_acc, align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_level: Any = intrinsic(_level_typer)
+_add_leaves: Any = intrinsic(_add_leaves_typer)
+
+
 @_compiled
 def leaf_sums(  # noqa: PLR0917 (numba takes no keyword-only parameters)
     X: Any, r0: int, r1: int, node: Any, value: Any, roots: Any, depths: Any, out: Any
@@ -65,34 +156,32 @@ def leaf_sums(  # noqa: PLR0917 (numba takes no keyword-only parameters)
     bits, counted from the tree's root ``roots[t]``; the right child is next to it). A row goes
     right when its value's key is above the threshold key. Tree ``t`` is ``depths[t]`` levels
     deep; its leaves point to themselves, so every row walks exactly that many levels, and
-    ``value`` holds the leaf terms by node."""
+    ``value`` holds the leaf terms by node. Rows go in blocks of ``BLOCK``, their keys feature by
+    feature; the rows of a block past ``r1`` walk the trees on stale keys and are not written."""
     d = X.shape[1]
-    keys = np.empty((BLOCK, d), dtype=np.int32)
-    at = np.empty(BLOCK, dtype=np.int64)
+    keys = np.zeros(d * BLOCK, dtype=np.int32)
+    at = np.empty(BLOCK, dtype=np.int32)
     acc = np.empty(BLOCK, dtype=np.float64)
     for b0 in range(r0, r1, BLOCK):
         m = min(r1, b0 + BLOCK) - b0
         for i in range(m):
             for j in range(d):
-                keys[i, j] = ordered_key(X[b0 + i, j])
-            acc[i] = 0.0
+                keys[j * BLOCK + i] = ordered_key(X[b0 + i, j])
+        acc[:] = 0.0
         for t in range(roots.shape[0]):
-            tree = node[roots[t] :]
-            # the root is the same node for every row: its split is read once, not per row
-            w0 = tree[0]
-            f0, t0, k0 = (w0 >> 16) & 0xFFFF, w0 >> 32, w0 & 0xFFFF
-            for i in range(m):
-                at[i] = k0 + (1 if keys[i, f0] > t0 else 0)
+            r = roots[t]
+            # the root is the same node for every row: its split is read once, not gathered
+            w0 = node[r]
+            row = keys[((w0 >> 16) & LIMIT) * BLOCK :]
+            k0, t0 = np.int32(w0 & LIMIT), w0 >> 32
+            for i in range(BLOCK):
+                at[i] = k0 + np.int32(row[i] > t0)
             for _ in range(depths[t] - 1):
-                for i in range(m):
-                    w = tree[at[i]]
-                    right = keys[i, (w >> 16) & 0xFFFF] > (w >> 32)
-                    at[i] = (w & 0xFFFF) + (1 if right else 0)
-            leaf = value[roots[t] :]
-            for i in range(m):
-                acc[i] += leaf[at[i]]
-        for i in range(m):
-            out[b0 + i] = acc[i]
+                for i0 in range(0, BLOCK, LANES):
+                    _level(at, node, r, keys, i0)
+            for i0 in range(0, BLOCK, LANES):
+                _add_leaves(acc, at, value, r, i0)
+        out[b0 : b0 + m] = acc[:m]
 
 
 def float32_at_most(t: FloatArray) -> npt.NDArray[np.float32]:
