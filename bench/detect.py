@@ -554,7 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.iforest_speed_only:
-        sets = load_adbench(args.data) if args.data.is_dir() else []
+        sets = [] if args.no_adbench or not args.data.is_dir() else load_adbench(args.data)
         iforest_speed(int(args.sizes.split(",")[0]), sets, args.repeat)
         return 0
     if args.ecdf_speed_only:
