@@ -91,12 +91,23 @@ def _gather(builder: Any, base: Any, index: Any, shift: int, vt: Any) -> Any:
     return builder.call(fn, [ptrs, ir.Constant(_I32, 1 << shift), on, ir.Constant(vt, None)])
 
 
+def _arrays_of(*pairs: tuple[Any, Any]) -> bool:
+    """Each argument type a contiguous 1-d array of the given element type (the gathers read
+    raw memory: any other array is refused at typing, not read wrongly)."""
+    return all(
+        isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and t.dtype == dtype
+        for t, dtype in pairs
+    )
+
+
 def _level_typer(  # noqa: PLR0917 (numba passes the typing context and the argument types)
     typingctx: Any, at: Any, node: Any, root: Any, keys: Any, i0: Any
 ) -> Any:
     """One level of tree ``node[root:]`` for rows ``i0 .. i0 + LANES`` of the block, in vector
     registers: ``at[i] = child + (keys[feature * BLOCK + i] > threshold)``, nodes and keys
     gathered."""
+    if not _arrays_of((at, types.int32), (node, types.int64), (keys, types.int32)):
+        return None
     sig = types.void(at, node, root, keys, i0)
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
@@ -125,6 +136,8 @@ def _add_leaves_typer(  # noqa: PLR0917 (as for _level_typer)
     typingctx: Any, acc: Any, at: Any, value: Any, root: Any, i0: Any
 ) -> Any:
     """``acc[i] += value[root + at[i]]`` for rows ``i0 .. i0 + LANES``, lane by lane."""
+    if not _arrays_of((acc, types.float64), (at, types.int32), (value, types.float64)):
+        return None
     sig = types.void(acc, at, value, root, i0)
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:

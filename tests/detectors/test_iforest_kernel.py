@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis.extra.numpy import arrays
+from numba.core.errors import TypingError
 from pyod.models.iforest import IForest as PyODIForest
 from sklearn.ensemble import IsolationForest
 
@@ -28,6 +29,7 @@ from detectors.iforest_kernel import (
     CompactForest,
     TooLarge,
     float32_at_most,
+    leaf_sums,
     ordered_key,
     threshold_keys,
 )
@@ -243,6 +245,15 @@ def test_same_scores_compiled_for_cpus_without_avx512(
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "same"
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.float64])
+def test_kernel_refuses_node_arrays_it_would_misread(dtype: type[np.generic]) -> None:
+    """The gathers read raw memory as int64 nodes: any other node array fails at typing."""
+    out = np.empty(3)
+    one = np.ones(1, dtype=np.int64)
+    with pytest.raises(TypingError):
+        leaf_sums(np.zeros((3, 2)), 0, 3, np.zeros(3, dtype=dtype), np.zeros(3), one * 0, one, out)
 
 
 def test_nan_is_refused() -> None:
