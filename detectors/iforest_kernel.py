@@ -183,13 +183,27 @@ def leaf_sums(  # noqa: PLR0917 (numba takes no keyword-only parameters)
         acc[:] = 0.0
         for t in range(roots.shape[0]):
             r = roots[t]
-            # the root is the same node for every row: its split is read once, not gathered
+            # the root and its two children are the same nodes for every row: their splits are
+            # read once and their keys loaded row after row, not gathered
             w0 = node[r]
             row = keys[((w0 >> 16) & LIMIT) * BLOCK :]
             k0, t0 = np.int32(w0 & LIMIT), w0 >> 32
-            for i in range(BLOCK):
-                at[i] = k0 + np.int32(row[i] > t0)
-            for _ in range(depths[t] - 1):
+            walked = 1
+            if depths[t] >= 2:
+                wl, wr = node[r + k0], node[r + k0 + 1]
+                row_l = keys[((wl >> 16) & LIMIT) * BLOCK :]
+                row_r = keys[((wr >> 16) & LIMIT) * BLOCK :]
+                kl, tl = np.int32(wl & LIMIT), wl >> 32
+                kr, tr = np.int32(wr & LIMIT), wr >> 32
+                for i in range(BLOCK):
+                    left = kl + np.int32(row_l[i] > tl)
+                    right = kr + np.int32(row_r[i] > tr)
+                    at[i] = right if row[i] > t0 else left
+                walked = 2
+            else:
+                for i in range(BLOCK):
+                    at[i] = k0 + np.int32(row[i] > t0)
+            for _ in range(depths[t] - walked):
                 for i0 in range(0, BLOCK, LANES):
                     _level(at, node, r, keys, i0)
             for i0 in range(0, BLOCK, LANES):
