@@ -106,10 +106,13 @@ class RunOutputs:
     quarantine_file: Path | None = None
     failures_file: Path | None = None
 
-    def quarantine_frames(self, names: Sequence[str] | None = None) -> Iterator[pl.DataFrame]:
+    def quarantine_frames(
+        self, names: Sequence[str] | None = None, rows: int | None = None
+    ) -> Iterator[pl.DataFrame]:
         """The quarantined rows (the columns ``names`` that they have, all when None) in
-        batches of ``batch_rows`` rows from ``quarantine_file``, or the loaded frame as one."""
-        yield from _frames(self.quarantine, self.quarantine_file, names, self.batch_rows)
+        batches of ``rows`` rows (``batch_rows`` when None) from ``quarantine_file``, or the
+        loaded frame as one."""
+        yield from _frames(self.quarantine, self.quarantine_file, names, rows or self.batch_rows)
 
     def failure_frames(self, names: Sequence[str] | None = None) -> Iterator[pl.DataFrame]:
         """The failures (the columns ``names``, all when None) in batches of ``batch_rows``
@@ -457,6 +460,8 @@ def quarantine_text(quarantine: pl.DataFrame, columns: Sequence[str]) -> pl.Data
 
 
 EXAMPLE_ORDER = ("reason", SOURCE_ROW, ROW_ID, "value", "details")
+WIDE_ROWS = 8192
+"""Rows per batch when every column of the quarantine is read."""
 
 
 def _examples(outputs: RunOutputs, examples: int) -> pl.DataFrame:
@@ -488,7 +493,8 @@ def _examples(outputs: RunOutputs, examples: int) -> pl.DataFrame:
     assert top is not None
     wanted = top.get_column(ROW_ID).unique()
     lookups = []
-    for batch in outputs.quarantine_frames():
+    # every column of a quarantined row, raw text included: a few KB a row, so small batches
+    for batch in outputs.quarantine_frames(rows=WIDE_ROWS):
         q = batch.filter(pl.col(ROW_ID).is_in(wanted))
         text = quarantine_text(q, columns)
         raw_cols = [c for c in text.columns if c != ROW_ID]
@@ -797,14 +803,14 @@ def profile_batches(
     spill_dir: Path | None = None,
     quarantine: Batches | None = None,
     quarantine_is_raw: bool = False,
-    clean_rows: int = 0,
+    expected_rows: int = 0,
 ) -> ColumnProfile:
     """:func:`profile_column` of a clean column read in batches (:mod:`sluice.report.streaming`):
     the same numbers for any split, holding one batch and the mergeable states. Distinct values
     past :data:`DISTINCT_LIMIT` spill to hash buckets under ``spill_dir`` when it is given.
     ``quarantine``: the quarantined column in batches (raw text when ``quarantine_is_raw``),
-    in place of ``quarantine_raw`` or ``quarantine_typed``. ``clean_rows`` (when known) sets
-    how many hash buckets distinct values spill to, so each holds a bounded number."""
+    in place of ``quarantine_raw`` or ``quarantine_typed``. ``expected_rows`` (the clean rows, when
+    known) sets how many hash buckets distinct values spill to, so each holds a bounded number."""
     kind = kind_of(dtype)
     # Series methods run as expressions on the series' name: "*" or "^a.*$" would expand.
     raw = quarantine_raw is not None and quarantine_typed is None
@@ -833,7 +839,7 @@ def profile_batches(
         dtype,
         limit=DISTINCT_LIMIT,
         spill_dir=spill_dir,
-        parts=part_count(clean_rows, DISTINCT_LIMIT),
+        parts=part_count(expected_rows, DISTINCT_LIMIT),
     )
     categories: dict[Any, int] | None = {} if kind != "temporal" else None
     lengths: dict[int, int] = {}
@@ -1048,7 +1054,7 @@ def profiles(outputs: RunOutputs) -> list[ColumnProfile]:
             spill_dir=outputs.spill_dir,
             quarantine=side(c) if c in q.columns else None,
             quarantine_is_raw=not typed,
-            clean_rows=rows,
+            expected_rows=rows,
         )
         for c, t in outputs.columns.items()
     ]

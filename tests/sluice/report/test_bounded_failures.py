@@ -17,6 +17,7 @@ from sluice.config import Partition
 from sluice.core.failures import FAILURE_SCHEMA
 from sluice.core.frame import ROW_ID, SOURCE_FILE, SOURCE_ROW
 from sluice.decide import RAW
+from sluice.report import metrics, streaming
 from sluice.report.build import compose
 from sluice.report.html import render
 from sluice.report.metrics import (
@@ -226,3 +227,27 @@ def test_a_bounded_load_leaves_quarantine_and_failures_on_disk(tmp_path: Path) -
     assert whole.quarantine.equals(outputs.quarantine)
     assert whole.quarantine_file is None
     assert whole.failures_file is None
+
+
+def test_distinct_values_spill_to_buckets_that_grow_with_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the limit, distinct values go to one bucket per ``limit`` clean rows: no bucket
+    holds much more than that, however many rows the column has."""
+    spills: list[streaming.PartSpill] = []
+
+    class Recorded(streaming.PartSpill):
+        def __init__(self, folder: Path, name: str, parts: int, rows: int) -> None:
+            super().__init__(folder, name, parts, rows)
+            spills.append(self)
+
+    monkeypatch.setattr(streaming, "PartSpill", Recorded)
+    monkeypatch.setattr(metrics, "DISTINCT_LIMIT", 50)
+    outputs = _outputs(3000, 7)
+    bounded = _bounded(outputs, tmp_path, rows=100)
+    got = {c.name: c.distinct for c in profiles(bounded)}
+    assert got == {c.name: c.distinct for c in profiles(outputs)}
+    assert got["note"] > 1000
+    assert spills
+    assert all(s.parts >= bounded.clean_rows // 50 for s in spills)
+    assert max(s.largest for s in spills) < 200
