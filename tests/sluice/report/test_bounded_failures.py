@@ -16,6 +16,7 @@ import pytest
 from sluice.config import Partition
 from sluice.core.failures import FAILURE_SCHEMA
 from sluice.core.frame import ROW_ID, SOURCE_FILE, SOURCE_ROW
+from sluice.core.spill import PartSpill
 from sluice.decide import RAW
 from sluice.report import metrics, streaming
 from sluice.report.build import compose
@@ -234,9 +235,9 @@ def test_distinct_values_spill_to_buckets_that_grow_with_the_rows(
 ) -> None:
     """Past the limit, distinct values go to one bucket per ``limit`` clean rows: no bucket
     holds much more than that, however many rows the column has."""
-    spills: list[streaming.PartSpill] = []
+    spills: list[PartSpill] = []
 
-    class Recorded(streaming.PartSpill):
+    class Recorded(PartSpill):
         def __init__(self, folder: Path, name: str, parts: int, rows: int) -> None:
             super().__init__(folder, name, parts, rows)
             spills.append(self)
