@@ -9,6 +9,15 @@ Then the report is built (:func:`sluice.report.build.compose` and the HTML) in a
 per mode, the way the write stage builds it: ``in-memory`` loads the clean rows whole,
 ``bounded`` reads them by column and samples drift references by row group. Prints wall and
 CPU seconds and the peak RSS of that process; a process passing ``--limit-mb`` is stopped.
+
+``--failing`` (what a 100M run leaves, scaled): every 83rd row (1.2%) is quarantined with its
+provenance, typed values, raw text (``_raw``) and reasons, failing one of five rules, and
+every 10th row has a ``warn`` failure as well (about 11% of the rows with failures). These
+outputs go to ``report-failing/`` beside the others (the clean file hard-linked: it still holds
+the quarantined rows, which the report's numbers do not check).
+``SLUICE_BATCH_ROWS`` sets the bounded report's batch rows (else 262,144).
+
+    python -m bench.report_scale --rows 1000000 10000000 30000000 --modes bounded --failing
 """
 
 from __future__ import annotations
@@ -36,13 +45,16 @@ from sluice.report.build import compose
 from sluice.report.html import render
 from sluice.report.metrics import load_outputs
 import json
+import os
 root, bounded = Path(sys.argv[1]), sys.argv[2] == "bounded"
 manifest = json.loads((root / "manifest.json").read_text())
+batch = int(os.environ.get("SLUICE_BATCH_ROWS") or 262144)
 t0 = time.perf_counter()
 spill = root / "spill"
 spill.mkdir(exist_ok=True)
 outputs = load_outputs(
-    manifest, root / "run", bounded=bounded, spill_dir=spill if bounded else None
+    manifest, root / "run", bounded=bounded, spill_dir=spill if bounded else None,
+    batch_rows=batch,
 )
 report = compose(outputs, reports_root=root / "reports", clean_root=root / "clean", bounded=bounded)
 html = render(report)
@@ -103,6 +115,89 @@ def prepare(data: Path, rows: int) -> Path:
     return root
 
 
+QUARANTINE_EVERY = 83
+WARN_EVERY = 10
+REASONS = [
+    ("fare_amount", "expect_column_values_to_be_between"),
+    ("passenger_count", "expect_column_values_to_not_be_null"),
+    ("medallion", "expect_column_values_to_match_regex"),
+    ("notes", "expect_column_values_to_not_match_regex"),
+    ("trip_id", "expect_column_values_to_be_unique"),
+]
+
+
+def prepare_failing(data: Path, rows: int) -> Path:
+    """:func:`prepare`'s outputs with a quarantine and failures (module docstring)."""
+    base = prepare(data, rows)
+    root = data / f"rows-{rows}" / "report-failing"
+    if (root / "manifest.json").exists():
+        return root
+    manifest = json.loads((base / "manifest.json").read_text(encoding="utf-8"))
+    clean_src = Path(manifest["outputs"]["clean"]["path"])
+    for folder in sorted((base / "clean").iterdir()):
+        target = root / "clean" / folder.name / PARQUET_NAME
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(folder / PARQUET_NAME, target)
+    csv = partition_csv(data, rows)
+    text = pl.scan_csv(csv, infer_schema=False).with_row_index("_i")
+    picked = text.filter(pl.col("_i") % QUARANTINE_EVERY == 0)
+    typed = _typed(csv).with_row_index("_i").filter(pl.col("_i") % QUARANTINE_EVERY == 0)
+    rule = pl.col("_i") // QUARANTINE_EVERY % len(REASONS)
+    reason = pl.lit(None, dtype=pl.String)
+    for k, (column, name) in enumerate(REASONS):
+        reason = pl.when(rule == k).then(pl.lit(f"{column}|{name}")).otherwise(reason)
+    quarantine = (
+        typed.join(picked.select("_i", pl.struct(list(SCHEMA)).alias("_raw")), on="_i")
+        .with_columns(
+            pl.lit(str(csv)).alias("_source_file"),
+            (pl.col("_i") + 2).cast(pl.Int64).alias("_source_row"),
+            pl.concat_list(reason).alias("_reasons"),
+        )
+        .select("_row_id", "_source_file", "_source_row", *SCHEMA, "_raw", "_reasons")
+    )
+    run = root / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    quarantine.sink_parquet(run / "quarantine.parquet")
+    failing = pl.scan_parquet(run / "quarantine.parquet").select(
+        pl.col("_row_id"),
+        pl.col("_reasons").list.first().str.split("|").list.first().alias("column"),
+        pl.col("_reasons").list.first().str.split("|").list.last().alias("rule"),
+        pl.col("_reasons").list.first().alias("reason"),
+        pl.lit("error").alias("severity"),
+        pl.col("_raw").struct.field("fare_amount").alias("value"),
+        pl.lit(None, dtype=pl.String).alias("details"),
+    )
+    warned = (
+        pl.scan_parquet(clean_src)
+        .select("_row_id", "tip_amount")
+        .filter(pl.col("_row_id") % WARN_EVERY == 1)
+        .select(
+            pl.col("_row_id"),
+            pl.lit("tip_amount").alias("column"),
+            pl.lit("expect_column_values_to_be_between").alias("rule"),
+            pl.lit("tip_amount|expect_column_values_to_be_between").alias("reason"),
+            pl.lit("warn").alias("severity"),
+            pl.col("tip_amount").cast(pl.String).alias("value"),
+            pl.lit(None, dtype=pl.String).alias("details"),
+        )
+    )
+    pl.concat([failing, warned]).sink_parquet(run / "failures.parquet")
+    n_q = int(pl.scan_parquet(run / "quarantine.parquet").select(pl.len()).collect().item())
+    manifest["counts"] = {
+        "in": rows,
+        "clean": rows - n_q,
+        "quarantine": n_q,
+        "warned_rows": (rows + WARN_EVERY - 2) // WARN_EVERY,
+    }
+    manifest["status"] = "failed"
+    manifest["outputs"] = {
+        "clean": {"path": str(root / "clean" / clean_src.parent.name / PARQUET_NAME)},
+        "quarantine": {"path": str(run / "quarantine.parquet")},
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return root
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build the report of each size in each mode and print the table."""
     p = argparse.ArgumentParser(
@@ -114,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True, help="bench.scale's data folder")
     p.add_argument("--modes", nargs="+", default=["in-memory", "bounded"])
     p.add_argument("--limit-mb", type=float, default=5000.0, help="stop a process above this")
+    p.add_argument("--failing", action="store_true", help="with a quarantine and failures")
     args = p.parse_args(argv)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     lines = [
@@ -121,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---:|---:|---:|---:|",
     ]
     for rows in args.rows:
-        root = prepare(args.data, rows)
+        root = prepare_failing(args.data, rows) if args.failing else prepare(args.data, rows)
         for mode in args.modes:
             log = root / f"{mode}.log"
             got = measure(

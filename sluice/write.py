@@ -43,6 +43,7 @@ from typing import Any
 import polars as pl
 
 from sluice.core.errors import EXIT_INTERNAL, SluiceError
+from sluice.core.errors import OutputError as OutputError  # noqa: PLC0414 (re-exported)
 from sluice.core.files import Unverified, file_sha256, fsync_dir, read_verified
 
 PARQUET_NAME = "part-00000.parquet"
@@ -54,10 +55,6 @@ LOCK_DIR = ".locks"
 MARKER_NAME = ".sluice-partition.json"
 LOCK_TIMEOUT_ENV = "SLUICE_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT_S = 600.0
-
-
-class OutputError(SluiceError):
-    """An output root cannot be written (read-only, full, not a folder)."""
 
 
 class PartitionBusy(OutputError):

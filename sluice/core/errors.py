@@ -53,6 +53,10 @@ class InputError(SluiceError):
     """A source partition that cannot be read at all (missing, unreadable, wrong format)."""
 
 
+class OutputError(SluiceError):
+    """An output root or a spill file cannot be written (read-only, full, not a folder)."""
+
+
 class RunFailed(SluiceError):
     """A run's verdict is ``failed``: its outputs are written, its causes are in ``summary``."""
 

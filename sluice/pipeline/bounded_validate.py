@@ -54,8 +54,8 @@ from expectations.results import ExpectationOutcome, Suite
 from sluice.core.errors import ConfigError
 from sluice.core.failures import FAILURE_SCHEMA, concat_failures
 from sluice.core.frame import PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW, EngineChoice
+from sluice.core.spill import PartSpill, RowStream, part_count, read_stream, writing
 from sluice.decide import drop_shadowed, key_duplicates, trace_duplicates
-from sluice.pipeline.bounded_spill import PartSpill, RowStream, part_count, read_stream, writing
 from sluice.pipeline.budget import batch_rows
 from sluice.pipeline.run import Run
 from sluice.screening import key_check

@@ -323,12 +323,19 @@ def _write_committed(
     )
     # report: scores, metrics.parquet and report.html, committed with the manifest; the report
     # builder is imported only now, when it is used
+    from sluice.pipeline.budget import batch_rows as report_batch_rows
     from sluice.pipeline.release import add_review_section
     from sluice.report import SCORES_NAME, append_history, stage_report
 
     bounded = run.bounded
     report = stage_report(
-        run.loaded, run.partition, run.file(SCORES_NAME), w, manifest.dump(), bounded=bounded
+        run.loaded,
+        run.partition,
+        run.file(SCORES_NAME),
+        w,
+        manifest.dump(),
+        bounded=bounded,
+        batch_rows=report_batch_rows(len(run.loaded.spec.columns)) if bounded else None,
     )
     note_stage(run.run_id, "report", report.seconds)
     if report.problem is not None:

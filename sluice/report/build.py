@@ -302,6 +302,7 @@ def stage_report(
     manifest: Mapping[str, Any],
     *,
     bounded: bool = False,
+    batch_rows: int | None = None,
 ) -> StagedReport:
     """Keep the scores, measure the run, and stage ``metrics.parquet`` and ``report.html``.
 
@@ -336,6 +337,7 @@ def stage_report(
             storage_options=loaded.storage_options(),
             bounded=bounded,
             spill_dir=scores.parent if bounded else None,
+            batch_rows=batch_rows,
         )
         plan = plan_monitoring(loaded, partition)
         report = compose(

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from expectations.exact import ExactSum
 from sluice.config import Partition
 from sluice.core.frame import MALFORMED, PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW
+from sluice.core.spill import part_count
 from sluice.decide import RAW
 from sluice.report.bounded import column_values, parquet_rows, sample_rows
 from sluice.report.streaming import (
@@ -85,9 +86,11 @@ class RunOutputs:
 
     With ``clean_file`` (a bounded run's report) the clean rows stay in that Parquet file and
     ``clean`` holds only their schema; with ``scores_file`` the scores stay on disk and
-    ``scores`` is None. Read them through :meth:`clean_batches`, :meth:`clean_frames`,
-    :meth:`clean_sample` and :meth:`score_batches`, ``batch_rows`` rows at a time; what must
-    spill goes under ``spill_dir``."""
+    ``scores`` is None; with ``quarantine_file`` and ``failures_file`` the quarantined rows and
+    the failures stay on disk and ``quarantine`` and ``failures`` hold only their schema. Read
+    them through :meth:`clean_batches`, :meth:`clean_frames`, :meth:`clean_sample`,
+    :meth:`score_batches`, :meth:`quarantine_frames` and :meth:`failure_frames`, ``batch_rows``
+    rows at a time; what must spill goes under ``spill_dir``."""
 
     manifest: dict[str, Any]
     partition: Partition
@@ -100,6 +103,28 @@ class RunOutputs:
     scores_file: Path | None = None
     spill_dir: Path | None = None
     batch_rows: int = BATCH_ROWS
+    quarantine_file: Path | None = None
+    failures_file: Path | None = None
+
+    def quarantine_frames(
+        self, names: Sequence[str] | None = None, rows: int | None = None
+    ) -> Iterator[pl.DataFrame]:
+        """The quarantined rows (the columns ``names`` that they have, all when None) in
+        batches of ``rows`` rows (``batch_rows`` when None) from ``quarantine_file``, or the
+        loaded frame as one."""
+        yield from _frames(self.quarantine, self.quarantine_file, names, rows or self.batch_rows)
+
+    def failure_frames(self, names: Sequence[str] | None = None) -> Iterator[pl.DataFrame]:
+        """The failures (the columns ``names``, all when None) in batches of ``batch_rows``
+        rows from ``failures_file``, or the loaded frame as one."""
+        yield from _frames(self.failures, self.failures_file, names, self.batch_rows)
+
+    @property
+    def quarantine_rows(self) -> int:
+        """Rows in the quarantine."""
+        if self.quarantine_file is None:
+            return self.quarantine.height
+        return parquet_rows(self.quarantine_file)
 
     @property
     def columns(self) -> dict[str, pl.DataType]:
@@ -181,12 +206,7 @@ class RunOutputs:
     def clean_frames(self, names: Sequence[str]) -> Iterator[pl.DataFrame]:
         """The clean rows' columns ``names`` in batches of ``batch_rows`` rows from
         ``clean_file``, or the in-memory columns as one frame."""
-        if self.clean_file is None:
-            yield self.clean_frame(names)
-            return
-        parquet = pq.ParquetFile(self.clean_file, pre_buffer=False)
-        for batch in parquet.iter_batches(batch_size=max(1, self.batch_rows), columns=list(names)):
-            yield pl.DataFrame(pl.from_arrow(batch)).select(names)
+        yield from _frames(self.clean, self.clean_file, names, self.batch_rows)
 
     def clean_has_more_values_than(self, name: str, limit: int) -> bool:
         """Whether the clean rows' column ``name`` holds more than ``limit`` distinct values
@@ -200,7 +220,7 @@ class RunOutputs:
         for batch in parquet.iter_batches(
             batch_size=65_536, columns=[parquet.schema_arrow.names[index]]
         ):
-            seen.update(pl.from_arrow(batch).to_series().unique().to_list())  # type: ignore[union-attr]
+            seen.update(pl.Series(VALUE, batch.column(0)).unique().to_list())
             if len(seen) > limit:
                 return True
         return False
@@ -211,6 +231,35 @@ class RunOutputs:
         return int(self.manifest["counts"]["in"])
 
 
+def _frames(
+    loaded: pl.DataFrame, path: Path | None, names: Sequence[str] | None, rows: int
+) -> Iterator[pl.DataFrame]:
+    """``loaded`` (projected on ``names``) as one frame, or ``path`` read by ``iter_batches``
+    of ``rows`` rows, typed as ``loaded``'s schema says. Columns are picked by position: a
+    column called ``*`` or ``^a.*$`` is not a pattern."""
+    have = list(loaded.columns)
+    wanted = have if names is None else [c for c in dict.fromkeys(names) if c in have]
+    # in memory: the rows; from a file, ``loaded`` holds the schema only
+    projected = loaded.select(pl.nth([have.index(c) for c in wanted]))
+    if path is None:
+        yield projected
+        return
+    parquet = pq.ParquetFile(path, pre_buffer=False)
+    on_disk = parquet.schema_arrow.names
+    columns = [on_disk[have.index(c)] for c in wanted]
+    got = False
+    for batch in parquet.iter_batches(batch_size=max(1, rows), columns=columns):
+        frame = pl.DataFrame(pl.from_arrow(batch))
+        got = True
+        if frame.schema != projected.schema:
+            frame = pl.DataFrame(
+                [s.cast(d) for s, d in zip(frame.iter_columns(), projected.dtypes, strict=True)]
+            )
+        yield frame
+    if not got:
+        yield projected
+
+
 def load_outputs(
     manifest: dict[str, Any],
     folder: Path,
@@ -219,13 +268,15 @@ def load_outputs(
     storage_options: Mapping[str, str] | None = None,
     bounded: bool = False,
     spill_dir: Path | None = None,
+    batch_rows: int | None = None,
 ) -> RunOutputs:
     """Load a run's outputs; ``folder`` holds its ``failures.parquet`` (and ``scores.parquet``).
 
     Clean and quarantine rows are read as the manifest names them (sluice.storage): a Delta
     table at the manifest's version, or a Parquet file (read as it is, for a rebuilt report).
     ``bounded``: a clean Parquet file and the scores are left on disk and read in batches
-    (``clean_file``, ``scores_file``); what must spill goes under ``spill_dir``."""
+    (``clean_file``, ``scores_file``), ``batch_rows`` rows at a time (:data:`BATCH_ROWS` when
+    None); what must spill goes under ``spill_dir``."""
     outs = manifest["outputs"]
     part = manifest["partition"]
     scores_path = folder / "scores.parquet"
@@ -242,13 +293,27 @@ def load_outputs(
         if clean_file is not None
         else side("clean")
     )
+    quarantine_file = (
+        Path(outs["quarantine"]["path"]) if bounded and "quarantine" not in tables else None
+    )
+    quarantine = (
+        pl.DataFrame(schema=pl.read_parquet_schema(quarantine_file))
+        if quarantine_file is not None
+        else side("quarantine")
+    )
+    failures_file = folder / "failures.parquet" if bounded else None
+    failures = (
+        pl.DataFrame(schema=pl.read_parquet_schema(failures_file))
+        if failures_file is not None
+        else pl.read_parquet(folder / "failures.parquet")
+    )
     scores_file = scores_path if bounded and scores_path.exists() else None
     return RunOutputs(
         manifest=manifest,
         partition=Partition.parse(part["value"], part["kind"], part["key"]),
         clean=clean,
-        quarantine=side("quarantine"),
-        failures=pl.read_parquet(folder / "failures.parquet"),
+        quarantine=quarantine,
+        failures=failures,
         scores=(
             pl.read_parquet(scores_path) if scores_path.exists() and scores_file is None else None
         ),
@@ -256,6 +321,9 @@ def load_outputs(
         clean_file=clean_file,
         scores_file=scores_file,
         spill_dir=spill_dir,
+        batch_rows=max(1, batch_rows) if batch_rows is not None else BATCH_ROWS,
+        quarantine_file=quarantine_file,
+        failures_file=failures_file,
     )
 
 
@@ -320,14 +388,58 @@ class RuleSummary:
     examples: list[Example]
 
 
-def stage_counts(outputs: RunOutputs) -> dict[str, int]:
-    """Quarantined rows per stage (a row failing in two stages counts in both)."""
-    f = outputs.failures.filter(pl.col("severity").is_in(QUARANTINING))
-    got = (
-        f.with_columns(_stage_expr().alias("stage"))
-        .group_by("stage")
-        .agg(pl.col(ROW_ID).n_unique().alias("rows"))
+KEYS = ("reason", "column", "rule", "severity")
+
+
+@dataclass(frozen=True)
+class FailureIds:
+    """The failures reduced to distinct ``(reason key, _row_id)`` pairs: ``keys`` numbers each
+    distinct ``(reason, column, rule, severity)`` (``code``), ``pairs`` holds ``code`` and
+    ``_row_id`` once each. 12 bytes per distinct failing pair, read in batches."""
+
+    keys: pl.DataFrame
+    pairs: pl.DataFrame
+
+    def rows_by(self, *by: str, where: pl.Expr | None = None) -> pl.DataFrame:
+        """Distinct row ids per value of the key columns ``by`` (``rows``), among the keys
+        ``where`` selects."""
+        keys = self.keys if where is None else self.keys.filter(where)
+        return (
+            self.pairs.join(keys.select("code", *by), on="code", how="inner")
+            .group_by(*by)
+            .agg(pl.col(ROW_ID).n_unique().alias("rows"))
+        )
+
+
+def failure_ids(outputs: RunOutputs) -> FailureIds:
+    """:class:`FailureIds` of a run's failures, read batch by batch."""
+    codes: dict[tuple[Any, ...], int] = {}
+    parts: list[pl.DataFrame] = []
+    for f in outputs.failure_frames([*KEYS, ROW_ID]):
+        for key in f.select(KEYS).unique(maintain_order=True).iter_rows():
+            codes.setdefault(key, len(codes))
+        table = _key_table(codes)
+        got = f.join(table, on=list(KEYS), how="left", nulls_equal=True)
+        parts.append(got.select("code", pl.col(ROW_ID).cast(pl.UInt64)).unique())
+    pairs = (
+        pl.concat(parts).unique()
+        if parts
+        else pl.DataFrame(schema={"code": pl.UInt32, ROW_ID: pl.UInt64})
     )
+    return FailureIds(_key_table(codes), pairs)
+
+
+def _key_table(codes: Mapping[tuple[Any, ...], int]) -> pl.DataFrame:
+    schema = {k: pl.String for k in KEYS}
+    keys = pl.DataFrame([k for k in codes], schema=schema, orient="row")
+    return keys.with_columns(pl.Series("code", list(codes.values()), dtype=pl.UInt32))
+
+
+def stage_counts(outputs: RunOutputs, ids: FailureIds | None = None) -> dict[str, int]:
+    """Quarantined rows per stage (a row failing in two stages counts in both)."""
+    ids = ids or failure_ids(outputs)
+    staged = FailureIds(ids.keys.with_columns(_stage_expr().alias("stage")), ids.pairs)
+    got = staged.rows_by("stage", where=pl.col("severity").is_in(QUARANTINING))
     counts = dict(got.iter_rows())
     return {s: int(counts.get(s, 0)) for s in STAGES}
 
@@ -347,32 +459,70 @@ def quarantine_text(quarantine: pl.DataFrame, columns: Sequence[str]) -> pl.Data
     )
 
 
-def rule_summaries(outputs: RunOutputs, examples: int = EXAMPLES) -> list[RuleSummary]:
+EXAMPLE_ORDER = ("reason", SOURCE_ROW, ROW_ID, "value", "details")
+WIDE_ROWS = 8192
+"""Rows per batch when every column of the quarantine is read."""
+
+
+def _examples(outputs: RunOutputs, examples: int) -> pl.DataFrame:
+    """The first ``examples`` failures of each reason in :data:`EXAMPLE_ORDER` (by the
+    quarantined row's source row; failures of rows not quarantined last), with their
+    quarantined row's provenance, reasons and raw text: the failures and the quarantine read
+    in batches, holding the quarantined rows' ids and source rows and the examples kept."""
+    columns = list(outputs.columns)
+    qcols = [c for c in outputs.quarantine.columns if c != ROW_ID]
+    has_source = SOURCE_ROW in qcols
+    sources = [
+        q.select(ROW_ID, SOURCE_ROW) if has_source else q.select(ROW_ID)
+        for q in outputs.quarantine_frames([ROW_ID, SOURCE_ROW])
+    ]
+    source = pl.concat(sources)
+    if not has_source:
+        source = source.with_columns(pl.lit(None, dtype=pl.Int64).alias(SOURCE_ROW))
+    del sources
+    top: pl.DataFrame | None = None
+    for f in outputs.failure_frames(["reason", ROW_ID, "value", "details"]):
+        got = f.join(source, on=ROW_ID, how="left")
+        both = got if top is None else pl.concat([top, got], how="vertical_relaxed")
+        top = (
+            both.sort(list(EXAMPLE_ORDER), nulls_last=True, maintain_order=True)
+            .group_by("reason", maintain_order=True)
+            .head(examples)
+        )
+    del source
+    assert top is not None
+    wanted = top.get_column(ROW_ID).unique()
+    lookups = []
+    # every column of a quarantined row, raw text included: a few KB a row, so small batches
+    for batch in outputs.quarantine_frames(rows=WIDE_ROWS):
+        q = batch.filter(pl.col(ROW_ID).is_in(wanted))
+        text = quarantine_text(q, columns)
+        raw_cols = [c for c in text.columns if c != ROW_ID]
+        slots = {c: f"_raw_{i}" for i, c in enumerate(raw_cols)}
+        lookups.append(
+            q.select(ROW_ID, SOURCE_FILE, "_reasons").join(
+                text.rename(slots), on=ROW_ID, how="left", maintain_order="left"
+            )
+        )
+    lookup = pl.concat(lookups, how="diagonal_relaxed")
+    return top.join(lookup, on=ROW_ID, how="left", maintain_order="left")
+
+
+def rule_summaries(
+    outputs: RunOutputs, examples: int = EXAMPLES, ids: FailureIds | None = None
+) -> list[RuleSummary]:
     """Every reason that marked rows, most rows first, with example rows and raw values."""
-    f = outputs.failures
-    if f.is_empty():
+    ids = ids or failure_ids(outputs)
+    if ids.pairs.is_empty():
         return []
     n_in = max(outputs.rows_in, 1)
     verdicts = {v["reason"]: v for v in outputs.manifest.get("validation", {}).get("verdicts", [])}
-    per = (
-        f.group_by("reason", "column", "rule", "severity")
-        .agg(pl.col(ROW_ID).n_unique().alias("rows"))
-        .sort(["rows", "reason"], descending=[True, False])
-    )
-    q = outputs.quarantine
-    text = quarantine_text(q, list(outputs.columns))
+    per = ids.rows_by(*KEYS).sort(["rows", "reason"], descending=[True, False])
+    picked = _examples(outputs, examples)
+    text = quarantine_text(outputs.quarantine.head(0), list(outputs.columns))
     raw_cols = [c for c in text.columns if c != ROW_ID]
     # Positional names, so a column called like a failures column (value, reason) is no clash.
     slots = {c: f"_raw_{i}" for i, c in enumerate(raw_cols)}
-    lookup = q.select(ROW_ID, SOURCE_FILE, SOURCE_ROW, "_reasons").join(
-        text.rename(slots), on=ROW_ID, how="left", maintain_order="left"
-    )
-    picked = (
-        f.join(lookup, on=ROW_ID, how="left")
-        .sort("reason", SOURCE_ROW, ROW_ID, nulls_last=True)
-        .group_by("reason", maintain_order=True)
-        .head(examples)
-    )
     by_reason: dict[str, list[Example]] = {}
     for row in picked.iter_rows(named=True):
         src = row.get(SOURCE_FILE)
@@ -651,24 +801,32 @@ def profile_batches(
     fmt: str | None = None,
     quarantine_typed: pl.Series | None = None,
     spill_dir: Path | None = None,
+    quarantine: Batches | None = None,
+    quarantine_is_raw: bool = False,
+    expected_rows: int = 0,
 ) -> ColumnProfile:
     """:func:`profile_column` of a clean column read in batches (:mod:`sluice.report.streaming`):
     the same numbers for any split, holding one batch and the mergeable states. Distinct values
-    past :data:`DISTINCT_LIMIT` spill to hash buckets under ``spill_dir`` when it is given."""
+    past :data:`DISTINCT_LIMIT` spill to hash buckets under ``spill_dir`` when it is given.
+    ``quarantine``: the quarantined column in batches (raw text when ``quarantine_is_raw``),
+    in place of ``quarantine_raw`` or ``quarantine_typed``. ``expected_rows`` (the clean rows, when
+    known) sets how many hash buckets distinct values spill to, so each holds a bounded number."""
     kind = kind_of(dtype)
     # Series methods run as expressions on the series' name: "*" or "^a.*$" would expand.
-    quarantine_raw = None if quarantine_raw is None else quarantine_raw.rename(VALUE)
-    quarantine_typed = None if quarantine_typed is None else quarantine_typed.rename(VALUE)
-    if quarantine_typed is not None:
-        q_missing = max(int(quarantine_typed.null_count()) - unparsed, 0)
-        q_typed = quarantine_typed.drop_nulls()
+    raw = quarantine_raw is not None and quarantine_typed is None
+    given = quarantine_typed if quarantine_typed is not None else quarantine_raw
+    if quarantine is None:
+        quarantine = (lambda: iter([given])) if given is not None else (lambda: iter(()))
     else:
-        q_missing = int(quarantine_raw.null_count()) if quarantine_raw is not None else 0
-        q_typed = (
-            _parse_raw(quarantine_raw, dtype, fmt).drop_nulls()
-            if quarantine_raw is not None
-            else pl.Series(VALUE, [], dtype=dtype)
-        )
+        raw = quarantine_is_raw
+
+    def q_values() -> Iterator[pl.Series]:
+        for batch in quarantine():
+            got = batch.rename(VALUE)
+            yield (_parse_raw(got, dtype, fmt) if raw else got).drop_nulls()
+
+    q_nulls = sum(int(batch.null_count()) for batch in quarantine())
+    q_missing = q_nulls if raw else max(q_nulls - unparsed, 0)
 
     def batches() -> Iterator[pl.Series]:
         for batch in clean():
@@ -677,7 +835,12 @@ def profile_batches(
     clean_rows = nulls = 0
     lows: list[Any] = []
     highs: list[Any] = []
-    distinct_count = DistinctCount(dtype, limit=DISTINCT_LIMIT, spill_dir=spill_dir)
+    distinct_count = DistinctCount(
+        dtype,
+        limit=DISTINCT_LIMIT,
+        spill_dir=spill_dir,
+        parts=part_count(expected_rows, DISTINCT_LIMIT),
+    )
     categories: dict[Any, int] | None = {} if kind != "temporal" else None
     lengths: dict[int, int] = {}
     total = ExactSum()
@@ -756,8 +919,9 @@ def profile_batches(
         p01, p50, p99 = numpy_quantiles(n_values, PROFILE_QUANTILES, statistic, nan=bool(nans))
     dist: Histogram | Categories | None = None
     if kind == "string" and distinct > CATEGORY_LIMIT:
-        qv = q_typed.cast(pl.String).str.len_chars().cast(pl.Float64).to_numpy()
-        q_lengths = dict(pl.Series(VALUE, qv).value_counts(name="n").iter_rows())
+        q_lengths: dict[int, int] = {}
+        for q in q_values():
+            _add_counts(q_lengths, q.cast(pl.String).str.len_chars().value_counts(name="n"))
         both = dict(lengths)
         for length, n in q_lengths.items():
             both[length] = both.get(length, 0) + int(n)
@@ -774,14 +938,17 @@ def profile_batches(
                 HIST_BINS,
             )
         dist = Histogram(
-            bounds, _weighted_bins(lengths, bounds), bin_counts(qv, bounds), lengths=True
+            bounds, _weighted_bins(lengths, bounds), _weighted_bins(q_lengths, bounds), lengths=True
         )
     elif categorical:
         assert categories is not None
-        dist = _categories(_counts_frame(categories, pl.String()), n_values, q_typed)
+        dist = _categories(_counts_frame(categories, pl.String()), n_values, q_values)
     elif edges is not None:
-        qv = _as_float(q_typed).to_numpy() if not q_typed.is_empty() else np.array([])
-        dist = Histogram(edges, counts, bin_counts(qv, edges), temporal=kind == "temporal")
+        q_counts = np.zeros(len(edges) - 1)
+        for q in q_values():
+            if not q.is_empty():
+                q_counts = q_counts + bin_counts(_as_float(q).to_numpy(), edges)
+        dist = Histogram(edges, counts, q_counts, temporal=kind == "temporal")
     return ColumnProfile(
         name=name,
         dtype=str(dtype.base_type()),
@@ -832,10 +999,20 @@ def counts_by_value(values: pl.Series) -> pl.DataFrame:
     )
 
 
-def _categories(c: pl.DataFrame, clean_len: int, quarantine: pl.Series) -> Categories:
+def _categories(c: pl.DataFrame, clean_len: int, quarantine: Batches) -> Categories:
     """Categories from the clean values' counts (``counts_by_value`` of them as text) and the
-    quarantined values."""
-    q = counts_by_value(quarantine.cast(pl.String).rename(VALUE))
+    quarantined values (batch by batch, their counts merged)."""
+    parts = [
+        q.cast(pl.String).rename(VALUE).value_counts(name="n").cast({"n": pl.Int64})
+        for q in quarantine()
+    ]
+    merged = (
+        pl.concat(parts).group_by(VALUE).agg(pl.col("n").sum())
+        if parts
+        else pl.DataFrame(schema={VALUE: pl.String, "n": pl.Int64})
+    )
+    q = merged.sort(["n", VALUE], descending=[True, False], nulls_last=True)
+    q_len = int(q.get_column("n").sum())
     labels = c[VALUE].head(8).to_list()
     for v in q[VALUE].head(4).to_list():
         if v not in labels:
@@ -845,7 +1022,7 @@ def _categories(c: pl.DataFrame, clean_len: int, quarantine: pl.Series) -> Categ
     cc = [float(cmap.get(v, 0)) for v in labels]
     qc = [float(qmap.get(v, 0)) for v in labels]
     rest_c = float(clean_len) - sum(cc)
-    rest_q = float(len(quarantine)) - sum(qc)
+    rest_q = float(q_len) - sum(qc)
     if rest_c > 0 or rest_q > 0:
         labels.append("(other)")
         cc.append(rest_c)
@@ -856,24 +1033,28 @@ def _categories(c: pl.DataFrame, clean_len: int, quarantine: pl.Series) -> Categ
 def profiles(outputs: RunOutputs) -> list[ColumnProfile]:
     """A profile of every declared column (a clean file read column by column, in batches)."""
     unparsed = dict(
-        outputs.failures.filter(pl.col("rule") == "type")
-        .group_by("column")
-        .agg(pl.col(ROW_ID).n_unique())
-        .iter_rows()
+        failure_ids(outputs).rows_by("column", where=pl.col("rule") == "type").iter_rows()
     )
     q = outputs.quarantine
     typed = RAW in q.columns
+    rows = outputs.clean_rows
+
+    def side(column: str) -> Batches:
+        return lambda: (f.get_column(column) for f in outputs.quarantine_frames([column]))
+
     return [
         profile_batches(
             c,
             t,
             outputs.clean_batches(c),
-            None if typed or c not in q.columns else q[c],
+            None,
             rows=outputs.rows_in,
             unparsed=int(unparsed.get(c, 0)),
             fmt=outputs.formats.get(c),
-            quarantine_typed=q[c] if typed and c in q.columns else None,
             spill_dir=outputs.spill_dir,
+            quarantine=side(c) if c in q.columns else None,
+            quarantine_is_raw=not typed,
+            expected_rows=rows,
         )
         for c, t in outputs.columns.items()
     ]
@@ -912,38 +1093,42 @@ class DetectorStats:
 _TOP = pl.List(pl.Struct({"column": pl.String(), "contribution": pl.Float64()}))
 
 
-def _feature_shares(failures: pl.DataFrame, detector: str) -> list[FeatureShare]:
-    f = failures.filter((pl.col("column") == OUTLIER_COLUMN) & (pl.col("rule") == detector))
-    if f.is_empty():
-        return []
-    tops = (
-        f.select(
-            pl.col("details")
-            .str.json_decode(pl.Struct({"top_features": _TOP}))
-            .struct.field("top_features")
-            .alias("top")
+def _feature_shares(outputs: RunOutputs, detector: str) -> list[FeatureShare]:
+    """How often each feature was a flagged row's top feature (``top1``) or among its top three
+    (``top3``), and its mean contribution (summed exactly), from the failures in batches."""
+    held: dict[str, list[Any]] = {}
+    for batch in outputs.failure_frames(["column", "rule", "details"]):
+        f = batch.filter((pl.col("column") == OUTLIER_COLUMN) & (pl.col("rule") == detector))
+        if f.is_empty():
+            continue
+        tops = (
+            f.select(
+                pl.col("details")
+                .str.json_decode(pl.Struct({"top_features": _TOP}))
+                .struct.field("top_features")
+                .alias("top")
+            )
+            .with_row_index("_i")
+            .explode("top")
+            .drop_nulls("top")
+            .unnest("top")
+            .with_columns((pl.col("_i").cum_count().over("_i") == 1).alias("first"))
         )
-        .with_row_index("_i")
-        .explode("top")
-        .drop_nulls("top")
-        .unnest("top")
-        .with_columns((pl.col("_i").cum_count().over("_i") == 1).alias("first"))
-    )
-    if tops.is_empty():
-        return []
-    agg = (
-        tops.group_by("column")
-        .agg(
-            pl.col("first").sum().alias("top1"),
-            pl.len().alias("top3"),
-            pl.col("contribution").mean().alias("mean"),
-        )
-        .sort(["top1", "top3", "column"], descending=[True, True, False])
-    )
-    return [
-        FeatureShare(r["column"], int(r["top1"]), int(r["top3"]), float(r["mean"]))
-        for r in agg.iter_rows(named=True)
+        for (column,), part in tops.partition_by("column", as_dict=True).items():
+            got = held.setdefault(str(column), [0, 0, ExactSum()])
+            got[0] += int(part.get_column("first").sum())
+            got[1] += part.height
+            got[2] = got[2].merge(ExactSum.of(part.get_column("contribution").drop_nulls()))
+    shares = [
+        FeatureShare(column, top1, top3, _mean_or_nan(total))
+        for column, (top1, top3, total) in held.items()
     ]
+    return sorted(shares, key=lambda s: (-s.top1, -s.top3, s.column))
+
+
+def _mean_or_nan(total: ExactSum) -> float:
+    mean = total.mean()
+    return float("nan") if mean is None else mean
 
 
 def _detector_scores(outputs: RunOutputs, name: str) -> FloatBatches:
@@ -995,7 +1180,7 @@ def detector_stats(outputs: RunOutputs) -> list[DetectorStats]:
                 p90=p90,
                 p99=p99,
                 histogram=hist,
-                features=_feature_shares(outputs.failures, name),
+                features=_feature_shares(outputs, name),
             )
         )
     return out
@@ -1045,7 +1230,8 @@ def metrics_frame(
         ("run", "", "warned_rate", counts.get("warned_rows", 0) / n_in if n_in else 0.0, n_in),
         ("run", "", "failed", 1.0 if m.get("status") == "failed" else 0.0, n_in),
     ]
-    for stage, n in stage_counts(outputs).items():
+    ids = failure_ids(outputs)
+    for stage, n in stage_counts(outputs, ids).items():
         rows.append(("stage", stage, "rate", n / n_in if n_in else 0.0, n_in))
     for c in cols:
         rows += [
@@ -1063,9 +1249,7 @@ def metrics_frame(
                 ("column", c.name, "p50", c.p50, c.clean_rows),
                 ("column", c.name, "p99", c.p99, c.clean_rows),
             ]
-    per_reason = (
-        outputs.failures.group_by("reason").agg(pl.col(ROW_ID).n_unique().alias("n")).sort("reason")
-    )
+    per_reason = ids.rows_by("reason").sort("reason")
     for reason, n in per_reason.iter_rows():
         rows.append(("rule", reason, "rate", n / n_in if n_in else 0.0, n_in))
         rows.append(("rule", reason, "rows", float(n), n_in))

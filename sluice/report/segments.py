@@ -17,6 +17,7 @@ finds the same segments.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,8 +25,9 @@ import polars as pl
 from scipy.stats import binom
 
 from sluice.core.frame import ROW_ID
+from sluice.core.spill import part_count
 from sluice.report.metrics import OUTLIER_COLUMN, RunOutputs, _parse_raw
-from sluice.report.streaming import HashBuckets
+from sluice.report.streaming import HashBuckets, split_by_bucket
 
 NULL_LABEL = "(null)"
 
@@ -74,36 +76,40 @@ def _categorical(dtype: pl.DataType) -> bool:
 
 
 SCREENED = pl.Schema({ROW_ID: pl.UInt64(), "detector": pl.String()})
-MAX_BUCKETS = 512
 
 
-def _quarantined_values(outputs: RunOutputs, columns: list[str]) -> pl.DataFrame | None:
-    """``_row_id`` and each column as text of the quarantined rows (the first row of an id)."""
-    q = outputs.quarantine
-    if q.is_empty() or ROW_ID not in q.columns:
-        return None
-    parsed = [
-        _parse_raw(q[c], outputs.columns[c], outputs.formats.get(c)).cast(pl.String).alias(c)
-        if c in q.columns
-        else pl.Series(c, [None] * q.height, dtype=pl.String)
-        for c in columns
-    ]
-    return pl.DataFrame([q[ROW_ID].cast(pl.UInt64), *parsed]).unique(
-        ROW_ID, keep="first", maintain_order=True
-    )
+def _quarantined_values(outputs: RunOutputs, columns: list[str]) -> Iterator[pl.DataFrame]:
+    """``_row_id`` and each column as text of the quarantined rows, batch by batch."""
+    for q in outputs.quarantine_frames():
+        if q.is_empty() or ROW_ID not in q.columns:
+            continue
+        parsed = [
+            # renamed first: series methods run as expressions on the series' name ("*")
+            _parse_raw(q[c].rename("value"), outputs.columns[c], outputs.formats.get(c))
+            .cast(pl.String)
+            .alias(c)
+            if c in q.columns
+            else pl.Series(c, [None] * q.height, dtype=pl.String)
+            for c in columns
+        ]
+        yield pl.DataFrame([q[ROW_ID].cast(pl.UInt64), *parsed])
 
 
 def _bucket_count(outputs: RunOutputs) -> int:
+    """Buckets of about ``batch_rows`` rows of the clean rows and scores together: as many as
+    the partition needs (a :class:`HashBuckets` spill keeps at most 64 files open)."""
     if outputs.spill_dir is None or (outputs.scores_file is None and outputs.clean_file is None):
         return 1
-    rows = outputs.clean_rows + outputs.score_rows
-    return max(1, min(MAX_BUCKETS, -(-rows // max(1, outputs.batch_rows))))
+    return part_count(outputs.clean_rows + outputs.score_rows, outputs.batch_rows)
 
 
-def _in_bucket(frame: pl.DataFrame, count: int, b: int) -> pl.DataFrame:
-    if count == 1:
-        return frame
-    return frame.filter(pl.col(ROW_ID).hash(seed=11) % count == b)
+def _ids_by_bucket(ids: pl.Series, count: int) -> dict[int, pl.Series]:
+    """Unique ids by their hash bucket."""
+    frame = ids.cast(pl.UInt64).unique().alias(ROW_ID).to_frame()
+    return {b: f.get_column(ROW_ID) for b, f in split_by_bucket(frame, ROW_ID, count).items()}
+
+
+NO_IDS = pl.Series(ROW_ID, [], dtype=pl.UInt64)
 
 
 Counts = dict[str | None, list[int]]
@@ -122,7 +128,7 @@ def segment_bias(outputs: RunOutputs, policy: SegmentPolicy | None = None) -> li
     if not columns:
         return []
     count = _bucket_count(outputs)
-    scores = HashBuckets(SCREENED, ROW_ID, count, outputs.spill_dir)
+    scores = HashBuckets(SCREENED, ROW_ID, count, outputs.spill_dir, outputs.batch_rows)
     try:
         for batch in outputs.score_batches([ROW_ID, "detector"]):
             scores.add(batch)
@@ -141,25 +147,25 @@ def _segments(
     severity = {
         m["name"]: str(m.get("severity", "error")) for m in outputs.manifest.get("detectors", [])
     }
-    failures = outputs.failures.filter(pl.col("column") == OUTLIER_COLUMN)
-    flagged_ids = {
-        d: f.get_column(ROW_ID).cast(pl.UInt64).unique()
-        for (d,), f in failures.partition_by("rule", as_dict=True).items()
-    }
-    quarantined = (
-        outputs.quarantine.get_column(ROW_ID).cast(pl.UInt64)
-        if ROW_ID in outputs.quarantine.columns
-        else None
-    )
+    flagged_parts: dict[str, list[pl.Series]] = {}
+    for f in outputs.failure_frames([ROW_ID, "column", "rule"]):
+        outliers = f.filter(pl.col("column") == OUTLIER_COLUMN)
+        for (d,), part in outliers.partition_by("rule", as_dict=True).items():
+            flagged_parts.setdefault(str(d), []).append(part.get_column(ROW_ID))
+    flagged = {d: _ids_by_bucket(pl.concat(parts), count) for d, parts in flagged_parts.items()}
+    del flagged_parts
+    quarantined_ids = [
+        q.get_column(ROW_ID) for q in outputs.quarantine_frames([ROW_ID]) if ROW_ID in q.columns
+    ]
+    quarantined = _ids_by_bucket(pl.concat(quarantined_ids), count) if quarantined_ids else None
+    del quarantined_ids
     totals: dict[str, list[int]] = {}
     for b, bucket in enumerate(scores.buckets()):
         for (detector,), part in bucket.partition_by("detector", as_dict=True).items():
             ids = part.get_column(ROW_ID).unique()
-            hit = ids.is_in(flagged_ids.get(detector, pl.Series([], dtype=pl.UInt64)))
+            hit = ids.is_in(flagged.get(str(detector), {}).get(b, NO_IDS))
             outside = ids.len() - (
-                int(ids.is_in(_in_bucket(quarantined.to_frame(), count, b)[ROW_ID]).sum())
-                if quarantined is not None
-                else 0
+                int(ids.is_in(quarantined.get(b, NO_IDS)).sum()) if quarantined is not None else 0
             )
             got = totals.setdefault(str(detector), [0, 0, 0])
             got[0] += ids.len()
@@ -185,9 +191,12 @@ def _segments(
     counts: dict[tuple[str, str], Counts | None] = {}
     for group in groups:
         schema = pl.Schema({ROW_ID: pl.UInt64(), **{c: pl.String() for c in group}})
-        clean = HashBuckets(schema, ROW_ID, count, outputs.spill_dir)
+        clean = HashBuckets(schema, ROW_ID, count, outputs.spill_dir, outputs.batch_rows)
         try:
             for frame in outputs.clean_frames([ROW_ID, *group]):
+                clean.add(frame)
+            # quarantined rows after every clean row: a row id's first row is its clean one
+            for frame in _quarantined_values(outputs, group):
                 clean.add(frame)
             counts |= _count(
                 outputs,
@@ -196,7 +205,7 @@ def _segments(
                 scores=scores,
                 clean=clean,
                 screened=screened,
-                flagged_ids=flagged_ids,
+                flagged=flagged,
                 pol=pol,
             )
         finally:
@@ -224,31 +233,27 @@ def _count(
     scores: HashBuckets,
     clean: HashBuckets,
     screened: dict[str, float],
-    flagged_ids: dict[str, pl.Series],
+    flagged: dict[str, dict[int, pl.Series]],
     pol: SegmentPolicy,
 ) -> dict[tuple[str, str], Counts | None]:
     """Screened rows and flagged rows per value, per detector and column, bucket by bucket
-    (a pair with more than ``max_categories`` values is dropped: ``None``)."""
-    quarantined = _quarantined_values(outputs, columns)
+    (a pair with more than ``max_categories`` values is dropped: ``None``). ``clean`` holds the
+    clean rows, then the quarantined rows, of ``columns``."""
     counts: dict[tuple[str, str], Counts | None] = {(d, c): {} for c in columns for d in screened}
     for b, (s, c) in enumerate(zip(scores.buckets(), clean.buckets(), strict=True)):
-        values = c
-        if quarantined is not None:
-            values = pl.concat([c, _in_bucket(quarantined, count, b)], how="vertical_relaxed")
-            values = values.unique(ROW_ID, keep="first", maintain_order=True)
+        values = c.unique(ROW_ID, keep="first", maintain_order=True)
         for detector in screened:
             ids = s.filter(pl.col("detector") == detector).select(ROW_ID).unique()
             ids = ids.with_columns(
-                pl.col(ROW_ID)
-                .is_in(flagged_ids.get(detector, pl.Series([], dtype=pl.UInt64)))
-                .alias("_flagged")
+                pl.col(ROW_ID).is_in(flagged.get(detector, {}).get(b, NO_IDS)).alias("_flagged")
             )
             joined = ids.join(values, on=ROW_ID, how="left")
             for column in columns:
                 held = counts[(detector, column)]
                 if held is None:
                     continue
-                by = joined.group_by(column).agg(
+                # by position: a column called "*" or "^a.*$" is not a pattern
+                by = joined.group_by(pl.nth(joined.columns.index(column))).agg(
                     pl.len().alias("rows"), pl.col("_flagged").sum().alias("flagged")
                 )
                 for value, rows, hits in by.iter_rows():

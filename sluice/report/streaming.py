@@ -20,7 +20,6 @@ series as a single batch). Every number here is the same for any split into batc
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-import pyarrow.parquet as pq
 
 from expectations.exact import SCALE_BITS, ExactSum
+from sluice.core.spill import PartSpill, writing
 
 FloatArray = npt.NDArray[np.float64]
 KeyArray = npt.NDArray[np.uint64]
@@ -44,8 +43,7 @@ _SIGN = np.uint64(1 << 63)
 _ALL = np.uint64((1 << 64) - 1)
 DISTINCT_LIMIT = 1 << 18
 TABLE_LIMIT = 1 << 16
-SPILL_BUCKETS = 64
-FLUSH_ROWS = 1 << 18
+HASH_SEED = 11
 
 
 def float_keys(values: FloatArray) -> KeyArray:
@@ -247,71 +245,24 @@ def weighted_statistics(
     return {int(r): float(values[order][i]) for r, i in zip(ranks, at, strict=True)}
 
 
-class _BucketFiles:
-    """Rows appended to one Parquet file per hash bucket under ``folder``, buffered so that each
-    write carries about :data:`FLUSH_ROWS` rows split over the buckets."""
-
-    def __init__(self, folder: Path, key: str, count: int, seed: int) -> None:
-        self.folder = folder
-        self.key = key
-        self.count = count
-        self.seed = seed
-        self._pending: list[pl.DataFrame] = []
-        self._rows = 0
-        self.writers: dict[int, pq.ParquetWriter] = {}
-
-    def path(self, bucket: int) -> Path:
-        """The file of one bucket."""
-        return self.folder / f"{bucket:04d}.parquet"
-
-    def add(self, frame: pl.DataFrame) -> None:
-        """Append rows (written when enough are pending)."""
-        if frame.is_empty():
-            return
-        self._pending.append(frame)
-        self._rows += frame.height
-        if self._rows >= FLUSH_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the pending rows to their buckets."""
-        if not self._pending:
-            return
-        frame = pl.concat(self._pending)
-        self._pending, self._rows = [], 0
-        tagged = frame.with_columns(
-            (pl.col(self.key).hash(seed=self.seed) % self.count).alias("__bucket")
-        )
-        for (b,), part in tagged.partition_by("__bucket", as_dict=True, include_key=False).items():
-            table = part.to_arrow()
-            writer = self.writers.get(int(b))
-            if writer is None:
-                writer = pq.ParquetWriter(self.path(int(b)), table.schema, compression="lz4")
-                self.writers[int(b)] = writer
-            writer.write_table(table)
-
-    def close(self) -> None:
-        """Write what is pending and close every file."""
-        self.flush()
-        for writer in self.writers.values():
-            with contextlib.suppress(OSError, ValueError):
-                writer.close()
-
-
 class DistinctCount:
     """The exact number of distinct non-null values of a column fed batch by batch.
 
     Holds the distinct values while there are at most ``limit``; past that, spills every
-    batch's distinct values into hash buckets under ``spill_dir`` (module docstring). Without
-    ``spill_dir`` it holds them all."""
+    batch's distinct values into ``parts`` hash buckets under ``spill_dir`` (a
+    :class:`sluice.core.spill.PartSpill`; module docstring). Without ``spill_dir`` it holds
+    them all."""
 
-    def __init__(self, dtype: pl.DataType, *, limit: int, spill_dir: Path | None) -> None:
+    def __init__(
+        self, dtype: pl.DataType, *, limit: int, spill_dir: Path | None, parts: int = 1
+    ) -> None:
         self.dtype = dtype
         self.limit = limit
         self.spill_dir = spill_dir
+        self.parts = max(1, parts)
         self._held: pl.Series | None = pl.Series("v", [], dtype=dtype)
         self._folder: Path | None = None
-        self._files: _BucketFiles | None = None
+        self._spill: PartSpill | None = None
         self._count: int | None = None
 
     def _canonical(self, values: pl.Series) -> pl.Series:
@@ -328,11 +279,12 @@ class DistinctCount:
                 self._held = merged
                 return
             self._folder = Path(tempfile.mkdtemp(prefix="distinct-", dir=self.spill_dir))
-            self._files = _BucketFiles(self._folder, "v", SPILL_BUCKETS, seed=7)
+            self._spill = PartSpill(self._folder, "v", self.parts, rows=self.limit)
             self._held = None
             got = merged
-        assert self._files is not None
-        self._files.add(got.to_frame())
+        assert self._spill is not None
+        with writing(self._folder or Path(".")):
+            self._spill.write(got.to_frame(), _bucket_of(got, seed=7, count=self.parts))
 
     def count(self) -> int:
         """The distinct values seen (spilled buckets are counted once, then removed)."""
@@ -342,11 +294,10 @@ class DistinctCount:
             self._count = self._held.len()
             return self._count
         total = 0
-        assert self._files is not None
+        assert self._spill is not None
         try:
-            self._files.close()
-            for b in sorted(self._files.writers):
-                total += pl.read_parquet(self._files.path(b)).to_series().n_unique()
+            for _, part in self._spill.read():
+                total += part.to_series().n_unique()
         finally:
             self.close()
         self._count = total
@@ -354,20 +305,45 @@ class DistinctCount:
 
     def close(self) -> None:
         """Remove what was spilled."""
-        if self._files is not None:
-            self._files.close()
-            self._files = None
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
 
 
+def _bucket_of(values: pl.Series, *, seed: int, count: int) -> pl.Series:
+    """The hash bucket in ``[0, count)`` of each value."""
+    return (values.hash(seed=seed) % count).cast(pl.Int64)
+
+
+def bucket_numbers(frame: pl.DataFrame, key: str, count: int) -> pl.Series:
+    """The :class:`HashBuckets` bucket of each row of ``frame`` by its ``key`` column."""
+    return _bucket_of(frame.get_column(key), seed=HASH_SEED, count=max(1, count))
+
+
+def split_by_bucket(frame: pl.DataFrame, key: str, count: int) -> dict[int, pl.DataFrame]:
+    """``frame``'s rows by their :class:`HashBuckets` bucket (only buckets with rows), in the
+    frame's order within each bucket."""
+    if count <= 1:
+        return {0: frame}
+    tagged = frame.with_columns(bucket_numbers(frame, key, count).alias("__bucket"))
+    return {
+        int(b): part
+        for (b,), part in tagged.partition_by("__bucket", as_dict=True, include_key=False).items()
+    }
+
+
 class HashBuckets:
     """Frames split into ``count`` buckets by a hash of their ``key`` column, so every row of
     one key lands in one bucket, in the order it was added. One bucket is held in memory; more
-    are appended to Parquet files under ``folder`` and read back one at a time."""
+    go to a :class:`sluice.core.spill.PartSpill` under ``folder`` (any number of buckets, at
+    most 64 files open) and are read back one at a time."""
 
-    def __init__(self, schema: pl.Schema, key: str, count: int, folder: Path | None) -> None:
+    def __init__(
+        self, schema: pl.Schema, key: str, count: int, folder: Path | None, rows: int = 1 << 16
+    ) -> None:
         if count > 1 and folder is None:
             raise ValueError("hash buckets past one need a folder to spill to")
         self.schema = schema
@@ -379,38 +355,42 @@ class HashBuckets:
             if self.count > 1 and folder is not None
             else None
         )
-        self._files = (
-            _BucketFiles(self._folder, key, self.count, seed=11)
+        self._spill = (
+            PartSpill(self._folder, "b", self.count, rows=max(1, rows))
             if self._folder is not None
             else None
         )
 
     def add(self, frame: pl.DataFrame) -> None:
         """Append rows (columns as ``schema``)."""
-        frame = frame.select(pl.col(c).cast(t) for c, t in self.schema.items())
-        if self._files is None:
+        # column by column: a column called "*" or "^a.*$" is not a pattern
+        frame = pl.DataFrame([frame.get_column(c).cast(t) for c, t in self.schema.items()])
+        if self._spill is None:
             self._held.append(frame)
         else:
-            self._files.add(frame)
+            self._spill.write(frame, bucket_numbers(frame, self.key, self.count))
 
     def buckets(self) -> Iterator[pl.DataFrame]:
-        """Every bucket's rows, one bucket at a time."""
-        if self._files is None:
+        """Every bucket's rows, one bucket at a time (as often as asked: spilled buckets are
+        kept until :meth:`close`)."""
+        if self._spill is None:
             yield pl.concat(self._held) if self._held else pl.DataFrame(schema=self.schema)
             return
-        self._files.close()
-        for b in range(self.count):
-            if b in self._files.writers:
-                got = pl.read_parquet(self._files.path(b))
-                yield got.cast(self.schema) if got.schema != self.schema else got
-            else:
-                yield pl.DataFrame(schema=self.schema)
+        empty = pl.DataFrame(schema=self.schema)
+        at = 0
+        for number, part in self._spill.read(keep=True):
+            for _ in range(at, number):
+                yield empty
+            yield part.cast(self.schema) if part.schema != self.schema else part
+            at = number + 1
+        for _ in range(at, self.count):
+            yield empty
 
     def close(self) -> None:
         """Remove what was spilled."""
-        if self._files is not None:
-            self._files.close()
-            self._files = None
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
         self._held = []
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
@@ -426,12 +406,14 @@ __all__ = [
     "HashBuckets",
     "TopCounts",
     "ValueTable",
+    "bucket_numbers",
     "exact_quantiles",
     "float_keys",
     "key_value",
     "numpy_quantiles",
     "order_statistics",
     "quantile_ranks",
+    "split_by_bucket",
     "weighted_statistics",
     "weighted_sum",
 ]

@@ -137,9 +137,9 @@ def test_scores_are_copied_row_for_row(tmp_path: Path) -> None:
 
 
 def _bounded(outputs: RunOutputs, folder: Path, rows: int = 3) -> RunOutputs:
-    """The same outputs with the clean rows and the scores left in Parquet files of row groups
-    of ``rows`` rows, read in batches of ``rows`` rows, spilling under ``folder``, as a bounded
-    report has them."""
+    """The same outputs with the clean rows, the scores, the quarantined rows and the failures
+    left in Parquet files of row groups of ``rows`` rows, read in batches of ``rows`` rows,
+    spilling under ``folder``, as a bounded report has them."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "clean.parquet"
     outputs.clean.write_parquet(path, row_group_size=rows)
@@ -147,6 +147,10 @@ def _bounded(outputs: RunOutputs, folder: Path, rows: int = 3) -> RunOutputs:
     if outputs.scores is not None:
         scores = folder / "scores.parquet"
         outputs.scores.write_parquet(scores, row_group_size=rows)
+    quarantine = folder / "quarantine.parquet"
+    outputs.quarantine.write_parquet(quarantine, row_group_size=rows)
+    failures = folder / "failures.parquet"
+    outputs.failures.write_parquet(failures, row_group_size=rows)
     return replace(
         outputs,
         clean=outputs.clean.head(0),
@@ -155,6 +159,10 @@ def _bounded(outputs: RunOutputs, folder: Path, rows: int = 3) -> RunOutputs:
         scores_file=scores,
         spill_dir=folder,
         batch_rows=rows,
+        quarantine=outputs.quarantine.head(0),
+        quarantine_file=quarantine,
+        failures=outputs.failures.head(0),
+        failures_file=failures,
     )
 
 
@@ -170,6 +178,8 @@ def _same_report(outputs: RunOutputs, root: Path) -> None:
     assert [repr(c) for c in got.columns] == [repr(c) for c in exact.columns]
     assert [repr(d) for d in got.drift] == [repr(d) for d in exact.drift]
     assert got.segments == exact.segments
+    assert got.rules == exact.rules
+    assert got.stages == exact.stages
     assert render(got) == render(exact)
 
 

@@ -245,6 +245,8 @@ def test_bounded_numbers_are_the_in_memory_numbers(
     assert segment_bias(bounded, policy) == expected
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
         "clean.parquet",
+        "failures.parquet",
+        "quarantine.parquet",
         "scores.parquet",
     ], "every spill is removed"
 

@@ -10,9 +10,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from expectations.suite import suite_from_dict
+from sluice.core import spill as spill_module
 from sluice.core.failures import concat_failures, make_failures
-from sluice.pipeline import bounded_spill
-from sluice.pipeline.bounded_spill import PartSpill, part_count
+from sluice.core.spill import PartSpill, part_count
 from sluice.pipeline.bounded_validate import check_partition
 from tests.sluice.pipeline.test_bounded_validate import HOSTILE, _hostile_suite, compare
 
@@ -29,7 +29,7 @@ UNIQUE_SUITE = {
 @pytest.fixture
 def small_fanout(monkeypatch: pytest.MonkeyPatch) -> int:
     """Three files at once, so that a few dozen parts take several levels of files."""
-    monkeypatch.setattr(bounded_spill, "FANOUT", 3)
+    monkeypatch.setattr(spill_module, "FANOUT", 3)
     return 3
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from sluice.write import OutputError
+from sluice.core.errors import OutputError
 
 FANOUT = 64
 """Files a spill writes to at once."""
@@ -149,21 +149,25 @@ class PartSpill:
         for stream in self._top[2]:
             stream.close()
 
-    def read(self) -> Iterator[tuple[int, pl.DataFrame]]:
-        """Every non-empty part as ``(number, rows)``, in increasing part order; each file is
-        removed once read."""
+    def read(self, *, keep: bool = False) -> Iterator[tuple[int, pl.DataFrame]]:
+        """Every non-empty part as ``(number, rows)``, in increasing part order. Each file is
+        removed once read; ``keep``: the first level's files are kept, so the parts can be
+        read again (the deeper levels are written again on every read)."""
         self.close()
         lo, group, streams = self._top
         for j, stream in enumerate(streams):
             start = lo + j * group
-            yield from self._parts(stream, start, min(self.parts, start + group))
+            yield from self._parts(stream, start, min(self.parts, start + group), keep=keep)
 
-    def _parts(self, stream: RowStream, lo: int, hi: int) -> Iterator[tuple[int, pl.DataFrame]]:
+    def _parts(
+        self, stream: RowStream, lo: int, hi: int, *, keep: bool = False
+    ) -> Iterator[tuple[int, pl.DataFrame]]:
         if not stream.rows:
             return
         if hi - lo <= 1:
             whole = pl.concat(list(read_stream(stream.path, stream.rows)), how="vertical")
-            stream.path.unlink()
+            if not keep:
+                stream.path.unlink()
             self.read_parts += 1
             self.largest = max(self.largest, whole.height)
             assert self._schema is not None
@@ -174,7 +178,8 @@ class PartSpill:
             self._route(sub_lo, group, subs, frame)
         for sub in subs:
             sub.close()
-        stream.path.unlink()
+        if not keep:
+            stream.path.unlink()
         for j, sub in enumerate(subs):
             start = sub_lo + j * group
             yield from self._parts(sub, start, min(hi, start + group))
