@@ -83,10 +83,13 @@ class BoundedChecked:
 
 
 def frame_batches(
-    path: Path, size: int, columns: Sequence[str] | None = None
+    path: Path,
+    size: int,
+    columns: Sequence[str] | None = None,
+    row_groups: Sequence[int] | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """The rows of a work file in order, as polars frames of at most ``size`` rows, typed as
-    ``polars.read_parquet`` types the whole file.
+    """The rows of a work file in order (of ``row_groups`` only, when given), as polars frames
+    of at most ``size`` rows, typed as ``polars.read_parquet`` types the whole file.
 
     ``pre_buffer`` is off: with it, pyarrow keeps every row group it read until the file is
     closed, so memory grows with the rows read (apache/arrow#39808)."""
@@ -94,7 +97,8 @@ def frame_batches(
     if columns is not None:
         schema = {c: schema[c] for c in columns}
     parquet = pq.ParquetFile(path, pre_buffer=False)
-    for batch in parquet.iter_batches(batch_size=size, columns=columns):
+    groups = None if row_groups is None else list(row_groups)
+    for batch in parquet.iter_batches(batch_size=size, row_groups=groups, columns=columns):
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
         yield frame.cast(schema)  # type: ignore[arg-type]
@@ -756,9 +760,10 @@ def _write_failures(
     return written
 
 
-def validate_bounded(run: Run) -> dict[str, Any]:
+def validate_bounded(run: Run, split: Split | None = None) -> dict[str, Any]:
     """The validate stage of a bounded run: the facts :func:`sluice.pipeline.stages._validate`
-    records, from batches of ``frame.parquet``."""
+    records, from batches of ``frame.parquet`` (their pass and buckets run by ``split`` when
+    given)."""
     spec = run.loaded.spec
     frame_path = run.file("frame.parquet")
     columns = len(pl.read_parquet_schema(frame_path))
@@ -772,6 +777,7 @@ def validate_bounded(run: Run) -> dict[str, Any]:
         duplicates=spec.duplicates,
         rows_per_batch=batch_rows(columns),
         spill_dir=run.work / SPILL_DIR,
+        split=split,
     )
     return {
         "engine": run.engine,
@@ -782,4 +788,19 @@ def validate_bounded(run: Run) -> dict[str, Any]:
     }
 
 
-__all__ = ["BoundedChecked", "check_partition", "frame_batches", "validate_bounded"]
+__all__ = [
+    "POS",
+    "BoundedChecked",
+    "Layout",
+    "PassFacts",
+    "Passed",
+    "Split",
+    "batch_pass",
+    "check_partition",
+    "empty_facts",
+    "frame_batches",
+    "judge_keys",
+    "judge_unique",
+    "validate_bounded",
+    "with_positions",
+]

@@ -91,6 +91,7 @@ from sluice.pipeline.local import screen_local, with_io_retries
 from sluice.pipeline.reapply import with_decisions_reapplied
 from sluice.pipeline.run import Run, log, timed
 from sluice.pipeline.stages import _ingest, stage_screen, stage_validate
+from sluice.pipeline.task_map import TaskFailed, Tasks
 from sluice.progress import progress
 from sluice.write import OutputError
 
@@ -119,27 +120,6 @@ class Unit:
     last: int
     start: int = 0
     exact: bool = False
-
-
-class Tasks:
-    """Runs a function over items, one task each; this one in this process, in order."""
-
-    def map(self, fn: Callable[..., Any], items: Sequence[Any], *args: Any) -> list[Any]:
-        """``fn(item, *args)`` for every item, results in the items' order; the first error
-        raised is raised here."""
-        return [fn(item, *args) for item in items]
-
-
-class TaskFailed(SluiceError):
-    """An error a task raised on a worker, as its message and exit code (a :class:`SluiceError`
-    whose constructor takes other arguments does not come back through pickle as it was)."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (TaskFailed, (str(self), self.exit_code))
 
 
 def _portable(fn: Callable[..., Any], item: Any, *args: Any) -> Any:
