@@ -122,9 +122,7 @@ def test_hostile_partition_split_matches_one_process(
     data = _grown(3)
     suite = _hostile_suite()
     assert _kinds(suite, data) == {"row", "count", "sum", "schema", "unique", "whole"}
-    found = same_split(
-        tmp_path, data, suite, (2, 7), keys=["city", "zip"], duplicates=duplicates
-    )
+    found = same_split(tmp_path, data, suite, (2, 7), keys=["city", "zip"], duplicates=duplicates)
     assert found > 3 * 20
 
 
