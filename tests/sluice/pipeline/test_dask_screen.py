@@ -42,7 +42,7 @@ def _screened(run: Run, tasks: Tasks | None) -> Any:
     except SluiceError as exc:
         return f"{type(exc).__name__}: {exc}"
     assert not (run.work / PARTS_DIR).exists()
-    files = {}
+    files: dict[str, tuple[pl.DataFrame | None, list[int]]] = {}
     for name in FILES:
         if not run.file(name).exists():
             files[name] = (None, [])
