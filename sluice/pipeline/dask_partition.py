@@ -490,7 +490,7 @@ class _Cluster:
 
     def __init__(self, address: Address, loaded: LoadedSpec) -> None:
         self.address = address
-        self.used = False
+        self.runner: DaskTasks | None = None
         with quiet_distributed():
             self.client: Any = connect(address)
             try:
@@ -500,22 +500,37 @@ class _Cluster:
                 raise
 
     def tasks(self, run: Run) -> DaskTasks:
-        """The cluster as the task runner of ``run``'s ingest."""
-        self.used = True
+        """The cluster as the task runner of ``run``'s ingest, validate and screen."""
         log.info(
-            "%s %s: ingest split into tasks on the Dask cluster at %s (from %s; %d workers)",
+            "%s %s: ingest, validate and screen split into tasks on the Dask cluster at %s "
+            "(from %s; %d workers)",
             run.loaded.name,
             run.partition,
             self.address.address,
             self.address.source,
             len(self.client.nthreads()),
         )
-        return DaskTasks(self.client, self.address, _no_workers_seconds())
+        self.runner = DaskTasks(self.client, self.address, _no_workers_seconds())
+        return self.runner
 
     def close(self) -> None:
-        """Close the connection (nothing runs on the cluster after the ingest)."""
+        """Close the connection (nothing runs on the cluster after the screen)."""
         with contextlib.suppress(Exception):
             self.client.close(timeout=5)
+
+
+def _split_stages(run: Run, tasks: Tasks) -> None:
+    """The validate and screen stages of a bounded run with their passes run by ``tasks``."""
+    from sluice.pipeline.bounded_screen import screen_bounded
+    from sluice.pipeline.bounded_validate import validate_bounded
+    from sluice.pipeline.dask_screen import split_screen
+    from sluice.pipeline.dask_validate import split_validate
+
+    name, part = run.loaded.name, str(run.partition)
+    progress(name, part, "validate")
+    timed(lambda r: validate_bounded(r, split_validate(tasks)), "validate")(run)
+    progress(name, part, "screen")
+    timed(lambda r: screen_bounded(r, None, split_screen(tasks)), "screen")(run)
 
 
 def screen_partition(
@@ -554,9 +569,11 @@ def screen_partition(
             with quiet_distributed():
                 progress(name, part, "ingest")
                 with_io_retries(lambda: stage(run), f"{name} {part}: ingest")
+                if cluster.runner is not None:
+                    _split_stages(run, cluster.runner)
         finally:
             cluster.close()
-        if not cluster.used:
+        if cluster.runner is None:
             log.warning(
                 "%s %s: not screened in bounded batches, so not split on the Dask cluster at "
                 "%s: screened in this process (SLUICE_BOUNDED=1 splits it)",
@@ -564,12 +581,12 @@ def screen_partition(
                 part,
                 address.address,
             )
-        progress(name, part, "validate")
-        stage_validate(run)
-        progress(name, part, "screen")
-        stage_screen(run)
+            progress(name, part, "validate")
+            stage_validate(run)
+            progress(name, part, "screen")
+            stage_screen(run)
         progress(name, part, "write")
-        orchestrator: Orchestrator = "dask" if cluster.used else "in-process"
+        orchestrator: Orchestrator = "dask" if cluster.runner is not None else "in-process"
         summary = with_io_retries(
             lambda: stage_write(run, started, orchestrator), f"{name} {part}: write"
         )

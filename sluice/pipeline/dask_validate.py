@@ -33,6 +33,7 @@ batch of failures at a time, plus what the single-process stage holds for ``whol
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,12 +58,16 @@ from sluice.pipeline.bounded_validate import (
     judge_unique,
     with_positions,
 )
+from sluice.pipeline.dask_backfill import hold_for_tests
 from sluice.pipeline.task_map import Tasks, attempt_folder
 
 RANGE_BATCHES = 4
 """Batches of rows per pass task."""
 MAX_SHUFFLES = 32
 """Bucket tasks at most (each pass task writes a file per shuffle it has rows for)."""
+HOLD_RANGE_ENV = "SLUICE_TEST_HOLD_RANGE"
+"""A test hook: the first attempt at this pass task waits once its files are written (see
+:func:`sluice.pipeline.dask_backfill.hold_for_tests`), so that a test can kill its worker."""
 BUCKET = "__sluice_bucket"
 SHUFFLE = "__sluice_shuffle"
 
@@ -180,6 +185,7 @@ def validate_range(task: RowRange, layout: Layout, shuffles: Shuffles) -> PassFa
                 stream.close()
             for shuffled in [*uniques.values(), *([keyed] if keyed else [])]:
                 shuffled.close()
+        hold_for_tests(os.environ.get(HOLD_RANGE_ENV) == str(task.index))
     return facts
 
 
@@ -303,6 +309,7 @@ def split_validate(tasks: Tasks) -> Split:
 
 
 __all__ = [
+    "HOLD_RANGE_ENV",
     "MAX_SHUFFLES",
     "POS",
     "RANGE_BATCHES",
