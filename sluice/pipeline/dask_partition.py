@@ -135,6 +135,11 @@ def _portable(fn: Callable[..., Any], item: Any, *args: Any) -> Any:
         raise TaskFailed(str(exc), exc.exit_code) from None
 
 
+def _shared(value: Any) -> Any:
+    """On a worker: ``value`` (see :meth:`DaskTasks.share`)."""
+    return value
+
+
 class DaskTasks(Tasks):
     """Runs each item as a task on a Dask cluster through ``client``."""
 
@@ -182,6 +187,15 @@ class DaskTasks(Tasks):
         if errors:
             raise errors[min(errors)]
         return [results[i] for i in range(len(items))]
+
+    def share(self, value: Any) -> Any:
+        """``value`` as the result of a task of its own, for many tasks to take as an argument:
+        shipped to the cluster once rather than with every task. Not ``Client.scatter``: the
+        scheduler's active memory manager drops a scattered value's extra replicas within
+        seconds, and a scattered value whose last worker dies is lost with no task to compute it
+        again, so every task needing it is cancelled; a task's result is computed again."""
+        token = uuid.uuid4().hex[:12]
+        return self.client.submit(_shared, value, key=f"sluice-shared-{token}", pure=False)
 
     def _wait(self, alone_since: float | None) -> float | None:
         try:
@@ -523,10 +537,11 @@ def ingest_split(run: Run, tasks: Tasks) -> dict[str, Any]:
     units = plan_units(plan)
     folder = run.work / PIECES_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    got = tasks.map(read_unit, units, loaded, plan, str(folder))
+    shared = tasks.share(plan), tasks.share(loaded)
+    got = tasks.map(read_unit, units, shared[1], shared[0], str(folder))
     again = _reruns(plan, units, got)
     for unit, facts in zip(
-        again, tasks.map(read_unit, again, loaded, plan, str(folder)), strict=True
+        again, tasks.map(read_unit, again, shared[1], shared[0], str(folder)), strict=True
     ):
         got[unit.index] = facts
     t2 = time.perf_counter()

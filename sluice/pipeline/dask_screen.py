@@ -170,7 +170,7 @@ class SplitScreen:
             )
             for r in self.ranges
         ]
-        flagged = int(sum(self.tasks.map(score_range, items, job)))
+        flagged = int(sum(self.tasks.map(score_range, items, self.tasks.share(job))))
         scores, failures = writers
         for r in self.ranges:
             paths = _parts(self.folder, index, r.index)

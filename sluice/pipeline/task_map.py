@@ -24,6 +24,10 @@ class Tasks:
         raised is raised here."""
         return [fn(item, *args) for item in items]
 
+    def share(self, value: Any) -> Any:
+        """``value`` as an argument of many tasks of :meth:`map`, shipped once (here: itself)."""
+        return value
+
 
 class TaskFailed(SluiceError):
     """An error a task raised on a worker, as its message and exit code (a :class:`SluiceError`

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import operator
 import os
 import shutil
 import subprocess
@@ -30,11 +31,12 @@ import pytest
 
 from sluice.core.errors import SluiceError
 from sluice.ingest.pieces import PlannedFile
-from sluice.pipeline.cluster import ADDRESS_ENV
+from sluice.pipeline.cluster import ADDRESS_ENV, Address, connect
 from sluice.pipeline.dask_backfill import HOLD_FILE_ENV, HOLD_SECONDS_ENV
 from sluice.pipeline.dask_partition import (
     HOLD_UNIT_ENV,
     PIECES_DIR,
+    DaskTasks,
     Tasks,
     UnitMismatch,
     ingest_split,
@@ -476,6 +478,29 @@ def test_a_worker_killed_mid_validate_task_costs_only_its_task(
     assert validation["keys"]["enforced_by"] == "keys check"
     assert validation["keys"]["duplicate_rows"] > 40
     assert got["manifest"]["counts"]["quarantine"] > 40
+
+
+def test_a_shared_value_survives_the_death_of_the_worker_holding_it(tmp_path: Path) -> None:
+    """What every task of a map takes is shipped once as a task's result: when the worker
+    holding it dies, it is computed again (a scattered value would be lost, and the tasks
+    needing it cancelled, once the active memory manager dropped its other replicas)."""
+    with cluster(tmp_path / "cluster", [None, None]) as dask:
+        dask.ready()
+        address = Address(dask.address, "test")
+        client = connect(address)
+        try:
+            tasks = DaskTasks(client, address, grace=30)
+            shared = tasks.share(("shared",))
+            shared.result(timeout=60)
+            (holder,) = client.who_has(shared)[shared.key]
+            pid = client.run(os.getpid, workers=[holder])[holder]
+            (victim,) = [w for w in dask.workers if w.pid == pid]
+            victim.kill()
+            victim.wait(timeout=20)
+            got = tasks.map(operator.add, [("a",), ("b",)], shared)
+        finally:
+            client.close()
+    assert got == [("a", "shared"), ("b", "shared")]
 
 
 def test_sluice_run_without_a_scheduler_exits_2_before_any_data_moves(tmp_path: Path) -> None:
