@@ -28,8 +28,11 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sluice.core.errors import SluiceError
+from sluice.core.frame import row_ids
 from sluice.ingest.pieces import PlannedFile
 from sluice.pipeline.cluster import ADDRESS_ENV, Address, connect
 from sluice.pipeline.dask_backfill import HOLD_FILE_ENV, HOLD_SECONDS_ENV
@@ -40,6 +43,7 @@ from sluice.pipeline.dask_partition import (
     Tasks,
     UnitMismatch,
     ingest_split,
+    moved_ids,
     screen_partition,
 )
 from sluice.pipeline.dask_validate import HOLD_RANGE_ENV
@@ -220,6 +224,17 @@ def test_pieces_after_one_the_fast_reader_refuses_are_read_again_exactly(
     assert got[0]["rows"] == 28
     assert again  # a.csv's r5 is in unit 1: units 2 to 4 are read again
     assert all(a == [2, 3, 4] for a in again)
+
+
+@settings(max_examples=50, deadline=None, database=None)
+@given(
+    sha=st.text("0123456789abcdef", min_size=64, max_size=64),
+    start=st.integers(0, 2**63),
+    first=st.integers(0, 2**62),
+)
+def test_ids_are_moved_by_undoing_the_mix(sha: str, start: int, first: int) -> None:
+    got = moved_ids(row_ids(sha, 5, first), start)
+    assert (got == row_ids(sha, 5, first + start)).all()
 
 
 def test_a_unit_that_reads_other_rows_than_its_metadata_stops_the_run(
