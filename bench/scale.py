@@ -22,7 +22,8 @@ sets of rows with their reasons; it exits 1 when they differ.
 
 ``--dask`` also runs the partition through ``sluice run --dask`` on a local Dask cluster started
 here (a scheduler and two one-thread worker processes on 127.0.0.1, stopped at the end): the
-ingest split into tasks on the workers, the later stages bounded in the client. Its peak RSS is
+ingest and the passes of validate and screen split into tasks on the workers, the fit, the
+write and the commit in the client. Its peak RSS is
 the client's tree plus the scheduler and the workers, sampled together; its CPU seconds add the
 cluster's processes' CPU over the run. With ``--check``, its outputs are compared with the
 bounded run's as well.

@@ -39,9 +39,9 @@ at 1 M, above 5 GB at 10 M).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +50,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from detectors.base import CALIBRATION_ROWS, sample_indices
+from detectors.persist import FittedModel
 from detectors.screen import SCORES_SCHEMA, KnownScores, _fit, _score_spec, build_detector
 from detectors.screen import check_specs as check_detector_specs
 from detectors.spec import DetectorSpec
@@ -68,13 +69,20 @@ from sluice.write import OutputError
 FAILURE_FILES = ("ingest_failures.parquet", "validation_failures.parquet")
 
 
-def iter_frames(path: Path, columns: Sequence[str] | None, rows: int) -> Iterator[pl.DataFrame]:
-    """The rows of a Parquet file as polars frames of at most ``rows`` rows, in file order,
-    holding ``columns`` only (all when None)."""
+def iter_frames(
+    path: Path,
+    columns: Sequence[str] | None,
+    rows: int,
+    row_groups: Sequence[int] | None = None,
+) -> Iterator[pl.DataFrame]:
+    """The rows of a Parquet file (of ``row_groups`` only, when given) as polars frames of at
+    most ``rows`` rows, in file order, holding ``columns`` only (all when None)."""
     # pre_buffer (pyarrow's default) caches every row group read so far until the reader closes
     f = pq.ParquetFile(path, pre_buffer=False)
     for batch in f.iter_batches(
-        batch_size=rows, columns=None if columns is None else list(columns)
+        batch_size=rows,
+        row_groups=None if row_groups is None else list(row_groups),
+        columns=None if columns is None else list(columns),
     ):
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
@@ -146,11 +154,16 @@ def quarantined_ids(files: Sequence[Path]) -> npt.NDArray[np.uint64]:
 
 
 def passed_batches(
-    path: Path, bad: npt.NDArray[np.uint64], columns: Sequence[str], rows: int
+    path: Path,
+    bad: npt.NDArray[np.uint64],
+    columns: Sequence[str],
+    rows: int,
+    row_groups: Sequence[int] | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """``_row_id`` and ``columns`` of the rows of ``frame.parquet`` whose id is not in ``bad``,
-    in file order, at most ``rows`` rows read at a time."""
-    for batch in iter_frames(path, [ROW_ID, *columns], rows):
+    """``_row_id`` and ``columns`` of the rows of ``frame.parquet`` (of ``row_groups`` only,
+    when given) whose id is not in ``bad``, in file order, at most ``rows`` rows read at a
+    time."""
+    for batch in iter_frames(path, [ROW_ID, *columns], rows, row_groups):
         keep = not_in(batch.get_column(ROW_ID).to_numpy(), bad) if len(bad) else None
         yield batch if keep is None or keep.all() else batch.filter(pl.Series(keep))
 
@@ -199,15 +212,58 @@ def _shifted(known: KnownScores | None, start: int, stop: int) -> KnownScores | 
     return KnownScores(known.positions[lo:hi] - start, known.features[lo:hi], known.scores[lo:hi])
 
 
-def screen_bounded(run: Run, reference_from: LoadedSpec | None = None) -> dict[str, Any]:
-    """:func:`sluice.pipeline.stages._screen` in bounded batches: same files, same facts."""
+class ScoreSplit(Protocol):
+    """The passes over the partition, run elsewhere
+    (:class:`sluice.pipeline.dask_screen.SplitScreen`)."""
+
+    def count(self, bad: npt.NDArray[np.uint64]) -> int:
+        """The rows to score: those whose id is not in ``bad``."""
+
+    def score(
+        self,
+        spec: DetectorSpec,
+        index: int,
+        fitted: FittedModel,
+        known: KnownScores | None,
+        writers: tuple[StreamWriter, StreamWriter],
+    ) -> int:
+        """Score every row to score with ``fitted`` into ``writers`` (scores, failures), in
+        order; the rows flagged."""
+
+    def close(self) -> None:
+        """Remove what the passes left."""
+
+
+def screen_bounded(
+    run: Run,
+    reference_from: LoadedSpec | None = None,
+    split: Callable[[Run, int], ScoreSplit] | None = None,
+) -> dict[str, Any]:
+    """:func:`sluice.pipeline.stages._screen` in bounded batches: same files, same facts
+    (the counting and scoring passes run by ``split(run, batch_rows)`` when given)."""
     frame_path = run.file("frame.parquet")
     schema = pl.read_parquet_schema(frame_path)
     rows = batch_rows(len(schema))
+    passes = split(run, rows) if split is not None else None
+    try:
+        return _screen(run, reference_from, passes, rows)
+    finally:
+        if passes is not None:
+            passes.close()
+
+
+def _screen(
+    run: Run, reference_from: LoadedSpec | None, passes: ScoreSplit | None, rows: int
+) -> dict[str, Any]:
+    frame_path = run.file("frame.parquet")
+    schema = pl.read_parquet_schema(frame_path)
     declared = list(run.loaded.spec.columns)
     present = [c for c in declared if c in schema]
     bad = quarantined_ids([run.file(f) for f in FAILURE_FILES])
-    n = sum(b.height for b in passed_batches(frame_path, bad, [], rows))
+    if passes is not None:
+        n = passes.count(bad)
+    else:
+        n = sum(b.height for b in passed_batches(frame_path, bad, [], rows))
     why = why_not_scored(
         run.loaded.spec.detectors,
         critical_failed=run.facts("validate")["critical_failed"],
@@ -236,15 +292,18 @@ def screen_bounded(run: Run, reference_from: LoadedSpec | None = None) -> dict[s
             if known is not None and at is not None:
                 known = KnownScores(at[known.positions], known.features, known.scores)
             if fitted is not None:
-                flagged = 0
-                start = 0
-                for batch in passed_batches(frame_path, bad, features, rows):
-                    stop = start + batch.height
-                    s, f, k = _score_spec(spec, fitted, batch, _shifted(known, start, stop))
-                    scores.write(s)
-                    failures.write(f)
-                    flagged += k
-                    start = stop
+                if passes is not None:
+                    flagged = passes.score(spec, i, fitted, known, (scores, failures))
+                else:
+                    flagged = _score_here(
+                        spec,
+                        fitted,
+                        known,
+                        (scores, failures),
+                        frame_path=frame_path,
+                        bad=bad,
+                        rows=rows,
+                    )
                 record.update(
                     n_scored=n,
                     n_flagged=flagged,
@@ -252,6 +311,30 @@ def screen_bounded(run: Run, reference_from: LoadedSpec | None = None) -> dict[s
                 )
             models.append(record)
     return {"rows": n, "models": models, "failures": failures.rows, "reference": used}
+
+
+def _score_here(
+    spec: DetectorSpec,
+    fitted: FittedModel,
+    known: KnownScores | None,
+    writers: tuple[StreamWriter, StreamWriter],
+    *,
+    frame_path: Path,
+    bad: npt.NDArray[np.uint64],
+    rows: int,
+) -> int:
+    """Score every row to score in this process, batch by batch; the rows flagged."""
+    scores, failures = writers
+    features = list(dict.fromkeys(f.column for f in spec.feature_specs()))
+    flagged = start = 0
+    for batch in passed_batches(frame_path, bad, features, rows):
+        stop = start + batch.height
+        s, f, k = _score_spec(spec, fitted, batch, _shifted(known, start, stop))
+        scores.write(s)
+        failures.write(f)
+        flagged += k
+        start = stop
+    return flagged
 
 
 def _sample(spec: DetectorSpec, index: int, n: int) -> npt.NDArray[np.intp] | None:
@@ -278,6 +361,7 @@ def _check(
 
 
 __all__ = [
+    "ScoreSplit",
     "StreamWriter",
     "arrow_schema",
     "iter_frames",

@@ -34,10 +34,10 @@ the parse failures while there are at most ``batch_rows`` of them (more are buck
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 import pyarrow as pa
@@ -83,10 +83,13 @@ class BoundedChecked:
 
 
 def frame_batches(
-    path: Path, size: int, columns: Sequence[str] | None = None
+    path: Path,
+    size: int,
+    columns: Sequence[str] | None = None,
+    row_groups: Sequence[int] | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """The rows of a work file in order, as polars frames of at most ``size`` rows, typed as
-    ``polars.read_parquet`` types the whole file.
+    """The rows of a work file in order (of ``row_groups`` only, when given), as polars frames
+    of at most ``size`` rows, typed as ``polars.read_parquet`` types the whole file.
 
     ``pre_buffer`` is off: with it, pyarrow keeps every row group it read until the file is
     closed, so memory grows with the rows read (apache/arrow#39808)."""
@@ -94,7 +97,8 @@ def frame_batches(
     if columns is not None:
         schema = {c: schema[c] for c in columns}
     parquet = pq.ParquetFile(path, pre_buffer=False)
-    for batch in parquet.iter_batches(batch_size=size, columns=columns):
+    groups = None if row_groups is None else list(row_groups)
+    for batch in parquet.iter_batches(batch_size=size, row_groups=groups, columns=columns):
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
         yield frame.cast(schema)  # type: ignore[arg-type]
@@ -188,98 +192,122 @@ def _refuse_whole(item: Entry, suite: Suite) -> ConfigError:
     )
 
 
-def check_partition(
-    frame_path: Path,
-    ingest_failures_path: Path,
-    suite: Suite,
-    out: Path,
+@dataclass(frozen=True)
+class Layout:
+    """What every part of one bounded validate stage knows of its partition and suite (small
+    and picklable: a task on a Dask worker gets it whole)."""
+
+    frame_path: Path
+    suite: Suite
+    engine: EngineChoice
+    keys: tuple[str, ...]
+    duplicates: str
+    by_suite: int | None
+    key_check_runs: bool
+    nulls: dict[str, int]
+    data_columns: tuple[str, ...]
+    n_rows: int
+    size: int
+    buckets: int
+    spill_dir: Path
+
+    def items(self) -> list[Entry]:
+        """The suite's entries compiled and classified for the partition's schema and nulls
+        (the same in every process: compiling is deterministic)."""
+        schema = pl.read_parquet_schema(self.frame_path)
+        data_schema = pl.Schema({c: schema[c] for c in self.data_columns})
+        return classify(self.suite.entries, data_schema, self.nulls, self.engine)
+
+    def batch_columns(self, items: Sequence[Entry]) -> list[str] | None:
+        """The columns the batch pass reads."""
+        keys = list(self.keys) if self.key_check_runs else []
+        return _batch_columns(items, list(self.data_columns), keys)
+
+    def unique(self, items: Sequence[Entry]) -> list[Entry]:
+        """The uniqueness entries judged through hash buckets."""
+        return [item for item in items if item.kind == "unique" and item.error is None]
+
+
+@dataclass
+class Passed:
+    """What the batch pass and the hash buckets gave, before the verdicts: merged states and
+    exact sums, failures counted per entry, each entry's row failures in position order, each
+    uniqueness entry's state from its buckets and its failures in position order, the keys
+    check's failures in position order, and the rows of the largest bucket."""
+
+    states: dict[int, RowState]
+    sums: dict[int, ExactSum]
+    marked: dict[int, int]
+    entry_spills: dict[int, RowStream]
+    unique: dict[int, tuple[RowState, Iterator[pl.DataFrame]]]
+    keys: Iterator[pl.DataFrame]
+    largest: int
+
+
+class BucketSink(Protocol):
+    """Where the rows of a uniqueness entry or the keys check go, each with its hash bucket."""
+
+    def write(self, frame: pl.DataFrame, part: pl.Series) -> None:
+        """Append ``frame``'s rows, row ``i`` to bucket ``part[i]``."""
+
+
+class FailureSink(Protocol):
+    """Where an entry's row failures go, in position order."""
+
+    def write(self, table: pa.Table) -> None:
+        """Append ``table``'s rows."""
+
+
+@dataclass
+class PassFacts:
+    """What the batch pass over some rows counted: states, exact sums and failures per entry
+    (merged across parts by addition, in position order)."""
+
+    states: dict[int, RowState]
+    sums: dict[int, ExactSum]
+    marked: dict[int, int]
+
+    def merge(self, other: PassFacts) -> PassFacts:
+        """Both parts' facts, this one's rows first."""
+        states = dict(self.states)
+        for i, state in other.states.items():
+            states[i] = states[i].merge(state) if i in states else state
+        sums = dict(self.sums)
+        for i, exact in other.sums.items():
+            sums[i] = sums[i].merge(exact) if i in sums else exact
+        marked = dict(self.marked)
+        for i, n in other.marked.items():
+            marked[i] = marked.get(i, 0) + n
+        return PassFacts(states, sums, marked)
+
+
+def empty_facts(items: Sequence[Entry]) -> PassFacts:
+    """The facts of no rows."""
+    return PassFacts(
+        {item.entry.index: RowState() for item in items if item.kind != "whole"},
+        {item.entry.index: ExactSum() for item in items if item.kind == "sum"},
+        {item.entry.index: 0 for item in items},
+    )
+
+
+def batch_pass(
+    layout: Layout,
+    items: Sequence[Entry],
+    batches: Iterator[tuple[int, pl.DataFrame]],
     *,
-    engine: EngineChoice = "auto",
-    keys: Sequence[str] = (),
-    duplicates: str = "keep_first",
-    rows_per_batch: int,
-    spill_dir: Path,
-    bucket_rows: int | None = None,
-) -> BoundedChecked:
-    """Run the suite and the keys check over ``frame_path`` in batches and write the failures
-    to ``out``, as :func:`sluice.screening.check_rows` on the whole frame would.
-
-    Uniqueness and keys use one hash bucket per ``bucket_rows`` rows of the partition
-    (:data:`BUCKET_BATCHES` batches unless given)."""
-    schema = pl.read_parquet_schema(frame_path)
-    data_columns = [c for c in schema if c not in PROVENANCE]
-    n_rows = pq.ParquetFile(frame_path).metadata.num_rows
-    size = max(1, rows_per_batch)
-    nulls = _null_counts(frame_path, data_columns, size)
-    data_schema = pl.Schema({c: schema[c] for c in data_columns})
-    items = classify(suite.entries, data_schema, nulls, engine)
-    for item in items:
-        if item.kind == "whole" and _read_columns(item, data_columns) is None:
-            raise _refuse_whole(item, suite)
-    keys = list(keys)
-    by_suite = key_check(suite, keys, duplicates) if keys else None
-    key_check_runs = bool(keys) and by_suite is None and all(k in schema for k in keys)
-    buckets = part_count(n_rows, bucket_rows or size * BUCKET_BATCHES)
-    shutil.rmtree(spill_dir, ignore_errors=True)
-    with writing(spill_dir):
-        spill_dir.mkdir(parents=True)
-    try:
-        return _check(
-            frame_path,
-            ingest_failures_path,
-            suite,
-            out,
-            items=items,
-            nulls=nulls,
-            data_columns=data_columns,
-            engine=engine,
-            keys=keys,
-            duplicates=duplicates,
-            by_suite=by_suite,
-            key_check_runs=key_check_runs,
-            n_rows=n_rows,
-            size=size,
-            buckets=buckets,
-            spill_dir=spill_dir,
-        )
-    finally:
-        shutil.rmtree(spill_dir, ignore_errors=True)
-
-
-def _check(
-    frame_path: Path,
-    ingest_failures_path: Path,
-    suite: Suite,
-    out: Path,
-    *,
-    items: list[Entry],
-    nulls: Mapping[str, int],
-    data_columns: list[str],
-    engine: EngineChoice,
-    keys: list[str],
-    duplicates: str,
-    by_suite: int | None,
-    key_check_runs: bool,
-    n_rows: int,
-    size: int,
-    buckets: int,
-    spill_dir: Path,
-) -> BoundedChecked:
+    entry_sinks: Mapping[int, FailureSink],
+    unique_sinks: Mapping[int, BucketSink],
+    key_sink: BucketSink | None,
+) -> PassFacts:
+    """Run the batched entries over ``batches`` (each with the position of its first row):
+    row failures to ``entry_sinks``, the rows uniqueness considers and the keyed rows to their
+    hash buckets; the states, sums and failure counts."""
     by_index = {item.entry.index: item for item in items}
-    states = {i: RowState() for i, item in by_index.items() if item.kind != "whole"}
-    sums = {i: ExactSum() for i, item in by_index.items() if item.kind == "sum"}
-    entry_spills = {i: RowStream(spill_dir / f"entry_{i}.arrow") for i in by_index}
-    marked = dict.fromkeys(by_index, 0)
-    unique = [item for item in items if item.kind == "unique" and item.error is None]
-    unique_spills = {
-        u.entry.index: PartSpill(spill_dir, f"u{u.entry.index}_b", buckets, size) for u in unique
-    }
-    key_spill_in = PartSpill(spill_dir, "keys_b", buckets, size)
-    offset = 0
-    largest = 0
-    for batch in frame_batches(
-        frame_path, size, _batch_columns(items, data_columns, keys if key_check_runs else [])
-    ):
+    facts = empty_facts(items)
+    states, sums, marked = facts.states, facts.sums, facts.marked
+    data_columns = list(layout.data_columns)
+    keys = list(layout.keys)
+    for offset, batch in batches:
         data = batch.drop(SOURCE_FILE, SOURCE_ROW, strict=False)
         got = run_batch(data.drop(ROW_ID), items)
         for i, state in got.states.items():
@@ -293,8 +321,8 @@ def _check(
                 )
                 part = failures_from_outcomes(data, [outcome]).failures
                 marked[i] += part.height
-                entry_spills[i].write(part.to_arrow())
-        for u in unique:
+                entry_sinks[i].write(part.to_arrow())
+        for u in layout.unique(items):
             i = u.entry.index
             mask = got.considered.get(i)
             if mask is None or not mask.any():
@@ -307,41 +335,167 @@ def _check(
             key_frame = rows_of.select(
                 [_comparable(u.ctx, c).alias(f"k{j}") for j, c in enumerate(u.entry.columns)]
             )
-            unique_spills[i].write(
-                rows_of.select(ROW_ID, POS, *cols), _bucket_of(key_frame, buckets)
+            unique_sinks[i].write(
+                rows_of.select(ROW_ID, POS, *cols), _bucket_of(key_frame, layout.buckets)
             )
-        if key_check_runs:
+        if key_sink is not None:
             keyed = batch.with_columns(
                 pl.int_range(offset, offset + batch.height, dtype=pl.Int64).alias(POS)
             ).filter(pl.all_horizontal(pl.col(k).is_not_null() for k in keys))
-            key_spill_in.write(
+            key_sink.write(
                 keyed.select(ROW_ID, SOURCE_FILE, SOURCE_ROW, POS, *keys),
-                _bucket_of(keyed.select(keys), buckets),
+                _bucket_of(keyed.select(keys), layout.buckets),
             )
+    return facts
+
+
+def with_positions(
+    batches: Iterator[pl.DataFrame], offset: int = 0
+) -> Iterator[tuple[int, pl.DataFrame]]:
+    """Each batch with the position of its first row, counting from ``offset``."""
+    for batch in batches:
+        yield offset, batch
         offset += batch.height
 
-    outcomes: dict[int, ExpectationOutcome] = {}
-    verdicts: dict[int, dict[str, Any]] = {}
+
+Split = Callable[[Layout, list[Entry]], Passed]
+"""A batch pass and bucket judging run elsewhere (as tasks on a cluster)."""
+
+
+def check_partition(
+    frame_path: Path,
+    ingest_failures_path: Path,
+    suite: Suite,
+    out: Path,
+    *,
+    engine: EngineChoice = "auto",
+    keys: Sequence[str] = (),
+    duplicates: str = "keep_first",
+    rows_per_batch: int,
+    spill_dir: Path,
+    bucket_rows: int | None = None,
+    split: Split | None = None,
+) -> BoundedChecked:
+    """Run the suite and the keys check over ``frame_path`` in batches and write the failures
+    to ``out``, as :func:`sluice.screening.check_rows` on the whole frame would.
+
+    Uniqueness and keys use one hash bucket per ``bucket_rows`` rows of the partition
+    (:data:`BUCKET_BATCHES` batches unless given). ``split`` runs the batch pass and the
+    buckets instead of this process (:mod:`sluice.pipeline.dask_validate`)."""
+    schema = pl.read_parquet_schema(frame_path)
+    data_columns = [c for c in schema if c not in PROVENANCE]
+    n_rows = pq.ParquetFile(frame_path).metadata.num_rows
+    size = max(1, rows_per_batch)
+    nulls = _null_counts(frame_path, data_columns, size)
+    keys = list(keys)
+    by_suite = key_check(suite, keys, duplicates) if keys else None
+    layout = Layout(
+        frame_path=frame_path,
+        suite=suite,
+        engine=engine,
+        keys=tuple(keys),
+        duplicates=duplicates,
+        by_suite=by_suite,
+        key_check_runs=bool(keys) and by_suite is None and all(k in schema for k in keys),
+        nulls=nulls,
+        data_columns=tuple(data_columns),
+        n_rows=n_rows,
+        size=size,
+        buckets=part_count(n_rows, bucket_rows or size * BUCKET_BATCHES),
+        spill_dir=spill_dir,
+    )
+    items = layout.items()
+    for item in items:
+        if item.kind == "whole" and _read_columns(item, data_columns) is None:
+            raise _refuse_whole(item, suite)
+    shutil.rmtree(spill_dir, ignore_errors=True)
+    with writing(spill_dir):
+        spill_dir.mkdir(parents=True)
+    try:
+        passed = (split or _pass_here)(layout, items)
+        return _check(layout, items, passed, ingest_failures_path, out)
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True)
+
+
+def _pass_here(layout: Layout, items: list[Entry]) -> Passed:
+    """The batch pass and the buckets in this process."""
+    spill_dir, size, buckets = layout.spill_dir, layout.size, layout.buckets
+    entry_spills = {
+        item.entry.index: RowStream(spill_dir / f"entry_{item.entry.index}.arrow") for item in items
+    }
+    unique = layout.unique(items)
+    unique_spills = {
+        u.entry.index: PartSpill(spill_dir, f"u{u.entry.index}_b", buckets, size) for u in unique
+    }
+    key_spill_in = PartSpill(spill_dir, "keys_b", buckets, size)
+    batches = frame_batches(layout.frame_path, size, layout.batch_columns(items))
+    facts = batch_pass(
+        layout,
+        items,
+        with_positions(batches),
+        entry_sinks=entry_spills,
+        unique_sinks=unique_spills,
+        key_sink=key_spill_in if layout.key_check_runs else None,
+    )
+    judged: dict[int, tuple[RowState, Iterator[pl.DataFrame]]] = {}
+    largest = 0
     for u in unique:
         i = u.entry.index
-        found, failed = _unique_buckets(
-            u, unique_spills[i], nulls, spill_dir=spill_dir, n_rows=n_rows, size=size
+        judged[i] = _unique_buckets(
+            u,
+            unique_spills[i].read(),
+            layout.nulls,
+            spill_dir=spill_dir,
+            n_rows=layout.n_rows,
+            size=size,
         )
+        largest = max(largest, unique_spills[i].largest)
+    key_failed: Iterator[pl.DataFrame] = iter(())
+    if layout.key_check_runs:
+        key_failed = _key_buckets(
+            key_spill_in.read(),
+            list(layout.keys),
+            layout.duplicates,
+            spill_dir=spill_dir,
+            n_rows=layout.n_rows,
+            size=size,
+        )
+        largest = max(largest, key_spill_in.largest)
+    return Passed(facts.states, facts.sums, facts.marked, entry_spills, judged, key_failed, largest)
+
+
+def _check(
+    layout: Layout,
+    items: list[Entry],
+    passed: Passed,
+    ingest_failures_path: Path,
+    out: Path,
+) -> BoundedChecked:
+    """The verdicts from the merged states, the ``whole`` entries on projections, and the
+    failures of every entry then the keys check's, in position order, into ``out``."""
+    spill_dir, size, suite = layout.spill_dir, layout.size, layout.suite
+    data_columns = list(layout.data_columns)
+    states, marked, entry_spills = passed.states, passed.marked, passed.entry_spills
+    outcomes: dict[int, ExpectationOutcome] = {}
+    verdicts: dict[int, dict[str, Any]] = {}
+    for i, (found, failed) in passed.unique.items():
         states[i] = states[i].merge(found)
         for frame in failed:
             marked[i] += frame.height
             entry_spills[i].write(frame.to_arrow())
-        largest = max(largest, unique_spills[i].largest)
     for item in items:
         i = item.entry.index
         if item.kind != "whole":
-            outcomes[i] = finish(item, states[i], sums.get(i))
+            outcomes[i] = finish(item, states[i], passed.sums.get(i))
             continue
         reads = _read_columns(item, data_columns)
         projected = pl.read_parquet(
-            frame_path, columns=[ROW_ID, *(data_columns if reads is None else reads)]
+            layout.frame_path, columns=[ROW_ID, *(data_columns if reads is None else reads)]
         )
-        done = run_suite(projected.drop(ROW_ID), replace(suite, entries=(item.entry,)), engine)
+        done = run_suite(
+            projected.drop(ROW_ID), replace(suite, entries=(item.entry,)), layout.engine
+        )
         result = failures_from_outcomes(projected, done)
         del projected
         verdicts[i] = result.verdicts[0]
@@ -351,20 +505,16 @@ def _check(
         verdicts[i] = entry_verdict(outcome, marked[i] if outcome.exception is None else 0)
     key_rows = 0
     key_spill = RowStream(spill_dir / "keys.arrow")
-    if key_check_runs:
-        for frame in _key_buckets(
-            key_spill_in, keys, duplicates, spill_dir=spill_dir, n_rows=n_rows, size=size
-        ):
-            key_rows += frame.height
-            key_spill.write(frame.to_arrow())
-        largest = max(largest, key_spill_in.largest)
+    for frame in passed.keys:
+        key_rows += frame.height
+        key_spill.write(frame.to_arrow())
     for spill in [*entry_spills.values(), key_spill]:
         spill.close()
 
-    ordered = [entry_spills[i] for i in sorted(by_index)] + [key_spill]
+    ordered = [entry_spills[i] for i in sorted(entry_spills)] + [key_spill]
     written = _write_failures(
         [s for s in ordered if s.rows],
-        frame_path,
+        layout.frame_path,
         ingest_failures_path,
         out,
         spill_dir=spill_dir,
@@ -376,6 +526,7 @@ def _check(
         if v["state"] == "could_not_run":
             v.setdefault("why", why_not_run(v))
     critical_failed = any(v["severity"] == "critical" and not v["success"] for v in result_verdicts)
+    keys, by_suite = list(layout.keys), layout.by_suite
     enforced = (
         "none" if not keys else f"suite entry {by_suite}" if by_suite is not None else "keys check"
     )
@@ -384,13 +535,13 @@ def _check(
         critical_failed=critical_failed,
         keys={
             "columns": keys,
-            "duplicates": duplicates,
+            "duplicates": layout.duplicates,
             "enforced_by": enforced,
             "duplicate_rows": key_rows,
         },
         failures=written,
-        buckets=buckets,
-        largest_bucket=largest,
+        buckets=layout.buckets,
+        largest_bucket=passed.largest,
     )
 
 
@@ -411,9 +562,47 @@ def _in_position_order(ranges: PartSpill) -> Iterator[pl.DataFrame]:
         yield part.sort(POS, maintain_order=True).drop(POS)
 
 
+def judge_unique(
+    item: Entry, parts: Iterator[tuple[int, pl.DataFrame]], nulls: Mapping[str, int]
+) -> tuple[list[RowState], Iterator[pl.DataFrame]]:
+    """Judge each bucket of a uniqueness entry alone: its failures (with :data:`POS`), bucket
+    by bucket, lazily; the state found (a list of one, set once the failures are consumed)."""
+    found = [RowState()]
+
+    def judged() -> Iterator[pl.DataFrame]:
+        unexpected = 0
+        exception: str | None = None
+        for _, rows in parts:
+            data = rows.drop(POS)
+            (outcome,) = run_polars(data.drop(ROW_ID), [item.entry], null_counts=nulls)
+            if outcome.exception is not None:
+                exception = exception or outcome.exception.split(": ", 1)[-1]
+                continue
+            got = outcome.unexpected_rows
+            if got is None or not len(got):
+                continue
+            unexpected += len(got)
+            marked = replace(outcome, success=False)
+            failed = failures_from_outcomes(data, [marked]).failures
+            yield failed.join(rows.select(ROW_ID, POS), on=ROW_ID, how="left")
+        found[0] = RowState(unexpected=unexpected, exception=exception)
+
+    return found, judged()
+
+
+def judge_keys(
+    parts: Iterator[tuple[int, pl.DataFrame]], keys: list[str], policy: str
+) -> Iterator[pl.DataFrame]:
+    """The keys check's failures (with :data:`POS`), bucket by bucket."""
+    for _, rows in parts:
+        failed = key_duplicates(rows.drop(POS), keys, policy)
+        if not failed.is_empty():
+            yield failed.join(rows.select(ROW_ID, POS), on=ROW_ID, how="left")
+
+
 def _unique_buckets(
     item: Entry,
-    spill: PartSpill,
+    parts: Iterator[tuple[int, pl.DataFrame]],
     nulls: Mapping[str, int],
     *,
     spill_dir: Path,
@@ -422,39 +611,23 @@ def _unique_buckets(
 ) -> tuple[RowState, Iterator[pl.DataFrame]]:
     """Judge each bucket of a uniqueness entry alone; the unexpected rows found and the
     failures in position order."""
-    unexpected = 0
-    exception: str | None = None
-
-    def judged() -> Iterator[pl.DataFrame]:
-        nonlocal unexpected, exception
-        for _, rows in spill.read():
-            data = rows.drop(POS)
-            (outcome,) = run_polars(data.drop(ROW_ID), [item.entry], null_counts=nulls)
-            if outcome.exception is not None:
-                exception = exception or outcome.exception.split(": ", 1)[-1]
-                continue
-            found = outcome.unexpected_rows
-            if found is None or not len(found):
-                continue
-            unexpected += len(found)
-            marked = replace(outcome, success=False)
-            failed = failures_from_outcomes(data, [marked]).failures
-            yield failed.join(rows.select(ROW_ID, POS), on=ROW_ID, how="left")
-
-    ranges = _by_ranges(judged(), spill_dir, f"u{item.entry.index}_f", n_rows, size)
-    return RowState(unexpected=unexpected, exception=exception), _in_position_order(ranges)
+    found, judged = judge_unique(item, parts, nulls)
+    ranges = _by_ranges(judged, spill_dir, f"u{item.entry.index}_f", n_rows, size)
+    return found[0], _in_position_order(ranges)
 
 
 def _key_buckets(
-    spill: PartSpill, keys: list[str], policy: str, *, spill_dir: Path, n_rows: int, size: int
+    parts: Iterator[tuple[int, pl.DataFrame]],
+    keys: list[str],
+    policy: str,
+    *,
+    spill_dir: Path,
+    n_rows: int,
+    size: int,
 ) -> Iterator[pl.DataFrame]:
-    def judged() -> Iterator[pl.DataFrame]:
-        for _, rows in spill.read():
-            failed = key_duplicates(rows.drop(POS), keys, policy)
-            if not failed.is_empty():
-                yield failed.join(rows.select(ROW_ID, POS), on=ROW_ID, how="left")
-
-    yield from _in_position_order(_by_ranges(judged(), spill_dir, "keys_f", n_rows, size))
+    """The keys check judged bucket by bucket; its failures in position order."""
+    ranges = _by_ranges(judge_keys(parts, keys, policy), spill_dir, "keys_f", n_rows, size)
+    return _in_position_order(ranges)
 
 
 DUP_ID = "__sluice_dup"
@@ -587,9 +760,10 @@ def _write_failures(
     return written
 
 
-def validate_bounded(run: Run) -> dict[str, Any]:
+def validate_bounded(run: Run, split: Split | None = None) -> dict[str, Any]:
     """The validate stage of a bounded run: the facts :func:`sluice.pipeline.stages._validate`
-    records, from batches of ``frame.parquet``."""
+    records, from batches of ``frame.parquet`` (their pass and buckets run by ``split`` when
+    given)."""
     spec = run.loaded.spec
     frame_path = run.file("frame.parquet")
     columns = len(pl.read_parquet_schema(frame_path))
@@ -603,6 +777,7 @@ def validate_bounded(run: Run) -> dict[str, Any]:
         duplicates=spec.duplicates,
         rows_per_batch=batch_rows(columns),
         spill_dir=run.work / SPILL_DIR,
+        split=split,
     )
     return {
         "engine": run.engine,
@@ -613,4 +788,19 @@ def validate_bounded(run: Run) -> dict[str, Any]:
     }
 
 
-__all__ = ["BoundedChecked", "check_partition", "frame_batches", "validate_bounded"]
+__all__ = [
+    "POS",
+    "BoundedChecked",
+    "Layout",
+    "PassFacts",
+    "Passed",
+    "Split",
+    "batch_pass",
+    "check_partition",
+    "empty_facts",
+    "frame_batches",
+    "judge_keys",
+    "judge_unique",
+    "validate_bounded",
+    "with_positions",
+]

@@ -18,22 +18,24 @@ and runs them as tasks (``distributed.Client.submit``):
    once a piece needed it; a later unit of that file that the fast reader read is read again
    with the exact reader (rare: pyarrow refused a piece the scan found regular).
 
-This process then puts the units' files together in order, row group by row group, into
-``frame.parquet``, ``raw.parquet`` and ``ingest_failures.parquet``, moving each text unit's row
-ids and ``_source_row`` to its place in its file (the rows before it in its file are known by
-then; ids are splitmix64 of the file's hash plus the row number, so an id moves by mapping the
-unit's ids from 0 to its ids from its start): the bytes and row groups of the single-process
-bounded ingest, and the later stages (validate, screen, write: one commit)
-run here, bounded, as without a cluster. Concatenating keeps the later stages unchanged and
-bounded (one row group in memory) at the cost of one more sequential copy of the work files.
+Then three tasks, one per work file (:func:`join_units`), put the units' files together in
+order, row group by row group, into ``frame.parquet``, ``raw.parquet`` and
+``ingest_failures.parquet``, moving each text unit's row ids and ``_source_row`` to its place in
+its file (the rows before it in its file are known by then; ids are splitmix64 of the file's
+hash plus the row number, and splitmix64 is a bijection, so an id is moved by undoing the mix,
+adding the unit's first row and mixing again: :func:`moved_ids`): the bytes and row groups of
+the single-process bounded ingest. Validate and screen then run their passes as tasks too
+(:mod:`sluice.pipeline.dask_validate`, :mod:`sluice.pipeline.dask_screen`); the write and the
+one commit run here. Concatenating keeps the later stages unchanged and bounded (one row group
+in memory) at the cost of one more sequential copy of the work files.
 
 A worker killed mid-task costs its task only: Dask runs it again elsewhere (up to
 ``distributed.scheduler.allowed-failures``); its files are replaced whole. When every worker is
 gone for ``SLUICE_DASK_NO_WORKERS_SECONDS``, or the scheduler is lost, the run stops, nothing
 committed. A partition that is not bounded runs in this process as without a cluster.
 
-Memory here: one row group while concatenating, and per unit a few numbers; on a worker, one
-unit (at most ``batch_rows`` records, or one Parquet batch).
+Memory here: per unit a few numbers; on a worker, one unit (at most ``batch_rows`` records, or
+one Parquet batch), or one row group while concatenating.
 """
 
 from __future__ import annotations
@@ -48,14 +50,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sluice.config import LoadedSpec, find_spec
 from sluice.core.errors import EXIT_INTERNAL, InputError, SluiceError
 from sluice.core.failures import FAILURE_SCHEMA
-from sluice.core.frame import ROW_ID, SOURCE_ROW, EngineChoice, row_ids
+from sluice.core.frame import ROW_ID, SOURCE_ROW, EngineChoice
 from sluice.ingest import list_source_files
 from sluice.ingest.file import typed_records
 from sluice.ingest.pieces import (
@@ -91,6 +96,7 @@ from sluice.pipeline.local import screen_local, with_io_retries
 from sluice.pipeline.reapply import with_decisions_reapplied
 from sluice.pipeline.run import Run, log, timed
 from sluice.pipeline.stages import _ingest, stage_screen, stage_validate
+from sluice.pipeline.task_map import TaskFailed, Tasks
 from sluice.progress import progress
 from sluice.write import OutputError
 
@@ -121,33 +127,17 @@ class Unit:
     exact: bool = False
 
 
-class Tasks:
-    """Runs a function over items, one task each; this one in this process, in order."""
-
-    def map(self, fn: Callable[..., Any], items: Sequence[Any], *args: Any) -> list[Any]:
-        """``fn(item, *args)`` for every item, results in the items' order; the first error
-        raised is raised here."""
-        return [fn(item, *args) for item in items]
-
-
-class TaskFailed(SluiceError):
-    """An error a task raised on a worker, as its message and exit code (a :class:`SluiceError`
-    whose constructor takes other arguments does not come back through pickle as it was)."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (TaskFailed, (str(self), self.exit_code))
-
-
 def _portable(fn: Callable[..., Any], item: Any, *args: Any) -> Any:
     """On a worker: ``fn(item, *args)``, its :class:`SluiceError` as a :class:`TaskFailed`."""
     try:
         return fn(item, *args)
     except SluiceError as exc:
         raise TaskFailed(str(exc), exc.exit_code) from None
+
+
+def _shared(value: Any) -> Any:
+    """On a worker: ``value`` (see :meth:`DaskTasks.share`)."""
+    return value
 
 
 class DaskTasks(Tasks):
@@ -197,6 +187,15 @@ class DaskTasks(Tasks):
         if errors:
             raise errors[min(errors)]
         return [results[i] for i in range(len(items))]
+
+    def share(self, value: Any) -> Any:
+        """``value`` as the result of a task of its own, for many tasks to take as an argument:
+        shipped to the cluster once rather than with every task. Not ``Client.scatter``: the
+        scheduler's active memory manager drops a scattered value's extra replicas within
+        seconds, and a scattered value whose last worker dies is lost with no task to compute it
+        again, so every task needing it is cancelled; a task's result is computed again."""
+        token = uuid.uuid4().hex[:12]
+        return self.client.submit(_shared, value, key=f"sluice-shared-{token}", pure=False)
 
     def _wait(self, alone_since: float | None) -> float | None:
         try:
@@ -425,44 +424,103 @@ def _placed(plan: Plan, units: list[Unit], got: list[dict[str, int]]) -> list[Un
     return placed
 
 
-def _moved(table: pa.Table, unit: Unit, n: int, sha: str) -> pa.Table:
+_MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+_UNMIX = tuple(np.uint64(pow(int(m), -1, 2**64)) for m in _MIX)
+
+
+def _unshift(z: npt.NDArray[np.uint64], bits: int) -> npt.NDArray[np.uint64]:
+    """The ``x`` with ``x ^ (x >> bits) == z``."""
+    x = z.copy()
+    for _ in range(64 // bits):
+        x = z ^ (x >> np.uint64(bits))
+    return x
+
+
+def moved_ids(ids: npt.NDArray[np.uint64], by: int) -> npt.NDArray[np.uint64]:
+    """The ids of the rows ``by`` rows after those of ``ids`` in the same file: each id of
+    :func:`sluice.core.frame.row_ids` taken back through splitmix64 (a bijection: xor-shifts and
+    multiplications by odd numbers, each undone), moved, and mixed again."""
+    with np.errstate(over="ignore"):
+        z = _unshift(ids.astype(np.uint64, copy=False), 31) * _UNMIX[1]
+        z = _unshift(z, 27) * _UNMIX[0]
+        z = _unshift(z, 30) + np.uint64(by % 2**64)
+        z = (z ^ (z >> np.uint64(30))) * _MIX[0]
+        z = (z ^ (z >> np.uint64(27))) * _MIX[1]
+        out: npt.NDArray[np.uint64] = z ^ (z >> np.uint64(31))
+        return out
+
+
+def _moved(table: pa.Table, unit: Unit) -> pa.Table:
     """A text unit's rows (read with row ids and ``_source_row`` from 0) at its place in its
     file: each ``_row_id`` that of the same record ``unit.start`` records on."""
     if not unit.start or ROW_ID not in table.column_names:
         return table
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    old = pl.Series(row_ids(sha, n, 0), dtype=pl.UInt64)
-    new = pl.Series(row_ids(sha, n, unit.start), dtype=pl.UInt64)
-    moved = [pl.col(ROW_ID).replace_strict(old, new, return_dtype=pl.UInt64)]
-    if SOURCE_ROW in frame.columns:
-        moved.append(pl.col(SOURCE_ROW) + unit.start)
-    return frame.with_columns(moved).to_arrow()
+    at = table.column_names.index(ROW_ID)
+    column = table.column(at).combine_chunks()
+    ids = column.fill_null(0).to_numpy(zero_copy_only=False)
+    nulls = column.is_null().to_numpy(zero_copy_only=False)
+    moved = pa.array(moved_ids(ids, unit.start), type=pa.uint64(), mask=nulls)
+    table = table.set_column(at, table.field(at), moved.cast(table.field(at).type))
+    if SOURCE_ROW in table.column_names:
+        at = table.column_names.index(SOURCE_ROW)
+        shifted = pc.add(table.column(at), pa.scalar(unit.start, table.field(at).type))
+        table = table.set_column(at, table.field(at), shifted)
+    return table
 
 
-def _concatenate(folder: Path, units: list[Unit], rows: list[int], run: Run, plan: Plan) -> None:
-    """The units' files put together in order into the run's three ingest work files, row
-    group by row group, each text unit's rows moved to its place in its file."""
+@dataclass(frozen=True)
+class Joined:
+    """What a task joining the units' files into one work file needs: each unit's place (its
+    file is a text file: its rows are moved to ``unit.start``), the file's schema and rows per
+    row group."""
+
+    name: str
+    units: tuple[Unit, ...]
+    text: tuple[bool, ...]
+    schema: pl.Schema
+    rows: int
+
+
+def join_units(joined: Joined, folder: str, work: str) -> int:
+    """On a worker: the units' files of one kind (``joined.name``) put together in order into
+    ``work/<name>.parquet``, row group by row group, each text unit's rows moved to its place in
+    its file (written under a name of this attempt, renamed into place; the units' files are
+    kept); its rows."""
+    name = joined.name
+    target = Path(work) / f"{name}.parquet"
+    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}")
+    try:
+        with RowGroupWriter(temp, joined.schema, joined.rows, scratch=name == "raw") as out:
+            for unit, text in zip(joined.units, joined.text, strict=True):
+                source = pq.ParquetFile(unit_files(Path(folder), unit)[name])
+                for g in range(source.num_row_groups):
+                    table = source.read_row_group(g)
+                    if table.num_rows:
+                        table = _moved(table, unit) if text else table
+                        out.writer.write_table(table.cast(out.schema), row_group_size=out.rows)
+                        out.written += table.num_rows
+                source.close()
+        os.replace(temp, target)
+    finally:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+    return out.written
+
+
+def _concatenate(folder: Path, units: list[Unit], run: Run, plan: Plan, tasks: Tasks) -> None:
+    """The units' files put together into the run's three ingest work files, one task each
+    (:func:`join_units`), then removed."""
     schemas = {
         "frame": plan.frame_schema,
         "raw": plan.raw_schema,
         "ingest_failures": pl.Schema(FAILURE_SCHEMA),
     }
-    for name in WORK_FILES:
-        with RowGroupWriter(run.file(f"{name}.parquet"), schemas[name], plan.rows) as out:
-            for unit, n in zip(units, rows, strict=True):
-                path = unit_files(folder, unit)[name]
-                source = pq.ParquetFile(path)
-                sha = plan.files[unit.file].sha256
-                for g in range(source.num_row_groups):
-                    table = source.read_row_group(g)
-                    if table.num_rows:
-                        if plan.files[unit.file].scan is not None:
-                            table = _moved(table, unit, n, sha)
-                        out.writer.write_table(table.cast(out.schema), row_group_size=out.rows)
-                        out.written += table.num_rows
-                source.close()
-                path.unlink()
+    text = tuple(plan.files[u.file].scan is not None for u in units)
+    jobs = [Joined(name, tuple(units), text, schemas[name], plan.rows) for name in WORK_FILES]
+    tasks.map(join_units, jobs, str(folder), str(run.work))
+    for unit in units:
+        for path in unit_files(folder, unit).values():
+            path.unlink()
 
 
 def ingest_split(run: Run, tasks: Tasks) -> dict[str, Any]:
@@ -479,16 +537,17 @@ def ingest_split(run: Run, tasks: Tasks) -> dict[str, Any]:
     units = plan_units(plan)
     folder = run.work / PIECES_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    got = tasks.map(read_unit, units, loaded, plan, str(folder))
+    shared = tasks.share(plan), tasks.share(loaded)
+    got = tasks.map(read_unit, units, shared[1], shared[0], str(folder))
     again = _reruns(plan, units, got)
     for unit, facts in zip(
-        again, tasks.map(read_unit, again, loaded, plan, str(folder)), strict=True
+        again, tasks.map(read_unit, again, shared[1], shared[0], str(folder)), strict=True
     ):
         got[unit.index] = facts
     t2 = time.perf_counter()
     units = _placed(plan, units, got)
     _check_distinct(loaded, plan)
-    _concatenate(folder, units, [f["rows"] for f in got], run, plan)
+    _concatenate(folder, units, run, plan, tasks)
     log.info(
         "%s: %d units of %d rows at most (%d read again by the exact reader): plan %.1f s, "
         "read %.1f s, concatenate %.1f s",
@@ -510,7 +569,7 @@ class _Cluster:
 
     def __init__(self, address: Address, loaded: LoadedSpec) -> None:
         self.address = address
-        self.used = False
+        self.runner: DaskTasks | None = None
         with quiet_distributed():
             self.client: Any = connect(address)
             try:
@@ -520,22 +579,37 @@ class _Cluster:
                 raise
 
     def tasks(self, run: Run) -> DaskTasks:
-        """The cluster as the task runner of ``run``'s ingest."""
-        self.used = True
+        """The cluster as the task runner of ``run``'s ingest, validate and screen."""
         log.info(
-            "%s %s: ingest split into tasks on the Dask cluster at %s (from %s; %d workers)",
+            "%s %s: ingest, validate and screen split into tasks on the Dask cluster at %s "
+            "(from %s; %d workers)",
             run.loaded.name,
             run.partition,
             self.address.address,
             self.address.source,
             len(self.client.nthreads()),
         )
-        return DaskTasks(self.client, self.address, _no_workers_seconds())
+        self.runner = DaskTasks(self.client, self.address, _no_workers_seconds())
+        return self.runner
 
     def close(self) -> None:
-        """Close the connection (nothing runs on the cluster after the ingest)."""
+        """Close the connection (nothing runs on the cluster after the screen)."""
         with contextlib.suppress(Exception):
             self.client.close(timeout=5)
+
+
+def _split_stages(run: Run, tasks: Tasks) -> None:
+    """The validate and screen stages of a bounded run with their passes run by ``tasks``."""
+    from sluice.pipeline.bounded_screen import screen_bounded
+    from sluice.pipeline.bounded_validate import validate_bounded
+    from sluice.pipeline.dask_screen import split_screen
+    from sluice.pipeline.dask_validate import split_validate
+
+    name, part = run.loaded.name, str(run.partition)
+    progress(name, part, "validate")
+    timed(lambda r: validate_bounded(r, split_validate(tasks)), "validate")(run)
+    progress(name, part, "screen")
+    timed(lambda r: screen_bounded(r, None, split_screen(tasks)), "screen")(run)
 
 
 def screen_partition(
@@ -574,9 +648,11 @@ def screen_partition(
             with quiet_distributed():
                 progress(name, part, "ingest")
                 with_io_retries(lambda: stage(run), f"{name} {part}: ingest")
+                if cluster.runner is not None:
+                    _split_stages(run, cluster.runner)
         finally:
             cluster.close()
-        if not cluster.used:
+        if cluster.runner is None:
             log.warning(
                 "%s %s: not screened in bounded batches, so not split on the Dask cluster at "
                 "%s: screened in this process (SLUICE_BOUNDED=1 splits it)",
@@ -584,12 +660,12 @@ def screen_partition(
                 part,
                 address.address,
             )
-        progress(name, part, "validate")
-        stage_validate(run)
-        progress(name, part, "screen")
-        stage_screen(run)
+            progress(name, part, "validate")
+            stage_validate(run)
+            progress(name, part, "screen")
+            stage_screen(run)
         progress(name, part, "write")
-        orchestrator: Orchestrator = "dask" if cluster.used else "in-process"
+        orchestrator: Orchestrator = "dask" if cluster.runner is not None else "in-process"
         summary = with_io_retries(
             lambda: stage_write(run, started, orchestrator), f"{name} {part}: write"
         )
@@ -607,6 +683,7 @@ __all__ = [
     "Unit",
     "UnitMismatch",
     "ingest_split",
+    "join_units",
     "plan_units",
     "read_unit",
     "screen_partition",

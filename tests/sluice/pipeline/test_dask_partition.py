@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import operator
 import os
 import shutil
 import subprocess
@@ -27,19 +28,25 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sluice.core.errors import SluiceError
+from sluice.core.frame import row_ids
 from sluice.ingest.pieces import PlannedFile
-from sluice.pipeline.cluster import ADDRESS_ENV
+from sluice.pipeline.cluster import ADDRESS_ENV, Address, connect
 from sluice.pipeline.dask_backfill import HOLD_FILE_ENV, HOLD_SECONDS_ENV
 from sluice.pipeline.dask_partition import (
     HOLD_UNIT_ENV,
     PIECES_DIR,
+    DaskTasks,
     Tasks,
     UnitMismatch,
     ingest_split,
+    moved_ids,
     screen_partition,
 )
+from sluice.pipeline.dask_validate import HOLD_RANGE_ENV
 from sluice.pipeline.run import Run
 from sluice.pipeline.stages import _ingest
 from tests.conftest import ROOT
@@ -219,6 +226,17 @@ def test_pieces_after_one_the_fast_reader_refuses_are_read_again_exactly(
     assert all(a == [2, 3, 4] for a in again)
 
 
+@settings(max_examples=50, deadline=None, database=None)
+@given(
+    sha=st.text("0123456789abcdef", min_size=64, max_size=64),
+    start=st.integers(0, 2**63),
+    first=st.integers(0, 2**62),
+)
+def test_ids_are_moved_by_undoing_the_mix(sha: str, start: int, first: int) -> None:
+    got = moved_ids(row_ids(sha, 5, first), start)
+    assert (got == row_ids(sha, 5, first + start)).all()
+
+
 def test_a_unit_that_reads_other_rows_than_its_metadata_stops_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -383,6 +401,121 @@ def test_sluice_run_dask_splits_the_partition_and_survives_a_killed_worker(
         assert _diff(have["manifest"], want["manifest"]) == []
         assert have["commits"] == want["commits"] == 1
         assert have["work"] == []
+
+
+EVERY_KIND: dict[str, Any] = {
+    "name": "every kind",
+    "expectations": [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "amount"}},
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "amount", "min_value": 0, "max_value": 100},
+        },
+        {
+            "type": "expect_column_values_to_be_in_set",
+            "kwargs": {"column": "kind", "value_set": ["a", "b"]},
+            "meta": {"severity": "warn"},
+        },
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "when"}},
+        {
+            "type": "expect_compound_columns_to_be_unique",
+            "kwargs": {"column_list": ["kind", "count"]},
+            "meta": {"duplicates": "keep_none"},
+        },
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 10}},
+        {
+            "type": "expect_column_mean_to_be_between",
+            "kwargs": {"column": "amount", "max_value": 1},
+        },
+        {
+            "type": "expect_table_columns_to_match_set",
+            "kwargs": {"column_set": ["id", "amount"], "exact_match": True},
+        },
+        {
+            "type": "expect_column_stdev_to_be_between",
+            "kwargs": {"column": "count", "max_value": 1},
+        },
+        {"type": "expect_column_values_to_be_increasing", "kwargs": {"column": "count"}},
+    ],
+}
+"""A failing entry of every kind the batched engine runs (row, unique, count, sum, schema,
+whole); the spec's keys (``id``) are checked by the keys check, not by the suite."""
+
+
+def _every_kind_dataset(root: Path) -> Path:
+    """A CSV partition of two files failing every kind of entry: ids and values repeated across
+    files and far apart, nulls, unicode, bad cells, a malformed record, an outlier."""
+    head = "id,amount,count,when,kind\n"
+    a = "".join(good(i % 50, ["a", "ü", "日本", "b"][i % 4]) + "\n" for i in range(80))
+    b = "".join(good(i % 30 + 3) + "\n" for i in range(40))
+    b += "r7,,5,,\nr300,x,1,2024-01-01 10:00:00,a\nr301,9e9\nr302,99999.5,3,2024-01-01 10:01:00,b\n"
+    files = {"a.csv": (head + a).encode(), "b.csv": (head + b).encode()}
+    return write_dataset(root, {DAY: files}, suite=EVERY_KIND, detectors=DETECTORS["default"])
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_validate_task_costs_only_its_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _every_kind_dataset(tmp_path / "every")
+    held = tmp_path / "held.json"
+    hold = {HOLD_RANGE_ENV: "1", HOLD_FILE_ENV: str(held), HOLD_SECONDS_ENV: "60"}
+    batches = {"SLUICE_BOUNDED": "1", "SLUICE_BATCH_ROWS": "9"}
+    for name, value in {**batches, "SLUICE_PREFECT": "0"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv(ADDRESS_ENV, raising=False)
+    with cluster(tmp_path / "cluster", [None, None], env=hold) as dask:
+        expected = _screen(spec)  # while the workers start
+        dask.ready()
+        exe = str(Path(sys.executable).with_name("sluice"))
+        args = ["run", str(spec), "--partition", DAY, "--json", "--dask", dask.address]
+        proc = subprocess.Popen(
+            [exe, *args],
+            env=_env(**batches),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        out, err = kill_held_worker(proc, held, dask, hold_s=120, finish_s=240)
+    assert proc.returncode in (0, 1), err
+    assert "Traceback" not in err
+    assert json.loads(out)["counts"]["in"] == 80 + 40 + 4
+    got = _outputs(spec)
+    assert got["orchestrator"] == "dask"
+    assert got["rows"] == expected["rows"]
+    assert _diff(got["manifest"], expected["manifest"]) == []
+    assert got["commits"] == expected["commits"] == 1
+    assert got["work"] == []
+    validation = got["manifest"]["validation"]
+    states = [(v["type"], v["state"]) for v in validation["verdicts"]]
+    assert states == [(e["type"], "failed") for e in EVERY_KIND["expectations"]]
+    assert validation["keys"]["enforced_by"] == "keys check"
+    assert validation["keys"]["duplicate_rows"] > 40
+    assert got["manifest"]["counts"]["quarantine"] > 40
+
+
+def test_a_shared_value_survives_the_death_of_the_worker_holding_it(tmp_path: Path) -> None:
+    """What every task of a map takes is shipped once as a task's result: when the worker
+    holding it dies, it is computed again (a scattered value would be lost, and the tasks
+    needing it cancelled, once the active memory manager dropped its other replicas)."""
+    with cluster(tmp_path / "cluster", [None, None]) as dask:
+        dask.ready()
+        address = Address(dask.address, "test")
+        client = connect(address)
+        try:
+            tasks = DaskTasks(client, address, grace=30)
+            shared = tasks.share(("shared",))
+            shared.result(timeout=60)
+            (holder,) = client.who_has(shared)[shared.key]
+            pid = client.run(os.getpid, workers=[holder])[holder]
+            (victim,) = [w for w in dask.workers if w.pid == pid]
+            victim.kill()
+            victim.wait(timeout=20)
+            got = tasks.map(operator.add, [("a",), ("b",)], shared)
+        finally:
+            client.close()
+    assert got == [("a", "shared"), ("b", "shared")]
 
 
 def test_sluice_run_without_a_scheduler_exits_2_before_any_data_moves(tmp_path: Path) -> None:
