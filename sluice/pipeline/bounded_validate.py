@@ -11,7 +11,7 @@ decided in :mod:`expectations.batched`:
 - schema checks are judged from the file's schema;
 - column and compound uniqueness, and the dataset's keys check, write the rows they consider
   (the key values, ``_row_id``, position and provenance) into hash buckets on disk under the
-  work folder (``validate_spill/``, :class:`sluice.pipeline.bounded_spill.PartSpill`; every
+  work folder (``validate_spill/``, :class:`sluice.core.spill.PartSpill`; every
   occurrence of a value lands in one bucket; one bucket per :data:`BUCKET_BATCHES` batches of
   rows, so the number of buckets grows with the partition and a bucket does not), then judge
   each bucket alone with the same code as the whole frame, so ``keep_first``, ``keep_none``

@@ -37,8 +37,8 @@ from detectors.persist import FittedModel
 from detectors.screen import SCORES_SCHEMA, KnownScores, _score_spec
 from detectors.spec import DetectorSpec
 from sluice.core.failures import FAILURE_SCHEMA
+from sluice.core.spill import writing
 from sluice.pipeline.bounded_screen import StreamWriter, arrow_schema, passed_batches
-from sluice.pipeline.bounded_spill import writing
 from sluice.pipeline.dask_validate import RowRange, row_ranges
 from sluice.pipeline.run import Run
 from sluice.pipeline.task_map import Tasks, attempt_folder

@@ -42,7 +42,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from expectations.batched import Entry, RowState
-from sluice.pipeline.bounded_spill import PartSpill, RowStream, read_stream
+from sluice.core.spill import PartSpill, RowStream, read_stream
 from sluice.pipeline.bounded_validate import (
     POS,
     Layout,

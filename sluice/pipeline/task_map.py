@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice.core.errors import SluiceError
-from sluice.pipeline.bounded_spill import writing
+from sluice.core.spill import writing
 
 
 class Tasks:
