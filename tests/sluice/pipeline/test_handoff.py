@@ -67,6 +67,30 @@ def test_outputs_in_memory_equal_those_through_work_files(spec: Path) -> None:
     assert _outputs(spec) == files
 
 
+def test_a_write_retried_after_the_split_gives_the_same_outputs(
+    spec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sluice.report
+
+    through_files = run_partition(str(spec), DAY)
+    files = _outputs(spec)
+    real = sluice.report.stage_report
+    calls: list[int] = []
+
+    def report(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise TimeoutError("slow disk")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sluice.report, "stage_report", report)
+    monkeypatch.setattr(local, "IO_BACKOFF_SECONDS", 0.0)
+    retried = local.screen_local(str(spec), DAY, force=True)
+    assert len(calls) == 2
+    assert retried["counts"] == through_files["counts"]
+    assert _outputs(spec) == files
+
+
 def test_stages_in_separate_calls_still_pass_files(spec: Path) -> None:
     from sluice.pipeline import stage_ingest, stage_validate
     from sluice.pipeline.handoff import held
