@@ -229,7 +229,20 @@ def bench_size(work: Path, rows: int, fmt: str, detectors: list[str]) -> list[Me
                 logs / f"sluice-{det}.log",
             )
         )
+        stages = stage_seconds(folder / f"out-{det}" / "reports" / f"date={DAY}" / "manifest.json")
+        if stages:
+            print("    stages (wall s): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
     return out
+
+
+def stage_seconds(manifest: Path) -> dict[str, float]:
+    """The wall seconds of each stage a run's manifest records (``timings_s``), if it has one."""
+    try:
+        timings = json.loads(manifest.read_text(encoding="utf-8")).get("timings_s") or {}
+    except (OSError, ValueError):
+        return {}
+    order = ("ingest", "validate", "screen", "write", "report")
+    return {k: float(timings[k]) for k in order if isinstance(timings.get(k), int | float)}
 
 
 def fixed_cost(work: Path) -> list[Measured]:

@@ -5,7 +5,10 @@ feature, the sorted distinct values of the fit sample and one table of the per-f
 of a value equal to each of them or falling between two of them, plus a bucket index over the
 values; scoring is a compiled look-up per value (``detectors/_ecdf_kernel.py``): a bucket, a few
 branch-free halving steps, one table read; features run in parallel threads without the GIL. The
-bucket index is derived from the values: it is not pickled and is rebuilt on load.
+bucket index is derived from the values: it is not pickled, and is built when a batch is first
+scored by the kernel. A batch of fewer than ``COMPILED_MIN_ROWS`` rows is scored by numpy's binary
+search over the same values and tables (the same answers) and never loads numba, whose import and
+first call cost a small partition more than its scoring.
 
 A new row's tail probabilities are those PyOD gives when that row alone is appended to the fit
 sample: ``(count + 1) / (n + 1)``. The scores of the fit rows themselves (``fit_scores_``) are
@@ -24,7 +27,6 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import skew
 
-from detectors import _ecdf_kernel as kernel
 from detectors.base import Detector, FloatArray
 from detectors.threshold import DEFAULT_FALSE_FLAG_RATE
 from sluice.core.errors import ConfigError
@@ -33,6 +35,7 @@ BUCKETS_PER_VALUE = 1
 MAX_BUCKETS = 1 << 21
 MIN_PARALLEL_ROWS = 2048
 LOG_LIKE_MIN_SAVING = 1  # halving steps the log-like map must save over the linear one
+COMPILED_MIN_ROWS = 65_536
 
 
 class _ECDFDetector(Detector):
@@ -41,6 +44,9 @@ class _ECDFDetector(Detector):
         "n_jobs": "threads used to score features in parallel; null for one per core",
     }
     _INDEX = ("buckets_", "bucket_offsets_", "steps_", "maps_", "map_params_")
+    compiled_min_rows = COMPILED_MIN_ROWS
+    """Batches of fewer rows are scored by numpy's binary search (the same answers) without
+    loading the compiled kernel, whose first use in a process costs more than they do."""
 
     def __init__(
         self,
@@ -76,6 +82,8 @@ class _ECDFDetector(Detector):
         raise NotImplementedError
 
     def _fit(self, X: FloatArray) -> FloatArray:
+        for stale in self._INDEX:
+            self.__dict__.pop(stale, None)
         n, d = X.shape
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -110,12 +118,18 @@ class _ECDFDetector(Detector):
         )
         self.values_ = np.concatenate(values)
         self.tables_ = np.concatenate(tables)
-        self._build_index()
         total: FloatArray = fit_parts.sum(axis=1)
         return total
 
+    def _index(self) -> None:
+        """Build the bucket index unless built (it is derived: built when first needed)."""
+        if not hasattr(self, "buckets_"):
+            self._build_index()
+
     def _build_index(self) -> None:
         """Bucket index per feature: a linear or log-like map, whichever leaves shorter runs."""
+        from detectors import _ecdf_kernel as kernel
+
         d = len(self.value_offsets_) - 1
         buckets: list[npt.NDArray[np.int32]] = []
         steps = np.empty(d, dtype=np.int64)
@@ -157,14 +171,14 @@ class _ECDFDetector(Detector):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        if hasattr(self, "values_"):
-            self._build_index()
 
     def _threads(self) -> int:
         n = self.n_jobs if self.n_jobs is not None else (os.cpu_count() or 1)
         return max(1, min(int(n), self.n_features_in_))
 
     def _feature(self, j: int, col: FloatArray, out: FloatArray) -> None:
+        from detectors import _ecdf_kernel as kernel
+
         u0, u1 = self.value_offsets_[j], self.value_offsets_[j + 1]
         s0, s1 = self.bucket_offsets_[j], self.bucket_offsets_[j + 1]
         t0 = 2 * (u0 + j)
@@ -185,6 +199,12 @@ class _ECDFDetector(Detector):
     def _parts(self, arr: FloatArray) -> Iterator[tuple[int, FloatArray]]:
         """``(start, parts)`` per chunk of rows of a checked ``arr``: ``parts`` is features x
         rows."""
+        if len(arr) < self.compiled_min_rows:
+            yield 0, self._searched(arr)
+            return
+        from detectors import _ecdf_kernel as kernel
+
+        self._index()
         d = arr.shape[1]
         step = max(1, int(self.chunk_rows))
         workers = self._threads()
@@ -208,6 +228,18 @@ class _ECDFDetector(Detector):
         finally:
             if pool is not None:
                 pool.shutdown()
+
+    def _searched(self, arr: FloatArray) -> FloatArray:
+        """Features x rows parts by numpy's binary search: ``k`` values ``<= x``, as the kernel."""
+        parts = np.empty((arr.shape[1], len(arr)), dtype=np.float64)
+        for j in range(arr.shape[1]):
+            u0, u1 = self.value_offsets_[j], self.value_offsets_[j + 1]
+            u, x = self.values_[u0:u1], arr[:, j]
+            t0 = 2 * (u0 + j)
+            k = np.searchsorted(u, x, side="right")
+            eq = (k > 0) & (u[np.maximum(k - 1, 0)] == x)
+            parts[j] = self.tables_[t0 : t0 + 2 * (u1 - u0) + 2][2 * k + eq]
+        return parts
 
     def feature_scores(self, X: FloatArray) -> FloatArray:
         """Per-feature outlyingness of new rows (``-log`` tail probabilities); sums to ``score``."""
@@ -236,6 +268,8 @@ class _ECDFDetector(Detector):
 def _candidate_maps(u: FloatArray) -> list[tuple[int, float]]:
     """Linear, then log-like maps anchored below the smallest (a long right tail) or above the
     largest value (a long left tail), at a few distances so the dense part is not squeezed."""
+    from detectors import _ecdf_kernel as kernel
+
     out: list[tuple[int, float]] = [(kernel.LINEAR, 0.0)]
     lo, hi = u[0], u[-1]
     with np.errstate(over="ignore", invalid="ignore"):

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from sluice.config import LoadedSpec, Partition
 from sluice.core.errors import InputError
@@ -84,6 +85,8 @@ def ingest(
         raws.append(r)
         fails.append(x)
         sources.append(s)
+    # pyarrow's pool keeps the memory the reads freed; polars allocates elsewhere
+    pa.default_memory_pool().release_unused()
     retyped = _retyped(sources)
     frames = [_undeclared_as_text(f, r, retyped, loaded) for f, r in zip(frames, raws, strict=True)]
     frame, raw = combine(frames, raws, f"{loaded.name} {partition.dirname}", paths)

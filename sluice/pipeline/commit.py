@@ -26,6 +26,7 @@ from sluice.decide import (
 )
 from sluice.ingest import polars_dtype
 from sluice.lineage import run_completed
+from sluice.pipeline.handoff import get
 from sluice.pipeline.manifest import (
     Checksums,
     Conservation,
@@ -128,8 +129,7 @@ def split_inputs(
     """What the split of a run's rows needs besides the rows: the failures of every stage, the
     declared columns' types and the critical checks that failed."""
     failures = concat_failures(
-        pl.read_parquet(run.file(f"{s}_failures.parquet"))
-        for s in ("ingest", "validation", "screen")
+        get(run, f"{s}_failures.parquet") for s in ("ingest", "validation", "screen")
     )
     declared = {c: polars_dtype(s) for c, s in run.loaded.spec.columns.items()}
     critical = critical_checks(
@@ -144,8 +144,8 @@ def _write(run: Run, backend: OutputBackend) -> _Staged:
         from sluice.pipeline.bounded_write import write_bounded
 
         return write_bounded(run, backend)
-    frame = pl.read_parquet(run.file("frame.parquet"))
-    raw = pl.read_parquet(run.file("raw.parquet"))
+    frame = get(run, "frame.parquet")
+    raw = get(run, "raw.parquet")
     failures, declared, critical = split_inputs(run)
     result = split_rows(frame, raw, failures, declared, critical)
     part = run.partition

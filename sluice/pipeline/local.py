@@ -39,6 +39,7 @@ from sluice.pipeline.budget import (
     partition_estimate,
 )
 from sluice.pipeline.commit import stage_write
+from sluice.pipeline.handoff import in_memory
 from sluice.pipeline.idempotence import check_done, skipped_summary
 from sluice.pipeline.reapply import with_decisions_reapplied
 from sluice.pipeline.run import Run, RunRef, log
@@ -168,8 +169,9 @@ def screen_local(
             log.info("%s: skipped: %s (%s)", name, verdict.reason, verdict.manifest)
             return done
     try:
-        _ingest_validate(run, screen_too=False)
-        return _finish(run, started, screen_too=True)
+        with in_memory(run):
+            _ingest_validate(run, screen_too=False)
+            return _finish(run, started, screen_too=True)
     except BaseException as exc:
         run.discard()
         run_stopped(run.loaded.name, run.run_id, run.partition, exc)

@@ -8,13 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import polars as pl
-
 from detectors.screen import screen
 from sluice.config import LoadedSpec
 from sluice.core.failures import concat_failures
 from sluice.ingest import ingest
 from sluice.lineage import run_started
+from sluice.pipeline.handoff import get, put
 from sluice.pipeline.recovery import recover_for_run
 from sluice.pipeline.reference import reference_rows
 from sluice.pipeline.run import OWNER_NAME, Run, output_roots, run_owner, timed
@@ -53,9 +52,9 @@ def _ingest(
 
         return ingest_bounded(run)
     got = ingest(run.loaded, run.partition, None if inputs is None else list(inputs), inputs)
-    write_parquet(got.frame, run.file("frame.parquet"))
-    write_parquet(got.raw, run.file("raw.parquet"))
-    write_parquet(got.failures, run.file("ingest_failures.parquet"))
+    put(run, "frame.parquet", got.frame)
+    put(run, "raw.parquet", got.raw)
+    put(run, "ingest_failures.parquet", got.failures)
     return {
         "rows": got.frame.height,
         "inputs": [f.as_dict() for f in got.files],
@@ -75,14 +74,14 @@ def _validate(run: Run) -> dict[str, Any]:
         return validate_bounded(run)
     spec = run.loaded.spec
     checked = check_rows(
-        pl.read_parquet(run.file("frame.parquet")),
-        pl.read_parquet(run.file("ingest_failures.parquet")),
+        get(run, "frame.parquet"),
+        get(run, "ingest_failures.parquet"),
         run.suite,
         engine=run.engine,
         keys=spec.keys,
         duplicates=spec.duplicates,
     )
-    write_parquet(checked.failures, run.file("validation_failures.parquet"))
+    put(run, "validation_failures.parquet", checked.failures)
     return {
         "engine": run.engine,
         "verdicts": checked.verdicts,
@@ -102,10 +101,9 @@ def _screen(run: Run, reference_from: LoadedSpec | None = None) -> dict[str, Any
         from sluice.pipeline.bounded_screen import screen_bounded
 
         return screen_bounded(run, reference_from)
-    frame = pl.read_parquet(run.file("frame.parquet"))
+    frame = get(run, "frame.parquet")
     earlier = concat_failures(
-        pl.read_parquet(run.file(f))
-        for f in ("ingest_failures.parquet", "validation_failures.parquet")
+        get(run, f) for f in ("ingest_failures.parquet", "validation_failures.parquet")
     )
     declared = list(run.loaded.spec.columns)
     passed = rows_to_score(frame, earlier, declared)
@@ -115,13 +113,13 @@ def _screen(run: Run, reference_from: LoadedSpec | None = None) -> dict[str, Any
         missing_columns=run.facts("ingest")["missing_columns"],
     )
     if why is not None:
-        write_parquet(concat_failures([]), run.file("screen_failures.parquet"))
+        put(run, "screen_failures.parquet", concat_failures([]))
         return {"skipped": why, "rows": passed.height, "models": []}
     present = [c for c in declared if c in frame.columns]
     reference, used = reference_rows(reference_from or run.loaded, run.partition, present)
     specs = [with_model_path(run.loaded, i, s) for i, s in enumerate(run.loaded.spec.detectors)]
     result = screen(passed, specs, reference=reference)
-    write_parquet(result.failures, run.file("screen_failures.parquet"))
+    put(run, "screen_failures.parquet", result.failures)
     write_parquet(result.scores, run.file("scores.parquet"))
     return {
         "rows": passed.height,

@@ -14,6 +14,7 @@ The skewness sign of each feature is the fit sample's (PyOD recomputes it with t
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from scipy.stats import spearmanr
 from detectors import _ecdf_kernel as kernel
 from detectors import get_detector
 from detectors.ecdf import ECOD
+from tests.conftest import ROOT
 
 PAIRS = [("ecod", PyodECOD), ("copod", PyodCOPOD)]
 
@@ -126,8 +128,7 @@ def _hostile_columns(n: int, seed: int) -> np.ndarray:
 def test_lookups_equal_binary_search_on_hostile_columns() -> None:
     X = _hostile_columns(5000, 8)
     det = ECOD(n_jobs=2, chunk_rows=1000).fit(X)
-    assert kernel.LOG_LIKE in det.maps_  # both maps are exercised
-    assert kernel.LINEAR in det.maps_
+    det.compiled_min_rows = 0  # every batch through the kernel
     rng = np.random.default_rng(9)
     Q = np.vstack(
         [
@@ -141,6 +142,36 @@ def test_lookups_equal_binary_search_on_hostile_columns() -> None:
         ]
     )
     np.testing.assert_array_equal(det.feature_scores(Q), _oracle(det, Q))
+    assert kernel.LOG_LIKE in det.maps_  # both maps are exercised
+    assert kernel.LINEAR in det.maps_
+
+
+def test_small_batches_score_as_the_kernel_does_without_numba() -> None:
+    X = _hostile_columns(5000, 8)
+    searched = ECOD(n_jobs=2).fit(X)
+    compiled = ECOD(n_jobs=2).fit(X)
+    compiled.compiled_min_rows = 0
+    Q = np.vstack([_hostile_columns(3000, 10), X[:500], np.nextafter(X[:500], np.inf)])
+    assert len(Q) < searched.compiled_min_rows
+    np.testing.assert_array_equal(searched.score(Q), compiled.score(Q))
+    np.testing.assert_array_equal(searched.fit_scores_, compiled.fit_scores_)
+    assert not hasattr(searched, "buckets_")
+    probe = (
+        "import sys, numpy as np\n"
+        "from detectors.ecdf import ECOD\n"
+        "X = np.random.default_rng(0).normal(size=(3000, 4))\n"
+        "ECOD().fit(X).score(X)\n"
+        "print('numba' in sys.modules)"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert ran.stdout.split() == ["False"]
 
 
 @settings(max_examples=60, deadline=None)
@@ -160,6 +191,7 @@ def test_lookups_equal_binary_search_on_any_finite_floats(
     X: np.ndarray, queries: np.ndarray
 ) -> None:
     det = ECOD().fit(X)
+    det.compiled_min_rows = 0
     Q = np.vstack([queries[:, : X.shape[1]], X])
     np.testing.assert_array_equal(det.feature_scores(Q), _oracle(det, Q))
 
@@ -167,6 +199,8 @@ def test_lookups_equal_binary_search_on_any_finite_floats(
 def test_pickle_drops_the_derived_index_and_rebuilds_it() -> None:
     X = _hostile_columns(2000, 11)
     det = ECOD().fit(X)
+    det.compiled_min_rows = 0
+    det.score(X[:10])
     blob = pickle.dumps(det)
     assert b"buckets_" not in blob
     again = pickle.loads(blob)

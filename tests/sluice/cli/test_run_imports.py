@@ -1,0 +1,62 @@
+"""``sluice run`` in process imports only what it uses: no pandas, GX, Prefect or scikit-learn."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, SpecFactory, tiny_suite
+
+BLOCKED = ("pandas", "great_expectations", "prefect", "sklearn", "pyod")
+SHIM = """
+import atexit, os, sys
+def _dump():
+    with open(os.environ["SLUICE_TEST_MODULES"], "w") as f:
+        f.write("\\n".join(sorted(sys.modules)))
+atexit.register(_dump)
+"""
+ROWS = "".join(f"r{i},{i % 50}.5,{i % 7},2024-01-01 10:{i % 60:02d}:00,a\n" for i in range(300))
+
+
+def test_a_run_with_regex_checks_and_ecod_imports_none_of_the_heavy_libraries(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    suite = tiny_suite()
+    suite["expectations"].append(
+        {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "id", "regex": "^r"}}
+    )
+    detectors = [{"name": "odd", "detector": "ecod", "features": ["amount", "count"]}]
+    spec = make_dataset(
+        {"2024-01-01": "id,amount,count,when,kind\n" + ROWS}, suite=suite, detectors=detectors
+    )
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(SHIM)
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "SLUICE_PREFECT")}
+    env |= {
+        "PYTHONPATH": os.pathsep.join([str(shim), str(ROOT)]),
+        "SLUICE_TEST_MODULES": str(tmp_path / "modules.txt"),
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+    }
+    ran = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("sluice")),
+            "run",
+            str(spec),
+            "--partition",
+            "2024-01-01",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "passed: 300 rows in" in ran.stdout
+    loaded = {m.split(".")[0] for m in (tmp_path / "modules.txt").read_text().split()}
+    assert "polars" in loaded
+    assert sorted(loaded & set(BLOCKED)) == []
