@@ -353,6 +353,25 @@ def _screen(spec: Path, dask: str | None = None) -> dict[str, Any]:
     return _outputs(spec)
 
 
+def _run_killing(
+    spec: Path, dask: Any, held: Path, batches: dict[str, str]
+) -> tuple[str, str, int | None]:
+    """``sluice run --dask`` on ``spec`` in a subprocess, the worker holding a task killed
+    mid-task; its stdout, stderr and exit code."""
+    exe = str(Path(sys.executable).with_name("sluice"))
+    args = ["run", str(spec), "--partition", DAY, "--json", "--dask", dask.address]
+    proc = subprocess.Popen(
+        [exe, *args],
+        env=_env(**batches),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = kill_held_worker(proc, held, dask, hold_s=120, finish_s=240)
+    return out, err, proc.returncode
+
+
 def test_sluice_run_dask_splits_the_partition_and_survives_a_killed_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -366,18 +385,8 @@ def test_sluice_run_dask_splits_the_partition_and_survives_a_killed_worker(
     with cluster(tmp_path / "cluster", [None, None], env=hold) as dask:
         expected = [_screen(spec) for spec in specs]  # while the workers start
         dask.ready()
-        exe = str(Path(sys.executable).with_name("sluice"))
-        args = ["run", str(specs[0]), "--partition", DAY, "--json", "--dask", dask.address]
-        proc = subprocess.Popen(
-            [exe, *args],
-            env=_env(**batches),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        out, err = kill_held_worker(proc, held, dask, hold_s=120, finish_s=240)
-        assert proc.returncode in (0, 1), err
+        out, err, code = _run_killing(specs[0], dask, held, batches)
+        assert code in (0, 1), err
         assert "Traceback" not in err
         assert json.loads(out)["counts"]["in"] == 70 + 50 + 4
         got = [_outputs(specs[0]), _screen(specs[1], dask.address)]
@@ -467,18 +476,8 @@ def test_a_worker_killed_mid_validate_task_costs_only_its_task(
     with cluster(tmp_path / "cluster", [None, None], env=hold) as dask:
         expected = _screen(spec)  # while the workers start
         dask.ready()
-        exe = str(Path(sys.executable).with_name("sluice"))
-        args = ["run", str(spec), "--partition", DAY, "--json", "--dask", dask.address]
-        proc = subprocess.Popen(
-            [exe, *args],
-            env=_env(**batches),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        out, err = kill_held_worker(proc, held, dask, hold_s=120, finish_s=240)
-    assert proc.returncode in (0, 1), err
+        out, err, code = _run_killing(spec, dask, held, batches)
+    assert code in (0, 1), err
     assert "Traceback" not in err
     assert json.loads(out)["counts"]["in"] == 80 + 40 + 4
     got = _outputs(spec)
