@@ -26,6 +26,7 @@ from sluice.decide import (
 )
 from sluice.ingest import polars_dtype
 from sluice.lineage import run_completed
+from sluice.pipeline.budget import batch_rows
 from sluice.pipeline.handoff import get
 from sluice.pipeline.manifest import (
     Checksums,
@@ -323,7 +324,6 @@ def _write_committed(
     )
     # report: scores, metrics.parquet and report.html, committed with the manifest; the report
     # builder is imported only now, when it is used
-    from sluice.pipeline.budget import batch_rows as report_batch_rows
     from sluice.pipeline.release import add_review_section
     from sluice.report import SCORES_NAME, append_history, stage_report
 
@@ -335,7 +335,7 @@ def _write_committed(
         w,
         manifest.dump(),
         bounded=bounded,
-        batch_rows=report_batch_rows(len(run.loaded.spec.columns)) if bounded else None,
+        batch_rows=batch_rows(len(run.loaded.spec.columns)) if bounded else None,
     )
     note_stage(run.run_id, "report", report.seconds)
     if report.problem is not None:
