@@ -30,6 +30,8 @@ from sluice.report.metrics import OUTLIER_COLUMN, RunOutputs, _parse_raw
 from sluice.report.streaming import HashBuckets, split_by_bucket
 
 NULL_LABEL = "(null)"
+GROUP_CELLS = 8_000_000
+"""Cells of text an in-memory count holds at once (columns x rows, about 16 bytes each)."""
 
 
 @dataclass(frozen=True)
@@ -186,8 +188,11 @@ def _segments(
     if not kept:
         return []
     # spilled, every column goes to the buckets in one pass over the clean file; held in
-    # memory, one column at a time, so the text of one column is held beside the clean rows
-    groups = [kept] if count > 1 else [[c] for c in kept]
+    # memory, columns go together while their text stays within GROUP_CELLS cells beside the
+    # clean rows (one pass per group: per column, a 6-column partition of 1M rows took 3x longer)
+    rows = outputs.clean_rows + outputs.quarantine_rows
+    width = len(kept) if count > 1 else max(1, GROUP_CELLS // max(1, rows))
+    groups = [kept[i : i + width] for i in range(0, len(kept), width)]
     counts: dict[tuple[str, str], Counts | None] = {}
     for group in groups:
         schema = pl.Schema({ROW_ID: pl.UInt64(), **{c: pl.String() for c in group}})

@@ -16,6 +16,7 @@ import pytest
 
 from sluice.config import Partition
 from sluice.core.failures import make_failures
+from sluice.report import segments
 from sluice.report.metrics import RunOutputs
 from sluice.report.segments import SegmentPolicy, segment_bias
 from tests.conftest import SpecFactory
@@ -75,6 +76,17 @@ def test_the_category_flagged_wholesale_is_found_and_nothing_else(quarantined: b
     assert seg.severity == ("error" if quarantined else "warn")
     assert seg.text.startswith("zone = 3: 90% of rows flagged by knn, ")
     assert seg.as_dict()["text"] == seg.text
+
+
+@pytest.mark.parametrize("quarantined", [False, True])
+def test_columns_counted_together_or_one_at_a_time_agree(
+    quarantined: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = SegmentPolicy(min_rows=10, min_ratio=1.5, alpha=0.5)
+    together = segment_bias(_outputs(quarantined), policy)
+    assert len(together) >= 2
+    monkeypatch.setattr(segments, "GROUP_CELLS", 1)
+    assert segment_bias(_outputs(quarantined), policy) == together
 
 
 def test_policy_thresholds_decide() -> None:
