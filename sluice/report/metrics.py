@@ -404,11 +404,24 @@ class FailureIds:
         """Distinct row ids per value of the key columns ``by`` (``rows``), among the keys
         ``where`` selects."""
         keys = self.keys if where is None else self.keys.filter(where)
-        return (
-            self.pairs.join(keys.select("code", *by), on="code", how="inner")
-            .group_by(*by)
-            .agg(pl.col(ROW_ID).n_unique().alias("rows"))
-        )
+        # the pairs are mapped to a small group number, not joined with the keys' text: the
+        # join copied every key's strings once per pair (about 130 bytes a pair)
+        groups = keys.select(*by).unique(maintain_order=True).with_row_index("_group")
+        of_code = keys.join(groups, on=list(by), how="inner", nulls_equal=True)
+        mapped = self.pairs.select(
+            pl.col("code")
+            .replace_strict(of_code["code"], of_code["_group"], default=None)
+            .alias("_group"),
+            pl.col(ROW_ID),
+        ).drop_nulls("_group")
+        if len(of_code) == len(groups):
+            # one code per group: the pairs are distinct, so a group's rows are its pairs
+            counts = mapped.group_by("_group").agg(pl.len().cast(pl.UInt32).alias("rows"))
+        else:
+            counts = mapped.group_by("_group").agg(
+                pl.col(ROW_ID).n_unique().cast(pl.UInt32).alias("rows")
+            )
+        return groups.join(counts, on="_group", how="inner").select(*by, "rows")
 
 
 def failure_ids(outputs: RunOutputs) -> FailureIds:
