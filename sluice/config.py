@@ -44,6 +44,17 @@ def is_pattern_name(name: str) -> bool:
     return name == "*" or (len(name) > 1 and name.startswith("^") and name.endswith("$"))
 
 
+def name_problem(name: str) -> str | None:
+    """Why a column cannot go by ``name`` through polars and Arrow, or None when it can: a
+    pattern (:func:`is_pattern_name`), or a name holding a NUL byte, which Arrow's C interface
+    (the one polars and pyarrow hand frames over) ends the name at, or refuses."""
+    if is_pattern_name(name):
+        return "polars reads this name as a pattern, not a column name"
+    if "\x00" in name:
+        return "the name holds a NUL byte, which ends a name where polars and Arrow exchange frames"
+    return None
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -607,7 +618,9 @@ class DatasetSpec(_Strict):
         min_length=1,
         json_schema_extra={"key": "column"},
         description="The declared columns, in order: a type name, or a mapping with type, "
-        "format, null_values and aliases. Names starting with '_' are reserved.",
+        "format, null_values and aliases. Names starting with '_' are reserved; a source "
+        "column named as polars reads a pattern (`*`, `^...$`) or holding a NUL byte is "
+        "declared under another name with the source name in its aliases.",
     )
     keys: list[str] = Field(
         default_factory=list,
@@ -701,10 +714,11 @@ class DatasetSpec(_Strict):
         for c in cols:
             if c.startswith("_"):
                 raise ValueError(f"column {c!r}: names starting with '_' are reserved for sluice")
-            if is_pattern_name(c):
+            problem = name_problem(c)
+            if problem is not None:
                 raise ValueError(
-                    f"column {c!r}: polars reads this name as a pattern, not a column; declare "
-                    f"the column under another name with aliases: [{c!r}]"
+                    f"column {c!r}: {problem}; declare the column under another name with "
+                    f"aliases: [{c!r}]"
                 )
         models = {d.name: d for d in self.detectors}
         for b in self.monitor.baselines:

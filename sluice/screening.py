@@ -30,7 +30,7 @@ from expectations.engine import validate as run_suite
 from expectations.failures import failures_from_outcomes
 from expectations.results import Suite
 from expectations.suite import UNIQUENESS_TYPES, check_columns, load_suite, suite_from_dict
-from sluice.config import ColumnSpec, ColumnType, PoliciesSpec, is_pattern_name
+from sluice.config import ColumnSpec, ColumnType, PoliciesSpec, name_problem
 from sluice.core.errors import ConfigError, InputError, ValidationFailed
 from sluice.core.failures import concat_failures
 from sluice.core.frame import (
@@ -536,12 +536,13 @@ def _schema(schema: Mapping[str, Any]) -> dict[str, ColumnSpec]:
     if not parsed:
         raise ConfigError("the schema declares no column", key="schema", found="{}")
     for name in parsed:
-        if not isinstance(name, str) or name.startswith("_") or is_pattern_name(name):
+        if not isinstance(name, str) or name.startswith("_") or name_problem(name):
             raise ConfigError(
                 "not a column name sluice can declare",
                 key=f"schema.{name}",
                 found=name,
-                allowed="a name not starting with '_' (reserved) and not a polars pattern",
+                allowed="a name not starting with '_' (reserved), not a polars pattern and "
+                "without a NUL byte",
             )
     return {c: s if isinstance(s, ColumnSpec) else ColumnSpec(type=s) for c, s in parsed.items()}
 

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, is_pattern_name
+from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, name_problem
 from sluice.core.errors import InputError
 from sluice.core.failures import concat_failures, empty_failures, make_failures
 from sluice.core.files import sha256_hex
@@ -141,13 +141,13 @@ def type_frame(
     """
     columns = dict(declared)
     read, aliases = _rename(read, columns, path)
-    patterned = [c for c in read.columns if is_pattern_name(c)]
-    if patterned:
-        raise InputError(
-            f"{path}: the source has a column named {patterned[0]!r}, which polars reads as a "
-            "pattern, not a column name; declare it in the schema under another name with "
-            f"aliases: [{patterned[0]!r}]"
-        )
+    for c in read.columns:
+        problem = name_problem(c)
+        if problem is not None:
+            raise InputError(
+                f"{path}: the source has a column named {c!r}: {problem}; declare it in the "
+                f"schema under another name with aliases: [{c!r}]"
+            )
     n = read.height
     prov = pl.DataFrame(
         {

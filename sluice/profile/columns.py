@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from sluice.config import ColumnSpec, is_pattern_name
+from sluice.config import ColumnSpec, name_problem
 from sluice.hints import guess_format
 from sluice.ingest import column_parser
 
@@ -61,10 +61,11 @@ class Column:
 
 
 def declared_name(source: str, taken: set[str], position: int) -> str:
-    """A name the spec accepts for a source column: stripped; a reserved (``_``) or pattern name,
-    or one already taken, becomes ``column_<position>`` (the source name is then an alias)."""
+    """A name the spec accepts for a source column: stripped; a reserved (``_``) name, one polars
+    cannot carry (:func:`~sluice.config.name_problem`) or one already taken becomes
+    ``column_<position>`` (the source name is then an alias)."""
     name = source.strip()
-    if not name or name.startswith("_") or is_pattern_name(name) or name in taken:
+    if not name or name.startswith("_") or name_problem(name) or name in taken:
         name = f"column_{position + 1}"
     while name in taken:
         name += "_"

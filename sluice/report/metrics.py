@@ -253,11 +253,28 @@ def _frames(
         got = True
         if frame.schema != projected.schema:
             frame = pl.DataFrame(
-                [s.cast(d) for s, d in zip(frame.iter_columns(), projected.dtypes, strict=True)]
+                [
+                    _conform(s, n, d)
+                    for s, (n, d) in zip(
+                        frame.iter_columns(), projected.schema.items(), strict=True
+                    )
+                ]
             )
         yield frame
     if not got:
         yield projected
+
+
+def _conform(series: pl.Series, name: str, dtype: pl.DataType) -> pl.Series:
+    """``series`` named ``name`` and typed ``dtype``, a struct's fields matched by position:
+    names read back over Arrow's C interface may differ from those written (it ends a name at
+    a NUL byte)."""
+    if isinstance(dtype, pl.Struct) and isinstance(series.dtype, pl.Struct):
+        fields = [f.name for f in dtype.fields]
+        if len(fields) == len(series.dtype.fields):
+            series = series.struct.rename_fields(fields)
+    series = series.alias(name)
+    return series if series.dtype == dtype else series.cast(dtype)
 
 
 def load_outputs(

@@ -31,7 +31,8 @@ from sluice.report.streaming import HashBuckets, split_by_bucket
 
 NULL_LABEL = "(null)"
 GROUP_CELLS = 8_000_000
-"""Cells of text an in-memory count holds at once (columns x rows, about 16 bytes each)."""
+"""Cells of text an in-memory count holds at once (columns x rows; measured about 23 bytes a
+cell: +140 MB for 6 columns x 1M rows)."""
 
 
 @dataclass(frozen=True)

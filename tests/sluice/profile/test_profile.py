@@ -196,10 +196,17 @@ def test_shapes_and_delimiters() -> None:
 
 
 def test_reserved_and_spaced_names_are_declared_with_aliases(tmp_path: Path) -> None:
-    frame = pl.DataFrame({" given": ["a", "b"] * 20, "_x": ["1", "2"] * 20})
+    frame = pl.DataFrame(
+        {" given": ["a", "b"] * 20, "_x": ["1", "2"] * 20, "*": ["c"] * 40, "n\x00b": ["d"] * 40}
+    )
     got = profile([write_csv(frame, tmp_path / "s.csv")])
     names = {c.name: c.spec.aliases for c in got.columns}
-    assert names == {"given": [" given"], "column_2": ["_x"]}
+    assert names == {
+        "given": [" given"],
+        "column_2": ["_x"],
+        "column_3": ["*"],
+        "column_4": ["n\x00b"],
+    }
 
 
 def test_nested_parquet_columns_get_only_completeness(tmp_path: Path) -> None:

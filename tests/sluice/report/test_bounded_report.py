@@ -192,6 +192,8 @@ def _same_report(outputs: RunOutputs, root: Path) -> None:
 @example(
     case=(pl.DataFrame({"*": [1.0, None, 3.0, 4.0]}), ["", "", "q", ""]), rule="type", history=True
 )
+@example(case=(pl.DataFrame({"\x00": [0]}), ["q"]), rule="type", history=False)
+@example(case=(pl.DataFrame({"": [0]}), ["q"]), rule="type", history=False)
 def test_a_bounded_report_is_the_in_memory_report(
     case: tuple[pl.DataFrame, list[str]], rule: str, history: bool, tmp_path: Path
 ) -> None:

@@ -125,7 +125,7 @@ def outputs_of(frame: pl.DataFrame, sides: list[str], rule: str, day: dt.date = 
     mask = pl.Series([s == "q" for s in sides], dtype=pl.Boolean)
     clean = pl.DataFrame([ids, *frame.get_columns()]).filter(mask.not_())
     q = frame.filter(mask)
-    raw = pl.DataFrame([c.cast(pl.String, strict=False) for c in q.get_columns()])
+    raw = pl.DataFrame({c.name: c.cast(pl.String, strict=False) for c in q.get_columns()})
     first = frame.columns[0]
     reason = f"{first}|{rule}"
     quarantine = pl.DataFrame(
