@@ -13,10 +13,31 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-import polars as pl
 
 SCALE_BITS = 1126
 _HALF = 26
+
+
+_CHUNK = 1 << 24
+_SHIFTS = 1024 + 1074 + 1
+
+
+def _scaled_sum(values: np.ndarray[Any, np.dtype[np.float64]]) -> int:
+    """The sum of at most :data:`_CHUNK` finite doubles times 2**1126, exactly. Each value is
+    its 53-bit whole mantissa at a power of two (its ``shift``), split into a high part (under
+    2**27 in size) and a low one (under 2**26): per shift, :func:`numpy.bincount` sums each
+    part in doubles, exactly, since no sum of 2**24 of them passes 2**53."""
+    if not values.size:
+        return 0
+    mantissa, exponent = np.frexp(values)
+    whole = (mantissa * 2.0**53).astype(np.int64)
+    shift = exponent.astype(np.int64) - 53 + SCALE_BITS
+    hi = np.bincount(shift, weights=(whole >> _HALF).astype(np.float64), minlength=_SHIFTS)
+    lo = np.bincount(
+        shift, weights=(whole & ((1 << _HALF) - 1)).astype(np.float64), minlength=_SHIFTS
+    )
+    used = np.flatnonzero((hi != 0.0) | (lo != 0.0))
+    return sum(((int(hi[k]) << _HALF) + int(lo[k])) << int(k) for k in used)
 
 
 @dataclass(frozen=True)
@@ -37,19 +58,9 @@ class ExactSum:
         finite = np.isfinite(arr)
         special = arr[~finite]
         kept = arr[finite] if special.size else arr
-        mantissa, exponent = np.frexp(kept)
-        whole = (mantissa * 2.0**53).astype(np.int64)
-        parts = pl.DataFrame(
-            {
-                "shift": exponent.astype(np.int64) - 53 + SCALE_BITS,
-                "hi": whole >> _HALF,
-                "lo": whole & ((1 << _HALF) - 1),
-            }
-        )
-        sums = parts.group_by("shift").agg(pl.col("hi").sum(), pl.col("lo").sum())
-        scaled = sum(
-            ((int(hi) << _HALF) + int(lo)) << int(shift) for shift, hi, lo in sums.iter_rows()
-        )
+        scaled = 0
+        for start in range(0, kept.size, _CHUNK):
+            scaled += _scaled_sum(kept[start : start + _CHUNK])
         return cls(
             scaled=scaled,
             count=int(arr.size),

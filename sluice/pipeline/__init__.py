@@ -23,6 +23,7 @@ from typing import Any
 from sluice.core.frame import EngineChoice
 from sluice.lineage import run_stopped
 from sluice.pipeline.commit import stage_write
+from sluice.pipeline.handoff import in_memory
 from sluice.pipeline.reapply import with_decisions_reapplied
 from sluice.pipeline.recovery import recover_partition
 from sluice.pipeline.reference import reference_rows, verified_clean
@@ -52,10 +53,11 @@ def run_partition(
     started = dt.datetime.now(dt.UTC)
     run = Run.prepare(dataset, partition, engine=engine)
     try:
-        stage_ingest(run)
-        stage_validate(run)
-        stage_screen(run)
-        summary = stage_write(run, started, "in-process")
+        with in_memory(run):
+            stage_ingest(run)
+            stage_validate(run)
+            stage_screen(run)
+            summary = stage_write(run, started, "in-process")
     except BaseException as exc:
         run.discard()
         run_stopped(run.loaded.name, run.run_id, run.partition, exc)

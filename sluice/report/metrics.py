@@ -213,7 +213,14 @@ class RunOutputs:
         (null counts as one), exactly, reading a clean file by row group and stopping as soon
         as the answer is yes: a unique key column costs one row group, not a hash of every row."""
         if self.clean_file is None:
-            return int(self.clean.get_column(name).n_unique()) > limit
+            # renamed: series methods run as expressions on the series' name ("*")
+            column = self.clean.get_column(name).rename(VALUE)
+            held = column.head(0)
+            for start in range(0, column.len(), 65_536):
+                held = pl.concat([held, column.slice(start, 65_536)]).unique()
+                if held.len() > limit:
+                    return True
+            return False
         index = list(self.clean.columns).index(name)
         seen: set[Any] = set()
         parquet = pq.ParquetFile(self.clean_file, pre_buffer=False)
@@ -886,9 +893,9 @@ def profile_batches(
                 continue
             lows.append(values.min())
             highs.append(values.max())
-            distinct_count.add(values)
+            in_batch = distinct_count.add(values)
             if categories is not None:
-                if values.n_unique() > CATEGORY_LIMIT:
+                if in_batch > CATEGORY_LIMIT:
                     categories = None
                 else:
                     vc = values.value_counts(name="n")
@@ -903,7 +910,7 @@ def profile_batches(
                 nans += int(nan.sum())
                 kept = f[~nan] if nans else f
                 first.add(kept)
-                table.add(kept)
+                table.add(kept, distinct=in_batch)
                 if kind == "numeric":
                     total = total.merge(ExactSum.of(f))
         distinct = distinct_count.count()

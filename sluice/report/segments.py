@@ -247,28 +247,45 @@ def _count(
     clean rows, then the quarantined rows, of ``columns``."""
     counts: dict[tuple[str, str], Counts | None] = {(d, c): {} for c in columns for d in screened}
     for b, (s, c) in enumerate(zip(scores.buckets(), clean.buckets(), strict=True)):
-        values = c.unique(ROW_ID, keep="first", maintain_order=True)
+        values = _first_per_id(c)
         for detector in screened:
-            ids = s.filter(pl.col("detector") == detector).select(ROW_ID).unique()
-            ids = ids.with_columns(
-                pl.col(ROW_ID).is_in(flagged.get(detector, {}).get(b, NO_IDS)).alias("_flagged")
-            )
-            joined = ids.join(values, on=ROW_ID, how="left")
+            ids = _first_per_id(s.filter(pl.col("detector") == detector).select(ROW_ID))
+            # each screened row's values (every row id is among the clean and quarantined
+            # rows; one that is not counts under null, as a left join of the ids would)
+            hit = flagged.get(detector, {}).get(b, NO_IDS).implode()
+            chosen = values.filter(pl.col(ROW_ID).is_in(ids.get_column(ROW_ID).implode()))
+            chosen = chosen.with_columns(pl.col(ROW_ID).is_in(hit).alias("_flagged"))
+            absent, absent_hits = ids.height - chosen.height, 0
+            if absent:
+                absent_hits = int(ids.get_column(ROW_ID).is_in(hit).sum()) - int(
+                    chosen.get_column("_flagged").sum()
+                )
             for column in columns:
                 held = counts[(detector, column)]
                 if held is None:
                     continue
                 # by position: a column called "*" or "^a.*$" is not a pattern
-                by = joined.group_by(pl.nth(joined.columns.index(column))).agg(
+                by = chosen.group_by(pl.nth(chosen.columns.index(column))).agg(
                     pl.len().alias("rows"), pl.col("_flagged").sum().alias("flagged")
                 )
-                for value, rows, hits in by.iter_rows():
+                rows_by = [(value, int(rows), int(hits)) for value, rows, hits in by.iter_rows()]
+                if absent:
+                    rows_by.append((None, absent, absent_hits))
+                for value, rows, hits in rows_by:
                     got = held.setdefault(value, [0, 0])
-                    got[0] += int(rows)
-                    got[1] += int(hits)
+                    got[0] += rows
+                    got[1] += hits
                 if len(held) > pol.max_categories:
                     counts[(detector, column)] = None
     return counts
+
+
+def _first_per_id(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame``'s first row of each ``_row_id``; the frame itself when its ids are distinct
+    (counting them is a hash of one column, where keeping first rows moves every column)."""
+    if frame.get_column(ROW_ID).n_unique() == frame.height:
+        return frame
+    return frame.unique(ROW_ID, keep="first", maintain_order=True)
 
 
 def _judge(

@@ -98,9 +98,13 @@ class ValueTable:
         self.limit = TABLE_LIMIT if limit is None else limit
         self.table: pl.DataFrame | None = pl.DataFrame(schema={"v": pl.Float64(), "n": pl.Int64()})
 
-    def add(self, values: FloatArray) -> None:
-        """Count one batch's NaN-free values."""
+    def add(self, values: FloatArray, *, distinct: int | None = None) -> None:
+        """Count one batch's NaN-free values; ``distinct``: how many distinct values the batch
+        holds, when known (past ``limit`` the table is dropped without counting them)."""
         if self.table is None or not values.size:
+            return
+        if distinct is not None and distinct > self.limit:
+            self.table = None
             return
         counts = pl.Series("v", values).value_counts(name="n").cast({"n": pl.Int64})
         merged = pl.concat([self.table, counts]).group_by("v").agg(pl.col("n").sum())
@@ -270,14 +274,21 @@ class DistinctCount:
             return (values + 0.0).fill_nan(float("nan"))
         return values
 
-    def add(self, values: pl.Series) -> None:
-        """Count the distinct values of one batch (nulls are left out)."""
+    def add(self, values: pl.Series) -> int:
+        """Count the distinct values of one batch (nulls are left out); returns how many the
+        batch holds. The first batch is held whole, whatever its count: its distinct values
+        are no more than its rows, already in memory, so a column read as one batch is never
+        spilled; a later batch spills them when the merged values pass ``limit``."""
         got = self._canonical(values.drop_nulls().rename("v")).unique()
+        n = got.len()
         if self._held is not None:
+            if self._held.is_empty():
+                self._held = got
+                return n
             merged = pl.concat([self._held, got]).unique()
             if self.spill_dir is None or merged.len() <= self.limit:
                 self._held = merged
-                return
+                return n
             self._folder = Path(tempfile.mkdtemp(prefix="distinct-", dir=self.spill_dir))
             self._spill = PartSpill(self._folder, "v", self.parts, rows=self.limit)
             self._held = None
@@ -285,6 +296,7 @@ class DistinctCount:
         assert self._spill is not None
         with writing(self._folder or Path(".")):
             self._spill.write(got.to_frame(), _bucket_of(got, seed=7, count=self.parts))
+        return n
 
     def count(self) -> int:
         """The distinct values seen (spilled buckets are counted once, then removed)."""

@@ -47,3 +47,12 @@ def test_special_values() -> None:
     assert math.isnan(ExactSum.of([math.inf, 1.0]).merge(ExactSum.of([-math.inf])).sum())
     assert ExactSum.of([math.inf, 2.0]).mean() == math.inf
     assert ExactSum.of([5e-324, 5e-324]).sum() == 1e-323
+
+
+def test_a_full_chunk_of_the_widest_mantissas_sums_exactly() -> None:
+    """2**24 values whose mantissas are all ones, the most any per-shift double sum holds, and
+    one more (a second chunk): the sum is still exact."""
+    widest = float(np.nextafter(2.0, 0.0))
+    arr = np.full((1 << 24) + 1, widest)
+    assert Fraction(ExactSum.of(arr).scaled, 1 << SCALE_BITS) == Fraction(widest) * arr.size
+    assert Fraction(ExactSum.of(-arr).scaled, 1 << SCALE_BITS) == -Fraction(widest) * arr.size

@@ -124,9 +124,23 @@ def test_distinct_counts_spilled_or_held_are_polars_n_unique(
 ) -> None:
     counter = DistinctCount(values.dtype, limit=limit, spill_dir=tmp_path)
     for start in range(0, values.len(), 4):
-        counter.add(values.slice(start, 4))
+        batch = values.slice(start, 4)
+        assert counter.add(batch) == batch.drop_nulls().n_unique()
     assert counter.count() == values.drop_nulls().n_unique()
     assert list(tmp_path.iterdir()) == [], "the spill is removed"
+
+
+def test_one_batch_is_counted_without_spilling(tmp_path: Path) -> None:
+    """A column read as one batch is already in memory: its distinct values are held, however
+    many, and nothing is written; a second batch past the limit spills them."""
+    values = pl.Series(range(1000))
+    counter = DistinctCount(values.dtype, limit=10, spill_dir=tmp_path)
+    assert counter.add(values) == 1000
+    assert list(tmp_path.iterdir()) == []
+    assert counter.add(pl.Series(range(500, 1500))) == 1000
+    assert len(list(tmp_path.iterdir())) == 1, "spilled once the merged values pass the limit"
+    assert counter.count() == 1500
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_hash_buckets_keep_every_key_in_one_bucket_in_order(tmp_path: Path) -> None:
