@@ -883,6 +883,7 @@ def profile_batches(
     total = ExactSum()
     nans = 0
     first = TopCounts()
+    fed = numeric_batches = 0
     table = ValueTable()
     try:
         for batch in batches():
@@ -909,8 +910,13 @@ def profile_batches(
                 nan = np.isnan(f)
                 nans += int(nan.sum())
                 kept = f[~nan] if nans else f
-                first.add(kept)
                 table.add(kept, distinct=in_batch)
+                # the radix pass is for a column the table could not count: fed from the
+                # first batch on, or left to order_statistics to make
+                if table.table is None and fed == numeric_batches:
+                    first.add(kept)
+                    fed += 1
+                numeric_batches += 1
                 if kind == "numeric":
                     total = total.merge(ExactSum.of(f))
         distinct = distinct_count.count()
@@ -927,7 +933,7 @@ def profile_batches(
         statistic = (
             weighted_statistics(*counted, ranks)
             if counted is not None
-            else order_statistics(floats, ranks, first)
+            else order_statistics(floats, ranks, first if fed == numeric_batches else None)
         )
     categorical = kind in ("string", "boolean") or (
         kind == "numeric" and distinct <= CATEGORY_LIMIT

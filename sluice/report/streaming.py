@@ -107,7 +107,11 @@ class ValueTable:
             self.table = None
             return
         counts = pl.Series("v", values).value_counts(name="n").cast({"n": pl.Int64})
-        merged = pl.concat([self.table, counts]).group_by("v").agg(pl.col("n").sum())
+        merged = (
+            counts
+            if self.table.is_empty()
+            else pl.concat([self.table, counts]).group_by("v").agg(pl.col("n").sum())
+        )
         self.table = merged if merged.height <= self.limit else None
 
     def arrays(self) -> tuple[FloatArray, npt.NDArray[np.int64]] | None:
