@@ -187,8 +187,10 @@ def sluice_cmd(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("sluice")), *args]
 
 
-def bench_size(work: Path, rows: int, fmt: str, detectors: list[str]) -> list[Measured]:
-    """Floor, peer and sluice on one generated file."""
+def bench_size(
+    work: Path, rows: int, fmt: str, detectors: list[str], peers: list[str]
+) -> list[Measured]:
+    """Floor, peers and sluice on one generated file."""
     folder = work / f"{rows}-{fmt}"
     data = make_data(folder, rows, fmt)
     env, logs = _env(), folder / "logs"
@@ -202,7 +204,7 @@ def bench_size(work: Path, rows: int, fmt: str, detectors: list[str]) -> list[Me
             logs / "floor.log",
         )
     ]
-    for det in ("iforest", "ecod"):
+    for det in peers:
         out.append(
             measure(
                 f"peer {det}",
@@ -269,19 +271,23 @@ def fixed_cost(work: Path) -> list[Measured]:
 def table(results: dict[str, list[Measured]]) -> str:
     """The results as a Markdown table with CPU ratios to the peer (IForest) and the floor."""
     lines = [
-        "| data | command | CPU s | wall s | peak RSS MB | CPU / peer IForest | CPU / floor |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| data | command | CPU s | wall s | peak RSS MB | CPU / peer IForest "
+        "| CPU / peer, same detector | CPU / floor |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
+    same = {"sluice ecod": "peer ecod", "sluice default": "peer iforest"}
     for label, ms in results.items():
         by = {m.name: m for m in ms}
         peer, floor = by.get("peer iforest"), by.get("floor")
         for m in ms:
             rp = f"{m.cpu_s / peer.cpu_s:.2f}" if peer and peer.cpu_s else ""
+            twin = by.get(same.get(m.name, ""))
+            rs = f"{m.cpu_s / twin.cpu_s:.2f}" if twin and twin.cpu_s else ""
             rf = f"{m.cpu_s / floor.cpu_s:.1f}" if floor and floor.cpu_s else ""
             failed = "" if m.code == 0 or m.name.startswith("sluice") else f" (exit {m.code})"
             lines.append(
                 f"| {label} | {m.name}{failed} | {m.cpu_s} | {m.wall_s} | {m.peak_rss_mb} "
-                f"| {rp} | {rf} |"
+                f"| {rp} | {rs} | {rf} |"
             )
     return "\n".join(lines)
 
@@ -292,6 +298,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, action="append", help="rows (repeatable; default 1M)")
     p.add_argument("--formats", nargs="+", choices=("csv", "parquet"), default=["csv", "parquet"])
     p.add_argument("--detectors", nargs="+", default=["ecod", "default"])
+    p.add_argument(
+        "--peers",
+        nargs="*",
+        choices=("iforest", "ecod"),
+        default=["iforest", "ecod"],
+        help="peer scripts to run (none: `--peers` alone, e.g. at 10M rows)",
+    )
     p.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
     p.add_argument("--no-fixed-cost", action="store_true", help="skip the 1,000-row row")
     args = p.parse_args(argv)
@@ -305,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     for rows in args.rows or [1_000_000]:
         for fmt in args.formats:
             label = f"{rows / 1e6:g}M {fmt}" if rows >= 1_000_000 else f"{rows:,} {fmt}"
-            results[label] = bench_size(work, rows, fmt, args.detectors)
+            results[label] = bench_size(work, rows, fmt, args.detectors, args.peers)
     load = os.getloadavg()
     print(f"\nload average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}\n")
     print(table(results))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.e2e import stage_seconds
+from bench.e2e import Measured, stage_seconds, table
 
 
 def test_stage_seconds_come_from_the_manifest_in_stage_order(tmp_path: Path) -> None:
@@ -22,3 +22,26 @@ def test_a_missing_or_broken_manifest_gives_no_stages(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     assert stage_seconds(broken) == {}
+
+
+def test_the_table_sets_each_sluice_run_beside_the_peer_of_its_detector() -> None:
+    def m(name: str, cpu: float) -> Measured:
+        return Measured(name=name, cpu_s=cpu, wall_s=cpu, peak_rss_mb=1.0, code=0)
+
+    results = {
+        "1M csv": [
+            m("floor", 2.0),
+            m("peer iforest", 30.0),
+            m("peer ecod", 20.0),
+            m("sluice ecod", 10.0),
+            m("sluice default", 15.0),
+        ],
+        "10M csv": [m("floor", 20.0), m("sluice ecod", 50.0)],
+    }
+    rows = {
+        tuple(cell.strip() for cell in line.strip("|").split("|")[:2]): line.split("|")[6:9]
+        for line in table(results).splitlines()[2:]
+    }
+    assert [c.strip() for c in rows[("1M csv", "sluice ecod")]] == ["0.33", "0.50", "5.0"]
+    assert [c.strip() for c in rows[("1M csv", "sluice default")]] == ["0.50", "0.50", "7.5"]
+    assert [c.strip() for c in rows[("10M csv", "sluice ecod")]] == ["", "", "2.5"]
