@@ -291,8 +291,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
         label = "error" if cause.get("level") == "error" else "warning"
         print(f"  {label}: {cause.get('message')}")
     for reason, rows in sorted(c["quarantined_by_reason"].items(), key=lambda kv: -kv[1]):
-        print(f"  {rows:>8}  {reason}")
+        print(f"  {rows:>8}  {printable(reason)}")
     print(f"  manifest: {summary['manifest']}")
+
+
+def printable(text: str) -> str:
+    """``text`` for a terminal line: a character that is not printable (a line break or a
+    control character in a column's name) shown as its Python escape."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def exit_code(status: str, fail_on: str = "failed") -> int:

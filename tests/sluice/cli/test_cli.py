@@ -17,7 +17,7 @@ from typing import IO
 
 import pytest
 
-from sluice.cli import COMMANDS, _chosen, _parser, main
+from sluice.cli import COMMANDS, _chosen, _parser, main, printable
 from sluice.core.errors import EXIT_INTERNAL
 from sluice.preflight import PROTOCOL_EXTRAS
 from tests.conftest import ROOT, SpecFactory, thin, tiny_suite
@@ -537,3 +537,9 @@ def test_a_reader_that_goes_away_is_no_internal_error(
     for wrong in ("internal error", "Traceback", "Exception ignored"):
         assert wrong not in err
     assert list((tmp_path / "out" / "reports").rglob("manifest.json"))
+
+
+def test_a_reason_naming_a_column_with_a_line_break_stays_on_one_line() -> None:
+    assert printable("c\nd|type") == "c\\nd|type"
+    assert printable("a\tb\x1b[31m|type") == "a\\tb\\x1b[31m|type"
+    assert printable("prix é 日本|type") == "prix é 日本|type"
