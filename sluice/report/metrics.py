@@ -883,7 +883,7 @@ def profile_batches(
     total = ExactSum()
     nans = 0
     first = TopCounts()
-    fed = numeric_batches = 0
+    fed = summed = numeric_batches = 0
     table = ValueTable()
     try:
         for batch in batches():
@@ -916,9 +916,11 @@ def profile_batches(
                 if table.table is None and fed == numeric_batches:
                     first.add(kept)
                     fed += 1
-                numeric_batches += 1
-                if kind == "numeric":
+                # so is the exact sum: a counted column's comes from its table
+                if kind == "numeric" and table.table is None and summed == numeric_batches:
                     total = total.merge(ExactSum.of(f))
+                    summed += 1
+                numeric_batches += 1
         distinct = distinct_count.count()
     finally:
         distinct_count.close()
@@ -927,6 +929,12 @@ def profile_batches(
     mean = std = p01 = p50 = p99 = None
     statistic: dict[int, float] = {}
     counted = table.arrays() if not nans else None
+    if kind == "numeric" and counted is not None:
+        total = weighted_sum(*counted)
+    elif kind == "numeric" and summed != numeric_batches:
+        total = ExactSum()
+        for v in floats_with_nan(batches)():
+            total = total.merge(ExactSum.of(v))
     if kind in ("numeric", "temporal") and n_values and not nans:
         wanted = PROFILE_QUANTILES if kind == "numeric" else ()
         ranks = _needed_ranks(n_values, (*wanted, *EDGE_QUANTILES))

@@ -195,6 +195,9 @@ def _segments(
     width = len(kept) if count > 1 else max(1, GROUP_CELLS // max(1, rows))
     groups = [kept[i : i + width] for i in range(0, len(kept), width)]
     counts: dict[tuple[str, str], Counts | None] = {}
+    # per bucket: the screened ids of each detector and whether the rows' ids are distinct,
+    # the same for every group of columns (in memory, several groups read one bucket)
+    known: dict[tuple[Any, ...], Any] = {}
     for group in groups:
         schema = pl.Schema({ROW_ID: pl.UInt64(), **{c: pl.String() for c in group}})
         clean = HashBuckets(schema, ROW_ID, count, outputs.spill_dir, outputs.batch_rows)
@@ -213,6 +216,7 @@ def _segments(
                 screened=screened,
                 flagged=flagged,
                 pol=pol,
+                known=known if len(groups) > 1 else {},
             )
         finally:
             clean.close()
@@ -241,25 +245,25 @@ def _count(
     screened: dict[str, float],
     flagged: dict[str, dict[int, pl.Series]],
     pol: SegmentPolicy,
+    known: dict[tuple[Any, ...], Any],
 ) -> dict[tuple[str, str], Counts | None]:
     """Screened rows and flagged rows per value, per detector and column, bucket by bucket
     (a pair with more than ``max_categories`` values is dropped: ``None``). ``clean`` holds the
     clean rows, then the quarantined rows, of ``columns``."""
     counts: dict[tuple[str, str], Counts | None] = {(d, c): {} for c in columns for d in screened}
     for b, (s, c) in enumerate(zip(scores.buckets(), clean.buckets(), strict=True)):
-        values = _first_per_id(c)
+        distinct = known.get(("distinct", b))
+        if distinct is None:
+            distinct = known[("distinct", b)] = _distinct_ids(c)
+        values = c if distinct else c.unique(ROW_ID, keep="first", maintain_order=True)
         for detector in screened:
-            ids = _first_per_id(s.filter(pl.col("detector") == detector).select(ROW_ID))
-            # each screened row's values (every row id is among the clean and quarantined
-            # rows; one that is not counts under null, as a left join of the ids would)
-            hit = flagged.get(detector, {}).get(b, NO_IDS).implode()
-            chosen = values.filter(pl.col(ROW_ID).is_in(ids.get_column(ROW_ID).implode()))
-            chosen = chosen.with_columns(pl.col(ROW_ID).is_in(hit).alias("_flagged"))
-            absent, absent_hits = ids.height - chosen.height, 0
-            if absent:
-                absent_hits = int(ids.get_column(ROW_ID).is_in(hit).sum()) - int(
-                    chosen.get_column("_flagged").sum()
+            plan = known.get(("screened", b, detector))
+            if plan is None:
+                plan = known[("screened", b, detector)] = _screened_rows(
+                    values.get_column(ROW_ID), s, detector, flagged.get(detector, {}).get(b)
                 )
+            mask, flags, absent, absent_hits = plan
+            chosen = values.filter(mask).with_columns(flags)
             for column in columns:
                 held = counts[(detector, column)]
                 if held is None:
@@ -280,12 +284,28 @@ def _count(
     return counts
 
 
-def _first_per_id(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame``'s first row of each ``_row_id``; the frame itself when its ids are distinct
-    (counting them is a hash of one column, where keeping first rows moves every column)."""
-    if frame.get_column(ROW_ID).n_unique() == frame.height:
-        return frame
-    return frame.unique(ROW_ID, keep="first", maintain_order=True)
+def _screened_rows(
+    row_ids: pl.Series, scores: pl.DataFrame, detector: str, hit: pl.Series | None
+) -> tuple[pl.Series, pl.Series, int, int]:
+    """Which of the rows (``row_ids``: clean, then quarantined) ``detector`` screened, whether
+    each of those it flagged (``hit``: the flagged ids), and the screened ids among no rows
+    with how many of them it flagged (every screened id is among the rows; one that is not
+    counts under null, as a left join of the ids would)."""
+    ids = scores.filter(pl.col("detector") == detector).get_column(ROW_ID)
+    ids = ids if ids.n_unique() == ids.len() else ids.unique(maintain_order=True)
+    flagged_ids = (NO_IDS if hit is None else hit).implode()
+    mask = row_ids.is_in(ids.implode())
+    flags = row_ids.filter(mask).is_in(flagged_ids).alias("_flagged")
+    absent, absent_hits = ids.len() - flags.len(), 0
+    if absent:
+        absent_hits = int(ids.is_in(flagged_ids).sum()) - int(flags.sum())
+    return mask, flags, absent, absent_hits
+
+
+def _distinct_ids(frame: pl.DataFrame) -> bool:
+    """Whether no ``_row_id`` of ``frame`` repeats (a hash of one column: cheaper than keeping
+    the first row of each id, which moves every column)."""
+    return bool(frame.get_column(ROW_ID).n_unique() == frame.height)
 
 
 def _judge(
