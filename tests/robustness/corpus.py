@@ -340,6 +340,12 @@ def _csv_cases() -> list[Case]:
             error=FILE + r":1: the source has a column named '_row_id'",
         ),
         Case(
+            "csv_nul_in_column_name",
+            "csv",
+            csv_text("r1,7", header="id,a\x00b"),
+            error=FILE + r": the source has a column named 'a\\x00b': the name holds a NUL byte",
+        ),
+        Case(
             "csv_schema_missing_column",
             "csv",
             csv_text(*(r.rsplit(",", 1)[0] for r in g[:3]), header="id,amount,count,when"),
@@ -506,6 +512,12 @@ def _ndjson_cases() -> list[Case]:
             error=FILE + r": the source has a column named '_source_row'",
         ),
         Case(
+            "ndjson_nul_in_key",
+            "ndjson",
+            ndjson(obj(0), obj(1, **{"a\x00b": 3})),
+            error=FILE + r": the source has a column named 'a\\x00b': the name holds a NUL byte",
+        ),
+        Case(
             "ndjson_megabyte_string",
             "ndjson",
             ndjson(obj(0, kind="y" * MEGABYTE)),
@@ -622,6 +634,12 @@ def _parquet_cases() -> list[Case]:
             "parquet",
             parquet(good_frame(1).with_columns(pl.lit(1).alias("_row_id"))),
             error=FILE + r": the source has a column named '_row_id'",
+        ),
+        Case(
+            "parquet_nul_in_column_name",
+            "parquet",
+            parquet(good_frame(1).with_columns(pl.lit(1).alias("a\x00b"))),
+            error=FILE + r": the source has a column named 'a\\x00b': the name holds a NUL byte",
         ),
         Case("parquet_zero_rows", "parquet", parquet(good_frame(0)), rows=0),
         Case(

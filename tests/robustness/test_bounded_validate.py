@@ -76,3 +76,30 @@ def test_bounded_validate_matches_in_memory(
     memory = _screen(case, tmp_path / "a", monkeypatch, "0")
     bounded = _screen(case, tmp_path / "b", monkeypatch, "1")
     assert bounded == memory
+
+
+ERRORS_QUICK = {
+    "csv_reserved_column_name",
+    "csv_nul_in_column_name",
+    "ndjson_nul_in_key",
+    "parquet_nul_in_column_name",
+}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, id=c.name, marks=[] if c.name in ERRORS_QUICK else [pytest.mark.slow])
+        for c in CASES
+        if c.error is not None
+    ],
+)
+def test_bounded_runs_refuse_what_in_memory_runs_refuse(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A case whose outcome is a clear error ends in the same error in bounded batches (a name
+    Arrow's C interface cannot carry once crashed the bounded ingest's writer instead)."""
+    memory = _screen(case, tmp_path / "a", monkeypatch, "0")
+    bounded = _screen(case, tmp_path / "b", monkeypatch, "1")
+    assert isinstance(memory, str), "an error case ends in an error"
+    assert bounded == memory
