@@ -216,7 +216,7 @@ def _segments(
                 screened=screened,
                 flagged=flagged,
                 pol=pol,
-                known=known if len(groups) > 1 else {},
+                known=known if len(groups) > 1 else None,
             )
         finally:
             clean.close()
@@ -245,23 +245,29 @@ def _count(
     screened: dict[str, float],
     flagged: dict[str, dict[int, pl.Series]],
     pol: SegmentPolicy,
-    known: dict[tuple[Any, ...], Any],
+    known: dict[tuple[Any, ...], Any] | None,
 ) -> dict[tuple[str, str], Counts | None]:
     """Screened rows and flagged rows per value, per detector and column, bucket by bucket
     (a pair with more than ``max_categories`` values is dropped: ``None``). ``clean`` holds the
-    clean rows, then the quarantined rows, of ``columns``."""
+    clean rows, then the quarantined rows, of ``columns``. ``known``, when given, keeps what
+    each bucket's rows and screened ids give for the next group of columns (in memory only:
+    a spilled run has one group)."""
     counts: dict[tuple[str, str], Counts | None] = {(d, c): {} for c in columns for d in screened}
+    memo: dict[tuple[Any, ...], Any] = {} if known is None else known
     for b, (s, c) in enumerate(zip(scores.buckets(), clean.buckets(), strict=True)):
-        distinct = known.get(("distinct", b))
+        distinct = memo.get(("distinct", b))
         if distinct is None:
-            distinct = known[("distinct", b)] = _distinct_ids(c)
+            distinct = _distinct_ids(c)
         values = c if distinct else c.unique(ROW_ID, keep="first", maintain_order=True)
         for detector in screened:
-            plan = known.get(("screened", b, detector))
+            plan = memo.get(("screened", b, detector))
             if plan is None:
-                plan = known[("screened", b, detector)] = _screened_rows(
+                plan = _screened_rows(
                     values.get_column(ROW_ID), s, detector, flagged.get(detector, {}).get(b)
                 )
+            if known is not None:
+                known[("distinct", b)] = distinct
+                known[("screened", b, detector)] = plan
             mask, flags, absent, absent_hits = plan
             chosen = values.filter(mask).with_columns(flags)
             for column in columns:
