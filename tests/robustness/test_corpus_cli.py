@@ -30,6 +30,7 @@ SUBSET = {
         "csv_empty_file",
         "csv_duplicate_column_names",
         "csv_schema_renamed_column",
+        "csv_nul_in_column_name",
     ),
     "ndjson": ("ndjson_broken_lines", "ndjson_invalid_utf8_line", "ndjson_reserved_key"),
     "parquet": (
