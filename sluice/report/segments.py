@@ -258,6 +258,8 @@ def _count(
         distinct = memo.get(("distinct", b))
         if distinct is None:
             distinct = _distinct_ids(c)
+            if known is not None:
+                known[("distinct", b)] = distinct
         values = c if distinct else c.unique(ROW_ID, keep="first", maintain_order=True)
         for detector in screened:
             plan = memo.get(("screened", b, detector))
@@ -265,9 +267,8 @@ def _count(
                 plan = _screened_rows(
                     values.get_column(ROW_ID), s, detector, flagged.get(detector, {}).get(b)
                 )
-            if known is not None:
-                known[("distinct", b)] = distinct
-                known[("screened", b, detector)] = plan
+                if known is not None:
+                    known[("screened", b, detector)] = plan
             mask, flags, absent, absent_hits = plan
             chosen = values.filter(mask).with_columns(flags)
             for column in columns:
