@@ -14,6 +14,7 @@ import polars as pl
 
 from sluice.core.failures import concat_failures, make_failures
 from sluice.core.frame import MALFORMED, PROVENANCE, ROW_ID, SOURCE_FILE, SOURCE_ROW
+from sluice.core.text import as_text
 
 QUARANTINING = ("error", "critical")
 RAW = "_raw"
@@ -127,7 +128,7 @@ def split(
     clean = _declared(
         frame.join(bad, on=ROW_ID, how="anti", maintain_order="left"), declared, PROVENANCE
     )
-    text = raw.join(bad, on=ROW_ID, how="semi", maintain_order="left")
+    text = as_text(raw.join(bad, on=ROW_ID, how="semi", maintain_order="left"))
     extra = [c for c in text.columns if c != ROW_ID and c not in declared]
     text = text.select(
         ROW_ID,

@@ -30,6 +30,7 @@ from sluice.config import LoadedSpec, Partition
 from sluice.core.errors import InputError
 from sluice.core.failures import concat_failures
 from sluice.core.frame import PROVENANCE, ROW_ID
+from sluice.core.text import column_text
 from sluice.ingest.arrow import arrow_to_polars
 from sluice.ingest.file import Typed, ingest_file, type_frame
 from sluice.ingest.parse import column_parser, polars_dtype
@@ -39,11 +40,13 @@ from sluice.ingest.text import BadRecord, arrow_reader, read_text_records
 
 @dataclass(frozen=True)
 class Ingested:
-    """What ingest gives: typed rows, their raw text, parse failures and the files read.
+    """What ingest gives: typed rows, their raw values, parse failures and the files read.
 
     ``frame`` holds the provenance columns then every column of the files: declared ones in their
-    declared type, undeclared ones as text. ``raw`` holds ``_row_id`` and every column as text, as
-    read. ``missing_columns`` are declared columns no file had; ``extra_columns`` are columns of the
+    declared type, undeclared ones as text. ``raw`` holds ``_row_id`` and every column as read:
+    text for CSV and NDJSON, a Parquet column in its own type when every file holds it in one
+    (else as text); :func:`sluice.core.text.as_text` gives the text of its rows.
+    ``missing_columns`` are declared columns no file had; ``extra_columns`` are columns of the
     files the spec does not declare; ``retyped_columns`` are columns the files of the partition
     hold in different types (column -> file -> type as read): an undeclared one is kept as text.
     """
@@ -121,8 +124,23 @@ def _layout(
 def combine(
     frames: Sequence[pl.DataFrame], raws: Sequence[pl.DataFrame], what: str, paths: Sequence[str]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The files' typed rows and raw text, each put together (columns by name); an
-    :class:`InputError` naming ``what`` and the files when their columns cannot be."""
+    """The files' typed rows and raw values, each put together (columns by name); an
+    :class:`InputError` naming ``what`` and the files when their columns cannot be.
+
+    A raw column the files hold in different types (or as categories, whose dictionaries
+    differ) is put together as text, so that no value is converted on the way."""
+    kinds: dict[str, set[pl.DataType]] = {}
+    for r in raws:
+        for c, t in r.schema.items():
+            if t != pl.Null:
+                kinds.setdefault(c, set()).add(t)
+    mixed = {
+        c
+        for c, ts in kinds.items()
+        if len(ts) > 1 or any(t in (pl.Categorical, pl.Enum) for t in ts)
+    }
+    if len(raws) > 1 and mixed:
+        raws = [r.with_columns(column_text(r[c]) for c in r.columns if c in mixed) for r in raws]
     try:
         return pl.concat(frames, how="diagonal_relaxed"), pl.concat(raws, how="diagonal_relaxed")
     except pl.exceptions.PolarsError as exc:
@@ -146,7 +164,7 @@ def _undeclared_as_text(
 ) -> pl.DataFrame:
     """``frame`` with its undeclared columns of ``retyped`` replaced by their text."""
     text = [c for c in frame.columns if c in retyped and c not in loaded.spec.columns]
-    return frame.with_columns(raw[c] for c in text) if text else frame
+    return frame.with_columns(column_text(raw[c]) for c in text) if text else frame
 
 
 __all__ = [

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sluice.core.errors import InputError
-from sluice.ingest.parse import _json_text, _plain
+from sluice.core.text import json_text, plain
 
 
 class Converted(NamedTuple):
@@ -136,7 +136,7 @@ def _arrow_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     values: list[str | None]
     try:
         values = [
-            None if v is None else v if isinstance(v, str) else _json_text(_plain(v))
+            None if v is None else v if isinstance(v, str) else json_text(plain(v))
             for v in column.to_pylist()
         ]
     except (pa.ArrowException, ValueError, TypeError, KeyError, OverflowError):

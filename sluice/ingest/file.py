@@ -22,7 +22,8 @@ from sluice.core.frame import (
     SOURCE_ROW,
     row_ids,
 )
-from sluice.ingest.parse import _as_text, _parse
+from sluice.core.text import column_text
+from sluice.ingest.parse import _parse
 from sluice.ingest.sources import SourceFile, _read_bytes
 from sluice.ingest.text import BadRecord, _read_csv, _read_ndjson, _read_parquet
 
@@ -111,7 +112,8 @@ class Typed:
     """A frame as read, typed as declared: what :func:`type_frame` gives.
 
     ``frame`` holds the provenance columns then every column (declared ones typed), ``raw``
-    ``_row_id`` and every column as text, ``failures`` one ``column|type`` failure per declared
+    ``_row_id`` and every column as read (:func:`sluice.core.text.as_text` gives its text, made
+    only for the rows that need it), ``failures`` one ``column|type`` failure per declared
     cell that is not null but did not parse; ``read`` is the frame as read with aliases renamed,
     ``aliases`` the ``(column, alias)`` pairs that were.
     """
@@ -156,9 +158,8 @@ def type_frame(
             SOURCE_ROW: pl.Series(SOURCE_ROW, np.arange(first_row, first_row + n, dtype=np.int64)),
         }
     )
-    text = _as_text(read)
-    raw = pl.concat([ids.to_frame(), text], how="horizontal")
-    parsed, masks = _parse(*_null_tokens((read, text), columns), columns, path)
+    raw = pl.concat([ids.to_frame(), read], how="horizontal")
+    parsed, masks = _parse(_null_tokens(read, columns), columns, path)
     frame = pl.concat([prov, parsed], how="horizontal")
     parts: list[pl.DataFrame] = []
     for name in masks.columns:
@@ -170,7 +171,7 @@ def type_frame(
                     column=name,
                     rule="type",
                     severity="error",
-                    values=raw[name].filter(hit),
+                    values=column_text(read[name].filter(hit)),
                     details=json.dumps(
                         {"expected": _expected(columns[name])}, separators=(",", ":")
                     ),
@@ -200,13 +201,10 @@ def _rename(
     return read.rename(names), tuple((c, a) for a, c in names.items())
 
 
-def _null_tokens(
-    frames: tuple[pl.DataFrame, pl.DataFrame], declared: Mapping[str, ColumnSpec]
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The frame as read and its text, with the cells of text columns (CSV fields, NDJSON
-    values, Parquet string and dictionary-encoded string columns) that equal one of their
-    declared column's own null tokens made null."""
-    read, text = frames
+def _null_tokens(read: pl.DataFrame, declared: Mapping[str, ColumnSpec]) -> pl.DataFrame:
+    """The frame as read with the cells of text columns (CSV fields, NDJSON values, Parquet
+    string and dictionary-encoded string columns) that equal one of their declared column's
+    own null tokens made null."""
     cols = [
         c
         for c in read.columns
@@ -215,15 +213,14 @@ def _null_tokens(
         and isinstance(read[c].dtype, pl.String | pl.Categorical | pl.Enum)
     ]
     if not cols:
-        return read, text
-    hit = read.select(pl.col(c).cast(pl.String).is_in(declared[c].null_values) for c in cols)
-
-    def nulled(f: pl.DataFrame) -> pl.DataFrame:
-        return f.with_columns(
-            pl.when(hit[c]).then(None).otherwise(pl.col(c)).alias(c) for c in cols
-        )
-
-    return nulled(read), nulled(text)
+        return read
+    return read.with_columns(
+        pl.when(pl.col(c).cast(pl.String).is_in(declared[c].null_values))
+        .then(None)
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in cols
+    )
 
 
 def _expected(spec: ColumnSpec) -> str:

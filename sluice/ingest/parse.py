@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import polars as pl
 
 from sluice.config import ColumnSpec
 from sluice.core.errors import InputError
+from sluice.core.text import column_text
 
 TRUE_TEXT = ("true", "t", "yes", "y", "1")
 
@@ -195,7 +194,7 @@ def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec) -> pl.Expr:
 
 
 def _parse(
-    read: pl.DataFrame, text: pl.DataFrame, declared: Mapping[str, ColumnSpec], path: str
+    read: pl.DataFrame, declared: Mapping[str, ColumnSpec], path: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Typed columns, and masks of the declared cells that are not null but did not parse.
 
@@ -207,17 +206,22 @@ def _parse(
     def as_text(c: str) -> pl.Expr | pl.Series:
         if read[c].dtype == pl.Binary:
             return pl.col(c).map_elements(_utf8_or_none, return_dtype=pl.String)
-        return text[c]
+        return column_text(read[c])
 
-    native = read.with_columns(
-        as_text(c) for c in read.columns if not _native(read[c].dtype, declared.get(c))
-    )
-    everything = read.with_columns(as_text(c) for c in read.columns if read[c].dtype != pl.String)
+    def native() -> pl.DataFrame:
+        return read.with_columns(
+            as_text(c) for c in read.columns if not _native(read[c].dtype, declared.get(c))
+        )
+
+    def everything() -> pl.DataFrame:
+        return read.with_columns(as_text(c) for c in read.columns if read[c].dtype != pl.String)
+
     for attempt in (native, everything):
+        frame = attempt()
         try:
-            parsed = attempt.select(
-                _typed(c, attempt[c].dtype, declared[c]) if c in declared else pl.col(c)
-                for c in attempt.columns
+            parsed = frame.select(
+                _typed(c, frame[c].dtype, declared[c]) if c in declared else pl.col(c)
+                for c in frame.columns
             )
         except pl.exceptions.PolarsError:
             continue
@@ -232,54 +236,8 @@ def _parse(
     raise InputError(f"{path}: cannot convert the columns to their declared types")
 
 
-def _text_of(series: pl.Series) -> pl.Expr | pl.Series:
-    dtype = series.dtype
-    if dtype.is_nested() or dtype == pl.Object:
-        # from Python values: map_elements hands a list cell over as a Series
-        values = [None if v is None else _json_text(_plain(v)) for v in series.to_list()]
-        return pl.Series(series.name, values, dtype=pl.String)
-    if dtype == pl.Binary:
-        return pl.col(series.name).map_elements(_bytes_text, return_dtype=pl.String)
-    return pl.col(series.name).cast(pl.String)
-
-
-def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
-    """Every column as text: nested values as compact JSON, bytes as UTF-8 or else latin-1."""
-    exprs = [_text_of(frame[c]) for c in frame.columns if frame[c].dtype != pl.String]
-    try:
-        return frame.with_columns(exprs)
-    except pl.exceptions.PolarsError:
-        return frame.with_columns(
-            pl.col(c).map_elements(str, return_dtype=pl.String)
-            for c in frame.columns
-            if frame[c].dtype != pl.String
-        )
-
-
-def _json_text(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
-
-
 def _utf8_or_none(value: bytes) -> str | None:
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError:
         return None
-
-
-def _bytes_text(value: bytes) -> str:
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return value.decode("latin-1")
-
-
-def _plain(value: Any) -> Any:
-    """A Python value from Arrow as JSON-able data (bytes as text, maps' pairs as lists)."""
-    if isinstance(value, bytes):
-        return _bytes_text(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

@@ -55,6 +55,7 @@ from sluice.config import CsvOptions, LoadedSpec, Partition
 from sluice.core.errors import InputError
 from sluice.core.files import input_error, open_regular
 from sluice.core.frame import ROW_ID
+from sluice.core.text import as_text
 from sluice.ingest.arrow import arrow_to_polars
 from sluice.ingest.file import Records, typed_records
 from sluice.ingest.sources import SourceFile
@@ -444,7 +445,7 @@ def plan_partition(
     for f in files:
         assert f.empty is not None
         frames.append(_undeclared_as_text(f.empty.frame, f.empty.raw, retyped, loaded))
-        raws.append(f.empty.raw)
+        raws.append(as_text(f.empty.raw))
     frame, raw = combine(frames, raws, f"{loaded.name} {partition.dirname}", paths)
     missing, extra, order = _layout(frame.columns, list(spec.columns))
     raw_order = [ROW_ID, *[c for c in order if c in raw.columns and c != ROW_ID]]
@@ -634,7 +635,7 @@ def _conform(
     from sluice.ingest import _undeclared_as_text
 
     frame = _undeclared_as_text(got.frame, got.raw, plan.retyped, loaded)
-    return _shape(frame, plan.frame_schema), _shape(got.raw, plan.raw_schema), got.failures
+    return _shape(frame, plan.frame_schema), _shape(as_text(got.raw), plan.raw_schema), got.failures
 
 
 def _shape(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 
 from sluice.config import CsvOptions
 from sluice.core.errors import InputError
+from sluice.core.text import json_text
 from sluice.ingest.arrow import arrow_to_polars
-from sluice.ingest.parse import _json_text
 
 _HEAD_BYTES = 1 << 16
 
@@ -265,7 +265,7 @@ def _read_ndjson(
     for rec in records:
         for k, out in cols.items():
             v = None if rec is None else rec.get(k)
-            out.append(None if v is None else v if isinstance(v, str) else _json_text(v))
+            out.append(None if v is None else v if isinstance(v, str) else json_text(v))
     return pl.DataFrame({k: pl.Series(k, v, dtype=pl.String) for k, v in cols.items()}), bad
 
 

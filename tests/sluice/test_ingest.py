@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -13,7 +14,9 @@ import pytest
 
 from sluice.config import Partition, load_spec
 from sluice.core.errors import InputError
+from sluice.core.failures import concat_failures, make_failures
 from sluice.core.frame import row_ids
+from sluice.decide import split
 from sluice.ingest import Ingested, arrow_reader, arrow_to_polars, ingest, list_source_files
 from tests.conftest import SpecFactory
 from tests.robustness.corpus import odd_arrow_columns
@@ -182,3 +185,73 @@ def test_a_fifo_matching_the_source_pattern_is_named_not_skipped(
         match=r"late\.csv: matches the source pattern but is not a regular file; found a FIFO",
     ):
         list_source_files(loaded, Partition.parse("2024-01-01", "day", "date"))
+
+
+def test_parquet_values_keep_their_text_in_quarantine(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    """A Parquet cell's raw text is made only for the rows quarantined (and the cells that do
+    not parse), the same text whether the file holds the column alone or beside a file that
+    holds it in another type, every column but the row id."""
+    one = pl.DataFrame(
+        {
+            "id": ["a", "b"],
+            "amount": [1, 2],
+            "count": [7, 8],
+            "when": [dt.datetime(2024, 1, 1, 8, 30), None],
+            "kind": ["x", "y"],
+            "tags": [[1, 2], [3]],
+            "blob": [b"\xff\x00", b"ok"],
+        }
+    )
+    two = pl.DataFrame(
+        {
+            "id": ["c", "d"],
+            "amount": [2.5, 3.25],
+            "count": [1.5, 3.0],
+            "when": ["2024-01-02 00:00:00", "soon"],
+            "kind": ["z", None],
+            "tags": [[4], None],
+            "blob": [b"\xe9t\xe9", None],
+        }
+    )
+    spec = make_dataset({"2024-01-01": _parquet(one)}, fmt="parquet")
+    (tmp_path / "raw" / "date=2024-01-01" / "two.parquet").write_bytes(_parquet(two))
+    loaded = load_spec(spec)
+    got = ingest(loaded, loaded.spec.partition.parse("2024-01-01"))
+    assert got.raw.schema["_row_id"] == pl.UInt64
+    assert got.raw.schema["tags"] == pl.List(pl.Int64)  # kept as read: no text for clean rows
+    typed = got.failures.select("reason", "value").sort("reason").rows()
+    assert typed == [("count|type", "1.5"), ("when|type", "soon")]
+    everything = make_failures(
+        got.frame["_row_id"], column="id", rule="held", severity="error", values=None
+    )
+    q = split(got.frame, got.raw, concat_failures([got.failures, everything]), DECLARED_TINY)
+    raw = q.quarantine["_raw"].struct.unnest().select("amount", "count", "when", "kind")
+    assert raw.rows() == [
+        ("1", "7", "2024-01-01 08:30:00.000000", "x"),
+        ("2", "8", None, "y"),
+        ("2.5", "1.5", "2024-01-02 00:00:00", "z"),
+        ("3.25", "3.0", "soon", None),
+    ]
+    assert [json.loads(e) for e in q.quarantine["_extra"]] == [
+        {"tags": "[1,2]", "blob": "ÿ\x00"},
+        {"tags": "[3]", "blob": "ok"},
+        {"tags": "[4]", "blob": "été"},
+        {"tags": None, "blob": None},
+    ]
+
+
+def _parquet(frame: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.write_parquet(buf)
+    return buf.getvalue()
+
+
+DECLARED_TINY = {
+    "id": pl.String(),
+    "amount": pl.Float64(),
+    "count": pl.Int64(),
+    "when": pl.Datetime("us"),
+    "kind": pl.String(),
+}
