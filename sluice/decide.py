@@ -125,9 +125,9 @@ def split(
             ),
         )
     )
-    clean = _declared(
-        frame.join(bad, on=ROW_ID, how="anti", maintain_order="left"), declared, PROVENANCE
-    )
+    # a mask, not an anti join: the clean side is most of the rows, and a join gathers them
+    held = frame.get_column(ROW_ID).is_in(bad.get_column(ROW_ID).implode())
+    clean = _declared(frame.filter(~held), declared, PROVENANCE)
     text = as_text(raw.join(bad, on=ROW_ID, how="semi", maintain_order="left"))
     extra = [c for c in text.columns if c != ROW_ID and c not in declared]
     text = text.select(
@@ -142,10 +142,10 @@ def split(
             else pl.lit("{}")
         ).alias(EXTRA),
     )
-    typed = _declared(frame.join(bad, on=ROW_ID, how="semi", maintain_order="left"), declared)
+    typed = _declared(frame.filter(held), declared)
     quarantine = (
         frame.select(PROVENANCE)
-        .join(bad, on=ROW_ID, how="semi", maintain_order="left")
+        .filter(held)
         .join(typed, on=ROW_ID, how="left", maintain_order="left")
         .join(text, on=ROW_ID, how="left", maintain_order="left")
         .join(reasons, on=ROW_ID, how="left", maintain_order="left")

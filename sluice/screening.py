@@ -41,6 +41,7 @@ from sluice.core.frame import (
     SOURCE_FILE,
     SOURCE_ROW,
     EngineChoice,
+    split_in_order,
 )
 from sluice.decide import (
     QUARANTINING,
@@ -211,16 +212,16 @@ def split_rows(
     critical: Sequence[tuple[str, str, str]] = (),
 ) -> Split:
     """Split rows into clean and quarantine (:func:`sluice.decide.split`) and prove that every
-    row of ``frame`` is on exactly one side; :class:`ConservationError` if not."""
+    row of ``frame`` is on exactly one side, in order; :class:`ConservationError` if not."""
     result = split(frame, raw, failures, declared, critical)
     ids_in = frame.get_column(ROW_ID)
-    sides = pl.concat([result.clean.get_column(ROW_ID), result.quarantine.get_column(ROW_ID)])
-    n = len(ids_in)
-    if len(sides) != n or sides.n_unique() != n or not sides.is_in(ids_in.implode()).all():
+    clean, held = result.clean.get_column(ROW_ID), result.quarantine.get_column(ROW_ID)
+    if not split_in_order(ids_in, clean, held):
+        distinct = pl.concat([clean, held]).n_unique()
         raise ConservationError(
-            f"the split does not hold every row exactly once: {n} rows in, "
+            f"the split does not hold every row exactly once: {len(ids_in)} rows in, "
             f"{result.clean.height} clean and {result.quarantine.height} quarantined, "
-            f"{sides.n_unique()} distinct"
+            f"{distinct} distinct"
         )
     return result
 

@@ -45,6 +45,7 @@ import polars as pl
 from sluice.core.errors import EXIT_INTERNAL, SluiceError
 from sluice.core.errors import OutputError as OutputError  # noqa: PLC0414 (re-exported)
 from sluice.core.files import Unverified, file_sha256, fsync_dir, read_verified
+from sluice.core.frame import same_ids
 
 PARQUET_NAME = "part-00000.parquet"
 MANIFEST_NAME = "manifest.json"
@@ -585,11 +586,21 @@ def check_conservation(
     }
     both = pl.concat(list(read.values())) if read else pl.Series(column, [], pl.UInt64)
     problems: list[str] = []
+    if add_checksums(*(str(v["checksum"]) for v in back.values())) != checksum(ids_in):
+        problems.append("the checksums of the files' ids do not add up to the input's")
+    if not same_ids(both, ids_in):
+        problems.extend(_differences(both, ids_in, back))
+    return conserved(back, expected, problems, names)
+
+
+def _differences(
+    both: pl.Series, ids_in: pl.Series, back: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """How the ids the files hold (``both``) differ from ``ids_in``, each way they do."""
+    problems: list[str] = []
     if len(both) != len(ids_in):
         held = " + ".join(f"{v['rows']} {k}" for k, v in back.items())
         problems.append(f"{len(ids_in)} rows came in, the files hold {held}")
-    if add_checksums(*(str(v["checksum"]) for v in back.values())) != checksum(ids_in):
-        problems.append("the checksums of the files' ids do not add up to the input's")
     twice = len(both) - both.n_unique()
     if twice:
         problems.append(f"{twice} row ids are written twice (in both files, or twice in one)")
@@ -599,7 +610,7 @@ def check_conservation(
     extra = int((~both.is_in(ids_in.cast(both.dtype, strict=False))).sum())
     if extra:
         problems.append(f"{extra} rows in the files did not come in")
-    return conserved(back, expected, problems, names)
+    return problems or ["the files' ids are not the input's, each once"]
 
 
 def conserved(

@@ -29,7 +29,7 @@ import pyarrow as pa
 from sluice.config import LoadedSpec, Partition
 from sluice.core.errors import InputError
 from sluice.core.failures import concat_failures
-from sluice.core.frame import PROVENANCE, ROW_ID
+from sluice.core.frame import PROVENANCE, ROW_ID, ids_meet
 from sluice.core.text import column_text
 from sluice.ingest.arrow import arrow_to_polars
 from sluice.ingest.file import Typed, ingest_file, type_frame
@@ -93,7 +93,7 @@ def ingest(
     retyped = _retyped(sources)
     frames = [_undeclared_as_text(f, r, retyped, loaded) for f, r in zip(frames, raws, strict=True)]
     frame, raw = combine(frames, raws, f"{loaded.name} {partition.dirname}", paths)
-    if frame[ROW_ID].n_unique() != frame.height:
+    if ids_meet([(s.sha256, s.rows) for s in sources]):
         raise InputError(
             f"{loaded.name} {partition.dirname}: two source files have identical bytes "
             f"({', '.join(paths)}); a row would be counted twice"

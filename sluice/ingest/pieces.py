@@ -54,7 +54,7 @@ import pyarrow.parquet as pq
 from sluice.config import CsvOptions, LoadedSpec, Partition
 from sluice.core.errors import InputError
 from sluice.core.files import input_error, open_regular
-from sluice.core.frame import ROW_ID
+from sluice.core.frame import ROW_ID, ids_meet
 from sluice.core.text import as_text
 from sluice.ingest.arrow import arrow_to_polars
 from sluice.ingest.file import Records, typed_records
@@ -648,17 +648,13 @@ def _shape(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFra
 
 
 def _check_distinct(loaded: LoadedSpec, plan: Plan) -> None:
-    """Ingest's check that no two rows share a row id: ids are a bijection of (the first 8
-    bytes of the file's sha256 + row number), so two files' ids meet exactly when their
-    ranges of those numbers overlap (modulo 2**64)."""
-    spans = sorted((int(f.sha256[:16], 16), f.rows) for f in plan.files if f.rows)
-    for (a, n), (b, _) in zip(spans, [*spans[1:], *spans[:1]], strict=True):
-        if len(spans) > 1 and (b - a) % 2**64 < n:
-            paths = ", ".join(f.path for f in plan.files)
-            raise InputError(
-                f"{plan.where}: two source files have identical bytes "
-                f"({paths}); a row would be counted twice"
-            )
+    """Ingest's check that no two rows share a row id (:func:`sluice.core.frame.ids_meet`)."""
+    if ids_meet([(f.sha256, f.rows) for f in plan.files]):
+        paths = ", ".join(f.path for f in plan.files)
+        raise InputError(
+            f"{plan.where}: two source files have identical bytes "
+            f"({paths}); a row would be counted twice"
+        )
 
 
 __all__ = [
