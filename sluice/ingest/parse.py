@@ -168,11 +168,17 @@ def _native(dtype: pl.DataType, spec: ColumnSpec | None) -> bool:
     )
 
 
-def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec) -> pl.Expr:
-    """The typed value of a column; a cell that does not parse becomes null."""
+def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec, *, first: bool = False) -> pl.Expr:
+    """The typed value of a column; a cell that does not parse becomes null.
+
+    ``first``: text declared a number is cast as it is, without first stripping blanks (a
+    blank is rare, the strip a pass over every value): the cells this leaves null are parsed
+    again by the column's parser (:func:`_again`)."""
     col = pl.col(name)
     target = _TARGET[spec.type]
-    if dtype == pl.String:
+    if dtype == pl.String and first and spec.type in ("int", "float"):
+        value = col.cast(target, strict=False)
+    elif dtype == pl.String:
         value = column_parser(spec)(col)
     elif dtype == target:
         value = col
@@ -220,11 +226,12 @@ def _parse(
         frame = attempt()
         try:
             parsed = frame.select(
-                _typed(c, frame[c].dtype, declared[c]) if c in declared else pl.col(c)
+                _typed(c, frame[c].dtype, declared[c], first=True) if c in declared else pl.col(c)
                 for c in frame.columns
             )
         except pl.exceptions.PolarsError:
             continue
+        parsed = _again(frame, parsed, declared)
         masks = pl.DataFrame(
             [
                 (read[c].is_not_null() & parsed[c].is_null()).alias(c)
@@ -234,6 +241,27 @@ def _parse(
         )
         return parsed, masks
     raise InputError(f"{path}: cannot convert the columns to their declared types")
+
+
+def _again(
+    frame: pl.DataFrame, parsed: pl.DataFrame, declared: Mapping[str, ColumnSpec]
+) -> pl.DataFrame:
+    """``parsed`` with the text cells its first reading left null parsed again by their
+    column's parser (see :func:`_typed`)."""
+    for c, spec in declared.items():
+        if (
+            c not in frame.columns
+            or frame[c].dtype != pl.String
+            or spec.type not in ("int", "float")
+        ):
+            continue
+        missed = frame[c].is_not_null() & parsed[c].is_null()
+        if not missed.any():
+            continue
+        at = missed.arg_true()
+        again = frame.select(pl.col(c).gather(at)).select(_typed(c, pl.String(), spec)).to_series()
+        parsed = parsed.with_columns(parsed[c].scatter(at, again))
+    return parsed
 
 
 def _utf8_or_none(value: bytes) -> str | None:

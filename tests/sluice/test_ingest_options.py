@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, load_spec
 from sluice.core.errors import ConfigError, InputError
 from sluice.ingest import Ingested, column_parser, ingest
+from sluice.ingest.parse import _parse, _typed
 from sluice.ingest.text import _csv_exact, _csv_fast
 from sluice.pipeline import run_partition
 from tests.conftest import SpecFactory
@@ -379,3 +380,55 @@ def test_a_column_name_polars_cannot_carry_is_refused_or_renamed(
     got = _ingest(make_dataset, csv, schema=schema, extra={"keys": []})
     assert got.frame.get_column("tag").to_list() == ["x", "y"]
     assert got.failures.is_empty()
+
+
+_NUMBER_TEXT = st.one_of(
+    st.integers(-(2**70), 2**70).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "1e5",
+            "1E-3",
+            "+7",
+            "-0",
+            ".5",
+            "5.",
+            "1_000",
+            "0x10",
+            "inf",
+            "-Infinity",
+            "NaN",
+            "1,5",
+            "１２",
+            "٣",
+            "12abc",
+            "--1",
+        ]
+    ),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["", " ", "\t", "\u00a0", "\u2003", "\n"]),
+            _NUMBER_TEXT,
+            st.sampled_from(["", " ", "\t", "\u00a0", "\r\n"]),
+        ).map("".join)
+        | st.none(),
+        max_size=30,
+    )
+)
+@example(["1.5", " 2.5", "x", None, " inf ", "7 "])
+def test_numbers_read_first_as_they_are_equal_the_parser(texts: list[str | None]) -> None:
+    """Ingest casts text declared a number without stripping blanks first and parses again
+    the cells that does not take: the same values and failures as the column's parser."""
+    read = pl.DataFrame({"i": texts, "f": texts}, schema={"i": pl.String, "f": pl.String})
+    declared = {"i": ColumnSpec(type="int"), "f": ColumnSpec(type="float")}
+    parsed, masks = _parse(read, declared, "x.csv")
+    for c, spec in declared.items():
+        want = read.select(_typed(c, pl.String(), spec)).to_series()
+        assert parsed[c].equals(want), (c, texts)
+        assert masks[c].equals(read[c].is_not_null() & want.is_null())
