@@ -260,7 +260,7 @@ def compose(
         metrics=metrics,
         history=history,
         policy=apol,
-        segments=segment_bias(outputs),
+        segments=segment_bias(outputs, distinct={c.name: c.distinct for c in cols}),
         baseline=baseline,
         monitoring=checks,
         shifts=shifts,

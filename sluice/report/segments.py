@@ -17,7 +17,7 @@ finds the same segments.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -82,17 +82,18 @@ SCREENED = pl.Schema({ROW_ID: pl.UInt64(), "detector": pl.String()})
 
 
 def _quarantined_values(outputs: RunOutputs, columns: list[str]) -> Iterator[pl.DataFrame]:
-    """``_row_id`` and each column as text of the quarantined rows, batch by batch."""
+    """``_row_id`` and each column (in its declared type) of the quarantined rows, batch by
+    batch."""
     for q in outputs.quarantine_frames():
         if q.is_empty() or ROW_ID not in q.columns:
             continue
         parsed = [
             # renamed first: series methods run as expressions on the series' name ("*")
             _parse_raw(q[c].rename("value"), outputs.columns[c], outputs.formats.get(c))
-            .cast(pl.String)
+            .cast(outputs.columns[c])
             .alias(c)
             if c in q.columns
-            else pl.Series(c, [None] * q.height, dtype=pl.String)
+            else pl.Series(c, [None] * q.height, dtype=outputs.columns[c])
             for c in columns
         ]
         yield pl.DataFrame([q[ROW_ID].cast(pl.UInt64), *parsed])
@@ -118,12 +119,19 @@ NO_IDS = pl.Series(ROW_ID, [], dtype=pl.UInt64)
 Counts = dict[str | None, list[int]]
 
 
-def segment_bias(outputs: RunOutputs, policy: SegmentPolicy | None = None) -> list[SegmentBias]:
+def segment_bias(
+    outputs: RunOutputs,
+    policy: SegmentPolicy | None = None,
+    *,
+    distinct: Mapping[str, int] | None = None,
+) -> list[SegmentBias]:
     """Segments each detector flagged far above its overall share, most biased first.
 
     Counted from the scores and the clean rows split into hash buckets of ``_row_id``
     (:class:`sluice.report.streaming.HashBuckets`): a bounded report spills them under the
-    run's work folder and holds one bucket at a time, an in-memory one holds one bucket."""
+    run's work folder and holds one bucket at a time, an in-memory one holds one bucket.
+    ``distinct``: the clean rows' distinct non-null values per column, when the report has
+    counted them (its column profiles), so that no column is read again to find them."""
     pol = policy or SegmentPolicy()
     if not outputs.has_scores or "detector" not in outputs.score_columns:
         return []
@@ -135,7 +143,7 @@ def segment_bias(outputs: RunOutputs, policy: SegmentPolicy | None = None) -> li
     try:
         for batch in outputs.score_batches([ROW_ID, "detector"]):
             scores.add(batch)
-        return _segments(outputs, pol, columns, count, scores)
+        return _segments(outputs, pol, columns, count, scores, distinct=distinct or {})
     finally:
         scores.close()
 
@@ -146,6 +154,8 @@ def _segments(
     columns: list[str],
     count: int,
     scores: HashBuckets,
+    *,
+    distinct: Mapping[str, int],
 ) -> list[SegmentBias]:
     severity = {
         m["name"]: str(m.get("severity", "error")) for m in outputs.manifest.get("detectors", [])
@@ -181,11 +191,15 @@ def _segments(
     # clean rows has too many among each detector's screened rows: it is passed over before it
     # is read (a unique key costs one row group, not a hash of every row)
     all_clean_screened = all(totals[d][2] == outputs.clean_rows for d in screened)
-    kept = [
-        c
-        for c in columns
-        if not (all_clean_screened and outputs.clean_has_more_values_than(c, pol.max_categories))
-    ]
+
+    def too_many(column: str) -> bool:
+        # null counts as a value: a known count decides unless it is right at the limit
+        known = distinct.get(column)
+        if known is not None and known != pol.max_categories:
+            return known > pol.max_categories
+        return outputs.clean_has_more_values_than(column, pol.max_categories)
+
+    kept = [c for c in columns if not (all_clean_screened and too_many(c))]
     if not kept:
         return []
     # spilled, every column goes to the buckets in one pass over the clean file; held in
@@ -199,7 +213,9 @@ def _segments(
     # the same for every group of columns (in memory, several groups read one bucket)
     known: dict[tuple[Any, ...], Any] = {}
     for group in groups:
-        schema = pl.Schema({ROW_ID: pl.UInt64(), **{c: pl.String() for c in group}})
+        # each column in its own type (an integer counts faster than its text): values are
+        # written out as text once counted
+        schema = pl.Schema({ROW_ID: pl.UInt64(), **{c: outputs.columns[c] for c in group}})
         clean = HashBuckets(schema, ROW_ID, count, outputs.spill_dir, outputs.batch_rows)
         try:
             for frame in outputs.clean_frames([ROW_ID, *group]):
@@ -276,8 +292,10 @@ def _count(
                 if held is None:
                     continue
                 # by position: a column called "*" or "^a.*$" is not a pattern
-                by = chosen.group_by(pl.nth(chosen.columns.index(column))).agg(
-                    pl.len().alias("rows"), pl.col("_flagged").sum().alias("flagged")
+                by = (
+                    chosen.group_by(pl.nth(chosen.columns.index(column)))
+                    .agg(pl.len().alias("rows"), pl.col("_flagged").sum().alias("flagged"))
+                    .with_columns(pl.nth(0).cast(pl.String))
                 )
                 rows_by = [(value, int(rows), int(hits)) for value, rows, hits in by.iter_rows()]
                 if absent:

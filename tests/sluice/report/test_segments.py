@@ -96,6 +96,32 @@ def test_policy_thresholds_decide() -> None:
     assert segment_bias(outputs, SegmentPolicy(min_flagged=91)) == []
 
 
+def test_distinct_counts_the_report_has_spare_reading_columns_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outputs = _outputs()
+    read: list[str] = []
+    more_than = RunOutputs.clean_has_more_values_than
+
+    def spy(self: RunOutputs, name: str, limit: int) -> bool:
+        read.append(name)
+        return more_than(self, name, limit)
+
+    monkeypatch.setattr(RunOutputs, "clean_has_more_values_than", spy)
+    found = segment_bias(outputs)
+    assert sorted(read) == ["payment", "zone"]
+    read.clear()
+    assert segment_bias(outputs, distinct={"zone": 4, "payment": 2}) == found
+    assert read == []
+    # at the limit a null would tip it over: the column is read
+    assert segment_bias(outputs, distinct={"zone": 50, "payment": 2}) == found
+    assert read == ["zone"]
+    read.clear()
+    # past the limit the column is passed over unread
+    assert segment_bias(outputs, distinct={"zone": 51, "payment": 2}) == []
+    assert read == []
+
+
 def test_no_scores_or_no_flags_means_no_segments() -> None:
     outputs = _outputs()
     none = RunOutputs(**{**outputs.__dict__, "scores": None})
