@@ -28,7 +28,6 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from sluice.report.history import Baseline, age_span
 
@@ -70,6 +69,8 @@ def _spread(values: Sequence[float]) -> float:
     v = v[np.isfinite(v)]
     if v.size == 0:
         return 0.0
+    from scipy import stats  # here: scipy.stats takes most of a second to import
+
     return float(stats.median_abs_deviation(v, scale="normal"))
 
 

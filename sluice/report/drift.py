@@ -32,7 +32,6 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from sluice.config import Partition
 from sluice.report.bounded import Mode, sample_rows
@@ -145,6 +144,8 @@ def wasserstein(u: FloatArray, v: FloatArray) -> float | None:
     u, v = finite(u), finite(v)
     if u.size == 0 or v.size == 0:
         return None
+    from scipy import stats  # here: scipy.stats takes most of a second to import
+
     return float(stats.wasserstein_distance(u, v))
 
 
@@ -163,6 +164,8 @@ def numeric_drift(
     w = wasserstein(current, reference)
     w = w / sd if w is not None and sd > 0 else None
     if min(current.size, reference.size) < policy.large:
+        from scipy import stats
+
         res = stats.ks_2samp(current, reference)
         d, p = float(res.statistic), float(res.pvalue)
         return "ks", d, p, p < policy.alpha / max(n_tests, 1) and d >= policy.min_ks, w
@@ -207,6 +210,8 @@ def categorical_drift(
         table = np.vstack([c[keep], r[keep]])
         if table.shape[1] < 2:
             return "chi2", 0.0, 1.0, False, counts
+        from scipy import stats
+
         p = stats.chi2_contingency(table).pvalue
         # association() takes integer counts only (a float table is a ValueError)
         counts_table = np.rint(table).astype(np.int64)

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import polars as pl
-from scipy.stats import binom
 
 from sluice.core.frame import ROW_ID
 from sluice.core.spill import part_count
@@ -344,6 +343,8 @@ def _judge(
         share = hits / rows
         if hits < pol.min_flagged or share < pol.min_ratio * overall:
             continue
+        from scipy.stats import binom  # here: scipy.stats takes most of a second to import
+
         p = min(1.0, float(binom.sf(hits - 1, rows, overall)) * tested)
         if p < pol.alpha:
             out.append(

@@ -31,6 +31,25 @@ def test_a_run_with_regex_checks_and_ecod_imports_none_of_the_heavy_libraries(
     spec = make_dataset(
         {"2024-01-01": "id,amount,count,when,kind\n" + ROWS}, suite=suite, detectors=detectors
     )
+    loaded = _modules_of_run(spec, tmp_path)
+    assert "polars" in loaded
+    assert sorted(loaded & set(BLOCKED)) == []
+
+
+def test_a_first_run_without_detectors_does_not_import_scipy_stats(
+    make_dataset: SpecFactory, tmp_path: Path
+) -> None:
+    """scipy.stats takes most of a second to import: the report imports it only to test drift
+    (with earlier partitions), judge anomalies in history or weigh a biased segment."""
+    spec = make_dataset({"2024-01-01": "id,amount,count,when,kind\n" + ROWS}, detectors=[])
+    loaded = _modules_of_run(spec, tmp_path, whole=True)
+    assert "sluice.report.build" in loaded
+    assert "scipy.stats" not in loaded
+
+
+def _modules_of_run(spec: Path, tmp_path: Path, *, whole: bool = False) -> set[str]:
+    """The top-level modules (every module when ``whole``) a ``sluice run`` of ``spec`` held
+    at exit."""
     shim = tmp_path / "shim"
     shim.mkdir()
     (shim / "sitecustomize.py").write_text(SHIM)
@@ -57,6 +76,5 @@ def test_a_run_with_regex_checks_and_ecod_imports_none_of_the_heavy_libraries(
     )
     assert ran.returncode == 0, ran.stderr
     assert "passed: 300 rows in" in ran.stdout
-    loaded = {m.split(".")[0] for m in (tmp_path / "modules.txt").read_text().split()}
-    assert "polars" in loaded
-    assert sorted(loaded & set(BLOCKED)) == []
+    names = (tmp_path / "modules.txt").read_text().split()
+    return set(names) if whole else {m.split(".")[0] for m in names}
