@@ -707,6 +707,11 @@ def bin_counts(values: FloatArray, edges: FloatArray) -> FloatArray:
     return counts.astype(np.float64)
 
 
+def _once(values: FloatArray) -> FloatBatches:
+    """Float batches that are the one array ``values``, as often as read."""
+    return lambda: iter([values])
+
+
 def _float_batches(batches: Batches, as_float: bool = True) -> FloatBatches:
     """The NaN-free float values of a column's batches (nulls left out)."""
 
@@ -901,6 +906,7 @@ def profile_batches(
     nans = 0
     first = TopCounts()
     fed = summed = numeric_batches = 0
+    one: tuple[FloatArray, FloatArray] | None = None
     table = ValueTable()
     try:
         for batch in batches():
@@ -932,6 +938,8 @@ def profile_batches(
                 nan = np.isnan(f)
                 nans += int(nan.sum())
                 kept = f[~nan] if nans else f
+                # a column read as one batch keeps its floats for the passes after the loop
+                one = (f, kept) if numeric_batches == 0 else None
                 table.add(kept, distinct=in_batch)
                 # the radix pass is for a column the table could not count: fed from the
                 # first batch on, or left to order_statistics to make
@@ -949,7 +957,10 @@ def profile_batches(
     finally:
         distinct_count.close()
     n_values = clean_rows - nulls
-    floats = _float_batches(batches)
+    floats, with_nan = _float_batches(batches), floats_with_nan(batches)
+    if one is not None:
+        # converted once: the radix passes, sums and bins read the same arrays again
+        floats, with_nan = _once(one[1]), _once(one[0])
     mean = std = p01 = p50 = p99 = None
     statistic: dict[int, float] = {}
     counted = table.arrays() if not nans else None
@@ -957,7 +968,7 @@ def profile_batches(
         total = weighted_sum(*counted)
     elif kind == "numeric" and summed != numeric_batches:
         total = ExactSum()
-        for v in floats_with_nan(batches)():
+        for v in with_nan():
             total = total.merge(ExactSum.of(v))
     if kind in ("numeric", "temporal") and n_values and not nans:
         wanted = PROFILE_QUANTILES if kind == "numeric" else ()
@@ -984,7 +995,7 @@ def profile_batches(
             clipped = np.clip(counted[0], edges[0], edges[-1])
             counts = np.histogram(clipped, bins=edges, weights=counted[1].astype(np.float64))[0]
     elif edges is not None or (spread is not None and total.count > 1):
-        for v in floats_with_nan(batches)():
+        for v in with_nan():
             if spread is not None:
                 spread.add(v)
             if edges is not None:
