@@ -585,22 +585,29 @@ def check_conservation(
         side: {"rows": len(ids), "checksum": checksum(ids)} for side, ids in read.items()
     }
     both = pl.concat(list(read.values())) if read else pl.Series(column, [], pl.UInt64)
-    problems: list[str] = []
-    if add_checksums(*(str(v["checksum"]) for v in back.values())) != checksum(ids_in):
-        problems.append("the checksums of the files' ids do not add up to the input's")
-    if not same_ids(both, ids_in):
-        problems.extend(_differences(both, ids_in, back))
+    sums_differ = add_checksums(*(str(v["checksum"]) for v in back.values())) != checksum(ids_in)
+    problems = (
+        _differences(both, ids_in, back, sums_differ=sums_differ)
+        if sums_differ or not same_ids(both, ids_in)
+        else []
+    )
     return conserved(back, expected, problems, names)
 
 
 def _differences(
-    both: pl.Series, ids_in: pl.Series, back: Mapping[str, Mapping[str, Any]]
+    both: pl.Series,
+    ids_in: pl.Series,
+    back: Mapping[str, Mapping[str, Any]],
+    *,
+    sums_differ: bool,
 ) -> list[str]:
     """How the ids the files hold (``both``) differ from ``ids_in``, each way they do."""
     problems: list[str] = []
     if len(both) != len(ids_in):
         held = " + ".join(f"{v['rows']} {k}" for k, v in back.items())
         problems.append(f"{len(ids_in)} rows came in, the files hold {held}")
+    if sums_differ:
+        problems.append("the checksums of the files' ids do not add up to the input's")
     twice = len(both) - both.n_unique()
     if twice:
         problems.append(f"{twice} row ids are written twice (in both files, or twice in one)")
