@@ -424,7 +424,7 @@ _NUMBER_TEXT = st.one_of(
 @example(["1.5", " 2.5", "x", None, " inf ", "7 "])
 def test_numbers_read_first_as_they_are_equal_the_parser(texts: list[str | None]) -> None:
     """Ingest casts text declared a number without stripping blanks first and parses again
-    the cells that does not take: the same values and failures as the column's parser."""
+    the cells the cast refuses: the same values and failures as the column's parser."""
     read = pl.DataFrame({"i": texts, "f": texts}, schema={"i": pl.String, "f": pl.String})
     declared = {"i": ColumnSpec(type="int"), "f": ColumnSpec(type="float")}
     parsed, masks = _parse(read, declared, "x.csv")
