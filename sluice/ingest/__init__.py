@@ -29,12 +29,12 @@ import pyarrow as pa
 from sluice.config import LoadedSpec, Partition
 from sluice.core.errors import InputError
 from sluice.core.failures import concat_failures
-from sluice.core.frame import PROVENANCE, ROW_ID, ids_meet
+from sluice.core.frame import PROVENANCE, ROW_ID
 from sluice.core.text import column_text
 from sluice.ingest.arrow import arrow_to_polars
 from sluice.ingest.file import Typed, ingest_file, type_frame
 from sluice.ingest.parse import column_parser, polars_dtype
-from sluice.ingest.sources import SourceFile, list_source_files
+from sluice.ingest.sources import SourceFile, list_source_files, refuse_shared_ids
 from sluice.ingest.text import BadRecord, arrow_reader, read_text_records
 
 
@@ -93,11 +93,9 @@ def ingest(
     retyped = _retyped(sources)
     frames = [_undeclared_as_text(f, r, retyped, loaded) for f, r in zip(frames, raws, strict=True)]
     frame, raw = combine(frames, raws, f"{loaded.name} {partition.dirname}", paths)
-    if ids_meet([(s.sha256, s.rows) for s in sources]):
-        raise InputError(
-            f"{loaded.name} {partition.dirname}: two source files have identical bytes "
-            f"({', '.join(paths)}); a row would be counted twice"
-        )
+    refuse_shared_ids(
+        [(s.path, s.sha256, s.rows) for s in sources], f"{loaded.name} {partition.dirname}"
+    )
     missing, extra, order = _layout(frame.columns, list(loaded.spec.columns))
     return Ingested(
         frame=frame.select(order),

@@ -54,11 +54,11 @@ import pyarrow.parquet as pq
 from sluice.config import CsvOptions, LoadedSpec, Partition
 from sluice.core.errors import InputError
 from sluice.core.files import input_error, open_regular
-from sluice.core.frame import ROW_ID, ids_meet
+from sluice.core.frame import ROW_ID
 from sluice.core.text import as_text
 from sluice.ingest.arrow import arrow_to_polars
 from sluice.ingest.file import Records, typed_records
-from sluice.ingest.sources import SourceFile
+from sluice.ingest.sources import SourceFile, refuse_shared_ids
 from sluice.ingest.text import (
     BadRecord,
     _codec,
@@ -648,13 +648,8 @@ def _shape(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFra
 
 
 def _check_distinct(loaded: LoadedSpec, plan: Plan) -> None:
-    """Ingest's check that no two rows share a row id (:func:`sluice.core.frame.ids_meet`)."""
-    if ids_meet([(f.sha256, f.rows) for f in plan.files]):
-        paths = ", ".join(f.path for f in plan.files)
-        raise InputError(
-            f"{plan.where}: two source files have identical bytes "
-            f"({paths}); a row would be counted twice"
-        )
+    """Ingest's check that no two rows share a row id (:func:`refuse_shared_ids`)."""
+    refuse_shared_ids([(f.path, f.sha256, f.rows) for f in plan.files], plan.where)
 
 
 __all__ = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ import fsspec
 from sluice.config import LoadedSpec, Partition
 from sluice.core.errors import InputError
 from sluice.core.files import input_error, kind, read_regular
+from sluice.core.frame import ids_meet
 
 
 @dataclass(frozen=True)
@@ -83,3 +85,14 @@ def _read_bytes(path: str) -> bytes:
             return data
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
+
+
+def refuse_shared_ids(files: Sequence[tuple[str, str, int]], where: str) -> None:
+    """An :class:`InputError` naming ``where`` when two of ``files`` (each ``(path, sha256,
+    rows)``) would give a row the same id (:func:`sluice.core.frame.ids_meet`): two files with
+    identical bytes."""
+    if ids_meet([(sha, rows) for _, sha, rows in files]):
+        raise InputError(
+            f"{where}: two source files have identical bytes "
+            f"({', '.join(path for path, _, _ in files)}); a row would be counted twice"
+        )
