@@ -128,7 +128,7 @@ def split(
     # a mask, not an anti join: the clean side is most of the rows, and a join gathers them
     held = frame.get_column(ROW_ID).is_in(bad.get_column(ROW_ID).implode())
     clean = _declared(frame.filter(~held), declared, PROVENANCE)
-    text = as_text(raw.join(bad, on=ROW_ID, how="semi", maintain_order="left"))
+    text = as_text(raw.filter(pl.col(ROW_ID).is_in(bad.get_column(ROW_ID).implode())))
     extra = [c for c in text.columns if c != ROW_ID and c not in declared]
     text = text.select(
         ROW_ID,

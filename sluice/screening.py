@@ -166,9 +166,10 @@ def rows_to_score(
 ) -> pl.DataFrame:
     """The rows detectors score: ``_row_id`` and the declared ``columns`` of every row without a
     quarantining failure (severity error or critical) among ``failures``, in order."""
-    bad = failures.filter(pl.col("severity").is_in(QUARANTINING)).select(ROW_ID).unique()
+    bad = failures.filter(pl.col("severity").is_in(QUARANTINING)).get_column(ROW_ID)
     declared = [c for c in columns if c in frame.columns]
-    return frame.join(bad, on=ROW_ID, how="anti", maintain_order="left").select(ROW_ID, *declared)
+    # a mask, not an anti join: most rows are kept, and a join gathers them
+    return frame.select(ROW_ID, *declared).filter(~pl.col(ROW_ID).is_in(bad.implode()))
 
 
 def why_not_scored(
