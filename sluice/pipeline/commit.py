@@ -27,7 +27,7 @@ from sluice.decide import (
 from sluice.ingest import polars_dtype
 from sluice.lineage import run_completed
 from sluice.pipeline.budget import batch_rows
-from sluice.pipeline.handoff import get
+from sluice.pipeline.handoff import get, release
 from sluice.pipeline.manifest import (
     Checksums,
     Conservation,
@@ -149,6 +149,9 @@ def _write(run: Run, backend: OutputBackend) -> _Staged:
     raw = get(run, "raw.parquet")
     failures, declared, critical = split_inputs(run)
     result = split_rows(frame, raw, failures, declared, critical)
+    # the split is the last use of the rows held in memory: the report reads what was written
+    release(run, "frame.parquet", "raw.parquet")
+    del raw
     part = run.partition
     meta = {
         "sluice.dataset": run.loaded.name,

@@ -46,6 +46,21 @@ def put(run: Run, name: str, frame: pl.DataFrame) -> None:
         memory[name] = frame
 
 
+def release(run: Run, *names: str) -> None:
+    """Let go of frames held in memory that no later stage takes (the files in the work
+    folder, if any, stay): a stage retried after this starts again from the ingest."""
+    memory = _HELD.get(run.work)
+    if memory is not None:
+        for name in names:
+            memory.pop(name, None)
+
+
+def has(run: Run, name: str) -> bool:
+    """Whether a later stage can still take the frame left under ``name``."""
+    memory = _HELD.get(run.work)
+    return (memory is not None and name in memory) or run.file(name).is_file()
+
+
 def get(run: Run, name: str) -> pl.DataFrame:
     """The frame an earlier stage left under ``name``: from memory, else from the work folder."""
     memory = _HELD.get(run.work)

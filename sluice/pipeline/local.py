@@ -39,7 +39,7 @@ from sluice.pipeline.budget import (
     partition_estimate,
 )
 from sluice.pipeline.commit import stage_write
-from sluice.pipeline.handoff import in_memory
+from sluice.pipeline.handoff import has, in_memory
 from sluice.pipeline.idempotence import check_done, skipped_summary
 from sluice.pipeline.reapply import with_decisions_reapplied
 from sluice.pipeline.run import Run, RunRef, log
@@ -143,9 +143,14 @@ def _finish(run: Run, started: dt.datetime, *, screen_too: bool) -> dict[str, An
         progress(name, part, "screen")
         stage_screen(run)
     progress(name, part, "write")
-    summary = with_io_retries(
-        lambda: stage_write(run, started, "in-process"), f"{name} {part}: write"
-    )
+
+    def write() -> dict[str, Any]:
+        if not has(run, "frame.parquet"):
+            # an attempt that failed after the split let go of the rows held in memory
+            _ingest_validate(run, screen_too=True)
+        return stage_write(run, started, "in-process")
+
+    summary = with_io_retries(write, f"{name} {part}: write")
     return with_decisions_reapplied(run.loaded, summary)
 
 

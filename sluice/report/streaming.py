@@ -269,6 +269,9 @@ class DistinctCount:
         self.spill_dir = spill_dir
         self.parts = max(1, parts)
         self._held: pl.Series | None = pl.Series("v", [], dtype=dtype)
+        # the first batch as given, and its count: its distinct values are made only when a
+        # second batch comes (a column read as one batch is counted without copying them)
+        self._first: tuple[pl.Series, int] | None = None
         self._folder: Path | None = None
         self._spill: PartSpill | None = None
         self._count: int | None = None
@@ -283,7 +286,13 @@ class DistinctCount:
         batch holds. The first batch is held whole, whatever its count: its distinct values
         are no more than its rows, already in memory, so a column read as one batch is never
         spilled; a later batch spills them when the merged values pass ``limit``."""
-        got = self._canonical(values.drop_nulls().rename("v")).unique()
+        got = self._canonical(values.drop_nulls().rename("v"))
+        if self._held is not None and self._held.is_empty() and self._first is None:
+            self._first = (got, got.n_unique())
+            return self._first[1]
+        if self._first is not None:
+            self._held, self._first = self._first[0].unique(), None
+        got = got.unique()
         n = got.len()
         if self._held is not None:
             if self._held.is_empty():
@@ -306,6 +315,9 @@ class DistinctCount:
         """The distinct values seen (spilled buckets are counted once, then removed)."""
         if self._count is not None:
             return self._count
+        if self._first is not None:
+            self._count = self._first[1]
+            return self._count
         if self._held is not None:
             self._count = self._held.len()
             return self._count
@@ -321,6 +333,7 @@ class DistinctCount:
 
     def close(self) -> None:
         """Remove what was spilled."""
+        self._first = None
         if self._spill is not None:
             self._spill.close()
             self._spill = None
@@ -404,6 +417,7 @@ class HashBuckets:
 
     def close(self) -> None:
         """Remove what was spilled."""
+        self._first = None
         if self._spill is not None:
             self._spill.close()
             self._spill = None

@@ -26,7 +26,7 @@ def test_a_missing_or_broken_manifest_gives_no_stages(tmp_path: Path) -> None:
 
 def test_the_table_sets_each_sluice_run_beside_the_peer_of_its_detector() -> None:
     def m(name: str, cpu: float) -> Measured:
-        return Measured(name=name, cpu_s=cpu, wall_s=cpu, peak_rss_mb=1.0, code=0)
+        return Measured(name=name, cpu_s=cpu, wall_s=cpu, peak_rss_mb=1.0, code=0, sys_s=cpu / 4)
 
     results = {
         "1M csv": [
@@ -39,9 +39,15 @@ def test_the_table_sets_each_sluice_run_beside_the_peer_of_its_detector() -> Non
         "10M csv": [m("floor", 20.0), m("sluice ecod", 50.0)],
     }
     rows = {
-        tuple(cell.strip() for cell in line.strip("|").split("|")[:2]): line.split("|")[6:9]
+        tuple(cell.strip() for cell in line.strip("|").split("|")[:2]): line.split("|")[7:10]
         for line in table(results).splitlines()[2:]
     }
     assert [c.strip() for c in rows[("1M csv", "sluice ecod")]] == ["0.33", "0.50", "5.0"]
     assert [c.strip() for c in rows[("1M csv", "sluice default")]] == ["0.50", "0.50", "7.5"]
     assert [c.strip() for c in rows[("10M csv", "sluice ecod")]] == ["", "", "2.5"]
+    kernel = {
+        line.split("|")[2].strip(): line.split("|")[4].strip()
+        for line in table(results).splitlines()[2:]
+        if "1M" in line
+    }
+    assert kernel["sluice ecod"] == "2.5"

@@ -85,8 +85,18 @@ def test_a_write_retried_after_the_split_gives_the_same_outputs(
 
     monkeypatch.setattr(sluice.report, "stage_report", report)
     monkeypatch.setattr(local, "IO_BACKOFF_SECONDS", 0.0)
+    ingested: list[int] = []
+    real_ingest = local.stage_ingest
+
+    def ingest(run: Run) -> None:
+        ingested.append(1)
+        real_ingest(run)
+
+    monkeypatch.setattr(local, "stage_ingest", ingest)
     retried = local.screen_local(str(spec), DAY, force=True)
     assert len(calls) == 2
+    # the split let go of the rows held in memory: the retry read the source again
+    assert len(ingested) == 2
     assert retried["counts"] == through_files["counts"]
     assert _outputs(spec) == files
 

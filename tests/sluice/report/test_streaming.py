@@ -128,6 +128,8 @@ def test_distinct_counts_spilled_or_held_are_polars_n_unique(
         assert counter.add(batch) == batch.drop_nulls().n_unique()
     assert counter.count() == values.drop_nulls().n_unique()
     assert list(tmp_path.iterdir()) == [], "the spill is removed"
+    whole = DistinctCount(values.dtype, limit=limit, spill_dir=tmp_path)
+    assert whole.add(values) == whole.count() == values.drop_nulls().n_unique()
 
 
 def test_one_batch_is_counted_without_spilling(tmp_path: Path) -> None:
