@@ -3,6 +3,7 @@ Parquet, keeping every record, also the ones that cannot be split or decoded."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -21,6 +22,8 @@ from sluice.core.text import json_text
 from sluice.ingest.arrow import arrow_to_polars
 
 _HEAD_BYTES = 1 << 16
+# the slice of a file whose encoding is checked at a time
+_CHECK_BYTES = 1 << 24
 
 
 _BAD_BYTE = re.compile("[\udc80-\udcff]")
@@ -108,9 +111,20 @@ def _from_arrow(table: pa.Table) -> pl.DataFrame:
 
 def _valid(data: bytes, opts: CsvOptions) -> bool:
     """Whether every byte is valid in the encoding (pyarrow's handler of ragged rows would fail
-    decoding one that is not, and print the error)."""
+    decoding one that is not, and print the error).
+
+    ASCII is valid in every encoding sluice reads, and any byte in latin-1; other bytes are
+    decoded a slice at a time, so that the check never holds the file's text (up to four times
+    the file's size)."""
+    codec = _codec(opts)
+    if codec == "latin1" or data.isascii():
+        return True
+    decoder = codecs.getincrementaldecoder(codec)()
+    view = memoryview(data)
     try:
-        data.decode(_codec(opts))
+        for start in range(0, len(view), _CHECK_BYTES):
+            decoder.decode(view[start : start + _CHECK_BYTES])
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
     return True

@@ -432,3 +432,34 @@ def test_numbers_read_first_as_they_are_equal_the_parser(texts: list[str | None]
         want = read.select(_typed(c, pl.String(), spec)).to_series()
         assert parsed[c].equals(want), (c, texts)
         assert masks[c].equals(read[c].is_not_null() & want.is_null())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.binary(max_size=40)
+    | st.text(max_size=20).map(lambda t: t.encode("utf-8"))
+    | st.text(max_size=20).map(lambda t: t.encode("utf-8")[:-1]),
+    encoding=st.sampled_from(["utf8", "latin1", "cp1252"]),
+)
+@example(data="é".encode(), encoding="utf8")
+@example(data=b"ab\xc3", encoding="utf8")
+@example(data=b"ab\x81", encoding="cp1252")
+def test_the_encoding_check_read_in_slices_equals_decoding_the_whole_file(
+    data: bytes, encoding: str
+) -> None:
+    """The check decodes a slice at a time (here of 3 bytes, so that a character is cut across
+    slices) and agrees with decoding the whole file."""
+    from sluice.ingest import text
+
+    try:
+        data.decode({"utf8": "utf-8"}.get(encoding, encoding))
+        whole = True
+    except UnicodeDecodeError:
+        whole = False
+    opts = CsvOptions.model_validate({"encoding": encoding})
+    before = text._CHECK_BYTES
+    text._CHECK_BYTES = 3
+    try:
+        assert text._valid(data, opts) is whole
+    finally:
+        text._CHECK_BYTES = before

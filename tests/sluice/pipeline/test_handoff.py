@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sluice.pipeline import commit, local, run_partition
+from sluice.pipeline import commit, local, run_partition, stage_ingest
 from sluice.pipeline.run import Run
 from tests.conftest import SpecFactory
 from tests.sluice.pipeline.bounded_support import hostile_csv
@@ -86,7 +86,7 @@ def test_a_write_retried_after_the_split_gives_the_same_outputs(
     monkeypatch.setattr(sluice.report, "stage_report", report)
     monkeypatch.setattr(local, "IO_BACKOFF_SECONDS", 0.0)
     ingested: list[int] = []
-    real_ingest = local.stage_ingest
+    real_ingest = stage_ingest
 
     def ingest(run: Run) -> None:
         ingested.append(1)
