@@ -47,9 +47,14 @@ HASH_SEED = 11
 
 
 def float_keys(values: FloatArray) -> KeyArray:
-    """Unsigned keys in the order of the floats (``-0.0`` as ``0.0``; no NaN)."""
-    bits = (np.asarray(values, dtype=np.float64) + 0.0).view(np.uint64)
-    keys: KeyArray = bits ^ np.where(bits >> np.uint64(63) == 1, _ALL, _SIGN)
+    """Unsigned keys in the order of the floats (``-0.0`` as ``0.0``; no NaN): a negative
+    float's bits all flipped, a positive one's sign bit set. Two arrays are made, the rest is
+    done in place (each new array of a large column is fresh memory the kernel must clear)."""
+    keys: KeyArray = np.add(values, 0.0, dtype=np.float64).view(np.uint64)
+    flip = keys >> np.uint64(63)  # 1 for a negative float
+    np.negative(flip, out=flip)  # all bits set for a negative float, else none
+    np.bitwise_or(flip, _SIGN, out=flip)
+    np.bitwise_xor(keys, flip, out=keys)
     return keys
 
 
@@ -128,12 +133,19 @@ class TopCounts:
 
     def __init__(self) -> None:
         self.counts = np.zeros(1 << RADIX, dtype=np.int64)
+        self.batches = 0
+        # the keys of the only batch counted so far: a column read as one batch keeps them for
+        # the passes after this one, instead of making them again in each
+        self.keys: KeyArray | None = None
 
     def add(self, values: FloatArray) -> None:
         """Count the keys' top bits of NaN-free values."""
         if values.size:
-            top = float_keys(values) >> np.uint64(64 - RADIX)
+            keys = float_keys(values)
+            top = (keys >> np.uint64(64 - RADIX)).view(np.int64)  # below 2**16: no cast
             self.counts += np.bincount(top, minlength=1 << RADIX)
+            self.batches += 1
+            self.keys = keys if self.batches == 1 else None
 
 
 def order_statistics(
@@ -148,6 +160,16 @@ def order_statistics(
         first = TopCounts()
         for values in batches():
             first.add(values)
+    only = first.keys  # a column read as one batch: its keys, made once
+
+    def key_batches() -> Iterator[KeyArray]:
+        if only is not None:
+            yield only
+            return
+        for values in batches():
+            if values.size:
+                yield float_keys(values)
+
     top = first.counts
     # a rank's state: (prefix, prefix bits, rank within the prefix, values under the prefix)
     state: dict[int, tuple[int, int, int, int]] = {}
@@ -169,10 +191,7 @@ def order_statistics(
         collect = {g for g, size in groups.items() if size <= COLLECT}
         gathered: dict[tuple[int, int], list[KeyArray]] = {g: [] for g in collect}
         counts = {g: np.zeros(1 << RADIX, dtype=np.int64) for g in groups if g not in collect}
-        for values in batches():
-            if not values.size:
-                continue
-            keys = float_keys(values)
+        for keys in key_batches():
             for prefix, bits in groups:
                 inside = keys[keys >> np.uint64(64 - bits) == np.uint64(prefix)]
                 if (prefix, bits) in collect:

@@ -7,7 +7,16 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from sluice.write import MARKER_NAME, OutputError, PartitionWriter, foreign_reason, write_parquet
+from sluice.decide import checksum
+from sluice.write import (
+    MARKER_NAME,
+    ConservationError,
+    OutputError,
+    PartitionWriter,
+    check_conservation,
+    foreign_reason,
+    write_parquet,
+)
 
 
 def test_commit_replaces_and_leaves_no_staging(tmp_path: Path) -> None:
@@ -85,3 +94,32 @@ def test_a_file_where_a_partition_folder_goes_is_refused(tmp_path: Path) -> None
         w.commit()
     assert (tmp_path / "p=1").read_text() == "a file, not a partition"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p=1"]
+
+
+@pytest.mark.parametrize(
+    ("clean", "held", "says"),
+    [
+        ([1, 3, 5], [2, 4, 6], None),
+        ([5, 1, 3], [6, 2, 4], None),  # any order holds every row once: proven by sorting
+        ([1, 3, 5, 6], [2, 4], None),
+        ([], [1, 2, 3, 4, 5, 6], None),
+        ([1, 3, 5], [2, 4], r"6 rows came in, the files hold 3 clean \+ 2 quarantine"),
+        ([1, 3, 5, 4], [2, 4], r"1 row ids are written twice"),
+        ([1, 3, 5, 7], [2, 4], r"1 input rows are in no file"),
+    ],
+    ids=["in order", "out of order", "uneven", "all held", "lost", "twice", "foreign"],
+)
+def test_conservation_holds_for_every_row_once_in_any_order(
+    clean: list[int], held: list[int], says: str | None
+) -> None:
+    ids_in = pl.Series("_row_id", [1, 2, 3, 4, 5, 6], dtype=pl.UInt64)
+    read = {
+        "clean": pl.Series("_row_id", clean, dtype=pl.UInt64),
+        "quarantine": pl.Series("_row_id", held, dtype=pl.UInt64),
+    }
+    if says is None:
+        back = check_conservation(read, ids_in, "_row_id", names="x")
+        assert back["clean"] == {"rows": len(clean), "checksum": checksum(read["clean"])}
+    else:
+        with pytest.raises(ConservationError, match=says):
+            check_conservation(read, ids_in, "_row_id", names="x")
