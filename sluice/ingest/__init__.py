@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from sluice.config import LoadedSpec, Partition
 from sluice.core.errors import InputError
 from sluice.core.failures import concat_failures
 from sluice.core.frame import PROVENANCE, ROW_ID
 from sluice.core.text import column_text
-from sluice.ingest.arrow import arrow_to_polars
+from sluice.ingest.arrow import arrow_to_polars, release_reading_memory
 from sluice.ingest.file import Typed, ingest_file, type_frame
 from sluice.ingest.parse import column_parser, polars_dtype
 from sluice.ingest.sources import SourceFile, list_source_files, refuse_shared_ids
@@ -88,8 +87,8 @@ def ingest(
         raws.append(r)
         fails.append(x)
         sources.append(s)
-    # pyarrow's pool keeps the memory the reads freed; polars allocates elsewhere
-    pa.default_memory_pool().release_unused()
+    # pyarrow's pools keep the memory the reads freed; polars allocates elsewhere
+    release_reading_memory()
     retyped = _retyped(sources)
     frames = [_undeclared_as_text(f, r, retyped, loaded) for f, r in zip(frames, raws, strict=True)]
     frame, raw = combine(frames, raws, f"{loaded.name} {partition.dirname}", paths)

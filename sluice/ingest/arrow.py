@@ -1,7 +1,12 @@
-"""Arrow tables into polars: types polars cannot hold are converted, and said."""
+"""Arrow tables into polars: types polars cannot hold are converted, and said; the memory
+pyarrow's readers allocate from."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
 from typing import NamedTuple
 
 import polars as pl
@@ -10,6 +15,47 @@ import pyarrow.compute as pc
 
 from sluice.core.errors import InputError
 from sluice.core.text import json_text, plain
+
+POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
+
+
+@cache
+def reading_pool() -> pa.MemoryPool:
+    """The memory pool sluice's pyarrow reads allocate from: pyarrow's jemalloc pool when it has
+    one, else its default; pyarrow's default when ``ARROW_DEFAULT_MEMORY_POOL`` names a pool.
+
+    Most of a large read's cost beyond parsing is the kernel clearing the fresh memory it
+    touches. With pyarrow's default on Linux (mimalloc), reading a 10M-row, 1.1 GB CSV as text
+    spent 4.7 to 5.4 CPU s in the kernel, with jemalloc 1.3 to 1.5 (three runs each, the user
+    CPU the same); a 10M-row Parquet file 1.5 to 4.0 against 1.0 to 1.1.
+    """
+    if os.environ.get(POOL_ENV, "").strip():
+        return pa.default_memory_pool()
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        return pa.default_memory_pool()
+
+
+@contextmanager
+def reading_memory() -> Iterator[None]:
+    """pyarrow's default pool is :func:`reading_pool` while the block runs, for readers that
+    take no pool (``ParquetFile.read``); the pool before is restored after it."""
+    before, pool = pa.default_memory_pool(), reading_pool()
+    if pool.backend_name == before.backend_name:
+        yield
+        return
+    pa.set_memory_pool(pool)
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(before)
+
+
+def release_reading_memory() -> None:
+    """Hand back to the system what the reading pool holds free (its allocator keeps it)."""
+    reading_pool().release_unused()
+    pa.default_memory_pool().release_unused()
 
 
 class Converted(NamedTuple):

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from sluice.config import CsvOptions
 from sluice.core.errors import InputError
 from sluice.core.text import json_text
-from sluice.ingest.arrow import arrow_to_polars
+from sluice.ingest.arrow import arrow_to_polars, reading_memory, reading_pool
 
 _HEAD_BYTES = 1 << 16
 # the slice of a file whose encoding is checked at a time
@@ -73,6 +73,7 @@ def _csv_fast(data: bytes, opts: CsvOptions, path: str) -> pl.DataFrame | None:
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
             ),
+            memory_pool=reading_pool(),
         )
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError):
         return None
@@ -94,10 +95,13 @@ def arrow_reader(*parts: bytes) -> pa.BufferReader:
     ("terminate called without an active exception", SIGABRT). A copy into Arrow's own memory
     needs no GIL to release.
     """
-    sink = pa.BufferOutputStream()
-    for part in parts:
-        sink.write(part)
-    return pa.BufferReader(sink.getvalue())
+    buffer = pa.allocate_buffer(sum(len(p) for p in parts), memory_pool=reading_pool())
+    with memoryview(buffer) as whole, whole.cast("B") as view:
+        at = 0
+        for part in parts:
+            view[at : at + len(part)] = part
+            at += len(part)
+    return pa.BufferReader(buffer)
 
 
 def _from_arrow(table: pa.Table) -> pl.DataFrame:
@@ -351,7 +355,8 @@ def _read_parquet(data: bytes, path: str) -> pl.DataFrame:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise InputError(f"{path}: duplicate column names: {', '.join(dupes)}")
-        table = source.read()
+        with reading_memory():
+            table = source.read()
     except (pa.ArrowException, OSError, ValueError) as exc:
         first = str(exc).strip().split("\n", 1)[0] or type(exc).__name__
         raise InputError(f"{path}: not a readable Parquet file: {first}") from None

@@ -255,3 +255,39 @@ DECLARED_TINY = {
     "when": pl.Datetime("us"),
     "kind": pl.String(),
 }
+
+
+def test_reads_allocate_from_jemalloc_unless_the_environment_names_a_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Large reads cost the kernel less with pyarrow's jemalloc pool than with its default
+    (sluice.ingest.arrow.reading_pool); ARROW_DEFAULT_MEMORY_POOL still decides when set, and
+    the default pool is what it was after a read."""
+    from sluice.ingest.arrow import POOL_ENV, reading_memory, reading_pool
+
+    if "jemalloc" not in pa.supported_memory_backends():
+        pytest.skip("this pyarrow has no jemalloc pool")
+    before = pa.default_memory_pool().backend_name
+    reading_pool.cache_clear()
+    try:
+        monkeypatch.delenv(POOL_ENV, raising=False)
+        assert reading_pool().backend_name == "jemalloc"
+        with reading_memory():
+            assert pa.default_memory_pool().backend_name == "jemalloc"
+            table = pa.table({"a": pa.array(["x" * 100] * 1000)})
+        assert pa.default_memory_pool().backend_name == before
+        assert table.column("a")[0].as_py() == "x" * 100  # read under the pool, used after
+        with pytest.raises(RuntimeError), reading_memory():
+            raise RuntimeError("a failed read")
+        assert pa.default_memory_pool().backend_name == before
+        reading_pool.cache_clear()
+        monkeypatch.setenv(POOL_ENV, "system")
+        assert reading_pool().backend_name == pa.default_memory_pool().backend_name
+    finally:
+        reading_pool.cache_clear()
+
+
+def test_the_reader_of_several_parts_holds_them_one_after_the_other() -> None:
+    parts = [b"id,amount\n", b"", b"r1,1.5\n" * 10_000, b"\xff\x00tail"]
+    assert arrow_reader(*parts).read() == b"".join(parts)
+    assert arrow_reader().read() == b""
