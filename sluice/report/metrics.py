@@ -920,6 +920,7 @@ def profile_batches(
             in_batch = distinct_count.add(values)
             # a text column's lengths come from its category counts while it has them
             measured = False
+            vc: pl.DataFrame | None = None
             if categories is not None:
                 if in_batch > CATEGORY_LIMIT:
                     _add_lengths(lengths, categories, kind)
@@ -940,7 +941,10 @@ def profile_batches(
                 kept = f[~nan] if nans else f
                 # a column read as one batch keeps its floats for the passes after the loop
                 one = (f, kept) if numeric_batches == 0 else None
-                table.add(kept, distinct=in_batch)
+                if vc is not None:  # counted as categories: the table takes those counts
+                    table.add_counts(_as_float(vc.get_column(VALUE)), vc["n"], distinct=in_batch)
+                else:
+                    table.add(kept, distinct=in_batch)
                 # the radix pass is for a column the table could not count: fed from the
                 # first batch on, or left to order_statistics to make
                 if table.table is None and fed == numeric_batches:

@@ -119,6 +119,29 @@ class ValueTable:
         )
         self.table = merged if merged.height <= self.limit else None
 
+    def add_counts(self, values: pl.Series, counts: pl.Series, *, distinct: int) -> None:
+        """:meth:`add` of a batch already counted: its distinct values as floats (NaN among
+        them left out here) and how often each occurs; ``distinct`` as for :meth:`add`."""
+        if self.table is None:
+            return
+        if distinct > self.limit:
+            self.table = None
+            return
+        got = (
+            pl.DataFrame({"v": values.cast(pl.Float64), "n": counts.cast(pl.Int64)})
+            .filter(~pl.col("v").is_nan())
+            .group_by("v")
+            .agg(pl.col("n").sum())
+        )
+        if got.is_empty():
+            return
+        merged = (
+            got
+            if self.table.is_empty()
+            else pl.concat([self.table, got]).group_by("v").agg(pl.col("n").sum())
+        )
+        self.table = merged if merged.height <= self.limit else None
+
     def arrays(self) -> tuple[FloatArray, npt.NDArray[np.int64]] | None:
         """The distinct values and their counts, or ``None`` when there were too many."""
         if self.table is None:

@@ -350,3 +350,35 @@ def test_without_a_spill_folder_a_bounded_report_holds_one_bucket(tmp_path: Path
     policy = SegmentPolicy(min_rows=5, min_flagged=2, min_ratio=2.0, alpha=0.5)
     assert segment_bias(bounded, policy) == segment_bias(outputs, policy)
     assert [repr(p) for p in profiles(bounded)] == [repr(p) for p in profiles(outputs)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(
+            st.sampled_from([0.0, -0.0, float("nan"), 1.5, -2.0, 2.0**53, 2.0**53 + 2]),
+            max_size=12,
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    limit=st.sampled_from([1, 3, 100]),
+)
+def test_a_table_fed_counted_batches_is_the_table_fed_their_values(
+    batches: list[list[float]], limit: int
+) -> None:
+    """A batch counted as categories goes to the value table as its counts: the same table as
+    its values (NaN left out, -0.0 with 0.0, dropped past the limit)."""
+    by_values, by_counts = streaming.ValueTable(limit), streaming.ValueTable(limit)
+    for batch in batches:
+        values = pl.Series("value", batch, dtype=pl.Float64)
+        distinct = streaming.DistinctCount(pl.Float64, limit=10, spill_dir=None).add(values)
+        floats = values.to_numpy()
+        by_values.add(floats[~np.isnan(floats)], distinct=distinct)  # as the profile feeds it
+        counted = values.value_counts(name="n")
+        by_counts.add_counts(counted["value"], counted["n"], distinct=distinct)
+    if by_values.table is None:
+        assert by_counts.table is None
+    else:
+        assert by_counts.table is not None
+        assert by_values.table.sort("v").equals(by_counts.table.sort("v"))
