@@ -372,7 +372,7 @@ def test_a_table_fed_counted_batches_is_the_table_fed_their_values(
     by_values, by_counts = streaming.ValueTable(limit), streaming.ValueTable(limit)
     for batch in batches:
         values = pl.Series("value", batch, dtype=pl.Float64)
-        distinct = streaming.DistinctCount(pl.Float64, limit=10, spill_dir=None).add(values)
+        distinct = streaming.DistinctCount(pl.Float64(), limit=10, spill_dir=None).add(values)
         floats = values.to_numpy()
         by_values.add(floats[~np.isnan(floats)], distinct=distinct)  # as the profile feeds it
         counted = values.value_counts(name="n")
