@@ -382,3 +382,21 @@ def test_a_table_fed_counted_batches_is_the_table_fed_their_values(
     else:
         assert by_counts.table is not None
         assert by_values.table.sort("v").equals(by_counts.table.sort("v"))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pl.Series([f"T{i:09d}" for i in range(100_000)]),  # an id: counted by its hashes
+        pl.Series([f"T{i % 99_000:09d}" for i in range(100_000)]),  # ids that repeat
+        pl.Series([f"T{i % 7}" for i in range(100_000)]),  # few values
+        pl.Series([f"T{i}".encode() for i in range(100_000)]),  # bytes
+        pl.Series(["é", "e\u0301"] * 40_000),  # equal to the eye, not in bytes
+        pl.Series([f"T{i}" for i in range(100)]),  # short: counted as it is
+    ],
+    ids=["ids", "ids that repeat", "few values", "bytes", "unnormalised", "short"],
+)
+def test_distinct_text_counted_by_hashes_is_n_unique(values: pl.Series) -> None:
+    assert streaming.count_distinct(values) == values.n_unique()
+    counter = DistinctCount(values.dtype, limit=10, spill_dir=None)
+    assert counter.add(values) == counter.count() == values.n_unique()
