@@ -111,13 +111,7 @@ class ValueTable:
         if distinct is not None and distinct > self.limit:
             self.table = None
             return
-        counts = pl.Series("v", values).value_counts(name="n").cast({"n": pl.Int64})
-        merged = (
-            counts
-            if self.table.is_empty()
-            else pl.concat([self.table, counts]).group_by("v").agg(pl.col("n").sum())
-        )
-        self.table = merged if merged.height <= self.limit else None
+        self._merge(pl.Series("v", values).value_counts(name="n").cast({"n": pl.Int64}))
 
     def add_counts(self, values: pl.Series, counts: pl.Series, *, distinct: int) -> None:
         """:meth:`add` of a batch already counted: its distinct values as floats (NaN among
@@ -133,12 +127,15 @@ class ValueTable:
             .group_by("v")
             .agg(pl.col("n").sum())
         )
-        if got.is_empty():
-            return
+        if not got.is_empty():
+            self._merge(got)
+
+    def _merge(self, counts: pl.DataFrame) -> None:
+        assert self.table is not None
         merged = (
-            got
+            counts
             if self.table.is_empty()
-            else pl.concat([self.table, got]).group_by("v").agg(pl.col("n").sum())
+            else pl.concat([self.table, counts]).group_by("v").agg(pl.col("n").sum())
         )
         self.table = merged if merged.height <= self.limit else None
 
@@ -309,15 +306,11 @@ def count_distinct(values: pl.Series) -> int:
     if (
         n >= HASH_FIRST
         and values.dtype in (pl.String(), pl.Binary())
-        and _mostly_distinct(values.gather_every(n // HASH_FIRST))
+        and (sample := values.gather_every(n // HASH_FIRST)).n_unique() >= 0.9 * sample.len()
         and values.hash(seed=HASH_SEED).n_unique() == n
     ):
         return n
     return values.n_unique()
-
-
-def _mostly_distinct(sample: pl.Series) -> bool:
-    return sample.n_unique() >= 0.9 * sample.len()
 
 
 class DistinctCount:
