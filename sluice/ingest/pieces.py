@@ -532,7 +532,7 @@ def read_pieces(loaded: LoadedSpec, plan: Plan) -> Iterator[Piece]:
             start += read.height
             yield Piece(index, *_conform(got, plan, loaded))
         planned.rows = start
-    _check_distinct(loaded, plan)
+    _check_distinct(plan)
 
 
 def _records(
@@ -647,7 +647,7 @@ def _shape(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFra
     return frame.select(e.alias(c) for e, c in zip(exprs, schema, strict=True))
 
 
-def _check_distinct(loaded: LoadedSpec, plan: Plan) -> None:
+def _check_distinct(plan: Plan) -> None:
     """Ingest's check that no two rows share a row id (:func:`refuse_shared_ids`)."""
     refuse_shared_ids([(f.path, f.sha256, f.rows) for f in plan.files], plan.where)
 

@@ -546,7 +546,7 @@ def ingest_split(run: Run, tasks: Tasks) -> dict[str, Any]:
         got[unit.index] = facts
     t2 = time.perf_counter()
     units = _placed(plan, units, got)
-    _check_distinct(loaded, plan)
+    _check_distinct(plan)
     _concatenate(folder, units, run, plan, tasks)
     log.info(
         "%s: %d units of %d rows at most (%d read again by the exact reader): plan %.1f s, "
