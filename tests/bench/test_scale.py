@@ -54,7 +54,9 @@ def test_the_cli_prints_one_row_per_command_with_the_stage_times(
     for name, cells in rows.items():
         wall, cpu, rss = (float(c) for c in cells[2:5])
         assert min(wall, cpu) > 0, (name, cells)
-        assert rss > 50, (name, cells)
+        # the peak is sampled every 0.1 s: the floor's 2,000 rows take a quarter of a second,
+        # and its last sample may come before polars is even loaded
+        assert rss > (50 if name != "floor" else 0), (name, cells)
         assert cells[-2] in ("0", "1"), cells
     for name in ("sluice bounded", "sluice in-memory"):
         ingest, validate, screen, write, report = (float(c) for c in rows[name][6:11])
