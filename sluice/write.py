@@ -618,10 +618,10 @@ def _differences(
     twice = len(both) - both.n_unique()
     if twice:
         problems.append(f"{twice} row ids are written twice (in both files, or twice in one)")
-    lost = int((~ids_in.is_in(both.cast(ids_in.dtype, strict=False))).sum())
+    lost = int((~ids_in.is_in(both.cast(ids_in.dtype, strict=False).implode())).sum())
     if lost:
         problems.append(f"{lost} input rows are in no file")
-    extra = int((~both.is_in(ids_in.cast(both.dtype, strict=False))).sum())
+    extra = int((~both.is_in(ids_in.cast(both.dtype, strict=False).implode())).sum())
     if extra:
         problems.append(f"{extra} rows in the files did not come in")
     return problems or ["the files' ids are not the input's, each once"]

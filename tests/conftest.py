@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -142,6 +143,35 @@ def pytest_configure(config: pytest.Config) -> None:
         write_tiny_spec(folder, name)
     os.environ["SLUICE_DATASETS"] = str(folder)
     config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+AMBIGUOUS_IS_IN = "`is_in` with a collection of the same datatype"
+ambiguous_is_in: list[str] = []
+
+
+def pytest_warning_recorded(
+    warning_message: warnings.WarningMessage, when: str, nodeid: str, location: object
+) -> None:
+    """Note where polars warned of an ``is_in`` whose argument is a Series of the same type.
+
+    polars deprecates that form (it is to mean membership in each row's list) and only prints
+    the warning when the warning is an error, so the session fails on it instead
+    (:func:`pytest_sessionfinish`): the argument must be ``.implode()``-d."""
+    if AMBIGUOUS_IS_IN in str(warning_message.message):
+        where = f"{warning_message.filename}:{warning_message.lineno}"
+        ambiguous_is_in.append(f"{nodeid or when}: {where}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail a session in which polars warned of an ambiguous ``is_in`` (on the controller)."""
+    if ambiguous_is_in and not hasattr(session.config, "workerinput"):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Name each ambiguous ``is_in`` polars warned of."""
+    for line in sorted(set(ambiguous_is_in)):
+        terminalreporter.write_line(f"ambiguous is_in (implode its argument): {line}", red=True)
 
 
 # shared fixtures cheap enough to build once per test worker

@@ -150,7 +150,7 @@ def pandas_contains(expr: pl.Expr, pattern: str, budget: float | None = None) ->
         else:
             hits = pd.Series(array).str.contains(pattern).fillna(False).astype(bool)
             passing = [v for v, hit in zip(values, hits.to_list(), strict=True) if hit]
-        return s.is_in(pl.Series(passing, dtype=s.dtype)).fill_null(False)
+        return s.is_in(pl.Series(passing, dtype=s.dtype).implode()).fill_null(False)
 
     return expr.map_batches(run, return_dtype=pl.Boolean)
 
@@ -196,7 +196,7 @@ def bounded_search(expr: pl.Expr, pattern: str, budget: float | None = None) -> 
             timed_out.append(exc)
             raise
         passing = [v for v, hit in zip(values, found, strict=True) if hit]
-        return s.is_in(pl.Series(passing, dtype=s.dtype))
+        return s.is_in(pl.Series(passing, dtype=s.dtype).implode())
 
     return expr.map_batches(run, return_dtype=pl.Boolean)
 
@@ -227,7 +227,7 @@ def python_predicate(expr: pl.Expr, test: Callable[[str], bool]) -> pl.Expr:
     def run(s: pl.Series) -> pl.Series:
         distinct = s.drop_nulls().unique()
         passing = [v for v in distinct.to_list() if test(v)]
-        out = s.is_in(pl.Series(passing, dtype=s.dtype))
+        out = s.is_in(pl.Series(passing, dtype=s.dtype).implode())
         return out
 
     return expr.map_batches(run, return_dtype=pl.Boolean)

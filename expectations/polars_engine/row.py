@@ -59,12 +59,12 @@ def _set_member(ctx: Ctx, column: str, values: Sequence[Any]) -> pl.Expr:
         ints = [v for v in numbers if isinstance(v, int)]
         if k != "float" and len(ints) == len(numbers):
             in_range = [v for v in ints if -(2**63) <= v < 2**63]
-            return expr.cast(pl.Int64).is_in(pl.lit(pl.Series(in_range, dtype=pl.Int64)))
+            return expr.cast(pl.Int64).is_in(pl.Series(in_range, dtype=pl.Int64).implode())
         floats = [float(v) for v in numbers]
-        return expr.cast(pl.Float64).is_in(pl.lit(pl.Series(floats, dtype=pl.Float64)))
+        return expr.cast(pl.Float64).is_in(pl.Series(floats, dtype=pl.Float64).implode())
     if k == "string":
         strings = [v for v in values if isinstance(v, str)]
-        return pl.col(column).cast(pl.String).is_in(pl.lit(pl.Series(strings, dtype=pl.String)))
+        return pl.col(column).cast(pl.String).is_in(pl.Series(strings, dtype=pl.String).implode())
     raise Unsupported(f"set membership on a {ctx.dtype(column)} column")
 
 

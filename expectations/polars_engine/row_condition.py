@@ -510,7 +510,7 @@ class _Compiler:
         if kind == "datetime" and any(isinstance(v, str) for v in values):
             raise Unsupported("row_condition isin with date strings on a datetime column")
         dtype = _dtype_for(kind, self.schema[name], kept)
-        hit = self.value(name).cast(dtype).is_in(pl.lit(pl.Series(kept, dtype=dtype)))
+        hit = self.value(name).cast(dtype).is_in(pl.Series(kept, dtype=dtype).implode())
         on_objects = kind == "string" or (
             self.schema[name] == pl.Boolean and self.null_counts.get(name, 0) > 0
         )

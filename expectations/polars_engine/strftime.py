@@ -218,7 +218,8 @@ def _ask_python(
     if asked.any():
         values = text.filter(asked)
         passing = [v for v in values.unique().to_list() if python(v)]
-        answer = answer.scatter(asked.arg_true(), values.is_in(pl.Series(passing, dtype=pl.String)))
+        known = pl.Series(passing, dtype=pl.String).implode()
+        answer = answer.scatter(asked.arg_true(), values.is_in(known))
     return answer.set(text.is_null(), None).alias(text.name)
 
 

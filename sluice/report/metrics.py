@@ -528,7 +528,7 @@ def _examples(outputs: RunOutputs, examples: int) -> pl.DataFrame:
         )
     del source
     assert top is not None
-    wanted = top.get_column(ROW_ID).unique()
+    wanted = top.get_column(ROW_ID).unique().implode()
     lookups = []
     # every column of a quarantined row, raw text included: a few KB a row, so small batches
     for batch in outputs.quarantine_frames(rows=WIDE_ROWS):
