@@ -172,14 +172,19 @@ def _segments(
     quarantined = _ids_by_bucket(pl.concat(quarantined_ids), count) if quarantined_ids else None
     del quarantined_ids
     totals: dict[str, list[int]] = {}
+    # held in memory (one bucket), each detector's screened ids are kept for _count
+    screened_ids: dict[tuple[int, str], pl.Series] | None = {} if count == 1 else None
     for b, bucket in enumerate(scores.buckets()):
-        for (detector,), part in bucket.partition_by("detector", as_dict=True).items():
-            ids = part.get_column(ROW_ID).unique()
-            hit = ids.is_in(flagged.get(str(detector), {}).get(b, NO_IDS))
+        for detector, ids in _screened_ids(bucket).items():
+            if screened_ids is not None:
+                screened_ids[(b, detector)] = ids
+            hit = ids.is_in(flagged.get(detector, {}).get(b, NO_IDS).implode())
             outside = ids.len() - (
-                int(ids.is_in(quarantined.get(b, NO_IDS)).sum()) if quarantined is not None else 0
+                int(ids.is_in(quarantined.get(b, NO_IDS).implode()).sum())
+                if quarantined is not None
+                else 0
             )
-            got = totals.setdefault(str(detector), [0, 0, 0])
+            got = totals.setdefault(detector, [0, 0, 0])
             got[0] += ids.len()
             got[1] += int(hit.sum())
             got[2] += outside
@@ -232,6 +237,7 @@ def _segments(
                 flagged=flagged,
                 pol=pol,
                 known=known if len(groups) > 1 else None,
+                screened_ids=screened_ids,
             )
         finally:
             clean.close()
@@ -261,12 +267,14 @@ def _count(
     flagged: dict[str, dict[int, pl.Series]],
     pol: SegmentPolicy,
     known: dict[tuple[Any, ...], Any] | None,
+    screened_ids: Mapping[tuple[int, str], pl.Series] | None = None,
 ) -> dict[tuple[str, str], Counts | None]:
     """Screened rows and flagged rows per value, per detector and column, bucket by bucket
     (a pair with more than ``max_categories`` values is dropped: ``None``). ``clean`` holds the
     clean rows, then the quarantined rows, of ``columns``. ``known``, when given, keeps what
     each bucket's rows and screened ids give for the next group of columns (in memory only:
-    a spilled run has one group)."""
+    a spilled run has one group). ``screened_ids``: each detector's screened ids per bucket,
+    when the caller kept them (else they are taken from ``scores`` again)."""
     counts: dict[tuple[str, str], Counts | None] = {(d, c): {} for c in columns for d in screened}
     memo: dict[tuple[Any, ...], Any] = {} if known is None else known
     for b, (s, c) in enumerate(zip(scores.buckets(), clean.buckets(), strict=True)):
@@ -276,11 +284,17 @@ def _count(
             if known is not None:
                 known[("distinct", b)] = distinct
         values = c if distinct else c.unique(ROW_ID, keep="first", maintain_order=True)
+        by_detector: dict[str, pl.Series] | None = None
         for detector in screened:
             plan = memo.get(("screened", b, detector))
             if plan is None:
+                if screened_ids is not None:
+                    ids = screened_ids.get((b, detector), NO_IDS)
+                else:
+                    by_detector = _screened_ids(s) if by_detector is None else by_detector
+                    ids = by_detector.get(detector, NO_IDS)
                 plan = _screened_rows(
-                    values.get_column(ROW_ID), s, detector, flagged.get(detector, {}).get(b)
+                    values.get_column(ROW_ID), ids, flagged.get(detector, {}).get(b)
                 )
                 if known is not None:
                     known[("screened", b, detector)] = plan
@@ -308,15 +322,28 @@ def _count(
     return counts
 
 
+def _screened_ids(scores: pl.DataFrame) -> dict[str, pl.Series]:
+    """Each detector's distinct screened ids in a bucket of scores. A bucket of one detector's
+    scores (the usual case) is not split by detector: that would copy every row."""
+    names = scores.get_column("detector")
+    first = names[0] if names.len() else None
+    if first is not None and (names == first).all(ignore_nulls=False) is True:
+        parts = {str(first): scores.get_column(ROW_ID)}
+    else:
+        parts = {
+            str(detector): part.get_column(ROW_ID)
+            for (detector,), part in scores.partition_by("detector", as_dict=True).items()
+        }
+    return {d: ids if ids.n_unique() == ids.len() else ids.unique() for d, ids in parts.items()}
+
+
 def _screened_rows(
-    row_ids: pl.Series, scores: pl.DataFrame, detector: str, hit: pl.Series | None
+    row_ids: pl.Series, ids: pl.Series, hit: pl.Series | None
 ) -> tuple[pl.Series, pl.Series, int, int]:
-    """Which of the rows (``row_ids``: clean, then quarantined) ``detector`` screened, whether
-    each of those it flagged (``hit``: the flagged ids), and the screened ids among no rows
-    with how many of them it flagged (every screened id is among the rows; one that is not
-    counts under null, as a left join of the ids would)."""
-    ids = scores.filter(pl.col("detector") == detector).get_column(ROW_ID)
-    ids = ids if ids.n_unique() == ids.len() else ids.unique(maintain_order=True)
+    """Which of the rows (``row_ids``: clean, then quarantined) a detector screened (``ids``:
+    its distinct screened ids), whether each of those it flagged (``hit``: the flagged ids),
+    and the screened ids among no rows with how many of them it flagged (every screened id is
+    among the rows; one that is not counts under null, as a left join of the ids would)."""
     flagged_ids = (NO_IDS if hit is None else hit).implode()
     mask = row_ids.is_in(ids.implode())
     flags = row_ids.filter(mask).is_in(flagged_ids).alias("_flagged")

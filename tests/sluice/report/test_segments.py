@@ -122,6 +122,35 @@ def test_distinct_counts_the_report_has_spare_reading_columns_again(
     assert read == []
 
 
+def test_scores_of_several_detectors_in_any_order_and_repeated_count_once_each() -> None:
+    """A bucket of one detector's scores is taken whole; several detectors' are split by
+    detector; repeated score rows count once. Each way gives the same segments."""
+    outputs = _outputs()
+    alone = segment_bias(outputs)
+    assert alone
+    scores = outputs.scores
+    assert scores is not None
+    quiet = scores.with_columns(pl.lit("quiet").alias("detector"))  # flags nothing
+
+    def run(frame: pl.DataFrame, failures: pl.DataFrame) -> list[segments.SegmentBias]:
+        return segment_bias(
+            RunOutputs(**{**outputs.__dict__, "scores": frame, "failures": failures})
+        )
+
+    shuffled = pl.concat([scores, quiet, scores.head(300)]).sample(fraction=1.0, seed=2)
+    assert run(shuffled, outputs.failures) == alone
+    # a second detector that flags: its segments beside knn's, the same for any order
+    rng = np.random.default_rng(9)
+    other_ids = scores.filter(pl.Series(rng.random(scores.height) < 0.05))["_row_id"]
+    other = make_failures(other_ids, column="outlier", rule="lof", severity="warn")
+    both_failures = pl.concat([outputs.failures, other.cast(outputs.failures.schema)])
+    lof = scores.with_columns(pl.lit("lof").alias("detector"))
+    policy_found = run(pl.concat([scores, lof]), both_failures)
+    assert {s.detector for s in policy_found} == {"knn"}
+    mixed = pl.concat([lof.head(700), scores, lof, scores.tail(20)]).sample(fraction=1.0, seed=4)
+    assert run(mixed, both_failures) == policy_found
+
+
 def test_no_scores_or_no_flags_means_no_segments() -> None:
     outputs = _outputs()
     none = RunOutputs(**{**outputs.__dict__, "scores": None})
