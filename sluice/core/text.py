@@ -8,6 +8,7 @@ so that a cell's text depends on its value and its column's type only.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from typing import Any
 
@@ -44,7 +45,18 @@ def column_text(series: pl.Series) -> pl.Series:
 
 
 def json_text(value: Any) -> str:
-    """``value`` as compact JSON (anything JSON has no type for as its ``str``)."""
+    """``value`` as compact JSON (anything JSON has no type for as its ``str``).
+
+    An int, a finite float or a bool is written as :func:`json.dumps` writes it (``int`` and
+    ``float``'s own ``repr``, ``true``, ``false``) without its call: an NDJSON file of numbers
+    has one such value per cell."""
+    kind = type(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    if kind is bool:
+        return "true" if value else "false"
     return json.dumps(value, separators=(",", ":"), default=str)
 
 

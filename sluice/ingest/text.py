@@ -256,6 +256,17 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# one decoder for every line (json.loads with a hook builds a decoder per call)
+_JSON = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
+def _json_line(line: str) -> Any:
+    """``json.loads(line, object_pairs_hook=_unique_keys)``, the same answers and errors."""
+    if line.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", line, 0)
+    return _JSON.decode(line)
+
+
 def _read_ndjson(
     data: bytes,
     path: str,
@@ -279,12 +290,42 @@ def _read_ndjson(
         if not found:
             raise no_json_objects(path, first_bad)
         keys = list(found)
-    cols: dict[str, list[str | None]] = {k: [] for k in keys}
-    for rec in records:
-        for k, out in cols.items():
-            v = None if rec is None else rec.get(k)
-            out.append(None if v is None else v if isinstance(v, str) else json_text(v))
-    return pl.DataFrame({k: pl.Series(k, v, dtype=pl.String) for k, v in cols.items()}), bad
+    nothing: dict[str, Any] = {}
+    objects = [nothing if rec is None else rec for rec in records]
+    return pl.DataFrame({k: _json_column(k, objects) for k in keys}), bad
+
+
+# JSON's names for the floats Python writes as nan, inf and -inf
+_NOT_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _json_column(key: str, objects: list[dict[str, Any]]) -> pl.Series:
+    """The text of ``key`` in every object: a string as it is, null when absent or null, any
+    other value as compact JSON (:func:`sluice.core.text.json_text`).
+
+    A column of one type is written without a call per value: strings as they are, integers
+    that fit 64 bits by polars (the same decimal digits), floats by their ``repr`` (what JSON
+    writes; polars writes some otherwise, ``1e-05`` as ``0.00001``)."""
+    values = [obj.get(key) for obj in objects]
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if kinds <= {str}:
+        return pl.Series(key, values, dtype=pl.String)
+    if kinds == {int}:
+        try:
+            return pl.Series(key, values, dtype=pl.Int64).cast(pl.String)
+        except TypeError:  # beyond 64 bits
+            pass
+    if kinds == {float}:
+        text = pl.Series(
+            key, [v if v is None else float.__repr__(v) for v in values], dtype=pl.String
+        )
+        return text.replace(_NOT_FINITE)
+    return pl.Series(
+        key,
+        [v if v is None or type(v) is str else json_text(v) for v in values],
+        dtype=pl.String,
+    )
 
 
 def ndjson_records(
@@ -309,7 +350,7 @@ def ndjson_records(
         obj: Any = None
         why = "is not a JSON object"
         try:
-            obj = json.loads(line, object_pairs_hook=_unique_keys)
+            obj = _json_line(line)
         except (ValueError, RecursionError) as exc:
             why = str(exc).split("\n", 1)[0]
         if not isinstance(obj, dict):
@@ -317,7 +358,8 @@ def ndjson_records(
             records.append(None)
             first_bad = first_bad or (lineno, why)
             continue
-        keys.update(dict.fromkeys(obj))
+        if not keys.keys() >= obj.keys():
+            keys.update(dict.fromkeys(obj))
         records.append(obj)
     return records, bad, keys, first_bad
 

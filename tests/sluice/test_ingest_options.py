@@ -19,7 +19,7 @@ from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, load_spec
 from sluice.core.errors import ConfigError, InputError
 from sluice.ingest import Ingested, column_parser, ingest
 from sluice.ingest.parse import _parse, _typed
-from sluice.ingest.text import _csv_exact, _csv_fast
+from sluice.ingest.text import _csv_exact, _csv_fast, _read_ndjson
 from sluice.pipeline import run_partition
 from tests.conftest import SpecFactory
 
@@ -463,3 +463,105 @@ def test_the_encoding_check_read_in_slices_equals_decoding_the_whole_file(
         assert text._valid(data, opts) is whole
     finally:
         text._CHECK_BYTES = before
+
+
+def _dupe_check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("a key appears twice")
+    return out
+
+
+def _ndjson_as_python_reads_it(
+    text: str,
+) -> tuple[dict[str, list[str | None]], list[tuple[int, str]]]:
+    """NDJSON text as ingest promises to read it, line by line with the standard library:
+    strings as they are, other values as compact JSON, bad lines as rows of nulls."""
+    records: list[dict[str, Any] | None] = []
+    bad: list[tuple[int, str]] = []
+    keys: dict[str, None] = {}
+    for ended in text.removeprefix("\ufeff").split("\n"):  # a mark opening the file
+        line = ended.removesuffix("\r")
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line, object_pairs_hook=_dupe_check)
+        except (ValueError, RecursionError):
+            obj = None
+        if not isinstance(obj, dict):
+            bad.append((len(records), line))
+            records.append(None)
+            continue
+        keys.update(dict.fromkeys(obj))
+        records.append(obj)
+
+    def text_of(value: Any) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return json.dumps(value, separators=(",", ":"), default=str)
+
+    columns = {k: [text_of(None if r is None else r.get(k)) for r in records] for k in keys}
+    return columns, bad
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_NDJSON_LINES = st.one_of(
+    st.tuples(
+        st.dictionaries(st.sampled_from(["a", "b", "é", "a b", ""]), _JSON_VALUES, max_size=4),
+        st.booleans(),
+    ).map(lambda pair: json.dumps(pair[0], ensure_ascii=pair[1])),
+    st.sampled_from(
+        [
+            '{"a": 1, "a": 2}',
+            '{"a": {"b": 1, "b": 2}}',
+            '{"a": NaN, "b": Infinity, "c": -Infinity}',
+            '{"a": 1e400, "b": -0.0, "c": 1E16, "d": 5e-324, "e": 1.50}',
+            '{"a": 123456789012345678901234567890, "b": true, "c": false}',
+            '{"a": "\\ud800"}',
+            "nope",
+            "[]",
+            "1",
+            '"s"',
+            "{",
+            "\ufeff{}",
+            "",
+            " ",
+            "\t",
+        ]
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(st.tuples(_NDJSON_LINES, st.booleans()), max_size=12))
+@example(lines=[('{"n": 1.5}', False), ('{"n": 2}', True), ("{", False)])
+@example(lines=[('{"n": 123456789012345678901234567890}', False), ('{"n": 5}', False)])
+@example(lines=[('{"n": 9223372036854775807}', False), ('{"n": -9223372036854775808}', False)])
+@example(lines=[('{"x": NaN}', False), ('{"x": 1e-05}', False), ('{"x": -Infinity}', False)])
+@example(lines=[('{"x": null, "y": true}', False), ('{"x": 2.5e-7, "y": false}', False)])
+def test_ndjson_reads_as_the_standard_library_reads_each_line(
+    lines: list[tuple[str, bool]],
+) -> None:
+    text = "\n".join(line + ("\r" if cr else "") for line, cr in lines)
+    columns, bad = _ndjson_as_python_reads_it(text)
+    if not columns:
+        with pytest.raises(InputError):
+            _read_ndjson(text.encode(), "f.ndjson")
+        return
+    try:
+        frame, records = _read_ndjson(text.encode(), "f.ndjson")
+    except UnicodeEncodeError:  # a lone surrogate from an escape: no UTF-8 text holds it
+        return
+    assert frame.to_dict(as_series=False) == columns
+    assert [(r.row, r.text) for r in records] == bad
+    assert {r.rule for r in records} <= {"malformed"}
