@@ -61,12 +61,13 @@ from sluice.ingest.file import Records, typed_records
 from sluice.ingest.sources import SourceFile, refuse_shared_ids
 from sluice.ingest.text import (
     BadRecord,
+    NdjsonKeys,
     _codec,
     _csv_exact,
     _csv_fast,
     _read_csv,
     _read_ndjson,
-    ndjson_records,
+    ndjson_batches,
     no_json_objects,
 )
 
@@ -490,17 +491,15 @@ def _plan_file(path: str, loaded: LoadedSpec, rows: int) -> PlannedFile:
 def _ndjson_keys(fh: IO[bytes], scan: FileScan, path: str) -> tuple[str, ...]:
     """An NDJSON file's keys in the order they first appear; the error ingest gives when no
     line holds a JSON object."""
-    keys: dict[str, None] = {}
-    first_bad: tuple[int, str] | None = None
+    found = NdjsonKeys()
     for i, (start, end) in enumerate(scan.pieces):
-        _, _, found, bad = ndjson_records(
-            read_range(fh, start, end), path, at_start=i == 0, first_line=scan.lines[i] + 1
-        )
-        keys.update(found)
-        first_bad = first_bad or bad
-    if not keys:
-        raise no_json_objects(path, first_bad)
-    return tuple(keys)
+        for _ in ndjson_batches(
+            read_range(fh, start, end), path, found, at_start=i == 0, first_line=scan.lines[i] + 1
+        ):
+            pass
+    if not found.keys:
+        raise no_json_objects(path, found.first_bad)
+    return tuple(found.keys)
 
 
 def _parquet_file(fh: IO[bytes], path: str) -> pq.ParquetFile:

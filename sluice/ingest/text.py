@@ -8,7 +8,8 @@ import csv
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import polars as pl
@@ -282,17 +283,35 @@ def _read_ndjson(
     an encoding failure. ``keys`` (a piece of a file, :mod:`sluice.ingest.pieces`) are the
     frame's columns, those of the whole file; ``at_start`` whether ``data`` starts the file (a
     byte order mark is dropped only there) and ``first_line`` the line it starts on.
+
+    The lines are decoded a slice of the text at a time (:data:`NDJSON_SLICE` characters), each
+    slice's objects made into text columns before the next is decoded: a Python object per value
+    costs several times the value's text.
     """
-    records, bad, found, first_bad = ndjson_records(
-        data, path, at_start=at_start, first_line=first_line
-    )
-    if keys is None:
-        if not found:
-            raise no_json_objects(path, first_bad)
-        keys = list(found)
+    found = NdjsonKeys()
+    parts: list[tuple[int, dict[str, pl.Series]]] = []
+    bad: list[BadRecord] = []
     nothing: dict[str, Any] = {}
-    objects = [nothing if rec is None else rec for rec in records]
-    return pl.DataFrame({k: _json_column(k, objects) for k in keys}), bad
+    for records, slice_bad in ndjson_batches(
+        data, path, found, at_start=at_start, first_line=first_line
+    ):
+        objects = [nothing if rec is None else rec for rec in records]
+        wanted = found.keys if keys is None else keys
+        parts.append((len(objects), {k: _json_column(k, objects) for k in wanted}))
+        bad.extend(slice_bad)
+    if keys is None:
+        if not found.keys:
+            raise no_json_objects(path, found.first_bad)
+        keys = list(found.keys)
+
+    def column(key: str) -> pl.Series:
+        pieces = [
+            got[key] if key in got else pl.Series(key, [None] * n, dtype=pl.String)
+            for n, got in parts
+        ]
+        return pieces[0] if len(pieces) == 1 else pl.concat(pieces)
+
+    return pl.DataFrame({k: column(k) for k in keys}), bad
 
 
 # JSON's names for the floats Python writes as nan, inf and -inf
@@ -328,40 +347,73 @@ def _json_column(key: str, objects: list[dict[str, Any]]) -> pl.Series:
     )
 
 
-def ndjson_records(
-    data: bytes, path: str, *, at_start: bool = True, first_line: int = 1
-) -> tuple[list[dict[str, Any] | None], list[BadRecord], dict[str, None], tuple[int, str] | None]:
-    """NDJSON lines as objects (None for a bad line), the bad ones, the keys in the order they
-    first appear, and the first bad line's number and why (see :func:`_read_ndjson`)."""
-    text, lossy = _decode(data, "utf8" if at_start else "utf-8")
-    records: list[dict[str, Any] | None] = []
-    bad: list[BadRecord] = []
+NDJSON_SLICE = 1 << 22
+"""Characters of NDJSON text decoded into Python objects at a time (:func:`ndjson_batches`)."""
+
+
+@dataclass
+class NdjsonKeys:
+    """What the lines of an NDJSON file read so far give: their keys in the order they first
+    appear, and the first bad line's number and why."""
+
+    keys: dict[str, None] = field(default_factory=dict)
     first_bad: tuple[int, str] | None = None
-    keys: dict[str, None] = {}
-    for lineno, ended in enumerate(text.split("\n"), start=first_line):
-        line = ended.removesuffix("\r")
-        if not line.strip():
-            continue
-        if lossy and _BAD_BYTE.search(line):
-            bad.append(BadRecord(len(records), _as_latin1(line, "utf8"), "encoding"))
-            records.append(None)
-            first_bad = first_bad or (lineno, "holds bytes that are not valid UTF-8")
-            continue
-        obj: Any = None
-        why = "is not a JSON object"
-        try:
-            obj = _json_line(line)
-        except (ValueError, RecursionError) as exc:
-            why = str(exc).split("\n", 1)[0]
-        if not isinstance(obj, dict):
-            bad.append(BadRecord(len(records), line, "malformed"))
-            records.append(None)
-            first_bad = first_bad or (lineno, why)
-            continue
-        if not keys.keys() >= obj.keys():
-            keys.update(dict.fromkeys(obj))
-        records.append(obj)
-    return records, bad, keys, first_bad
+
+
+def ndjson_batches(
+    data: bytes, path: str, found: NdjsonKeys, *, at_start: bool = True, first_line: int = 1
+) -> Iterator[tuple[list[dict[str, Any] | None], list[BadRecord]]]:
+    """NDJSON lines as objects (None for a bad line) and the bad ones (numbered from the first
+    line of ``data``), a slice of :data:`NDJSON_SLICE` characters at a time; ``found`` gathers
+    the keys and the first bad line (see :func:`_read_ndjson`)."""
+    text, lossy = _decode(data, "utf8" if at_start else "utf-8")
+    row = 0
+    for first, lines in _line_slices(text, first_line):
+        records: list[dict[str, Any] | None] = []
+        bad: list[BadRecord] = []
+        keys = found.keys
+        for lineno, ended in enumerate(lines, start=first):
+            line = ended.removesuffix("\r")
+            if not line.strip():
+                continue
+            if lossy and _BAD_BYTE.search(line):
+                bad.append(BadRecord(row + len(records), _as_latin1(line, "utf8"), "encoding"))
+                records.append(None)
+                found.first_bad = found.first_bad or (
+                    lineno,
+                    "holds bytes that are not valid UTF-8",
+                )
+                continue
+            obj: Any = None
+            why = "is not a JSON object"
+            try:
+                obj = _json_line(line)
+            except (ValueError, RecursionError) as exc:
+                why = str(exc).split("\n", 1)[0]
+            if not isinstance(obj, dict):
+                bad.append(BadRecord(row + len(records), line, "malformed"))
+                records.append(None)
+                found.first_bad = found.first_bad or (lineno, why)
+                continue
+            if not keys.keys() >= obj.keys():
+                keys.update(dict.fromkeys(obj))
+            records.append(obj)
+        row += len(records)
+        yield records, bad
+
+
+def _line_slices(text: str, first_line: int) -> Iterator[tuple[int, list[str]]]:
+    """``text.split("\\n")`` a slice of about :data:`NDJSON_SLICE` characters at a time (cut
+    after a newline), each with the number of its first line."""
+    at, line = 0, first_line
+    while True:
+        cut = text.find("\n", at + NDJSON_SLICE)
+        if cut < 0:
+            yield line, text[at:].split("\n")
+            return
+        lines = text[at:cut].split("\n")
+        yield line, lines
+        at, line = cut + 1, line + len(lines)
 
 
 def no_json_objects(path: str, first_bad: tuple[int, str] | None) -> InputError:

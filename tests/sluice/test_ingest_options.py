@@ -8,6 +8,7 @@ import io
 import json
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import polars as pl
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from sluice.config import ColumnSpec, CsvOptions, LoadedSpec, load_spec
 from sluice.core.errors import ConfigError, InputError
 from sluice.ingest import Ingested, column_parser, ingest
+from sluice.ingest import text as text_module
 from sluice.ingest.parse import _parse, _typed
 from sluice.ingest.text import _csv_exact, _csv_fast, _read_ndjson
 from sluice.pipeline import run_partition
@@ -474,13 +476,16 @@ def _dupe_check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _ndjson_as_python_reads_it(
     text: str,
-) -> tuple[dict[str, list[str | None]], list[tuple[int, str]]]:
+) -> tuple[dict[str, list[str | None]], list[tuple[int, str]], int | None]:
     """NDJSON text as ingest promises to read it, line by line with the standard library:
-    strings as they are, other values as compact JSON, bad lines as rows of nulls."""
+    strings as they are, other values as compact JSON, bad lines as rows of nulls; and the
+    number of the first bad line."""
     records: list[dict[str, Any] | None] = []
     bad: list[tuple[int, str]] = []
     keys: dict[str, None] = {}
-    for ended in text.removeprefix("\ufeff").split("\n"):  # a mark opening the file
+    first_bad: int | None = None
+    lines = text.removeprefix("\ufeff").split("\n")  # a mark opening the file is dropped
+    for number, ended in enumerate(lines, start=1):
         line = ended.removesuffix("\r")
         if not line.strip():
             continue
@@ -491,6 +496,7 @@ def _ndjson_as_python_reads_it(
         if not isinstance(obj, dict):
             bad.append((len(records), line))
             records.append(None)
+            first_bad = first_bad or number
             continue
         keys.update(dict.fromkeys(obj))
         records.append(obj)
@@ -501,7 +507,7 @@ def _ndjson_as_python_reads_it(
         return json.dumps(value, separators=(",", ":"), default=str)
 
     columns = {k: [text_of(None if r is None else r.get(k)) for r in records] for k in keys}
-    return columns, bad
+    return columns, bad, first_bad
 
 
 _JSON_VALUES = st.recursive(
@@ -552,11 +558,19 @@ _NDJSON_LINES = st.one_of(
 def test_ndjson_reads_as_the_standard_library_reads_each_line(
     lines: list[tuple[str, bool]],
 ) -> None:
+    for size in (1 << 24, 1, 5):  # one slice, a line a slice, slices cut mid-line
+        with patch.object(text_module, "NDJSON_SLICE", size):
+            _reads_as_the_standard_library(lines)
+
+
+def _reads_as_the_standard_library(lines: list[tuple[str, bool]]) -> None:
     text = "\n".join(line + ("\r" if cr else "") for line, cr in lines)
-    columns, bad = _ndjson_as_python_reads_it(text)
+    columns, bad, first_bad = _ndjson_as_python_reads_it(text)
     if not columns:
-        with pytest.raises(InputError):
+        with pytest.raises(InputError) as refused:
             _read_ndjson(text.encode(), "f.ndjson")
+        where = f"f.ndjson:{first_bad}: " if first_bad else "f.ndjson: no JSON object lines"
+        assert str(refused.value).startswith(where)
         return
     try:
         frame, records = _read_ndjson(text.encode(), "f.ndjson")
