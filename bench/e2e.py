@@ -3,6 +3,7 @@
     python -m bench.e2e                       # 1 M rows x 20 columns, CSV and Parquet
     python -m bench.e2e --rows 10000000       # 10 M (long)
     python -m bench.e2e --rows 1000000 --rows 10000000 --formats parquet
+    python -m bench.e2e --formats ndjson      # NDJSON (one JSON object a line)
 
 For each size and format, one partition of :func:`bench.validate.generate` data is screened by
 (each a fresh process, timed from start to exit):
@@ -33,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import yaml
 
 from bench.peer import FEATURES
@@ -66,7 +68,12 @@ SCHEMA: dict[str, Any] = {
 FLOOR = """
 import sys, polars as pl
 src, out = sys.argv[1], sys.argv[2]
-frame = pl.read_parquet(src) if src.endswith(".parquet") else pl.read_csv(src)
+if src.endswith(".parquet"):
+    frame = pl.read_parquet(src)
+elif src.endswith(".ndjson"):
+    frame = pl.read_ndjson(src)
+else:
+    frame = pl.read_csv(src)
 frame.write_parquet(out)
 """
 IN_PROCESS = """
@@ -183,6 +190,9 @@ def make_data(folder: Path, rows: int, fmt: str) -> Path:
     frame = generate(rows)
     if fmt == "csv":
         frame.write_csv(target, datetime_format="%Y-%m-%d %H:%M:%S")
+    elif fmt == "ndjson":  # timestamps as the schema's format, like the CSV's
+        text = [pl.col(c).dt.strftime("%Y-%m-%d %H:%M:%S") for c in ("pickup_at", "dropoff_at")]
+        frame.with_columns(text).write_ndjson(target)
     else:
         frame.write_parquet(target)
     return target
@@ -310,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     p = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__)
     p.add_argument("--rows", type=int, action="append", help="rows (repeatable; default 1M)")
-    p.add_argument("--formats", nargs="+", choices=("csv", "parquet"), default=["csv", "parquet"])
+    p.add_argument(
+        "--formats", nargs="+", choices=("csv", "parquet", "ndjson"), default=["csv", "parquet"]
+    )
     p.add_argument("--detectors", nargs="+", default=["ecod", "default"])
     p.add_argument(
         "--peers",

@@ -2,7 +2,7 @@
 
     python -m bench.peer DATA OUT [--detector iforest|ecod]
 
-pandas reads the file (CSV or Parquet), Great Expectations validates the suite of
+pandas reads the file (CSV, Parquet or NDJSON), Great Expectations validates the suite of
 :mod:`bench.validate` (``result_format`` COMPLETE, to know the failing rows), PyOD scores the
 rows that pass on the float columns of :data:`FEATURES` (IForest or ECOD, missing values filled
 with the column median), and ``to_parquet`` writes the clean rows and the quarantined rows. It
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.data.suffix == ".parquet":
         df = pd.read_parquet(args.data)
+    elif args.data.suffix == ".ndjson":
+        df = pd.read_json(args.data, lines=True, convert_dates=["pickup_at", "dropoff_at"])
     else:
         df = pd.read_csv(args.data, parse_dates=["pickup_at", "dropoff_at"])
     context = gx.get_context(mode="ephemeral")

@@ -1,11 +1,19 @@
-"""bench.e2e's pieces that need no long run: the stage seconds it reads from a manifest."""
+"""bench.e2e's pieces that need no long run: the stage seconds it reads from a manifest, the
+table, and the same generated data in every format."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
-from bench.e2e import Measured, stage_seconds, table
+import polars as pl
+import pytest
+
+from bench.e2e import DAY, FLOOR, Measured, make_data, stage_seconds, table, write_spec
+from sluice.pipeline import run_partition
 
 
 def test_stage_seconds_come_from_the_manifest_in_stage_order(tmp_path: Path) -> None:
@@ -51,3 +59,26 @@ def test_the_table_sets_each_sluice_run_beside_the_peer_of_its_detector() -> Non
         if "1M" in line
     }
     assert kernel["sluice ecod"] == "2.5"
+
+
+@pytest.fixture(scope="module")
+def screened_in_each_format(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("formats")
+    got: dict[str, Any] = {}
+    for fmt in ("csv", "parquet", "ndjson"):
+        data = make_data(base / fmt, 3000, fmt)
+        floor = base / fmt / "floor.parquet"
+        subprocess.run([sys.executable, "-c", FLOOR, str(data), str(floor)], check=True)
+        result = run_partition(str(write_spec(base / fmt, fmt, "ecod")), DAY)
+        got[fmt] = (pl.read_parquet(floor).height, result["status"], result["counts"])
+    return got
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "ndjson"])
+def test_the_generated_partition_screens_alike_in_every_format(
+    fmt: str, screened_in_each_format: dict[str, Any]
+) -> None:
+    floor_rows, status, counts = screened_in_each_format[fmt]
+    assert floor_rows == 3000
+    assert (status, counts) == screened_in_each_format["csv"][1:]
+    assert counts["quarantine"] > 0
