@@ -41,6 +41,7 @@ from sluice.report.metrics import (
     RuleSummary,
     RunOutputs,
     detector_stats,
+    failure_ids,
     load_outputs,
     metrics_frame,
     profiles,
@@ -208,7 +209,8 @@ def compose(
         if part.kind != "hour"
         else pl.DataFrame(schema=METRICS_SCHEMA)
     )
-    cols = profiles(outputs)
+    ids = failure_ids(outputs)  # once: profiles, metrics, stage counts and rules read them
+    cols = profiles(outputs, ids)
     dets = detector_stats(outputs)
     candidates = (
         None if clean_root is not None else table_partitions(reports_root, part, storage_options)
@@ -239,7 +241,7 @@ def compose(
         else []
     )
     extra += metric_rows(checks)
-    metrics = metrics_frame(outputs, cols, dets, extra)
+    metrics = metrics_frame(outputs, cols, dets, extra, ids)
     shifts = change_points(history, metrics, change_keys(metrics))
     judged_on = history
     if baseline is not None:
@@ -251,8 +253,8 @@ def compose(
     )
     return Report(
         outputs=outputs,
-        stages=stage_counts(outputs),
-        rules=rule_summaries(outputs),
+        stages=stage_counts(outputs, ids),
+        rules=rule_summaries(outputs, ids=ids),
         columns=cols,
         detectors=dets,
         findings=findings,
