@@ -56,25 +56,29 @@ def make_failures(
     values: Iterable[str | None] | pl.Series | None = None,
     details: Iterable[str | None] | pl.Series | str | None = None,
 ) -> pl.DataFrame:
-    """Build failure rows for one rule; ``values`` and ``details`` align with ``row_ids``."""
+    """Build failure rows for one rule; ``values`` and ``details`` align with ``row_ids``.
+
+    A text the same on every row is held once (``pl.repeat``: every row's view points at one
+    copy): a rule failing millions of rows, each with the same details, would otherwise hold
+    its text millions of times."""
     ids = pl.Series("_row_id", row_ids, dtype=pl.UInt64)
     n = len(ids)
-    vals = (
-        pl.Series("value", [None] * n, dtype=pl.String)
-        if values is None
-        else pl.Series("value", values, dtype=pl.String)
-    )
+
+    def same(name: str, text: str | None) -> pl.Series:
+        return pl.repeat(text, n, dtype=pl.String, eager=True).alias(name)
+
+    vals = same("value", None) if values is None else pl.Series("value", values, dtype=pl.String)
     if details is None or isinstance(details, str):
-        dets = pl.Series("details", [details] * n, dtype=pl.String)
+        dets = same("details", details)
     else:
         dets = pl.Series("details", details, dtype=pl.String)
     return pl.DataFrame(
         {
             "_row_id": ids,
-            "column": pl.Series([column] * n, dtype=pl.String),
-            "rule": pl.Series([rule] * n, dtype=pl.String),
-            "reason": pl.Series([reason(column, rule)] * n, dtype=pl.String),
-            "severity": pl.Series([severity] * n, dtype=pl.String),
+            "column": same("column", column),
+            "rule": same("rule", rule),
+            "reason": same("reason", reason(column, rule)),
+            "severity": same("severity", severity),
             "value": vals,
             "details": dets,
         },
