@@ -325,6 +325,9 @@ def _write_committed(
         tables={k: TableVersion.model_validate(v) for k, v in tables.items()} or None,
         orchestrator=orchestrator,
     )
+    # the failures and the input's ids held for the proof are let go of: the report reads what
+    # was written (a partition whose every row fails holds millions of failures)
+    del staged
     # report: scores, metrics.parquet and report.html, committed with the manifest; the report
     # builder is imported only now, when it is used
     from sluice.pipeline.release import add_review_section
