@@ -1108,10 +1108,10 @@ def _categories(c: pl.DataFrame, clean_len: int, quarantine: Batches) -> Categor
     for v in q[VALUE].head(4).to_list():
         if v not in labels:
             labels.append(v)
-    # only the labels' counts are looked up: a column of ids has a count per row
+    cmap = dict(c.iter_rows())  # at most the category limit's values
+    # the quarantine's counts are looked up for the labels only: an id column has one per row
     wanted = pl.Series(labels, dtype=pl.String).implode()
-    cmap = dict(c.filter(pl.col(VALUE).cast(pl.String).is_in(wanted, nulls_equal=True)).iter_rows())
-    qmap = dict(q.filter(pl.col(VALUE).is_in(wanted, nulls_equal=True)).iter_rows())
+    qmap = dict(q.filter(pl.col(VALUE).is_in(wanted)).iter_rows())
     cc = [float(cmap.get(v, 0)) for v in labels]
     qc = [float(qmap.get(v, 0)) for v in labels]
     rest_c = float(clean_len) - sum(cc)
