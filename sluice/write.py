@@ -72,16 +72,32 @@ class NotCommitted(SluiceError):
     """A partition's files are not the ones its manifest names (being replaced, or none yet)."""
 
 
+def _holds_list(dtype: object) -> bool:
+    """Whether ``dtype`` is, or holds, a list (variable or fixed size)."""
+    if isinstance(dtype, pl.List | pl.Array):
+        return True
+    if isinstance(dtype, pl.Struct):
+        return any(_holds_list(field.dtype) for field in dtype.fields)
+    return False
+
+
 def write_parquet(
     frame: pl.DataFrame, path: Path, metadata: Mapping[str, str] | None = None
 ) -> None:
-    """Write a Parquet file deterministically: same frame, same bytes."""
+    """Write a Parquet file deterministically: same frame, same bytes.
+
+    A frame with a list column (a quarantine's ``_reasons`` and ``_failures``) is written as one
+    row group: polars sizes the pages of each row group of a list column by the bytes of the
+    whole column, so its cost grows with row groups times rows (docs/traps.md).
+    """
+    lists = any(_holds_list(dtype) for dtype in frame.schema.values())
     try:
         frame.write_parquet(
             path,
             compression="zstd",
             compression_level=3,
             statistics=True,
+            row_group_size=max(1, frame.height) if lists else None,
             metadata=dict(metadata) if metadata else None,
         )
     except (OSError, pl.exceptions.PolarsError) as exc:

@@ -51,6 +51,31 @@ def test_same_frame_same_bytes(tmp_path: Path) -> None:
     assert (tmp_path / "x.parquet").read_bytes() == (tmp_path / "y.parquet").read_bytes()
 
 
+def test_a_frame_with_lists_is_one_row_group_and_reads_back_the_same(tmp_path: Path) -> None:
+    # polars sizes each row group's pages of a list column by the whole column's bytes: many row
+    # groups of a large quarantine cost row groups x rows (docs/traps.md)
+    import pyarrow.parquet as pq
+
+    n = 300_000
+    text = pl.col("id").cast(pl.String)
+    frame = pl.DataFrame({"id": pl.int_range(0, n, eager=True)}).select(
+        "id",
+        pl.concat_list(text, pl.lit("x")).alias("reasons"),
+        pl.concat_list(pl.struct(text.alias("value"), pl.lit("r").alias("rule"))).alias("failures"),
+        pl.struct(pl.concat_list("id", "id").alias("codes")).alias("raw"),
+    )
+    write_parquet(frame, tmp_path / "lists.parquet")
+    assert pq.ParquetFile(tmp_path / "lists.parquet").metadata.num_row_groups == 1
+    assert pl.read_parquet(tmp_path / "lists.parquet").equals(frame)
+    write_parquet(frame.select("id", "raw"), tmp_path / "struct.parquet")
+    assert pq.ParquetFile(tmp_path / "struct.parquet").metadata.num_row_groups == 1
+    flat = frame.select("id", pl.col("id").cast(pl.String).alias("text"))
+    write_parquet(flat, tmp_path / "flat.parquet")
+    assert pq.ParquetFile(tmp_path / "flat.parquet").metadata.num_row_groups > 1
+    write_parquet(frame.head(0), tmp_path / "empty.parquet")
+    assert pl.read_parquet(tmp_path / "empty.parquet").schema == frame.schema
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only modes")
 def test_read_only_root_is_a_clear_error(tmp_path: Path) -> None:
     tmp_path.chmod(0o500)
