@@ -114,9 +114,9 @@ def split(
     the spec does not declare (name to text); ``_reasons`` (sorted, unique) and ``_failures``.
     """
     all_failures = concat_failures([failures, partition_failures(frame[ROW_ID], critical)])
-    bad = all_failures.filter(pl.col("severity").is_in(QUARANTINING)).select(ROW_ID).unique()
+    bad = all_failures.filter(pl.col("severity").is_in(QUARANTINING)).get_column(ROW_ID).unique()
     reasons = (
-        all_failures.sort(ROW_ID, "reason")
+        all_failures.sort(ROW_ID, "reason", maintain_order=True)
         .group_by(ROW_ID, maintain_order=True)
         .agg(
             pl.col("reason").unique(maintain_order=True).alias("_reasons"),
@@ -126,9 +126,12 @@ def split(
         )
     )
     # a mask, not an anti join: the clean side is most of the rows, and a join gathers them
-    held = frame.get_column(ROW_ID).is_in(bad.get_column(ROW_ID).implode())
+    held = frame.get_column(ROW_ID).is_in(bad.implode())
     clean = _declared(frame.filter(~held), declared, PROVENANCE)
-    text = as_text(raw.filter(pl.col(ROW_ID).is_in(bad.get_column(ROW_ID).implode())))
+    # the raw text of the held rows: by the same mask when ``raw`` holds the frame's rows in its
+    # order (as every stage gives them), else looked up by row id
+    aligned = raw.height == frame.height and raw.get_column(ROW_ID).equals(frame[ROW_ID])
+    text = as_text(raw.filter(held if aligned else pl.col(ROW_ID).is_in(bad.implode())))
     extra = [c for c in text.columns if c != ROW_ID and c not in declared]
     text = text.select(
         ROW_ID,
@@ -142,14 +145,13 @@ def split(
             else pl.lit("{}")
         ).alias(EXTRA),
     )
-    typed = _declared(frame.filter(held), declared)
-    quarantine = (
-        frame.select(PROVENANCE)
-        .filter(held)
-        .join(typed, on=ROW_ID, how="left", maintain_order="left")
-        .join(text, on=ROW_ID, how="left", maintain_order="left")
-        .join(reasons, on=ROW_ID, how="left", maintain_order="left")
-        .select(*quarantine_columns(declared))
+    typed = _declared(frame.filter(held), declared, PROVENANCE)
+    if aligned:
+        typed = typed.hstack(text.drop(ROW_ID))
+    else:
+        typed = typed.join(text, on=ROW_ID, how="left", maintain_order="left")
+    quarantine = typed.join(reasons, on=ROW_ID, how="left", maintain_order="left").select(
+        *quarantine_columns(declared)
     )
     crit = tuple(sorted({f"{c}|{r}" for c, r, _ in critical}))
     return Split(clean=clean, quarantine=quarantine, failures=all_failures, critical=crit)

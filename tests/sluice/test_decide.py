@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import polars as pl
 from hypothesis import given, settings
@@ -111,6 +112,51 @@ def test_conservation_property(n: int, flags: list[str]) -> None:
     assert checksum(frame["_row_id"]) == add_checksums(
         checksum(result.clean["_row_id"]), checksum(result.quarantine["_row_id"])
     )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(0, 40),
+    marks=st.lists(
+        st.tuples(
+            st.integers(0, 39),
+            st.sampled_from(["r1", "r2", "r3"]),
+            st.sampled_from(["warn", "error", "critical"]),
+        ),
+        max_size=80,
+    ),
+    order=st.randoms(use_true_random=False),
+)
+def test_quarantine_rows_hold_their_failures_by_reason_whatever_the_raw_order(
+    n: int, marks: list[tuple[int, str, str]], order: random.Random
+) -> None:
+    # the raw text is taken by the frame's mask when raw holds the frame's rows in order, and
+    # looked up by row id otherwise: both give each held row its own text and failures
+    frame, raw = _frame(n)
+    ids = frame["_row_id"].to_list()
+    marks = [(ids[i], r, sev) for i, r, sev in marks if i < n]
+    failures = concat_failures(
+        [
+            make_failures([i], column="a", rule=r, severity=sev, values=[f"{k}"])  # type: ignore[arg-type]
+            for k, (i, r, sev) in enumerate(marks)
+        ]
+    )
+    shuffled = raw.sample(fraction=1.0, shuffle=True, seed=order.randint(0, 99))
+    results = [
+        split(frame, raw, failures, DECLARED),
+        split(frame, shuffled, failures, DECLARED),
+    ]
+    held = sorted({i for i, _, sev in marks if sev != "warn"})
+    text = dict(zip(raw["_row_id"], raw["a"], strict=True))
+    for result in results:
+        q = result.quarantine
+        assert q["_row_id"].to_list() == held
+        assert [r["a"] for r in q["_raw"].to_list()] == [text[i] for i in held]
+        for row, reasons, got in zip(held, q["_reasons"], q["_failures"], strict=True):
+            mine = [(r, f"{k}") for k, (i, r, _) in enumerate(marks) if i == row]
+            assert reasons.to_list() == sorted({f"a|{r}" for r, _ in mine})
+            want = sorted(mine, key=lambda m: m[0])  # stable: one reason's failures in order
+            assert [(f["reason"], f["value"]) for f in got] == [(f"a|{r}", v) for r, v in want]
 
 
 def test_quarantine_keeps_typed_values_raw_text_and_extra_columns_as_json() -> None:
