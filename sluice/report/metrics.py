@@ -1102,16 +1102,20 @@ def _categories(c: pl.DataFrame, clean_len: int, quarantine: Batches) -> Categor
         if parts
         else pl.DataFrame(schema={VALUE: pl.String, "n": pl.Int64})
     )
-    q = merged.sort(["n", VALUE], descending=[True, False], nulls_last=True)
-    q_len = int(q.get_column("n").sum())
+    # the four most frequent (ties by value), without sorting every value: an id column has one
+    # per row
+    top = merged.top_k(4, by=["n", VALUE], reverse=[False, True]).sort(
+        ["n", VALUE], descending=[True, False], nulls_last=True
+    )
+    q_len = int(merged.get_column("n").sum())
     labels = c[VALUE].head(8).to_list()
-    for v in q[VALUE].head(4).to_list():
+    for v in top[VALUE].to_list():
         if v not in labels:
             labels.append(v)
     cmap = dict(c.iter_rows())  # at most the category limit's values
-    # the quarantine's counts are looked up for the labels only: an id column has one per row
+    # the quarantine's counts are looked up for the labels only
     wanted = pl.Series(labels, dtype=pl.String).implode()
-    qmap = dict(q.filter(pl.col(VALUE).is_in(wanted)).iter_rows())
+    qmap = dict(merged.filter(pl.col(VALUE).is_in(wanted)).iter_rows())
     cc = [float(cmap.get(v, 0)) for v in labels]
     qc = [float(qmap.get(v, 0)) for v in labels]
     rest_c = float(clean_len) - sum(cc)
