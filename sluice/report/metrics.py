@@ -284,6 +284,11 @@ def _conform(series: pl.Series, name: str, dtype: pl.DataType) -> pl.Series:
     return series if series.dtype == dtype else series.cast(dtype)
 
 
+UNREAD = ("_failures", "_extra")
+"""Quarantine columns no part of the report reads (the failures come from ``failures.parquet``):
+a quarantine read whole leaves them on disk, the heaviest of its columns (a list of structs)."""
+
+
 def load_outputs(
     manifest: dict[str, Any],
     folder: Path,
@@ -306,10 +311,18 @@ def load_outputs(
     scores_path = folder / "scores.parquet"
     tables = manifest.get("tables") or {}
 
-    def side(name: str) -> pl.DataFrame:
+    def side(name: str, unread: Sequence[str] = ()) -> pl.DataFrame:
         if name in tables:
             return open_output(manifest, name, storage_options=storage_options).read()
-        return pl.read_parquet(outs[name]["path"])
+        path = outs[name]["path"]
+        if not unread:
+            return pl.read_parquet(path)
+        # by position: a column called "*" or "^a.*$" is not a pattern
+        names = list(pl.read_parquet_schema(path))
+        kept = [i for i, c in enumerate(names) if c not in unread]
+        return (
+            pl.read_parquet(path, columns=kept) if len(kept) < len(names) else pl.read_parquet(path)
+        )
 
     clean_file = Path(outs["clean"]["path"]) if bounded and "clean" not in tables else None
     clean = (
@@ -323,7 +336,7 @@ def load_outputs(
     quarantine = (
         pl.DataFrame(schema=pl.read_parquet_schema(quarantine_file))
         if quarantine_file is not None
-        else side("quarantine")
+        else side("quarantine", UNREAD)
     )
     failures_file = folder / "failures.parquet" if bounded else None
     failures = (
@@ -499,7 +512,7 @@ def quarantine_text(quarantine: pl.DataFrame, columns: Sequence[str]) -> pl.Data
 
 EXAMPLE_ORDER = ("reason", SOURCE_ROW, ROW_ID, "value", "details")
 WIDE_ROWS = 8192
-"""Rows per batch when every column of the quarantine is read."""
+"""Rows per batch when the quarantine is read with its raw text."""
 
 
 def _examples(outputs: RunOutputs, examples: int) -> pl.DataFrame:
@@ -532,7 +545,9 @@ def _examples(outputs: RunOutputs, examples: int) -> pl.DataFrame:
     wanted = top.get_column(ROW_ID).unique().implode()
     lookups = []
     # every column of a quarantined row, raw text included: a few KB a row, so small batches
-    for batch in outputs.quarantine_frames(rows=WIDE_ROWS):
+    for batch in outputs.quarantine_frames(
+        [ROW_ID, SOURCE_FILE, "_reasons", RAW, *columns], WIDE_ROWS
+    ):
         q = batch.filter(pl.col(ROW_ID).is_in(wanted))
         text = quarantine_text(q, columns)
         raw_cols = [c for c in text.columns if c != ROW_ID]

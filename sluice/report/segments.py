@@ -83,7 +83,7 @@ SCREENED = pl.Schema({ROW_ID: pl.UInt64(), "detector": pl.String()})
 def _quarantined_values(outputs: RunOutputs, columns: list[str]) -> Iterator[pl.DataFrame]:
     """``_row_id`` and each column (in its declared type) of the quarantined rows, batch by
     batch."""
-    for q in outputs.quarantine_frames():
+    for q in outputs.quarantine_frames([ROW_ID, *columns]):
         if q.is_empty() or ROW_ID not in q.columns:
             continue
         parsed = [

@@ -45,6 +45,9 @@ def test_profiles_and_examples_from_a_typed_quarantine(make_dataset: SpecFactory
     assert example.raw["amount"] == "900"
     q = out.quarantine.sort("id")
     assert q["when"].to_list()[-1] == dt.datetime(2024, 1, 1, 13)
+    # the failures come from failures.parquet: the quarantine's heaviest column stays on disk
+    written = pl.read_parquet_schema(manifest["outputs"]["quarantine"]["path"])
+    assert set(written) - set(out.quarantine.columns) == {"_failures", "_extra"}
 
 
 def test_quarantine_text_reads_older_files_that_held_text_in_the_columns() -> None:
