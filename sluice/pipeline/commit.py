@@ -151,7 +151,8 @@ def _write(run: Run, backend: OutputBackend) -> _Staged:
     result = split_rows(frame, raw, failures, declared, critical)
     # the split is the last use of the rows held in memory: the report reads what was written
     release(run, "frame.parquet", "raw.parquet")
-    del raw
+    ids_in = frame.get_column(ROW_ID)
+    del raw, frame
     part = run.partition
     meta = {
         "sluice.dataset": run.loaded.name,
@@ -165,7 +166,6 @@ def _write(run: Run, backend: OutputBackend) -> _Staged:
         "clean": backend.write("clean", result.clean, meta),
         "quarantine": backend.write("quarantine", result.quarantine, qmeta),
     }
-    ids_in = frame.get_column(ROW_ID)
     sides = {"in": ids_in, "clean": result.clean[ROW_ID], "quarantine": result.quarantine[ROW_ID]}
 
     def prove(expected: Expected) -> dict[str, dict[str, Any]]:
