@@ -203,10 +203,11 @@ class Plan:
 
 def plan_workers(loaded: LoadedSpec, parts: list[Partition]) -> Plan:
     """Worker processes for ``parts``: the cores, at most ``SLUICE_WORKERS``, and no more than
-    the memory budget holds at the largest partition's estimate (at least one)."""
+    the memory budget holds at the largest partition's estimate besides the partition this
+    process commits meanwhile (at least one: one runs every stage here, alone)."""
     budget = memory_budget()
     per = max((partition_estimate(loaded, p) for p in parts), default=BASE_BYTES)
-    limits = {"cores": cores(), "partitions": len(parts), "memory": budget // per}
+    limits = {"cores": cores(), "partitions": len(parts), "memory": budget // per - 1}
     text = os.environ.get(WORKERS_ENV, "").strip()
     if text:
         if not text.isdigit() or int(text) < 1:

@@ -127,9 +127,12 @@ def test_the_memory_budget_limits_the_workers(spec: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(local, "cores", lambda: 8)
     roomy = local.plan_workers(loaded, parts)
     assert (roomy.workers, roomy.reason) == (3, "limited by partitions")
-    monkeypatch.setenv("SLUICE_MEMORY_BUDGET", str(2 * budget.partition_estimate(loaded, parts[0])))
+    # the workers prepare partitions while this process commits one: it holds one more
+    monkeypatch.setenv("SLUICE_MEMORY_BUDGET", str(3 * budget.partition_estimate(loaded, parts[0])))
     tight = local.plan_workers(loaded, parts)
     assert (tight.workers, tight.reason) == (2, "limited by memory")
+    monkeypatch.setenv("SLUICE_MEMORY_BUDGET", str(2 * budget.partition_estimate(loaded, parts[0])))
+    assert local.plan_workers(loaded, parts).workers == 1
     monkeypatch.setenv("SLUICE_MEMORY_BUDGET", "1M")
     assert local.plan_workers(loaded, parts).workers == 1
     monkeypatch.setenv("SLUICE_MEMORY_BUDGET", "64G")
