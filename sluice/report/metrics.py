@@ -544,7 +544,7 @@ def _examples(outputs: RunOutputs, examples: int) -> pl.DataFrame:
     assert top is not None
     wanted = top.get_column(ROW_ID).unique().implode()
     lookups = []
-    # every column of a quarantined row, raw text included: a few KB a row, so small batches
+    # a quarantined row's provenance, reasons and raw text: a few KB a row, so small batches
     for batch in outputs.quarantine_frames(
         [ROW_ID, SOURCE_FILE, "_reasons", RAW, *columns], WIDE_ROWS
     ):
