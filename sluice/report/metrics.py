@@ -315,14 +315,9 @@ def load_outputs(
         if name in tables:
             return open_output(manifest, name, storage_options=storage_options).read()
         path = outs[name]["path"]
-        if not unread:
-            return pl.read_parquet(path)
         # by position: a column called "*" or "^a.*$" is not a pattern
-        names = list(pl.read_parquet_schema(path))
-        kept = [i for i, c in enumerate(names) if c not in unread]
-        return (
-            pl.read_parquet(path, columns=kept) if len(kept) < len(names) else pl.read_parquet(path)
-        )
+        kept = [i for i, c in enumerate(pl.read_parquet_schema(path)) if c not in unread]
+        return pl.read_parquet(path, columns=kept)
 
     clean_file = Path(outs["clean"]["path"]) if bounded and "clean" not in tables else None
     clean = (
