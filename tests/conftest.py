@@ -180,6 +180,7 @@ PER_WORKER_FIXTURES = frozenset({"prefect_api"})
 WIDEST = ("session", "package", "module", "class")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the marks into node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep together, on one pytest-xdist worker, the tests that share a costly fixture.
 
@@ -202,6 +203,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
         if shared:
             item.add_marker(pytest.mark.xdist_group(shared[0][1]))
+
+
+UNGROUPED = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Note when pytest-xdist would not keep grouped tests together: its ``--dist loadgroup``
+    marks a grouped test by a suffix of its node id, and when that suffix does not take
+    (pytest-xdist#1386, with pytest 9.2) the groups are silently ignored."""
+    if not session.config.getoption("loadgroup", default=False):
+        return
+    lost = [
+        item.nodeid
+        for item in session.items
+        if item.get_closest_marker("xdist_group") and "@" not in item.nodeid
+    ]
+    if lost:
+        session.config.stash[UNGROUPED] = (
+            f"pytest-xdist did not group {len(lost)} tests that share a fixture (first: "
+            f"{lost[0]}): check the pytest and pytest-xdist versions against pyproject.toml"
+        )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail each grouped test that pytest-xdist did not keep with its group."""
+    problem = item.config.stash.get(UNGROUPED, None)
+    if problem and item.get_closest_marker("xdist_group"):
+        pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 free loopback port (its own PREFECT_HOME and SQLite file), deploys prefect.yaml and starts a
 process worker; the tests start runs through the API calls the UI makes and check what the
 workers wrote, the artifacts, the events and the alert webhook. Every process is stopped at the
-end, on failure too.
+end, on failure too. The tests are one scenario on one server, in the file's order (the second
+backfill follows the first; the last test stops the server): the conftest keeps them on one
+worker.
 """
 
 from __future__ import annotations
@@ -230,6 +232,8 @@ def _backfill(served: Served, client: SyncPrefectClient, start: dt.date, end: dt
 
 
 def test_a_backfill_from_the_api_screens_each_partition_in_its_own_run(served: Served) -> None:
+    # the events and webhook calls of this backfill, not of the other tests' runs
+    since, hooks_before = dt.datetime.now(dt.UTC), len(served.hooks)
     with served.client() as client:
         parent = _backfill(served, client, DAYS[0], DAYS[2])
         assert parent.state is not None
@@ -275,8 +279,6 @@ def test_a_backfill_from_the_api_screens_each_partition_in_its_own_run(served: S
         assert "sluice-trips-summary" in artifacts
         assert "sluice-trips-failed-rules" in artifacts
 
-        since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-
         def events() -> list[tuple[str, str]] | None:
             page = client.read_events(
                 filter=EventFilter(
@@ -296,7 +298,8 @@ def test_a_backfill_from_the_api_screens_each_partition_in_its_own_run(served: S
         assert _until("the partitions' events", events, 60, served) == expected
 
         def three_hooks() -> list[dict[str, Any]] | None:
-            return served.hooks[:] if len(served.hooks) >= 3 else None
+            mine = served.hooks[hooks_before:]
+            return mine if len(mine) >= 3 else None
 
         hooks = _until("three webhook calls", three_hooks, 60, served)
         assert sorted(h["partition"] for h in hooks) == [str(d) for d in DAYS[:3]]
