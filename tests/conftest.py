@@ -218,7 +218,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     lost = [
         item.nodeid
         for item in session.items
-        if item.get_closest_marker("xdist_group") and "@" not in item.nodeid
+        # pytest-xdist's own reading of the suffix: after the last "]" of a parametrized id
+        if item.get_closest_marker("xdist_group")
+        and item.nodeid.rfind("@") <= item.nodeid.rfind("]")
     ]
     if lost:
         session.config.stash[UNGROUPED] = (
