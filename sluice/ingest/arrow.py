@@ -82,6 +82,14 @@ def arrow_to_polars(table: pa.Table, path: str) -> tuple[pl.DataFrame, list[Conv
     for index, name in enumerate(table.column_names):
         original = table.column(index)
         safe, became = _polars_safe(original)
+        if _is_text(safe.type) and not _utf8(safe):
+            # pyarrow reads a Parquet string column without checking its bytes; polars would
+            # take them as they are, panic on them later or write a file no reader accepts
+            raise InputError(
+                f"{path}: not a readable Parquet file: column {name!r} holds text that is not "
+                "UTF-8 (out of the Parquet specification: a corrupt file, or one written as "
+                "another encoding)"
+            )
         series = _series(name, safe)
         if series is None and pa.types.is_timestamp(safe.type) and safe.type.tz is not None:
             safe, became = safe.cast(pa.timestamp(safe.type.unit, "UTC")), "timestamp (UTC)"
@@ -146,6 +154,20 @@ def _holds(t: pa.DataType) -> bool:
             and all(_holds(t.field(i).type) for i in range(t.num_fields))
         )
     return False
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
+
+
+def _utf8(column: pa.ChunkedArray) -> bool:
+    """Whether every value of a text column is UTF-8 (0.2 CPU s for 10M rows of 5 columns)."""
+    try:
+        for chunk in column.chunks:
+            chunk.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _polars_safe(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, str]:

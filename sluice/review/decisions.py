@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sluice.config import ColumnSpec
-from sluice.core.errors import SluiceError
+from sluice.core.errors import InputError, SluiceError
 from sluice.core.files import Limit, config_error, read_regular, sha256_hex
 from sluice.core.frame import MALFORMED, ROW_ID
-from sluice.ingest import type_frame
+from sluice.ingest import arrow_reader, arrow_to_polars, type_frame
 from sluice.review.export import (
     COMMIT_RUN_ID,
     COMMIT_SHA256,
@@ -87,13 +89,15 @@ class Decisions:
 def _read(path: Path, data: bytes) -> tuple[pl.DataFrame, str]:
     suffix = path.suffix.lower()
     try:
-        if suffix == ".parquet":
-            return pl.read_parquet(io.BytesIO(data)), "record"
+        if suffix == ".parquet":  # pyarrow: polars' reader panics on some corrupt files
+            table = pq.ParquetFile(arrow_reader(data)).read()
+            table.validate(full=True)  # a corrupt file's arrays, before polars takes them
+            return arrow_to_polars(table, str(path))[0], "record"
         if suffix == ".csv":
             return pl.read_csv(
                 io.BytesIO(data), infer_schema=False, separator=_separator(data)
             ), "line"
-    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+    except (pl.exceptions.PolarsError, pa.ArrowException, InputError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DecisionError(f"{path}: cannot read it as {suffix[1:]}: {first}") from None
     raise DecisionError(

@@ -72,6 +72,28 @@ def parquet(table: pl.DataFrame | pa.Table) -> bytes:
     return buf.getvalue()
 
 
+def not_utf8_parquet(
+    n: int, row: int = 3, row_group_size: int | None = None, column: str = "id"
+) -> bytes:
+    """Parquet bytes of ``n`` good rows where ``column`` (``id``, or an undeclared ``note``)
+    of row ``row`` is not UTF-8: a string column all the same (pyarrow reads it without a
+    check); a byte patched in its plain, uncompressed page."""
+    frame = good_frame(n).with_columns(pl.Series("note", [f"n{i}" for i in range(n)]))
+    buf = io.BytesIO()
+    pq.write_table(
+        frame.to_arrow(),
+        buf,
+        compression="none",
+        use_dictionary=False,
+        row_group_size=row_group_size,
+    )
+    data = bytearray(buf.getvalue())
+    value = f"{'r' if column == 'id' else 'n'}{row}".encode()
+    # the value as the page holds it (after its length), not in a page's statistics
+    data[data.index(len(value).to_bytes(4, "little") + value) + 4] = 0xFF
+    return bytes(data)
+
+
 def good_frame(n: int) -> pl.DataFrame:
     """``n`` rows that pass every rule, in their declared types."""
     return pl.DataFrame(
@@ -592,6 +614,13 @@ def _parquet_cases() -> list[Case]:
             reasons=_reasons("id|type"),
             extra={"value": "ÿþ"},
             status="warned",
+        ),
+        Case(
+            "parquet_string_column_not_utf8",
+            "parquet",
+            not_utf8_parquet(20),
+            error=r"data\.parquet: not a readable Parquet file: column 'id' holds text that is "
+            "not UTF-8",
         ),
         Case(
             "parquet_retyped_columns",

@@ -27,7 +27,7 @@ from sluice.core.text import as_text
 from sluice.ingest import Ingested, ingest, list_source_files, pieces
 from sluice.ingest.pieces import Plan, plan_partition, read_pieces, scan_text
 from sluice.ingest.text import _csv_exact, _csv_fast
-from tests.robustness.corpus import CASES, HEADER, Case, good, parquet
+from tests.robustness.corpus import CASES, HEADER, Case, good, not_utf8_parquet, parquet
 from tests.robustness.support import write_dataset
 
 DAY = "2024-01-01"
@@ -264,6 +264,8 @@ HOSTILE_PARQUET: dict[str, bytes] = {
     "three_row_groups": _row_groups([_group(0, 5), _group(5, 1, [None]), _group(6, 7)]),
     "no_rows": _row_groups([_group(0, 0)]),
     "one_row": parquet(pl.DataFrame({"id": ["r0"], "count": [1]})),
+    "not_utf8_in_a_later_row_group": not_utf8_parquet(12, row=9, row_group_size=5),
+    "not_utf8_undeclared": not_utf8_parquet(12, row=9, row_group_size=5, column="note"),
 }
 
 

@@ -15,6 +15,7 @@ from sluice.core.failures import concat_failures, make_failures
 from sluice.decide import split
 from sluice.ingest import polars_dtype
 from sluice.review import DecisionError, StaleDecisions, read_decisions, review_frame, write_review
+from tests.robustness.corpus import corrupt
 
 COLUMNS = {
     "id": ColumnSpec(type="string"),
@@ -280,3 +281,29 @@ def test_unreadable_files_are_refused_cleanly(
     path.write_bytes(content)
     with pytest.raises(DecisionError, match=expected):
         read_decisions(path, _quarantine(), COLUMNS, commit=SHA)
+
+
+@pytest.mark.parametrize(
+    ("seed", "flips"),
+    [
+        (92, 4),  # polars' Parquet reader panicked (a traceback, or an aborted process)
+        (48, 4),  # pyarrow reads text that is not UTF-8; polars panicked taking its values
+        (335, 4),
+        *[(seed, 16) for seed in range(8)],
+    ],
+)
+def test_a_corrupt_parquet_decision_file_is_refused_not_a_crash(
+    tmp_path: Path, seed: int, flips: int
+) -> None:
+    path = write_review(
+        review_frame(_quarantine(), COLUMNS, run_id="run-1", manifest_sha256=SHA),
+        tmp_path / "review.parquet",
+        COLUMNS,
+    )
+    path.write_bytes(corrupt(path.read_bytes(), seed, flips))
+    outcome = "read"
+    try:
+        read_decisions(path, _quarantine(), COLUMNS, commit=SHA)
+    except (DecisionError, StaleDecisions) as exc:
+        outcome = str(exc)
+    assert outcome == "read" or str(path) in outcome
