@@ -74,8 +74,8 @@ def arrow_to_polars(table: pa.Table, path: str) -> tuple[pl.DataFrame, list[Conv
     know): those become a type polars holds with the same values (dictionaries decoded,
     extension types as their storage, fixed-size binary as binary, half floats as float32, an
     unknown time zone as the same instant in UTC) or their text (decimals exactly, durations as
-    ``<n><unit>``, anything else as its JSON). A column that cannot be converted at all is an
-    ``InputError`` naming the file and the column.
+    ``<n><unit>``, anything else as its JSON). A column that cannot be converted at all, or
+    text that is not UTF-8, is an ``InputError`` naming the file and the column.
     """
     columns: list[pl.Series] = []
     converted: list[Converted] = []
