@@ -76,8 +76,8 @@ def not_utf8_parquet(
     n: int, row: int = 3, row_group_size: int | None = None, column: str = "id"
 ) -> bytes:
     """Parquet bytes of ``n`` good rows where ``column`` (``id``, or an undeclared ``note``)
-    of row ``row`` is not UTF-8: a string column all the same (pyarrow reads it without a
-    check); a byte patched in its plain, uncompressed page."""
+    of row ``row`` is not UTF-8, though the file still declares the column as text (pyarrow
+    reads it without a check): a byte patched in the column's plain, uncompressed page."""
     frame = good_frame(n).with_columns(pl.Series("note", [f"n{i}" for i in range(n)]))
     buf = io.BytesIO()
     pq.write_table(
