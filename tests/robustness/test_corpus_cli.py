@@ -40,6 +40,7 @@ SUBSET = {
         "parquet_type_decimal256",
         "parquet_declared_int_as_duration",
         "parquet_two_files_naive_and_utc_timestamps",
+        "parquet_string_column_not_utf8",
     ),
 }
 
