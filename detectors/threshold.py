@@ -28,7 +28,7 @@ on 500 rows of two normal columns) and would put the threshold out of reach of a
 from __future__ import annotations
 
 import math
-import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -73,23 +73,16 @@ def tail_threshold(scores: FloatArray, false_flag_rate: float) -> tuple[float, d
     kept, censored = excess[excess <= c], int((excess > c).sum())
     if c <= 0 or len(np.unique(kept)) < 10:
         return _empirical(s, false_flag_rate, "the tail has too few distinct scores to fit")
-    from scipy import stats  # imported here: scipy.stats takes a second or more to import
-
-    data = stats.CensoredData(uncensored=kept, right=np.full(censored, c))
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        try:
-            fitted, _, scale = stats.genpareto.fit(data, floc=0.0)
-        except (ValueError, RuntimeError, FloatingPointError) as exc:
-            return _empirical(s, false_flag_rate, f"tail fit failed: {exc}")
-        shape = min(max(float(fitted), MIN_SHAPE), MAX_SHAPE)
+    with np.errstate(all="ignore"):
+        fitted, scale = gpd_fit(kept, censored, c)
+        if not (np.isfinite(fitted) and np.isfinite(scale)):
+            return _empirical(s, false_flag_rate, "tail fit failed: no finite maximum")
+        shape = min(max(fitted, MIN_SHAPE), MAX_SHAPE)
         if shape == 0.0:  # exponential tail: the censored maximum-likelihood scale
             scale = (float(kept.sum()) + censored * c) / len(kept)
         elif shape != fitted:
-            _, _, scale = stats.genpareto.fit(data, floc=0.0, fc=shape)
-        threshold = u + float(
-            stats.genpareto.ppf(1.0 - false_flag_rate / above_u, shape, 0.0, scale)
-        )
+            scale = gpd_scale(kept, censored, c, shape)
+        threshold = u + gpd_quantile(false_flag_rate / above_u, shape, scale)
     if not (np.isfinite(threshold) and scale > 0):
         return _empirical(s, false_flag_rate, "tail fit gave no finite threshold")
     return threshold, {
@@ -97,8 +90,108 @@ def tail_threshold(scores: FloatArray, false_flag_rate: float) -> tuple[float, d
         "u": u,
         "tail_share": above_u,
         "shape": shape,
-        "shape_fitted": float(fitted),
+        "shape_fitted": fitted,
         "scale": float(scale),
         "excesses": len(excess),
         "censored": censored,
     }
+
+
+# The generalized Pareto likelihood of excesses ``x`` (the ``k`` kept) with ``m`` more known only to
+# exceed ``c``, location 0: with theta = shape / scale,
+#   l(shape, scale) = -k log(scale) - (1/shape + 1) A(theta) - (m/shape) B(theta),
+#   A = sum(log1p(theta x)), B = log1p(theta c),
+# and for a given theta the best shape is (A + m B) / k, so the maximum is a search over theta
+# alone (the profile likelihood, Grimshaw 1993): l = -k log(shape / theta) - k - A. theta runs over
+# t / c for t in (-1, inf) (every value stays in the support); shape 0 is the limit theta -> 0.
+# A fixed grid over t finds the highest point, golden-section search refines it between the
+# grid's neighbours: the same answer for the same scores, with no starting guess to depend on.
+_GRID_POSITIVE = np.logspace(-8.0, 8.0, 240)
+_GRID = np.concatenate(
+    [
+        -1.0 + np.logspace(-12.0, np.log10(0.5), 120),  # t from -1 + 1e-12 to -0.5
+        -np.logspace(np.log10(0.5), -8.0, 120)[1:],  # to -1e-8
+        _GRID_POSITIVE,
+    ]
+)
+_GOLDEN_STEPS = 100
+
+
+def _profile(x: FloatArray, m: int, c: float, theta: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(log-likelihood, shape) at each ``theta``, the shape set to its best for that theta."""
+    k = len(x)
+    a = np.log1p(np.multiply.outer(theta, x)).sum(axis=-1)
+    shape = (a + m * np.log1p(theta * c)) / k
+    ll = -k * np.log(shape / theta) - k - a
+    return ll, shape
+
+
+def _golden_max(f: Callable[[float], float], lo: float, hi: float) -> float:
+    """The point of ``[lo, hi]`` where ``f`` is highest, for ``f`` with one peak there."""
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = lo, hi
+    p, q = b - g * (b - a), a + g * (b - a)
+    fp, fq = f(p), f(q)
+    for _ in range(_GOLDEN_STEPS):
+        if fp >= fq:
+            b, q, fq = q, p, fp
+            p = b - g * (b - a)
+            fp = f(p)
+        else:
+            a, p, fp = p, q, fq
+            q = a + g * (b - a)
+            fq = f(q)
+    return p if fp >= fq else q
+
+
+def _best(f: Callable[[float], float], grid: FloatArray, values: FloatArray) -> float:
+    """The grid point with the highest finite value, refined between its neighbours."""
+    finite = np.where(np.isfinite(values), values, -np.inf)
+    i = int(np.argmax(finite))
+    if not np.isfinite(finite[i]):
+        return math.nan
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    t = _golden_max(f, float(lo), float(hi))
+    return t if f(t) >= finite[i] else float(grid[i])
+
+
+def gpd_fit(x: FloatArray, m: int, c: float) -> tuple[float, float]:
+    """Maximum-likelihood ``(shape, scale)`` of a generalized Pareto distribution (location 0) for
+    excesses ``x`` (all positive, at most ``c``) and ``m`` more censored at ``c``."""
+    x = np.asarray(x, dtype=np.float64)
+
+    def ll(t: float) -> float:
+        value, _ = _profile(x, m, c, np.asarray(t / c))
+        return float(value) if np.isfinite(value) else -math.inf
+
+    with np.errstate(all="ignore"):
+        values, _ = _profile(x, m, c, _GRID / c)
+        t = _best(ll, _GRID, values)
+        if not math.isfinite(t):
+            return math.nan, math.nan
+        _, shape = _profile(x, m, c, np.asarray(t / c))
+    theta = t / c
+    return float(shape), float(shape / theta)
+
+
+def gpd_scale(x: FloatArray, m: int, c: float, shape: float) -> float:
+    """The maximum-likelihood scale for the given ``shape`` (> 0), as :func:`gpd_fit` reads it."""
+    x = np.asarray(x, dtype=np.float64)
+    k = len(x)
+
+    def lls(t: FloatArray) -> FloatArray:
+        theta = t / c
+        a = np.log1p(np.multiply.outer(theta, x)).sum(axis=-1)
+        out: FloatArray = -k * np.log(shape / theta) - (1.0 / shape + 1.0) * a
+        return out - (m / shape) * np.log1p(theta * c)
+
+    with np.errstate(all="ignore"):
+        t = _best(lambda v: float(lls(np.asarray(v))), _GRID_POSITIVE, lls(_GRID_POSITIVE))
+    return shape * c / t if math.isfinite(t) else math.nan
+
+
+def gpd_quantile(tail: float, shape: float, scale: float) -> float:
+    """The excess that a share ``tail`` of a generalized Pareto distribution lies above."""
+    if shape == 0.0:
+        return -scale * math.log(tail)
+    return scale * math.expm1(-shape * math.log(tail)) / shape

@@ -18,6 +18,7 @@ import os
 import pickle
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ from scipy.stats import spearmanr
 
 from detectors import _ecdf_kernel as kernel
 from detectors import get_detector
-from detectors.ecdf import ECOD
+from detectors.ecdf import ECOD, skewness
 from tests.conftest import ROOT
 
 PAIRS = [("ecod", PyodECOD), ("copod", PyodCOPOD)]
@@ -233,3 +234,39 @@ def test_scores_without_a_writable_compile_cache() -> None:
     assert out.returncode == 0, out.stderr
     X = np.arange(200.0).reshape(100, 2)
     assert json.loads(out.stdout) == get_detector("ecod").fit(X).score(X[:3] + 0.5).tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=40),
+        elements=st.one_of(
+            st.floats(-1e6, 1e6, allow_nan=False),
+            st.sampled_from([0.0, -0.0, 1.0, 1e15, 1e15 + 2.0, 5e-324, -1e300, 1e300]),
+        ),
+    )
+)
+def test_skewness_is_scipys_float_for_float(X: np.ndarray) -> None:
+    """The skew signs come from the same floats scipy.stats.skew gives (constant and
+    nearly constant columns NaN; huge values overflow the same way)."""
+    from scipy.stats import skew
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = skew(X, axis=0)
+    np.testing.assert_array_equal(skewness(X), want)
+
+
+def test_ecod_never_imports_scipy_stats() -> None:
+    """scipy.stats costs about half a second to import: fitting, calibrating and scoring ECOD
+    (skew signs, the tail threshold) does without it."""
+    code = (
+        "import sys, numpy as np\n"
+        "from detectors.ecdf import ECOD\n"
+        "X = np.random.default_rng(0).normal(size=(200_000, 4))\n"
+        "ECOD().fit(X).score(X)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scipy.stats')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import numpy as np
 import polars as pl
 import pytest
+from scipy import stats
 
 from sluice.report.anomalies import (
     AnomalyPolicy,
@@ -158,3 +160,9 @@ def test_detect_counts_a_rule_absent_from_a_partition_as_zero() -> None:
     assert old.median == pytest.approx(0.2)
     assert old.status == "alarm"
     assert found[("", "rows_in")].status == "ok"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_robust_spread_is_scipys_scaled_mad(seed: int) -> None:
+    values = np.random.default_rng(seed).standard_t(2, size=seed * 7 + 1)
+    assert _spread(list(values)) == stats.median_abs_deviation(values, scale="normal")

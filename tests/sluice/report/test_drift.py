@@ -34,6 +34,16 @@ def test_psi_is_zero_for_equal_shares_and_grows_with_the_shift() -> None:
     assert large > 0.2
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_wasserstein_is_scipys_float_for_float(seed: int) -> None:
+    """Written out to spare the import of scipy.stats: the same computation, the same float,
+    on samples with ties, different sizes and signed zeros."""
+    rng = np.random.default_rng(seed)
+    u = np.round(rng.normal(size=rng.integers(1, 3000)), seed)
+    v = np.concatenate([rng.lognormal(size=rng.integers(1, 3000)), [0.0, -0.0]])
+    assert wasserstein(u, v) == stats.wasserstein_distance(u, v)
+
+
 def test_wasserstein_known_values_and_no_data() -> None:
     assert wasserstein(np.array([0.0, 1.0, 3.0]), np.array([5.0, 6.0, 8.0])) == pytest.approx(5.0)
     assert wasserstein(np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0, 1.0])) == pytest.approx(1 / 3)

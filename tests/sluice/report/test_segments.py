@@ -213,3 +213,14 @@ def test_sluice_run_warns_of_segment_bias_and_keeps_warned_rows_clean(
     assert "segment bias" in html
     assert "kind = z" in html
     assert 'id="segments-table"' in html
+
+
+def test_the_p_value_is_scipys_binomial_tail() -> None:
+    """A segment's p-value (before the Bonferroni factor) is P(X >= flagged) for X binomial over
+    the segment's rows at the overall rate: scipy.stats.binom.sf, to 1e-9 relative."""
+    from scipy.stats import binom
+
+    pol = SegmentPolicy(min_flagged=1, min_ratio=0.0, alpha=1.0)
+    for rows, hits, overall in [(100, 4, 0.01), (1000, 51, 0.02), (40, 40, 0.5), (7, 1, 0.3)]:
+        (got,) = segments._judge([("d", "c", "v", rows, hits, overall)], {}, pol)
+        assert got.p_value == pytest.approx(float(binom.sf(hits - 1, rows, overall)), rel=1e-9)
