@@ -257,7 +257,7 @@ def _score_spec(
             pl.DataFrame(
                 {
                     "_row_id": ids,
-                    "detector": pl.Series([spec.name] * len(s), dtype=pl.String),
+                    "detector": pl.repeat(spec.name, len(s), dtype=pl.String, eager=True),
                     "score": s,
                     "threshold": np.full(len(s), threshold),
                     "is_outlier": flag,

@@ -136,7 +136,7 @@ def pandas_contains(expr: pl.Expr, pattern: str, budget: float | None = None) ->
             raise timed_out[0]
         distinct = s.drop_nulls().unique()
         if distinct.is_empty():
-            return pl.Series(s.name, [False] * len(s), dtype=pl.Boolean)
+            return pl.repeat(False, len(s), dtype=pl.Boolean, eager=True).alias(s.name)
         values = distinct.to_list()
         array = pd.array(values, dtype="str")
         needs_python = getattr(array, "_needs_python_regex", None)

@@ -154,7 +154,7 @@ def type_frame(
     prov = pl.DataFrame(
         {
             ROW_ID: ids,
-            SOURCE_FILE: pl.Series(SOURCE_FILE, [path] * n, dtype=pl.String),
+            SOURCE_FILE: pl.repeat(path, n, dtype=pl.String, eager=True).alias(SOURCE_FILE),
             SOURCE_ROW: pl.Series(SOURCE_ROW, np.arange(first_row, first_row + n, dtype=np.int64)),
         }
     )

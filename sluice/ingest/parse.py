@@ -97,7 +97,7 @@ def _iso_series(s: pl.Series) -> pl.Series:
         ),
     )
     size = text.str.len_bytes()
-    out = pl.Series(s.name, [None] * len(s), dtype=pl.Datetime("us"))
+    out = pl.repeat(None, len(s), dtype=pl.Datetime("us"), eager=True).alias(s.name)
     out = _where(out, size == 19, lambda _: _strptime(text.filter(size == 19), "%Y-%m-%d %H:%M:%S"))
     out = _where(out, size == 10, lambda _: _strptime(text.filter(size == 10), "%Y-%m-%d"))
     left = out.is_null() & text.is_not_null()
@@ -114,7 +114,7 @@ def _iso_series(s: pl.Series) -> pl.Series:
         t, t.str.slice(16, 1) != ":", lambda x: x.str.replace(_ISO_NO_SECONDS, "${1}:00${2}")
     )
     aware = t.str.contains(_ISO_OFFSET)
-    got = pl.Series(s.name, [None] * len(t), dtype=pl.Datetime("us"))
+    got = pl.repeat(None, len(t), dtype=pl.Datetime("us"), eager=True).alias(s.name)
     got = _where(got, ~aware, lambda _: _strptime(t.filter(~aware), "%Y-%m-%d %H:%M:%S%.f"))
     got = _where(got, aware, lambda _: _strptime(t.filter(aware), "%Y-%m-%d %H:%M:%S%.f%#z"))
     return out.scatter(left.arg_true(), got)

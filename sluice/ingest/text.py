@@ -306,7 +306,7 @@ def _read_ndjson(
 
     def column(key: str) -> pl.Series:
         pieces = [
-            got[key] if key in got else pl.Series(key, [None] * n, dtype=pl.String)
+            got[key] if key in got else pl.repeat(None, n, dtype=pl.String, eager=True).alias(key)
             for n, got in parts
         ]
         return pieces[0] if len(pieces) == 1 else pl.concat(pieces)

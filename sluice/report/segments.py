@@ -92,7 +92,7 @@ def _quarantined_values(outputs: RunOutputs, columns: list[str]) -> Iterator[pl.
             .cast(outputs.columns[c])
             .alias(c)
             if c in q.columns
-            else pl.Series(c, [None] * q.height, dtype=outputs.columns[c])
+            else pl.repeat(None, q.height, dtype=outputs.columns[c], eager=True).alias(c)
             for c in columns
         ]
         yield pl.DataFrame([q[ROW_ID].cast(pl.UInt64), *parsed])
