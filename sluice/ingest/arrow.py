@@ -82,7 +82,7 @@ def arrow_to_polars(table: pa.Table, path: str) -> tuple[pl.DataFrame, list[Conv
     for index, name in enumerate(table.column_names):
         original = table.column(index)
         safe, became = _polars_safe(original)
-        if _is_text(safe.type) and not _utf8(safe):
+        if _has_text(safe.type) and not _utf8(safe):
             # pyarrow reads a Parquet string column without checking its bytes; polars would
             # take them as they are, panic on them later or write a file no reader accepts
             raise InputError(
@@ -160,8 +160,20 @@ def _is_text(t: pa.DataType) -> bool:
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
 
 
+def _has_text(t: pa.DataType) -> bool:
+    """Whether ``t`` is text or holds text (in a list or a struct, at any depth)."""
+    if _is_text(t):
+        return True
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _has_text(t.value_type)
+    if pa.types.is_struct(t):
+        return any(_has_text(t.field(i).type) for i in range(t.num_fields))
+    return False
+
+
 def _utf8(column: pa.ChunkedArray) -> bool:
-    """Whether every value of a text column is UTF-8 (0.2 CPU s for 10M rows of 5 columns)."""
+    """Whether every text value of a column (its own, or those it holds in lists and structs) is
+    UTF-8 (0.2 CPU s for 10M rows of 5 text columns)."""
     try:
         for chunk in column.chunks:
             chunk.validate(full=True)

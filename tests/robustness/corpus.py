@@ -22,7 +22,7 @@ import gzip
 import io
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -73,12 +73,23 @@ def parquet(table: pl.DataFrame | pa.Table) -> bytes:
 
 
 def not_utf8_parquet(
-    n: int, row: int = 3, row_group_size: int | None = None, column: str = "id"
+    n: int,
+    row: int = 3,
+    row_group_size: int | None = None,
+    column: str = "id",
+    nested: Literal["", "list", "struct"] = "",
 ) -> bytes:
     """Parquet bytes of ``n`` good rows where ``column`` (``id``, or an undeclared ``note``)
     of row ``row`` is not UTF-8, though the file still declares the column as text (pyarrow
-    reads it without a check): a byte patched in the column's plain, uncompressed page."""
-    frame = good_frame(n).with_columns(pl.Series("note", [f"n{i}" for i in range(n)]))
+    reads it without a check): a byte patched in the column's plain, uncompressed page.
+    ``nested``: ``note`` holds its text inside a list (``["n3"]``) or a struct
+    (``{"text": "n3"}``)."""
+    notes = pl.Series("note", [f"n{i}" for i in range(n)])
+    if nested == "list":
+        notes = notes.reshape((n, 1)).cast(pl.List(pl.String))
+    elif nested == "struct":
+        notes = notes.rename("text").to_frame().to_struct("note")
+    frame = good_frame(n).with_columns(notes)
     buf = io.BytesIO()
     pq.write_table(
         frame.to_arrow(),
@@ -621,6 +632,13 @@ def _parquet_cases() -> list[Case]:
             not_utf8_parquet(20),
             error=r"data\.parquet: not a readable Parquet file: column 'id' holds text that is "
             "not UTF-8",
+        ),
+        Case(
+            "parquet_list_of_text_not_utf8",
+            "parquet",
+            not_utf8_parquet(20, column="note", nested="list"),
+            error=r"data\.parquet: not a readable Parquet file: column 'note' holds text that "
+            "is not UTF-8",
         ),
         Case(
             "parquet_retyped_columns",

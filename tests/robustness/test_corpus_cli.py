@@ -41,6 +41,7 @@ SUBSET = {
         "parquet_declared_int_as_duration",
         "parquet_two_files_naive_and_utc_timestamps",
         "parquet_string_column_not_utf8",
+        "parquet_list_of_text_not_utf8",
     ),
 }
 

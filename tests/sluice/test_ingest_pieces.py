@@ -266,6 +266,12 @@ HOSTILE_PARQUET: dict[str, bytes] = {
     "one_row": parquet(pl.DataFrame({"id": ["r0"], "count": [1]})),
     "not_utf8_in_a_later_row_group": not_utf8_parquet(12, row=9, row_group_size=5),
     "not_utf8_undeclared": not_utf8_parquet(12, row=9, row_group_size=5, column="note"),
+    "not_utf8_in_a_list": not_utf8_parquet(
+        12, row=9, row_group_size=5, column="note", nested="list"
+    ),
+    "not_utf8_in_a_struct": not_utf8_parquet(
+        12, row=9, row_group_size=5, column="note", nested="struct"
+    ),
 }
 
 
