@@ -370,8 +370,8 @@ def _judge(
         share = hits / rows
         if hits < pol.min_flagged or share < pol.min_ratio * overall:
             continue
-        # P(X >= hits) for X ~ Binomial(rows, overall): scipy.special, as scipy.stats.binom.sf
-        # computes it, without scipy.stats' half-second import
+        # P(X >= hits) for X ~ Binomial(rows, overall) by scipy.special (cephes), without
+        # scipy.stats' half-second import; scipy.stats.binom.sf (boost) agrees to 1e-9 relative
         from scipy.special import bdtrc
 
         p = min(1.0, float(bdtrc(hits - 1, rows, overall)) * tested)
