@@ -117,10 +117,16 @@ _GRID = np.concatenate(
 _GOLDEN_STEPS = 100
 
 
+def _log_terms(theta: FloatArray, x: FloatArray) -> FloatArray:
+    """A(theta) = sum(log1p(theta x)) at each ``theta``."""
+    a: FloatArray = np.log1p(np.multiply.outer(theta, x)).sum(axis=-1)
+    return a
+
+
 def _profile(x: FloatArray, m: int, c: float, theta: FloatArray) -> tuple[FloatArray, FloatArray]:
     """(log-likelihood, shape) at each ``theta``, the shape set to its best for that theta."""
     k = len(x)
-    a = np.log1p(np.multiply.outer(theta, x)).sum(axis=-1)
+    a = _log_terms(theta, x)
     shape = (a + m * np.log1p(theta * c)) / k
     ll = -k * np.log(shape / theta) - k - a
     return ll, shape
@@ -181,8 +187,7 @@ def gpd_scale(x: FloatArray, m: int, c: float, shape: float) -> float:
 
     def lls(t: FloatArray) -> FloatArray:
         theta = t / c
-        a = np.log1p(np.multiply.outer(theta, x)).sum(axis=-1)
-        out: FloatArray = -k * np.log(shape / theta) - (1.0 / shape + 1.0) * a
+        out: FloatArray = -k * np.log(shape / theta) - (1.0 / shape + 1.0) * _log_terms(theta, x)
         return out - (m / shape) * np.log1p(theta * c)
 
     with np.errstate(all="ignore"):
