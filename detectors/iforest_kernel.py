@@ -38,6 +38,8 @@ from llvmlite import ir
 from numba import types
 from numba.core.extending import intrinsic
 
+from detectors.iforest_fit import Forest, Tree, average_path_length, node_depths
+
 FloatArray = npt.NDArray[np.float64]
 BLOCK = 256
 LANES = 16
@@ -253,30 +255,45 @@ class CompactForest:
     def from_sklearn(cls, forest: Any) -> CompactForest:
         """Export a fitted ``sklearn.ensemble.IsolationForest``; :class:`TooLarge` if it does not
         fit the layout."""
-        from sklearn.ensemble._iforest import _average_path_length
+        trees = [
+            Tree(
+                np.asarray(t.children_left, dtype=np.int64),
+                np.asarray(t.children_right, dtype=np.int64),
+                np.asarray(t.feature, dtype=np.int64),
+                np.asarray(t.threshold, dtype=np.float64),
+                np.asarray(t.n_node_samples, dtype=np.int64),
+            )
+            for t in (est.tree_ for est in forest.estimators_)
+        ]
+        features = [np.asarray(f, dtype=np.int64) for f in forest.estimators_features_]
+        return cls.from_forest(
+            Forest(trees, features, int(forest.n_features_in_), int(forest._max_samples))
+        )
 
-        n_features = int(forest.n_features_in_)
+    @classmethod
+    def from_forest(cls, forest: Forest) -> CompactForest:
+        """Export trees in scikit-learn's layout (:mod:`detectors.iforest_fit`); :class:`TooLarge`
+        if they do not fit this one."""
+        n_features = forest.n_features
         if n_features > LIMIT:
             raise TooLarge(f"{n_features} features; the compact layout holds {LIMIT}")
-        subsample = forest._max_features != n_features
         nodes, vals, roots, depths = [], [], [], []
         start = 0
-        for t, (est, cols) in enumerate(
-            zip(forest.estimators_, forest.estimators_features_, strict=True)
-        ):
-            tree = est.tree_
-            if tree.node_count > LIMIT:
-                raise TooLarge(f"a tree of {tree.node_count} nodes; the layout holds {LIMIT}")
+        for tree, cols in zip(forest.trees, forest.features, strict=True):
+            left = tree.children_left
+            if len(left) > LIMIT:
+                raise TooLarge(f"a tree of {len(left)} nodes; the layout holds {LIMIT}")
+            # scikit-learn's per-leaf term, by its expression (IsolationForest.fit, _compute_score)
             leaf_term = (
-                forest._decision_path_lengths[t] + forest._average_path_length_per_tree[t] - 1.0
+                node_depths(left, tree.children_right)
+                + average_path_length(tree.n_node_samples)
+                - 1.0
             )
-            order, kid, depth = _breadth_first(tree.children_left, tree.children_right)
-            leaf = tree.children_left[order] == -1
-            feat = np.asarray(tree.feature[order], dtype=np.int64)
-            if subsample:
-                feat = np.asarray(cols, dtype=np.int64)[np.where(leaf, 0, feat)]
+            order, kid, depth = _breadth_first(left, tree.children_right)
+            leaf = left[order] == -1
+            feat = np.asarray(cols, dtype=np.int64)[np.where(leaf, 0, tree.feature[order])]
             feat = np.where(leaf, 0, feat)
-            thr = float32_at_most(np.asarray(tree.threshold[order], dtype=np.float64))
+            thr = float32_at_most(tree.threshold[order])
             thr[leaf] = np.inf
             kid = np.where(leaf, np.arange(len(order)), kid)
             nodes.append((threshold_keys(thr) << 32) | (feat << 16) | kid)
@@ -284,9 +301,7 @@ class CompactForest:
             roots.append(start)
             depths.append(depth)
             start += len(order)
-        denominator = len(forest.estimators_) * float(
-            _average_path_length([forest._max_samples])[0]
-        )
+        denominator = len(forest.trees) * float(average_path_length([forest.max_samples])[0])
         return cls(
             np.concatenate(nodes),
             np.concatenate(vals),

@@ -12,6 +12,7 @@ import inspect
 import warnings
 from collections.abc import Mapping
 from functools import cache
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -123,22 +124,43 @@ class PyODDetector(Detector):
 
 
 class IForest(PyODDetector):
-    """Isolation forest (PyOD ``IForest``), scored by the compiled kernel of
-    :mod:`detectors.iforest_kernel`.
+    """Isolation forest (PyOD ``IForest``), fitted by :mod:`detectors.iforest_fit` and scored by
+    the compiled kernel of :mod:`detectors.iforest_kernel`.
 
-    The trees are fitted by scikit-learn exactly as PyOD fits them; the fit sample is scored once,
-    by the kernel, and those scores give both PyOD's ``decision_scores_`` and scikit-learn's
-    ``offset_`` (PyOD's own fit scores the sample twice with scikit-learn). Scores equal PyOD's
-    ``decision_function`` bit for bit. Scoring runs on ``n_jobs`` threads when it is given (``-1``
-    or null: every core), else on every core. A forest the compact layout cannot hold (a tree of
-    65,536 nodes or more) is scored by scikit-learn, with the same results, more slowly.
+    The trees are scikit-learn's, node for node, grown without importing scikit-learn or PyOD
+    (about a CPU second of imports); the fit sample is scored once, by the kernel, and those
+    scores give both PyOD's ``decision_scores_`` and scikit-learn's ``offset_`` (PyOD's own fit
+    scores the sample twice). Scores equal PyOD's ``decision_function`` bit for bit. Scoring runs
+    on ``n_jobs`` threads when it is given (``-1`` or null: every core), else on every core.
+    What the module does not reproduce (a fit sample holding NaN, parameter values scikit-learn
+    would refuse or warn about) and forests the compact layout cannot hold (a tree of 65,536
+    nodes or more) are fitted, or scored, by scikit-learn through PyOD, with the same results.
     """
 
     estimator_path = "pyod.models.iforest:IForest"
     fit_scores_are_scores = True
+    # PyOD IForest's parameters and their defaults (a test compares them with its signature),
+    # so that checking a configuration or fitting does not import PyOD.
+    pyod_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType(
+        {
+            "n_estimators": 100,
+            "max_samples": "auto",
+            "max_features": 1.0,
+            "bootstrap": False,
+            "n_jobs": 1,
+            "behaviour": "old",
+        }
+    )
+    pyod_contamination: ClassVar[float] = 0.1
+
+    @classmethod
+    def estimator_params(cls) -> list[str]:
+        """PyOD IForest's parameters a user may set, without importing PyOD."""
+        return list(cls.pyod_defaults)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle without the compact forest (derived from the fitted trees; rebuilt on use)."""
+        """Pickle without the compact forest derived from scikit-learn's trees (rebuilt on use);
+        a forest fitted here is pickled as it is scored."""
         return {k: v for k, v in self.__dict__.items() if k != "_compact"}
 
     def _threads(self) -> int:
@@ -166,10 +188,37 @@ class IForest(PyODDetector):
         return np.asarray(forest.score_samples(X), dtype=np.float64)
 
     def _fit(self, X: FloatArray) -> FloatArray:
+        from detectors.iforest_fit import Unsupported, fit_forest
+        from detectors.iforest_kernel import CompactForest, TooLarge
+
+        self.__dict__.pop("_compact", None)
+        self.__dict__.pop("forest_", None)
+        self.__dict__.pop("estimator_", None)
+        p = {**self.pyod_defaults, **self.params}
+        try:
+            forest = CompactForest.from_forest(
+                fit_forest(
+                    X,
+                    n_estimators=p["n_estimators"],
+                    max_samples=p["max_samples"],
+                    max_features=p["max_features"],
+                    bootstrap=p["bootstrap"],
+                    random_state=self.random_state,
+                )
+            )
+        except (Unsupported, TooLarge):
+            return self._fit_by_sklearn(X)
+        raw = forest.score_samples(X, self._threads())
+        # IsolationForest.fit's offset_ for PyOD's contamination, then PyOD's invert_order
+        self.offset_ = float(np.percentile(raw, 100.0 * self.pyod_contamination))
+        self.forest_ = forest
+        out: FloatArray = (raw - self.offset_) * -1
+        return out
+
+    def _fit_by_sklearn(self, X: FloatArray) -> FloatArray:
         from pyod.utils.utility import invert_order
         from sklearn.ensemble import IsolationForest
 
-        self.__dict__.pop("_compact", None)
         est = self._make()
         est._set_n_classes(None)
         forest = IsolationForest(
@@ -193,8 +242,12 @@ class IForest(PyODDetector):
         return np.asarray(est.decision_scores_, dtype=np.float64)
 
     def _score(self, X: FloatArray) -> FloatArray:
-        forest = self.estimator_.detector_
-        out: FloatArray = (self._forest_scores(forest, X) - forest.offset_) * -1
+        forest = self.__dict__.get("forest_")
+        if forest is not None:
+            out: FloatArray = (forest.score_samples(X, self._threads()) - self.offset_) * -1
+            return out
+        sk = self.estimator_.detector_
+        out = (self._forest_scores(sk, X) - sk.offset_) * -1
         return out
 
 

@@ -161,7 +161,8 @@ def test_key_comparison_is_sklearns_branch(x: float, t: float) -> None:
 
 @pytest.mark.parametrize("name", ["iforest", "default"])
 def test_registry_detectors_equal_pyod(name: str) -> None:
-    """Fit scores, scores of new rows and PyOD's own threshold are PyOD's, to the bit."""
+    """Fit scores, scores of new rows and scikit-learn's offset are PyOD's, to the bit (the trees
+    grown without scikit-learn)."""
     X = hostile(3_000, 4)
     X = X[:, [0, 1, 3, 4, 5]]  # what feature preparation leaves: finite, in float64 range
     ours = get_detector(name).fit(X)
@@ -170,8 +171,8 @@ def test_registry_detectors_equal_pyod(name: str) -> None:
     q = hostile(2_000, 5)[:, [0, 1, 3, 4, 5]]
     np.testing.assert_array_equal(ours.fit_scores_, theirs.decision_scores_)
     np.testing.assert_array_equal(ours.score(q), theirs.decision_function(q))
-    assert ours.estimator_.threshold_ == theirs.threshold_
-    assert ours.estimator_.detector_.offset_ == theirs.detector_.offset_
+    assert ours.offset_ == theirs.detector_.offset_
+    assert "estimator_" not in vars(ours)  # not fitted by scikit-learn
 
 
 def test_scores_do_not_depend_on_threads() -> None:
@@ -276,13 +277,24 @@ def test_forest_beyond_the_layout_is_scored_by_sklearn() -> None:
     np.testing.assert_array_equal(det.score(X[:5] * 2), theirs.decision_function(X[:5] * 2))
 
 
-def test_pickle_leaves_out_the_compact_forest() -> None:
+def test_pickle_leaves_out_the_compact_forest_derived_from_sklearns() -> None:
+    """A forest fitted by scikit-learn is pickled as its trees, without the compact copy; one
+    fitted here is pickled as it is scored. Both score the same after loading."""
     X = np.random.default_rng(0).normal(size=(500, 3))
     det = get_detector("iforest").fit(X)
     before = det.score(X)
-    blob = pickle.dumps(det)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(det)).score(X), before)
+    # more rows asked for than there are: scikit-learn warns and takes them all; not reproduced
+    by_sklearn = get_detector("iforest", max_samples=1_000)
+    assert isinstance(by_sklearn, IForest)
+    with pytest.warns(UserWarning, match="max_samples"):
+        by_sklearn.fit_uncalibrated(X)
+    assert "forest_" not in vars(by_sklearn)
+    q = X * 2
+    scores = by_sklearn.score(q)
+    blob = pickle.dumps(by_sklearn)
     assert b"CompactForest" not in blob
-    np.testing.assert_array_equal(pickle.loads(blob).score(X), before)
+    np.testing.assert_array_equal(pickle.loads(blob).score(q), scores)
 
 
 def _spec(model: Path | None = None, sha: str | None = None) -> DetectorSpec:
@@ -304,6 +316,8 @@ def test_model_saved_by_pyods_own_fit_still_loads_and_scores(tmp_path: Path) -> 
     old = PyODIForest(n_estimators=300, random_state=0).fit(X)
     det.estimator_ = old
     det.__dict__.pop("_compact", None)
+    det.__dict__.pop("forest_", None)
+    det.__dict__.pop("offset_", None)
     path = tmp_path / "old.model"
     sha = save_model(
         FittedModel("default", fitted.features, fitted.preparer, det, fitted.typical), path
