@@ -17,7 +17,8 @@ It prints CPU seconds (the process and every descendant it waited for) and the p
 spent in the kernel (mostly zeroing the fresh memory a run touches), wall seconds, the peak
 RSS of the whole process tree (sampled every 0.1 s) and the ratios to the peer and the floor;
 then a fixed-cost row on 1,000 rows: ``sluice run`` in process, ``sluice run --prefect``
-(Prefect's temporary API) and ``run_partition`` in a fresh interpreter. Results also go to
+(Prefect's temporary API) and ``run_partition`` in a fresh interpreter, all with ECOD, and
+``sluice run`` with the default detector. Results also go to
 ``OUT/results.json``.
 """
 
@@ -271,16 +272,24 @@ def stage_seconds(manifest: Path) -> dict[str, float]:
 
 
 def fixed_cost(work: Path) -> list[Measured]:
-    """1,000 rows: ``sluice run`` in process and with Prefect, and a bare run_partition."""
+    """1,000 rows: ``sluice run`` in process and with Prefect, and a bare run_partition (ECOD);
+    and ``sluice run`` with the default detector."""
     folder = work / "1000-csv"
     make_data(folder, 1000, "csv")
     spec = write_spec(folder, "csv", "ecod")
+    default = write_spec(folder, "csv", "default")
     env, logs = _env(), folder / "logs"
     logs.mkdir(exist_ok=True)
     print("1,000 rows, csv: fixed cost")
     run = ("run", str(spec), "--partition", DAY, "--force")
     return [
         measure("sluice run", sluice_cmd(*run), env, logs / "run.log"),
+        measure(
+            "sluice run, default",
+            sluice_cmd("run", str(default), "--partition", DAY, "--force"),
+            env,
+            logs / "run-default.log",
+        ),
         measure("sluice run --prefect", sluice_cmd(*run, "--prefect"), env, logs / "prefect.log"),
         measure(
             "run_partition",
