@@ -201,14 +201,20 @@ def fit_forest(
     rows, cols = resolve(n, m, max_samples, max_features, bootstrap)
     if np.isnan(X32).any():
         raise Unsupported("X holds NaN")
-    y = np.random.RandomState(random_state).uniform(size=n)
-    seeds = np.random.RandomState(random_state).randint(MAX_INT, size=int(n_estimators))
+    # scikit-learn makes a fresh RandomState(seed) at each step below; re-seeding one generator
+    # gives the same state (RandomState.seed is what its constructor runs) in 1 us, not 70
+    rng = np.random.RandomState(random_state)
+    y = rng.uniform(size=n)
+    rng.seed(random_state)
+    seeds = rng.randint(MAX_INT, size=int(n_estimators))
     depth = math.ceil(math.log2(max(rows, 2)))
     trees, features = [], []
     for seed in seeds.tolist():
-        tree_seed = np.random.RandomState(seed).randint(MAX_INT)
-        rand_r_seed = np.random.RandomState(tree_seed).randint(0, RAND_R_MAX)
-        rng = np.random.RandomState(seed)
+        rng.seed(seed)
+        tree_seed = rng.randint(MAX_INT)
+        rng.seed(tree_seed)
+        rand_r_seed = rng.randint(0, RAND_R_MAX)
+        rng.seed(seed)
         feats = sample_without_replacement(m, cols, rng)
         if bootstrap:
             counts = np.bincount(rng.randint(0, n, rows), minlength=n)
