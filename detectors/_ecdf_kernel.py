@@ -18,11 +18,11 @@ not strictly monotone (``-0.0`` and ``0.0``, rounding of huge spans); they never
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import numba
 import numpy as np
+
+from detectors._numba import compiled
 
 FloatArray = Any  # numba's dispatchers are untyped; callers pass float64/int arrays
 
@@ -31,17 +31,7 @@ LOG_LIKE = 1
 GROUP = 32
 
 
-def _compiled(fn: Callable[..., Any]) -> Any:
-    """``numba.njit`` keeping compiled code on disk when numba finds a writable cache folder (beside
-    this file or in the user's cache); without one (a read-only install, no home folder) it
-    compiles once per process instead of failing at import."""
-    try:
-        return numba.njit(nogil=True, cache=True, boundscheck=False)(fn)
-    except RuntimeError:  # "cannot cache function ...: no locator available"
-        return numba.njit(nogil=True, boundscheck=False)(fn)
-
-
-@_compiled
+@compiled
 def ordered_bits(x: float) -> float:
     """The float64's bits as an integer that orders like the float (a piecewise-linear log2)."""
     i = np.int64(np.float64(x).view(np.int64))
@@ -50,7 +40,7 @@ def ordered_bits(x: float) -> float:
     return float(i)
 
 
-@_compiled
+@compiled
 def _bucket(x: float, kind: int, center: float, lo: float, w: float, k: int) -> int:  # noqa: PLR0917
     g = x if kind == LINEAR else ordered_bits(x - center)
     f = (g - lo) * w
@@ -61,7 +51,7 @@ def _bucket(x: float, kind: int, center: float, lo: float, w: float, k: int) -> 
     return int(f)
 
 
-@_compiled
+@compiled
 def fill_buckets(  # noqa: PLR0917 (numba takes no keyword-only parameters)
     u: FloatArray, kind: int, center: float, lo: float, w: float, s: FloatArray
 ) -> int:
@@ -84,7 +74,7 @@ def fill_buckets(  # noqa: PLR0917 (numba takes no keyword-only parameters)
     return longest
 
 
-@_compiled
+@compiled
 def lookup(  # noqa: PLR0917 (numba takes no keyword-only parameters)
     col: FloatArray,
     u: FloatArray,
@@ -131,7 +121,7 @@ def lookup(  # noqa: PLR0917 (numba takes no keyword-only parameters)
             out[g0 + q] = t[2 * k + eq]
 
 
-@_compiled
+@compiled
 def columns(X: FloatArray, r0: int, r1: int, out: FloatArray) -> None:
     """``out[:, :r1-r0] = X[r0:r1].T`` in tiles of 64 rows (several times numpy's strided copy)."""
     d = X.shape[1]

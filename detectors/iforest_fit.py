@@ -28,29 +28,21 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 import numpy.typing as npt
+
+from detectors._numba import compiled
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 MAX_INT = int(np.iinfo(np.int32).max)
 RAND_R_MAX = 2_147_483_647
 EPSILON = float(np.finfo("double").eps)
-LEAF = -1
-UNDEFINED = -2
-
-
-def _compiled(fn: Callable[..., Any]) -> Any:
-    """``numba.njit`` caching compiled code on disk where numba can (see ``_ecdf_kernel``)."""
-    try:
-        return numba.njit(nogil=True, cache=True, boundscheck=False)(fn)
-    except RuntimeError:  # "cannot cache function ...: no locator available"
-        return numba.njit(nogil=True, boundscheck=False)(fn)
+LEAF = -1  # scikit-learn's _TREE_LEAF: a leaf's children
+UNDEFINED = -2  # _TREE_UNDEFINED: a leaf's feature and threshold, the root's parent
 
 
 class Unsupported(ValueError):
@@ -265,7 +257,7 @@ def _grow(
     )
 
 
-@_compiled
+@compiled
 def _rand_r(state: Any) -> Any:
     """``our_rand_r``: the 32-bit xorshift, its state in ``state[0]``."""
     s = state[0]
@@ -278,7 +270,7 @@ def _rand_r(state: Any) -> Any:
     return s % (RAND_R_MAX + 1)
 
 
-@_compiled
+@compiled
 def grow_tree(  # noqa: PLR0917 (numba: one function, positional)
     X: Any,
     y: Any,
@@ -308,7 +300,14 @@ def grow_tree(  # noqa: PLR0917 (numba: one function, positional)
     # the stack: start, end, depth, parent, is_left, constant features; and impurity
     stack = np.empty((2 * max_depth + 2, 6), dtype=np.int64)
     stack_impurity = np.empty(2 * max_depth + 2, dtype=np.float64)
-    stack[0, 0], stack[0, 1], stack[0, 2], stack[0, 3], stack[0, 4], stack[0, 5] = 0, n, 0, -2, 0, 0
+    stack[0, 0], stack[0, 1], stack[0, 2], stack[0, 3], stack[0, 4], stack[0, 5] = (
+        0,
+        n,
+        0,
+        UNDEFINED,
+        0,
+        0,
+    )
     stack_impurity[0] = np.inf
     top = 1
     first = True
@@ -435,17 +434,17 @@ def grow_tree(  # noqa: PLR0917 (numba: one function, positional)
             is_leaf = best_pos >= end or improvement + EPSILON < 0.0
         node = nodes
         nodes += 1
-        if parent != -2:
+        if parent != UNDEFINED:
             if is_left:
                 left[parent] = node
             else:
                 right[parent] = node
         count[node] = n_node
         if is_leaf:
-            left[node] = -1
-            right[node] = -1
-            feature[node] = -2
-            threshold[node] = -2.0
+            left[node] = LEAF
+            right[node] = LEAF
+            feature[node] = UNDEFINED
+            threshold[node] = UNDEFINED
         else:
             feature[node] = best_feature
             threshold[node] = best_threshold

@@ -25,19 +25,18 @@ tree's depth is walked.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-import numba
 import numpy as np
 import numpy.typing as npt
 from llvmlite import ir
 from numba import types
 from numba.core.extending import intrinsic
 
+from detectors._numba import compiled
 from detectors.iforest_fit import Forest, Tree, average_path_length, node_depths
 
 FloatArray = npt.NDArray[np.float64]
@@ -48,15 +47,7 @@ LIMIT = 0xFFFF
 _I32 = ir.IntType(32)
 
 
-def _compiled(fn: Callable[..., Any]) -> Any:
-    """``numba.njit`` caching compiled code on disk where numba can (see ``_ecdf_kernel``)."""
-    try:
-        return numba.njit(nogil=True, cache=True, boundscheck=False)(fn)
-    except RuntimeError:  # "cannot cache function ...: no locator available"
-        return numba.njit(nogil=True, boundscheck=False)(fn)
-
-
-@_compiled
+@compiled
 def ordered_key(x: float) -> Any:
     """``x`` cast to float32, its bits read as an int32 that orders like the float (``-0.0`` as
     ``0.0``): ``a32 > b32`` iff ``ordered_key(a) > ordered_key(b)`` for numbers and infinities."""
@@ -160,7 +151,7 @@ _level: Any = intrinsic(_level_typer)
 _add_leaves: Any = intrinsic(_add_leaves_typer)
 
 
-@_compiled
+@compiled
 def leaf_sums(  # noqa: PLR0917 (numba takes no keyword-only parameters)
     X: Any, r0: int, r1: int, node: Any, value: Any, roots: Any, depths: Any, out: Any
 ) -> None:

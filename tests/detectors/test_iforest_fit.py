@@ -192,8 +192,13 @@ def test_sample_without_replacement_is_sklearns(population: int, samples: int) -
 
 
 def test_tracking_selection_with_repeats() -> None:
-    """A population small enough that repeats are drawn (256 of 25,600: about one in a
-    hundred draws repeats)."""
+    """A population small enough that repeats are drawn (256 of 25,600: a draw repeats an
+    earlier one with a chance of up to one in a hundred), for seeds where they are."""
+    repeats = [
+        len(set(np.random.RandomState(seed).randint(25_600, size=256).tolist())) < 256
+        for seed in range(20)
+    ]
+    assert sum(repeats) >= 10
     for seed in range(20):
         ours = sample_without_replacement(25_600, 256, np.random.RandomState(seed))
         np.testing.assert_array_equal(ours, sk_sample(25_600, 256, random_state=seed))
