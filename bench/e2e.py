@@ -20,11 +20,16 @@ then a fixed-cost row on 1,000 rows: ``sluice run`` in process, ``sluice run --p
 (Prefect's temporary API) and ``run_partition`` in a fresh interpreter, all with ECOD, and
 ``sluice run`` with the default detector. Results also go to
 ``OUT/results.json``.
+
+sluice's own modules are byte-compiled first, as ``pip install`` leaves them (the peers' packages
+are installed so): otherwise a shell with ``PYTHONDONTWRITEBYTECODE`` set would make every
+sluice command compile its sources again, about 0.15 CPU s.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import subprocess
@@ -206,6 +211,16 @@ def _env() -> dict[str, str]:
     return env
 
 
+PACKAGES = ("sluice", "detectors", "expectations", "flows")
+
+
+def byte_compile() -> None:
+    """Byte-compile sluice's packages, as an installation does (unchanged files are skipped)."""
+    for name in PACKAGES:
+        if not compileall.compile_dir(ROOT / name, quiet=1):
+            raise SystemExit(f"cannot byte-compile {ROOT / name}")
+
+
 def sluice_cmd(*args: str) -> list[str]:
     """The installed ``sluice`` command with ``args``."""
     return [str(Path(sys.executable).with_name("sluice")), *args]
@@ -345,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     work = args.out or Path(tempfile.mkdtemp(prefix="sluice-e2e-"))
     work.mkdir(parents=True, exist_ok=True)
+    byte_compile()
     load = os.getloadavg()
     print(f"work folder {work}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     results: dict[str, list[Measured]] = {}

@@ -22,8 +22,10 @@ CATALOG = Path(__file__).with_name("gx_catalog.json")
 COMMAND = "python -m expectations.gx_catalog"
 
 
+@cache
 def gx_version() -> str:
-    """The installed GX version, read without importing GX."""
+    """The installed GX version, read without importing GX (once per process: each look-up
+    scans every installed distribution's metadata)."""
     return metadata.version("great-expectations")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from functools import cache
 from importlib import metadata
 
 VERSIONED = (
@@ -21,6 +22,13 @@ VERSIONED = (
 
 def version(name: str = "sluice") -> str:
     """The installed version of a distribution, or ``"not installed"``."""
+    return _installed(name)
+
+
+@cache
+def _installed(name: str) -> str:
+    """Looked up once per process (each look-up scans every installed distribution's metadata):
+    the code a process runs is the code it imported, whatever is installed after it started."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:

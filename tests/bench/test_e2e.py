@@ -3,6 +3,7 @@ table, and the same generated data in every format."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -12,7 +13,18 @@ from typing import Any
 import polars as pl
 import pytest
 
-from bench.e2e import DAY, FLOOR, Measured, make_data, stage_seconds, table, write_spec
+from bench.e2e import (
+    DAY,
+    FLOOR,
+    PACKAGES,
+    ROOT,
+    Measured,
+    byte_compile,
+    make_data,
+    stage_seconds,
+    table,
+    write_spec,
+)
 from sluice.pipeline import run_partition
 
 
@@ -82,3 +94,10 @@ def test_the_generated_partition_screens_alike_in_every_format(
     assert floor_rows == 3000
     assert (status, counts) == screened_in_each_format["csv"][1:]
     assert counts["quarantine"] > 0
+
+
+def test_sluices_packages_are_byte_compiled_before_timing() -> None:
+    byte_compile()
+    for name in PACKAGES:
+        for source in (ROOT / name).rglob("*.py"):
+            assert Path(importlib.util.cache_from_source(str(source))).exists(), source

@@ -14,6 +14,7 @@ import html as htmllib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -201,6 +202,41 @@ def test_two_processes_with_different_hash_seeds_give_the_same_bytes(
         assert done.returncode == 0, done.stderr
         digests.add(done.stdout.strip())
     assert digests == {hashlib.sha256(hostile_html.encode()).hexdigest()}
+
+
+def _digest_in(tmp: Path, out: Path) -> str:
+    """The hostile report's digest, rendered in a fresh process whose temporary folder is
+    ``tmp`` (where the compiled templates are cached)."""
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", SUBPROCESS, str(out)],
+        env=env, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_compiled_templates_are_cached_and_a_bad_cache_is_passed_over(
+    tmp_path: Path, hostile_html: str
+) -> None:
+    want = hashlib.sha256(hostile_html.encode()).hexdigest()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    assert _digest_in(tmp, tmp_path / "a") == want  # compiles and writes the cache
+    (folder,) = tmp.iterdir()
+    entries = sorted(folder.iterdir())
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert len(entries) >= 3  # report, base and macros
+    stamps = [e.stat().st_mtime_ns for e in entries]
+    assert _digest_in(tmp, tmp_path / "b") == want  # read from the cache
+    assert [e.stat().st_mtime_ns for e in sorted(folder.iterdir())] == stamps
+    for e in entries:  # unreadable entries: compiled afresh, same page
+        e.write_bytes(b"not a cache entry")
+    assert _digest_in(tmp, tmp_path / "c") == want
+    shutil.rmtree(folder)
+    folder.write_text("a file where the cache folder goes")  # refused by jinja2: no cache
+    assert _digest_in(tmp, tmp_path / "d") == want
+    assert folder.read_text() == "a file where the cache folder goes"
 
 
 def test_templates_are_package_data() -> None:
