@@ -13,7 +13,9 @@ would crowd a linear map's first buckets. Within the run a fixed number of branc
 steps (``L`` per feature, the bit length of the longest run) finish the search; two guard loops
 then step ``k`` until ``U[k-1] <= x < U[k]`` holds, so the answer is exact even where the map is
 not strictly monotone (``-0.0`` and ``0.0``, rounding of huge spans); they never move a correct
-``k``.
+``k``. The index is built by numpy (:func:`detectors.ecdf.fill_buckets`), which also has this
+look-up uncompiled (:func:`detectors.ecdf.bucket_lookup`) for a process that has not loaded
+numba.
 """
 
 from __future__ import annotations
@@ -23,11 +25,10 @@ from typing import Any
 import numpy as np
 
 from detectors._numba import compiled
+from detectors.ecdf import LINEAR
 
 FloatArray = Any  # numba's dispatchers are untyped; callers pass float64/int arrays
 
-LINEAR = 0
-LOG_LIKE = 1
 GROUP = 32
 
 
@@ -49,29 +50,6 @@ def _bucket(x: float, kind: int, center: float, lo: float, w: float, k: int) -> 
     if f >= k - 1:
         return k - 1
     return int(f)
-
-
-@compiled
-def fill_buckets(  # noqa: PLR0917 (numba takes no keyword-only parameters)
-    u: FloatArray, kind: int, center: float, lo: float, w: float, s: FloatArray
-) -> int:
-    """Fill ``s`` (length K+1) so bucket ``b`` holds ``u[s[b]:s[b+1]]``; return the longest run."""
-    k = s.shape[0] - 1
-    m = u.shape[0]
-    b_prev = 0
-    s[0] = 0
-    for i in range(m):
-        b = _bucket(u[i], kind, center, lo, w, k)
-        while b_prev < b:
-            b_prev += 1
-            s[b_prev] = i
-    while b_prev < k:
-        b_prev += 1
-        s[b_prev] = m
-    longest = 0
-    for b in range(k):
-        longest = max(longest, s[b + 1] - s[b])
-    return longest
 
 
 @compiled

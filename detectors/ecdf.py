@@ -3,12 +3,16 @@
 PyOD scores new rows by sorting them together with every training row. Here ``fit`` keeps, per
 feature, the sorted distinct values of the fit sample and one table of the per-feature outlier score
 of a value equal to each of them or falling between two of them, plus a bucket index over the
-values; scoring is a compiled look-up per value (``detectors/_ecdf_kernel.py``): a bucket, a few
-branch-free halving steps, one table read; features run in parallel threads without the GIL. The
-bucket index is derived from the values: it is not pickled, and is built when a batch is first
-scored by the kernel. A batch of fewer than ``COMPILED_MIN_ROWS`` rows is scored by numpy's binary
-search over the same values and tables (the same answers) and never loads numba, whose import and
-first call cost a small partition more than its scoring.
+values; scoring is a look-up per value: a bucket, a few halving steps, one table read. The
+bucket index is derived from the values: it is not pickled, and is built (by numpy) when a batch
+of ``COMPILED_MIN_ROWS`` rows or more is first scored. Three paths give the same answers:
+
+- a batch of fewer than ``COMPILED_MIN_ROWS`` rows: numpy's binary search over the values;
+- larger batches, until the process has scored ``COMPILED_MIN_CELLS`` values (rows x features):
+  the bucket look-up written in numpy (:func:`bucket_lookup`), about 35 ns a value;
+- past that, or once numba is loaded anyway: the compiled look-up (``detectors/_ecdf_kernel.py``),
+  about 15 ns a value with features in parallel threads without the GIL, but numba's import and
+  first load cost a process about 0.6 CPU s, more than a 1M-row partition's whole scoring.
 
 A new row's tail probabilities are those PyOD gives when that row alone is appended to the fit
 sample: ``(count + 1) / (n + 1)``. The scores of the fit rows themselves (``fit_scores_``) are
@@ -18,6 +22,7 @@ PyOD's ``decision_scores_``: ``count / n``. The skewness sign per feature is the
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Literal
@@ -34,6 +39,13 @@ MAX_BUCKETS = 1 << 21
 MIN_PARALLEL_ROWS = 2048
 LOG_LIKE_MIN_SAVING = 1  # halving steps the log-like map must save over the linear one
 COMPILED_MIN_ROWS = 65_536
+COMPILED_MIN_CELLS = 32_000_000
+"""Values a process scores by numpy's bucket look-up before it loads the compiled kernel: about
+where the kernel's 20 ns a value saved pay for numba's 0.6 CPU s (bench/README.md)."""
+LINEAR = 0
+LOG_LIKE = 1
+_SIGN = np.int64(0x7FFFFFFFFFFFFFFF)
+_scored_cells = 0  # values this process has scored by bucket look-ups (either path)
 
 
 def skewness(X: FloatArray) -> FloatArray:
@@ -57,8 +69,11 @@ class _ECDFDetector(Detector):
     }
     _INDEX = ("buckets_", "bucket_offsets_", "steps_", "maps_", "map_params_")
     compiled_min_rows = COMPILED_MIN_ROWS
-    """Batches of fewer rows are scored by numpy's binary search (the same answers) without
-    loading the compiled kernel, whose first use in a process costs more than they do."""
+    """Batches of fewer rows are scored by numpy's binary search (the same answers), without
+    the bucket index."""
+    kernel: Literal["auto", "always", "never"] = "auto"
+    """Whether bucket look-ups run compiled: ``auto`` once numba is loaded in this process or
+    past ``COMPILED_MIN_CELLS`` values scored; the others for tests."""
 
     def __init__(
         self,
@@ -138,8 +153,6 @@ class _ECDFDetector(Detector):
 
     def _build_index(self) -> None:
         """Bucket index per feature: a linear or log-like map, whichever leaves shorter runs."""
-        from detectors import _ecdf_kernel as kernel
-
         d = len(self.value_offsets_) - 1
         buckets: list[npt.NDArray[np.int32]] = []
         steps = np.empty(d, dtype=np.int64)
@@ -151,17 +164,16 @@ class _ECDFDetector(Detector):
             best: tuple[int, int, npt.NDArray[np.int32], list[float]] | None = None
             for kind, center in _candidate_maps(u):
                 with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-                    if kind == kernel.LINEAR:
+                    if kind == LINEAR:
                         lo, hi = float(u[0]), float(u[-1])
-                    else:  # through the kernel's own map, so the ends are what it computes
-                        lo = kernel.ordered_bits(float(u[0] - center))
-                        hi = kernel.ordered_bits(float(u[-1] - center))
+                    else:  # through the look-ups' own map, so the ends are what they compute
+                        ends = ordered_bits(u[[0, -1]] - center)
+                        lo, hi = float(ends[0]), float(ends[1])
                     w = k / (hi - lo) if hi > lo else 0.0
                 if not np.isfinite(w):
                     w = 0.0
-                s = np.empty(k + 1, dtype=np.int32)
-                longest = kernel.fill_buckets(u, kind, center, lo, w, s)
-                n_steps = int(longest).bit_length()
+                s = fill_buckets(u, kind, center, lo, w, k)
+                n_steps = int(np.diff(s).max(initial=0)).bit_length()
                 if best is None or n_steps + LOG_LIKE_MIN_SAVING <= best[0]:
                     best = (n_steps, kind, s, [center, lo, w])
             assert best is not None
@@ -189,11 +201,16 @@ class _ECDFDetector(Detector):
     def _feature(self, j: int, col: FloatArray, out: FloatArray) -> None:
         from detectors import _ecdf_kernel as kernel
 
+        kernel.lookup(*self._lookup_args(j, col), out)
+
+    def _lookup_args(self, j: int, col: FloatArray) -> tuple[Any, ...]:
+        """Feature ``j``'s look-up of ``col``: (col, values, buckets, table, map, center, lo, w,
+        halving steps)."""
         u0, u1 = self.value_offsets_[j], self.value_offsets_[j + 1]
         s0, s1 = self.bucket_offsets_[j], self.bucket_offsets_[j + 1]
         t0 = 2 * (u0 + j)
         center, lo, w = self.map_params_[j]
-        kernel.lookup(
+        return (
             col,
             self.values_[u0:u1],
             self.buckets_[s0:s1],
@@ -203,8 +220,16 @@ class _ECDFDetector(Detector):
             lo,
             w,
             int(self.steps_[j]),
-            out,
         )
+
+    def _compiled(self, cells: int) -> bool:
+        """Whether ``cells`` more values are looked up by the compiled kernel (module docstring);
+        counts them either way."""
+        global _scored_cells
+        before, _scored_cells = _scored_cells, _scored_cells + cells
+        if self.kernel != "auto":
+            return self.kernel == "always"
+        return "numba" in sys.modules or before + cells >= COMPILED_MIN_CELLS
 
     def _parts(self, arr: FloatArray) -> Iterator[tuple[int, FloatArray]]:
         """``(start, parts)`` per chunk of rows of a checked ``arr``: ``parts`` is features x
@@ -212,10 +237,19 @@ class _ECDFDetector(Detector):
         if len(arr) < self.compiled_min_rows:
             yield 0, self._searched(arr)
             return
-        from detectors import _ecdf_kernel as kernel
-
         self._index()
         d = arr.shape[1]
+        if not self._compiled(arr.shape[0] * d):
+            for start in range(0, len(arr), max(1, int(self.chunk_rows))):
+                chunk = arr[start : start + max(1, int(self.chunk_rows))]
+                parts = np.empty((d, len(chunk)), dtype=np.float64)
+                for j in range(d):
+                    col = np.ascontiguousarray(chunk[:, j])
+                    parts[j] = bucket_lookup(*self._lookup_args(j, col))
+                yield start, parts
+            return
+        from detectors import _ecdf_kernel as kernel
+
         step = max(1, int(self.chunk_rows))
         workers = self._threads()
         parallel = workers > 1 and len(arr) >= MIN_PARALLEL_ROWS
@@ -278,9 +312,7 @@ class _ECDFDetector(Detector):
 def _candidate_maps(u: FloatArray) -> list[tuple[int, float]]:
     """Linear, then log-like maps anchored below the smallest (a long right tail) or above the
     largest value (a long left tail), at a few distances so the dense part is not squeezed."""
-    from detectors import _ecdf_kernel as kernel
-
-    out: list[tuple[int, float]] = [(kernel.LINEAR, 0.0)]
+    out: list[tuple[int, float]] = [(LINEAR, 0.0)]
     lo, hi = u[0], u[-1]
     with np.errstate(over="ignore", invalid="ignore"):
         for q in (0.5, 0.1, 0.01):
@@ -288,7 +320,69 @@ def _candidate_maps(u: FloatArray) -> list[tuple[int, float]]:
             w = u[int((1 - q) * (len(u) - 1))]
             for center in (lo - (v - lo), hi + (hi - w)):
                 if np.isfinite(center) and (center < lo or center > hi):
-                    out.append((kernel.LOG_LIKE, float(center)))
+                    out.append((LOG_LIKE, float(center)))
+    return out
+
+
+def ordered_bits(x: FloatArray) -> FloatArray:
+    """Each float64's bits as an integer that orders like the float (a piecewise-linear log2),
+    as a float64: the compiled kernel's ``ordered_bits``, vectorised."""
+    i = np.ascontiguousarray(x, dtype=np.float64).view(np.int64)
+    out: FloatArray = np.where(i < 0, i ^ _SIGN, i).astype(np.float64)
+    return out
+
+
+def bucket_numbers(  # noqa: PLR0917 (the kernel's argument order)
+    x: FloatArray, kind: int, center: float, lo: float, w: float, k: int
+) -> npt.NDArray[np.int64]:
+    """The bucket in ``[0, k)`` of each value (the kernel's ``_bucket``): the map's position
+    times ``w``, truncated; 0 below the first bucket or when that is not a number, ``k - 1``
+    at or past the last."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        g = x if kind == LINEAR else ordered_bits(x - center)
+        f = (g - lo) * w
+        return np.where(f > 0.0, np.minimum(f, k - 1), 0.0).astype(np.int64)
+
+
+def fill_buckets(  # noqa: PLR0917 (the kernel's argument order)
+    u: FloatArray, kind: int, center: float, lo: float, w: float, k: int
+) -> npt.NDArray[np.int32]:
+    """Bucket starts (``k + 1`` of them) over the sorted distinct values ``u``: bucket ``b``
+    holds ``u[s[b]:s[b + 1]]``, the values whose bucket, or an earlier value's, first reaches
+    ``b`` (so the runs cover ``u`` in order even where the map is not strictly monotone)."""
+    reached = np.maximum.accumulate(bucket_numbers(u, kind, center, lo, w, k))
+    return np.searchsorted(reached, np.arange(k + 1), side="left").astype(np.int32)
+
+
+def bucket_lookup(  # noqa: PLR0917 (the kernel's argument order)
+    col: FloatArray,
+    u: FloatArray,
+    s: npt.NDArray[np.int32],
+    t: FloatArray,
+    kind: int,
+    center: float,
+    lo: float,
+    w: float,
+    n_steps: int,
+) -> FloatArray:
+    """The compiled ``lookup`` in numpy: each value's bucket, ``n_steps`` halving steps within
+    its run, then ``k`` checked (the number of values ``<= x``) and searched again where the
+    map misled the steps; the table read at ``2k`` or ``2k + 1`` (equal to ``u[k - 1]``)."""
+    m = len(u)
+    b = bucket_numbers(col, kind, center, lo, w, len(s) - 1)
+    k = s[b].astype(np.int64)
+    end = s[b + 1]
+    step = (1 << n_steps) >> 1
+    while step > 0:
+        probe = np.minimum(k + step, end)
+        k = np.where(u[np.maximum(probe - 1, 0)] <= col, probe, k)
+        step >>= 1
+    below = u[np.maximum(k - 1, 0)]
+    wrong = ((k > 0) & (below > col)) | ((k < m) & (u[np.minimum(k, m - 1)] <= col))
+    if wrong.any():
+        k[wrong] = np.searchsorted(u, col[wrong], side="right")
+        below = u[np.maximum(k - 1, 0)]
+    out: FloatArray = t[2 * k + ((k > 0) & (below == col))]
     return out
 
 

@@ -30,7 +30,7 @@ from pyod.models.ecod import ECOD as PyodECOD
 from scipy.stats import spearmanr
 
 from detectors import _ecdf_kernel as kernel
-from detectors import get_detector
+from detectors import ecdf, get_detector
 from detectors.ecdf import ECOD, skewness
 from tests.conftest import ROOT
 
@@ -143,8 +143,121 @@ def test_lookups_equal_binary_search_on_hostile_columns() -> None:
         ]
     )
     np.testing.assert_array_equal(det.feature_scores(Q), _oracle(det, Q))
-    assert kernel.LOG_LIKE in det.maps_  # both maps are exercised
-    assert kernel.LINEAR in det.maps_
+    assert ecdf.LOG_LIKE in det.maps_  # both maps are exercised
+    assert ecdf.LINEAR in det.maps_
+
+
+def _kernels_fill(  # noqa: PLR0917 (the kernel's arguments)
+    u: np.ndarray, kind: int, center: float, lo: float, w: float, k: int
+) -> np.ndarray:
+    """The bucket starts as the compiled kernel filled them, value by value."""
+    s = np.empty(k + 1, dtype=np.int32)
+    b_prev = s[0] = 0
+    for i, x in enumerate(u):
+        b = int(ecdf.bucket_numbers(np.array([x]), kind, center, lo, w, k)[0])
+        while b_prev < b:
+            b_prev += 1
+            s[b_prev] = i
+    s[b_prev + 1 :] = len(u)
+    return s
+
+
+def test_bucket_starts_are_the_kernels_on_hostile_columns() -> None:
+    X = _hostile_columns(4000, 21)
+    det = ECOD().fit(X)
+    det._index()
+    for j in range(X.shape[1]):
+        u = det.values_[det.value_offsets_[j] : det.value_offsets_[j + 1]]
+        s = det.buckets_[det.bucket_offsets_[j] : det.bucket_offsets_[j + 1]]
+        center, lo, w = det.map_params_[j]
+        want = _kernels_fill(u, int(det.maps_[j]), center, lo, w, len(s) - 1)
+        np.testing.assert_array_equal(s, want)
+        # the kernel's own bucket of every value agrees with numpy's
+        one = np.empty(1)
+        for x in u[:: max(1, len(u) // 200)]:
+            kernel.lookup(np.array([x]), u, s, np.arange(2 * len(u) + 2.0), int(det.maps_[j]),
+                          center, lo, w, int(det.steps_[j]), one)  # fmt: skip
+            k = np.searchsorted(u, x, side="right")
+            assert one[0] == 2 * k + 1
+
+
+@pytest.mark.parametrize("chunk_rows", [1000, 262_144])
+def test_numpys_bucket_lookups_equal_the_kernels_and_binary_search(chunk_rows: int) -> None:
+    X = _hostile_columns(5000, 8)
+    rng = np.random.default_rng(10)
+    Q = np.vstack(
+        [
+            _hostile_columns(3000, 10),
+            X[:500],
+            np.nextafter(X[:500], np.inf),
+            np.nextafter(X[:500], -np.inf),
+            np.full((1, 6), 1.7976931348623157e308),
+            np.full((1, 6), -1.7976931348623157e308),
+            rng.uniform(-1e6, 1e6, size=(200, 6)),
+        ]
+    )
+    by_numpy = ECOD(chunk_rows=chunk_rows).fit(X)
+    by_numpy.compiled_min_rows, by_numpy.kernel = 0, "never"
+    compiled = ECOD(chunk_rows=chunk_rows).fit(X)
+    compiled.compiled_min_rows, compiled.kernel = 0, "always"
+    np.testing.assert_array_equal(by_numpy.feature_scores(Q), _oracle(by_numpy, Q))
+    np.testing.assert_array_equal(by_numpy.score(Q), compiled.score(Q))
+    np.testing.assert_array_equal(by_numpy.buckets_, compiled.buckets_)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(10, 60), st.integers(1, 3)),
+        elements=st.floats(allow_nan=False, allow_infinity=False, width=64),
+    ),
+    hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(1, 40), st.just(3)),
+        elements=st.floats(allow_nan=False, allow_infinity=False, width=64),
+    ),
+)
+def test_numpys_bucket_lookups_equal_binary_search_on_any_floats(
+    X: np.ndarray, queries: np.ndarray
+) -> None:
+    det = ECOD().fit(X)
+    det.compiled_min_rows, det.kernel = 0, "never"
+    Q = np.vstack([queries[:, : X.shape[1]], X])
+    np.testing.assert_array_equal(det.feature_scores(Q), _oracle(det, Q))
+
+
+LOADS = """
+import sys, numpy as np
+import detectors.ecdf as ecdf
+ecdf.COMPILED_MIN_CELLS = int(sys.argv[1])
+X = np.random.default_rng(0).normal(size=(70_000, 4))
+det = ecdf.ECOD().fit(X[:20_000])
+first = det.score(X)
+print("numba" in sys.modules, end=" ")
+second = det.score(X)
+print("numba" in sys.modules, bool((second == first).all()))
+"""
+
+
+@pytest.mark.parametrize(
+    ("cells", "loaded"),
+    [
+        (10**9, ["False", "False", "True"]),  # under the limit: numpy's look-ups only
+        (400_000, ["False", "True", "True"]),  # the second batch passes it: compiled
+        (100_000, ["True", "True", "True"]),  # the first does
+    ],
+)
+def test_numba_is_loaded_only_past_the_values_it_pays_for(cells: int, loaded: list[str]) -> None:
+    ran = subprocess.run(
+        [sys.executable, "-c", LOADS, str(cells)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    assert ran.stdout.split() == loaded
 
 
 def test_small_batches_score_as_the_kernel_does_without_numba() -> None:
