@@ -205,28 +205,6 @@ def test_numpys_bucket_lookups_equal_the_kernels_and_binary_search(chunk_rows: i
     np.testing.assert_array_equal(by_numpy.buckets_, compiled.buckets_)
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    hnp.arrays(
-        np.float64,
-        st.tuples(st.integers(10, 60), st.integers(1, 3)),
-        elements=st.floats(allow_nan=False, allow_infinity=False, width=64),
-    ),
-    hnp.arrays(
-        np.float64,
-        st.tuples(st.integers(1, 40), st.just(3)),
-        elements=st.floats(allow_nan=False, allow_infinity=False, width=64),
-    ),
-)
-def test_numpys_bucket_lookups_equal_binary_search_on_any_floats(
-    X: np.ndarray, queries: np.ndarray
-) -> None:
-    det = ECOD().fit(X)
-    det.compiled_min_rows, det.kernel = 0, "never"
-    Q = np.vstack([queries[:, : X.shape[1]], X])
-    np.testing.assert_array_equal(det.feature_scores(Q), _oracle(det, Q))
-
-
 LOADS = """
 import sys, numpy as np
 import detectors.ecdf as ecdf
@@ -288,6 +266,7 @@ def test_small_batches_score_as_the_kernel_does_without_numba() -> None:
     assert ran.stdout.split() == ["False"]
 
 
+@pytest.mark.parametrize("kernel", ["always", "never"])  # compiled, numpy
 @settings(max_examples=60, deadline=None)
 @given(
     hnp.arrays(
@@ -302,10 +281,10 @@ def test_small_batches_score_as_the_kernel_does_without_numba() -> None:
     ),
 )
 def test_lookups_equal_binary_search_on_any_finite_floats(
-    X: np.ndarray, queries: np.ndarray
+    kernel: str, X: np.ndarray, queries: np.ndarray
 ) -> None:
     det = ECOD().fit(X)
-    det.compiled_min_rows = 0
+    det.compiled_min_rows, det.kernel = 0, kernel  # type: ignore[assignment]
     Q = np.vstack([queries[:, : X.shape[1]], X])
     np.testing.assert_array_equal(det.feature_scores(Q), _oracle(det, Q))
 
