@@ -9,7 +9,8 @@ of ``COMPILED_MIN_ROWS`` rows or more is first scored. Three paths give the same
 
 - a batch of fewer than ``COMPILED_MIN_ROWS`` rows: numpy's binary search over the values;
 - larger batches, until the process has scored ``COMPILED_MIN_CELLS`` values (rows x features):
-  the bucket look-up written in numpy (:func:`bucket_lookup`), about 35 ns a value;
+  the bucket look-up written in numpy (:func:`bucket_lookup`), about 35 ns a value, features in
+  parallel threads (numpy releases the GIL for most of it);
 - past that, or once numba is loaded anyway: the compiled look-up (``detectors/_ecdf_kernel.py``),
   about 15 ns a value with features in parallel threads without the GIL, but numba's import and
   first load cost a process about 0.6 CPU s, more than a 1M-row partition's whole scoring.
@@ -203,6 +204,9 @@ class _ECDFDetector(Detector):
 
         kernel.lookup(*self._lookup_args(j, col), out)
 
+    def _feature_by_numpy(self, j: int, col: FloatArray, out: FloatArray) -> None:
+        out[...] = bucket_lookup(*self._lookup_args(j, col))
+
     def _lookup_args(self, j: int, col: FloatArray) -> tuple[Any, ...]:
         """Feature ``j``'s look-up of ``col``: (col, values, buckets, table, map, center, lo, w,
         halving steps)."""
@@ -233,23 +237,16 @@ class _ECDFDetector(Detector):
 
     def _parts(self, arr: FloatArray) -> Iterator[tuple[int, FloatArray]]:
         """``(start, parts)`` per chunk of rows of a checked ``arr``: ``parts`` is features x
-        rows."""
+        rows. Features are looked up in parallel threads (numpy's look-ups release the GIL for
+        most of their work, the kernel for all of it)."""
         if len(arr) < self.compiled_min_rows:
             yield 0, self._searched(arr)
             return
         self._index()
         d = arr.shape[1]
-        if not self._compiled(arr.shape[0] * d):
-            for start in range(0, len(arr), max(1, int(self.chunk_rows))):
-                chunk = arr[start : start + max(1, int(self.chunk_rows))]
-                parts = np.empty((d, len(chunk)), dtype=np.float64)
-                for j in range(d):
-                    col = np.ascontiguousarray(chunk[:, j])
-                    parts[j] = bucket_lookup(*self._lookup_args(j, col))
-                yield start, parts
-            return
-        from detectors import _ecdf_kernel as kernel
-
+        compiled = self._compiled(arr.shape[0] * d)
+        if compiled:
+            from detectors import _ecdf_kernel as kernel
         step = max(1, int(self.chunk_rows))
         workers = self._threads()
         parallel = workers > 1 and len(arr) >= MIN_PARALLEL_ROWS
@@ -259,15 +256,19 @@ class _ECDFDetector(Detector):
             # reused across chunks: every fresh page costs a fault
             col_buf = np.empty((d, width), dtype=np.float64)
             part_buf = np.empty((d, width), dtype=np.float64)
+            look = self._feature if compiled else self._feature_by_numpy
             for start in range(0, len(arr), step):
                 stop = min(len(arr), start + step)
                 cols, parts = col_buf[:, : stop - start], part_buf[:, : stop - start]
-                kernel.columns(arr, start, stop, cols)
+                if compiled:
+                    kernel.columns(arr, start, stop, cols)
+                else:
+                    cols[...] = arr[start:stop].T
                 if pool is None:
                     for j in range(d):
-                        self._feature(j, cols[j], parts[j])
+                        look(j, cols[j], parts[j])
                 else:
-                    list(pool.map(self._feature, range(d), cols, parts))
+                    list(pool.map(look, range(d), cols, parts))
                 yield start, parts
         finally:
             if pool is not None:
