@@ -72,7 +72,7 @@ class _ECDFDetector(Detector):
     compiled_min_rows = COMPILED_MIN_ROWS
     """Batches of fewer rows are scored by numpy's binary search (the same answers), without
     the bucket index."""
-    kernel: Literal["auto", "always", "never"] = "auto"
+    use_kernel: Literal["auto", "always", "never"] = "auto"
     """Whether bucket look-ups run compiled: ``auto`` once numba is loaded in this process or
     past ``COMPILED_MIN_CELLS`` values scored; the others for tests."""
 
@@ -231,8 +231,8 @@ class _ECDFDetector(Detector):
         counts them either way."""
         global _scored_cells
         before, _scored_cells = _scored_cells, _scored_cells + cells
-        if self.kernel != "auto":
-            return self.kernel == "always"
+        if self.use_kernel != "auto":
+            return self.use_kernel == "always"
         return "numba" in sys.modules or before + cells >= COMPILED_MIN_CELLS
 
     def _parts(self, arr: FloatArray) -> Iterator[tuple[int, FloatArray]]:

@@ -197,9 +197,9 @@ def test_numpys_bucket_lookups_equal_the_kernels_and_binary_search(chunk_rows: i
         ]
     )
     by_numpy = ECOD(chunk_rows=chunk_rows).fit(X)
-    by_numpy.compiled_min_rows, by_numpy.kernel = 0, "never"
+    by_numpy.compiled_min_rows, by_numpy.use_kernel = 0, "never"
     compiled = ECOD(chunk_rows=chunk_rows).fit(X)
-    compiled.compiled_min_rows, compiled.kernel = 0, "always"
+    compiled.compiled_min_rows, compiled.use_kernel = 0, "always"
     np.testing.assert_array_equal(by_numpy.feature_scores(Q), _oracle(by_numpy, Q))
     np.testing.assert_array_equal(by_numpy.score(Q), compiled.score(Q))
     np.testing.assert_array_equal(by_numpy.buckets_, compiled.buckets_)
@@ -284,7 +284,7 @@ def test_lookups_equal_binary_search_on_any_finite_floats(
     kernel: str, X: np.ndarray, queries: np.ndarray
 ) -> None:
     det = ECOD().fit(X)
-    det.compiled_min_rows, det.kernel = 0, kernel  # type: ignore[assignment]
+    det.compiled_min_rows, det.use_kernel = 0, kernel  # type: ignore[assignment]
     Q = np.vstack([queries[:, : X.shape[1]], X])
     np.testing.assert_array_equal(det.feature_scores(Q), _oracle(det, Q))
 
