@@ -150,11 +150,12 @@ def test_lookups_equal_binary_search_on_hostile_columns() -> None:
 def _kernels_fill(  # noqa: PLR0917 (the kernel's arguments)
     u: np.ndarray, kind: int, center: float, lo: float, w: float, k: int
 ) -> np.ndarray:
-    """The bucket starts as the compiled kernel filled them, value by value."""
+    """The bucket starts as the compiled kernel filled them, value by value, with its own
+    bucket map (``_bucket``)."""
     s = np.empty(k + 1, dtype=np.int32)
     b_prev = s[0] = 0
     for i, x in enumerate(u):
-        b = int(ecdf.bucket_numbers(np.array([x]), kind, center, lo, w, k)[0])
+        b = int(kernel._bucket(float(x), kind, center, lo, w, k))
         while b_prev < b:
             b_prev += 1
             s[b_prev] = i
@@ -166,19 +167,24 @@ def test_bucket_starts_are_the_kernels_on_hostile_columns() -> None:
     X = _hostile_columns(4000, 21)
     det = ECOD().fit(X)
     det._index()
+    extremes = np.array([-1.7976931348623157e308, -1e300, -0.0, 0.0, 5e-324, 1e300])
     for j in range(X.shape[1]):
         u = det.values_[det.value_offsets_[j] : det.value_offsets_[j + 1]]
         s = det.buckets_[det.bucket_offsets_[j] : det.bucket_offsets_[j + 1]]
-        center, lo, w = det.map_params_[j]
-        want = _kernels_fill(u, int(det.maps_[j]), center, lo, w, len(s) - 1)
-        np.testing.assert_array_equal(s, want)
-        # the kernel's own bucket of every value agrees with numpy's
+        kind, (center, lo, w) = int(det.maps_[j]), det.map_params_[j]
+        k = len(s) - 1
+        np.testing.assert_array_equal(s, _kernels_fill(u, kind, center, lo, w, k))
+        # numpy's bucket of a value is the kernel's: reference values, values beside them, and
+        # the float64 extremes
+        probes = np.concatenate((u, np.nextafter(u, np.inf), np.nextafter(u, -np.inf), extremes))
+        theirs = [kernel._bucket(float(x), kind, center, lo, w, k) for x in probes]
+        np.testing.assert_array_equal(ecdf.bucket_numbers(probes, kind, center, lo, w, k), theirs)
+        # and the compiled look-up over numpy's index finds every reference value
         one = np.empty(1)
         for x in u[:: max(1, len(u) // 200)]:
-            kernel.lookup(np.array([x]), u, s, np.arange(2 * len(u) + 2.0), int(det.maps_[j]),
+            kernel.lookup(np.array([x]), u, s, np.arange(2 * len(u) + 2.0), kind,
                           center, lo, w, int(det.steps_[j]), one)  # fmt: skip
-            k = np.searchsorted(u, x, side="right")
-            assert one[0] == 2 * k + 1
+            assert one[0] == 2 * np.searchsorted(u, x, side="right") + 1
 
 
 @pytest.mark.parametrize("chunk_rows", [1000, 262_144])
