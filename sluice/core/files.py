@@ -212,3 +212,19 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+MAKE_FOLDER_ATTEMPTS = 5
+
+
+def make_folder(path: Path) -> None:
+    """``path.mkdir(parents=True, exist_ok=True)``, tried again when a parent is removed between
+    its making and ``path``'s: a shared parent (the reports root's ``.work``) is removed by any
+    other run that finds it empty (its own cleanup, or recovering its partition)."""
+    for left in range(MAKE_FOLDER_ATTEMPTS, 0, -1):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            return
+        except FileNotFoundError:
+            if left == 1:
+                raise

@@ -11,6 +11,7 @@ from typing import Any
 from detectors.screen import screen
 from sluice.config import LoadedSpec
 from sluice.core.failures import concat_failures
+from sluice.core.files import make_folder
 from sluice.ingest import ingest
 from sluice.lineage import run_started
 from sluice.pipeline.handoff import get, put
@@ -43,7 +44,7 @@ def _ingest(
     owner = {**run_owner(), "partition": run.partition.dirname}
     with partition_lock(roots["reports"], run.partition.dirname):
         recover_for_run(run, roots)
-        run.work.mkdir(parents=True, exist_ok=True)
+        make_folder(run.work)  # another partition's run may remove an empty .work meanwhile
         write_json(owner, run.file(OWNER_NAME))
     if inputs is None and run.bounded:
         if bounded is not None:

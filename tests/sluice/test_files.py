@@ -14,7 +14,15 @@ from detectors.spec import DetectorSpec
 from expectations.suite import load_suite
 from sluice.config import load_spec
 from sluice.core.errors import ConfigError, InputError, SluiceError
-from sluice.core.files import SPEC_LIMIT, SUITE_LIMIT, Limit, input_error, read_regular
+from sluice.core.files import (
+    MAKE_FOLDER_ATTEMPTS,
+    SPEC_LIMIT,
+    SUITE_LIMIT,
+    Limit,
+    input_error,
+    make_folder,
+    read_regular,
+)
 from sluice.ingest import ingest
 from tests.conftest import SpecFactory
 
@@ -133,3 +141,45 @@ def test_regular_files_of_any_size_read_whole(tmp_path: Path) -> None:
 def test_a_missing_file_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(SluiceError, match=r"nope\.csv: cannot read it: No such file"):
         read_regular(tmp_path / "nope.csv", input_error(tmp_path / "nope.csv"))
+
+
+def _parent_removed_after_making(
+    monkeypatch: pytest.MonkeyPatch, parent: Path, times: int
+) -> list[int]:
+    """``os.mkdir`` as pathlib calls it, with ``parent`` removed right after it is made, the
+    first ``times`` times: what another run's cleanup of an empty ``.work`` does."""
+    real = os.mkdir
+    removed: list[int] = []
+
+    def racing(path: str | Path, mode: int = 0o777) -> None:
+        real(path, mode)
+        if Path(path) == parent and len(removed) < times:
+            removed.append(1)
+            os.rmdir(parent)
+
+    monkeypatch.setattr(os, "mkdir", racing)
+    return removed
+
+
+def test_a_work_folder_is_made_though_its_parent_is_removed_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = tmp_path / ".work"
+    target = parent / "date=2024-01-01-run"
+    removed = _parent_removed_after_making(monkeypatch, parent, times=1)
+    with pytest.raises(FileNotFoundError):  # what a bare mkdir does in that race
+        target.mkdir(parents=True, exist_ok=True)
+    removed.clear()
+    make_folder(target)
+    assert target.is_dir()
+    assert removed == [1]
+
+
+def test_a_parent_removed_every_time_still_fails_after_the_attempts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = tmp_path / ".work"
+    removed = _parent_removed_after_making(monkeypatch, parent, times=MAKE_FOLDER_ATTEMPTS)
+    with pytest.raises(FileNotFoundError):
+        make_folder(parent / "date=2024-01-01-run")
+    assert len(removed) == MAKE_FOLDER_ATTEMPTS
