@@ -7,7 +7,11 @@ KiB) stays in L1 while a block of rows goes through it, with blocks split over t
 without the GIL. A block's values are held as integer keys feature by feature, and each level of
 a tree is taken for ``LANES`` rows at once in vector registers: their nodes and then their keys
 are gathered (``llvm.masked.gather``, AVX-512 ``vpgather`` where the CPU has it; LLVM makes scalar
-loads of it elsewhere), compared, and the next nodes computed without a branch.
+loads of it elsewhere), compared, and the next nodes computed without a branch. The first ``TOP``
+levels are not gathered: they hold at most ``2 ** TOP - 1`` splits, each the same for every row,
+so each split's keys are loaded for ``LANES`` rows at once (contiguous, feature by feature), every
+split of those levels is compared, and each row's path picks its own comparisons by selects
+(:func:`_top_levels`); the node a path reaches is then read from a small per-tree table.
 
 Exact, not approximate: scikit-learn casts ``X`` to float32 and sends a row left when
 ``x32 <= threshold`` (a float64). For a float32 ``x`` that holds exactly when ``x`` is at most the
@@ -27,13 +31,15 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.core.extending import intrinsic
 
 from detectors._numba import compiled
@@ -44,7 +50,9 @@ BLOCK = 256
 LANES = 16
 MIN_PARALLEL_ROWS = 8_192
 LIMIT = 0xFFFF
+TOP = 5  # levels taken by comparing every split of them (measured best of 3 to 6, bench/README)
 _I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
 
 
 @compiled
@@ -147,13 +155,95 @@ def _add_leaves_typer(  # noqa: PLR0917 (as for _level_typer)
     return sig, codegen
 
 
+def _pick(builder: Any, candidates: list[Any], bits: list[Any]) -> Any:
+    """Per lane, the candidate that the path ``bits`` (first step first) names: the candidates
+    of one level in path order, ``2 ** len(bits)`` of them."""
+    if not bits:
+        return candidates[0]
+    half = len(candidates) // 2
+    return builder.select(
+        bits[0],
+        _pick(builder, candidates[half:], bits[1:]),
+        _pick(builder, candidates[:half], bits[1:]),
+    )
+
+
+def _top_typer(  # noqa: PLR0917 (as for _level_typer)
+    typingctx: Any, at: Any, keys: Any, offsets: Any, thresholds: Any, reached: Any
+) -> Any:
+    """The first ``TOP`` levels of one tree for the ``BLOCK`` rows of a block: ``at[i]`` the node
+    row ``i`` reaches there (``reached[path]``).
+
+    A tree's top holds ``2 ** TOP - 1`` split slots in path order (level by level; a slot's two
+    next slots are its left and right child, a leaf's both itself): ``offsets[s]`` is the slot's
+    feature times ``BLOCK``, ``thresholds[s]`` its threshold key. For ``LANES`` rows at a time
+    every slot's keys are loaded and compared, and each level's step is the comparison of the
+    slot the row's path so far names."""
+    if not _arrays_of(
+        (at, types.int32),
+        (keys, types.int32),
+        (offsets, types.int64),
+        (thresholds, types.int32),
+        (reached, types.int32),
+    ):
+        return None
+    sig = types.void(at, keys, offsets, thresholds, reached)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        a_at, a_keys, a_off, a_thr, a_reached = (
+            context.make_array(signature.args[k])(context, builder, args[k]) for k in range(5)
+        )
+        v32 = _vector(_I32)
+        slots = (1 << TOP) - 1
+        # read once per tree, before the rows: each slot's offset and threshold
+        offsets = [
+            builder.load(builder.gep(a_off.data, [ir.Constant(_I64, k)])) for k in range(slots)
+        ]
+        thresholds = [
+            _splat(builder, builder.load(builder.gep(a_thr.data, [ir.Constant(_I64, k)])), v32)
+            for k in range(slots)
+        ]
+        with cgutils.for_range(builder, ir.Constant(_I64, BLOCK // LANES)) as loop:
+            i0 = builder.mul(loop.index, ir.Constant(_I64, LANES))
+            path: list[Any] = []
+            for level in range(TOP):
+                first = (1 << level) - 1
+                compared = []
+                for k in range(first, 2 * first + 1):
+                    p = builder.gep(a_keys.data, [builder.add(offsets[k], i0)])
+                    row = builder.load(builder.bitcast(p, v32.as_pointer()), align=4)
+                    compared.append(builder.icmp_signed(">", row, thresholds[k]))
+                path.append(_pick(builder, compared, path))
+            index = _const(v32, [0] * LANES)
+            for j, bit in enumerate(path):
+                shift = _const(v32, [TOP - 1 - j] * LANES)
+                index = builder.or_(index, builder.shl(builder.zext(bit, v32), shift))
+            node = _gather(builder, a_reached.data, index, 2, v32)
+            p_at = builder.bitcast(builder.gep(a_at.data, [i0]), v32.as_pointer())
+            builder.store(node, p_at, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 _level: Any = intrinsic(_level_typer)
+_top_levels: Any = intrinsic(_top_typer)
 _add_leaves: Any = intrinsic(_add_leaves_typer)
 
 
 @compiled
 def leaf_sums(  # noqa: PLR0917 (numba takes no keyword-only parameters)
-    X: Any, r0: int, r1: int, node: Any, value: Any, roots: Any, depths: Any, out: Any
+    X: Any,
+    r0: int,
+    r1: int,
+    node: Any,
+    value: Any,
+    roots: Any,
+    depths: Any,
+    out: Any,
+    top_offsets: Any,
+    top_thresholds: Any,
+    top_reached: Any,
 ) -> None:
     """``out[i]`` for rows ``r0 <= i < r1`` of ``X`` (float64, C order): the sum over trees, in
     order, of the leaf term of the leaf row ``i`` reaches.
@@ -163,7 +253,9 @@ def leaf_sums(  # noqa: PLR0917 (numba takes no keyword-only parameters)
     right when its value's key is above the threshold key. Tree ``t`` is ``depths[t]`` levels
     deep; its leaves point to themselves, so every row walks exactly that many levels, and
     ``value`` holds the leaf terms by node. Rows go in blocks of ``BLOCK``, their keys feature by
-    feature; the rows of a block past ``r1`` walk the trees on stale keys and are not written."""
+    feature; the rows of a block past ``r1`` walk the trees on stale keys and are not written.
+    A tree of ``TOP`` levels or more starts with :func:`_top_levels` (its top: row ``t`` of
+    ``top_offsets``, ``top_thresholds`` and ``top_reached``, :class:`Top`)."""
     d = X.shape[1]
     keys = np.zeros(d * BLOCK, dtype=np.int32)
     at = np.empty(BLOCK, dtype=np.int32)
@@ -176,6 +268,14 @@ def leaf_sums(  # noqa: PLR0917 (numba takes no keyword-only parameters)
         acc[:] = 0.0
         for t in range(roots.shape[0]):
             r = roots[t]
+            if depths[t] >= TOP:
+                _top_levels(at, keys, top_offsets[t], top_thresholds[t], top_reached[t])
+                for _ in range(depths[t] - TOP):
+                    for i0 in range(0, BLOCK, LANES):
+                        _level(at, node, r, keys, i0)
+                for i0 in range(0, BLOCK, LANES):
+                    _add_leaves(acc, at, value, r, i0)
+                continue
             # the root and its two children are the same nodes for every row: their splits are
             # read once and their keys loaded row after row, not gathered
             w0 = node[r]
@@ -302,6 +402,16 @@ class CompactForest:
             denominator,
         )
 
+    @cached_property
+    def top(self) -> Top:
+        """Each tree's first ``TOP`` levels as :func:`_top_levels` reads them (made on first use,
+        so a forest pickled before they existed scores as well)."""
+        return top_tables(self.node, self.roots, self.depths)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without :attr:`top`, which is made again from the nodes."""
+        return {k: v for k, v in self.__dict__.items() if k != "top"}
+
     @staticmethod
     def workers(rows: int, threads: int) -> int:
         """How many threads score ``rows`` rows when ``threads`` are allowed (one per
@@ -318,16 +428,18 @@ class CompactForest:
         out = np.empty(len(arr), dtype=np.float64)
         n = len(arr)
         parts = self.workers(n, threads)
-        node, value, roots, depths = self.node, self.value, self.roots, self.depths
+        trees = (self.node, self.value, self.roots, self.depths)
+        top = self.top
+
+        def run(a: int, b: int) -> None:
+            leaf_sums(arr, a, b, *trees, out, top.offsets, top.thresholds, top.reached)
+
         if parts == 1:
-            leaf_sums(arr, 0, n, node, value, roots, depths, out)
+            run(0, n)
             return out
         bounds = np.linspace(0, n, 4 * parts + 1).astype(np.int64)
         with ThreadPoolExecutor(parts) as pool:
-            done = [
-                pool.submit(leaf_sums, arr, int(a), int(b), node, value, roots, depths, out)
-                for a, b in pairwise(bounds)
-            ]
+            done = [pool.submit(run, int(a), int(b)) for a, b in pairwise(bounds)]
             for f in done:
                 f.result()
         return out
@@ -340,6 +452,40 @@ class CompactForest:
             -np.divide(depths, denominator, out=np.ones_like(depths), where=denominator != 0)
         )
         return -scores
+
+
+class Top(NamedTuple):
+    """The first ``TOP`` levels of every tree, a row per tree (:func:`_top_levels`)."""
+
+    offsets: npt.NDArray[np.int64]
+    thresholds: npt.NDArray[np.int32]
+    reached: npt.NDArray[np.int32]
+
+
+def top_tables(
+    node: npt.NDArray[np.int64], roots: npt.NDArray[np.int64], depths: npt.NDArray[np.int64]
+) -> Top:
+    """The slots of each tree's first ``TOP`` levels in path order, from its nodes: a split's
+    feature offset and threshold key, and the node each path of ``TOP`` steps reaches (relative
+    to the tree's root). A leaf's two next slots are the leaf itself (its threshold key, that of
+    ``+inf``, sends every row left). Trees of fewer levels get zeros; they are not read."""
+    n = len(roots)
+    offsets = np.zeros((n, (1 << TOP) - 1), dtype=np.int64)
+    thresholds = np.zeros((n, (1 << TOP) - 1), dtype=np.int32)
+    reached = np.zeros((n, 1 << TOP), dtype=np.int32)
+    for t in np.flatnonzero(depths >= TOP):
+        r = int(roots[t])
+        slots = [0]
+        for level in range(TOP):
+            first = (1 << level) - 1
+            w = node[r + np.asarray(slots, dtype=np.int64)]
+            offsets[t, first : 2 * first + 1] = ((w >> 16) & LIMIT) * BLOCK
+            thresholds[t, first : 2 * first + 1] = w >> 32
+            kid = w & LIMIT
+            leaf = kid == np.asarray(slots)
+            slots = np.column_stack([kid, np.where(leaf, kid, kid + 1)]).ravel().tolist()
+        reached[t] = slots
+    return Top(offsets, thresholds, reached)
 
 
 def _breadth_first(

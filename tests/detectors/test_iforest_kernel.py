@@ -26,6 +26,7 @@ from detectors.iforest_kernel import (
     BLOCK,
     LANES,
     MIN_PARALLEL_ROWS,
+    TOP,
     CompactForest,
     TooLarge,
     float32_at_most,
@@ -248,13 +249,105 @@ def test_same_scores_compiled_for_cpus_without_avx512(
     assert proc.stdout.strip() == "same"
 
 
+def _top_arrays(
+    offsets: type[np.generic] = np.int64,
+    thresholds: type[np.generic] = np.int32,
+    reached: type[np.generic] = np.int32,
+) -> tuple[Any, Any, Any]:
+    slots = (1 << TOP) - 1
+    return (
+        np.zeros((1, slots), dtype=offsets),
+        np.zeros((1, slots), dtype=thresholds),
+        np.zeros((1, slots + 1), dtype=reached),
+    )
+
+
 @pytest.mark.parametrize("dtype", [np.int32, np.float64])
 def test_kernel_refuses_node_arrays_it_would_misread(dtype: type[np.generic]) -> None:
     """The gathers read raw memory as int64 nodes: any other node array fails at typing."""
     out = np.empty(3)
     one = np.ones(1, dtype=np.int64)
+    top = _top_arrays()
     with pytest.raises(TypingError):
-        leaf_sums(np.zeros((3, 2)), 0, 3, np.zeros(3, dtype=dtype), np.zeros(3), one * 0, one, out)
+        leaf_sums(
+            np.zeros((3, 2)), 0, 3, np.zeros(3, dtype=dtype), np.zeros(3), one * 0, one, out, *top
+        )
+
+
+@pytest.mark.parametrize(
+    "top",
+    [
+        _top_arrays(offsets=np.int32),
+        _top_arrays(thresholds=np.int64),
+        _top_arrays(reached=np.int64),
+    ],
+)
+def test_kernel_refuses_top_tables_it_would_misread(top: tuple[Any, Any, Any]) -> None:
+    """The top levels' loads read raw memory too: tables of another type fail at typing."""
+    out = np.empty(3)
+    one = np.full(1, TOP, dtype=np.int64)
+    with pytest.raises(TypingError):
+        leaf_sums(
+            np.zeros((3, 2)),
+            0,
+            3,
+            np.zeros(3, dtype=np.int64),
+            np.zeros(3),
+            one * 0,
+            one,
+            out,
+            *top,
+        )
+
+
+@pytest.mark.parametrize("max_samples", [2 ** (TOP - 1), 2**TOP, 2**TOP + 1, 2 ** (TOP + 1)])
+@pytest.mark.parametrize("distinct", [3, 40, 10_000])
+def test_trees_about_as_deep_as_the_top_levels(max_samples: int, distinct: int) -> None:
+    """Trees one level short of, as deep as and deeper than the levels taken all at once, with
+    leaves among those levels (few distinct values make pure nodes early): same scores."""
+    rng = np.random.default_rng(max_samples + distinct)
+    X = rng.integers(0, distinct, size=(3_000, 4)).astype(np.float64)
+    X[:, 3] = rng.normal(size=3_000)
+    forest = IsolationForest(n_estimators=30, max_samples=max_samples, random_state=1).fit(X)
+    depths = CompactForest.from_sklearn(forest).depths
+    if distinct == 10_000:  # trees of ceil(log2(max_samples)) levels: under TOP, or not
+        assert bool((depths >= TOP).any()) == (max_samples > 2 ** (TOP - 1))
+    q = np.vstack([X[:700], rng.normal(size=(300, 4)) * distinct])
+    assert_same_as_sklearn(forest, q, near_thresholds(forest, 4))
+
+
+def test_top_tables_follow_the_trees() -> None:
+    """Each path through a tree's top reaches the node a walk of the same steps reaches."""
+    X = np.random.default_rng(0).integers(0, 6, size=(2_000, 3)).astype(np.float64)
+    compact = CompactForest.from_sklearn(IsolationForest(n_estimators=20, random_state=0).fit(X))
+    offsets, thresholds, reached = compact.top
+    for t in np.flatnonzero(compact.depths >= TOP):
+        r = int(compact.roots[t])
+        for path in range(1 << TOP):
+            at, slot = 0, 0
+            for level in range(TOP):
+                w = int(compact.node[r + at])
+                assert offsets[t, slot] == ((w >> 16) & 0xFFFF) * BLOCK
+                assert thresholds[t, slot] == w >> 32
+                right = (path >> (TOP - 1 - level)) & 1
+                kid = w & 0xFFFF
+                leaf = kid == at
+                at = kid if leaf else kid + right
+                slot = 2 * slot + 1 + right
+            assert reached[t, path] == at
+
+
+def test_forest_pickled_without_top_tables_scores_the_same() -> None:
+    """The top tables are made from the nodes: not pickled, and made again after loading (a
+    forest pickled before they existed has none)."""
+    X = np.random.default_rng(0).normal(size=(600, 4))
+    forest = IsolationForest(n_estimators=15, random_state=0).fit(X)
+    compact = CompactForest.from_sklearn(forest)
+    before = compact.score_samples(X)
+    assert "top" in vars(compact)
+    loaded = pickle.loads(pickle.dumps(compact))
+    assert "top" not in vars(loaded)
+    np.testing.assert_array_equal(loaded.score_samples(X), before)
 
 
 def test_nan_is_refused() -> None:
