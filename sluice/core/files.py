@@ -228,3 +228,16 @@ def make_folder(path: Path) -> None:
         except FileNotFoundError:
             if left == 1:
                 raise
+
+
+def write_in_shared_folder(path: Path, text: str) -> None:
+    """``path.write_text(text)`` after :func:`make_folder` of its folder, both tried again when
+    the folder is removed between the two (another run removing an empty ``.work``)."""
+    for left in range(MAKE_FOLDER_ATTEMPTS, 0, -1):
+        make_folder(path.parent)
+        try:
+            path.write_text(text, encoding="utf-8")
+            return
+        except FileNotFoundError:
+            if left == 1:
+                raise

@@ -28,7 +28,7 @@ from typing import Any
 from sluice.config import LoadedSpec, is_remote
 from sluice.core.dask_address import ADDRESS_FORM, dask_address
 from sluice.core.errors import ConfigError, SluiceError
-from sluice.core.files import file_sha256
+from sluice.core.files import file_sha256, write_in_shared_folder
 from sluice.core.versions import versions
 
 ADDRESS_ENV = "SLUICE_DASK_ADDRESS"
@@ -294,13 +294,15 @@ def check_shared_storage(client: Any, loaded: LoadedSpec) -> None:
     is a local or ``file://`` path) and reads and writes this process's work folders (a probe
     file written here must be read there)."""
     work_root = loaded.output_root("reports") / ".work"
-    try:
-        work_root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ClusterError(f"cannot make the work folder {work_root}: {exc.strerror}") from None
     token = uuid.uuid4().hex
     probe = work_root / f".probe-{token}"
-    probe.write_text(token, encoding="utf-8")
+    try:  # another run may remove an empty .work between its making and the probe's writing
+        write_in_shared_folder(probe, token)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise ClusterError(
+            f"cannot write a probe file in the work folder {work_root}: {why}"
+        ) from None
     try:
         seen = each_worker(client, storage_facts, str(loaded.path), str(probe), str(work_root))
         sources = each_worker(client, source_facts, str(loaded.path))

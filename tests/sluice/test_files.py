@@ -13,6 +13,7 @@ from detectors.persist import check_model_file, load_model
 from detectors.spec import DetectorSpec
 from expectations.suite import load_suite
 from sluice.config import load_spec
+from sluice.core import files
 from sluice.core.errors import ConfigError, InputError, SluiceError
 from sluice.core.files import (
     MAKE_FOLDER_ATTEMPTS,
@@ -22,6 +23,7 @@ from sluice.core.files import (
     input_error,
     make_folder,
     read_regular,
+    write_in_shared_folder,
 )
 from sluice.ingest import ingest
 from tests.conftest import SpecFactory
@@ -182,4 +184,47 @@ def test_a_parent_removed_every_time_still_fails_after_the_attempts(
     removed = _parent_removed_after_making(monkeypatch, parent, times=MAKE_FOLDER_ATTEMPTS)
     with pytest.raises(FileNotFoundError):
         make_folder(parent / "date=2024-01-01-run")
+    assert len(removed) == MAKE_FOLDER_ATTEMPTS
+
+
+def _folder_removed_after_making(
+    monkeypatch: pytest.MonkeyPatch, folder: Path, times: int
+) -> list[int]:
+    """``make_folder`` as ``write_in_shared_folder`` calls it, with ``folder`` removed right after
+    it is made, the first ``times`` times: another run's cleanup of an empty ``.work`` between
+    the folder's making and a file's writing in it."""
+    real = files.make_folder
+    removed: list[int] = []
+
+    def racing(path: Path) -> None:
+        real(path)
+        if path == folder and len(removed) < times:
+            removed.append(1)
+            os.rmdir(folder)
+
+    monkeypatch.setattr(files, "make_folder", racing)
+    return removed
+
+
+def test_a_file_is_written_though_its_folder_is_removed_after_its_making(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / ".work"
+    removed = _folder_removed_after_making(monkeypatch, folder, times=1)
+    files.make_folder(folder)
+    with pytest.raises(FileNotFoundError):  # what making the folder and then writing does
+        (folder / ".probe").write_text("x", encoding="utf-8")
+    removed.clear()
+    write_in_shared_folder(folder / ".probe", "token")
+    assert (folder / ".probe").read_text(encoding="utf-8") == "token"
+    assert removed == [1]
+
+
+def test_a_folder_removed_every_time_still_fails_the_write_after_the_attempts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / ".work"
+    removed = _folder_removed_after_making(monkeypatch, folder, times=MAKE_FOLDER_ATTEMPTS)
+    with pytest.raises(FileNotFoundError):
+        write_in_shared_folder(folder / ".probe", "token")
     assert len(removed) == MAKE_FOLDER_ATTEMPTS
