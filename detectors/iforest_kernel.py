@@ -473,18 +473,18 @@ def top_tables(
     offsets = np.zeros((n, (1 << TOP) - 1), dtype=np.int64)
     thresholds = np.zeros((n, (1 << TOP) - 1), dtype=np.int32)
     reached = np.zeros((n, 1 << TOP), dtype=np.int32)
-    for t in np.flatnonzero(depths >= TOP):
-        r = int(roots[t])
-        slots = [0]
-        for level in range(TOP):
-            first = (1 << level) - 1
-            w = node[r + np.asarray(slots, dtype=np.int64)]
-            offsets[t, first : 2 * first + 1] = ((w >> 16) & LIMIT) * BLOCK
-            thresholds[t, first : 2 * first + 1] = w >> 32
-            kid = w & LIMIT
-            leaf = kid == np.asarray(slots)
-            slots = np.column_stack([kid, np.where(leaf, kid, kid + 1)]).ravel().tolist()
-        reached[t] = slots
+    deep = np.flatnonzero(depths >= TOP)
+    root = roots[deep][:, None]
+    slots = np.zeros((len(deep), 1), dtype=np.int64)  # each path's node, all trees at once
+    for level in range(TOP):
+        first = (1 << level) - 1
+        w = node[root + slots]
+        offsets[deep, first : 2 * first + 1] = ((w >> 16) & LIMIT) * BLOCK
+        thresholds[deep, first : 2 * first + 1] = w >> 32
+        kid = w & LIMIT
+        right = np.where(kid == slots, kid, kid + 1)  # a leaf is its own child
+        slots = np.stack([kid, right], axis=2).reshape(len(deep), 2 << level)
+    reached[deep] = slots
     return Top(offsets, thresholds, reached)
 
 
