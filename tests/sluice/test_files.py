@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,22 +146,29 @@ def test_a_missing_file_names_the_path(tmp_path: Path) -> None:
         read_regular(tmp_path / "nope.csv", input_error(tmp_path / "nope.csv"))
 
 
+def _removed_right_after(
+    monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, folder: Path, times: int
+) -> list[int]:
+    """``owner.name`` (a function that makes a folder) with ``folder`` removed right after it is
+    made, the first ``times`` times: what another run's cleanup of an empty ``.work`` does."""
+    real = getattr(owner, name)
+    removed: list[int] = []
+
+    def racing(path: str | Path, *args: Any) -> None:
+        real(path, *args)
+        if Path(path) == folder and len(removed) < times:
+            removed.append(1)
+            os.rmdir(folder)
+
+    monkeypatch.setattr(owner, name, racing)
+    return removed
+
+
 def _parent_removed_after_making(
     monkeypatch: pytest.MonkeyPatch, parent: Path, times: int
 ) -> list[int]:
-    """``os.mkdir`` as pathlib calls it, with ``parent`` removed right after it is made, the
-    first ``times`` times: what another run's cleanup of an empty ``.work`` does."""
-    real = os.mkdir
-    removed: list[int] = []
-
-    def racing(path: str | Path, mode: int = 0o777) -> None:
-        real(path, mode)
-        if Path(path) == parent and len(removed) < times:
-            removed.append(1)
-            os.rmdir(parent)
-
-    monkeypatch.setattr(os, "mkdir", racing)
-    return removed
+    """``os.mkdir`` as pathlib calls it, racing as :func:`_removed_right_after` says."""
+    return _removed_right_after(monkeypatch, os, "mkdir", parent, times)
 
 
 def test_a_work_folder_is_made_though_its_parent_is_removed_meanwhile(
@@ -190,20 +198,9 @@ def test_a_parent_removed_every_time_still_fails_after_the_attempts(
 def _folder_removed_after_making(
     monkeypatch: pytest.MonkeyPatch, folder: Path, times: int
 ) -> list[int]:
-    """``make_folder`` as ``write_in_shared_folder`` calls it, with ``folder`` removed right after
-    it is made, the first ``times`` times: another run's cleanup of an empty ``.work`` between
-    the folder's making and a file's writing in it."""
-    real = files.make_folder
-    removed: list[int] = []
-
-    def racing(path: Path) -> None:
-        real(path)
-        if path == folder and len(removed) < times:
-            removed.append(1)
-            os.rmdir(folder)
-
-    monkeypatch.setattr(files, "make_folder", racing)
-    return removed
+    """``make_folder`` as ``write_in_shared_folder`` calls it, racing as
+    :func:`_removed_right_after` says: between the folder's making and a file's writing in it."""
+    return _removed_right_after(monkeypatch, files, "make_folder", folder, times)
 
 
 def test_a_file_is_written_though_its_folder_is_removed_after_its_making(
