@@ -305,6 +305,7 @@ def stage_report(
     *,
     bounded: bool = False,
     batch_rows: int | None = None,
+    held: Mapping[str, pl.DataFrame] | None = None,
 ) -> StagedReport:
     """Keep the scores, measure the run, and stage ``metrics.parquet`` and ``report.html``.
 
@@ -313,7 +314,8 @@ def stage_report(
     report that cannot be built does not stop the run: the result says why (``problem``) and
     the caller warns the run with that cause. ``bounded`` (a run in bounded batches): the
     scores are copied by polars' streaming engine and drift references read by row groups
-    (:mod:`sluice.report.bounded`).
+    (:mod:`sluice.report.bounded`). ``held``: the frames the write stage wrote and still holds
+    (:func:`sluice.report.metrics.load_outputs`), measured without reading their files again.
     """
     from sluice.report.html import render
 
@@ -331,6 +333,7 @@ def stage_report(
         frame = pl.read_parquet(scores, columns=list(SCORE_COLUMNS))
         write_parquet(frame, writer.path(SCORES_NAME))
         keep(SCORES_NAME, frame.height)
+        held = {**(held or {}), "scores": frame}
     try:
         outputs = load_outputs(
             dict(manifest),
@@ -340,6 +343,7 @@ def stage_report(
             bounded=bounded,
             spill_dir=scores.parent if bounded else None,
             batch_rows=batch_rows,
+            held=held,
         )
         plan = plan_monitoring(loaded, partition)
         report = compose(

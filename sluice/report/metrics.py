@@ -298,6 +298,7 @@ def load_outputs(
     bounded: bool = False,
     spill_dir: Path | None = None,
     batch_rows: int | None = None,
+    held: Mapping[str, pl.DataFrame] | None = None,
 ) -> RunOutputs:
     """Load a run's outputs; ``folder`` holds its ``failures.parquet`` (and ``scores.parquet``).
 
@@ -305,13 +306,24 @@ def load_outputs(
     table at the manifest's version, or a Parquet file (read as it is, for a rebuilt report).
     ``bounded``: a clean Parquet file and the scores are left on disk and read in batches
     (``clean_file``, ``scores_file``), ``batch_rows`` rows at a time (:data:`BATCH_ROWS` when
-    None); what must spill goes under ``spill_dir``."""
+    None); what must spill goes under ``spill_dir``.
+
+    ``held``: frames the caller still holds that are what it has just written as Parquet files
+    (``clean``, ``quarantine``, ``failures``, ``scores``; the run's write stage), taken in place
+    of reading those files again: polars reads a file it wrote back as the same frame
+    (tests/sluice/report/test_hostile_frames.py). Ignored for a bounded load, and for a side
+    written to a Delta table (read at its version)."""
     outs = manifest["outputs"]
     part = manifest["partition"]
     scores_path = folder / "scores.parquet"
     tables = manifest.get("tables") or {}
+    given = {} if bounded or held is None else dict(held)
 
     def side(name: str, unread: Sequence[str] = ()) -> pl.DataFrame:
+        if name in given and name not in tables:
+            # by position: a column called "*" or "^a.*$" is not a pattern
+            frame = given[name]
+            return frame.select(pl.nth([i for i, c in enumerate(frame.columns) if c not in unread]))
         if name in tables:
             return open_output(manifest, name, storage_options=storage_options).read()
         path = outs[name]["path"]
@@ -337,18 +349,23 @@ def load_outputs(
     failures = (
         pl.DataFrame(schema=pl.read_parquet_schema(failures_file))
         if failures_file is not None
-        else pl.read_parquet(folder / "failures.parquet")
+        else given.get("failures")
     )
+    if failures is None:
+        failures = pl.read_parquet(folder / "failures.parquet")
     scores_file = scores_path if bounded and scores_path.exists() else None
+    scores = None
+    if scores_path.exists() and scores_file is None:
+        scores = given.get("scores")
+        if scores is None:
+            scores = pl.read_parquet(scores_path)
     return RunOutputs(
         manifest=manifest,
         partition=Partition.parse(part["value"], part["kind"], part["key"]),
         clean=clean,
         quarantine=quarantine,
         failures=failures,
-        scores=(
-            pl.read_parquet(scores_path) if scores_path.exists() and scores_file is None else None
-        ),
+        scores=scores,
         formats=dict(formats or {}),
         clean_file=clean_file,
         scores_file=scores_file,

@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from sluice.config import Partition
 from sluice.core.failures import FAILURE_SCHEMA
@@ -25,8 +26,8 @@ from sluice.decide import RAW
 from sluice.report.build import compose
 from sluice.report.history import history_dir
 from sluice.report.html import render
-from sluice.report.metrics import RunOutputs
-from sluice.write import PARQUET_NAME
+from sluice.report.metrics import RunOutputs, load_outputs
+from sluice.write import PARQUET_NAME, write_parquet
 
 DAY = dt.date(2024, 1, 1)
 CLASHING = ["n", "count", "value", "column", "rule", "reason", "name", "metric", "len", "stage"]
@@ -225,6 +226,59 @@ def test_report_builds_for_any_frame(
     text = build(outputs_of(frame, sides, rule), root)
     assert text.startswith("<!DOCTYPE html>") or text.startswith("<!doctype html>")
     assert "</html>" in text
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=frames(), rule=st.sampled_from(RULES))
+def test_the_frames_a_run_holds_are_the_files_it_wrote(
+    case: tuple[pl.DataFrame, list[str]], rule: str, tmp_path: Path
+) -> None:
+    """The write stage hands the report the frames it has just written (``held``) instead of
+    reading the files again: for any frame, those frames equal what polars reads back from the
+    files sluice writes, and the report built on them is the report built on the files byte for
+    byte (the one ``sluice report`` rebuilds). Columns no part of the report reads are left out
+    of the held quarantine as of the read one."""
+    frame, sides = case
+    outputs = outputs_of(frame, sides, rule)
+    root = tmp_path / uuid.uuid4().hex
+    folder = root / "reports" / f"date={DAY}"
+    folder.mkdir(parents=True)
+    quarantine = outputs.quarantine.with_columns(
+        pl.Series("_extra", ["{}"] * outputs.quarantine.height, dtype=pl.String)
+    )
+    scores = pl.DataFrame(
+        {
+            ROW_ID: outputs.clean[ROW_ID],
+            "detector": ["outliers"] * outputs.clean.height,
+            "score": [float(i % 7) for i in range(outputs.clean.height)],
+        },
+        schema={ROW_ID: pl.UInt64(), "detector": pl.String(), "score": pl.Float64()},
+    )
+    files = {"clean": root / "clean.parquet", "quarantine": root / "quarantine.parquet"}
+    write_parquet(outputs.clean, files["clean"])
+    write_parquet(quarantine, files["quarantine"])
+    write_parquet(outputs.failures, folder / "failures.parquet")
+    write_parquet(scores, folder / "scores.parquet")
+    manifest = {**outputs.manifest, "outputs": {k: {"path": str(p)} for k, p in files.items()}}
+    held = {
+        "clean": outputs.clean,
+        "quarantine": quarantine,
+        "failures": outputs.failures,
+        "scores": scores,
+    }
+    read = load_outputs(manifest, folder)
+    kept = load_outputs(manifest, folder, held=held)
+    for name in ("clean", "quarantine", "failures"):
+        assert_frame_equal(getattr(kept, name), getattr(read, name))
+    assert kept.scores is not None
+    assert read.scores is not None
+    assert_frame_equal(kept.scores, read.scores)
+    assert "_extra" not in kept.quarantine.columns
+    assert build(kept, root) == build(read, root)
 
 
 @pytest.mark.parametrize(
