@@ -27,7 +27,7 @@ from sluice.decide import (
 from sluice.ingest import polars_dtype
 from sluice.lineage import run_completed
 from sluice.pipeline.budget import batch_rows
-from sluice.pipeline.handoff import get, release
+from sluice.pipeline.handoff import get, in_memory_only, release
 from sluice.pipeline.manifest import (
     Checksums,
     Conservation,
@@ -338,17 +338,18 @@ def _write_committed(
     from sluice.report import SCORES_NAME, append_history, stage_report
 
     bounded = run.bounded
+    scores = in_memory_only(run, SCORES_NAME)
     report = stage_report(
         run.loaded,
         run.partition,
-        run.file(SCORES_NAME),
+        run.file(SCORES_NAME) if scores is None else scores,
         w,
         manifest.dump(),
         bounded=bounded,
         batch_rows=batch_rows(len(run.loaded.spec.columns)) if bounded else None,
         held=None if bounded else held,
     )
-    del held
+    del held, scores
     note_stage(run.run_id, "report", report.seconds)
     if report.problem is not None:
         verdict = with_cause(verdict, report_cause(report.problem))

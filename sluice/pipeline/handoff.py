@@ -61,6 +61,13 @@ def has(run: Run, name: str) -> bool:
     return (memory is not None and name in memory) or run.file(name).is_file()
 
 
+def in_memory_only(run: Run, name: str) -> pl.DataFrame | None:
+    """The frame left under ``name`` when it is held in memory; None otherwise (a file in the
+    work folder is not read: a bounded stage's may be larger than memory)."""
+    memory = _HELD.get(run.work)
+    return None if memory is None else memory.get(name)
+
+
 def get(run: Run, name: str) -> pl.DataFrame:
     """The frame an earlier stage left under ``name``: from memory, else from the work folder."""
     memory = _HELD.get(run.work)

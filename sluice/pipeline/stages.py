@@ -23,7 +23,6 @@ from sluice.screening import check_rows, rows_to_score, why_not_scored
 from sluice.write import (
     partition_lock,
     write_json,
-    write_parquet,
 )
 
 
@@ -121,7 +120,7 @@ def _screen(run: Run, reference_from: LoadedSpec | None = None) -> dict[str, Any
     specs = [with_model_path(run.loaded, i, s) for i, s in enumerate(run.loaded.spec.detectors)]
     result = screen(passed, specs, reference=reference)
     put(run, "screen_failures.parquet", result.failures)
-    write_parquet(result.scores, run.file("scores.parquet"))
+    put(run, "scores.parquet", result.scores)
     return {
         "rows": passed.height,
         "models": result.models,

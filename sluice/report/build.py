@@ -299,7 +299,7 @@ class StagedReport:
 def stage_report(
     loaded: LoadedSpec,
     partition: Partition,
-    scores: Path,
+    scores: Path | pl.DataFrame,
     writer: PartitionWriter,
     manifest: Mapping[str, Any],
     *,
@@ -309,13 +309,15 @@ def stage_report(
 ) -> StagedReport:
     """Keep the scores, measure the run, and stage ``metrics.parquet`` and ``report.html``.
 
-    Called by the write stage after the clean and quarantine folders are committed and
-    ``failures.parquet`` is staged; the caller adds the returned entries to the manifest. A
-    report that cannot be built does not stop the run: the result says why (``problem``) and
-    the caller warns the run with that cause. ``bounded`` (a run in bounded batches): the
-    scores are copied by polars' streaming engine and drift references read by row groups
-    (:mod:`sluice.report.bounded`). ``held``: the frames the write stage wrote and still holds
-    (:func:`sluice.report.metrics.load_outputs`), measured without reading their files again.
+    ``scores``: the screen stage's scores, as a file in the work folder (absent when nothing was
+    scored) or the frame itself when the stages share a process. Called by the write stage
+    after the clean and quarantine folders are committed and ``failures.parquet`` is staged; the
+    caller adds the returned entries to the manifest. A report that cannot be built does not
+    stop the run: the result says why (``problem``) and the caller warns the run with that
+    cause. ``bounded`` (a run in bounded batches): the scores are copied by polars' streaming
+    engine and drift references read by row groups (:mod:`sluice.report.bounded`). ``held``:
+    the frames the write stage wrote and still holds (:func:`sluice.report.metrics.load_outputs`),
+    measured without reading their files again.
     """
     from sluice.report.html import render
 
@@ -327,10 +329,14 @@ def stage_report(
         entry["path"] = str(writer.final / name)
         staged[name.split(".", maxsplit=1)[0]] = entry
 
-    if scores.exists() and bounded:
+    if isinstance(scores, pl.DataFrame):
+        frame = scores.select(SCORE_COLUMNS)
+    elif scores.exists() and bounded:
         keep(SCORES_NAME, copy_columns(scores, writer.path(SCORES_NAME), SCORE_COLUMNS))
-    elif scores.exists():
-        frame = pl.read_parquet(scores, columns=list(SCORE_COLUMNS))
+        frame = None
+    else:
+        frame = pl.read_parquet(scores, columns=list(SCORE_COLUMNS)) if scores.exists() else None
+    if frame is not None:
         write_parquet(frame, writer.path(SCORES_NAME))
         keep(SCORES_NAME, frame.height)
         held = {**(held or {}), "scores": frame}
@@ -341,7 +347,7 @@ def stage_report(
             formats_of(loaded),
             storage_options=loaded.storage_options(),
             bounded=bounded,
-            spill_dir=scores.parent if bounded else None,
+            spill_dir=scores.parent if bounded and isinstance(scores, Path) else None,
             batch_rows=batch_rows,
             held=held,
         )

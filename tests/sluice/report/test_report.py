@@ -63,8 +63,9 @@ def test_the_run_measures_what_it_wrote_without_reading_it_again(
     make_dataset: SpecFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The write stage's report takes the clean rows, quarantine, failures and scores it has
-    just written from memory (reading them again cost 2 of 30 CPU s at 10M rows), and it is
-    the report ``sluice report`` rebuilds from the files, byte for byte."""
+    just written from memory (reading them again cost 2 of 30 CPU s at 10M rows), the scores
+    from the screen stage without a file between, and it is the report ``sluice report``
+    rebuilds from the files, byte for byte."""
     detectors = [{"name": "odd", "detector": "ecod", "features": ["amount", "count"]}]
     rows = "".join(f"r{i},{i % 17}.5,{i % 5},2024-01-01 10:00:00,a\n" for i in range(300))
     spec = make_dataset({"2024-01-01": CSV + rows}, detectors=detectors)
@@ -80,8 +81,10 @@ def test_the_run_measures_what_it_wrote_without_reading_it_again(
     monkeypatch.undo()
     assert manifest["counts"]["quarantine"] > 0
     assert "scores" in manifest["outputs"]
-    assert not {"part-00000.parquet", "failures.parquet"} & set(read)
-    assert read.count("scores.parquet") == 1  # the screen stage's, copied beside the report
+    assert not {"part-00000.parquet", "failures.parquet", "scores.parquet"} & set(read)
+    kept = pl.read_parquet(manifest["outputs"]["scores"]["path"])
+    assert kept.columns == ["_row_id", "detector", "score"]
+    assert kept.height == manifest["screen"]["rows"] > 300
     report = Path(manifest["outputs"]["report"]["path"])
     report.unlink()
     rebuilt = rebuild_report(str(spec), "2024-01-01")
