@@ -1,8 +1,10 @@
 """Measure one run from its outputs: counts by stage and rule, column profiles, detector scores.
 
 Everything here reads the files a run leaves (clean and quarantine Parquet, ``failures.parquet``,
-``scores.parquet``, the manifest), so a report can be rebuilt long after the run. The numbers end
-up in the report and, as one long table per run, in the metric history (:func:`metrics_frame`).
+``scores.parquet``, the manifest), so a report can be rebuilt long after the run; the write
+stage hands over the frames it has just written as those files instead (:func:`load_outputs`'s
+``held``). The numbers end up in the report and, as one long table per run, in the metric
+history (:func:`metrics_frame`).
 """
 
 from __future__ import annotations
