@@ -715,17 +715,34 @@ def _parse_raw(raw: pl.Series, dtype: pl.DataType, fmt: str | None) -> pl.Series
     return text
 
 
+_LARGEST = float(np.finfo(np.float64).max)
+
+
+def equal_width_edges(lo: float, hi: float, bins: int) -> FloatArray:
+    """``bins + 1`` equal-width edges from ``lo`` to ``hi``, finite and never decreasing for any
+    ``lo <= hi``: infinite ends are taken at the largest float (the end bins hold what lies
+    beyond), and a span wider than the largest float (``-1e308`` to ``1e308``, where
+    ``numpy.linspace`` gives NaN) is divided in halves, exactly (halving and doubling a float
+    this large loses nothing)."""
+    lo, hi = min(max(lo, -_LARGEST), _LARGEST), min(max(hi, -_LARGEST), _LARGEST)
+    # numpy.linspace may overflow computing its last edge, which it then sets to ``hi``
+    with np.errstate(over="ignore"):
+        if np.isfinite(hi - lo):
+            return np.linspace(lo, hi, bins + 1)
+        edges: FloatArray = np.linspace(lo / 2, hi / 2, bins + 1) * 2
+    return edges
+
+
 def hist_edges(values: FloatArray, bins: int) -> FloatArray:
     """Equal-width bin edges over the 0.1 to 99.9 percentiles (the end bins hold the rest)."""
     if values.size == 0:
         return np.linspace(0.0, 1.0, bins + 1)
     lo, hi = (float(x) for x in np.quantile(values, [0.001, 0.999]))
-    if hi <= lo:
+    if not hi > lo:  # also NaN: a quantile between two equal infinities
         lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
-    edges: FloatArray = np.linspace(lo, hi, bins + 1)
-    return edges
+    return equal_width_edges(lo, hi, bins)
 
 
 def bin_counts(values: FloatArray, edges: FloatArray) -> FloatArray:
@@ -835,12 +852,11 @@ def hist_edges_of(
     if n == 0:
         return np.linspace(0.0, 1.0, bins + 1)
     lo, hi = numpy_quantiles(n, EDGE_QUANTILES, statistic, nan=nan)
-    if hi <= lo:
+    if not nan and not hi > lo:  # also NaN: a quantile between two equal infinities
         lo, hi = statistic[0], statistic[n - 1]
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
-    edges: FloatArray = np.linspace(lo, hi, bins + 1)
-    return edges
+    return equal_width_edges(lo, hi, bins)
 
 
 EDGE_QUANTILES = (0.001, 0.999)
@@ -1291,7 +1307,7 @@ def detector_stats(outputs: RunOutputs) -> list[DetectorStats]:
                 hi = max(hi, float(threshold))
             if hi <= lo:
                 hi = lo + 1.0
-            edges = np.linspace(lo, hi, SCORE_BINS + 1)
+            edges = equal_width_edges(lo, hi, SCORE_BINS)
             counts = np.zeros(SCORE_BINS)
             for v in scores():
                 counts = counts + bin_counts(v, edges)

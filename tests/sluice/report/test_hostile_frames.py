@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -26,7 +27,7 @@ from sluice.decide import RAW
 from sluice.report.build import compose
 from sluice.report.history import history_dir
 from sluice.report.html import render
-from sluice.report.metrics import RunOutputs, load_outputs
+from sluice.report.metrics import Histogram, RunOutputs, load_outputs
 from sluice.write import PARQUET_NAME, write_parquet
 
 DAY = dt.date(2024, 1, 1)
@@ -302,6 +303,33 @@ def test_pinned_regressions_profile_their_column(
     assert [c.name for c in report.columns] == [name]
     assert report.columns[0].clean_rows == 3
     assert f'id="col-{name}"' in render(report) or f">{name}<" in render(report)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        # the 0.1% and 99.9% quantiles are -1e308 and 1e308: their difference overflows
+        [(-1) ** i * 1e308 * (1 - i * 1e-9) for i in range(200)],
+        [*(float(i) for i in range(196)), math.inf, -math.inf, math.inf, -math.inf],
+        [1.7976931348623157e308, -1.7976931348623157e308, *(5e-324 * i for i in range(198))],
+    ],
+    ids=["extremes", "infinities", "largest-and-subnormals"],
+)
+def test_a_histogram_over_the_whole_float_range(values: list[float], tmp_path: Path) -> None:
+    """A float column whose values span more than the largest float (or hold infinities) still
+    gets its histogram: finite edges, never decreasing, every clean value counted in a bin."""
+    frame = pl.DataFrame([pl.Series("x", values, dtype=pl.Float64)])
+    sides = ["q" if i == 0 else "" for i in range(len(values))]
+    report = compose(
+        outputs_of(frame, sides, "type"), reports_root=tmp_path / "r", clean_root=tmp_path / "c"
+    )
+    (column,) = report.columns
+    hist = column.distribution
+    assert isinstance(hist, Histogram)
+    assert np.isfinite(hist.edges).all()
+    assert (np.diff(hist.edges) >= 0).all()
+    assert hist.clean.sum() == len(values) - 1
+    assert render(report).rstrip().endswith("</html>")
 
 
 def test_hundreds_of_columns_with_clashing_and_odd_names(tmp_path: Path) -> None:
