@@ -71,8 +71,8 @@ def check_conserved(manifest: Path, rows_in: int | None = None) -> dict[str, Any
 
     Reads the partition through the documented read protocol (sha256 of every file), then checks
     ``in == clean + quarantine`` in the manifest and in the files, disjoint row ids, checksums of
-    the files' ids equal to the manifest's, a reason on every quarantined row and, when given,
-    ``rows_in`` (the records of the source, counted independently).
+    the files' ids equal to the manifest's, a reason on every quarantined row, a report and, when
+    given, ``rows_in`` (the records of the source, counted independently).
     """
     part = load_partition(manifest)
     m = part.manifest
@@ -92,6 +92,8 @@ def check_conserved(manifest: Path, rows_in: int | None = None) -> dict[str, Any
     assert sums["in"] == add_checksums(sums["clean"], sums["quarantine"])
     if quarantine.height:
         assert quarantine["_reasons"].list.len().min() >= 1  # type: ignore[operator]
+    # the data scientists' view of the run: a hostile input still gets its report
+    assert "report" in m["outputs"], m.get("findings", {}).get("report_error")
     return m
 
 
