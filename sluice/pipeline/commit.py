@@ -188,7 +188,12 @@ def _write(run: Run, backend: OutputBackend) -> _Staged:
         meta=qmeta,
         written=written,
         prove=prove,
-        held={"clean": result.clean, "quarantine": result.quarantine},
+        # a side written to a Delta table is read at its version: its frame is not kept
+        held={
+            side: frame
+            for side, frame in (("clean", result.clean), ("quarantine", result.quarantine))
+            if not written[side].table
+        },
     )
 
 
