@@ -64,7 +64,8 @@ class ColumnSpec(_Strict):
     own null tokens and the other names the column has had in source files."""
 
     type: ColumnType = Field(
-        description="The column's type; cells that do not parse are quarantined."
+        description="The column's type; cells that do not parse are quarantined (a date or "
+        "datetime must lie in years 1 to 9999, as Python and GX hold them)."
     )
     format: str | None = Field(
         default=None,

@@ -33,8 +33,15 @@ from expectations.suite import check_columns, load_suite
 from sluice.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, InputError, SluiceError
 from sluice.core.files import input_error, read_regular
 from sluice.core.frame import ENGINE_CHOICES, ROW_ID, EngineChoice
+from sluice.core.text import column_text
 from sluice.core.values import json_safe
-from sluice.ingest import BadRecord, arrow_reader, arrow_to_polars, read_text_records
+from sluice.ingest import (
+    BadRecord,
+    arrow_reader,
+    arrow_to_polars,
+    outside_years,
+    read_text_records,
+)
 
 MAX_NESTING = 60  # pyarrow, which GX goes through, stops at 64 levels
 INFER_ROWS = 10_000
@@ -217,13 +224,29 @@ def _polars_read(
                     f"read as {c.became}",
                     file=sys.stderr,
                 )
-            return frame
+            return _beyond_years_as_text(frame, path)
         if fmt == "csv":
             return pl.read_csv(source, infer_schema_length=infer)
         return pl.read_ndjson(source, infer_schema_length=infer)
     except (pl.exceptions.PolarsError, pa.ArrowException, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: cannot read it as {fmt}: {first}") from None
+
+
+def _beyond_years_as_text(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
+    """``frame`` with each date or datetime column that holds a value beyond years 1 to 9999
+    (which neither GX nor Python can hold, nor polars write out past its own calendar) as its
+    text (:func:`sluice.core.text.column_text`), and said."""
+    for name in frame.columns:
+        n = outside_years(frame[name])
+        if n:
+            frame = frame.with_columns(column_text(frame[name]))
+            print(
+                f"sluice validate: {path}: column {name!r} holds {n} value(s) beyond years 1 to "
+                "9999; read as text",
+                file=sys.stderr,
+            )
+    return frame
 
 
 def bad_records_message(path: Path, fmt: str, width: int, bad: Sequence[BadRecord]) -> str:

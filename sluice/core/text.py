@@ -36,12 +36,48 @@ def column_text(series: pl.Series) -> pl.Series:
         return pl.Series(series.name, values, dtype=pl.String)
     if dtype == pl.Binary:
         return series.map_elements(bytes_text, return_dtype=pl.String, skip_nulls=True)
+    beyond = beyond_calendar(series)
+    if beyond is not None and beyond.any():
+        return _calendar_text(series, beyond)
     try:
         return series.cast(pl.String)
     except pl.exceptions.PolarsError:  # a type polars does not write out (a duration)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pl.exceptions.PolarsInefficientMapWarning)
             return series.map_elements(str, return_dtype=pl.String, skip_nulls=True)
+
+
+# polars' calendar (chrono's) holds years -262,143 to 262,142 and panics on writing out a date or
+# datetime beyond them, which a Parquet file can hold (any 64-bit count of its unit)
+CALENDAR_DAYS = 95_000_000  # about 260,000 years either side of 1970, within that calendar
+_UNIT_PER_DAY = {"ns": 86_400 * 10**9, "us": 86_400 * 10**6, "ms": 86_400_000}
+
+
+def beyond_calendar(series: pl.Series) -> pl.Series | None:
+    """For a Date or Datetime column, whether each value lies beyond polars' calendar (null
+    counts as not); ``None`` for any other type."""
+    dtype = series.dtype
+    if dtype == pl.Date:
+        limit = CALENDAR_DAYS
+    elif isinstance(dtype, pl.Datetime):
+        limit = CALENDAR_DAYS * _UNIT_PER_DAY[dtype.time_unit or "us"]
+        if limit >= 2**63:  # nanoseconds: every 64-bit count lies within it
+            return None
+    else:
+        return None
+    physical = series.to_physical()
+    return ((physical < -limit) | (physical > limit)).fill_null(False)
+
+
+def _calendar_text(series: pl.Series, beyond: pl.Series) -> pl.Series:
+    """A Date or Datetime column as text, the values beyond polars' calendar as their count of
+    days (or of the column's unit) from 1970-01-01, such as ``-9223372036854775807 us from
+    1970-01-01``."""
+    dtype = series.dtype
+    unit = "days" if dtype == pl.Date else getattr(dtype, "time_unit", None) or "us"
+    within = series.set(beyond, None).cast(pl.String)
+    counts = series.to_physical().cast(pl.String) + f" {unit} from 1970-01-01"
+    return within.zip_with(beyond.not_(), counts).alias(series.name)
 
 
 def json_text(value: Any) -> str:

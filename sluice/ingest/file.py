@@ -23,7 +23,7 @@ from sluice.core.frame import (
     row_ids,
 )
 from sluice.core.text import column_text
-from sluice.ingest.parse import _parse
+from sluice.ingest.parse import YEARS, _parse
 from sluice.ingest.sources import SourceFile, _read_bytes
 from sluice.ingest.text import BadRecord, _read_csv, _read_ndjson, _read_parquet
 
@@ -224,7 +224,8 @@ def _null_tokens(read: pl.DataFrame, declared: Mapping[str, ColumnSpec]) -> pl.D
 
 
 def _expected(spec: ColumnSpec) -> str:
-    return spec.type + (f" ({spec.format})" if spec.format else "")
+    within = f", {YEARS}" if spec.type in ("date", "datetime") else ""
+    return spec.type + (f" ({spec.format})" if spec.format else "") + within
 
 
 def _bad_details(rule: str, fmt: str, width: int, opts: CsvOptions) -> dict[str, str]:

@@ -43,15 +43,19 @@ def column_parser(spec: ColumnSpec) -> Parser:
         )
     if t == "date":
         fmt = spec.format or "%Y-%m-%d"
-        return lambda e: e.str.strptime(pl.Date, fmt, strict=False)
+        return lambda e: _within_years(e.str.strptime(pl.Date, fmt, strict=False), pl.Date())
     fmt_dt = spec.format
+    us = pl.Datetime("us")
     if fmt_dt is None:
-        return _iso_datetime
+        return lambda e: _within_years(_iso_datetime(e), us)
     if _OFFSET_DIRECTIVE.search(fmt_dt):
-        return lambda e: e.str.to_datetime(
-            fmt_dt, time_unit="us", time_zone="UTC", strict=False
-        ).dt.replace_time_zone(None)
-    return lambda e: e.str.strptime(pl.Datetime("us"), fmt_dt, strict=False)
+        return lambda e: _within_years(
+            e.str.to_datetime(
+                fmt_dt, time_unit="us", time_zone="UTC", strict=False
+            ).dt.replace_time_zone(None),
+            us,
+        )
+    return lambda e: _within_years(e.str.strptime(us, fmt_dt, strict=False), us)
 
 
 _OFFSET_DIRECTIVE = re.compile(r"%[-_0^#]?[0-9]*:{0,3}z")
@@ -148,6 +152,52 @@ _TARGET: dict[str, pl.DataType] = {
 }
 
 
+# The dates and datetimes a typed frame holds: years 1 to 9999, those of Python's datetime (and
+# so of GX, the report and every reader in Python). polars reads "0000-01-01" under "%Y-%m-%d",
+# and a Parquet timestamp can be any 64-bit count; a value beyond those years is a type failure.
+FIRST_DAY, LAST_DAY = -719_162, 2_932_896  # 0001-01-01 and 9999-12-31, in days from 1970-01-01
+_PER_DAY = {"ns": 86_400 * 10**9, "us": 86_400 * 10**6, "ms": 86_400_000}
+YEARS = "from 0001-01-01 to 9999-12-31"
+
+
+def in_years(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Whether each value of ``expr``, a Date or Datetime of ``dtype``, lies in years 1 to 9999
+    (read from its count of days or units, which polars never renders: a value beyond its own
+    calendar would panic)."""
+    if dtype == pl.Date:
+        lo, hi = FIRST_DAY, LAST_DAY
+    else:
+        per = _PER_DAY[getattr(dtype, "time_unit", None) or "us"]
+        lo, hi = max(FIRST_DAY * per, -(2**63)), min((LAST_DAY + 1) * per - 1, 2**63 - 1)
+    return expr.to_physical().is_between(lo, hi)
+
+
+def _within_years(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    return pl.when(in_years(expr, dtype)).then(expr)
+
+
+def outside_years(values: pl.Series) -> int:
+    """How many values of a Date or Datetime column lie beyond years 1 to 9999 (0 for a column
+    of any other type)."""
+    dtype = values.dtype
+    if not (dtype == pl.Date or isinstance(dtype, pl.Datetime)):
+        return 0
+    inside = values.to_frame().select(in_years(pl.nth(0), dtype).sum()).item()
+    return values.len() - values.null_count() - int(inside)
+
+
+def typed_temporal(values: pl.Series, spec: ColumnSpec) -> pl.Series:
+    """A Date or Datetime column as ingest types it for ``spec`` (a date or datetime): in UTC
+    without a time zone, a value beyond years 1 to 9999 null. Any other column as it is."""
+    dtype = values.dtype
+    if spec.type not in ("date", "datetime") or not (
+        dtype == pl.Date or isinstance(dtype, pl.Datetime)
+    ):
+        return values
+    name = values.name
+    return values.to_frame("v").select(_typed("v", dtype, spec)).to_series().alias(name)
+
+
 def polars_dtype(spec: ColumnSpec) -> pl.DataType:
     """The polars type a declared column has in the typed frame."""
     return _TARGET[spec.type]
@@ -159,6 +209,8 @@ def _native(dtype: pl.DataType, spec: ColumnSpec | None) -> bool:
         return True
     if dtype.is_nested() or dtype in (pl.Binary, pl.Object):
         return False
+    if spec.type == "string" and (dtype == pl.Date or isinstance(dtype, pl.Datetime)):
+        return False  # as its text (sluice.core.text), which holds any date polars reads
     target = _TARGET[spec.type]
     return (
         dtype == target
@@ -176,6 +228,9 @@ def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec, *, first: bool = Fal
     again by the column's parser (:func:`_again`)."""
     col = pl.col(name)
     target = _TARGET[spec.type]
+    if spec.type in ("date", "datetime") and (dtype == pl.Date or isinstance(dtype, pl.Datetime)):
+        # out of years 1 to 9999 before any conversion (one beyond polars' calendar would panic)
+        col = _within_years(col, dtype)
     if dtype == pl.String and first and spec.type in ("int", "float"):
         value = col.cast(target, strict=False)
     elif dtype == pl.String:
@@ -196,6 +251,8 @@ def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec, *, first: bool = Fal
         value = column_parser(spec)(col.cast(pl.String, strict=False))
     if spec.type == "float":
         value = pl.when(value.is_finite()).then(value).otherwise(None)
+    elif spec.type in ("date", "datetime"):  # a time zone's offset can cross year 1 or 9999
+        value = _within_years(value, target)
     return value.alias(name)
 
 

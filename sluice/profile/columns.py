@@ -14,7 +14,7 @@ import polars as pl
 
 from sluice.config import ColumnSpec, name_problem
 from sluice.hints import guess_format
-from sluice.ingest import column_parser
+from sluice.ingest import column_parser, typed_temporal
 
 NULL_TOKENS = frozenset(
     {
@@ -168,9 +168,10 @@ def _without(values: pl.Series, tokens: list[str]) -> pl.Series:
 
 
 def typed(values: pl.Series, column: Column) -> pl.Series:
-    """The column's values in its declared type (tokens null, unparsed values null)."""
+    """The column's values in its declared type (tokens null, unparsed values null; a typed
+    date or datetime as ingest reads it: in UTC, null beyond years 1 to 9999)."""
     if values.dtype != pl.String:
-        return values.alias(column.name)
+        return typed_temporal(values, column.spec).alias(column.name)
     text = _without(values, column.spec.null_values)
     parsed = pl.DataFrame({"v": text}).select(column_parser(column.spec)(pl.col("v"))).to_series()
     return parsed.alias(column.name)

@@ -303,6 +303,16 @@ def _csv_cases() -> list[Case]:
         ),
         Case("csv_crlf", "csv", csv_text(*g[:3], end="\r\n"), rows=3, extra={"n_clean": 3}),
         Case(
+            # polars reads years 0 and -1 under "%Y"; Python's datetime (GX, the report) cannot
+            "csv_datetime_outside_years_1_to_9999",
+            "csv",
+            csv_text(*g[:4], "y0,1,1,0000-01-01 10:00:00,a", "y1,1,1,-0001-12-31 10:00:00,a"),
+            rows=6,
+            reasons=_reasons("when|type"),
+            extra={"n_clean": 4},
+            status="warned",
+        ),
+        Case(
             "csv_cr_only",
             "csv",
             csv_text(*g[:3], end="\r"),
@@ -569,6 +579,11 @@ def _ndjson_cases() -> list[Case]:
     ]
 
 
+# in microseconds from 1970: 2024-01-01, years 0 and 10000, about 292,000 years either way
+YEARS_0_AND_10000 = [1_704_067_200_000_000, -62_167_219_200_000_000, 253_402_300_800_000_000]
+BEYOND_CALENDAR = [2**63 - 1, -(2**63) + 1]
+
+
 def _parquet_cases() -> list[Case]:
     whole = parquet(good_frame(50))
     dupes = pa.Table.from_arrays(
@@ -587,7 +602,25 @@ def _parquet_cases() -> list[Case]:
         pl.Series("amount", [float("nan"), float("inf"), float("-inf"), 1e308, 5.0]),
         pl.Series("count", [2**63 - 1, 0, 1, 2, 2**64 - 1], dtype=pl.UInt64),
     )
+    # any 64-bit count of microseconds: year 0, years beyond 9999, and far beyond polars' calendar
+    # (which panics on writing such a value out)
+    far = good_frame(6).with_columns(
+        pl.Series(
+            "when",
+            [*YEARS_0_AND_10000, *BEYOND_CALENDAR, None],
+            dtype=pl.Int64,
+        ).cast(pl.Datetime("us"))
+    )
     cases = [
+        Case(
+            "parquet_datetime_outside_years_1_to_9999",
+            "parquet",
+            parquet(far),
+            rows=6,
+            reasons=_reasons("when|type"),
+            extra={"n_clean": 2},
+            status="failed",
+        ),
         Case(
             "parquet_truncated",
             "parquet",

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -121,6 +122,73 @@ def test_parquet_native_types_are_coerced(make_dataset: SpecFactory) -> None:
     assert f["amount"].to_list() == [1.0, 2.0]
     assert f["count"].to_list() == [1, None]
     assert sorted(got.failures["reason"].to_list()) == ["count|type", "when|type"]
+
+
+@pytest.mark.parametrize("unit", ["ms", "us", "ns"])
+def test_dates_and_datetimes_beyond_years_1_to_9999_are_type_failures(
+    make_dataset: SpecFactory, unit: Literal["ms", "us", "ns"]
+) -> None:
+    """Parquet holds any 64-bit count of days or of a unit: year 0, years past 9999 and counts
+    beyond polars' calendar (which panics on writing them out) are type failures carrying
+    their text, whatever they are declared as; a column declared text keeps them as text."""
+    per_day = {"ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}[unit]
+    counts = [19_723 * per_day, -719_163 * per_day, 2_932_897 * per_day, 2**63 - 1, -(2**63) + 1]
+    counts = [max(min(c, 2**63 - 1), -(2**63) + 1) for c in counts]
+    days = [19_723, -719_163, 2_932_897, 2**31 - 1, -(2**31)]
+    when = pl.Series("when", counts, dtype=pl.Int64).cast(pl.Datetime(unit, "UTC"))
+    frame = pl.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(5)],
+            "when": when,
+            "naive": when.dt.replace_time_zone(None),
+            "day": pl.Series(days, dtype=pl.Int32).cast(pl.Date),
+            "day_as_datetime": pl.Series(days, dtype=pl.Int32).cast(pl.Date),
+            "text": when.dt.replace_time_zone(None),
+        }
+    )
+    buf = io.BytesIO()
+    frame.write_parquet(buf)
+    schema = {
+        "id": "string",
+        "when": "datetime",
+        "naive": "datetime",
+        "day": "date",
+        "day_as_datetime": "datetime",
+        "text": "string",
+    }
+    got = _ingest_with(make_dataset, buf.getvalue(), schema)
+    f = got.frame
+    ns = unit == "ns"  # every count of nanoseconds lies within years 1677 to 2262
+    kept = [True, ns, ns, ns, ns]
+    for column in ("when", "naive"):
+        assert f[column].is_not_null().to_list() == kept, column
+    for column in ("day", "day_as_datetime"):
+        assert f[column].is_not_null().to_list() == [True, False, False, False, False], column
+    assert f["when"][0] == f["day_as_datetime"][0] == dt.datetime(2024, 1, 1)
+    assert f["text"].null_count() == 0
+    fails = got.failures
+    assert set(fails["reason"]) <= {
+        f"{c}|type" for c in ("when", "naive", "day", "day_as_datetime")
+    }
+    assert fails.height == 8 + (0 if ns else 8)
+    days_text = fails.filter(pl.col("column") == "day")["value"].to_list()
+    assert days_text == [
+        "0000-12-31",
+        "+10000-01-01",
+        "2147483647 days from 1970-01-01",
+        "-2147483648 days from 1970-01-01",
+    ]
+    if unit != "ns":
+        assert f"{2**63 - 1} {unit} from 1970-01-01" in f["text"].to_list()
+        assert "from 0001-01-01 to 9999-12-31" in fails["details"][0]
+
+
+def _ingest_with(make_dataset: SpecFactory, content: bytes, schema: dict[str, Any]) -> Ingested:
+    suite = {"name": "s", "expectations": []}
+    loaded = load_spec(
+        make_dataset({"2024-01-01": content}, fmt="parquet", schema=schema, suite=suite)
+    )
+    return ingest(loaded, loaded.spec.partition.parse("2024-01-01"))
 
 
 def test_ndjson_broken_lines_are_malformed_rows(make_dataset: SpecFactory) -> None:

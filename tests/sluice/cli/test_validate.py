@@ -299,3 +299,38 @@ def test_a_recursion_error_while_checking_is_an_input_error(
     err = capsys.readouterr().err
     assert f"{data}: a value is nested too deeply" in err
     assert "Traceback" not in err
+
+
+def test_dates_beyond_years_1_to_9999_are_read_as_text_and_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Parquet date or timestamp can be any 64-bit count: polars panics comparing one beyond
+    its calendar with a date, and neither GX nor Python holds year 0. Such a column is read as
+    its text, said on stderr, and the suite runs on it."""
+    days = pl.Series("day", [19_723, 19_724, 2**31 - 1, -719_163], dtype=pl.Int32).cast(pl.Date)
+    data = tmp_path / "data.parquet"
+    pl.DataFrame({"day": days, "ok": days.head(2).append(days.head(2))}).write_parquet(data)
+    between = {"column": "day", "min_value": "2024-01-01", "max_value": "2024-12-31"}
+    suite = write_suite(
+        tmp_path,
+        {
+            "name": "dates",
+            "expectations": [
+                {"type": "expect_column_values_to_be_between", "kwargs": between},
+                {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "day"}},
+            ],
+        },
+    )
+    assert main(parse([str(data), "--suite", str(suite)])) == EXIT_FAILED
+    out = capsys.readouterr()
+    assert "column 'day' holds 2 value(s) beyond years 1 to 9999; read as text" in out.err
+    assert "'ok'" not in out.err
+    assert "1/2 expectations passed" in out.out
+    frame = read_data(data)
+    assert frame["day"].to_list() == [
+        "2024-01-01",
+        "2024-01-02",
+        "2147483647 days from 1970-01-01",
+        "0000-12-31",
+    ]
+    assert frame["ok"].dtype == pl.Date

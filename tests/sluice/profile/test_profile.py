@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from sluice.profile import SLUICE_TYPES, Profile, profile, suite_for
+from sluice.profile import SLUICE_TYPES, Profile, profile, suite_for, typed_frame
 from sluice.profile.read import sniff_csv
 from sluice.profile.rules import FD, NORMALISED_UNIQUE, RARE, literal, shape
 
@@ -234,3 +234,42 @@ def test_a_recurring_second_value_is_no_dependency(tmp_path: Path) -> None:
     fds = {(e["kwargs"]["column"], e["kwargs"]["by"][0]) for e in entries(got, FD)}
     assert ("y", "x") in fds
     assert ("z", "x") not in fds
+
+
+def test_parquet_dates_as_ingest_reads_them(tmp_path: Path) -> None:
+    """Timestamps with and without a time zone are compared as ingest types them (in UTC, no
+    zone), and dates and datetimes beyond years 1 to 9999 (any 64-bit count a Parquet file can
+    hold, far beyond what polars can write out) count as values that do not parse."""
+    n = 400
+    at = pl.Series("at", [1_704_067_200_000_000 + i * 60_000_000 for i in range(n)])
+    at[3], at[4], at[5] = -62_167_219_200_000_000, 2**63 - 1, -(2**63) + 1  # year 0, far beyond
+    day = pl.Series("day", [19_723 + i % 30 for i in range(n)], dtype=pl.Int32)
+    day[6] = 2**31 - 1
+    frame = pl.DataFrame(
+        {
+            "id": list(range(n)),
+            "at": at.cast(pl.Datetime("us")),
+            # an hour later than "at", written in Tokyo time: later in UTC too
+            "later": (at + 3_600_000_000)
+            .cast(pl.Datetime("us", "UTC"))
+            .dt.convert_time_zone("Asia/Tokyo"),
+            "day": day.cast(pl.Date),
+        }
+    )
+    frame.write_parquet(tmp_path / "s.parquet")
+    got = profile([tmp_path / "s.parquet"])
+    kinds = {c.name: c.spec.type for c in got.columns}
+    assert kinds == {"id": "int", "at": "datetime", "later": "datetime", "day": "date"}
+    typed = typed_frame(got)
+    assert typed["at"].null_count() == typed["later"].null_count() == 3
+    assert typed["day"].null_count() == 1
+    assert typed["later"].dtype == pl.Datetime("us")
+    assert ((typed["later"] - typed["at"]).drop_nulls() == dt.timedelta(hours=1)).all()
+    order = [
+        e.kwargs
+        for e in got.suggestions
+        if e.type == "expect_column_pair_values_a_to_be_greater_than_b"
+    ]
+    assert {"column_A": "later", "column_B": "at"} in [
+        {k: v for k, v in o.items() if k.startswith("column_")} for o in order
+    ]
