@@ -92,7 +92,10 @@ def _candidates(text: pl.Series) -> list[ColumnSpec]:
     sample = present.unique().head(FORMAT_SAMPLE).to_list()
     out: list[ColumnSpec] = []
     lowered = {str(v).strip().lower() for v in sample}
-    if lowered and lowered <= BOOL_WORDS and not lowered <= {"t", "f", "y", "n"}:
+    words = lowered & BOOL_WORDS
+    # a few stray values ("maybe", "✓") do not hide a yes/no column: whether it is one is the
+    # share of values that parse, checked like any other type's
+    if words - {"t", "f", "y", "n"} and (lowered <= BOOL_WORDS or len(words) >= 2):
         out.append(ColumnSpec(type="bool"))
     if not any(_LEADING_ZERO.match(str(v).strip()) for v in sample):
         out.append(ColumnSpec(type="int"))

@@ -273,3 +273,24 @@ def test_parquet_dates_as_ingest_reads_them(tmp_path: Path) -> None:
     assert {"column_A": "later", "column_B": "at"} in [
         {k: v for k, v in o.items() if k.startswith("column_")} for o in order
     ]
+
+
+def test_a_yes_no_column_with_stray_values_is_still_bool(tmp_path: Path) -> None:
+    """A few values that are no yes/no word ("maybe", a check mark) make them type failures of
+    a bool column, not a text column without a type check; words among other text, and
+    numbers that include 0 and 1, keep their own types."""
+    n = 2000
+    rng = np.random.default_rng(1)
+    flag = [str(v) for v in rng.choice(["true", "false"], n)]
+    flag[5], flag[700], flag[1400] = "maybe", "\u2713", "TRUE"
+    words = ["yes", "no", "perhaps", "later", "soon", "never", "always", "often"]
+    frame = pl.DataFrame(
+        {
+            "flag": flag,
+            "answer": [str(v) for v in rng.choice(words, n)],
+            "count": [str(v) for v in rng.integers(0, 20, n)],
+        }
+    )
+    frame.write_csv(tmp_path / "s.csv")
+    kinds = {c.name: c.spec.type for c in profile([tmp_path / "s.csv"]).columns}
+    assert kinds == {"flag": "bool", "answer": "string", "count": "int"}
