@@ -69,6 +69,7 @@ from sluice.ingest.text import (
     _read_ndjson,
     ndjson_batches,
     no_json_objects,
+    refuse_wide_encoding,
 )
 
 BLOCK = 1 << 23
@@ -348,6 +349,7 @@ def scan_text(path: str, fmt: str, opts: CsvOptions, rows: int, block: int = BLO
             except OSError as exc:
                 raise InputError(f"{path}: cannot read: {exc}") from None
             if not size:
+                refuse_wide_encoding(chunk, path, fmt)
                 scanner.bom = chunk.startswith(_BOM)
             digest.update(chunk)
             size += len(chunk)

@@ -36,6 +36,46 @@ _EOF = "\ue000sluice-end-of-file\ue001"
 _FIELD_LIMIT = 2**31 - 1
 
 
+# byte-order marks of the encodings a text source may not be in: UTF-32's first (its little-endian
+# mark starts as UTF-16's does)
+_WIDE_MARKS = (
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\xfe\xff", "UTF-16"),
+    (b"\xff\xfe", "UTF-16"),
+)
+
+
+def wide_encoding(head: bytes) -> str | None:
+    """``"UTF-16"`` or ``"UTF-32"`` when the first bytes of a file are those of text in it: its
+    byte-order mark, or (UTF-16 without one) a NUL in nine in ten of every other byte of the
+    first 4 KiB and few in the rest, as text in a Latin script is; else ``None``."""
+    for mark, name in _WIDE_MARKS:
+        if head.startswith(mark):
+            return name
+    sample = head[:4096]
+    if len(sample) < 16:
+        return None
+    halves = (sample[0::2], sample[1::2])
+    nuls = [h.count(0) / len(h) for h in halves]
+    if max(nuls) >= 0.9 and min(nuls) < 0.1:
+        return "UTF-16"
+    return None
+
+
+def refuse_wide_encoding(head: bytes, path: str, fmt: str) -> None:
+    """An ``InputError`` naming ``path`` when its first bytes are UTF-16 or UTF-32 text
+    (:func:`wide_encoding`), which the CSV and NDJSON readers would take byte by byte."""
+    name = wide_encoding(head)
+    if name is None:
+        return
+    allowed = "UTF-8" if fmt == "ndjson" else "utf8, latin1 or cp1252 (source.csv.encoding)"
+    raise InputError(
+        f"{path}: the file is {name} text; sluice reads {fmt.upper()} as {allowed}: convert it "
+        f"to UTF-8 first (for example `iconv -f {name} -t UTF-8`)"
+    )
+
+
 class BadRecord(NamedTuple):
     """A record kept as a row of nulls: its row number, raw text and rule (malformed, encoding)."""
 
@@ -244,6 +284,7 @@ def _csv_exact(data: bytes, opts: CsvOptions, path: str) -> tuple[pl.DataFrame, 
 
 
 def _read_csv(data: bytes, opts: CsvOptions, path: str) -> tuple[pl.DataFrame, list[BadRecord]]:
+    refuse_wide_encoding(data, path, "csv")
     fast = _csv_fast(data, opts, path)
     if fast is not None:
         return fast, []
@@ -288,6 +329,8 @@ def _read_ndjson(
     slice's objects made into text columns before the next is decoded: a Python object per value
     costs several times the value's text.
     """
+    if at_start:
+        refuse_wide_encoding(data, path, "ndjson")
     found = NdjsonKeys()
     parts: list[tuple[int, dict[str, pl.Series]]] = []
     bad: list[BadRecord] = []

@@ -246,13 +246,6 @@ def _csv_cases() -> list[Case]:
         ),
         Case("csv_bom", "csv", codecs.BOM_UTF8 + csv_text(*g[:3]), rows=3, extra={"n_clean": 3}),
         Case(
-            "csv_utf16_file",
-            "csv",
-            csv_text(*g[:2]).decode().encode("utf-16"),
-            error=FILE + r":1: the header holds bytes that are not valid utf8",
-            refuse_in_validate=True,
-        ),
-        Case(
             "csv_mixed_encodings",
             "csv",
             csv_text(g[0]) + b"r8,2,2,,caf\xe9\n" + "r9,3,3,,café\n".encode(),
@@ -302,6 +295,22 @@ def _csv_cases() -> list[Case]:
             status="warned",
         ),
         Case("csv_crlf", "csv", csv_text(*g[:3], end="\r\n"), rows=3, extra={"n_clean": 3}),
+        # what a spreadsheet saves as "Unicode text": read byte by byte, NULs everywhere
+        *(
+            Case(
+                f"csv_{name}",
+                "csv",
+                csv_text(*g[:3]).decode().encode(codec),
+                error=FILE + f": the file is {text} text; sluice reads CSV as utf8",
+                refuse_in_validate=True,
+            )
+            for name, codec, text in (
+                ("utf16", "utf-16", "UTF-16"),
+                ("utf16_big_endian_without_mark", "utf-16-be", "UTF-16"),
+                ("utf16_without_mark", "utf-16-le", "UTF-16"),
+                ("utf32", "utf-32", "UTF-32"),
+            )
+        ),
         Case(
             # polars reads years 0 and -1 under "%Y"; Python's datetime (GX, the report) cannot
             "csv_datetime_outside_years_1_to_9999",
@@ -542,6 +551,13 @@ def _ndjson_cases() -> list[Case]:
             extra={"n_clean": 2},
         ),
         Case("ndjson_empty_file", "ndjson", b"", error=FILE + r": no JSON object lines"),
+        Case(
+            "ndjson_utf16",
+            "ndjson",
+            (obj(0) + "\n" + obj(1) + "\n").encode("utf-16"),
+            error=FILE + r": the file is UTF-16 text; sluice reads NDJSON as UTF-8",
+            refuse_in_validate=True,
+        ),
         Case(
             "ndjson_no_object_line",
             "ndjson",

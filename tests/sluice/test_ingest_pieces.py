@@ -26,7 +26,7 @@ from sluice.core.errors import InputError
 from sluice.core.text import as_text
 from sluice.ingest import Ingested, ingest, list_source_files, pieces
 from sluice.ingest.pieces import Plan, plan_partition, read_pieces, scan_text
-from sluice.ingest.text import _csv_exact, _csv_fast
+from sluice.ingest.text import _csv_exact, _csv_fast, wide_encoding
 from tests.robustness.corpus import CASES, HEADER, Case, good, not_utf8_parquet, parquet
 from tests.robustness.support import write_dataset
 
@@ -309,6 +309,8 @@ def test_fast_and_exact_paths_agree_where_the_fast_path_reads() -> None:
     text the fast path takes, both give the same rows."""
     checked = 0
     for data in [*HOSTILE_CSV.values(), *(c.data for c in CASES if c.fmt == "csv")]:
+        if wide_encoding(data) is not None:
+            continue  # refused whole before either path reads it (UTF-16 or UTF-32 text)
         try:
             fast = _csv_fast(data, CsvOptions(), "x.csv")
         except InputError:
