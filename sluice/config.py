@@ -72,6 +72,12 @@ class ColumnSpec(_Strict):
         description="strftime format of a date or datetime column; without it a date is "
         "YYYY-MM-DD and a datetime is read as ISO-8601 (offsets converted to UTC).",
     )
+    decimal: Literal[".", ","] = Field(
+        default=".",
+        description="Decimal separator of a float column written as text (CSV, NDJSON strings): "
+        "'.' or ','. With ',' a value reads 3,25 (or 3); one holding a '.' does not parse, as "
+        "thousands separators are not read.",
+    )
     null_values: list[str] = Field(
         default_factory=list,
         description="Values of this column read as null (matched on the text as read).",
@@ -85,6 +91,8 @@ class ColumnSpec(_Strict):
     def _format_only_for_temporal(self) -> ColumnSpec:
         if self.format is not None and self.type not in ("date", "datetime"):
             raise ValueError(f"'format' applies to date and datetime columns, not {self.type}")
+        if self.decimal != "." and self.type != "float":
+            raise ValueError(f"'decimal' applies to float columns, not {self.type}")
         return self
 
     @field_validator("format")

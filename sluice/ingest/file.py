@@ -225,7 +225,8 @@ def _null_tokens(read: pl.DataFrame, declared: Mapping[str, ColumnSpec]) -> pl.D
 
 def _expected(spec: ColumnSpec) -> str:
     within = f", {YEARS}" if spec.type in ("date", "datetime") else ""
-    return spec.type + (f" ({spec.format})" if spec.format else "") + within
+    comma = ", decimal comma" if spec.decimal == "," else ""
+    return spec.type + (f" ({spec.format})" if spec.format else "") + within + comma
 
 
 def _bad_details(rule: str, fmt: str, width: int, opts: CsvOptions) -> dict[str, str]:

@@ -31,6 +31,13 @@ def column_parser(spec: ColumnSpec) -> Parser:
         return lambda e: e
     if t == "int":
         return lambda e: _text(e).cast(pl.Int64, strict=False)
+    if t == "float" and spec.decimal == ",":
+        return lambda e: (
+            pl.when(_text(e).str.contains(".", literal=True))
+            .then(None)
+            .otherwise(_text(e).str.replace(",", ".", literal=True))
+            .cast(pl.Float64, strict=False)
+        )
     if t == "float":
         return lambda e: _text(e).cast(pl.Float64, strict=False)
     if t == "bool":
@@ -231,7 +238,7 @@ def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec, *, first: bool = Fal
     if spec.type in ("date", "datetime") and (dtype == pl.Date or isinstance(dtype, pl.Datetime)):
         # out of years 1 to 9999 before any conversion (one beyond polars' calendar would panic)
         col = _within_years(col, dtype)
-    if dtype == pl.String and first and spec.type in ("int", "float"):
+    if dtype == pl.String and first and spec.type in ("int", "float") and spec.decimal == ".":
         value = col.cast(target, strict=False)
     elif dtype == pl.String:
         value = column_parser(spec)(col)
@@ -310,6 +317,7 @@ def _again(
             c not in frame.columns
             or frame[c].dtype != pl.String
             or spec.type not in ("int", "float")
+            or spec.decimal != "."  # parsed by its parser at first (see _typed)
         ):
             continue
         missed = frame[c].is_not_null() & parsed[c].is_null()

@@ -273,6 +273,8 @@ def spec_for(
         entry: dict[str, Any] = {"type": c.type}
         if c.spec.format:
             entry["format"] = c.spec.format
+        if c.spec.decimal != ".":
+            entry["decimal"] = c.spec.decimal
         if c.spec.null_values:
             entry["null_values"] = list(c.spec.null_values)
         if c.spec.aliases:

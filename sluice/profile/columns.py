@@ -40,6 +40,7 @@ BOOL_WORDS = frozenset({"true", "false", "t", "f", "yes", "no", "y", "n"})
 _DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}|\d{1,2}\s+[A-Za-z]{3}|[A-Za-z]{3}\s+\d{1,2}")
 _TIME_CODES = re.compile(r"%[-_0^#]?[0-9]*(?:[HIMSpfzTcXrR]|\.f|:z)")
 _LEADING_ZERO = re.compile(r"^[-+]?0\d")
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+$")
 FORMAT_SAMPLE = 500
 
 
@@ -100,6 +101,8 @@ def _candidates(text: pl.Series) -> list[ColumnSpec]:
     if not any(_LEADING_ZERO.match(str(v).strip()) for v in sample):
         out.append(ColumnSpec(type="int"))
         out.append(ColumnSpec(type="float"))
+        if any(_DECIMAL_COMMA.match(str(v).strip()) for v in sample):
+            out.append(ColumnSpec(type="float", decimal=","))
     dated = [str(v) for v in sample if _DATE_LIKE.search(str(v))]
     if dated and len(dated) * 2 >= len(sample):
         for kind in ("date", "datetime"):
@@ -132,6 +135,7 @@ def infer_column(
         held = _share_parsed(test_v, spec)
         if learnt >= 1 - max_fail and held >= 1 - max_fail:
             fmt = f" (format {spec.format})" if spec.format else ""
+            fmt += " (decimal comma)" if spec.decimal == "," else ""
             why = (
                 f"{spec.type}{fmt}: {learnt:.1%} of learnt and {held:.1%} of hold-out values "
                 f"parse{token_note}"

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from sluice.config import Partition, load_spec
-from sluice.core.errors import InputError
+from sluice.core.errors import ConfigError, InputError
 from sluice.core.failures import concat_failures, make_failures
 from sluice.core.frame import row_ids
 from sluice.decide import split
@@ -359,3 +359,34 @@ def test_the_reader_of_several_parts_holds_them_one_after_the_other() -> None:
     parts = [b"id,amount\n", b"", b"r1,1.5\n" * 10_000, b"\xff\x00tail"]
     assert arrow_reader(*parts).read() == b"".join(parts)
     assert arrow_reader().read() == b""
+
+
+def test_a_float_column_with_a_decimal_comma(make_dataset: SpecFactory) -> None:
+    """``decimal: ","`` reads 3,25 and 3; a value holding a '.' (1.5, or 1.234,5 with thousands
+    separators) is a type failure, never read as another number."""
+    schema = {"id": "string", "amount": {"type": "float", "decimal": ","}, "count": "int"}
+    values = ["3,25", "3", "-0,5", " 2,5 ", "1.5", "1.234,5", "1,2,3", "", "x"]
+    content = "id;amount;count\n" + "".join(f"r{i};{v};{i}\n" for i, v in enumerate(values))
+    spec = make_dataset(
+        {"2024-01-01": content},
+        schema=schema,
+        suite={"name": "s", "expectations": []},
+        extra={
+            "source": {"path": "raw/date={date}/*.csv", "format": "csv", "csv": {"delimiter": ";"}}
+        },
+    )
+    loaded = load_spec(spec)
+    got = ingest(loaded, loaded.spec.partition.parse("2024-01-01"))
+    assert got.frame["amount"].to_list() == [3.25, 3.0, -0.5, 2.5, None, None, None, None, None]
+    fails = got.failures.sort("value")
+    assert fails["value"].to_list() == ["1,2,3", "1.234,5", "1.5", "x"]
+    assert set(fails["reason"]) == {"amount|type"}
+    assert "decimal comma" in fails["details"][0]
+
+
+def test_decimal_applies_to_float_columns_only(make_dataset: SpecFactory) -> None:
+    spec = make_dataset(
+        {"2024-01-01": HEADER}, schema={"id": "string", "n": {"type": "int", "decimal": ","}}
+    )
+    with pytest.raises(ConfigError, match="'decimal' applies to float columns, not int"):
+        load_spec(spec)

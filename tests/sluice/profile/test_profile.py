@@ -12,7 +12,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from sluice.profile import SLUICE_TYPES, Profile, profile, suite_for, typed_frame
+from sluice.core.errors import InputError
+from sluice.profile import (
+    SLUICE_TYPES,
+    Profile,
+    profile,
+    spec_for,
+    suite_for,
+    typed_frame,
+)
 from sluice.profile.read import sniff_csv
 from sluice.profile.rules import FD, NORMALISED_UNIQUE, RARE, literal, shape
 
@@ -294,3 +302,34 @@ def test_a_yes_no_column_with_stray_values_is_still_bool(tmp_path: Path) -> None
     frame.write_csv(tmp_path / "s.csv")
     kinds = {c.name: c.spec.type for c in profile([tmp_path / "s.csv"]).columns}
     assert kinds == {"flag": "bool", "answer": "string", "count": "int"}
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_utf16_sample_is_refused_not_profiled_byte_by_byte(tmp_path: Path, codec: str) -> None:
+    """Read byte by byte, a UTF-16 file gave columns of NULs and a suite that learnt them."""
+    (tmp_path / "s.csv").write_bytes(sample_frame(n=200).write_csv().encode(codec))
+    with pytest.raises(InputError, match=r"s\.csv: the file is UTF-(16|32) text; .*iconv -f"):
+        profile([tmp_path / "s.csv"])
+
+
+def test_a_decimal_comma_column_is_declared_float_with_its_separator(tmp_path: Path) -> None:
+    """A semicolon file of 3,25-style numbers: the column is a float read with a decimal comma
+    (not text, which no range or detector would check), and the spec says so."""
+    rng = np.random.default_rng(2)
+    amounts = [f"{v:.2f}".replace(".", ",") for v in rng.normal(50, 5, 600)]
+    amounts[:3] = ["12", "7", "-3,5"]
+    text = "id;amount\n" + "".join(f"r{i};{a}\n" for i, a in enumerate(amounts))
+    (tmp_path / "s.csv").write_text(text)
+    got = profile([tmp_path / "s.csv"])
+    amount = next(c for c in got.columns if c.name == "amount")
+    assert (amount.spec.type, amount.spec.decimal) == ("float", ",")
+    assert typed_frame(got)["amount"].head(3).to_list() == [12.0, 7.0, -3.5]
+    spec = spec_for(
+        "s",
+        got,
+        source_path="raw/*.csv",
+        partition={"key": "date", "kind": "day"},
+        outputs={},
+        suite="s.json",
+    )
+    assert spec["schema"]["amount"] == {"type": "float", "decimal": ","}
