@@ -74,9 +74,10 @@ class ColumnSpec(_Strict):
     )
     decimal: Literal[".", ","] = Field(
         default=".",
-        description="Decimal separator of a float column written as text (CSV, NDJSON strings): "
-        "'.' or ','. With ',' a value reads 3,25 (or 3); one holding a '.' does not parse, as "
-        "thousands separators are not read.",
+        description="Decimal separator of a float column's text (a CSV field, an NDJSON value, "
+        "a Parquet string): '.' or ','. With ',' a value reads 3,25 (or 3); one holding a '.' "
+        "does not parse, an NDJSON number such as 3.5 included (thousands separators are not "
+        "read, so no value is read as another number).",
     )
     null_values: list[str] = Field(
         default_factory=list,
