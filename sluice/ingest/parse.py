@@ -193,13 +193,13 @@ def outside_years(values: pl.Series) -> int:
     return values.len() - values.null_count() - int(inside)
 
 
-def typed_temporal(values: pl.Series, spec: ColumnSpec) -> pl.Series:
-    """A Date or Datetime column as ingest types it for ``spec`` (a date or datetime): in UTC
-    without a time zone, a value beyond years 1 to 9999 null. Any other column as it is."""
+def typed_natively(values: pl.Series, spec: ColumnSpec) -> pl.Series:
+    """A column read in a type of its own (Parquet) as ingest types it for ``spec``, a value
+    that would be a type failure null (a UInt64 beyond Int64, an infinite float, a date beyond
+    years 1 to 9999; a datetime in UTC without a time zone). A text column, or one declared
+    ``string``, as it is."""
     dtype = values.dtype
-    if spec.type not in ("date", "datetime") or not (
-        dtype == pl.Date or isinstance(dtype, pl.Datetime)
-    ):
+    if dtype == pl.String or spec.type == "string" or not _native(dtype, spec):
         return values
     name = values.name
     return values.to_frame("v").select(_typed("v", dtype, spec)).to_series().alias(name)

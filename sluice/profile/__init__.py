@@ -74,7 +74,7 @@ def profile(
                 max_fail=max_fail,
             )
         else:
-            col = infer_typed(source, name, sample.frame.get_column(source))
+            col = infer_typed(source, name, sample.frame.get_column(source), max_fail=max_fail)
         columns.append(col)
     train = _typed(train_text, columns)
     test = _typed(test_text, columns)

@@ -14,7 +14,7 @@ import polars as pl
 
 from sluice.config import ColumnSpec, name_problem
 from sluice.hints import guess_format
-from sluice.ingest import column_parser, typed_temporal
+from sluice.ingest import column_parser, typed_natively
 
 NULL_TOKENS = frozenset(
     {
@@ -145,8 +145,9 @@ def infer_column(
     return Column(source, name, spec, 1.0, "string: no other type parses" + token_note)
 
 
-def infer_typed(source: str, name: str, values: pl.Series) -> Column:
-    """The declaration of a column that arrived typed (Parquet): its own type, as ingest reads."""
+def infer_typed(source: str, name: str, values: pl.Series, *, max_fail: float) -> Column:
+    """The declaration of a column that arrived typed (Parquet): its own type, as ingest reads,
+    unless more than ``max_fail`` of its values would not parse as that (then text)."""
     dtype = values.dtype
     aliases = [source] if source != name else []
     kind = "string"
@@ -161,8 +162,19 @@ def infer_typed(source: str, name: str, values: pl.Series) -> Column:
     elif isinstance(dtype, pl.Datetime):
         kind = "datetime"
     spec = ColumnSpec(type=kind, aliases=aliases)  # type: ignore[arg-type]
-    opaque = kind == "string" and dtype != pl.String
     why = f"{kind}: the file's own type ({dtype})"
+    present = values.len() - values.null_count()
+    kept = present - typed_natively(values, spec).null_count() + values.null_count()
+    if kind != "string" and present and kept < (1 - max_fail) * present:
+        # a UInt64 beyond Int64, infinite floats, dates beyond years 1 to 9999: as declared,
+        # that many rows would be type failures on every run
+        why = (
+            f"string: the file's own type ({dtype}) read as {kind} would fail "
+            f"{1 - kept / present:.1%} of its values"
+        )
+        kind = "string"
+        spec = ColumnSpec(type="string", aliases=aliases)
+    opaque = kind == "string" and dtype != pl.String
     if opaque:
         why += "; only its completeness is checked (its text is what ingest makes of it)"
     return Column(source, name, spec, 1.0, why, opaque=opaque)
@@ -178,7 +190,7 @@ def typed(values: pl.Series, column: Column) -> pl.Series:
     """The column's values in its declared type (tokens null, unparsed values null; a typed
     date or datetime as ingest reads it: in UTC, null beyond years 1 to 9999)."""
     if values.dtype != pl.String:
-        return typed_temporal(values, column.spec).alias(column.name)
+        return typed_natively(values, column.spec).alias(column.name)
     text = _without(values, column.spec.null_values)
     parsed = pl.DataFrame({"v": text}).select(column_parser(column.spec)(pl.col("v"))).to_series()
     return parsed.alias(column.name)

@@ -333,3 +333,30 @@ def test_a_decimal_comma_column_is_declared_float_with_its_separator(tmp_path: P
         suite="s.json",
     )
     assert spec["schema"]["amount"] == {"type": "float", "decimal": ","}
+
+
+def test_a_typed_column_is_judged_as_ingest_will_type_it(tmp_path: Path) -> None:
+    """A Parquet UInt64 a third of whose values lie beyond Int64 would fail that many rows as
+    ``int`` on every run: it is declared text. One that fits is ``int``; a float column's few
+    infinities, type failures as ingest reads them, are null in what the suggestions judge."""
+    n = 400
+    frame = pl.DataFrame(
+        {
+            "wide": pl.Series([i * 2**55 for i in range(n)], dtype=pl.UInt64),
+            "narrow": pl.Series(range(n), dtype=pl.UInt64),
+            "x": [float("inf") if i % 100 == 0 else float(i) for i in range(n)],
+        }
+    )
+    frame.write_parquet(tmp_path / "s.parquet")
+    got = profile([tmp_path / "s.parquet"])
+    cols = {c.name: c for c in got.columns}
+    assert {k: c.spec.type for k, c in cols.items()} == {
+        "wide": "string",
+        "narrow": "int",
+        "x": "float",
+    }
+    assert cols["wide"].opaque
+    assert "read as int would fail 36.0% of its values" in cols["wide"].why
+    typed = typed_frame(got)
+    assert typed["x"].null_count() == 4
+    assert typed["narrow"].dtype == pl.Int64
