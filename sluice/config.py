@@ -7,6 +7,7 @@ Relative paths in a spec are relative to the spec file's folder. Path strings ma
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import os
 import re
 from dataclasses import dataclass
@@ -172,7 +173,8 @@ class SourceSpec(_Strict):
             "Path or glob, relative to the spec's folder, or a URL (`s3://`, `gs://`, "
             "`abfs://`, `https://`; each needs its extra installed); `{<partition key>}` or "
             "`{<partition key>:<strftime format>}` is replaced by the partition; `${VAR}` and "
-            "`${VAR:-default}` take environment variables."
+            "`${VAR:-default}` take environment variables. A `*` makes it a glob (only the "
+            "path's own text is a pattern, not the folders the spec lies in)."
         )
     )
     format: SourceFormat = Field(default="csv", description="File format of the source.")
@@ -1140,6 +1142,25 @@ class LoadedSpec:
             return text
         p = Path(text)
         return str(p if p.is_absolute() else (self.path.parent / p).resolve())
+
+    def source_glob(self, partition: Partition) -> str | None:
+        """:meth:`source_pattern` as it is matched: ``None`` when the filled template holds
+        no ``*`` (it names one file, whatever its path holds), else the glob with the folders
+        the spec's own folder lies in escaped (``glob.escape``), so that a project under
+        ``data [x]/`` or ``a*b/`` has its path matched as written; only the template's own
+        text is a pattern."""
+        text = self.source_template.render(partition)
+        if "*" not in text:
+            return None
+        resolved = self.source_pattern(partition)
+        if "://" in text or Path(text).is_absolute():
+            return resolved
+        here = self.path.parent.resolve()
+        for folder in (here, *here.parents):
+            head = str(folder)
+            if resolved.startswith(head.rstrip(os.sep) + os.sep):
+                return glob.escape(head) + resolved[len(head) :]
+        return resolved
 
     def source_prefix(self) -> str | Path:
         """The folder every source file lies under: resolved when local, the URL text when

@@ -40,7 +40,12 @@ def list_source_files(loaded: LoadedSpec, partition: Partition) -> list[str]:
     """
     spec = loaded.spec
     pattern = loaded.source_pattern(partition)
-    fs, _, paths = fsspec.get_fs_token_paths(pattern)
+    wanted = loaded.source_glob(partition)
+    if wanted is None:
+        fs, path = fsspec.core.url_to_fs(pattern)
+        paths = [path]
+    else:
+        fs, _, paths = fsspec.get_fs_token_paths(wanted)
     files = sorted(p for p in paths if fs.isfile(p))
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     if protocol in ("file", "local"):

@@ -19,7 +19,7 @@ from sluice.core.failures import concat_failures, make_failures
 from sluice.core.frame import row_ids
 from sluice.decide import split
 from sluice.ingest import Ingested, arrow_reader, arrow_to_polars, ingest, list_source_files
-from tests.conftest import SpecFactory
+from tests.conftest import TINY_SCHEMA, SpecFactory, tiny_suite
 from tests.robustness.corpus import odd_arrow_columns
 
 HEADER = "id,amount,count,when,kind\n"
@@ -390,3 +390,31 @@ def test_decimal_applies_to_float_columns_only(make_dataset: SpecFactory) -> Non
     )
     with pytest.raises(ConfigError, match="'decimal' applies to float columns, not int"):
         load_spec(spec)
+
+
+@pytest.mark.parametrize("template", ["../raw/date={date}/*.csv", "../raw/date={date}/f [1].csv"])
+def test_a_project_folder_named_like_a_pattern_is_matched_as_it_is(
+    tmp_path: Path, template: str
+) -> None:
+    """A ``[x]`` or ``*`` in the folders the project lies in is part of a name, not a pattern
+    (``[x]`` matched only ``x``: "nothing matches"); the template's own ``*`` still is one."""
+    root = tmp_path / "da ta [x] a*b"
+    (root / "datasets").mkdir(parents=True)
+    folder = root / "raw" / "date=2024-01-01"
+    folder.mkdir(parents=True)
+    (folder / "f [1].csv").write_text(HEADER + "a,1.5,2,2024-01-01 10:00:00,a\n")
+    (root / "suite.json").write_text(json.dumps(tiny_suite()))
+    spec = {
+        "name": "tiny",
+        "source": {"path": template, "format": "csv"},
+        "partition": {"key": "date", "kind": "day"},
+        "schema": TINY_SCHEMA,
+        "suite": "../suite.json",
+        "outputs": {"clean": "../out/clean", "quarantine": "../out/q", "reports": "../out/r"},
+    }
+    path = root / "datasets" / "tiny.yaml"
+    path.write_text(json.dumps(spec))
+    loaded = load_spec(path)
+    partition = Partition.parse("2024-01-01", "day", "date")
+    assert list_source_files(loaded, partition) == [str(folder / "f [1].csv")]
+    assert ingest(loaded, partition).frame.height == 1
