@@ -50,7 +50,7 @@ def column_text(series: pl.Series) -> pl.Series:
 # polars' calendar (chrono's) holds years -262,143 to 262,142 and panics on writing out a date or
 # datetime beyond them, which a Parquet file can hold (any 64-bit count of its unit)
 CALENDAR_DAYS = 95_000_000  # about 260,000 years either side of 1970, within that calendar
-_UNIT_PER_DAY = {"ns": 86_400 * 10**9, "us": 86_400 * 10**6, "ms": 86_400_000}
+UNITS_PER_DAY = {"ns": 86_400 * 10**9, "us": 86_400 * 10**6, "ms": 86_400_000}  # of a Datetime
 
 
 def beyond_calendar(series: pl.Series) -> pl.Series | None:
@@ -60,7 +60,7 @@ def beyond_calendar(series: pl.Series) -> pl.Series | None:
     if dtype == pl.Date:
         limit = CALENDAR_DAYS
     elif isinstance(dtype, pl.Datetime):
-        limit = CALENDAR_DAYS * _UNIT_PER_DAY[dtype.time_unit or "us"]
+        limit = CALENDAR_DAYS * UNITS_PER_DAY[dtype.time_unit or "us"]
         if limit >= 2**63:  # nanoseconds: every 64-bit count lies within it
             return None
     else:

@@ -9,7 +9,7 @@ import polars as pl
 
 from sluice.config import ColumnSpec
 from sluice.core.errors import InputError
-from sluice.core.text import column_text
+from sluice.core.text import UNITS_PER_DAY, column_text
 
 TRUE_TEXT = ("true", "t", "yes", "y", "1")
 
@@ -163,7 +163,6 @@ _TARGET: dict[str, pl.DataType] = {
 # so of GX, the report and every reader in Python). polars reads "0000-01-01" under "%Y-%m-%d",
 # and a Parquet timestamp can be any 64-bit count; a value beyond those years is a type failure.
 FIRST_DAY, LAST_DAY = -719_162, 2_932_896  # 0001-01-01 and 9999-12-31, in days from 1970-01-01
-_PER_DAY = {"ns": 86_400 * 10**9, "us": 86_400 * 10**6, "ms": 86_400_000}
 YEARS = "from 0001-01-01 to 9999-12-31"
 
 
@@ -174,7 +173,7 @@ def in_years(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     if dtype == pl.Date:
         lo, hi = FIRST_DAY, LAST_DAY
     else:
-        per = _PER_DAY[getattr(dtype, "time_unit", None) or "us"]
+        per = UNITS_PER_DAY[getattr(dtype, "time_unit", None) or "us"]
         lo, hi = max(FIRST_DAY * per, -(2**63)), min((LAST_DAY + 1) * per - 1, 2**63 - 1)
     return expr.to_physical().is_between(lo, hi)
 
