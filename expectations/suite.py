@@ -27,6 +27,7 @@ import copy
 import datetime as dt
 import difflib
 import json
+import math
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
@@ -106,6 +107,7 @@ COLUMN_SET_TYPES: frozenset[str] = frozenset(
 REGEX_KWARGS: tuple[str, ...] = ("regex", "regex_list")
 _UNSAFE_SCHEMA_KEYS = frozenset({"pattern", "patternProperties"})
 _REF_KEYS = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
+QUANTILE_TYPE = "expect_column_quantile_values_to_be_between"
 NOT_KWARGS = _NOT_KWARGS
 """Keys that are never arguments of an expectation, and what to do with each instead."""
 
@@ -378,6 +380,9 @@ def _entry(b: _Builder, i: int, item: Any) -> ExpectationEntry:
         _check_kwargs(b, at, type_name, _impl(b, at, type_name), kwargs)
         gx_accepted.remember(type_name, kwargs)
     _check_patterns(b, at, type_name, kwargs)
+    _check_listed_once(b, at, kwargs)
+    if type_name == QUANTILE_TYPE:
+        _check_quantile_ranges(b, (*at, "kwargs", "quantile_ranges"), kwargs.get("quantile_ranges"))
     if b.columns is not None:
         for key, name in _named_columns(type_name, kwargs):
             if name not in b.columns:
@@ -645,6 +650,85 @@ def _check_patterns(b: _Builder, at: Path_, type_name: str, kwargs: dict[str, An
                 )
     if type_name == "expect_column_values_to_match_json_schema":
         _check_json_schema(b, (*at, "kwargs", "json_schema"), kwargs.get("json_schema"))
+
+
+def _check_listed_once(b: _Builder, at: Path_, kwargs: dict[str, Any]) -> None:
+    """Refuse a ``column_list`` naming a column twice: GX takes it, and then compares the column
+    with itself (every row of ``expect_select_column_values_to_be_unique_within_record`` fails)
+    or counts it twice (a sum)."""
+    listed = kwargs.get("column_list")
+    if not isinstance(listed, list):
+        return
+    seen: set[str] = set()
+    for i, name in enumerate(listed):
+        if isinstance(name, str) and name in seen:
+            raise b.error(
+                f"column {name!r} is listed twice",
+                (*at, "kwargs", "column_list", i),
+                found=listed,
+                allowed="each column once",
+            )
+        if isinstance(name, str):
+            seen.add(name)
+
+
+def _number(value: Any) -> bool:
+    """A JSON number that is not NaN (a bool is not a number here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _check_quantile_ranges(b: _Builder, key: Path_, ranges: Any) -> None:
+    """Refuse ``quantile_ranges`` that no engine can check: GX accepts quantiles beyond 0 to 1,
+    ranges that are not pairs and lists of different lengths, and then raises on every batch
+    (its model means to refuse unordered pairs and different lengths, but does not)."""
+    allowed = (
+        '{"quantiles": [q, ...], "value_ranges": [[min, max], ...]}: one [min, max] per '
+        "quantile, each quantile from 0 to 1, min and max numbers (or null: unbounded), min <= max"
+    )
+    if not isinstance(ranges, dict) or not {"quantiles", "value_ranges"} <= set(ranges):
+        raise b.error(
+            "quantile_ranges needs quantiles and value_ranges", key, found=ranges, allowed=allowed
+        )
+    quantiles, value_ranges = ranges["quantiles"], ranges["value_ranges"]
+    if not isinstance(quantiles, list) or not quantiles:
+        raise b.error(
+            "quantile_ranges.quantiles must be a list of at least one quantile",
+            (*key, "quantiles"),
+            found=quantiles,
+            allowed=allowed,
+        )
+    for i, q in enumerate(quantiles):
+        if not (_number(q) and 0 <= q <= 1):
+            raise b.error(
+                "a quantile is a number from 0 to 1",
+                (*key, "quantiles", i),
+                found=q,
+                allowed=allowed,
+            )
+    if not isinstance(value_ranges, list) or len(value_ranges) != len(quantiles):
+        raise b.error(
+            f"quantile_ranges.value_ranges must hold one [min, max] for each of the "
+            f"{len(quantiles)} quantile(s)",
+            (*key, "value_ranges"),
+            found=value_ranges,
+            allowed=allowed,
+        )
+    for i, pair in enumerate(value_ranges):
+        bounds = pair if isinstance(pair, list) and len(pair) == 2 else None
+        if bounds is None or not all(v is None or _number(v) for v in bounds):
+            raise b.error(
+                "a value range is [min, max], each a number or null",
+                (*key, "value_ranges", i),
+                found=pair,
+                allowed=allowed,
+            )
+        if bounds[0] is not None and bounds[1] is not None and bounds[0] > bounds[1]:
+            raise b.error(
+                "a value range's min is above its max",
+                (*key, "value_ranges", i),
+                found=pair,
+                allowed=allowed,
+            )
 
 
 def _check_json_schema(b: _Builder, key: Path_, schema: Any) -> None:

@@ -147,6 +147,60 @@ def test_cross_field_rule_of_gx_is_enforced() -> None:
     assert "min_value and max_value cannot both be None" in err.problem
 
 
+QUANTILES = "expect_column_quantile_values_to_be_between"
+
+
+@pytest.mark.parametrize(
+    ("ranges", "key", "problem"),
+    [
+        ({"quantiles": [0.5, 2], "value_ranges": [[0, 1], [0, 1]]}, "quantiles[1]", "0 to 1"),
+        ({"quantiles": [-0.1], "value_ranges": [[0, 1]]}, "quantiles[0]", "0 to 1"),
+        ({"quantiles": [None], "value_ranges": [[0, 1]]}, "quantiles[0]", "0 to 1"),
+        ({"quantiles": [True], "value_ranges": [[0, 1]]}, "quantiles[0]", "0 to 1"),
+        ({"quantiles": [], "value_ranges": []}, "quantiles", "at least one"),
+        ({"quantiles": [0.5], "value_ranges": [[0, 1], [0, 1]]}, "value_ranges", "for each"),
+        ({"quantiles": [0.5, 0.9], "value_ranges": [[0, 1]]}, "value_ranges", "for each"),
+        ({"quantiles": [0.5], "value_ranges": [[1]]}, "value_ranges[0]", "[min, max]"),
+        ({"quantiles": [0.5], "value_ranges": [[1, 2, 3]]}, "value_ranges[0]", "[min, max]"),
+        ({"quantiles": [0.5], "value_ranges": [["a", "b"]]}, "value_ranges[0]", "[min, max]"),
+        ({"quantiles": [0.5], "value_ranges": [[100, 1]]}, "value_ranges[0]", "above its max"),
+        ({"quantiles": [0.5]}, "", "needs quantiles and value_ranges"),
+    ],
+)
+def test_quantile_ranges_no_engine_can_check_are_refused(
+    ranges: dict[str, Any], key: str, problem: str
+) -> None:
+    """GX takes these and raises on every batch (the polars engine crashed the run on some)."""
+    err = _dict_error({"type": QUANTILES, "kwargs": {"column": "a", "quantile_ranges": ranges}})
+    assert err.key == "expectations[0].kwargs.quantile_ranges" + (f".{key}" if key else "")
+    assert problem in err.problem
+
+
+def test_quantile_ranges_open_at_either_end_load() -> None:
+    ranges = {"quantiles": [0.0, 0.5, 1], "value_ranges": [[None, 1], [0, None], [None, None]]}
+    (entry,) = suite_from_dict(
+        _suite({"type": QUANTILES, "kwargs": {"column": "a", "quantile_ranges": ranges}})
+    ).entries
+    assert entry.kwargs["quantile_ranges"] == ranges
+
+
+@pytest.mark.parametrize(
+    "type_",
+    [
+        "expect_select_column_values_to_be_unique_within_record",
+        "expect_compound_columns_to_be_unique",
+        "expect_multicolumn_sum_to_equal",
+    ],
+)
+def test_a_column_listed_twice_is_refused(type_: str) -> None:
+    kwargs: dict[str, Any] = {"column_list": ["a", "b", "a"]}
+    if type_ == "expect_multicolumn_sum_to_equal":
+        kwargs["sum_total"] = 1
+    err = _dict_error({"type": type_, "kwargs": kwargs})
+    assert err.key == "expectations[0].kwargs.column_list[2]"
+    assert "'a' is listed twice" in err.problem
+
+
 @pytest.mark.parametrize("key", ["result_format", "severity", "meta", "catch_exceptions"])
 def test_envelope_fields_inside_kwargs_are_refused(key: str) -> None:
     entry = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a", key: None}}
