@@ -598,7 +598,9 @@ class PoliciesSpec(_Strict):
     per_rule: Threshold = Field(default_factory=lambda: Threshold(warn=None, error=0.5))
     rules: dict[str, Threshold] = Field(default_factory=dict)
     could_not_run: Literal["warn", "error"] = Field(
-        default="warn", description="What an expectation that could not run does to the run."
+        default="warn",
+        description="What an expectation that could not run, or a detector that did not screen "
+        "the rows that passed validation (fewer rows than it needs to fit on), does to the run.",
     )
     alerts: AlertPolicy = Field(default_factory=AlertPolicy)
 

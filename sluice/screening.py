@@ -257,9 +257,13 @@ def judge_rows(
     verdicts: Sequence[Mapping[str, Any]],
     policies: PoliciesSpec,
     columns: Mapping[str, ColumnSpec],
+    detectors: Sequence[Mapping[str, Any]] = (),
+    screened_rows: int = 0,
 ) -> Verdict:
     """Measure a split and judge it against ``policies`` (:mod:`sluice.verdict`); the causes of
-    ``column|type`` reasons say what the values look like (``columns`` are their declarations)."""
+    ``column|type`` reasons say what the values look like (``columns`` are their declarations).
+    ``detectors``: each detector's record; one skipped while ``screened_rows`` rows passed
+    validation is a check that could not run."""
     critical_names = set(critical)
     measured = measure(
         failures,
@@ -267,6 +271,8 @@ def judge_rows(
         quarantined=counts["quarantine"],
         critical=critical,
         verdicts=[v for v in verdicts if v.get("reason") not in critical_names],
+        detectors=detectors,
+        screened_rows=screened_rows,
     )
     verdict = judge(measured, policies)
     wanted = hinted_reasons(verdict, measured)
@@ -400,8 +406,10 @@ def screen(
     why = why_not_scored(specs, critical_failed=checked.critical_failed, missing_columns=missing)
     models: list[dict[str, Any]] = []
     scored = concat_failures([])
+    screened_rows = 0
     if why is None:
         passed = rows_to_score(rows, earlier, names)
+        screened_rows = passed.height
         ref = None if learn is None else _reference(*learn, declared, names)
         got = score_detectors(passed, specs, reference=ref)
         scored, models = got.failures, got.models
@@ -420,6 +428,8 @@ def screen(
         verdicts=checked.verdicts,
         policies=rules,
         columns=columns,
+        detectors=models,
+        screened_rows=screened_rows,
     )
     return ScreenResult(
         clean=result.clean,

@@ -11,6 +11,8 @@ rows (a batch-level one: row count, mean, column set) failed, a share of quarant
 run's, a stage's or one reason's) is above its ``error`` threshold, or an expectation could not
 run and ``could_not_run`` is ``error``. It is **warned** when such an expectation of severity
 ``warn`` failed, a share is above its ``warn`` threshold, or an expectation could not run.
+A detector that did not run on rows it should have screened (too few rows to fit on) counts as
+a check that could not run.
 Otherwise it **passed**. The write stage adds one cause after judging: a report that could not
 be built warns the run (:func:`with_cause`, :func:`report_cause`).
 """
@@ -55,6 +57,20 @@ class CouldNotRun:
 
 
 @dataclass(frozen=True)
+class DetectorNotRun:
+    """A detector that screened none of the rows that passed validation, and why."""
+
+    name: str
+    why: str
+    rows: int
+
+    @property
+    def reason(self) -> str:
+        """The reason its flags would have carried: ``outlier|<name>``."""
+        return f"{OUTLIER_COLUMN}|{self.name}"
+
+
+@dataclass(frozen=True)
 class FailedCheck:
     """An expectation that failed without marking rows (a batch-level one), and what it saw."""
 
@@ -80,6 +96,7 @@ class Measurements:
     could_not_run: Sequence[CouldNotRun] = ()
     failed_checks: Sequence[FailedCheck] = ()
     hints: Mapping[str, str] = field(default_factory=dict)
+    detectors_not_run: Sequence[DetectorNotRun] = ()
 
 
 @dataclass(frozen=True)
@@ -243,6 +260,19 @@ def judge(m: Measurements, policies: PoliciesSpec) -> Verdict:
                 policy="could_not_run",
             )
         )
+    for d in m.detectors_not_run:
+        level = policies.could_not_run
+        causes.append(
+            Cause(
+                level,
+                "could_not_run",
+                d.reason,
+                f"{d.reason}: detector {d.name!r} did not run ({d.why}); the {d.rows:,} rows "
+                f"that passed validation were not screened by it "
+                f"(policies.could_not_run: {level})",
+                policy="could_not_run",
+            )
+        )
     critical = set(m.critical)
     for reason, rows in sorted(m.by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
         if reason in critical:
@@ -310,9 +340,12 @@ def measure(
     quarantined: int,
     critical: Sequence[str],
     verdicts: Sequence[Mapping[str, Any]],
+    detectors: Sequence[Mapping[str, Any]] = (),
+    screened_rows: int = 0,
 ) -> Measurements:
-    """Measure a run from its failures table (every stage), its expectations' verdicts and the
-    reasons of the critical checks that failed."""
+    """Measure a run from its failures table (every stage), its expectations' verdicts, the
+    reasons of the critical checks that failed and its detectors' records (as in the manifest),
+    of which those ``skipped`` did not screen the ``screened_rows`` that passed validation."""
     q = failures.filter(pl.col("severity") == "error")
     by_reason = dict(
         q.group_by("reason").agg(pl.col("_row_id").n_unique().alias("rows")).iter_rows()
@@ -359,6 +392,11 @@ def measure(
         could_not_run=tuple(could_not),
         failed_checks=tuple(failed_checks),
         hints={},
+        detectors_not_run=tuple(
+            DetectorNotRun(str(d.get("name")), str(d.get("reason") or "skipped"), screened_rows)
+            for d in detectors
+            if d.get("skipped") and screened_rows > 0
+        ),
     )
 
 

@@ -73,6 +73,7 @@ def _judge(
     run: Run, failures: pl.DataFrame, counts: dict[str, Any], critical: list[str]
 ) -> Verdict:
     """Measure the run and judge it against the dataset's policies (sluice.screening)."""
+    screened = run.facts("screen")
     return judge_rows(
         failures,
         counts,
@@ -80,6 +81,8 @@ def _judge(
         verdicts=run.facts("validate")["verdicts"],
         policies=run.loaded.spec.policies,
         columns=run.loaded.spec.columns,
+        detectors=screened["models"],
+        screened_rows=screened["rows"],
     )
 
 

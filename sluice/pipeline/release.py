@@ -596,6 +596,8 @@ def _commit(
             verdicts=old["validation"]["verdicts"],
             policies=loaded.spec.policies,
             columns=loaded.spec.columns,
+            detectors=old.get("detectors") or [],
+            screened_rows=int((old.get("screen") or {}).get("rows") or 0),
         )
         if not written["clean"].table:
             commit.swap("clean", "quarantine")

@@ -176,6 +176,34 @@ def test_a_check_that_cannot_run_warns_loudly_and_has_its_row_in_the_report(
     assert "skipped (warned)" in strict.stdout  # done already; the verdict still decides
 
 
+def test_a_detector_with_too_few_rows_to_fit_on_warns_and_is_not_passed_silently(
+    make_dataset: SpecFactory, cli_env: dict[str, str]
+) -> None:
+    rows = "".join(f"r{i},{i}.5,{i},2024-01-01 10:00:00,a\n" for i in range(6))
+    detector = {"name": "knn", "features": ["amount", "count"], "severity": "error"}
+    spec = make_dataset({DAY: "id,amount,count,when,kind\n" + rows}, detectors=[detector])
+
+    got = sluice(cli_env, "run", str(spec), "--partition", DAY)
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert got.stdout.startswith(f"tiny {DAY}: WARNED: 6 rows in, 6 clean, 0 quarantined")
+    (line,) = [x for x in got.stdout.splitlines() if x.startswith("  warning:")]
+    assert line == (
+        "  warning: outlier|knn: detector 'knn' did not run (6 batch rows to fit on; knn needs "
+        "10); the 6 rows that passed validation were not screened by it "
+        "(policies.could_not_run: warn)"
+    )
+    m = manifest_of(spec)
+    assert m["status"] == "warned"
+    assert [d["skipped"] for d in m["detectors"]] == [True]
+    assert report_of(m).verdict_class == "verdict warned"
+
+    text = spec.read_text() + "policies:\n  could_not_run: error\n"
+    spec.write_text(text)
+    strict = sluice(cli_env, "run", str(spec), "--partition", DAY)
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    assert strict.stdout.startswith(f"tiny {DAY}: FAILED: 6 rows in")
+
+
 def test_rows_that_share_a_key_are_quarantined_with_a_traceable_duplicate_of(
     make_dataset: SpecFactory, cli_env: dict[str, str]
 ) -> None:

@@ -515,3 +515,18 @@ def test_screen_agrees_with_sluice_run_on_csv_and_parquet(
             {k: v for k, v in m.items() if k in ("state", "reason", "failing_rows")}
             for m in result.verdicts
         ], fmt
+
+
+def test_a_detector_with_too_few_rows_warns_the_verdict() -> None:
+    frame = pl.DataFrame({"amount": [1.0, 2.0, 3.0, 4.0], "n": [1, 2, 3, 4]})
+    result = screen(
+        frame,
+        {"name": "s", "expectations": []},
+        detectors=[{"name": "ecod", "features": ["amount", "n"]}],
+    )
+    (record,) = result.detectors
+    assert record["skipped"] is True
+    assert result.verdict.status == "warned"
+    (cause,) = result.verdict.causes
+    assert (cause.kind, cause.name) == ("could_not_run", "outlier|ecod")
+    assert "the 4 rows that passed validation were not screened by it" in cause.message

@@ -10,6 +10,7 @@ from sluice.config import PoliciesSpec, Threshold
 from sluice.core.failures import concat_failures, make_failures
 from sluice.verdict import (
     CouldNotRun,
+    DetectorNotRun,
     FailedCheck,
     Measurements,
     judge,
@@ -117,6 +118,41 @@ def test_a_check_that_could_not_run_warns_or_fails_as_the_policy_says() -> None:
         "checked (policies.could_not_run: warn)"
     )
     assert judge(m(could_not_run=cnr), PoliciesSpec(could_not_run="error")).status == "failed"
+
+
+def test_a_detector_that_did_not_run_warns_or_fails_as_the_policy_says() -> None:
+    skipped = [DetectorNotRun("knn", "8 batch rows to fit on; knn needs 11", 8)]
+    v = judge(m(detectors_not_run=skipped), DEFAULT)
+    assert v.status == "warned"
+    (cause,) = v.causes
+    assert (cause.kind, cause.name, cause.policy) == (
+        "could_not_run",
+        "outlier|knn",
+        "could_not_run",
+    )
+    assert cause.message == (
+        "outlier|knn: detector 'knn' did not run (8 batch rows to fit on; knn needs 11); the 8 "
+        "rows that passed validation were not screened by it (policies.could_not_run: warn)"
+    )
+    strict = judge(m(detectors_not_run=skipped), PoliciesSpec(could_not_run="error"))
+    assert strict.status == "failed"
+
+
+def test_a_skipped_detector_counts_only_when_rows_were_left_unscreened() -> None:
+    records = [
+        {"name": "knn", "skipped": True, "reason": "3 batch rows to fit on; knn needs 11"},
+        {"name": "ecod", "skipped": False},
+    ]
+    empty = concat_failures([])
+    got = measure(empty, rows_in=3, quarantined=0, critical=[], verdicts=[], detectors=records,
+                  screened_rows=3)  # fmt: skip
+    assert got.detectors_not_run == (
+        DetectorNotRun("knn", "3 batch rows to fit on; knn needs 11", 3),
+    )
+    # no row reached the screen (every one quarantined before it): nothing went unscreened
+    none = measure(empty, rows_in=3, quarantined=3, critical=[], verdicts=[], detectors=records,
+                   screened_rows=0)  # fmt: skip
+    assert none.detectors_not_run == ()
 
 
 def test_a_failed_critical_check_fails_and_its_reason_is_not_judged_again() -> None:
