@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.threshold import DEFAULT_FALSE_FLAG_RATE, tail_threshold
-from sluice.core.errors import ConfigError
+from sluice.core.errors import ConfigError, SluiceError
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -40,6 +40,11 @@ COMMON_PARAMS: dict[str, str] = {
 
 class NotFittedError(RuntimeError):
     """``score`` was called before ``fit``."""
+
+
+class FitRefused(SluiceError):
+    """The detector's library refused to fit with its parameters on these rows (a value that
+    depends on the data, such as more components than features)."""
 
 
 def as_matrix(X: Any, *, what: str = "X") -> FloatArray:

@@ -9,15 +9,33 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import cache
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from detectors.base import COMMON_PARAMS, Detector, FloatArray
+from detectors.base import COMMON_PARAMS, Detector, FitRefused, FloatArray
+from detectors.params import (
+    BINS,
+    BOOLEAN,
+    JOBS,
+    MAX_BINS,
+    MAX_TREES,
+    NEIGHBOUR_RULES,
+    NULL,
+    SHARE,
+    Rule,
+    check_values,
+    choice,
+    either,
+    integer,
+    number,
+)
 from detectors.threshold import DEFAULT_FALSE_FLAG_RATE
 from sluice.core.errors import ConfigError
 
@@ -37,6 +55,8 @@ class PyODDetector(Detector):
     estimator_path: ClassVar[str] = ""
     fixed_params: ClassVar[Mapping[str, Any]] = {}
     needs_scaling: ClassVar[bool] = False
+    param_rules: ClassVar[Mapping[str, Rule]] = {}
+    """The values each library parameter may take (:mod:`detectors.params`)."""
 
     def __init__(
         self,
@@ -81,7 +101,8 @@ class PyODDetector(Detector):
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, detector: str) -> None:
-        """Common checks plus ``scale`` must be a boolean or null."""
+        """Common checks, ``scale`` a boolean or null, and each library parameter within its
+        rule (``param_rules``)."""
         super().check_params(params, detector=detector)
         s = params.get("scale")
         if s is not None and not isinstance(s, bool):
@@ -91,6 +112,27 @@ class PyODDetector(Detector):
                 found=s,
                 allowed="true, false or null",
             )
+        library = "PyOD " + cls.estimator_path.rpartition(":")[2]
+        check_values(cls.param_rules, params, detector=detector, library=library)
+
+    @contextmanager
+    def _library(self, X: FloatArray, passing: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+        """The library refusing to fit on ``X`` (scikit-learn's ``InvalidParameterError`` is a
+        ``ValueError``) as :class:`FitRefused`, naming the parameters given; ``passing``: errors
+        left as they are (a caller's fallback)."""
+        try:
+            yield
+        except passing:
+            raise
+        except (ValueError, TypeError) as exc:
+            library = "PyOD " + self.estimator_path.rpartition(":")[2]
+            given = ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items()))
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise FitRefused(
+                f"{library} could not be fitted on {X.shape[0]:,} rows x {X.shape[1]} features"
+                + (f" with {given}" if given else "")
+                + f": {first}"
+            ) from exc
 
     def _scales(self) -> bool:
         return self.needs_scaling if self.scale is None else bool(self.scale)
@@ -114,8 +156,9 @@ class PyODDetector(Detector):
             self.center_ = X.mean(axis=0)
             sd = X.std(axis=0)
             self.spread_ = np.where(sd > 0, sd, 1.0)
-        est = self._make()
-        est.fit(self._prepare(X))
+        with self._library(X):
+            est = self._make()
+            est.fit(self._prepare(X))
         self.estimator_ = est
         return np.asarray(est.decision_scores_, dtype=np.float64)
 
@@ -152,6 +195,16 @@ class IForest(PyODDetector):
         }
     )
     pyod_contamination: ClassVar[float] = 0.1
+    param_rules: ClassVar[Mapping[str, Rule]] = MappingProxyType(
+        {
+            "n_estimators": integer(1, MAX_TREES),
+            "max_samples": either(choice("auto"), integer(1, 2**31 - 1), SHARE),
+            "max_features": either(integer(1, 2**31 - 1), SHARE),
+            "bootstrap": BOOLEAN,
+            "n_jobs": JOBS,
+            "behaviour": choice("old", "new"),
+        }
+    )
 
     @classmethod
     def estimator_params(cls) -> list[str]:
@@ -196,16 +249,17 @@ class IForest(PyODDetector):
         self.__dict__.pop("estimator_", None)
         p = {**self.pyod_defaults, **self.params}
         try:
-            forest = CompactForest.from_forest(
-                fit_forest(
-                    X,
-                    n_estimators=p["n_estimators"],
-                    max_samples=p["max_samples"],
-                    max_features=p["max_features"],
-                    bootstrap=p["bootstrap"],
-                    random_state=self.random_state,
+            with self._library(X, passing=(Unsupported, TooLarge)):
+                forest = CompactForest.from_forest(
+                    fit_forest(
+                        X,
+                        n_estimators=p["n_estimators"],
+                        max_samples=p["max_samples"],
+                        max_features=p["max_features"],
+                        bootstrap=p["bootstrap"],
+                        random_state=self.random_state,
+                    )
                 )
-            )
         except (Unsupported, TooLarge):
             return self._fit_by_sklearn(X)
         raw = forest.score_samples(X, self._threads())
@@ -219,19 +273,20 @@ class IForest(PyODDetector):
         from pyod.utils.utility import invert_order
         from sklearn.ensemble import IsolationForest
 
-        est = self._make()
-        est._set_n_classes(None)
-        forest = IsolationForest(
-            n_estimators=est.n_estimators,
-            max_samples=est.max_samples,
-            contamination="auto",  # no scoring inside fit; offset_ is set below as it would be
-            max_features=est.max_features,
-            bootstrap=est.bootstrap,
-            n_jobs=est.n_jobs,
-            random_state=est.random_state,
-            verbose=est.verbose,
-        )
-        forest.fit(X)
+        with self._library(X):
+            est = self._make()
+            est._set_n_classes(None)
+            forest = IsolationForest(
+                n_estimators=est.n_estimators,
+                max_samples=est.max_samples,
+                contamination="auto",  # no scoring inside fit; offset_ is set below as it would be
+                max_features=est.max_features,
+                bootstrap=est.bootstrap,
+                n_jobs=est.n_jobs,
+                random_state=est.random_state,
+                verbose=est.verbose,
+            )
+            forest.fit(X)
         raw = self._forest_scores(forest, X)
         forest.contamination = est.contamination
         forest.offset_ = np.percentile(raw, 100.0 * est.contamination)
@@ -255,6 +310,13 @@ class HBOS(PyODDetector):
     """Histogram-based outlier score (PyOD ``HBOS``)."""
 
     estimator_path = "pyod.models.hbos:HBOS"
+    param_rules: ClassVar[Mapping[str, Rule]] = MappingProxyType(
+        {
+            "n_bins": BINS,
+            "alpha": number(0.0, 1.0, open_lo=True, open_hi=True),
+            "tol": number(0.0, 1.0),
+        }
+    )
 
 
 class PCA(PyODDetector):
@@ -265,6 +327,24 @@ class PCA(PyODDetector):
     """
 
     estimator_path = "pyod.models.pca:PCA"
+    param_rules: ClassVar[Mapping[str, Rule]] = MappingProxyType(
+        {
+            "n_components": either(
+                NULL,
+                integer(1, 2**31 - 1),
+                number(0.0, 1.0, open_lo=True, open_hi=True),
+                choice("mle"),
+            ),
+            "n_selected_components": either(NULL, integer(1, 2**31 - 1)),
+            "copy": BOOLEAN,
+            "whiten": BOOLEAN,
+            "svd_solver": choice("auto", "full", "covariance_eigh", "arpack", "randomized"),
+            "tol": number(0.0, math.inf, open_hi=True),
+            "iterated_power": either(choice("auto"), integer(0, 1_000)),
+            "weighted": BOOLEAN,
+            "standardization": BOOLEAN,
+        }
+    )
 
     def _fit(self, X: FloatArray) -> FloatArray:
         with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
@@ -273,9 +353,10 @@ class PCA(PyODDetector):
         ratio = np.asarray(self.estimator_.detector_.explained_variance_ratio_)
         keep = int((ratio > 1e-9).sum())
         if keep < len(ratio) and "n_components" not in self.params:
-            est = self._make()
-            est.n_components = max(1, keep)
-            est.fit(self._prepare(X))
+            with self._library(X):
+                est = self._make()
+                est.n_components = max(1, keep)
+                est.fit(self._prepare(X))
             self.estimator_ = est
             scores = np.asarray(est.decision_scores_, dtype=np.float64)
         return scores
@@ -286,6 +367,9 @@ class LODA(PyODDetector):
 
     estimator_path = "pyod.models.loda:LODA"
     needs_scaling = True
+    param_rules: ClassVar[Mapping[str, Rule]] = MappingProxyType(
+        {"n_bins": BINS, "n_random_cuts": integer(1, MAX_BINS)}
+    )
 
 
 class _Neighbours(PyODDetector):
@@ -329,6 +413,13 @@ class KNN(_Neighbours):
 
     estimator_path = "pyod.models.knn:KNN"
     needs_scaling = True
+    param_rules: ClassVar[Mapping[str, Rule]] = MappingProxyType(
+        {
+            **NEIGHBOUR_RULES,
+            "method": choice("largest", "mean", "median"),
+            "radius": number(0.0, math.inf, open_lo=True, open_hi=True),
+        }
+    )
 
 
 class LOF(_Neighbours):
@@ -337,3 +428,4 @@ class LOF(_Neighbours):
     estimator_path = "pyod.models.lof:LOF"
     fixed_params: ClassVar[Mapping[str, Any]] = {"novelty": True}
     needs_scaling = True
+    param_rules: ClassVar[Mapping[str, Rule]] = NEIGHBOUR_RULES

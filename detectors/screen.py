@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from detectors.base import CALIBRATION_ROWS, Detector, sample_indices
+from detectors.base import CALIBRATION_ROWS, Detector, FitRefused, sample_indices
 from detectors.explain import contributions, explanation_method, top_features
 from detectors.features import FeaturePreparer, check_features
 from detectors.persist import FittedModel, check_model_file, load_model, spec_features
@@ -197,7 +197,11 @@ def _fit(
             threshold=None,
         )
         return None, record, None
-    model, known = fit_model_scored(fit_frame, spec, index=index)
+    try:
+        model, known = fit_model_scored(fit_frame, spec, index=index)
+    except FitRefused as exc:
+        record.update(skipped=True, reason=str(exc), n_fit=fit_frame.height, threshold=None)
+        return None, record, None
     record["model_sha256"] = None
     return model, _fitted_record(record, model), known if fit_frame is frame else None
 

@@ -47,7 +47,9 @@ class DetectorSpec(BaseModel):
         default=None, description="The registered detector to run; defaults to `name`."
     )
     params: dict[str, Any] = Field(
-        default_factory=dict, description="The detector's parameters (checked against its own)."
+        default_factory=dict,
+        description="The detector's parameters, checked against its own before data moves: "
+        "names and values (detectors/params.py).",
     )
     features: list[FeatureSpec | str] = Field(
         min_length=1, description="Input columns: a column name (numeric), or a mapping."
