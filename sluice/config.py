@@ -149,9 +149,18 @@ def check_time_format(fmt: str) -> str:
 class CsvOptions(_Strict):
     """Reader options for CSV sources."""
 
-    delimiter: str = Field(default=",", min_length=1, max_length=1, description="Field separator.")
+    delimiter: str = Field(
+        default=",",
+        min_length=1,
+        max_length=1,
+        description="Field separator: one ASCII character, not NUL, CR or LF.",
+    )
     quote_char: str = Field(
-        default='"', min_length=1, max_length=1, description="Quote character of quoted fields."
+        default='"',
+        min_length=1,
+        max_length=1,
+        description="Quote character of quoted fields: one ASCII character, not NUL, CR or LF, "
+        "other than the delimiter.",
     )
     encoding: Literal["utf8", "utf-8", "latin1", "cp1252"] = Field(
         default="utf8", description="Text encoding of the files."
@@ -160,6 +169,26 @@ class CsvOptions(_Strict):
         default_factory=lambda: [""],
         description="Field values read as null in every column, quoted or not.",
     )
+
+    @field_validator("delimiter", "quote_char")
+    @classmethod
+    def _one_byte(cls, v: str) -> str:
+        # the CSV readers split on one byte (pyarrow refuses NUL); CR and LF end records
+        if not v.isascii() or v in "\x00\r\n":
+            raise ValueError(
+                f"{v!r} is not one ASCII character other than NUL, CR or LF (e.g. ',', ';', "
+                "'\\t', '|')"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CsvOptions:
+        if self.delimiter == self.quote_char:
+            raise ValueError(
+                f"delimiter and quote_char are both {self.delimiter!r}: no field could be told "
+                "from a quoted one"
+            )
+        return self
 
 
 MAX_FILES = 10_000
@@ -710,9 +739,11 @@ class DatasetSpec(_Strict):
     @model_validator(mode="after")
     def _columns_known(self) -> DatasetSpec:
         cols = set(self.schema_)
-        for k in self.keys:
+        for i, k in enumerate(self.keys):
             if k not in cols:
                 raise ValueError(f"key column {k!r} is not in the schema")
+            if k in self.keys[:i]:
+                raise ValueError(f"key column {k!r} is listed twice")
         for d in self.detectors:
             for f in d.feature_specs():
                 if f.column not in cols:

@@ -59,6 +59,34 @@ def test_key_must_be_declared(make_dataset: SpecFactory) -> None:
         load_spec(path)
 
 
+def test_a_key_listed_twice_is_refused(make_dataset: SpecFactory) -> None:
+    path = make_dataset({}, extra={"keys": ["id", "id"]})
+    with pytest.raises(ConfigError, match="key column 'id' is listed twice"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize(
+    ("csv", "problem"),
+    [
+        ({"delimiter": "\x00"}, "is not one ASCII character other than NUL, CR or LF"),
+        ({"delimiter": "\n"}, "is not one ASCII character other than NUL, CR or LF"),
+        ({"delimiter": "é"}, "is not one ASCII character other than NUL, CR or LF"),
+        ({"quote_char": "😀"}, "is not one ASCII character other than NUL, CR or LF"),
+        ({"quote_char": "\r"}, "is not one ASCII character other than NUL, CR or LF"),
+        ({"delimiter": ";", "quote_char": ";"}, "delimiter and quote_char are both ';'"),
+    ],
+)
+def test_a_csv_dialect_the_readers_cannot_split_on_is_refused(
+    make_dataset: SpecFactory, csv: dict[str, str], problem: str
+) -> None:
+    """Before: NUL and non-ASCII delimiters stopped the run with an internal error; a line
+    break as the delimiter quarantined every row."""
+    path = make_dataset({}, extra={"source": {"path": "raw/{date}.csv", "csv": csv}})
+    with pytest.raises(ConfigError, match=problem) as err:
+        load_spec(path)
+    assert "source.csv" in str(err.value)
+
+
 def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
