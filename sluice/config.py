@@ -248,6 +248,7 @@ class PartitionSpec(_Strict):
     lag: int = Field(
         default=1,
         ge=0,
+        le=10_000,
         description="A scheduled run screens the period this far back (days, months or hours, "
         "as the partitions).",
     )
@@ -804,6 +805,18 @@ class DatasetSpec(_Strict):
         return v
 
 
+class BeyondCalendar(ValueError):
+    """A well-formed partition value too near the end of Python's calendar."""
+
+
+_SPAN: dict[str, tuple[dt.date, dt.date]] = {
+    "day": (dt.date(1, 1, 1), dt.date(9999, 12, 30)),
+    "month": (dt.date(1, 1, 1), dt.date(9999, 11, 1)),
+    # an hour's UTC instants lie up to 14 hours either side of its wall clock
+    "hour": (dt.datetime(1, 1, 2), dt.datetime(9999, 12, 30, 23)),
+}
+
+
 class Partition:
     """A partition value: a day, a month or an hour. ``format(p)`` gives its canonical text.
 
@@ -832,7 +845,22 @@ class Partition:
     @classmethod
     def parse(cls, value: str | dt.date, kind: PartitionKind, key: str) -> Partition:
         """Parse ``YYYY-MM-DD`` (day), ``YYYY-MM`` (month) or ``YYYY-MM-DDTHH`` (hour; also
-        ``YYYY-MM-DD HH`` and ``YYYY-MM-DDTHH:00``)."""
+        ``YYYY-MM-DD HH`` and ``YYYY-MM-DDTHH:00``); a partition too near the end of Python's
+        calendar to be screened (:data:`_SPAN`) is :class:`BeyondCalendar`."""
+        part = cls._parse(value, kind, key)
+        first, last = _SPAN[kind]
+        if not first <= part.start <= last:
+            text = partition_text(part.start, kind)
+            raise BeyondCalendar(
+                f"partition {text} is beyond the {kind}s sluice can screen, "
+                f"{partition_text(first, kind)} to {partition_text(last, kind)}: a partition's "
+                "end (the next one), and an hour's instants in any time zone, must be dates "
+                "Python holds (years 1 to 9999)"
+            )
+        return part
+
+    @classmethod
+    def _parse(cls, value: str | dt.date, kind: PartitionKind, key: str) -> Partition:
         if isinstance(value, dt.date):
             if (
                 kind == "hour"

@@ -34,13 +34,20 @@ EXIT_PIPE = 141
 
 def _date(text: str) -> dt.date:
     """A partition value: a day, a month (its first day) or an hour (a ``datetime``)."""
-    from sluice.config import Partition
+    from sluice.config import BeyondCalendar, Partition
 
+    beyond: str | None = None
     for kind in ("day", "month", "hour"):
-        with contextlib.suppress(ValueError):
+        try:
             return Partition.parse(text, kind, "date").start
+        except BeyondCalendar as exc:
+            # a well-formed value past the calendar's end says so, not that its form is wrong
+            beyond = beyond or str(exc)
+        except ValueError:
+            continue
     raise argparse.ArgumentTypeError(
-        f"{text!r} is not a partition of the form YYYY-MM-DD (YYYY-MM for monthly datasets, "
+        beyond
+        or f"{text!r} is not a partition of the form YYYY-MM-DD (YYYY-MM for monthly datasets, "
         "YYYY-MM-DDTHH for hourly ones)"
     )
 

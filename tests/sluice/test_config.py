@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sluice.config import (
+    BeyondCalendar,
     Partition,
     PartitionSpec,
     PathTemplate,
@@ -144,6 +145,36 @@ def test_partitions_parse_format_and_range() -> None:
     with pytest.raises(ValueError, match="before"):
         partition_range(day, "2024-03-02", "2024-03-01")
     assert Partition.parse("2024-03-17", "month", "m") == month.parse("2024-03")
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("9999-12-31", "day"),
+        ("9999-12", "month"),
+        ("9999-12-31T00", "hour"),
+        ("0001-01-01T05", "hour"),
+    ],
+)
+def test_a_partition_whose_end_python_cannot_hold_is_refused(value: str, kind: str) -> None:
+    """Before: ``--partition 9999-12-31`` stopped the run with an internal OverflowError."""
+    with pytest.raises(BeyondCalendar, match=r"beyond the .* sluice can screen"):
+        Partition.parse(value, kind, "date")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [("9999-12-30", "day"), ("9999-11", "month"), ("0001-01-01", "day"), ("0001-01-02T00", "hour")],
+)
+def test_the_partitions_at_the_calendars_ends_are_screened(value: str, kind: str) -> None:
+    part = Partition.parse(value, kind, "date")  # type: ignore[arg-type]
+    assert part.next().start > part.start
+
+
+def test_a_lag_beyond_ten_thousand_partitions_is_refused(make_dataset: SpecFactory) -> None:
+    path = make_dataset({}, extra={"partition": {"key": "date", "kind": "day", "lag": 10**9}})
+    with pytest.raises(ConfigError, match=r"partition\.lag"):
+        load_spec(path)
 
 
 def _spec_with(make_dataset: SpecFactory, source: str, **outputs: str) -> Path:

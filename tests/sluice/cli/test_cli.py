@@ -20,7 +20,7 @@ import pytest
 from sluice.cli import COMMANDS, _chosen, _parser, main, printable
 from sluice.core.errors import EXIT_INTERNAL
 from sluice.preflight import PROTOCOL_EXTRAS
-from tests.conftest import ROOT, SpecFactory, thin, tiny_suite
+from tests.conftest import DEMO_SPEC, ROOT, SpecFactory, thin, tiny_suite
 
 HEAVY = ("prefect", "sluice.report.build", "great_expectations", "polars")
 
@@ -543,3 +543,10 @@ def test_a_reason_naming_a_column_with_a_line_break_stays_on_one_line() -> None:
     assert printable("c\nd|type") == "c\\nd|type"
     assert printable("a\tb\x1b[31m|type") == "a\\tb\\x1b[31m|type"
     assert printable("prix é 日本|type") == "prix é 日本|type"
+
+
+def test_a_partition_at_the_end_of_the_calendar_is_refused_with_why() -> None:
+    got = sluice("run", str(DEMO_SPEC), "--partition", "9999-12-31")
+    assert got.returncode == 2, got.stdout + got.stderr
+    assert "partition 9999-12-31 is beyond the days sluice can screen" in got.stderr
+    assert "internal error" not in got.stderr
