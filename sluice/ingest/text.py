@@ -217,14 +217,23 @@ def _first_record(reader: Any) -> tuple[list[str], int]:
 
 
 def _csv_header(data: bytes, opts: CsvOptions, path: str) -> list[str]:
-    text, _ = _decode(data[:_HEAD_BYTES], _codec(opts))
-    reader = csv.reader(
-        io.StringIO(text, newline=""), delimiter=opts.delimiter, quotechar=opts.quote_char
-    )
-    try:
-        header, line = _first_record(reader)
-    except csv.Error as exc:
-        raise InputError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+    """The header record, read from the file's head: 64 KiB, doubled until the record ends
+    before the head does (a file of many thousand columns has a longer header)."""
+    size = _HEAD_BYTES
+    while True:
+        text, _ = _decode(data[:size], _codec(opts))
+        stream = io.StringIO(text, newline="")
+        reader = csv.reader(stream, delimiter=opts.delimiter, quotechar=opts.quote_char)
+        try:
+            header, line = _first_record(reader)
+        except csv.Error as exc:
+            if size < len(data):  # a quoted field the head cuts off
+                size *= 2
+                continue
+            raise InputError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+        if size >= len(data) or stream.tell() < len(text):
+            break
+        size *= 2
     if not header or all(not h.strip() for h in header):
         raise InputError(f"{path}:1: no header row (the file is empty)")
     return _check_header(header, opts, path, line)

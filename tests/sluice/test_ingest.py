@@ -418,3 +418,19 @@ def test_a_project_folder_named_like_a_pattern_is_matched_as_it_is(
     partition = Partition.parse("2024-01-01", "day", "date")
     assert list_source_files(loaded, partition) == [str(folder / "f [1].csv")]
     assert ingest(loaded, partition).frame.height == 1
+
+
+@pytest.mark.parametrize("name", ["c{}", "é{}"])
+def test_a_header_longer_than_the_head_read_first_is_read_whole(name: str) -> None:
+    """A file of many thousand columns: its header ran past the 64 KiB read to find it, and
+    the cut header made a false duplicate column (``c1234`` of ``c12345``), ending the run;
+    a cut that falls inside a two-byte character is read whole too."""
+    from sluice.config import CsvOptions
+    from sluice.ingest.text import read_text_records
+
+    names = [name.format(i) for i in range(20_000)]
+    data = (",".join(names) + "\n" + ",".join("1" for _ in names) + "\n").encode()
+    assert len(data.split(b"\n")[0]) > 1 << 16
+    frame, bad = read_text_records(data, "csv", "wide.csv", CsvOptions())
+    assert frame.columns == names
+    assert (frame.height, bad) == (1, [])
