@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from expectations.polars_engine import run_polars, supports
+from expectations.polars_engine import compiled_on, run_polars
 from expectations.polars_engine.row_condition import condition_columns
 from expectations.results import ExpectationEntry, ExpectationOutcome, Suite
 from expectations.sluice_types import refuse_sluice_types
@@ -50,7 +50,8 @@ def validate(
             found=engine,
             allowed=", ".join(ENGINE_CHOICES),
         )
-    compiled = [i for i, e in enumerate(entries) if supports(e, frame)]
+    compiles = compiled_on(frame)
+    compiled = [i for i, e in enumerate(entries) if compiles(e)]
     chosen = set(compiled)
     rest = [i for i in range(len(entries)) if i not in chosen]
     outcomes: dict[int, ExpectationOutcome] = {}

@@ -133,10 +133,11 @@ def split(
     aligned = raw.height == frame.height and raw.get_column(ROW_ID).equals(frame[ROW_ID])
     text = as_text(raw.filter(held if aligned else pl.col(ROW_ID).is_in(bad.implode())))
     extra = [c for c in text.columns if c != ROW_ID and c not in declared]
+    have = set(text.columns)  # once: per declared column, a wide frame's columns cost O(n)
     text = text.select(
         ROW_ID,
         pl.struct(
-            (pl.col(c) if c in text.columns else pl.lit(None, pl.String)).cast(pl.String).alias(c)
+            (pl.col(c) if c in have else pl.lit(None, pl.String)).cast(pl.String).alias(c)
             for c in declared
         ).alias(RAW),
         (
@@ -172,12 +173,10 @@ def _declared(
 ) -> pl.DataFrame:
     """``first`` (``_row_id``, or all provenance) and the declared columns in their declared
     types; absent ones all null."""
+    have = set(frame.columns)
     return frame.select(
         *first,
-        *(
-            (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
-            for c, t in declared.items()
-        ),
+        *((pl.col(c) if c in have else pl.lit(None)).cast(t).alias(c) for c, t in declared.items()),
     )
 
 

@@ -96,9 +96,10 @@ def ingest(
         [(s.path, s.sha256, s.rows) for s in sources], f"{loaded.name} {partition.dirname}"
     )
     missing, extra, order = _layout(frame.columns, list(loaded.spec.columns))
+    texts = set(raw.columns) - {ROW_ID}
     return Ingested(
         frame=frame.select(order),
-        raw=raw.select([ROW_ID, *[c for c in order if c in raw.columns and c != ROW_ID]]),
+        raw=raw.select([ROW_ID, *[c for c in order if c in texts]]),
         failures=concat_failures(fails),
         files=tuple(sources),
         missing_columns=missing,

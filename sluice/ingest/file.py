@@ -186,8 +186,9 @@ def _rename(
 ) -> tuple[pl.DataFrame, tuple[tuple[str, str], ...]]:
     """Source columns named by an alias, renamed to their declared name; and which were."""
     names: dict[str, str] = {}
+    have = set(read.columns)
     for column, spec in declared.items():
-        present = [n for n in (column, *spec.aliases) if n in read.columns]
+        present = [n for n in (column, *spec.aliases) if n in have]
         if len(present) > 1:
             raise InputError(
                 f"{path}: columns {present[0]!r} and {present[1]!r} are both present and both "

@@ -311,9 +311,10 @@ def _again(
 ) -> pl.DataFrame:
     """``parsed`` with the text cells its first reading left null parsed again by their
     column's parser (see :func:`_typed`)."""
+    have = set(frame.columns)
     for c, spec in declared.items():
         if (
-            c not in frame.columns
+            c not in have
             or frame[c].dtype != pl.String
             or spec.type not in ("int", "float")
             or spec.decimal != "."  # parsed by its parser at first (see _typed)

@@ -115,7 +115,8 @@ def _screen(run: Run, reference_from: LoadedSpec | None = None) -> dict[str, Any
     if why is not None:
         put(run, "screen_failures.parquet", concat_failures([]))
         return {"skipped": why, "rows": passed.height, "models": []}
-    present = [c for c in declared if c in frame.columns]
+    have = set(frame.columns)
+    present = [c for c in declared if c in have]
     reference, used = reference_rows(reference_from or run.loaded, run.partition, present)
     specs = [with_model_path(run.loaded, i, s) for i, s in enumerate(run.loaded.spec.detectors)]
     result = screen(passed, specs, reference=reference)

@@ -150,7 +150,7 @@ class RunOutputs:
     def clean_batches(self, name: str) -> Batches:
         """A column of the clean rows as batches: ``clean_file`` read by ``iter_batches`` of
         ``batch_rows`` rows (typed as the schema says), or the in-memory column as one batch."""
-        dtype = self.clean.schema[name]
+        dtype = self.clean.get_column(name).dtype  # not .schema: all columns' (per column)
         if self.clean_file is None:
             column = self.clean.get_column(name)
             return lambda: iter([column])
@@ -197,13 +197,10 @@ class RunOutputs:
     def clean_frame(self, names: Sequence[str]) -> pl.DataFrame:
         """The clean rows' columns ``names`` (projected from ``clean_file`` when there is one)."""
         if self.clean_file is None:
-            return self.clean.select(pl.nth([self.clean.columns.index(c) for c in names]))
-        have = list(self.clean.columns)
-        return (
-            pl.scan_parquet(self.clean_file)
-            .select(pl.nth([have.index(c) for c in names]))
-            .collect()
-        )
+            at = {c: i for i, c in enumerate(self.clean.columns)}
+            return self.clean.select(pl.nth([at[c] for c in names]))
+        at = {c: i for i, c in enumerate(self.clean.columns)}
+        return pl.scan_parquet(self.clean_file).select(pl.nth([at[c] for c in names])).collect()
 
     def clean_frames(self, names: Sequence[str]) -> Iterator[pl.DataFrame]:
         """The clean rows' columns ``names`` in batches of ``batch_rows`` rows from
@@ -247,15 +244,16 @@ def _frames(
     of ``rows`` rows, typed as ``loaded``'s schema says. Columns are picked by position: a
     column called ``*`` or ``^a.*$`` is not a pattern."""
     have = list(loaded.columns)
-    wanted = have if names is None else [c for c in dict.fromkeys(names) if c in have]
+    at = {c: i for i, c in enumerate(have)}
+    wanted = have if names is None else [c for c in dict.fromkeys(names) if c in at]
     # in memory: the rows; from a file, ``loaded`` holds the schema only
-    projected = loaded.select(pl.nth([have.index(c) for c in wanted]))
+    projected = loaded.select(pl.nth([at[c] for c in wanted]))
     if path is None:
         yield projected
         return
     parquet = pq.ParquetFile(path, pre_buffer=False)
     on_disk = parquet.schema_arrow.names
-    columns = [on_disk[have.index(c)] for c in wanted]
+    columns = [on_disk[at[c]] for c in wanted]
     got = False
     for batch in parquet.iter_batches(batch_size=max(1, rows), columns=columns):
         frame = pl.DataFrame(pl.from_arrow(batch))
