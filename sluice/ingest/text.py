@@ -63,9 +63,46 @@ def wide_encoding(head: bytes) -> str | None:
     return None
 
 
+_NOT_TEXT: tuple[tuple[bytes, str, str], ...] = (
+    (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it first (zstd -d)"),
+    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it first (xz -d)"),
+    (b"PK\x03\x04", "a ZIP archive (an .xlsx workbook is one)", "extract or export the CSV"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel .xls workbook", "export it as CSV"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image", "point source.path at the data files"),
+    (b"%PDF-", "a PDF document", "point source.path at the data files"),
+)
+"""Signatures of files that are not text, and what to do: a compressed feed is common, and read
+as CSV its bytes would become a header of garbage and rows of encoding failures."""
+
+
+def not_text(head: bytes) -> tuple[str, str] | None:
+    """What a file starting with ``head`` is, and the advice, when it is a compressed file, an
+    archive, a workbook, a Parquet file or an image rather than text; else ``None``. (bzip2's
+    ``BZh`` and Parquet's ``PAR1`` could start a header: each is named only with the binary
+    bytes that follow it.)"""
+    for magic, what, advice in _NOT_TEXT:
+        if head.startswith(magic):
+            return what, advice
+    if re.match(rb"BZh[1-9]\x31\x41\x59\x26\x53\x59", head):
+        return "bzip2-compressed", "decompress it first (bunzip2)"
+    # Parquet's magic, then the first page header's binary bytes (a header "PAR1,PAR2" is text)
+    if re.match(rb"PAR1[\x00-\x08\x0b\x0c\x0e-\x1f]", head):
+        return "a Parquet file", "declare source.format: parquet"
+    return None
+
+
 def refuse_wide_encoding(head: bytes, path: str, fmt: str) -> None:
-    """An ``InputError`` naming ``path`` when its first bytes are UTF-16 or UTF-32 text
-    (:func:`wide_encoding`), which the CSV and NDJSON readers would take byte by byte."""
+    """An ``InputError`` naming ``path`` when its first bytes are not text (:func:`not_text`:
+    a gzip file, a workbook, ...) or are UTF-16 or UTF-32 text (:func:`wide_encoding`), which
+    the CSV and NDJSON readers would take byte by byte."""
+    binary = not_text(head)
+    if binary is not None:
+        what, advice = binary
+        raise InputError(
+            f"{path}: the file is {what}, not {fmt.upper()} text (sluice reads CSV and NDJSON "
+            f"uncompressed); {advice}"
+        )
     name = wide_encoding(head)
     if name is None:
         return
