@@ -952,6 +952,22 @@ def wall_clock_exists(start: dt.date, timezone: str) -> bool:
     return back == start
 
 
+MAX_RANGE = 100_000
+"""Partitions one range may hold (a backfill, a model's or a baseline's): 273 years of days,
+11 years of hours."""
+
+
+def _periods(first: Partition, last: Partition) -> int:
+    """The partitions from ``first`` to ``last``, both included, counted without listing them
+    (hours as on a clock without daylight saving)."""
+    a, b = first.start, last.start
+    if first.kind == "month":
+        return (b.year - a.year) * 12 + b.month - a.month + 1
+    if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
+        return int((b - a).total_seconds() // 3600) + 1
+    return (b - a).days + 1
+
+
 def partition_range(
     spec: PartitionSpec, start: str | dt.date, end: str | dt.date
 ) -> list[Partition]:
@@ -961,6 +977,13 @@ def partition_range(
     first, last = spec.parse(start), spec.parse(end)
     if last.start < first.start:
         raise ValueError(f"end {last} is before start {first}")
+    count = _periods(first, last)
+    if count > MAX_RANGE:
+        raise ValueError(
+            f"{first}..{last} holds {count:,} {spec.kind}s, more than the {MAX_RANGE:,} one "
+            "range may hold (a mistyped year makes a range of centuries): narrow it, or split "
+            "it into several"
+        )
     out = [first]
     while out[-1].start < last.start:
         out.append(out[-1].next())

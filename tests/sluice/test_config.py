@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sluice.config import (
+    MAX_RANGE,
     BeyondCalendar,
     Partition,
     PartitionSpec,
@@ -145,6 +147,24 @@ def test_partitions_parse_format_and_range() -> None:
     with pytest.raises(ValueError, match="before"):
         partition_range(day, "2024-03-02", "2024-03-01")
     assert Partition.parse("2024-03-17", "month", "m") == month.parse("2024-03")
+
+
+@pytest.mark.parametrize(
+    ("kind", "start", "step"),
+    [("day", "2024-01-01", dt.timedelta(days=1)), ("hour", "2024-01-01T00", dt.timedelta(hours=1))],
+)
+def test_a_range_of_more_than_a_hundred_thousand_partitions_is_refused(
+    kind: str, start: str, step: dt.timedelta
+) -> None:
+    """Before: ``--start 0001-01-01`` (a mistyped year) began a backfill of 3.6 million days."""
+    spec = PartitionSpec(key="date", kind=kind, timezone="UTC")  # type: ignore[arg-type]
+    first = spec.parse(start).start
+    last = first + step * (MAX_RANGE - 1)
+    assert len(partition_range(spec, first, last)) == MAX_RANGE
+    with pytest.raises(ValueError, match=rf"holds 100,001 {kind}s, more than the 100,000"):
+        partition_range(spec, first, last + step)
+    with pytest.raises(ValueError, match="more than the 100,000 one range may hold"):
+        partition_range(PartitionSpec(key="date", kind="day"), "0001-01-01", "9999-12-30")
 
 
 @pytest.mark.parametrize(
