@@ -244,16 +244,18 @@ def _frames(
     of ``rows`` rows, typed as ``loaded``'s schema says. Columns are picked by position: a
     column called ``*`` or ``^a.*$`` is not a pattern."""
     have = list(loaded.columns)
-    at = {c: i for i, c in enumerate(have)}
-    wanted = have if names is None else [c for c in dict.fromkeys(names) if c in at]
+    if names is None:
+        positions = list(range(len(have)))
+    else:
+        positions = [have.index(c) for c in dict.fromkeys(names) if c in have]
     # in memory: the rows; from a file, ``loaded`` holds the schema only
-    projected = loaded.select(pl.nth([at[c] for c in wanted]))
+    projected = loaded.select(pl.nth(positions))
     if path is None:
         yield projected
         return
     parquet = pq.ParquetFile(path, pre_buffer=False)
     on_disk = parquet.schema_arrow.names
-    columns = [on_disk[at[c]] for c in wanted]
+    columns = [on_disk[i] for i in positions]
     got = False
     for batch in parquet.iter_batches(batch_size=max(1, rows), columns=columns):
         frame = pl.DataFrame(pl.from_arrow(batch))
