@@ -1178,10 +1178,16 @@ def profiles(outputs: RunOutputs, ids: FailureIds | None = None) -> list[ColumnP
     ids = ids or failure_ids(outputs)
     unparsed = dict(ids.rows_by("column", where=pl.col("rule") == "type").iter_rows())
     q = outputs.quarantine
-    typed = RAW in q.columns
+    held = set(q.columns)
+    typed = RAW in held
     rows = outputs.clean_rows
 
     def side(column: str) -> Batches:
+        if outputs.quarantine_file is None and column in held:
+            # in memory: the column itself (a projection per column of a frame of thousands
+            # of columns costs time in proportion to them)
+            values = q.get_column(column)
+            return lambda: iter([values])
         return lambda: (f.get_column(column) for f in outputs.quarantine_frames([column]))
 
     return [
