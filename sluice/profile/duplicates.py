@@ -85,10 +85,9 @@ def near_duplicates(
     n = frame.height
     if n < MIN_ROWS:
         return []
+    schema = frame.schema  # once: made per column, it grew as the square of the columns
     scalar = [
-        c
-        for c in columns
-        if c.type in ("string", "int", "date") and not frame.schema[c.name].is_nested()
+        c for c in columns if c.type in ("string", "int", "date") and not schema[c.name].is_nested()
     ]
     stats = {c.name: _profile(frame.get_column(c.name)) for c in scalar}
     blocks = sorted(
