@@ -99,16 +99,28 @@ def _facts(path: Path) -> ManifestFacts | None:
         return None
 
 
+def _partition_manifests(reports_root: Path) -> list[Path]:
+    return [
+        path
+        for path in sorted(reports_root.glob(f"*=*/{MANIFEST_NAME}"))
+        if not path.parent.name.startswith((".", "_"))
+    ]
+
+
 def current_manifests(reports_root: Path) -> list[tuple[Path, ManifestFacts]]:
     """Every committed partition's manifest under a reports root, readable ones only."""
     found = []
-    for path in sorted(reports_root.glob(f"*=*/{MANIFEST_NAME}")):
-        if path.parent.name.startswith((".", "_")):
-            continue
+    for path in _partition_manifests(reports_root):
         facts = _facts(path)
         if facts is not None:
             found.append((path, facts))
     return found
+
+
+def unreadable_manifests(reports_root: Path) -> list[Path]:
+    """The partitions' manifests under a reports root that cannot be read as manifests
+    (truncated, edited): a search that passes over them says so."""
+    return [path for path in _partition_manifests(reports_root) if _facts(path) is None]
 
 
 def kept_manifests(reports_root: Path) -> list[tuple[Path, ManifestFacts]]:
@@ -195,9 +207,18 @@ def audit_row(
         None,
     )
     if match is None:
+        unread = unreadable_manifests(reports_root)
+        unsearched = (
+            f"; {len(unread)} manifest(s) could not be read, so their partitions were not "
+            f"searched: {', '.join(str(p) for p in unread[:5])}"
+            + (" ..." if len(unread) > 5 else "")
+            + " (a copy of every run's manifest is kept under _manifests/)"
+            if unread
+            else ""
+        )
         raise RowNotFound(
             f"no committed partition of {dataset} holds a row with _row_id {row_id} "
-            f"(manifests under {reports_root})"
+            f"(manifests under {reports_root}){unsearched}"
         )
     path, facts, (source, sha, record) = match
     doc: dict[str, Any] = json.loads(read_manifest_bytes(path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import webbrowser
 
+from sluice.core.errors import SluiceError
 from sluice.report.build import rebuild_report
 
 
@@ -21,8 +22,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_manifest(dataset: str, partition: str) -> None:
+    """A manifest that is there but unreadable or not a sluice manifest (truncated, edited) is
+    a clear error naming it, before the report is rebuilt from it."""
+    from sluice.config import find_spec
+    from sluice.pipeline.idempotence import load_manifest, manifest_path
+
+    loaded = find_spec(dataset)
+    try:
+        part = loaded.spec.partition.parse(partition)
+    except ValueError:
+        return  # rebuild_report names the partition's problem
+    path = manifest_path(loaded, part)
+    got = load_manifest(path)
+    if isinstance(got, str) and path.exists():
+        raise SluiceError(
+            f"{loaded.name} {part}: {got}; a copy of every run's manifest is kept under "
+            f"{path.parent.parent / '_manifests'}"
+        )
+
+
 def main(args: argparse.Namespace) -> int:
     """Rebuild the report from the run's outputs; print where it is. Returns the exit code."""
+    _check_manifest(args.dataset, str(args.partition))
     rebuilt = rebuild_report(args.dataset, str(args.partition))
     r = rebuilt.report
     print(f"report: {rebuilt.path}")

@@ -123,3 +123,25 @@ def test_audit_of_an_unknown_row_is_exit_2(
     assert out == ""
     assert main(["audit", str(spec), "--row-id", "12", "--source-row", "1"]) == 2
     assert "--source-row goes with --source-file" in capsys.readouterr().err
+
+
+def test_a_manifest_that_cannot_be_read_is_named_not_passed_over_in_silence(
+    make_dataset: SpecFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: a truncated manifest made `sluice audit` say no partition holds the row, though
+    its partition does, and `sluice report` end in an internal JSONDecodeError."""
+    spec = make_dataset({"2024-01-01": CSV})
+    done = run_partition(str(spec), "2024-01-01")
+    manifest = Path(done["manifest"])
+    first_input = json.loads(manifest.read_text())["inputs"][0]["sha256"]
+    row_id = int(row_ids(first_input, 1)[0])  # the file's first record
+    assert audit_row(_reports(spec), "tiny", row_id).where in ("clean", "quarantine")
+    manifest.write_bytes(manifest.read_bytes()[:300])
+    with pytest.raises(RowNotFound, match="1 manifest\\(s\\) could not be read") as info:
+        audit_row(_reports(spec), "tiny", row_id)
+    assert str(manifest) in str(info.value)
+    assert main(["report", str(spec), "--partition", "2024-01-01"]) == 2
+    err = capsys.readouterr().err
+    assert f"its manifest {manifest} is not valid" in err
+    assert "_manifests" in err
+    assert "internal error" not in err
