@@ -26,7 +26,7 @@ def _check_manifest(dataset: str, partition: str) -> None:
     """A manifest that is there but unreadable or not a sluice manifest (truncated, edited) is
     a clear error naming it, before the report is rebuilt from it."""
     from sluice.config import find_spec
-    from sluice.pipeline.idempotence import load_manifest, manifest_path
+    from sluice.pipeline.idempotence import load_manifest, manifest_path, unverified_output
 
     loaded = find_spec(dataset)
     try:
@@ -40,6 +40,15 @@ def _check_manifest(dataset: str, partition: str) -> None:
             f"{loaded.name} {part}: {got}; a copy of every run's manifest is kept under "
             f"{path.parent.parent / '_manifests'}"
         )
+    if not isinstance(got, str):
+        # the data the report is built from must be the run's (report.html is what is rebuilt)
+        outputs = {k: v for k, v in (got.dump().get("outputs") or {}).items() if k != "report"}
+        changed = unverified_output(outputs)
+        if changed is not None:
+            raise SluiceError(
+                f"{loaded.name} {part}: {changed}: the files were changed or removed outside "
+                "sluice since its run; `sluice run --force` screens the partition again"
+            )
 
 
 def main(args: argparse.Namespace) -> int:

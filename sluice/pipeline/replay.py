@@ -439,6 +439,12 @@ def replay(
     ]
     if manifest.audit is None:
         notes.append("this manifest predates stored objects: spec and suite came from their paths")
+    changed = _outputs_now(manifest, manifest_path)
+    if changed is not None:
+        notes.append(
+            f"the partition's files are no longer the run's: {changed}; the replay is compared "
+            "with what the manifest recorded, not with the files there now"
+        )
     return ReplayResult(
         manifest=str(manifest_path),
         dataset=manifest.dataset,
@@ -452,6 +458,16 @@ def replay(
         reference=reference,
         notes=notes,
     )
+
+
+def _outputs_now(manifest: Manifest, manifest_path: Path) -> str | None:
+    """For a partition's current manifest (not a kept copy, whose outputs were replaced by
+    later runs), why the output files on disk are not those it hashed; None when they are."""
+    if manifest_path.resolve().parent.parent.name == "_manifests":
+        return None
+    from sluice.pipeline.idempotence import unverified_output
+
+    return unverified_output(manifest.dump().get("outputs"))
 
 
 def _run(

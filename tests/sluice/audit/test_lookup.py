@@ -145,3 +145,21 @@ def test_a_manifest_that_cannot_be_read_is_named_not_passed_over_in_silence(
     assert f"its manifest {manifest} is not valid" in err
     assert "_manifests" in err
     assert "internal error" not in err
+
+
+def test_a_report_is_not_rebuilt_from_files_changed_since_the_run(
+    make_dataset: SpecFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: `sluice report` on a clean file changed after the run ended in an internal
+    ComputeError."""
+    spec = make_dataset({"2024-01-01": CSV})
+    manifest = Path(run_partition(str(spec), "2024-01-01")["manifest"])
+    (manifest.parent / "report.html").unlink()  # the report itself is what is rebuilt
+    assert main(["report", str(spec), "--partition", "2024-01-01"]) == 0
+    clean = Path(json.loads(manifest.read_text())["outputs"]["clean"]["path"])
+    clean.write_bytes(clean.read_bytes() + b"changed")
+    capsys.readouterr()
+    assert main(["report", str(spec), "--partition", "2024-01-01"]) == 2
+    err = capsys.readouterr().err
+    assert f"its clean output {clean} is not the file its manifest names" in err
+    assert "internal error" not in err

@@ -188,6 +188,20 @@ def test_a_kept_copy_of_a_replaced_run_replays_against_its_recorded_hashes(
     }
 
 
+def test_a_replay_says_when_the_partitions_files_are_no_longer_the_runs(
+    make_dataset: SpecFactory,
+) -> None:
+    """Before: a clean file changed after the run, replay said "identical" and nothing more."""
+    _, manifest = _tiny(make_dataset)
+    assert not any("no longer the run's" in n for n in replay(manifest).notes)
+    clean = Path(json.loads(manifest.read_text())["outputs"]["clean"]["path"])
+    clean.write_bytes(clean.read_bytes() + b"changed")
+    result = replay(manifest)
+    assert result.identical  # the replay still matches what the manifest recorded
+    (note,) = [n for n in result.notes if "no longer the run's" in n]
+    assert f"its clean output {clean} is not the file its manifest names" in note
+
+
 def test_out_must_not_overlap_the_dataset_outputs(make_dataset: SpecFactory) -> None:
     spec, manifest = _tiny(make_dataset)
     with pytest.raises(CannotReplay, match="overlaps the dataset's"):
