@@ -16,17 +16,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice.core.errors import ConfigError
+from sluice.core.values import is_json_number
 
 MAX_TREES = 10_000
-"""Trees of an isolation forest: 300 by default; 10,000 is about 40 MB of compact nodes and 33
-times the default's scoring time, far past where more trees change a score."""
+"""Trees of an isolation forest: 300 by default. Measured on 300,000 rows x 8 features: 10,000
+trees fit in 26 CPU s (300: 1.2) and score in 26 (300: 0.5), peak 342 MB (300: 261)."""
 MAX_BINS = 10_000
 """Histogram bins (HBOS, LODA) per feature."""
 MAX_NEIGHBOURS = 10_000
 """Neighbours of a row (KNN, LOF): the neighbour detectors fit on at most 10,000 rows by default."""
 MAX_JOBS = 64
-"""Threads a detector may ask for (negative: all cores but ``-n - 1``); more than the machine
-has are not started."""
+"""Threads a detector may ask for (negative: all cores but ``-n - 1``). The isolation forest
+starts no more than the machine's cores; PyOD's neighbour detectors pass it to scikit-learn."""
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,6 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and not math.isnan(v)
-
-
 def integer(lo: int, hi: int) -> Rule:
     """An integer from ``lo`` to ``hi``."""
     return Rule(f"an integer from {lo:,} to {hi:,}", lambda v: _is_int(v) and lo <= v <= hi)
@@ -56,7 +53,9 @@ def number(lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False
 
     def ok(v: Any) -> bool:
         return (
-            _is_number(v) and (v > lo if open_lo else v >= lo) and (v < hi if open_hi else v <= hi)
+            is_json_number(v)
+            and (v > lo if open_lo else v >= lo)
+            and (v < hi if open_hi else v <= hi)
         )
 
     return Rule(f"a number in {left}{lo}, {hi}{right}", ok)
@@ -117,7 +116,7 @@ METRIC_PARAMS = either(
                 or (
                     isinstance(v["w"], list)
                     and bool(v["w"])
-                    and all(_is_number(x) and 0 < x < math.inf for x in v["w"])
+                    and all(is_json_number(x) and 0 < x < math.inf for x in v["w"])
                 )
             )
         ),

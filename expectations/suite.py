@@ -29,7 +29,6 @@ import datetime as dt
 import difflib
 import functools
 import json
-import math
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
@@ -57,6 +56,7 @@ from expectations.sluice_types import (
 from sluice.core.errors import ConfigError
 from sluice.core.failures import SEVERITIES, Severity
 from sluice.core.files import SUITE_LIMIT, config_error, read_regular, sha256_hex
+from sluice.core.values import is_json_number
 
 UNIQUENESS_TYPES: frozenset[str] = frozenset(
     {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
@@ -674,11 +674,6 @@ def _check_listed_once(b: _Builder, at: Path_, kwargs: dict[str, Any]) -> None:
             seen.add(name)
 
 
-def _number(value: Any) -> bool:
-    """A JSON number that is not NaN (a bool is not a number here)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
-
-
 def _check_quantile_ranges(b: _Builder, key: Path_, ranges: Any) -> None:
     """Refuse ``quantile_ranges`` that no engine can check: GX accepts quantiles beyond 0 to 1,
     ranges that are not pairs and lists of different lengths, and then raises on every batch
@@ -700,7 +695,7 @@ def _check_quantile_ranges(b: _Builder, key: Path_, ranges: Any) -> None:
             allowed=allowed,
         )
     for i, q in enumerate(quantiles):
-        if not (_number(q) and 0 <= q <= 1):
+        if not (is_json_number(q) and 0 <= q <= 1):
             raise b.error(
                 "a quantile is a number from 0 to 1",
                 (*key, "quantiles", i),
@@ -717,7 +712,7 @@ def _check_quantile_ranges(b: _Builder, key: Path_, ranges: Any) -> None:
         )
     for i, pair in enumerate(value_ranges):
         bounds = pair if isinstance(pair, list) and len(pair) == 2 else None
-        if bounds is None or not all(v is None or _number(v) for v in bounds):
+        if bounds is None or not all(v is None or is_json_number(v) for v in bounds):
             raise b.error(
                 "a value range is [min, max], each a number or null",
                 (*key, "value_ranges", i),

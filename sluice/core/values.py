@@ -12,6 +12,12 @@ from typing import Any
 import numpy as np
 
 
+def is_json_number(value: Any) -> bool:
+    """Whether a value read from JSON or YAML is a number: an int or a float, not NaN, and not
+    a bool (``true`` reads as a bool, which Python counts as an int)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+
+
 def json_safe(value: Any) -> Any:
     """``value`` as plain JSON types: numpy and temporal values converted, NaN as a string."""
     if value is None:
