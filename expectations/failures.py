@@ -21,11 +21,13 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from polars.datatypes import DataTypeClass
 
 from expectations.results import ExpectationEntry, ExpectationOutcome
 from expectations.suite import UNIQUENESS_TYPES
 from sluice.core.failures import concat_failures, details_json, make_failures, reason
 from sluice.core.frame import ROW_ID
+from sluice.core.text import column_text
 from sluice.core.values import json_safe
 
 QUARANTINING_SEVERITIES: tuple[str, ...] = ("error", "critical")
@@ -233,13 +235,14 @@ def _duplicate_failures(
 def _values(sub: pl.DataFrame, cols: list[str]) -> pl.Series:
     if len(cols) == 1:
         return _text(sub.get_column(cols[0])).alias("value")
-    encoded = sub.select(
-        pl.struct([_json_ready(c, sub.schema[c]) for c in cols]).struct.json_encode()
-    )
-    return encoded.to_series().alias("value")
+    ready = sub.select(_json_ready(sub.get_column(c)) for c in cols)
+    return ready.select(pl.struct(cols).struct.json_encode()).to_series().alias("value")
 
 
 def _text(series: pl.Series) -> pl.Series:
+    """A failing cell's text: datetimes as ISO text, nested values and Python objects as JSON,
+    anything else as :func:`sluice.core.text.column_text` writes it (bytes as UTF-8 or else
+    latin-1, durations as Python writes them, where polars casts neither to text)."""
     dtype = series.dtype
     if isinstance(dtype, pl.Datetime):
         fmt = "%Y-%m-%d %H:%M:%S%.f" + ("%:z" if dtype.time_zone else "")
@@ -250,13 +253,25 @@ def _text(series: pl.Series) -> pl.Series:
             [None if v is None else json.dumps(json_safe(v)) for v in series.to_list()],
             dtype=pl.String,
         )
-    return series.cast(pl.String)
+    return column_text(series)
 
 
-def _json_ready(name: str, dtype: pl.DataType) -> pl.Expr:
-    if isinstance(dtype, pl.Datetime):
-        fmt = "%Y-%m-%d %H:%M:%S%.f" + ("%:z" if dtype.time_zone else "")
-        return pl.col(name).dt.to_string(fmt)
-    if dtype.is_temporal() or dtype == pl.Decimal or isinstance(dtype, pl.Decimal):
-        return pl.col(name).cast(pl.String)
-    return pl.col(name)
+def _json_ready(series: pl.Series) -> pl.Series:
+    """One column of a multi-column failure's value as polars can encode it in JSON: datetimes
+    as ISO text, other temporal values and decimals as polars writes them, bytes, durations,
+    Python objects and 128-bit integers (polars' encoder refuses or panics on them, also
+    inside lists and structs) as their :func:`_text`; anything else as it is."""
+    dtype = series.dtype
+    if isinstance(dtype, pl.Datetime) or _not_encodable(dtype):
+        return _text(series)
+    if dtype.is_temporal() or isinstance(dtype, pl.Decimal):
+        return series.cast(pl.String)
+    return series
+
+
+def _not_encodable(dtype: pl.DataType | DataTypeClass) -> bool:
+    if isinstance(dtype, pl.List | pl.Array):
+        return _not_encodable(dtype.inner)
+    if isinstance(dtype, pl.Struct):
+        return any(_not_encodable(f.dtype) for f in dtype.fields)
+    return isinstance(dtype, pl.Binary | pl.Object | pl.Duration | pl.Int128 | pl.UInt128)

@@ -219,7 +219,8 @@ PATTERN_KWARGS: tuple[str, ...] = ("regex", "regex_list")
 
 
 def _slow_pattern(pdf: pd.DataFrame, entry: ExpectationEntry) -> str | None:
-    """Why GX must not run this entry's patterns (one exceeds the budget), or ``None``.
+    """Why GX must not run this entry's patterns (one exceeds the budget, or the column holds
+    bytes that are not text), or ``None``.
 
     GX searches ``column.astype(str)``; where pandas would use Python's ``re`` for it, the same
     search runs first under the pattern budget.
@@ -237,7 +238,10 @@ def _slow_pattern(pdf: pd.DataFrame, entry: ExpectationEntry) -> str | None:
         patterns.extend(p for p in items if isinstance(p, str))
     if not patterns:
         return None
-    values = [str(v) for v in pdf[column].dropna().astype(str).unique()]
+    try:
+        values = [str(v) for v in pdf[column].dropna().astype(str).unique()]
+    except UnicodeDecodeError as exc:  # bytes that are not UTF-8: GX's own astype fails alike
+        return f"{column} holds bytes that are not UTF-8 text, which a pattern cannot search: {exc}"
     try:
         for pattern in patterns:
             check_python_budget(pattern, values)

@@ -561,7 +561,8 @@ def _schema(schema: Mapping[str, Any]) -> dict[str, ColumnSpec]:
 
 def _unreserved(frame: pl.DataFrame) -> None:
     """Refuse, for a frame screened with its own columns as the declared ones, a column name
-    starting with ``_``: those are sluice's (``_raw``, ``_extra`` in the quarantine)."""
+    starting with ``_`` (those are sluice's: ``_raw``, ``_extra`` in the quarantine), and a
+    column of Python objects or 128-bit integers."""
     taken = [c for c in frame.columns if c.startswith("_")]
     if taken:
         raise InputError(
@@ -569,6 +570,14 @@ def _unreserved(frame: pl.DataFrame) -> None:
             "columns; rename it, or pass schema= declaring the columns to check (undeclared "
             "columns are kept as text in the quarantine's _extra)"
         )
+    for c, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Object | pl.Int128 | pl.UInt128):
+            raise InputError(
+                f"frame: column {c!r} is {dtype}, a type sluice does not screen as it is (it has "
+                "no Arrow or Parquet form, and the checks do not take it); cast it (to Int64, "
+                "Float64 or String), or pass schema= declaring the columns to check, which are "
+                "then parsed as declared (undeclared columns are kept in the quarantine's _extra)"
+            )
 
 
 def _own_specs(frame: pl.DataFrame) -> dict[str, ColumnSpec]:

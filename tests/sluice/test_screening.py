@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 import doctest
 import importlib.metadata
@@ -10,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ import sluice.screening
 from expectations.suite import suite_from_dict
 from sluice.core.errors import ConfigError, InputError, SluiceError, ValidationFailed
 from sluice.core.failures import FAILURE_SCHEMA
+from sluice.core.frame import EngineChoice
 from sluice.decide import quarantine_columns
 from sluice.screening import FRAME_SOURCE, ScreenResult, screen, validate
 
@@ -174,6 +177,101 @@ def test_anything_but_a_frame_or_table_is_a_type_error(value: object, hint: str)
     frame = pl.DataFrame({"amount": [1.0], "kind": ["a"]})
     with pytest.raises(TypeError, match="reference must be a polars DataFrame"):
         screen(frame, SUITE, reference=value)
+
+
+# columns of types no file gives a declared column, which a frame screened with its own types
+# can hold: bytes (valid UTF-8 or not), durations, bytes in a list
+_ODD = {
+    "bin": pl.Series([b"A", b"\xff\xfe", b"ok", None, b"A"], dtype=pl.Binary),
+    "dur": pl.Series([dt.timedelta(seconds=s) for s in (0, 1, 2, 3, 0)]),
+    "lbin": pl.Series([[b"\xff"], [b"a"], [], None, [b"\xff"]]),
+}
+_ODD_CHECKS: dict[str, Callable[[str], tuple[str, dict[str, Any]]]] = {
+    "in_set": lambda c: ("expect_column_values_to_be_in_set", {"column": c, "value_set": ["A"]}),
+    "regex": lambda c: ("expect_column_values_to_match_regex", {"column": c, "regex": "^A"}),
+    "lengths": lambda c: (
+        "expect_column_value_lengths_to_be_between",
+        {"column": c, "min_value": 1, "max_value": 1},
+    ),
+    "json": lambda c: ("expect_column_values_to_be_json_parseable", {"column": c}),
+    "pair": lambda c: ("expect_column_pair_values_to_be_equal", {"column_A": c, "column_B": "s"}),
+    "compound": lambda c: ("expect_compound_columns_to_be_unique", {"column_list": [c, "s"]}),
+    "unique": lambda c: ("expect_column_values_to_be_unique", {"column": c}),
+}
+
+
+@pytest.mark.parametrize("engine", ["auto", "gx"])
+@pytest.mark.parametrize("check", sorted(_ODD_CHECKS))
+@pytest.mark.parametrize("column", sorted(_ODD))
+def test_a_check_on_bytes_or_durations_runs_or_could_not_run_never_crashes(
+    column: str, check: str, engine: EngineChoice
+) -> None:
+    """Bytes that are not UTF-8 stopped GX's pattern checks (UnicodeDecodeError), and a failing
+    value of bytes or of a duration could not be written as text (polars refused the cast, or
+    panicked encoding a pair's value as JSON): the whole call ended in an internal error."""
+    frame = pl.DataFrame({"s": ["A", "x", "y", None, "A"], column: _ODD[column]})
+    kind, kwargs = _ODD_CHECKS[check](column)
+    result = screen(frame, {"name": "odd", "expectations": [{"type": kind, "kwargs": kwargs}]},
+                    engine=engine)  # fmt: skip
+    assert result.clean.height + result.quarantine.height == frame.height
+    verdict = result.verdicts[0]
+    assert verdict["state"] in ("passed", "failed", "could_not_run")
+    if verdict["state"] == "could_not_run":
+        assert verdict["why"]
+    values = result.failures.get_column("value")
+    assert values.null_count() <= frame.get_column(column).null_count() * len(values)
+    if check == "pair" and verdict["state"] == "failed":
+        assert all(isinstance(json.loads(v), dict) for v in values.drop_nulls())
+
+
+def test_failing_bytes_and_durations_keep_their_text() -> None:
+    frame = pl.DataFrame({"s": ["A", "x", "y", None, "A"], **_ODD})
+    result = screen(
+        frame,
+        {
+            "name": "odd",
+            "expectations": [
+                {"type": kind, "kwargs": kwargs}
+                for kind, kwargs in (
+                    _ODD_CHECKS["in_set"]("bin"),
+                    _ODD_CHECKS["lengths"]("dur"),
+                    _ODD_CHECKS["pair"]("bin"),
+                )
+            ],
+        },
+        engine="gx",
+    )
+    by_rule = {
+        rule: result.failures.filter(pl.col("rule") == rule)["value"].to_list()
+        for rule in result.failures["rule"].unique()
+    }
+    # bytes as UTF-8, or latin-1 when they are not (GX compares bytes with text: b"A" is not
+    # "A"); a duration as Python writes it; a pair as JSON of those texts
+    assert by_rule["expect_column_values_to_be_in_set"] == ["A", "\u00ff\u00fe", "ok", "A"]
+    assert by_rule["expect_column_value_lengths_to_be_between"][:2] == ["0:00:00", "0:00:01"]
+    pairs = [json.loads(v) for v in by_rule["expect_column_pair_values_to_be_equal"]]
+    assert pairs[:2] == [{"bin": "A", "s": "A"}, {"bin": "\u00ff\u00fe", "s": "x"}]
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pl.Series("o", [object(), object()], dtype=pl.Object),
+        pl.Series("o", [1, 2**100], dtype=pl.Int128),
+        pl.Series("o", [1, 2**100], dtype=pl.UInt128),
+    ],
+    ids=["object", "int128", "uint128"],
+)
+def test_a_column_of_objects_or_128_bit_integers_needs_a_schema(column: pl.Series) -> None:
+    """They have no Arrow form: GX's pandas conversion, key checks and failure values ended in
+    internal errors. Declared, they are parsed as any column is."""
+    frame = pl.DataFrame({"s": ["a", "b"]}).with_columns(column)
+    suite = {"name": "o", "expectations": [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "o"}}]}  # fmt: skip
+    with pytest.raises(InputError, match=r"column 'o' is .*128|column 'o' is Object"):
+        screen(frame, suite)
+    declared = screen(frame, suite, schema={"s": "string", "o": "string"})
+    assert declared.clean.height + declared.quarantine.height == 2
 
 
 def test_without_a_schema_the_frames_own_types_are_kept() -> None:
