@@ -51,6 +51,9 @@ DEV_TOOLS: dict[str, str] = {
     "types-psutil": "type stubs for mypy",
     "moto": "local S3 server, run as `python -m moto.server` by tests/s3.py",
     "dask": "the `dask scheduler` and `dask worker` commands of tests/sluice/pipeline/test_dask.py",
+    "s3fs": "fsspec's s3:// filesystem, loaded by name when the `sluice` command of "
+    "tests/sluice/storage/test_s3_sources.py reads sources on the local S3 server",
+    "aiobotocore": "s3fs's S3 client: named so that pip resolves its botocore with moto's boto3",
 }
 
 # "package.module:attribute"; a dotted module, so that "about:blank" is not one
