@@ -663,15 +663,16 @@ def _check_listed_once(b: _Builder, at: Path_, kwargs: dict[str, Any]) -> None:
         return
     seen: set[str] = set()
     for i, name in enumerate(listed):
-        if isinstance(name, str) and name in seen:
+        if not isinstance(name, str):
+            continue
+        if name in seen:
             raise b.error(
                 f"column {name!r} is listed twice",
                 (*at, "kwargs", "column_list", i),
                 found=listed,
                 allowed="each column once",
             )
-        if isinstance(name, str):
-            seen.add(name)
+        seen.add(name)
 
 
 def _check_quantile_ranges(b: _Builder, key: Path_, ranges: Any) -> None:
