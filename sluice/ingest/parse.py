@@ -288,9 +288,18 @@ def _parse(
     for attempt in (native, everything):
         frame = attempt()
         try:
-            parsed = frame.select(
-                _typed(c, frame[c].dtype, declared[c], first=True) if c in declared else pl.col(c)
-                for c in frame.columns
+            # lazily, so that a value both tested and kept (a parse checked against years 1 to
+            # 9999, a float against infinity) is computed once: polars shares repeated
+            # expressions in a lazy query only (a 1M-row CSV's typing, 0.61 -> 0.39 CPU s)
+            parsed = (
+                frame.lazy()
+                .select(
+                    _typed(c, frame[c].dtype, declared[c], first=True)
+                    if c in declared
+                    else pl.col(c)
+                    for c in frame.columns
+                )
+                .collect()
             )
         except pl.exceptions.PolarsError:
             continue
