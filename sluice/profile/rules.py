@@ -43,6 +43,7 @@ KEY_MIN_ROWS = 20
 PRESENT = "\x00present:"
 MAX_KEY_PAIRS = 2
 ORDER_MAX_CHANCE = 0.9
+ORDER_MIN_LIFT = 10
 PAIR_MAX_COLUMNS = 40
 
 FD = "sluice.expect_column_values_to_follow_majority_by"
@@ -350,8 +351,15 @@ def lengths(col: Column, values: pl.Series) -> Candidate | None:
 def orderings(train: pl.DataFrame, columns: Sequence[Column], max_fail: float) -> list[Candidate]:
     """Pairs of numeric, of date or of datetime columns where A > B (or A >= B) on nearly every
     learnt row that has both. An ordering the columns' values would show by chance is left out:
-    when A > B still holds on :data:`ORDER_MAX_CHANCE` of rows with B shuffled (seeded), or the
-    learnt ranges do not overlap, it says nothing about the rows."""
+    the same comparison is made with B shuffled (seeded), and the ordering is kept only when
+    the shuffled rows break it at least :data:`ORDER_MIN_LIFT` times as often as the learnt rows
+    do and still hold it on less than :data:`ORDER_MAX_CHANCE` of rows; nor when the learnt
+    ranges do not overlap, which says nothing about the rows.
+
+    ``A >= B`` between columns whose values are mostly equal or mostly ordered anyway (a code
+    column beside another that is nearly always 1, an amount beside one that is nearly always
+    0) holds on about as many shuffled rows as learnt ones: a rule the data follows by chance
+    would quarantine the rows that break it for no reason."""
     groups = {
         "number": [c.name for c in columns if c.type in ("int", "float")][:PAIR_MAX_COLUMNS],
         "date": [c.name for c in columns if c.type == "date"][:PAIR_MAX_COLUMNS],
@@ -369,8 +377,6 @@ def orderings(train: pl.DataFrame, columns: Sequence[Column], max_fail: float) -
                 a_s, b_s = both.get_column(a), both.get_column(b)
                 if a_s.min() > b_s.max() or a_s.max() < b_s.min():  # type: ignore[operator]
                     continue
-                if float((a_s > b_s.shuffle(seed=0)).mean()) >= ORDER_MAX_CHANCE:  # type: ignore[arg-type]
-                    continue
                 gt = float((a_s > b_s).mean())  # type: ignore[arg-type]
                 ge = float((a_s >= b_s).mean())  # type: ignore[arg-type]
                 if gt >= 1 - max_fail:
@@ -382,13 +388,18 @@ def orderings(train: pl.DataFrame, columns: Sequence[Column], max_fail: float) -
                 if not strict and ge == 1.0 and gt == 0.0:
                     continue
                 share = gt if strict else ge
+                shuffled = b_s.shuffle(seed=0)
+                held = (a_s > shuffled) if strict else (a_s >= shuffled)
+                by_chance = float(held.mean())  # type: ignore[arg-type]
+                if by_chance >= ORDER_MAX_CHANCE or 1 - by_chance < ORDER_MIN_LIFT * (1 - share):
+                    continue
                 out.append(
                     Candidate(
                         "expect_column_pair_values_a_to_be_greater_than_b",
                         {"column_A": a, "column_B": b, "or_equal": not strict},
                         _expr(pl.col(a) > pl.col(b) if strict else pl.col(a) >= pl.col(b)),
                         f"{a} {'>' if strict else '>='} {b} on {share:.2%} of learnt rows "
-                        "with both",
+                        f"with both; on {by_chance:.2%} with {b} shuffled",
                     )
                 )
     return out

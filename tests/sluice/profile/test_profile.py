@@ -132,6 +132,37 @@ def test_orderings_hold_and_their_reverse_is_not_suggested(prof: Profile) -> Non
     assert ("pickup_at", "dropoff_at") not in pairs
 
 
+def test_an_ordering_that_holds_by_chance_is_not_suggested(tmp_path: Path) -> None:
+    """Columns whose values are ordered anyway (a code beside one that is nearly always 1, an
+    amount beside one that is nearly always 0) follow ``A >= B`` on as many rows with B
+    shuffled as without: suggested, such a rule would quarantine the rows that break it for
+    no reason. An ordering the rows owe to each other (a total above its part) is kept."""
+    n = 4000
+    rng = np.random.default_rng(7)
+    fare = np.round(rng.gamma(2.0, 8.0, n), 2)
+    extra = np.round(rng.choice([0.0, 0.5, 1.0], n), 2)
+    tolls = np.where(rng.random(n) < 0.04, 5.76, 0.0)
+    frame = pl.DataFrame(
+        {
+            "vendor": rng.choice([1, 2], n, p=[0.4, 0.6]),
+            "rate_code": np.where(rng.random(n) < 0.97, 1, rng.choice([2, 3, 5], n)),
+            "tip": np.where(rng.random(n) < 0.3, 0.0, np.round(fare * 0.2, 2)),
+            "tolls": tolls,
+            "fare": fare,
+            "total": np.round(fare + extra + tolls + 0.3, 2),
+        }
+    )
+    got = profile([write_csv(frame, tmp_path / "s.csv")], seed=1)
+    pairs = {
+        (e.kwargs["column_A"], e.kwargs["column_B"])
+        for e in got.suggestions
+        if e.type == "expect_column_pair_values_a_to_be_greater_than_b"
+    }
+    assert ("total", "fare") in pairs
+    assert not pairs & {("vendor", "rate_code"), ("tip", "tolls"), ("fare", "tolls")}, pairs
+    assert all(a == "total" for a, _ in pairs), pairs
+
+
 def test_sluice_types_have_the_agreed_kwargs(prof: Profile) -> None:
     fd = [e for e in entries(prof, FD) if e["kwargs"]["column"] == "city"]
     assert {"column": "city", "by": ["hospital"], "min_group_size": 3, "min_majority": 0.5} in [
