@@ -79,7 +79,8 @@ def engine_runs_sluice_types() -> bool:
 
 def source_and_partition(files: list[Path], spec_dir: Path) -> tuple[str, dict[str, Any], str]:
     """The source path template, the partition block and a sentence saying how they were found."""
-    resolved = [f.resolve() for f in files]
+    # absolute as given, links not followed: a hive folder of links into a store is the layout
+    resolved = [Path(os.path.abspath(f)) for f in files]
     suffixes = {f.suffix.lower() for f in resolved}
     found = [_hive(f) for f in resolved]
     if all(h is not None for h in found):
@@ -171,7 +172,7 @@ def main(args: argparse.Namespace) -> int:
     name = str(args.name)
     if not NAME.fullmatch(name):
         raise SluiceError(f"dataset name {name!r} is not allowed; allowed: {NAME.pattern}")
-    out = Path(args.out).resolve()
+    out = Path(os.path.abspath(args.out))
     spec_path = out / "datasets" / f"{name}.yaml"
     suite_path = out / "expectations" / "suites" / f"{name}.json"
     existing = [p for p in (spec_path, suite_path) if p.exists() or p.is_symlink()]

@@ -183,6 +183,36 @@ def test_source_templates_from_folders(tmp_path: Path) -> None:
         source_and_partition(not_dates, spec_dir)
 
 
+def test_samples_linked_into_hive_folders_keep_the_folders_layout(
+    demo: tuple[Path, pl.DataFrame], tmp_path: Path
+) -> None:
+    """Hive folders of symbolic links to files kept elsewhere (a store's mount): the partition
+    layout is the links' folders, not the folder their targets share, so each partition reads
+    its own file and not every file of the store."""
+    root, _ = demo
+    store = tmp_path / "store"
+    store.mkdir()
+    for day in DAYS:
+        target = store / f"trips_{day:%Y%m%d}.csv"
+        target.write_bytes(raw_path(root, day).read_bytes())
+        link = tmp_path / "proj" / "raw" / f"date={day}" / "trips.csv"
+        link.parent.mkdir(parents=True)
+        link.symlink_to(target)
+    proj = tmp_path / "proj"
+    links = [str(proj / "raw" / f"date={day}" / "trips.csv") for day in DAYS]
+    out = sluice("init", "trips", "--from", links[0], "--from", links[1], "--out", str(proj))
+    assert out.returncode == 0, out.stderr
+    spec = yaml.safe_load((proj / "datasets" / "trips.yaml").read_text())
+    assert spec["partition"] == {"key": "date", "kind": "day"}
+    assert spec["source"]["path"] == "../raw/date={date}/*.csv"
+    env = {**os.environ, "SLUICE_DATASETS": str(proj / "datasets")}
+    run = sluice("run", "trips", "--partition", str(DAYS[0]), "--json", env=env)
+    assert run.returncode in (0, 1), run.stderr
+    summary = json.loads(run.stdout)
+    lines = raw_path(root, DAYS[0]).read_bytes().count(b"\n") - 1
+    assert summary["counts"]["in"] == lines
+
+
 def _people(tmp_path: Path) -> tuple[Path, set[tuple[int, int]]]:
     from tests.sluice.profile.test_duplicates import PLAIN, people
 
