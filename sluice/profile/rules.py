@@ -22,6 +22,7 @@ from sluice.profile.columns import Column
 
 MIN_DOMAIN_COUNT = 3
 MIN_DOMAIN_SHARE = 0.002
+MAX_DOMAIN_TAIL = 0.01
 MAX_DOMAIN = 100
 MIN_ROWS_PER_VALUE = 10
 TRIM = 0.001
@@ -183,24 +184,33 @@ def _row_counter(s: pl.Series) -> bool:
 
 
 def in_set(col: Column, values: pl.Series) -> Candidate | None:
-    """A categorical domain: the values seen at least :data:`MIN_DOMAIN_COUNT` times (and on
-    :data:`MIN_DOMAIN_SHARE` of rows); a column is categorical when that domain is small."""
+    """A categorical domain: the values seen at least :data:`MIN_DOMAIN_COUNT` times; a column
+    is categorical when that domain is small (at most :data:`MAX_DOMAIN` values, each with
+    :data:`MIN_ROWS_PER_VALUE` rows on average) and closed.
+
+    Closed: the values that recur but are each on less than :data:`MIN_DOMAIN_SHARE` of rows
+    cover at most :data:`MAX_DOMAIN_TAIL` of them. A column whose rarer values keep recurring
+    (zone or product ids, cities) has a long tail, and its next rows bring values the sample did
+    not hold, valid ones: a domain would quarantine them. A value seen once or twice (a typo)
+    stays out of the domain either way."""
     present = values.drop_nulls()
     if present.len() == 0 or col.type not in ("string", "int"):
         return None
     counts = _counts(present)
     n = present.len()
-    frequent = counts.filter(
-        (pl.col("count") >= MIN_DOMAIN_COUNT) & (pl.col("count") >= MIN_DOMAIN_SHARE * n)
-    )
-    domain = sorted(frequent.get_column("v").to_list())
+    recurring = counts.filter(pl.col("count") >= MIN_DOMAIN_COUNT)
+    tail = int(recurring.filter(pl.col("count") < MIN_DOMAIN_SHARE * n).get_column("count").sum())
+    if tail > MAX_DOMAIN_TAIL * n:
+        return None
+    domain = sorted(recurring.get_column("v").to_list())
     if not domain or len(domain) > MAX_DOMAIN or len(domain) * MIN_ROWS_PER_VALUE > n:
         return None
     return Candidate(
         "expect_column_values_to_be_in_set",
         {"column": col.name, "value_set": domain},
         _expr(pl.col(col.name).is_in(domain)),
-        f"{len(domain)} values each seen at least {MIN_DOMAIN_COUNT} times",
+        f"{len(domain)} values each seen at least {MIN_DOMAIN_COUNT} times; those on less than "
+        f"{MIN_DOMAIN_SHARE:.1%} of rows cover {tail / n:.2%}",
     )
 
 

@@ -132,6 +132,35 @@ def test_orderings_hold_and_their_reverse_is_not_suggested(prof: Profile) -> Non
     assert ("pickup_at", "dropoff_at") not in pairs
 
 
+def test_a_long_tailed_column_gets_no_domain_and_a_rare_recurring_code_is_in_one(
+    tmp_path: Path,
+) -> None:
+    """Zone ids drawn from a long tail (the rarer ones recur, each on well under 0.2% of rows):
+    the next rows bring valid ids the sample lacked, so no domain is suggested. A code that is
+    rare but recurs (a dispute, 0.15% of rows) is part of its column's domain, not an error;
+    a typo seen once is not."""
+    n = 12_000
+    rng = np.random.default_rng(5)
+    weights = 1.0 / np.arange(1, 261) ** 2.0
+    zone = rng.choice(np.arange(1, 261), n, p=weights / weights.sum())
+    payment = rng.choice([1, 2, 3], n, p=[0.7, 0.28, 0.02]).astype(object)
+    payment[rng.choice(n, 18, replace=False)] = 4
+    kind = rng.choice(["card", "cash"], n).astype(object)
+    kind[7] = "cahs"
+    frame = pl.DataFrame(
+        {"zone": zone.tolist(), "payment": payment.tolist(), "kind": kind.tolist()}
+    )
+    got = profile([write_csv(frame, tmp_path / "s.csv")], seed=1)
+    sets = {
+        e.kwargs["column"]: e.kwargs["value_set"]
+        for e in got.suggestions
+        if e.type == "expect_column_values_to_be_in_set"
+    }
+    assert "zone" not in sets, "a long-tailed id column has no closed domain"
+    assert sets["payment"] == [1, 2, 3, 4]
+    assert sets["kind"] == ["card", "cash"]
+
+
 def test_an_ordering_that_holds_by_chance_is_not_suggested(tmp_path: Path) -> None:
     """Columns whose values are ordered anyway (a code beside one that is nearly always 1, an
     amount beside one that is nearly always 0) follow ``A >= B`` on as many rows with B
