@@ -67,6 +67,7 @@ from sluice.ingest.text import (
     _csv_fast,
     _read_csv,
     _read_ndjson,
+    duplicate_names,
     ndjson_batches,
     no_json_objects,
     refuse_wide_encoding,
@@ -510,9 +511,9 @@ def _parquet_file(fh: IO[bytes], path: str) -> pq.ParquetFile:
         names = source.schema_arrow.names
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise _not_parquet(path, exc) from None
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = duplicate_names(names)
     if dupes:
-        raise InputError(f"{path}: duplicate column names: {', '.join(dupes)}")
+        raise InputError(f"{path}: duplicate column names: {dupes}")
     return source
 
 

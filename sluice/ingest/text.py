@@ -240,10 +240,27 @@ def _check_header(header: list[str], opts: CsvOptions, path: str, line: int) -> 
                 f"(found {byte!r} in {_as_latin1(name, _codec(opts))!r}); set "
                 "source.csv.encoding to the file's encoding (utf8, latin1, cp1252)"
             )
-    dupes = sorted({h for h in header if header.count(h) > 1})
+    dupes = duplicate_names(header)
     if dupes:
-        raise InputError(f"{path}:{line}: duplicate column names in the header: {', '.join(dupes)}")
+        raise InputError(f"{path}:{line}: duplicate column names in the header: {dupes}")
     return header
+
+
+def duplicate_names(names: Sequence[str]) -> str | None:
+    """The names that occur more than once, each with its 1-based column positions (None when
+    every name is distinct). A name that is empty or blank-edged is quoted, so that the columns
+    without a header (a spreadsheet's trailing empty columns) read as such."""
+    where: dict[str, list[int]] = {}
+    for i, name in enumerate(names, start=1):
+        where.setdefault(name, []).append(i)
+    parts = []
+    for name, at in sorted(where.items()):
+        if len(at) < 2:
+            continue
+        shown = repr(name) if name != name.strip() or not name else name
+        unnamed = ", no name: remove the empty columns or name them" if not name.strip() else ""
+        parts.append(f"{shown} (columns {', '.join(map(str, at))}{unnamed})")
+    return "; ".join(parts) or None
 
 
 def _first_record(reader: Any) -> tuple[list[str], int]:
@@ -535,9 +552,9 @@ def _read_parquet(data: bytes, path: str) -> pl.DataFrame:
     try:
         source = pq.ParquetFile(arrow_reader(data))
         names = source.schema_arrow.names
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = duplicate_names(names)
         if dupes:
-            raise InputError(f"{path}: duplicate column names: {', '.join(dupes)}")
+            raise InputError(f"{path}: duplicate column names: {dupes}")
         with reading_memory():
             table = source.read()
     except (pa.ArrowException, OSError, ValueError) as exc:

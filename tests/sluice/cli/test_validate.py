@@ -168,6 +168,11 @@ BROKEN: dict[str, tuple[str, bytes, str]] = {
     "long_row": ("csv", b"a,b\n1,2,3\n", r"data\.csv: record 1 after the header does not have"),
     "blank_and_short": ("csv", b"a,b\n1,2\n\n\n3\n", r"data\.csv: record 2 after the header"),
     "duplicate_header": ("csv", b"a,b,a\n1,2,3\n", r"data\.csv:1: duplicate column names.*: a"),
+    "unnamed_columns": (  # a spreadsheet's export with trailing empty columns
+        "csv",
+        b"\xef\xbb\xbfa,b,,\r\n1,2,,\r\n",
+        r"data\.csv:1: duplicate column names in the header: '' \(columns 3, 4, no name",
+    ),
     "invalid_utf8": ("csv", b"a,b\n1,caf\xe9\n2,x\n", r"data\.csv: record 1 .*not valid UTF-8"),
     "invalid_header": ("csv", b"a,\xe9\n1,2\n", r"data\.csv:1: the header holds bytes"),
     "unclosed_quote": ("csv", b'a,b\n1,2\n3,"x\n4,5\n', r"data\.csv:3: a quoted field .* never"),
