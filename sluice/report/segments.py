@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from sluice.core.frame import ROW_ID
@@ -195,6 +196,11 @@ def _segments(
     # clean rows has too many among each detector's screened rows: it is passed over before it
     # is read (a unique key costs one row group, not a hash of every row)
     all_clean_screened = all(totals[d][2] == outputs.clean_rows for d in screened)
+    # held as one bucket, the clean rows come first: a detector that screened every clean row
+    # screened all of them, and only the quarantined rows after them need looking up
+    clean_first = {
+        d: outputs.clean_rows for d in screened if count == 1 and totals[d][2] == outputs.clean_rows
+    }
 
     def too_many(column: str) -> bool:
         # null counts as a value: a known count decides unless it is right at the limit
@@ -238,6 +244,7 @@ def _segments(
                 pol=pol,
                 known=known if len(groups) > 1 else None,
                 screened_ids=screened_ids,
+                clean_first=clean_first,
             )
         finally:
             clean.close()
@@ -268,13 +275,16 @@ def _count(
     pol: SegmentPolicy,
     known: dict[tuple[Any, ...], Any] | None,
     screened_ids: Mapping[tuple[int, str], pl.Series] | None = None,
+    clean_first: Mapping[str, int] | None = None,
 ) -> dict[tuple[str, str], Counts | None]:
     """Screened rows and flagged rows per value, per detector and column, bucket by bucket
     (a pair with more than ``max_categories`` values is dropped: ``None``). ``clean`` holds the
     clean rows, then the quarantined rows, of ``columns``. ``known``, when given, keeps what
     each bucket's rows and screened ids give for the next group of columns (in memory only:
     a spilled run has one group). ``screened_ids``: each detector's screened ids per bucket,
-    when the caller kept them (else they are taken from ``scores`` again)."""
+    when the caller kept them (else they are taken from ``scores`` again). ``clean_first``:
+    for a detector that screened every clean row, how many rows lead the one bucket (the clean
+    ones)."""
     counts: dict[tuple[str, str], Counts | None] = {(d, c): {} for c in columns for d in screened}
     memo: dict[tuple[Any, ...], Any] = {} if known is None else known
     for b, (s, c) in enumerate(zip(scores.buckets(), clean.buckets(), strict=True)):
@@ -294,7 +304,10 @@ def _count(
                     by_detector = _screened_ids(s) if by_detector is None else by_detector
                     ids = by_detector.get(detector, NO_IDS)
                 plan = _screened_rows(
-                    values.get_column(ROW_ID), ids, flagged.get(detector, {}).get(b)
+                    values.get_column(ROW_ID),
+                    ids,
+                    flagged.get(detector, {}).get(b),
+                    screened_first=(clean_first or {}).get(detector, 0) if distinct else 0,
                 )
                 if known is not None:
                     known[("screened", b, detector)] = plan
@@ -338,19 +351,50 @@ def _screened_ids(scores: pl.DataFrame) -> dict[str, pl.Series]:
 
 
 def _screened_rows(
-    row_ids: pl.Series, ids: pl.Series, hit: pl.Series | None
+    row_ids: pl.Series, ids: pl.Series, hit: pl.Series | None, screened_first: int = 0
 ) -> tuple[pl.Series, pl.Series, int, int]:
     """Which of the rows (``row_ids``: clean, then quarantined) a detector screened (``ids``:
     its distinct screened ids), whether each of those it flagged (``hit``: the flagged ids),
     and the screened ids among no rows with how many of them it flagged (every screened id is
-    among the rows; one that is not counts under null, as a left join of the ids would)."""
+    among the rows; one that is not counts under null, as a left join of the ids would).
+
+    ``screened_first``: the first rows are known to be screened (every clean row was). Only
+    the rows after them are looked up, among the screened ids that are theirs (a set of the
+    quarantined rows, not of every screened id: at 10M rows, 0.2 against 0.8 CPU s); the known
+    rows are checked by their ids' count and sum, and looked up as the rest when those
+    differ."""
     flagged_ids = (NO_IDS if hit is None else hit).implode()
-    mask = row_ids.is_in(ids.implode())
+    mask = _known_screened(row_ids, ids, screened_first) if screened_first else None
+    if mask is None:
+        mask = row_ids.is_in(ids.implode())
     flags = row_ids.filter(mask).is_in(flagged_ids).alias("_flagged")
     absent, absent_hits = ids.len() - flags.len(), 0
     if absent:
         absent_hits = int(ids.is_in(flagged_ids).sum()) - int(flags.sum())
     return mask, flags, absent, absent_hits
+
+
+def _known_screened(row_ids: pl.Series, ids: pl.Series, first: int) -> pl.Series | None:
+    """:func:`_screened_rows`' mask when the first ``first`` rows are screened: those, and the
+    rows after them whose id is screened. None when the screened ids are not those rows' (their
+    count or their sum, modulo 2**64, differs)."""
+    rest = row_ids.slice(first)
+    theirs = ids.filter(ids.is_in(rest.implode()))
+    mask = pl.concat(
+        [
+            pl.repeat(True, min(first, row_ids.len()), dtype=pl.Boolean, eager=True),
+            rest.is_in(theirs.implode()),
+        ]
+    )
+    chosen = row_ids.filter(mask)
+    if chosen.len() != ids.len() or _sum64(chosen) != _sum64(ids):
+        return None
+    return mask
+
+
+def _sum64(ids: pl.Series) -> int:
+    """The sum of 64-bit ids modulo 2**64."""
+    return int(ids.cast(pl.UInt64).to_numpy().sum(dtype=np.uint64))
 
 
 def _distinct_ids(frame: pl.DataFrame) -> bool:

@@ -224,3 +224,67 @@ def test_the_p_value_is_scipys_binomial_tail() -> None:
     for rows, hits, overall in [(100, 4, 0.01), (1000, 51, 0.02), (40, 40, 0.5), (7, 1, 0.3)]:
         (got,) = segments._judge([("d", "c", "v", rows, hits, overall)], {}, pol)
         assert got.p_value == pytest.approx(float(binom.sf(hits - 1, rows, overall)), rel=1e-9)
+
+
+def _rows_and_screened(seed: int, n: int = 5_000) -> tuple[pl.Series, pl.Series, pl.Series, int]:
+    """Row ids as the report holds them (clean rows, then quarantined ones), a detector's
+    screened ids (every clean row and some quarantined ones, in another order), the flagged
+    ids, and how many rows are clean."""
+    rng = np.random.default_rng(seed)
+    # distinct ids over the whole 64-bit range (an odd multiplier is a bijection modulo 2**64)
+    spread = np.arange(1, n + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    ids = pl.Series("_row_id", rng.permutation(spread))
+    failed = rng.random(n) < 0.05  # quarantined by a rule: not screened
+    flagged = ~failed & (rng.random(n) < 0.03)  # quarantined by the detector
+    quarantined = failed | flagged
+    rows = pl.concat([ids.filter(pl.Series(~quarantined)), ids.filter(pl.Series(quarantined))])
+    screened = ids.filter(pl.Series(~failed)).sample(fraction=1.0, seed=seed)
+    return rows, screened, ids.filter(pl.Series(flagged)), int((~quarantined).sum())
+
+
+def _same(
+    a: tuple[pl.Series, pl.Series, int, int], b: tuple[pl.Series, pl.Series, int, int]
+) -> None:
+    assert a[0].equals(b[0])
+    assert a[1].equals(b[1])
+    assert a[2:] == b[2:]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rows_known_to_be_screened_count_as_looking_each_one_up(seed: int) -> None:
+    rows, screened, flagged, clean = _rows_and_screened(seed)
+    looked_up = segments._screened_rows(rows, screened, flagged)
+    assert int(looked_up[0].head(clean).sum()) == clean  # every clean row was screened
+    _same(segments._screened_rows(rows, screened, flagged, screened_first=clean), looked_up)
+    # a clean row not screened, and a screened id among no rows: as many ids, other ones
+    odd = pl.concat([screened.filter(screened != rows[0]), pl.Series([1], dtype=pl.UInt64)])
+    assert segments._known_screened(rows, odd, clean) is None
+    odd_looked_up = segments._screened_rows(rows, odd, flagged)
+    assert odd_looked_up[2] == 1
+    _same(segments._screened_rows(rows, odd, flagged, screened_first=clean), odd_looked_up)
+    # a clean row not screened: fewer ids
+    fewer = screened.filter(screened != rows[1])
+    _same(
+        segments._screened_rows(rows, fewer, flagged, screened_first=clean),
+        segments._screened_rows(rows, fewer, flagged),
+    )
+
+
+def test_a_report_held_in_memory_looks_up_only_the_quarantined_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    firsts: list[int] = []
+    screened_rows = segments._screened_rows
+
+    def spy(
+        row_ids: pl.Series, ids: pl.Series, hit: pl.Series | None, screened_first: int = 0
+    ) -> tuple[pl.Series, pl.Series, int, int]:
+        firsts.append(screened_first)
+        return screened_rows(row_ids, ids, hit, screened_first)
+
+    found = segment_bias(_outputs(flagged_in_quarantine=True))
+    monkeypatch.setattr(segments, "_screened_rows", spy)
+    assert segment_bias(_outputs(flagged_in_quarantine=True)) == found
+    clean = _outputs(flagged_in_quarantine=True).clean
+    assert clean is not None
+    assert firsts == [clean.height]
