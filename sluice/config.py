@@ -60,6 +60,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# digit-group separators a number column's text may hold
+Thousands = Literal[",", ".", "'", " ", "\u00a0", "\u202f"]
+
+
 class ColumnSpec(_Strict):
     """One declared column: its type, a strftime format for dates and timestamps, the column's
     own null tokens and the other names the column has had in source files."""
@@ -77,8 +81,24 @@ class ColumnSpec(_Strict):
         default=".",
         description="Decimal separator of a float column's text (a CSV field, an NDJSON value, "
         "a Parquet string): '.' or ','. With ',' a value reads 3,25 (or 3); one holding a '.' "
-        "does not parse, an NDJSON number such as 3.5 included (thousands separators are not "
-        "read, so no value is read as another number).",
+        "does not parse, an NDJSON number such as 3.5 included, unless 'thousands' is '.' and "
+        "it groups digits (1.234,5); no value is read as another number.",
+    )
+    thousands: Thousands | None = Field(
+        default=None,
+        description="Digit-group separator of an int or float column's text: ',', '.', \"'\", "
+        "' ' or a no-break space (U+00A0, U+202F). A value holding it reads only when its "
+        "digits before the decimal mark are grouped by threes (1,234,567 and 1,234.5 read; "
+        "1,23 and 12,34,567 do not); a value without it reads as before. It differs from "
+        "'decimal'; '.' on a float column needs decimal ',', and a CSV or Parquet source (an "
+        "NDJSON number such as 1.234 is not grouped).",
+    )
+    currency: str | None = Field(
+        default=None,
+        description="A currency symbol an int or float column's text may carry before the "
+        "number (after its sign, if any: -$5, $-5) or after it (5 €), with or without a space; "
+        "a value without it reads as before. One to three characters, none a digit, a sign, a "
+        "space, '.', ',' or a parenthesis.",
     )
     null_values: list[str] = Field(
         default_factory=list,
@@ -95,7 +115,32 @@ class ColumnSpec(_Strict):
             raise ValueError(f"'format' applies to date and datetime columns, not {self.type}")
         if self.decimal != "." and self.type != "float":
             raise ValueError(f"'decimal' applies to float columns, not {self.type}")
+        for key, value in (("thousands", self.thousands), ("currency", self.currency)):
+            if value is not None and self.type not in ("int", "float"):
+                raise ValueError(f"'{key}' applies to int and float columns, not {self.type}")
+        if self.thousands == "." and self.type == "float" and self.decimal != ",":
+            raise ValueError(
+                "thousands '.' on a float column needs decimal ',' (with '.' as the decimal "
+                "mark, 1.234 could be read as two numbers)"
+            )
+        if self.thousands is not None and self.type == "float" and self.thousands == self.decimal:
+            raise ValueError(
+                f"'thousands' and 'decimal' are both {self.thousands!r}: a value could be read "
+                "as two numbers; the digit-group separator differs from the decimal mark"
+            )
         return self
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, v: str | None) -> str | None:
+        if v is not None and (
+            not 1 <= len(v) <= 3 or any(c.isdigit() or c.isspace() or c in "+-.,()" for c in v)
+        ):
+            raise ValueError(
+                f"currency {v!r}: one to three characters, none a digit, a sign, a space, '.', "
+                "',' or a parenthesis (such as $, €, R$ or CHF)"
+            )
+        return v
 
     @field_validator("format")
     @classmethod
@@ -740,6 +785,14 @@ class DatasetSpec(_Strict):
     @model_validator(mode="after")
     def _columns_known(self) -> DatasetSpec:
         cols = set(self.schema_)
+        if self.source.format == "ndjson":
+            for name, col in self.columns.items():
+                if col.thousands == ".":
+                    raise ValueError(
+                        f"schema.{name}.thousands '.' with an NDJSON source: a JSON number "
+                        "such as 1.234 would be read as 1234; NDJSON numbers carry no digit "
+                        "groups (use ',' or a space for text values that do)"
+                    )
         for i, k in enumerate(self.keys):
             if k not in cols:
                 raise ValueError(f"key column {k!r} is not in the schema")

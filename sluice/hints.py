@@ -62,17 +62,25 @@ COMMON_DATE = (
 )
 NULL_WORDS = frozenset({"na", "n/a", "nan", "null", "none", "nil", "-", "--", "?", "missing"})
 NUMBER_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("a ',' thousands separator (e.g. 1,234.5)", re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")),
     (
-        "a '.' thousands separator and a decimal comma (e.g. 1.234,5)",
+        "a ',' thousands separator (e.g. 1,234.5): declare thousands: ','",
+        re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$"),
+    ),
+    (
+        "a '.' thousands separator and a decimal comma (e.g. 1.234,5): declare thousands: '.' "
+        "and decimal: ','",
         re.compile(r"^[-+]?\d{1,3}(\.\d{3})+(,\d+)?$"),
     ),
-    ("a decimal comma (e.g. 3,5)", re.compile(r"^[-+]?\d*,\d+$")),
+    ("a decimal comma (e.g. 3,5): declare decimal: ','", re.compile(r"^[-+]?\d*,\d+$")),
     (
-        "a space as thousands separator",
+        "a space as thousands separator: declare thousands: ' ' (or the no-break space the "
+        "values hold)",
         re.compile(r"^[-+]?\d{1,3}([ \u00a0\u202f]\d{3})+([.,]\d+)?$"),
     ),
-    ("a currency sign", re.compile(r"^[-+]?\s*[$€£¥]\s*[-+]?[\d.,]+$|^[-+]?[\d.,]+\s*[$€£¥]$")),
+    (
+        "a currency sign: declare currency (and thousands, if the digits are grouped)",
+        re.compile(r"^[-+]?\s*[$€£¥]\s*[-+]?[\d.,]+$|^[-+]?[\d.,]+\s*[$€£¥]$"),
+    ),
     ("a percent sign", re.compile(r"^[-+]?[\d.,]+\s*%$")),
     ("decimals, in a column declared int (declare it float)", re.compile(r"^[-+]?\d+\.\d+$")),
     ("an exponent, in a column declared int", re.compile(r"^[-+]?\d+(\.\d+)?[eE][-+]?\d+$")),
@@ -164,11 +172,13 @@ def guess_format(values: Sequence[str], kind: str) -> tuple[FormatGuess | None, 
     return best, ties
 
 
-def _number_shape(values: Sequence[str]) -> str | None:
+def _number_shape(values: Sequence[str], spec: ColumnSpec) -> str | None:
     sample = [v.strip() for v in values if v and v.strip()]
     if not sample:
         return None
     for label, pattern in NUMBER_SHAPES:
+        if spec.currency and "currency" in label:
+            continue  # declared: these values fail for another reason
         hits = sum(1 for v in sample if pattern.match(v))
         if hits * 2 >= len(sample):
             return f"{hits} of {len(sample)} sampled values use {label}"
@@ -204,7 +214,7 @@ def type_hint(values: Sequence[str | None], spec: ColumnSpec) -> str:
             if ties:
                 line += f" (so does {ties[0]!r}: check which one the source means)"
     elif spec.type in ("int", "float"):
-        shape = _number_shape(sample)
+        shape = _number_shape(sample, spec)
         if shape:
             line += f"; {shape}"
     return line

@@ -83,9 +83,16 @@ def _literals(ann: Any) -> list[Any]:
     return []
 
 
+def _value(v: Any) -> str:
+    """An allowed value as the table shows it: in code, or its code point when it is blank."""
+    if isinstance(v, str) and v.isspace():
+        return ", ".join(f"U+{ord(c):04X}" for c in v) + (" (space)" if v == " " else "")
+    return f"`{v}`"
+
+
 def _allowed(ann: Any, field: FieldInfo) -> str:
     values = list(dict.fromkeys(_literals(ann)))
-    parts = [", ".join(f"`{v}`" for v in values)] if values else []
+    parts = [", ".join(_value(v) for v in values)] if values else []
     found: dict[str, Any] = {}
     for m in field.metadata:
         for attr in ("ge", "gt", "le", "lt", "min_length", "max_length", "pattern"):

@@ -227,7 +227,11 @@ def _null_tokens(read: pl.DataFrame, declared: Mapping[str, ColumnSpec]) -> pl.D
 def _expected(spec: ColumnSpec) -> str:
     within = f", {YEARS}" if spec.type in ("date", "datetime") else ""
     comma = ", decimal comma" if spec.decimal == "," else ""
-    return spec.type + (f" ({spec.format})" if spec.format else "") + within + comma
+    groups = f", digits grouped by {spec.thousands!r}" if spec.thousands else ""
+    symbol = f", currency {spec.currency!r}" if spec.currency else ""
+    return (
+        spec.type + (f" ({spec.format})" if spec.format else "") + within + comma + groups + symbol
+    )
 
 
 def _bad_details(rule: str, fmt: str, width: int, opts: CsvOptions) -> dict[str, str]:

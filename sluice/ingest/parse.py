@@ -29,17 +29,18 @@ def column_parser(spec: ColumnSpec) -> Parser:
     t = spec.type
     if t == "string":
         return lambda e: e
+    number = _number_text(spec)
     if t == "int":
-        return lambda e: _text(e).cast(pl.Int64, strict=False)
+        return lambda e: number(e).cast(pl.Int64, strict=False)
     if t == "float" and spec.decimal == ",":
         return lambda e: (
-            pl.when(_text(e).str.contains(".", literal=True))
+            pl.when(number(e).str.contains(".", literal=True))
             .then(None)
-            .otherwise(_text(e).str.replace(",", ".", literal=True))
+            .otherwise(number(e).str.replace(",", ".", literal=True))
             .cast(pl.Float64, strict=False)
         )
     if t == "float":
-        return lambda e: _text(e).cast(pl.Float64, strict=False)
+        return lambda e: number(e).cast(pl.Float64, strict=False)
     if t == "bool":
         return lambda e: (
             pl.when(_text(e).str.to_lowercase().is_in(TRUE_TEXT))
@@ -63,6 +64,43 @@ def column_parser(spec: ColumnSpec) -> Parser:
             us,
         )
     return lambda e: _within_years(e.str.strptime(us, fmt_dt, strict=False), us)
+
+
+def plain_number(spec: ColumnSpec) -> bool:
+    """Whether a number column's text is read as it is (no currency symbol, no digit groups,
+    '.' as the decimal mark)."""
+    return spec.decimal == "." and spec.thousands is None and spec.currency is None
+
+
+def _number_text(spec: ColumnSpec) -> Parser:
+    """A number column's text, stripped, without its currency symbol and digit-group
+    separators (``schema.<column>.currency``, ``.thousands``); null when a value holding the
+    separator is not grouped by threes (or holds the symbol twice, and so keeps one)."""
+    symbol = re.escape(spec.currency) if spec.currency else None
+    sep = spec.thousands
+    mark = re.escape(spec.decimal)
+
+    def text(e: pl.Expr) -> pl.Expr:
+        t = _text(e)
+        if symbol is not None:
+            before = rf"^([+-]?)\s*{symbol}\s*"
+            t = (
+                pl.when(t.str.contains(before))
+                .then(t.str.replace(before, "${1}"))
+                .otherwise(t.str.replace(rf"\s*{symbol}$", ""))
+            )
+        if sep is not None:
+            grouped = rf"^[+-]?[0-9]{{1,3}}(?:{re.escape(sep)}[0-9]{{3}})+(?:{mark}[0-9]*)?$"
+            t = (
+                pl.when(~t.str.contains(sep, literal=True))
+                .then(t)
+                .when(t.str.contains(grouped))
+                .then(t.str.replace_all(sep, "", literal=True))
+                .otherwise(None)
+            )
+        return t
+
+    return text
 
 
 _OFFSET_DIRECTIVE = re.compile(r"%[-_0^#]?[0-9]*:{0,3}z")
@@ -237,7 +275,7 @@ def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec, *, first: bool = Fal
     if spec.type in ("date", "datetime") and (dtype == pl.Date or isinstance(dtype, pl.Datetime)):
         # out of years 1 to 9999 before any conversion (one beyond polars' calendar would panic)
         col = _within_years(col, dtype)
-    if dtype == pl.String and first and spec.type in ("int", "float") and spec.decimal == ".":
+    if dtype == pl.String and first and spec.type in ("int", "float") and plain_number(spec):
         value = col.cast(target, strict=False)
     elif dtype == pl.String:
         value = column_parser(spec)(col)
@@ -326,7 +364,7 @@ def _again(
             c not in have
             or frame[c].dtype != pl.String
             or spec.type not in ("int", "float")
-            or spec.decimal != "."  # parsed by its parser at first (see _typed)
+            or not plain_number(spec)  # parsed by its parser at first (see _typed)
         ):
             continue
         missed = frame[c].is_not_null() & parsed[c].is_null()

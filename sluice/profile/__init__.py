@@ -275,6 +275,10 @@ def spec_for(
             entry["format"] = c.spec.format
         if c.spec.decimal != ".":
             entry["decimal"] = c.spec.decimal
+        if c.spec.thousands:
+            entry["thousands"] = c.spec.thousands
+        if c.spec.currency:
+            entry["currency"] = c.spec.currency
         if c.spec.null_values:
             entry["null_values"] = list(c.spec.null_values)
         if c.spec.aliases:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import polars as pl
 
-from sluice.config import ColumnSpec, name_problem
+from sluice.config import ColumnSpec, Thousands, name_problem
 from sluice.hints import guess_format
 from sluice.ingest import column_parser, typed_natively
 
@@ -42,6 +43,83 @@ _TIME_CODES = re.compile(r"%[-_0^#]?[0-9]*(?:[HIMSpfzTcXrR]|\.f|:z)")
 _LEADING_ZERO = re.compile(r"^[-+]?0\d")
 _DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+$")
 FORMAT_SAMPLE = 500
+# digit-group separators sluice reads (schema.<column>.thousands), and the decimal mark each
+# leaves: '.' groups only with a decimal comma, ',' only with a decimal point
+_GROUP_SEPARATORS: tuple[Thousands, ...] = get_args(Thousands)
+# currency symbols a number's text may carry (schema.<column>.currency); longest first
+CURRENCY_SYMBOLS = (
+    "R$",
+    "CHF",
+    "$",
+    "€",
+    "£",
+    "¥",
+    "₹",
+    "₩",
+    "₽",
+    "₺",
+    "₪",
+    "₱",
+    "₦",
+    "฿",
+    "₫",
+    "₴",
+)
+
+
+def _grouped(sep: str) -> re.Pattern[str]:
+    """A number whose digits before the decimal mark are grouped by threes with ``sep``."""
+    return re.compile(rf"^[-+]?[1-9][0-9]{{0,2}}(?:{re.escape(sep)}[0-9]{{3}})+(?:[.,][0-9]+)?$")
+
+
+def _currency_of(values: list[str]) -> str | None:
+    """The currency symbol at least half of ``values`` carry before or after their number."""
+    for symbol in CURRENCY_SYMBOLS:
+        s = re.escape(symbol)
+        carried = re.compile(rf"^[-+]?\s*{s}\s*[-+]?[0-9.,]|[0-9.]\s*{s}$")
+        if values and 2 * sum(bool(carried.search(v)) for v in values) >= len(values):
+            return symbol
+    return None
+
+
+def _without_symbol(value: str, symbol: str | None) -> str:
+    if symbol is None:
+        return value
+    s = re.escape(symbol)
+    return re.sub(rf"\s*{s}$", "", re.sub(rf"^([-+]?)\s*{s}\s*", r"\1", value))
+
+
+def _number_candidates(values: list[str]) -> list[ColumnSpec]:
+    """int and float readings of number text: as it is, with a decimal comma, with digit groups
+    (and a currency symbol, when at least half the values carry one), most likely first.
+
+    A value such as ``1,234`` reads as a decimal comma (1.234) or as digit groups (1234). When
+    some value holds a comma that cannot be a group (``3,25``, ``0,5``, ``1234,5``) the decimal
+    comma comes first; when every comma could be a group, the groups do (a decimal comma
+    followed by exactly three digits in every value, none below 1, is the rarer reading)."""
+    symbol = _currency_of(values)
+    bare = [_without_symbol(v, symbol) for v in values]
+    plain = [ColumnSpec(type="int", currency=symbol), ColumnSpec(type="float", currency=symbol)]
+    comma = (
+        [ColumnSpec(type="float", decimal=",", currency=symbol)]
+        if any(_DECIMAL_COMMA.match(v) for v in bare)
+        else []
+    )
+    grouped: list[ColumnSpec] = []
+    for sep in _GROUP_SEPARATORS:
+        shaped = [v for v in bare if sep in v and _grouped(sep).match(v)]
+        if not shaped:
+            continue
+        after = sep == "." or any(v.rpartition(sep)[2].count(",") for v in shaped)
+        decimal: Literal[".", ","] = "," if after else "."
+        if decimal == sep:
+            continue
+        grouped.append(ColumnSpec(type="int", thousands=sep, currency=symbol))
+        grouped.append(ColumnSpec(type="float", thousands=sep, decimal=decimal, currency=symbol))
+    only_groups = not any(_DECIMAL_COMMA.match(v) and not _grouped(",").match(v) for v in bare)
+    if only_groups:
+        return plain + grouped + comma
+    return plain + comma + grouped
 
 
 @dataclass(frozen=True)
@@ -99,10 +177,7 @@ def _candidates(text: pl.Series) -> list[ColumnSpec]:
     if words - {"t", "f", "y", "n"} and (lowered <= BOOL_WORDS or len(words) >= 2):
         out.append(ColumnSpec(type="bool"))
     if not any(_LEADING_ZERO.match(str(v).strip()) for v in sample):
-        out.append(ColumnSpec(type="int"))
-        out.append(ColumnSpec(type="float"))
-        if any(_DECIMAL_COMMA.match(str(v).strip()) for v in sample):
-            out.append(ColumnSpec(type="float", decimal=","))
+        out += _number_candidates([str(v).strip() for v in sample])
     dated = [str(v) for v in sample if _DATE_LIKE.search(str(v))]
     if dated and len(dated) * 2 >= len(sample):
         for kind in ("date", "datetime"):
@@ -115,6 +190,26 @@ def _candidates(text: pl.Series) -> list[ColumnSpec]:
                     fmt = None
                 out.append(ColumnSpec(type=kind, format=fmt))
     return out
+
+
+def _other_reading(text: pl.Series, spec: ColumnSpec) -> str:
+    """A note when the digit groups chosen could also be read as a decimal mark: every value
+    holding the separator holds it once, followed by three digits and nothing else."""
+    sep = spec.thousands
+    if sep not in (",", "."):
+        return ""
+    held = (
+        text.drop_nulls()
+        .str.strip_chars()
+        .filter(text.drop_nulls().str.contains(sep, literal=True))
+    )
+    once = rf"^[-+]?\D*[1-9][0-9]{{0,2}}{re.escape(sep)}[0-9]{{3}}\D*$"
+    if held.len() == 0 or not held.str.contains(once).all():
+        return ""
+    return (
+        f" (each value holds one {sep!r} followed by three digits: if {sep!r} is the decimal "
+        f"mark there, declare decimal: {sep!r} without thousands)"
+    )
 
 
 def infer_column(
@@ -136,6 +231,9 @@ def infer_column(
         if learnt >= 1 - max_fail and held >= 1 - max_fail:
             fmt = f" (format {spec.format})" if spec.format else ""
             fmt += " (decimal comma)" if spec.decimal == "," else ""
+            fmt += f" (digits grouped by {spec.thousands!r})" if spec.thousands else ""
+            fmt += _other_reading(train_v, spec)
+            fmt += f" (currency {spec.currency!r})" if spec.currency else ""
             why = (
                 f"{spec.type}{fmt}: {learnt:.1%} of learnt and {held:.1%} of hold-out values "
                 f"parse{token_note}"

@@ -100,3 +100,9 @@ def test_examples_are_distinct_and_most_frequent_first() -> None:
     assert examples(["b", "a", "b", None, "c", "b", "a"], 2) == ["b", "a"]
     long = "x" * 100
     assert "…" in type_hint([long], ColumnSpec(type="int"))
+
+
+def test_a_declared_currency_is_not_suggested_again() -> None:
+    declared = ColumnSpec(type="float", currency="$", thousands=",")
+    assert "declare currency" not in type_hint(["$12,34", "$1,2"], declared)
+    assert "declare currency" in type_hint(["$12,34", "$1,2"], ColumnSpec(type="float"))

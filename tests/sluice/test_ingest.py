@@ -361,12 +361,8 @@ def test_the_reader_of_several_parts_holds_them_one_after_the_other() -> None:
     assert arrow_reader().read() == b""
 
 
-def test_a_float_column_with_a_decimal_comma(make_dataset: SpecFactory) -> None:
-    """``decimal: ","`` reads 3,25 and 3; a value holding a '.' (1.5, or 1.234,5 with thousands
-    separators) is a type failure, never read as another number."""
-    schema = {"id": "string", "amount": {"type": "float", "decimal": ","}, "count": "int"}
-    values = ["3,25", "3", "-0,5", " 2,5 ", "1.5", "1.234,5", "1,2,3", "", "x"]
-    content = "id;amount;count\n" + "".join(f"r{i};{v};{i}\n" for i, v in enumerate(values))
+def _semicolon_ingest(make_dataset: SpecFactory, schema: dict[str, Any], content: str) -> Ingested:
+    """One day of semicolon-separated ``content`` ingested as ``schema``, with no rule."""
     spec = make_dataset(
         {"2024-01-01": content},
         schema=schema,
@@ -376,7 +372,16 @@ def test_a_float_column_with_a_decimal_comma(make_dataset: SpecFactory) -> None:
         },
     )
     loaded = load_spec(spec)
-    got = ingest(loaded, loaded.spec.partition.parse("2024-01-01"))
+    return ingest(loaded, loaded.spec.partition.parse("2024-01-01"))
+
+
+def test_a_float_column_with_a_decimal_comma(make_dataset: SpecFactory) -> None:
+    """``decimal: ","`` reads 3,25 and 3; a value holding a '.' (1.5, or 1.234,5 with thousands
+    separators) is a type failure, never read as another number."""
+    schema = {"id": "string", "amount": {"type": "float", "decimal": ","}, "count": "int"}
+    values = ["3,25", "3", "-0,5", " 2,5 ", "1.5", "1.234,5", "1,2,3", "", "x"]
+    content = "id;amount;count\n" + "".join(f"r{i};{v};{i}\n" for i, v in enumerate(values))
+    got = _semicolon_ingest(make_dataset, schema, content)
     assert got.frame["amount"].to_list() == [3.25, 3.0, -0.5, 2.5, None, None, None, None, None]
     fails = got.failures.sort("value")
     assert fails["value"].to_list() == ["1,2,3", "1.234,5", "1.5", "x"]
@@ -389,6 +394,102 @@ def test_decimal_applies_to_float_columns_only(make_dataset: SpecFactory) -> Non
         {"2024-01-01": HEADER}, schema={"id": "string", "n": {"type": "int", "decimal": ","}}
     )
     with pytest.raises(ConfigError, match="'decimal' applies to float columns, not int"):
+        load_spec(spec)
+
+
+# (value, amount with thousands "," and currency "$", units as int with thousands ",")
+GROUPED = [
+    ("1,234", 1234.0, 1234),
+    ("1,234,567.5", 1234567.5, None),
+    ("-1,234.50", -1234.5, None),
+    ("+1,000", 1000.0, 1000),
+    (" 1,234 ", 1234.0, 1234),
+    ("1234", 1234.0, 1234),
+    ("$1,234.56", 1234.56, None),
+    ("$ 1,234", 1234.0, None),
+    ("-$5", -5.0, None),
+    ("$-5", -5.0, None),
+    ("5 $", 5.0, None),
+    ("1e5", 100000.0, None),
+    ("12,34", None, None),
+    ("1,23,456", None, None),
+    ("1234,567", None, None),
+    (",123", None, None),
+    ("$5$", None, None),
+    ("1.234,56", None, None),
+    ("(5)", None, None),
+    ("x", None, None),
+]
+
+
+def test_digit_groups_and_a_currency_symbol_are_read_only_when_well_formed(
+    make_dataset: SpecFactory,
+) -> None:
+    """``thousands`` reads a value holding the separator only when its digits are grouped by
+    threes, and ``currency`` takes one symbol before the number (after its sign, if any) or
+    after it: anything else is a type failure, never read as another number. A column without
+    the options reads such text as it did."""
+    schema = {
+        "id": "string",
+        "amount": {"type": "float", "thousands": ",", "currency": "$"},
+        "units": {"type": "int", "thousands": ","},
+        "plain": "float",
+    }
+    content = "id;amount;units;plain\n" + "".join(
+        f"r{i};{v};{v};{v}\n" for i, (v, _, _) in enumerate(GROUPED)
+    )
+    got = _semicolon_ingest(make_dataset, schema, content)
+    assert got.frame["amount"].to_list() == [a for _, a, _ in GROUPED]
+    assert got.frame["units"].to_list() == [u for _, _, u in GROUPED]
+    assert got.frame["plain"].to_list()[:6] == [None, None, None, None, None, 1234.0]
+    amount = got.failures.filter(pl.col("reason") == "amount|type")
+    assert sorted(amount["value"]) == sorted(v for v, a, _ in GROUPED if a is None)
+    assert json.loads(amount["details"][0]) == {
+        "expected": "float, digits grouped by ',', currency '$'"
+    }
+
+
+def test_digit_groups_with_a_decimal_comma_and_a_symbol_after(make_dataset: SpecFactory) -> None:
+    schema = {
+        "id": "string",
+        "amount": {"type": "float", "decimal": ",", "thousands": ".", "currency": "€"},
+    }
+    values = ["1.234,56 €", "1.234.567 €", "12,5€", "-3 €", "7", "1.23 €", "1,234.56", "1.2345"]
+    content = "id;amount\n" + "".join(f"r{i};{v}\n" for i, v in enumerate(values))
+    got = _semicolon_ingest(make_dataset, schema, content)
+    assert got.frame["amount"].to_list() == [1234.56, 1234567.0, 12.5, -3.0, 7.0, None, None, None]
+
+
+@pytest.mark.parametrize(
+    ("column", "error"),
+    [
+        ({"type": "string", "thousands": ","}, "'thousands' applies to int and float columns"),
+        ({"type": "date", "currency": "$"}, "'currency' applies to int and float columns"),
+        ({"type": "float", "thousands": ",", "decimal": ","}, "both ','"),
+        ({"type": "float", "thousands": "."}, "thousands '.' on a float column needs decimal"),
+        ({"type": "float", "thousands": ";"}, "thousands"),
+        ({"type": "float", "currency": "US$1"}, "one to three characters"),
+        ({"type": "float", "currency": "-"}, "one to three characters"),
+        ({"type": "float", "currency": ""}, "one to three characters"),
+    ],
+)
+def test_thousands_and_currency_are_refused_where_they_cannot_apply(
+    make_dataset: SpecFactory, column: dict[str, Any], error: str
+) -> None:
+    spec = make_dataset({"2024-01-01": HEADER}, schema={"id": "string", "n": column})
+    with pytest.raises(ConfigError, match=error):
+        load_spec(spec)
+
+
+def test_thousands_dot_is_refused_for_ndjson(make_dataset: SpecFactory) -> None:
+    """An NDJSON number such as 1.234 is read as text like any value: with '.' as the digit
+    group, it would be read as 1234."""
+    spec = make_dataset(
+        {"2024-01-01": '{"id": "a", "n": 1.234}\n'},
+        schema={"id": "string", "n": {"type": "int", "thousands": "."}},
+        extra={"source": {"path": "raw/date={date}/*.ndjson", "format": "ndjson"}},
+    )
+    with pytest.raises(ConfigError, match=r"JSON number such as 1\.234 would be read as 1234"):
         load_spec(spec)
 
 

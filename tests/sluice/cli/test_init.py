@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import yaml
@@ -283,3 +284,48 @@ def test_clean_rows_and_duplicate_references_trace_to_source_lines(tmp_path: Pat
         assert first in set(clean["_source_row"]) or not any(
             NEAR in reason for reason in held[first]
         ), first
+
+
+def test_amounts_with_a_currency_and_digit_groups_run_as_numbers(tmp_path: Path) -> None:
+    """A sales export whose amounts read $1,234.56 and -$5.00: init declares them numbers with
+    their symbol and separator, and the run writes them as floats, quarantining an amount
+    whose groups are malformed ($12,34) as a type failure."""
+    rng = np.random.default_rng(4)
+    days = ["2024-03-04", "2024-03-05"]
+    for day in days:
+        folder = tmp_path / "raw" / f"date={day}"
+        folder.mkdir(parents=True)
+        cents = rng.integers(100, 50_000_000, 300)
+        lines = [
+            f'{day}-{i},"{"-" if i % 9 == 0 else ""}${c // 100:,}.{c % 100:02d}",'
+            f"{['north', 'south'][i % 2]}"
+            for i, c in enumerate(cents)
+        ]
+        if day == days[1]:
+            lines.append(f'{day}-bad,"$12,34",north')
+        (folder / "sales.csv").write_text("order_id,amount,region\n" + "\n".join(lines) + "\n")
+    samples = [str(tmp_path / "raw" / f"date={d}" / "sales.csv") for d in days]
+    out = sluice(
+        "init", "sales", "--from", samples[0], "--from", samples[1], "--out", str(tmp_path)
+    )
+    assert out.returncode == 0, out.stderr
+    spec = yaml.safe_load((tmp_path / "datasets" / "sales.yaml").read_text())
+    assert spec["schema"]["amount"] == {"type": "float", "thousands": ",", "currency": "$"}
+    env = {**os.environ, "SLUICE_DATASETS": str(tmp_path / "datasets")}
+    run = sluice("run", "sales", "--partition", days[1], "--json", env=env)
+    assert run.returncode in (0, 1), run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["counts"]["in"] == 301
+    clean = pl.read_parquet(next((tmp_path / "var" / "sales" / "clean").rglob("*.parquet")))
+    assert clean.schema["amount"] == pl.Float64
+    quarantine = pl.read_parquet(
+        next((tmp_path / "var" / "sales" / "quarantine").rglob("*.parquet"))
+    )
+    bad = quarantine.filter(pl.col("order_id") == f"{days[1]}-bad")
+    assert "amount|type" in bad["_reasons"][0]
+    source = pl.read_csv(samples[1], infer_schema=False).with_columns(
+        pl.col("amount").str.replace_all(r"[$,]", "").cast(pl.Float64).alias("expected")
+    )
+    both = clean.join(source.select("order_id", "expected"), on="order_id")
+    assert both.height == clean.height > 250
+    assert (both["amount"] == both["expected"]).all()

@@ -372,6 +372,18 @@ def test_a_utf16_sample_is_refused_not_profiled_byte_by_byte(tmp_path: Path, cod
         profile([tmp_path / "s.csv"])
 
 
+def _spec(got: Profile) -> dict[str, Any]:
+    """The spec ``sluice init`` writes for a profile of ``raw/*.csv``."""
+    return spec_for(
+        "s",
+        got,
+        source_path="raw/*.csv",
+        partition={"key": "date", "kind": "day"},
+        outputs={},
+        suite="s.json",
+    )
+
+
 def test_a_decimal_comma_column_is_declared_float_with_its_separator(tmp_path: Path) -> None:
     """A semicolon file of 3,25-style numbers: the column is a float read with a decimal comma
     (not text, which no range or detector would check), and the spec says so."""
@@ -384,15 +396,58 @@ def test_a_decimal_comma_column_is_declared_float_with_its_separator(tmp_path: P
     amount = next(c for c in got.columns if c.name == "amount")
     assert (amount.spec.type, amount.spec.decimal) == ("float", ",")
     assert typed_frame(got)["amount"].head(3).to_list() == [12.0, 7.0, -3.5]
-    spec = spec_for(
-        "s",
-        got,
-        source_path="raw/*.csv",
-        partition={"key": "date", "kind": "day"},
-        outputs={},
-        suite="s.json",
-    )
+    spec = _spec(got)
     assert spec["schema"]["amount"] == {"type": "float", "decimal": ","}
+
+
+@pytest.mark.parametrize(
+    ("values", "declared", "first"),
+    [
+        # a comma that can only group digits: groups, and no decimal comma
+        (["1,234", "12,500", "250", "3,000,000"], {"type": "int", "thousands": ","}, 1234),
+        (
+            ["$1,234.56", "$12.50", "-$3.00", "$250"],
+            {"type": "float", "thousands": ",", "currency": "$"},
+            1234.56,
+        ),
+        (
+            ["1.234,56 €", "12,50 €", "-1.000,00 €", "250 €"],
+            {"type": "float", "decimal": ",", "thousands": ".", "currency": "€"},
+            1234.56,
+        ),
+        (["1 234,56", "12,5", "999"], {"type": "float", "decimal": ",", "thousands": " "}, 1234.56),
+        (
+            ["CHF 1'234.50", "CHF 12.00", "CHF 999.95"],
+            {"type": "float", "thousands": "'", "currency": "CHF"},
+            1234.5,
+        ),
+        # a comma that cannot group (3,25, 0,5): a decimal comma, as before
+        (["3,25", "1,234", "0,5"], {"type": "float", "decimal": ","}, 3.25),
+        (["1,234", "12,34", "5"], {"type": "float", "decimal": ","}, 1.234),
+        (["a1,234", "x"], "string", "a1,234"),
+    ],
+)
+def test_digit_groups_and_currency_symbols_are_declared_with_the_number(
+    tmp_path: Path, values: list[str], declared: Any, first: Any
+) -> None:
+    """Amounts written 1,234.56, $1,234.56, 1.234,56 € or CHF 1'234.50 are numbers (ranges
+    and detectors check them), declared with the separator and symbol ingest then reads."""
+    rows = [values[i % len(values)] for i in range(300)]
+    text = "id;amount\n" + "".join(f'r{i};"{v}"\n' for i, v in enumerate(rows))
+    (tmp_path / "s.csv").write_text(text, encoding="utf-8")
+    got = profile([tmp_path / "s.csv"])
+    spec = _spec(got)
+    assert spec["schema"]["amount"] == declared
+    assert typed_frame(got)["amount"][0] == first
+
+
+def test_a_comma_read_as_digit_groups_says_it_could_be_a_decimal_comma(tmp_path: Path) -> None:
+    rows = [["1,250", "2,500", "3,125"][i % 3] for i in range(300)]
+    (tmp_path / "s.csv").write_text("id;w\n" + "".join(f"r{i};{v}\n" for i, v in enumerate(rows)))
+    got = profile([tmp_path / "s.csv"])
+    w = next(c for c in got.columns if c.name == "w")
+    assert (w.spec.type, w.spec.thousands) == ("int", ",")
+    assert "if ',' is the decimal mark there, declare decimal: ','" in w.why
 
 
 def test_a_typed_column_is_judged_as_ingest_will_type_it(tmp_path: Path) -> None:
