@@ -41,6 +41,8 @@ RARE_MAX_DISTANCE = 2
 RARE_MAX_RELATIVE = 0.25
 RARE_MAX_CARDINALITY = 2000
 KEY_MIN_ROWS = 20
+# repeats at this share of chance's or more: a mostly distinct column is not a key
+KEY_CHANCE_SHARE = 0.25
 PRESENT = "\x00present:"
 MAX_KEY_PAIRS = 2
 ORDER_MAX_CHANCE = 0.9
@@ -159,7 +161,12 @@ def keys(train: pl.DataFrame, columns: Sequence[Column]) -> list[list[str]]:
     for c in usable:
         s = train.get_column(c.name)
         cards[c.name] = s.n_unique()
-        if s.null_count() == 0 and cards[c.name] >= n * 0.5 and not _row_counter(s):
+        if (
+            s.null_count() == 0
+            and cards[c.name] >= n * 0.5
+            and not _row_counter(s)
+            and not _repeats_by_chance(s, cards[c.name])
+        ):
             singles.append([c.name])
     if singles:
         return singles
@@ -174,6 +181,32 @@ def keys(train: pl.DataFrame, columns: Sequence[Column]) -> list[list[str]]:
                 pairs.append((distinct, [a, b]))
     pairs.sort(key=lambda p: -p[0])
     return [p[1] for p in pairs[:MAX_KEY_PAIRS]]
+
+
+def _repeats_by_chance(s: pl.Series, distinct: int) -> bool:
+    """Whether an integer or date column repeats values about as often as chance would: at
+    least :data:`KEY_CHANCE_SHARE` of the repeats that as many values drawn evenly from its
+    range (its integers, its days) would hold, when such draws would repeat at all.
+
+    Mostly distinct is then no sign of a key (unit counts from 1 to 20,000, birth dates), and a
+    unique rule would quarantine the rows that share a value by chance. A key whose range is
+    far wider than its rows (random ids) repeats only by error: those repeats are what its
+    rule is for, and it stays a key; so does a numbering with a few repeats."""
+    if s.dtype.is_integer():
+        lo, hi = s.min(), s.max()
+    elif s.dtype == pl.Date:
+        days = s.cast(pl.Int32)
+        lo, hi = days.min(), days.max()
+    else:
+        return False
+    repeats = s.len() - distinct
+    if repeats == 0 or not isinstance(lo, int) or not isinstance(hi, int):
+        return False
+    span = float(hi - lo + 1)
+    n = s.len()
+    # draws evenly over the span hold span * (1 - (1 - 1/span) ** n) distinct values
+    chance = n + span * math.expm1(n * math.log1p(-1 / span)) if span > 1 else n - 1
+    return chance >= 1 and repeats >= KEY_CHANCE_SHARE * chance
 
 
 def _row_counter(s: pl.Series) -> bool:
