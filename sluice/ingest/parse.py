@@ -75,7 +75,8 @@ def plain_number(spec: ColumnSpec) -> bool:
 def _number_text(spec: ColumnSpec) -> Parser:
     """A number column's text, stripped, without its currency symbol and digit-group
     separators (``schema.<column>.currency``, ``.thousands``); null when a value holding the
-    separator is not grouped by threes (or holds the symbol twice, and so keeps one)."""
+    separator is not grouped by threes after a first group of one to three digits, the first
+    not 0 (``0,123`` is no grouped number), or holds the symbol twice (and so keeps one)."""
     symbol = re.escape(spec.currency) if spec.currency else None
     sep = spec.thousands
     mark = re.escape(spec.decimal)
@@ -90,7 +91,7 @@ def _number_text(spec: ColumnSpec) -> Parser:
                 .otherwise(t.str.replace(rf"\s*{symbol}$", ""))
             )
         if sep is not None:
-            grouped = rf"^[+-]?[0-9]{{1,3}}(?:{re.escape(sep)}[0-9]{{3}})+(?:{mark}[0-9]*)?$"
+            grouped = rf"^[+-]?[1-9][0-9]{{0,2}}(?:{re.escape(sep)}[0-9]{{3}})+(?:{mark}[0-9]*)?$"
             t = (
                 pl.when(~t.str.contains(sep, literal=True))
                 .then(t)

@@ -415,6 +415,8 @@ GROUPED = [
     ("1,23,456", None, None),
     ("1234,567", None, None),
     (",123", None, None),
+    ("0,123", None, None),
+    ("-0,500.5", None, None),
     ("$5$", None, None),
     ("1.234,56", None, None),
     ("(5)", None, None),
