@@ -32,7 +32,14 @@ from sluice.core.frame import PROVENANCE, ROW_ID
 from sluice.core.text import column_text
 from sluice.ingest.arrow import arrow_to_polars, release_reading_memory
 from sluice.ingest.file import Typed, ingest_file, type_frame
-from sluice.ingest.parse import column_parser, outside_years, polars_dtype, typed_natively
+from sluice.ingest.parse import (
+    column_parser,
+    currency_patterns,
+    grouped_number,
+    outside_years,
+    polars_dtype,
+    typed_natively,
+)
 from sluice.ingest.sources import SourceFile, list_source_files, refuse_shared_ids
 from sluice.ingest.text import BadRecord, arrow_reader, read_text_records
 
@@ -173,6 +180,8 @@ __all__ = [
     "arrow_reader",
     "arrow_to_polars",
     "column_parser",
+    "currency_patterns",
+    "grouped_number",
     "ingest",
     "ingest_file",
     "list_source_files",

@@ -66,36 +66,47 @@ def column_parser(spec: ColumnSpec) -> Parser:
     return lambda e: _within_years(e.str.strptime(us, fmt_dt, strict=False), us)
 
 
-def plain_number(spec: ColumnSpec) -> bool:
+def _plain_number(spec: ColumnSpec) -> bool:
     """Whether a number column's text is read as it is (no currency symbol, no digit groups,
     '.' as the decimal mark)."""
     return spec.decimal == "." and spec.thousands is None and spec.currency is None
 
 
+def grouped_number(sep: str, mark: str) -> str:
+    """The regex of a number whose digits before the decimal mark (``mark``, a regex) are
+    grouped by threes with ``sep``, after a first group of one to three digits, the first not 0
+    (``0,123`` is no grouped number)."""
+    return rf"^[+-]?[1-9][0-9]{{0,2}}(?:{re.escape(sep)}[0-9]{{3}})+(?:{mark}[0-9]*)?$"
+
+
+def currency_patterns(symbol: str) -> tuple[str, str]:
+    """The regexes of a currency symbol before a number (after its sign, kept as group 1) and
+    after it."""
+    s = re.escape(symbol)
+    return rf"^([+-]?)\s*{s}\s*", rf"\s*{s}$"
+
+
 def _number_text(spec: ColumnSpec) -> Parser:
     """A number column's text, stripped, without its currency symbol and digit-group
     separators (``schema.<column>.currency``, ``.thousands``); null when a value holding the
-    separator is not grouped by threes after a first group of one to three digits, the first
-    not 0 (``0,123`` is no grouped number), or holds the symbol twice (and so keeps one)."""
-    symbol = re.escape(spec.currency) if spec.currency else None
+    separator is not a :func:`grouped_number`, or holds the symbol twice (and so keeps one)."""
+    symbol = currency_patterns(spec.currency) if spec.currency else None
     sep = spec.thousands
-    mark = re.escape(spec.decimal)
 
     def text(e: pl.Expr) -> pl.Expr:
         t = _text(e)
         if symbol is not None:
-            before = rf"^([+-]?)\s*{symbol}\s*"
+            before, after = symbol
             t = (
                 pl.when(t.str.contains(before))
                 .then(t.str.replace(before, "${1}"))
-                .otherwise(t.str.replace(rf"\s*{symbol}$", ""))
+                .otherwise(t.str.replace(after, ""))
             )
         if sep is not None:
-            grouped = rf"^[+-]?[1-9][0-9]{{0,2}}(?:{re.escape(sep)}[0-9]{{3}})+(?:{mark}[0-9]*)?$"
             t = (
                 pl.when(~t.str.contains(sep, literal=True))
                 .then(t)
-                .when(t.str.contains(grouped))
+                .when(t.str.contains(grouped_number(sep, re.escape(spec.decimal))))
                 .then(t.str.replace_all(sep, "", literal=True))
                 .otherwise(None)
             )
@@ -276,7 +287,7 @@ def _typed(name: str, dtype: pl.DataType, spec: ColumnSpec, *, first: bool = Fal
     if spec.type in ("date", "datetime") and (dtype == pl.Date or isinstance(dtype, pl.Datetime)):
         # out of years 1 to 9999 before any conversion (one beyond polars' calendar would panic)
         col = _within_years(col, dtype)
-    if dtype == pl.String and first and spec.type in ("int", "float") and plain_number(spec):
+    if dtype == pl.String and first and spec.type in ("int", "float") and _plain_number(spec):
         value = col.cast(target, strict=False)
     elif dtype == pl.String:
         value = column_parser(spec)(col)
@@ -365,7 +376,7 @@ def _again(
             c not in have
             or frame[c].dtype != pl.String
             or spec.type not in ("int", "float")
-            or not plain_number(spec)  # parsed by its parser at first (see _typed)
+            or not _plain_number(spec)  # parsed by its parser at first (see _typed)
         ):
             continue
         missed = frame[c].is_not_null() & parsed[c].is_null()

@@ -15,7 +15,7 @@ import polars as pl
 
 from sluice.config import ColumnSpec, Thousands, name_problem
 from sluice.hints import guess_format
-from sluice.ingest import column_parser, typed_natively
+from sluice.ingest import column_parser, currency_patterns, grouped_number, typed_natively
 
 NULL_TOKENS = frozenset(
     {
@@ -68,8 +68,8 @@ CURRENCY_SYMBOLS = (
 
 
 def _grouped(sep: str) -> re.Pattern[str]:
-    """A number whose digits before the decimal mark are grouped by threes with ``sep``."""
-    return re.compile(rf"^[-+]?[1-9][0-9]{{0,2}}(?:{re.escape(sep)}[0-9]{{3}})+(?:[.,][0-9]+)?$")
+    """A number whose digits are grouped by ``sep`` as ingest reads it, either decimal mark."""
+    return re.compile(grouped_number(sep, "[.,]"))
 
 
 def _currency_of(values: list[str]) -> str | None:
@@ -83,10 +83,11 @@ def _currency_of(values: list[str]) -> str | None:
 
 
 def _without_symbol(value: str, symbol: str | None) -> str:
+    """``value`` without its currency symbol, taken as ingest takes it."""
     if symbol is None:
         return value
-    s = re.escape(symbol)
-    return re.sub(rf"\s*{s}$", "", re.sub(rf"^([-+]?)\s*{s}\s*", r"\1", value))
+    before, after = currency_patterns(symbol)
+    return re.sub(before, r"\1", value) if re.search(before, value) else re.sub(after, "", value)
 
 
 def _number_candidates(values: list[str]) -> list[ColumnSpec]:
@@ -116,7 +117,8 @@ def _number_candidates(values: list[str]) -> list[ColumnSpec]:
             continue
         grouped.append(ColumnSpec(type="int", thousands=sep, currency=symbol))
         grouped.append(ColumnSpec(type="float", thousands=sep, decimal=decimal, currency=symbol))
-    only_groups = not any(_DECIMAL_COMMA.match(v) and not _grouped(",").match(v) for v in bare)
+    commas = _grouped(",")
+    only_groups = not any(_DECIMAL_COMMA.match(v) and not commas.match(v) for v in bare)
     if only_groups:
         return plain + grouped + comma
     return plain + comma + grouped

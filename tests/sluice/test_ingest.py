@@ -469,7 +469,7 @@ def test_digit_groups_with_a_decimal_comma_and_a_symbol_after(make_dataset: Spec
         ({"type": "date", "currency": "$"}, "'currency' applies to int and float columns"),
         ({"type": "float", "thousands": ",", "decimal": ","}, "both ','"),
         ({"type": "float", "thousands": "."}, "thousands '.' on a float column needs decimal"),
-        ({"type": "float", "thousands": ";"}, "thousands"),
+        ({"type": "float", "thousands": ";"}, r"thousands: Input should be ','"),
         ({"type": "float", "currency": "US$1"}, "one to three characters"),
         ({"type": "float", "currency": "-"}, "one to three characters"),
         ({"type": "float", "currency": ""}, "one to three characters"),
