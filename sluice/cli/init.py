@@ -261,6 +261,13 @@ def _report(prof: Any, where: str, spec_path: Path, suite_path: Path, sluice_typ
         print(f"keys: {', '.join(prof.keys)}")
     if prof.features:
         print(f"detector features (knn): {', '.join(prof.features)}")
+    if prof.not_features:
+        print(
+            "numeric columns left out of the detector's features (to screen one, add it to "
+            "features; {column: NAME, kind: categorical} takes its values as labels):"
+        )
+    for column, why in prof.not_features:
+        print(f"  {column}: {why}")
     if not sluice_types:
         print("sluice.* types not suggested (--sluice-types to suggest them)")
     print(f"wrote {spec_path}")

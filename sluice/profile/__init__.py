@@ -9,6 +9,7 @@ learnt on a seeded learning part of the rows and kept only when it passes on at 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,21 @@ from sluice.profile.rules import SLUICE_TYPES, Candidate
 MAX_FAIL = 0.05
 MIN_FEATURE_DISTINCT = 10
 DETECTOR = {"name": "default", "detector": "knn", "params": {"false_flag_rate": 0.001}}
+# the last word of a column's name that says its numbers name things (an id, a code, a zone),
+# not amounts: a detector would take a zone numbered 263 as far from one numbered 4
+LABEL_WORDS = frozenset(
+    {
+        "id", "ids", "key", "code", "codes", "no", "num", "number", "zip", "zipcode",
+        "postcode", "zone", "type", "status", "class", "category", "flag",
+    }
+)  # fmt: skip
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
 
 __all__ = [
     "MAX_FAIL",
     "SLUICE_TYPES",
     "Profile",
+    "label_word",
     "profile",
     "spec_for",
     "suite_for",
@@ -48,6 +59,8 @@ class Profile:
     features: tuple[str, ...]
     max_fail: float
     seed: int
+    # numeric columns left out of ``features``, each with why
+    not_features: tuple[tuple[str, str], ...] = ()
 
 
 def profile(
@@ -93,6 +106,7 @@ def profile(
         (c.columns for c in kept if c.type == "expect_column_values_to_be_unique"),
         next((c.columns for c in kept if c.type == "expect_compound_columns_to_be_unique"), []),
     )
+    chosen = _features(train, columns, kept)
     if sluice_types:
         kept += duplicates.near_duplicates(
             _typed(sample.frame, columns), columns, _unique_columns(kept), seed
@@ -103,9 +117,10 @@ def profile(
         suggestions=tuple(kept),
         rejected=tuple(rejected),
         keys=tuple(key),
-        features=tuple(_features(train, columns, kept)),
+        features=tuple(c for c, why in chosen if why is None),
         max_fail=max_fail,
         seed=seed,
+        not_features=tuple((c, why) for c, why in chosen if why is not None),
     )
 
 
@@ -197,27 +212,46 @@ def _drop_redundant(kept: list[Candidate]) -> list[Candidate]:
 
 def _features(
     train: pl.DataFrame, columns: Sequence[Column], kept: Sequence[Candidate]
-) -> list[str]:
-    """Numeric columns that measure something: not keys, not categorical, not fixed-width codes
-    (zip or phone numbers read as int), with at least :data:`MIN_FEATURE_DISTINCT` values."""
-    skip = {
-        c.columns[0]
-        for c in kept
-        if c.type in ("expect_column_values_to_be_in_set", "expect_column_values_to_be_unique")
-    }
-    out = []
+) -> list[tuple[str, str | None]]:
+    """Each numeric column and why it is no detector feature (None when it is one): a feature
+    measures something, so it is not a key, not categorical (a kept domain), not a fixed-width
+    code (zip or phone numbers read as int), not named as a label (:func:`label_word`), and has
+    at least :data:`MIN_FEATURE_DISTINCT` values."""
+    keys = {c.columns[0] for c in kept if c.type == "expect_column_values_to_be_unique"}
+    domains = {c.columns[0] for c in kept if c.type == "expect_column_values_to_be_in_set"}
+    out: list[tuple[str, str | None]] = []
     for col in columns:
-        if col.type not in ("int", "float") or col.name in skip:
+        if col.type not in ("int", "float"):
             continue
-        values = train.get_column(col.name).drop_nulls()
-        if values.n_unique() < MIN_FEATURE_DISTINCT:
-            continue
-        if col.type == "int":
-            widths = values.abs().cast(pl.String).str.len_chars()
-            if widths.n_unique() == 1 and int(widths[0]) >= 4:
-                continue
-        out.append(col.name)
+        out.append((col.name, _not_feature(col, train.get_column(col.name), keys, domains)))
     return out
+
+
+def _not_feature(col: Column, values: pl.Series, keys: set[str], domains: set[str]) -> str | None:
+    if col.name in keys:
+        return "a key (every value unique)"
+    if col.name in domains:
+        return "a category (its values are a known set)"
+    word = label_word(col.name) or label_word(col.source)
+    if word is not None:
+        return f"its name ends in {word!r}: numbers that name things, not amounts"
+    values = values.drop_nulls()
+    if values.n_unique() < MIN_FEATURE_DISTINCT:
+        return f"fewer than {MIN_FEATURE_DISTINCT} distinct values"
+    if col.type == "int":
+        widths = values.abs().cast(pl.String).str.len_chars()
+        if widths.n_unique() == 1 and int(widths[0]) >= 4:
+            return f"a fixed-width code (every value {int(widths[0])} digits)"
+    return None
+
+
+def label_word(name: str) -> str | None:
+    """The last word of a column name when it is one of :data:`LABEL_WORDS` (``PULocationID``,
+    ``pickup_location_id``, ``store code``, ``ZipCode`` -> ``id``, ``id``, ``code``, ``code``),
+    else None. Words are split at anything not a letter and where the case changes."""
+    words = _WORDS.findall(name)
+    last = words[-1].lower() if words else ""
+    return last if last in LABEL_WORDS else None
 
 
 def suite_for(name: str, prof: Profile) -> dict[str, Any]:

@@ -329,3 +329,29 @@ def test_amounts_with_a_currency_and_digit_groups_run_as_numbers(tmp_path: Path)
     both = clean.join(source.select("order_id", "expected"), on="order_id")
     assert both.height == clean.height > 250
     assert (both["amount"] == both["expected"]).all()
+
+
+def test_location_ids_are_no_detector_features_and_init_says_why(tmp_path: Path) -> None:
+    """Trips whose pickup and dropoff zones are numbered 1 to 265: the suggested detector
+    screens the amounts only, and init's output names each numeric column it left out, and
+    why, with how to add one back."""
+    rng = np.random.default_rng(6)
+    n = 1200
+    folder = tmp_path / "raw" / "date=2024-03-04"
+    folder.mkdir(parents=True)
+    pl.DataFrame(
+        {
+            "PULocationID": rng.integers(1, 266, n),
+            "DOLocationID": rng.integers(1, 266, n),
+            "trip_distance": np.round(rng.gamma(2.0, 2.0, n), 2),
+            "fare_amount": np.round(rng.gamma(3.0, 5.0, n), 2),
+        }
+    ).write_csv(folder / "trips.csv")
+    out = sluice("init", "trips", "--from", str(folder / "trips.csv"), "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    spec = yaml.safe_load((tmp_path / "datasets" / "trips.yaml").read_text())
+    assert spec["detectors"][0]["features"] == ["trip_distance", "fare_amount"]
+    assert "detector features (knn): trip_distance, fare_amount" in out.stdout
+    assert "{column: NAME, kind: categorical}" in out.stdout
+    for column in ("PULocationID", "DOLocationID"):
+        assert f"  {column}: its name ends in 'id'" in out.stdout

@@ -16,6 +16,7 @@ from sluice.core.errors import InputError
 from sluice.profile import (
     SLUICE_TYPES,
     Profile,
+    label_word,
     profile,
     spec_for,
     suite_for,
@@ -502,3 +503,57 @@ def test_a_typed_column_is_judged_as_ingest_will_type_it(tmp_path: Path) -> None
     typed = typed_frame(got)
     assert typed["x"].null_count() == 4
     assert typed["narrow"].dtype == pl.Int64
+
+
+@pytest.mark.parametrize(
+    ("name", "word"),
+    [
+        ("PULocationID", "id"),
+        ("pickup_location_id", "id"),
+        ("store code", "code"),
+        ("ZipCode", "code"),
+        ("zip5", "zip"),
+        ("invoice-no", "no"),
+        ("pickup_zone", "zone"),
+        ("fare_amount", None),
+        ("valid", None),
+        ("paid", None),
+        ("userid", None),
+        ("number_of_rooms", None),
+        ("", None),
+    ],
+)
+def test_a_label_word_is_the_last_word_of_the_name(name: str, word: str | None) -> None:
+    assert label_word(name) == word
+
+
+def test_numbers_named_as_labels_are_no_detector_features(tmp_path: Path) -> None:
+    """Zone ids spread over 1 to 265 look like a measurement by their values (hundreds of
+    distinct integers, no fixed width); their names say they label. They are left out of the
+    detector's features, as the keys, domains and fixed-width codes are, each with why."""
+    rng = np.random.default_rng(5)
+    n = 1500
+    frame = pl.DataFrame(
+        {
+            "trip": np.arange(n),
+            "PULocationID": rng.integers(1, 266, n),
+            "dropoff_location_id": rng.integers(1, 266, n),
+            "store code": rng.integers(100, 999, n),
+            "zip": rng.integers(10_000, 99_999, n),
+            "passengers": rng.integers(1, 4, n),
+            "distance": np.round(rng.gamma(2.0, 2.0, n), 2),
+            "fare": np.round(rng.gamma(3.0, 5.0, n), 2),
+            "minutes": rng.integers(1, 120, n),
+        }
+    )
+    got = profile([write_csv(frame, tmp_path / "s.csv")], seed=1)
+    assert got.features == ("distance", "fare", "minutes")
+    why = dict(got.not_features)
+    assert set(why) == set(frame.columns) - set(got.features)
+    assert why["trip"].startswith("a key")
+    assert why["PULocationID"].startswith("its name ends in 'id'")
+    assert why["dropoff_location_id"].startswith("its name ends in 'id'")
+    assert why["store code"].startswith("its name ends in 'code'")
+    assert why["zip"].startswith("its name ends in 'zip'")
+    assert why["passengers"].startswith("a category")
+    assert _spec(got)["detectors"][0]["features"] == ["distance", "fare", "minutes"]
