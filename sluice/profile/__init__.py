@@ -172,7 +172,8 @@ def _candidates(
         if domain is not None:
             out.append(domain)
         else:
-            for simple in (rules.between(col, values), rules.lengths(col, values)):
+            margin = rules.MEASURE_MARGIN if _not_measure(col, values) is None else rules.MARGIN
+            for simple in (rules.between(col, values, margin=margin), rules.lengths(col, values)):
                 if simple is not None:
                     out.append(simple)
             shaped = rules.pattern(col, values, max_fail)
@@ -232,6 +233,15 @@ def _not_feature(col: Column, values: pl.Series, keys: set[str], domains: set[st
         return "a key (every value unique)"
     if col.name in domains:
         return "a category (its values are a known set)"
+    return _not_measure(col, values)
+
+
+def _not_measure(col: Column, values: pl.Series) -> str | None:
+    """Why a column's numbers do not measure something (None when they may): not numeric,
+    named as a label (:func:`label_word`), fewer than :data:`MIN_FEATURE_DISTINCT` values, or
+    a fixed-width code."""
+    if col.type not in ("int", "float"):
+        return f"not a number ({col.type})"
     word = label_word(col.name) or label_word(col.source)
     if word is not None:
         return f"its name ends in {word!r}: numbers that name things, not amounts"

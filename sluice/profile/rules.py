@@ -27,6 +27,9 @@ MAX_DOMAIN = 100
 MIN_ROWS_PER_VALUE = 10
 TRIM = 0.001
 MARGIN = 0.1
+# a measurement's range (a detector feature's) is widened by its whole span: it is there for
+# gross errors (a sign, a unit, a sentinel such as 99999); the tail is the detector's to judge
+MEASURE_MARGIN = 1.0
 MAX_SHAPES = 8
 MIN_SHAPE_COUNT = 3
 FD_MIN_GROUP = 3
@@ -247,9 +250,10 @@ def in_set(col: Column, values: pl.Series) -> Candidate | None:
     )
 
 
-def between(col: Column, values: pl.Series) -> Candidate | None:
+def between(col: Column, values: pl.Series, *, margin: float = MARGIN) -> Candidate | None:
     """A range: the learnt values' trimmed minimum and maximum (the rarest :data:`TRIM` of each
-    tail left out) widened by :data:`MARGIN` of their span, kept non-negative when they are."""
+    tail left out) widened by ``margin`` of their span (:data:`MARGIN`, or
+    :data:`MEASURE_MARGIN` for a measurement), kept non-negative when they are."""
     present = values.drop_nulls()
     if col.type not in ("int", "float") or present.len() < 2:
         return None
@@ -260,8 +264,8 @@ def between(col: Column, values: pl.Series) -> Candidate | None:
     lo_f, hi_f = float(lo_q), float(hi_q)  # type: ignore[arg-type]
     if not (math.isfinite(lo_f) and math.isfinite(hi_f)):
         return None
-    margin = (hi_f - lo_f) * MARGIN or abs(hi_f) * MARGIN or 1.0
-    lo, hi = lo_f - margin, hi_f + margin
+    wide = (hi_f - lo_f) * margin or abs(hi_f) * margin or 1.0
+    lo, hi = lo_f - wide, hi_f + wide
     if lo_f >= 0:
         lo = max(lo, 0.0)
     if col.type == "int":
@@ -274,7 +278,8 @@ def between(col: Column, values: pl.Series) -> Candidate | None:
         {"column": col.name, "min_value": lo_v, "max_value": hi_v},
         _expr(pl.col(col.name).is_between(lo_v, hi_v)),
         f"learnt values run from {lo_f:g} to {hi_f:g} (rarest {TRIM:.1%} of each tail left out);"
-        f" widened by {MARGIN:.0%} of that span",
+        f" widened by {margin:.0%} of that span"
+        + (" (a measurement: the range is for gross errors)" if margin > MARGIN else ""),
     )
 
 

@@ -557,3 +557,31 @@ def test_numbers_named_as_labels_are_no_detector_features(tmp_path: Path) -> Non
     assert why["zip"].startswith("its name ends in 'zip'")
     assert why["passengers"].startswith("a category")
     assert _spec(got)["detectors"][0]["features"] == ["distance", "fare", "minutes"]
+
+
+def test_a_measurement_range_leaves_its_tail_to_the_detector(tmp_path: Path) -> None:
+    """A fare's learnt range is for gross errors: its trimmed span is added on each side, so
+    the legitimate tail of the next partitions (fares half as high again as the sample's
+    trimmed top) passes and a fare keyed ten times over or negative does not. A column of a
+    few values (a surcharge of 0, 0.5 or 1) and a zone id keep the narrow margin."""
+    rng = np.random.default_rng(9)
+    n = 4000
+    fare = np.round(rng.gamma(2.0, 8.0, n), 2)
+    frame = pl.DataFrame(
+        {
+            "fare": fare,
+            "surcharge": rng.choice([0.0, 0.5, 1.0], n),
+            "pickup_zone": rng.integers(1, 266, n),
+        }
+    )
+    got = profile([write_csv(frame, tmp_path / "s.csv")], seed=1)
+    ranges = {
+        e["kwargs"]["column"]: (e["kwargs"]["min_value"], e["kwargs"]["max_value"])
+        for e in entries(got, "expect_column_values_to_be_between")
+    }
+    top = float(np.quantile(fare, 0.999))
+    lo, hi = ranges["fare"]
+    assert lo == 0
+    assert 1.5 * top <= hi < 10 * float(fare.max())
+    assert ranges["surcharge"][1] <= 1.1
+    assert ranges["pickup_zone"][1] <= 265 * 1.1 + 1
