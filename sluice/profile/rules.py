@@ -46,6 +46,8 @@ RARE_MAX_CARDINALITY = 2000
 KEY_MIN_ROWS = 20
 # repeats at this share of chance's or more: a mostly distinct column is not a key
 KEY_CHANCE_SHARE = 0.25
+# a key may lack a value on this share of learnt rows (the not-null rule judges those)
+KEY_MAX_NULL_SHARE = 0.01
 PRESENT = "\x00present:"
 MAX_KEY_PAIRS = 2
 ORDER_MAX_CHANCE = 0.9
@@ -153,8 +155,10 @@ def unique(cols: Sequence[str], distinct_share: float) -> Candidate:
 
 
 def keys(train: pl.DataFrame, columns: Sequence[Column]) -> list[list[str]]:
-    """Unique and nearly unique columns (string, int or date), else small column pairs whose
-    values together are; a column counting the rows (1, 2, 3, ...) is not a key of the data."""
+    """Unique and nearly unique columns (string, int or date) with a value on all but at most
+    :data:`KEY_MAX_NULL_SHARE` of the rows (a sample that holds a few rows without their id
+    still has a key), else small column pairs whose values together are; a column counting the
+    rows (1, 2, 3, ...) is not a key of the data."""
     n = train.height
     if n < KEY_MIN_ROWS:
         return []
@@ -164,11 +168,13 @@ def keys(train: pl.DataFrame, columns: Sequence[Column]) -> list[list[str]]:
     for c in usable:
         s = train.get_column(c.name)
         cards[c.name] = s.n_unique()
+        present = s.drop_nulls()
+        distinct = present.n_unique()
         if (
-            s.null_count() == 0
-            and cards[c.name] >= n * 0.5
-            and not _row_counter(s)
-            and not _repeats_by_chance(s, cards[c.name])
+            s.null_count() <= KEY_MAX_NULL_SHARE * n
+            and distinct >= n * 0.5
+            and not _row_counter(present)
+            and not _repeats_by_chance(present, distinct)
         ):
             singles.append([c.name])
     if singles:

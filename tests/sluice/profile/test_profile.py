@@ -585,3 +585,22 @@ def test_a_measurement_range_leaves_its_tail_to_the_detector(tmp_path: Path) -> 
     assert 1.5 * top <= hi < 10 * float(fare.max())
     assert ranges["surcharge"][1] <= 1.1
     assert ranges["pickup_zone"][1] <= 265 * 1.1 + 1
+
+
+def test_a_key_missing_on_a_few_rows_is_still_a_key(tmp_path: Path) -> None:
+    """A large sample of a dirty feed holds some rows without their id: the id is still the
+    key (its not-null rule judges those rows); a column missing on more rows is not."""
+    n = 5000
+    rng = np.random.default_rng(12)
+    ids: list[str | None] = [f"T{i:08d}" for i in rng.permutation(10 * n)[:n]]
+    sparse: list[str | None] = [f"S{i:08d}" for i in range(n)]
+    for i in range(0, n, 250):  # 0.4% of rows
+        ids[i] = None
+    for i in range(0, n, 20):  # 5% of rows
+        sparse[i] = None
+    frame = pl.DataFrame({"trip": ids, "other": sparse, "v": rng.normal(size=n)})
+    got = profile([write_csv(frame, tmp_path / "s.csv")], seed=1)
+    assert got.keys == ("trip",)
+    unique = {e["kwargs"]["column"] for e in entries(got, "expect_column_values_to_be_unique")}
+    assert unique == {"trip"}
+    assert entries(got, "expect_column_values_to_not_be_null", "trip")
