@@ -30,6 +30,7 @@ from detectors.spec import DetectorSpec
 from sluice.core.dask_address import dask_address, is_loopback
 from sluice.core.errors import ConfigError
 from sluice.core.files import SPEC_LIMIT, config_error, read_regular, sha256_hex
+from sluice.core.frame import RESERVED_COLUMNS
 
 ColumnType = Literal["string", "int", "float", "bool", "date", "datetime"]
 COLUMN_TYPES: tuple[str, ...] = ("string", "int", "float", "bool", "date", "datetime")
@@ -106,7 +107,9 @@ class ColumnSpec(_Strict):
     )
     aliases: list[str] = Field(
         default_factory=list,
-        description="Other names of this column in source files; the first present is used.",
+        description="Other names of this column in source files; the first present is used. "
+        "Any source name may be one (an empty name, as pandas writes its index, or one starting "
+        "with '_'), except the names sluice writes (`_row_id`, `_source_file`, ...).",
     )
 
     @model_validator(mode="after")
@@ -151,10 +154,12 @@ class ColumnSpec(_Strict):
     @classmethod
     def _aliases(cls, v: list[str]) -> list[str]:
         for name in v:
-            if not name or name.startswith("_"):
+            # a source column may be named anything (pandas writes its index as ""); the
+            # names sluice writes itself are refused in any source, so no alias can take them
+            if name in RESERVED_COLUMNS:
                 raise ValueError(
-                    f"alias {name!r}: an alias is a source column's name, not empty and not "
-                    "starting with '_' (reserved for sluice)"
+                    f"alias {name!r}: reserved, a name sluice writes in its outputs, which no "
+                    "source column may have; rename the column in the source"
                 )
         dupes = sorted({a for a in v if v.count(a) > 1})
         if dupes:

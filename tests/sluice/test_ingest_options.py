@@ -170,6 +170,29 @@ def test_bad_aliases_are_refused_at_load(
     assert str(err.value.key).startswith("schema.a")
 
 
+def test_columns_named_empty_or_with_an_underscore_are_declared_by_aliases(
+    make_dataset: SpecFactory,
+) -> None:
+    """pandas writes its index under an empty name; a source may name a column ``_x``. Neither
+    can be declared under its own name, both can be by an alias (as ``sluice init`` writes)."""
+    spec = make_dataset(
+        {DAY: ",_x,b\n0,1,2\n1,3,4\n"},
+        schema={
+            "column_1": {"type": "int", "aliases": [""]},
+            "column_2": {"type": "int", "aliases": ["_x"]},
+            "b": "int",
+        },
+        suite={"name": "tiny", "expectations": []},
+        extra={"keys": []},
+    )
+    summary = run_partition(str(spec), DAY)
+    manifest = json.loads(Path(summary["manifest"]).read_text())
+    assert manifest["status"] == "passed"
+    assert manifest["counts"]["clean"] == 2
+    clean = pl.read_parquet(next(spec.parent.rglob("clean/**/*.parquet")))
+    assert clean.select("column_1", "column_2", "b").rows() == [(0, 1, 2), (1, 3, 4)]
+
+
 ISO = [
     ("2024-03-10T02:30:00-05:00", dt.datetime(2024, 3, 10, 7, 30)),
     ("2024-03-10 02:30:00", dt.datetime(2024, 3, 10, 2, 30)),

@@ -355,3 +355,31 @@ def test_location_ids_are_no_detector_features_and_init_says_why(tmp_path: Path)
     assert "{column: NAME, kind: categorical}" in out.stdout
     for column in ("PULocationID", "DOLocationID"):
         assert f"  {column}: its name ends in 'id'" in out.stdout
+
+
+def test_a_file_written_with_its_pandas_index_is_declared_and_runs(tmp_path: Path) -> None:
+    """``DataFrame.to_csv()`` writes the index under an empty name: init declares it under
+    another name with the empty name as its alias, and the spec runs unedited."""
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    folder = tmp_path / "raw" / "date=2024-03-04"
+    folder.mkdir(parents=True)
+    n = 400
+    pd.DataFrame(
+        {"city": rng.choice(["a", "b", "c"], n), "amount": np.round(rng.gamma(2.0, 3.0, n), 2)}
+    ).to_csv(folder / "s.csv")
+    assert (folder / "s.csv").read_text().startswith(",city,amount\n")
+    out = sluice("init", "s", "--from", str(folder / "s.csv"), "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    spec = yaml.safe_load((tmp_path / "datasets" / "s.yaml").read_text())
+    assert spec["schema"]["column_1"] == {"type": "int", "aliases": [""]}
+    env = {**os.environ, "SLUICE_DATASETS": str(tmp_path / "datasets")}
+    run = sluice("run", "s", "--partition", "2024-03-04", "--json", env=env)
+    assert run.returncode in (0, 1), run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["counts"]["in"] == n
+    assert summary["counts"]["clean"] + summary["counts"]["quarantine"] == n
+    clean = pl.read_parquet(next((tmp_path / "var" / "s" / "clean").rglob("*.parquet")))
+    assert set(clean["column_1"].to_list()) <= set(range(n))
+    assert clean.height == summary["counts"]["clean"] > 0
