@@ -713,8 +713,8 @@ class DatasetSpec(_Strict):
         json_schema_extra={"key": "column"},
         description="The declared columns, in order: a type name, or a mapping with type, "
         "format, null_values and aliases. Names starting with '_' are reserved; a source "
-        "column named as polars reads a pattern (`*`, `^...$`) or holding a NUL byte is "
-        "declared under another name with the source name in its aliases.",
+        "column named so, with no name, as polars reads a pattern (`*`, `^...$`) or holding a "
+        "NUL byte is declared under another name with the source name in its aliases.",
     )
     keys: list[str] = Field(
         default_factory=list,

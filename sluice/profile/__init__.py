@@ -10,7 +10,7 @@ learnt on a seeded learning part of the rows and kept only when it passes on at 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,15 @@ def profile(
         for c in columns
         if c.opaque and _missing(train, c) < 1
     ]
-    candidates += _candidates(train, [c for c in columns if not c.opaque], max_fail, sluice_types)
+    # why each numeric column's numbers do not measure (None: they do), for ranges and features
+    measures = {
+        c.name: _not_measure(c, train.get_column(c.name))
+        for c in columns
+        if c.type in ("int", "float")
+    }
+    candidates += _candidates(
+        train, [c for c in columns if not c.opaque], max_fail, sluice_types, measures
+    )
     kept: list[Candidate] = []
     rejected: list[Candidate] = []
     for c in candidates:
@@ -106,7 +114,7 @@ def profile(
         (c.columns for c in kept if c.type == "expect_column_values_to_be_unique"),
         next((c.columns for c in kept if c.type == "expect_compound_columns_to_be_unique"), []),
     )
-    chosen = _features(train, columns, kept)
+    chosen = _features(measures, kept)
     if sluice_types:
         kept += duplicates.near_duplicates(
             _typed(sample.frame, columns), columns, _unique_columns(kept), seed
@@ -145,7 +153,11 @@ def _typed(text: pl.DataFrame, columns: Sequence[Column]) -> pl.DataFrame:
 
 
 def _candidates(
-    train: pl.DataFrame, columns: Sequence[Column], max_fail: float, sluice_types: bool
+    train: pl.DataFrame,
+    columns: Sequence[Column],
+    max_fail: float,
+    sluice_types: bool,
+    measures: Mapping[str, str | None],
 ) -> list[Candidate]:
     out: list[Candidate] = []
     n = max(1, train.height)
@@ -172,7 +184,8 @@ def _candidates(
         if domain is not None:
             out.append(domain)
         else:
-            margin = rules.MEASURE_MARGIN if _not_measure(col, values) is None else rules.MARGIN
+            measure = col.name in measures and measures[col.name] is None
+            margin = rules.MEASURE_MARGIN if measure else rules.MARGIN
             for simple in (rules.between(col, values, margin=margin), rules.lengths(col, values)):
                 if simple is not None:
                     out.append(simple)
@@ -212,36 +225,30 @@ def _drop_redundant(kept: list[Candidate]) -> list[Candidate]:
 
 
 def _features(
-    train: pl.DataFrame, columns: Sequence[Column], kept: Sequence[Candidate]
+    measures: Mapping[str, str | None], kept: Sequence[Candidate]
 ) -> list[tuple[str, str | None]]:
     """Each numeric column and why it is no detector feature (None when it is one): a feature
-    measures something, so it is not a key, not categorical (a kept domain), not a fixed-width
-    code (zip or phone numbers read as int), not named as a label (:func:`label_word`), and has
-    at least :data:`MIN_FEATURE_DISTINCT` values."""
+    measures something (``measures``: :func:`_not_measure` of each numeric column), so it is
+    not a key and not categorical (a kept domain) either."""
     keys = {c.columns[0] for c in kept if c.type == "expect_column_values_to_be_unique"}
     domains = {c.columns[0] for c in kept if c.type == "expect_column_values_to_be_in_set"}
-    out: list[tuple[str, str | None]] = []
-    for col in columns:
-        if col.type not in ("int", "float"):
-            continue
-        out.append((col.name, _not_feature(col, train.get_column(col.name), keys, domains)))
-    return out
-
-
-def _not_feature(col: Column, values: pl.Series, keys: set[str], domains: set[str]) -> str | None:
-    if col.name in keys:
-        return "a key (every value unique)"
-    if col.name in domains:
-        return "a category (its values are a known set)"
-    return _not_measure(col, values)
+    return [
+        (
+            name,
+            "a key (suggested as unique)"
+            if name in keys
+            else "a category (its values are a known set)"
+            if name in domains
+            else why,
+        )
+        for name, why in measures.items()
+    ]
 
 
 def _not_measure(col: Column, values: pl.Series) -> str | None:
-    """Why a column's numbers do not measure something (None when they may): not numeric,
-    named as a label (:func:`label_word`), fewer than :data:`MIN_FEATURE_DISTINCT` values, or
-    a fixed-width code."""
-    if col.type not in ("int", "float"):
-        return f"not a number ({col.type})"
+    """Why a numeric column's numbers do not measure something (None when they may): named as
+    a label (:func:`label_word`), fewer than :data:`MIN_FEATURE_DISTINCT` values, or a
+    fixed-width code (zip or phone numbers read as int)."""
     word = label_word(col.name) or label_word(col.source)
     if word is not None:
         return f"its name ends in {word!r}: numbers that name things, not amounts"
