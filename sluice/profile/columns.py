@@ -170,7 +170,7 @@ def _share_parsed(text: pl.Series, spec: ColumnSpec) -> float:
 def _candidates(text: pl.Series) -> list[ColumnSpec]:
     """Types to try, most specific first."""
     present = text.drop_nulls()
-    sample = present.unique().head(FORMAT_SAMPLE).to_list()
+    sample = present.unique(maintain_order=True).head(FORMAT_SAMPLE).to_list()
     out: list[ColumnSpec] = []
     lowered = {str(v).strip().lower() for v in sample}
     words = lowered & BOOL_WORDS

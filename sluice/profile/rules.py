@@ -85,8 +85,10 @@ class Candidate:
 
 
 def _counts(values: pl.Series) -> pl.DataFrame:
-    """Each distinct non-null value (column ``v``) and its ``count``, whatever the series' name."""
-    return values.drop_nulls().alias("v").value_counts(name="count")
+    """Each distinct non-null value (column ``v``, in order) and its ``count``, whatever the
+    series' name. polars counts in no fixed order: sorted, what is learnt from values seen as
+    often as each other (a pattern's alternatives) is the same for any order of the rows."""
+    return values.drop_nulls().alias("v").value_counts(name="count").sort("v")
 
 
 def _expr(e: pl.Expr) -> Callable[[pl.DataFrame], pl.Series]:
